@@ -1,0 +1,1 @@
+"""IOC Map: analytics package."""

@@ -1,0 +1,1 @@
+"""IOC Map: geo_api package."""

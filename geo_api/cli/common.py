@@ -1,0 +1,51 @@
+"""Helpers shared by CLI commands: settings, engine, and turning domain errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+from sqlalchemy import Engine
+
+from layers import cluster, migrate
+from layers.db import make_engine
+from layers.errors import IocError
+from layers.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment."""
+    return Settings()
+
+
+def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Print domain errors as one clear line and exit 1, instead of a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except IocError as exc:
+            typer.secho(f"error: {exc.detail}", fg=typer.colors.RED, err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@contextmanager
+def migrated_engine(settings: Settings) -> Iterator[Engine]:
+    """Start the database if needed, migrate it, and yield an engine."""
+    cluster.ensure_running(settings)
+    engine = make_engine(settings)
+    try:
+        migrate.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()

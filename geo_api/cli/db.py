@@ -1,0 +1,84 @@
+"""`iocmap db start|stop|status|url|migrate`: the project-owned PostGIS."""
+
+from __future__ import annotations
+
+import typer
+
+from geo_api.cli.common import friendly_errors, load_settings
+from layers import cluster, migrate
+from layers.db import make_engine
+
+db_app = typer.Typer(
+    help="Run the project's PostgreSQL 15 + PostGIS cluster.", no_args_is_help=True
+)
+
+
+@db_app.command()
+@friendly_errors
+def start() -> None:
+    """Initialise (first time) and start the cluster; does nothing if it already runs."""
+    st = cluster.start(load_settings())
+    typer.echo(f"PostGIS running (pid {st.pid}) on port {st.port}, data in {st.data_dir}")
+
+
+@db_app.command()
+@friendly_errors
+def stop() -> None:
+    """Stop the cluster; does nothing if it is not running."""
+    cluster.stop(load_settings())
+    typer.echo("PostGIS stopped")
+
+
+@db_app.command()
+@friendly_errors
+def status() -> None:
+    """Say whether the cluster is initialised and running (exit 3 when stopped)."""
+    settings = load_settings()
+    if settings.database_url:
+        typer.echo(f"external database (IOC_DATABASE_URL): {cluster.status(settings).url}")
+        return
+    st = cluster.status(settings)
+    state = "running" if st.running else "stopped"
+    init = "initialised" if st.initialized else "not initialised"
+    typer.echo(
+        f"{state}; {init}; data {st.data_dir}; port {st.port}"
+        + (f"; pid {st.pid}" if st.pid else "")
+    )
+    if not st.running:
+        raise typer.Exit(3)
+
+
+@db_app.command()
+@friendly_errors
+def url() -> None:
+    """Print the connection URL (for psql, QGIS, ogr2ogr)."""
+    st = cluster.status(load_settings())
+    if st.url is None:
+        typer.secho("error: the cluster is not initialised: run `iocmap db start`", err=True)
+        raise typer.Exit(1)
+    typer.echo(st.url)
+
+
+@db_app.command("migrate")
+@friendly_errors
+def migrate_cmd(
+    revision: str = typer.Argument("heads", help="Target revision"),
+    down: bool = typer.Option(False, "--down", help="Downgrade to REVISION instead"),
+) -> None:
+    """Apply (or revert) the Alembic migrations."""
+    settings = load_settings()
+    cluster.ensure_running(settings)
+    engine = make_engine(settings)
+    try:
+        if down:
+            migrate.downgrade(engine, revision if revision != "heads" else "base")
+        else:
+            migrate.upgrade(engine, revision)
+        typer.echo("at revision: " + ", ".join(sorted(migrate.current_heads(engine))) or "base")
+    finally:
+        engine.dispose()
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the `db` group."""
+    app.add_typer(db_app, name="db")

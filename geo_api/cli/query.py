@@ -1,0 +1,10 @@
+"""CLI commands of the query area (filled in by its issue)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the main app."""
+    return None

@@ -1,0 +1,32 @@
+"""`iocmap seed demo`: real Nghệ An boundaries plus deterministic synthetic sector layers."""
+
+from __future__ import annotations
+
+import typer
+
+from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
+
+seed_app = typer.Typer(help="Load demo data.", no_args_is_help=True)
+
+
+@seed_app.command("demo")
+@friendly_errors
+def demo(
+    parcels: int | None = typer.Option(
+        None, help="Number of land parcels (default IOC_DEMO_PARCELS)"
+    ),
+) -> None:
+    """Seed the demo; running it twice changes nothing."""
+    settings = load_settings()
+    if parcels is not None:
+        settings = settings.model_copy(update={"demo_parcels": parcels})
+    from layers.demo.seed import seed_demo
+
+    with migrated_engine(settings) as engine:
+        report = seed_demo(engine, settings, progress=typer.echo)
+    typer.echo(report.summary())
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the `seed` group."""
+    app.add_typer(seed_app, name="seed")

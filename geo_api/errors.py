@@ -1,0 +1,76 @@
+"""Map domain errors (layers.errors) to HTTP status codes and JSON bodies, at the edge."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from layers.errors import (
+    AuthenticationError,
+    ConflictError,
+    DatabaseClusterError,
+    InvalidInputError,
+    IocError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    UnavailableError,
+)
+
+STATUS_BY_ERROR: dict[type[IocError], int] = {
+    NotFoundError: 404,
+    InvalidInputError: 400,
+    ConflictError: 409,
+    PermissionDeniedError: 403,
+    AuthenticationError: 401,
+    PayloadTooLargeError: 413,
+    UnavailableError: 503,
+    DatabaseClusterError: 503,
+}
+
+
+def status_for(exc: IocError) -> int:
+    """HTTP status of a domain error (500 for an unmapped one)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def error_body(status: int, code: str, detail: str, **extra: object) -> dict[str, object]:
+    """The JSON error shape every endpoint returns (OGC-style `code` and `description` too)."""
+    return {"status": status, "code": code, "detail": detail, "description": detail, **extra}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn domain and validation errors into JSON 4xx."""
+
+    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, IocError)
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(
+            error_body(
+                status,
+                exc.code,
+                exc.detail,
+                **{k: v for k, v in exc.context.items() if isinstance(v, str | int | float)},
+            ),
+            status_code=status,
+            headers=headers,
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            problems.append(f"{where}: {err.get('msg')}")
+        return JSONResponse(
+            error_body(400, "invalid_input", "; ".join(problems), errors=problems),
+            status_code=400,
+        )
+
+    app.add_exception_handler(IocError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)

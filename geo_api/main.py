@@ -1,0 +1,89 @@
+"""The FastAPI application factory: create_app(settings), with a lifespan and no module state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+
+from geo_api.errors import install_error_handlers
+from geo_api.routers import (
+    alerts,
+    auth,
+    cameras,
+    events,
+    h3,
+    health,
+    imports,
+    indicators,
+    layers,
+    ogc,
+    query,
+    reports,
+    tiles,
+)
+from geo_api.web import mount_web_map
+from layers.db import make_engine
+from layers.settings import Settings
+
+ROUTERS = (
+    health,
+    layers,
+    ogc,
+    tiles,
+    query,
+    imports,
+    h3,
+    alerts,
+    cameras,
+    events,
+    reports,
+    auth,
+    indicators,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the IOC Map API for the given settings (read from IOC_* when omitted)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = make_engine(settings)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="IOC Map API",
+        summary="Bản đồ điều hành thông minh — geospatial API of the provincial IOC",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    for module in ROUTERS:
+        app.include_router(module.router)
+    mount_web_map(app, web_dist_dir(settings))
+    return app
+
+
+def web_dist_dir(settings: Settings) -> Path:
+    """Where the built web map lives."""
+    return settings.web_dist_dir or Path(__file__).resolve().parent.parent / "web_map" / "dist"

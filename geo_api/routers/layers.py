@@ -1,0 +1,81 @@
+"""The layer catalog and each layer's features as GeoJSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from geo_api.deps import ConnDep, SettingsDep
+from geo_api.schemas import LayerOut
+from layers import features, registry
+
+router = APIRouter(prefix="/api/layers", tags=["layers"])
+
+RESERVED_PARAMS = {"bbox", "limit", "after", "datetime"}
+
+
+@router.get("", response_model=list[LayerOut], summary="Layer catalog with counts and bbox")
+def list_layers(conn: ConnDep) -> list[LayerOut]:
+    """Every layer in the catalog, with its feature count and bbox."""
+    return [LayerOut.from_info(info) for info in registry.list_layers(conn)]
+
+
+@router.get("/{slug}", response_model=LayerOut, summary="One layer's catalog entry")
+def get_layer(slug: str, conn: ConnDep) -> LayerOut:
+    """One layer's catalog entry."""
+    info = registry.get_layer(conn, slug)
+    stats = registry.layer_stats(conn).get(info.id)
+    if stats:
+        info.feature_count, info.bbox, info.time_extent = stats
+    else:
+        info.feature_count = 0
+    return LayerOut.from_info(info)
+
+
+@router.get(
+    "/{slug}/features",
+    summary="Features as a GeoJSON FeatureCollection",
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+def layer_features(
+    slug: str,
+    request: Request,
+    conn: ConnDep,
+    settings: SettingsDep,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in WGS84")] = None,
+    limit: Annotated[int | None, Query(description="Features per page (max 10,000)")] = None,
+    after: Annotated[
+        int | None, Query(description="Cursor from the previous page's next link")
+    ] = None,
+) -> Response:
+    """A page of features; other query parameters are property equality filters."""
+    info = registry.get_layer(conn, slug)
+    page_limit = features.check_limit(
+        limit if limit is not None else settings.features_default_limit, settings.features_max_limit
+    )
+    equals = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMS}
+    query = features.FeatureQuery(
+        bbox=features.parse_bbox(bbox), limit=page_limit, after_id=after, equals=equals
+    )
+    page = features.query_features(conn, info, query)
+    links: list[dict[str, Any]] = []
+    if page.next_after_id is not None:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
+        params.append(("after", str(page.next_after_id)))
+        links.append(
+            {
+                "rel": "next",
+                "type": "application/geo+json",
+                "href": str(request.url.replace(query=urlencode(params))),
+            }
+        )
+    import orjson
+
+    head = orjson.dumps(
+        {"type": "FeatureCollection", "numberReturned": len(page.features_json), "links": links}
+    ).decode()
+    body = head[:-1] + ',"features":[' + ",".join(page.features_json) + "]}"
+    return Response(body, media_type="application/geo+json")

@@ -1,0 +1,7 @@
+"""Router for /tiles resources (filled in by its issue)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""IOC Map layers: schema, registry, database access and query builders."""

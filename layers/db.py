@@ -1,0 +1,28 @@
+"""Engine factory: one SQLAlchemy engine per process, built from Settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, create_engine
+
+from layers.cluster import database_url
+from layers.settings import Settings
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def make_engine(settings: Settings, database: str | None = None) -> Engine:
+    """Create the pooled engine every package uses to reach PostGIS."""
+    return create_engine(
+        database_url(settings, database),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        connect_args={"application_name": "iocmap"},
+    )

@@ -1,0 +1,1 @@
+"""Demo data: real Nghệ An boundaries and deterministic synthetic sector layers."""

@@ -1,0 +1,144 @@
+"""Feature queries: bbox, property equality filters and keyset paging, GeoJSON built in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Connection, and_, cast, func, literal_column, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import Text
+
+from layers.errors import InvalidInputError
+from layers.models import feature
+from layers.registry import LayerInfo, require_property
+
+BBox = tuple[float, float, float, float]
+
+
+def parse_bbox(raw: str | Sequence[float] | None) -> BBox | None:
+    """Parse 'minx,miny,maxx,maxy' in WGS84 degrees, refusing anything inverted or off the globe."""
+    if raw is None or raw == "":
+        return None
+    parts: Sequence[object] = raw.split(",") if isinstance(raw, str) else raw
+    if len(parts) != 4:
+        raise InvalidInputError(
+            f"bbox must have 4 numbers minx,miny,maxx,maxy; got {len(parts)} values", param="bbox"
+        )
+    try:
+        minx, miny, maxx, maxy = (float(str(p).strip()) for p in parts)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"bbox has a value that is not a number: {raw!r}", param="bbox"
+        ) from exc
+    if not (
+        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
+    ):
+        raise InvalidInputError(
+            "bbox is outside WGS84 bounds (longitude -180..180, latitude -90..90)", param="bbox"
+        )
+    if minx > maxx or miny > maxy:
+        raise InvalidInputError(
+            "bbox is inverted: minx must be <= maxx and miny <= maxy", param="bbox"
+        )
+    return (minx, miny, maxx, maxy)
+
+
+def check_limit(limit: int, maximum: int) -> int:
+    """Refuse a limit outside 1..maximum with a message that says the range."""
+    if limit < 1 or limit > maximum:
+        raise InvalidInputError(
+            f"limit must be between 1 and {maximum}; got {limit}", param="limit"
+        )
+    return limit
+
+
+@dataclass
+class FeatureQuery:
+    """What a caller asks of one layer's features."""
+
+    bbox: BBox | None = None
+    limit: int = 1000
+    after_id: int | None = None
+    equals: Mapping[str, str] = field(default_factory=dict)
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+
+
+@dataclass
+class FeaturePage:
+    """One page of features: pre-serialised GeoJSON Feature strings and the next cursor."""
+
+    features_json: list[str]
+    next_after_id: int | None
+
+
+def feature_conditions(info: LayerInfo, query: FeatureQuery) -> list[ColumnElement[bool]]:
+    """WHERE conditions for a query, with property names checked against the layer's schema."""
+    conds: list[ColumnElement[bool]] = [feature.c.layer_id == info.id]
+    if query.bbox is not None:
+        conds.append(feature.c.geom.op("&&")(func.ST_MakeEnvelope(*query.bbox, 4326)))
+        conds.append(func.ST_Intersects(feature.c.geom, func.ST_MakeEnvelope(*query.bbox, 4326)))
+    for name, value in query.equals.items():
+        require_property(info, name)
+        conds.append(feature.c.properties.op("->>")(name) == value)
+    if query.time_from is not None:
+        conds.append(feature.c.observed_at >= query.time_from)
+    if query.time_to is not None:
+        conds.append(feature.c.observed_at <= query.time_to)
+    return conds
+
+
+def geojson_feature_expr() -> ColumnElement[str]:
+    """SQL expression that renders one feature row as a GeoJSON Feature text."""
+    return cast(
+        func.jsonb_build_object(
+            "type",
+            "Feature",
+            "id",
+            feature.c.id,
+            "geometry",
+            cast(func.ST_AsGeoJSON(feature.c.geom, 7), JSONB),
+            "properties",
+            feature.c.properties,
+        ),
+        Text,
+    )
+
+
+def query_features(conn: Connection, info: LayerInfo, query: FeatureQuery) -> FeaturePage:
+    """Fetch one page of a layer's features, ordered by id, keyset-paged with `after_id`."""
+    conds = feature_conditions(info, query)
+    if query.after_id is not None:
+        conds.append(feature.c.id > query.after_id)
+    stmt = (
+        select(feature.c.id, geojson_feature_expr().label("doc"))
+        .where(and_(*conds))
+        .order_by(feature.c.id)
+        .limit(query.limit + 1)
+    )
+    rows = conn.execute(stmt).all()
+    has_more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_after = int(rows[-1][0]) if has_more and rows else None
+    return FeaturePage([str(r[1]) for r in rows], next_after)
+
+
+def count_features(conn: Connection, info: LayerInfo, query: FeatureQuery) -> int:
+    """Exact number of features matching the query (without paging)."""
+    stmt = select(func.count()).select_from(feature).where(and_(*feature_conditions(info, query)))
+    return int(conn.execute(stmt).scalar_one())
+
+
+def estimate_layer_rows(conn: Connection, info: LayerInfo) -> int:
+    """Planner's row estimate of a layer's partition: cheap numberMatched for huge layers."""
+    from layers.registry import partition_name
+
+    stmt = (
+        select(literal_column("reltuples"))
+        .select_from(literal_column("pg_class"))
+        .where(literal_column("relname") == partition_name(info.id))
+    )
+    value = conn.execute(stmt).scalar()
+    return max(int(value or 0), 0)

@@ -1,0 +1,6 @@
+"""SQLAlchemy Core tables of IOC Map; Alembic migrations target `metadata`."""
+
+from layers.models.base import metadata
+from layers.models.core import admin_unit, feature, import_batch, layer
+
+__all__ = ["admin_unit", "feature", "import_batch", "layer", "metadata"]

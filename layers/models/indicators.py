@@ -1,0 +1,1 @@
+"""Tables of the indicators area (filled in by its issue; import them in layers/models/__init__.py)."""

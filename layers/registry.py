@@ -1,0 +1,229 @@
+"""The typed layer registry: specs, creation (with the layer's partition) and catalog reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, func, select, text, update
+
+from layers.errors import InvalidInputError, NotFoundError
+from layers.models import feature, layer
+from layers.sql import quote_ident
+
+Sector = Literal[
+    "admin",
+    "health",
+    "education",
+    "tourism",
+    "land",
+    "security",
+    "traffic",
+    "feedback",
+    "environment",
+    "infrastructure",
+    "economy",
+    "administration",
+    "other",
+]
+GeometryType = Literal[
+    "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "Geometry"
+]
+
+
+class LayerStyle(BaseModel):
+    """Default map style of a layer, as the web map draws it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fill_color: tuple[int, int, int, int] = (30, 136, 229, 160)
+    line_color: tuple[int, int, int, int] = (255, 255, 255, 200)
+    line_width: float = 1.0
+    point_radius: float = 6.0
+    icon: str | None = None
+    color_property: str | None = Field(
+        default=None, description="Categorical property whose values pick colours from `palette`."
+    )
+    palette: dict[str, tuple[int, int, int, int]] = Field(default_factory=dict)
+    min_zoom: int = 0
+
+
+class LayerSpec(BaseModel):
+    """Everything the catalog records about a layer; the input to create_or_update_layer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str = Field(pattern=r"^[a-z][a-z0-9_]{1,62}$")
+    title_vi: str = Field(min_length=1)
+    title_en: str = Field(min_length=1)
+    description: str = ""
+    sector: Sector
+    geometry_type: GeometryType
+    property_schema: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+    default_style: LayerStyle = Field(default_factory=LayerStyle)
+    source_system: str = ""
+    synthetic: bool = False
+    license: str = ""
+    attribution: str = ""
+    time_field: str | None = None
+    sensitive: bool = False
+
+
+class LayerInfo(LayerSpec):
+    """A catalog row as read back, with its id, version and statistics."""
+
+    id: int
+    data_version: int
+    created_at: datetime
+    updated_at: datetime
+    feature_count: int | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    time_extent: tuple[datetime, datetime] | None = None
+
+
+_SPEC_FIELDS = tuple(LayerSpec.model_fields)
+
+
+def partition_name(layer_id: int) -> str:
+    """Name of the feature partition that holds one layer's rows."""
+    return f"feature_l{layer_id}"
+
+
+def create_or_update_layer(conn: Connection, spec: LayerSpec) -> int:
+    """Insert or update a layer by slug, creating its feature partition; returns the layer id.
+
+    updated_at only moves when something in the spec actually changed, so re-seeding is a no-op.
+    """
+    values = spec.model_dump(mode="json")
+    existing = conn.execute(select(layer).where(layer.c.slug == spec.slug)).mappings().first()
+    if existing is None:
+        layer_id = int(
+            conn.execute(layer.insert().values(**values).returning(layer.c.id)).scalar_one()
+        )
+    else:
+        layer_id = int(existing["id"])
+        current = {k: existing[k] for k in _SPEC_FIELDS}
+        if LayerSpec.model_validate(current).model_dump(mode="json") != values:
+            conn.execute(
+                update(layer).where(layer.c.id == layer_id).values(**values, updated_at=func.now())
+            )
+    ensure_partition(conn, layer_id)
+    return layer_id
+
+
+def ensure_partition(conn: Connection, layer_id: int) -> None:
+    """Create the layer's LIST partition of `feature` if it is missing."""
+    name = partition_name(layer_id)
+    exists = conn.execute(text("SELECT to_regclass(:name)"), {"name": name}).scalar()
+    if exists is None:
+        # DDL cannot take bind parameters; layer_id is an int from our own sequence.
+        conn.execute(
+            text(
+                f"CREATE TABLE {quote_ident(name)} PARTITION OF feature "
+                f"FOR VALUES IN ({int(layer_id)})"
+            )
+        )
+
+
+def delete_layer(conn: Connection, slug: str) -> None:
+    """Remove a layer, its partition and its features."""
+    info = get_layer(conn, slug)
+    conn.execute(text(f"DROP TABLE IF EXISTS {quote_ident(partition_name(info.id))}"))
+    conn.execute(layer.delete().where(layer.c.id == info.id))
+
+
+def _row_to_info(row: Any) -> LayerInfo:
+    data = {k: v for k, v in dict(row).items() if k in LayerInfo.model_fields}
+    return LayerInfo.model_validate(data)
+
+
+def get_layer(conn: Connection, slug: str) -> LayerInfo:
+    """Catalog entry of one layer, or NotFoundError naming the slug."""
+    row = conn.execute(select(layer).where(layer.c.slug == slug)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"layer '{slug}' does not exist", slug=slug)
+    return _row_to_info(row)
+
+
+def list_layers(conn: Connection, with_stats: bool = True) -> list[LayerInfo]:
+    """Every layer, ordered by sector and slug, with feature counts and bboxes when asked."""
+    rows = conn.execute(select(layer).order_by(layer.c.sector, layer.c.slug)).mappings().all()
+    infos = [_row_to_info(r) for r in rows]
+    if not with_stats or not infos:
+        return infos
+    stats = layer_stats(conn)
+    for info in infos:
+        count, bbox, time_extent = stats.get(info.id, (0, None, None))
+        info.feature_count = count
+        info.bbox = bbox
+        info.time_extent = time_extent
+    return infos
+
+
+def layer_stats(
+    conn: Connection,
+) -> dict[
+    int, tuple[int, tuple[float, float, float, float] | None, tuple[datetime, datetime] | None]
+]:
+    """Feature count, bbox and time extent per layer id."""
+    extent = func.ST_Extent(feature.c.geom)
+    stmt = select(
+        feature.c.layer_id,
+        func.count().label("n"),
+        func.ST_XMin(extent).label("xmin"),
+        func.ST_YMin(extent).label("ymin"),
+        func.ST_XMax(extent).label("xmax"),
+        func.ST_YMax(extent).label("ymax"),
+        func.min(feature.c.observed_at).label("t0"),
+        func.max(feature.c.observed_at).label("t1"),
+    ).group_by(feature.c.layer_id)
+    out: dict[
+        int,
+        tuple[int, tuple[float, float, float, float] | None, tuple[datetime, datetime] | None],
+    ] = {}
+    for r in conn.execute(stmt).mappings():
+        bbox = None if r["xmin"] is None else (r["xmin"], r["ymin"], r["xmax"], r["ymax"])
+        times = None if r["t0"] is None else (r["t0"], r["t1"])
+        out[int(r["layer_id"])] = (int(r["n"]), bbox, times)
+    return out
+
+
+def property_names(info: LayerSpec) -> list[str]:
+    """Property names the layer's JSON Schema declares."""
+    props = info.property_schema.get("properties", {})
+    return list(props) if isinstance(props, dict) else []
+
+
+def require_property(info: LayerSpec, name: str) -> str:
+    """Return `name` if the layer declares it, else InvalidInputError listing what it has."""
+    names = property_names(info)
+    if name not in names:
+        raise InvalidInputError(
+            f"layer '{info.slug}' has no property '{name}'; it has: {', '.join(names) or 'none'}",
+            property=name,
+        )
+    return name
+
+
+def mark_layer_changed(conn: Connection, layer_id: int) -> int:
+    """Bump the layer's data_version and notify listeners; returns the new version.
+
+    This is the stale-marking hook: tile caches and H3 aggregates compare their stored
+    version against data_version, and the NOTIFY lets running API processes react at once.
+    """
+    version = int(
+        conn.execute(
+            update(layer)
+            .where(layer.c.id == layer_id)
+            .values(data_version=layer.c.data_version + 1, updated_at=func.now())
+            .returning(layer.c.data_version)
+        ).scalar_one()
+    )
+    conn.execute(
+        text("SELECT pg_notify('iocmap_layer_changed', :payload)"),
+        {"payload": f"{layer_id}:{version}"},
+    )
+    return version

@@ -1,0 +1,85 @@
+"""The one configuration object of IOC Map, read from IOC_* environment variables."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me-dev-only-secret"
+
+
+def _default_state_dir() -> Path:
+    """Per-user state directory; root uses /var/lib so the unprivileged DB user can reach it."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/iocmap")
+    return Path.home() / ".local" / "share" / "iocmap"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every field maps to IOC_<NAME> in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="IOC_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    database_url: str | None = Field(
+        default=None,
+        description="Use this PostGIS instead of the project-managed cluster.",
+    )
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    db_data_dir: Path | None = Field(
+        default=None,
+        description="Data directory of the managed cluster (default: STATE_DIR/pgdata).",
+    )
+    db_host: str = "127.0.0.1"
+    db_port: int = 55432
+    db_name: str = "iocmap"
+    db_user: str = "iocmap"
+    db_system_user: str = Field(
+        default="iocmap",
+        description="Unprivileged OS user that runs PostgreSQL when invoked as root.",
+    )
+    pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
+    db_pool_size: int = 8
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    province_code: str = "40"
+    province_name: str = "Nghệ An"
+    province_official_srid: int = 9208
+
+    demo_parcels: int = 50_000
+    features_max_limit: int = 10_000
+    features_default_limit: int = 1_000
+
+    media_dir: Path | None = None
+    web_dist_dir: Path | None = Field(
+        default=None, description="Built web map assets (default: web_map/dist in the package)."
+    )
+
+    @property
+    def pg_data_dir(self) -> Path:
+        """Data directory of the managed PostgreSQL cluster."""
+        return self.db_data_dir or self.state_dir / "pgdata"
+
+    @property
+    def media_root(self) -> Path:
+        """Where snapshots, uploads and exports are stored."""
+        return self.media_dir or self.state_dir / "media"
+
+    @property
+    def uses_managed_cluster(self) -> bool:
+        """True when the project starts its own PostgreSQL rather than using IOC_DATABASE_URL."""
+        return self.database_url is None
+
+
+def current_os_user() -> str:
+    """Name of the OS user running this process."""
+    return getpass.getuser()

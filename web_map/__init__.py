@@ -1,0 +1,1 @@
+"""IOC Map: web_map package."""
