@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, and_, cast, func, literal_column, select
+from sqlalchemy import ColumnElement, Connection, and_, cast, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Text
 
@@ -135,10 +135,6 @@ def estimate_layer_rows(conn: Connection, info: LayerInfo) -> int:
     """Planner's row estimate of a layer's partition: cheap numberMatched for huge layers."""
     from layers.registry import partition_name
 
-    stmt = (
-        select(literal_column("reltuples"))
-        .select_from(literal_column("pg_class"))
-        .where(literal_column("relname") == partition_name(info.id))
-    )
-    value = conn.execute(stmt).scalar()
+    stmt = text("SELECT reltuples FROM pg_class WHERE relname = :name")
+    value = conn.execute(stmt, {"name": partition_name(info.id)}).scalar()
     return max(int(value or 0), 0)
