@@ -59,7 +59,8 @@ _UPSERT = text(
          WHERE NOT ST_Equals(f.geom, EXCLUDED.geom)
             OR f.properties IS DISTINCT FROM EXCLUDED.properties
             OR f.observed_at IS DISTINCT FROM EXCLUDED.observed_at
-        RETURNING (xmax = 0) AS inserted
+        -- xmax is not available on partitioned tables; a row created in this transaction is new.
+        RETURNING (f.created_at = now()) AS inserted
     )
     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
     """
@@ -70,9 +71,12 @@ def _copy_rows(conn: Connection, rows: Iterable[FeatureRow]) -> int:
     raw = conn.connection.driver_connection
     assert raw is not None
     n = 0
-    with raw.cursor() as cur, cur.copy(
-        "COPY _feature_stage (source_key, geom_wkb, properties, observed_at) FROM STDIN"
-    ) as copy:
+    with (
+        raw.cursor() as cur,
+        cur.copy(
+            "COPY _feature_stage (source_key, geom_wkb, properties, observed_at) FROM STDIN"
+        ) as copy,
+    ):
         for row in rows:
             copy.write_row(
                 (

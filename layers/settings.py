@@ -54,10 +54,39 @@ class Settings(BaseSettings):
     province_code: str = "40"
     province_name: str = "Nghệ An"
     province_official_srid: int = 9208
+    province_tolerance_m: float = Field(
+        default=1000.0, description="Ingest keeps rows this close outside the province boundary."
+    )
+    timezone: str = Field(
+        default="Asia/Ho_Chi_Minh", description="Zone of naive timestamps in imported files."
+    )
+    ingest_max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    ingest_connectors_file: Path | None = Field(
+        default=None, description="YAML file of sector connectors (HTTP pull, drop folder, MQTT)."
+    )
+    ingest_scheduler: bool = Field(
+        default=False, description="Run the connectors' scheduler inside the API server."
+    )
 
     demo_parcels: int = 50_000
     features_max_limit: int = 10_000
     features_default_limit: int = 1_000
+
+    tile_cache_max_bytes: int = Field(
+        default=256 * 1024 * 1024, description="In-process tile cache budget (0 disables it)."
+    )
+    tile_max_bytes: int = Field(
+        default=500_000, description="No tile may be larger; low zooms drop/cluster to fit."
+    )
+    tile_max_age: int = Field(
+        default=0, description="Cache-Control max-age of tiles; 0 = revalidate with the ETag."
+    )
+    ogc_default_limit: int = 10
+    ogc_max_limit: int = 10_000
+    ogc_exact_count_max_rows: int = Field(
+        default=200_000, description="Above this many rows numberMatched is the planner estimate."
+    )
+    query_max_results: int = 50_000
 
     media_dir: Path | None = None
     web_dist_dir: Path | None = Field(

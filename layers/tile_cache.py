@@ -1,0 +1,109 @@
+"""A byte-bounded LRU of rendered tiles, keyed so that a layer change can never hit a stale entry."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+GZIP_MIN_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class TileKey:
+    """Everything a tile's bytes depend on; data_version moves on every change of the layer."""
+
+    layer_id: int
+    data_version: int
+    schema_stamp: str
+    z: int
+    x: int
+    y: int
+    props: str
+
+    def etag(self) -> str:
+        """Strong ETag of the tile (quoted), derived from the key alone: no rendering needed."""
+        return (
+            f'"{self.layer_id}-{self.data_version}-{self.schema_stamp}-'
+            f'{self.z}-{self.x}-{self.y}-{self.props}"'
+        )
+
+
+@dataclass(frozen=True)
+class CachedTile:
+    """A rendered tile, with its gzip encoding when that is worth sending."""
+
+    data: bytes
+    gzipped: bytes | None
+
+    @classmethod
+    def of(cls, data: bytes) -> CachedTile:
+        """Wrap fresh tile bytes, compressing them once (level 6) if they are big enough."""
+        gz = gzip.compress(data, compresslevel=6, mtime=0) if len(data) >= GZIP_MIN_BYTES else None
+        return cls(data, gz)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the entry holds."""
+        return len(self.data) + len(self.gzipped or b"")
+
+
+class TileCache:
+    """Thread-safe LRU bounded by total bytes. Entries of older data_versions age out.
+
+    Correct with any number of processes: a key contains the layer's data_version, which
+    the caller reads from the database per request, so an import elsewhere is seen at once.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[TileKey, CachedTile] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: TileKey) -> CachedTile | None:
+        """The cached tile, or None."""
+        with self._lock:
+            data = self._items.get(key)
+            if data is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return data
+
+    def put(self, key: TileKey, tile: CachedTile) -> None:
+        """Store a tile, evicting the least recently used ones beyond the budget."""
+        if tile.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._items[key] = tile
+            self._bytes += tile.nbytes
+            while self._bytes > self.max_bytes and self._items:
+                _, evicted = self._items.popitem(last=False)
+                self._bytes -= evicted.nbytes
+
+    def drop_layer(self, layer_id: int, keep_version: int | None = None) -> int:
+        """Forget a layer's tiles (except those of keep_version); returns how many went."""
+        with self._lock:
+            stale = [
+                k for k in self._items if k.layer_id == layer_id and k.data_version != keep_version
+            ]
+            for k in stale:
+                self._bytes -= self._items.pop(k).nbytes
+            return len(stale)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held."""
+        return self._bytes

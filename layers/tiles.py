@@ -1,0 +1,304 @@
+"""Mapbox vector tiles of a layer, built by PostGIS (ST_AsMVT), zoom-aware, plus TileJSON."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    text,
+)
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import Text
+
+from layers.errors import InvalidInputError
+from layers.models import feature
+from layers.registry import LayerInfo, partition_name, property_names
+
+EXTENT = 4096
+BUFFER = 64
+MAX_ZOOM = 22
+WORLD = 20037508.342789244  # half the EPSG:3857 world width, metres
+MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+POINT_TYPES = frozenset({"Point", "MultiPoint"})
+# One pixel of a 256-px tile, in MVT extent units.
+PIXEL = EXTENT // 256
+# Points closer than this many extent units are merged into one cluster, by zoom. Beyond
+# CLUSTER_MAX_ZOOM points are drawn one by one (unless the byte budget says otherwise).
+CLUSTER_MAX_ZOOM = 13
+# Lines/polygons whose bbox is smaller than this many pixels on both axes are dropped,
+# by zoom; at high zoom everything is kept.
+MIN_SIZE_PX_BY_ZOOM = {z: (0.5 if z < 14 else 0.0) for z in range(MAX_ZOOM + 1)}
+
+
+@dataclass(frozen=True)
+class TileAddress:
+    """z/x/y of a WebMercatorQuad tile, validated."""
+
+    z: int
+    x: int
+    y: int
+
+    def xy_bounds(self) -> tuple[float, float, float, float]:
+        """Tile bounds in EPSG:3857 metres."""
+        size = 2 * WORLD / (1 << self.z)
+        minx = -WORLD + self.x * size
+        maxy = WORLD - self.y * size
+        return (minx, maxy - size, minx + size, maxy)
+
+    def lonlat_bounds(self, margin: float = 0.0) -> tuple[float, float, float, float]:
+        """Tile bounds in WGS84 degrees, grown by `margin` (a fraction of the tile size)."""
+        n = 1 << self.z
+
+        def lon(x: float) -> float:
+            return max(-180.0, min(180.0, x / n * 360.0 - 180.0))
+
+        def lat(y: float) -> float:
+            y = max(0.0, min(float(n), y))
+            return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / n))))
+
+        return (
+            lon(self.x - margin),
+            lat(self.y + 1 + margin),
+            lon(self.x + 1 + margin),
+            lat(self.y - margin),
+        )
+
+
+def tile_address(z: int, x: int, y: int, max_zoom: int = MAX_ZOOM) -> TileAddress:
+    """Validate z/x/y; InvalidInputError says which part is out of range."""
+    if not 0 <= z <= max_zoom:
+        raise InvalidInputError(f"zoom must be between 0 and {max_zoom}; got {z}", param="z")
+    n = 1 << z
+    if not (0 <= x < n and 0 <= y < n):
+        raise InvalidInputError(
+            f"tile {z}/{x}/{y} does not exist: x and y must be between 0 and {n - 1} at zoom {z}",
+            param="xy",
+        )
+    return TileAddress(z, x, y)
+
+
+def parse_properties(info: LayerInfo, raw: str | None) -> tuple[str, ...] | None:
+    """`properties=a,b` checked against the layer's schema; None means every property."""
+    if raw is None:
+        return None
+    names = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    known = property_names(info)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidInputError(
+            f"layer '{info.slug}' has no propert{'y' if len(unknown) == 1 else 'ies'} "
+            f"{', '.join(repr(u) for u in unknown)}; it has: {', '.join(known) or 'none'}",
+            param="properties",
+        )
+    return names
+
+
+def props_key(props: tuple[str, ...] | None) -> str:
+    """Stable short text naming a property selection (for cache keys and ETags)."""
+    if props is None:
+        return "*"
+    return hashlib.blake2s(",".join(props).encode(), digest_size=6).hexdigest()
+
+
+def _props_expr(props: tuple[str, ...] | None) -> ColumnElement[Any]:
+    if props is None:
+        return feature.c.properties
+    if not props:
+        return cast("{}", JSONB)
+    args: list[Any] = []
+    for name in props:
+        args.extend([cast(name, Text), feature.c.properties.op("->")(name)])
+    return func.jsonb_build_object(*args)
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How a tile is generalised: point cluster cell and polygon minimum size, in extent units."""
+
+    cluster_cell: int
+    min_size_units: float
+
+
+def initial_plan(info: LayerInfo, z: int) -> TilePlan:
+    """The generalisation a tile starts with at zoom z."""
+    if info.geometry_type in POINT_TYPES:
+        cell = 0 if z > CLUSTER_MAX_ZOOM else (4 * PIXEL if z >= 10 else 8 * PIXEL)
+        return TilePlan(cluster_cell=cell, min_size_units=0.0)
+    return TilePlan(cluster_cell=0, min_size_units=MIN_SIZE_PX_BY_ZOOM[z] * PIXEL)
+
+
+def coarser(info: LayerInfo, plan: TilePlan) -> TilePlan:
+    """A stricter plan, for a tile that came out over the byte budget."""
+    if info.geometry_type in POINT_TYPES:
+        return TilePlan(max(plan.cluster_cell * 2, 2 * PIXEL), 0.0)
+    return TilePlan(0, max(plan.min_size_units * 4, PIXEL))
+
+
+def tile_statement(
+    info: LayerInfo, tile: TileAddress, props: tuple[str, ...] | None, plan: TilePlan
+) -> Select[Any]:
+    """The one SQL statement that renders a tile: index filter on the tile's lon/lat envelope."""
+    env = func.ST_MakeEnvelope(*tile.xy_bounds(), 3857)
+    # The filter envelope is transformed once here (in Python), never the stored geometries,
+    # so the partition's GiST index on geom (EPSG:4326) serves the && test.
+    env4326 = func.ST_MakeEnvelope(*tile.lonlat_bounds(BUFFER / EXTENT), 4326)
+    deg_per_unit = 360.0 / (1 << tile.z) / EXTENT
+    conds: list[ColumnElement[bool]] = [
+        feature.c.layer_id == info.id,
+        feature.c.geom.op("&&")(env4326),
+    ]
+    is_points = info.geometry_type in POINT_TYPES
+    geom: ColumnElement[Any] = feature.c.geom
+    if not is_points:
+        if plan.min_size_units > 0:
+            min_deg = plan.min_size_units * deg_per_unit
+            conds.append(
+                or_(
+                    func.ST_XMax(feature.c.geom) - func.ST_XMin(feature.c.geom) >= min_deg,
+                    func.ST_YMax(feature.c.geom) - func.ST_YMin(feature.c.geom) >= min_deg,
+                )
+            )
+        # Simplify to half an extent unit before projecting: fewer vertices to transform.
+        geom = func.ST_Simplify(geom, deg_per_unit / 2, True)
+    mvt_geom = func.ST_AsMVTGeom(func.ST_Transform(geom, 3857), env, EXTENT, BUFFER, True)
+    rows = (
+        sa_select(
+            feature.c.id.label("id"),
+            _props_expr(props).label("props"),
+            mvt_geom.label("geom"),
+        )
+        .where(and_(*conds))
+        .subquery("p")
+    )
+    if is_points and plan.cluster_cell > 0:
+        cell = float(plan.cluster_cell)
+        cx = func.ST_X(func.ST_Centroid(rows.c.geom))
+        cy = func.ST_Y(func.ST_Centroid(rows.c.geom))
+        n = func.count()
+        clusters = (
+            sa_select(
+                n.label("n"),
+                func.min(rows.c.id).label("id"),
+                func.min(cast(rows.c.props, Text)).label("props"),
+                func.round(func.avg(cx)).label("cx"),
+                func.round(func.avg(cy)).label("cy"),
+            )
+            .where(rows.c.geom.is_not(None))
+            .group_by(func.floor(cx / cell), func.floor(cy / cell))
+            .subquery("c")
+        )
+        single = clusters.c.n == 1
+        final = sa_select(
+            case((single, clusters.c.id), else_=None).label("id"),
+            case(
+                (single, cast(clusters.c.props, JSONB)),
+                else_=func.jsonb_build_object("point_count", clusters.c.n, "cluster", True),
+            ).label("props"),
+            func.ST_MakePoint(clusters.c.cx, clusters.c.cy).label("geom"),
+        ).subquery("t")
+    else:
+        final = (
+            sa_select(rows.c.id, rows.c.props, rows.c.geom)
+            .where(rows.c.geom.is_not(None))
+            .subquery("t")
+        )
+    return sa_select(
+        func.ST_AsMVT(literal_column("t"), info.slug, EXTENT, "geom", "id")
+    ).select_from(final)
+
+
+def render_tile(
+    conn: Connection,
+    info: LayerInfo,
+    tile: TileAddress,
+    props: tuple[str, ...] | None,
+    max_bytes: int = 500_000,
+) -> bytes:
+    """Render one tile; zero bytes is an empty tile. Generalises further until under max_bytes."""
+    plan = initial_plan(info, tile.z)
+    data = b""
+    for _ in range(8):
+        data = bytes(conn.execute(tile_statement(info, tile, props, plan)).scalar_one() or b"")
+        if len(data) <= max_bytes:
+            return data
+        plan = coarser(info, plan)
+    return data
+
+
+_ESTIMATED_EXTENT = text(
+    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+    "FROM ST_EstimatedExtent('public', :t, 'geom') AS e"
+)
+
+
+def layer_bounds(conn: Connection, info: LayerInfo) -> tuple[float, float, float, float] | None:
+    """The layer's extent in WGS84: the planner's estimate when statistics exist, else exact."""
+    row: Any = None
+    try:
+        with conn.begin_nested():
+            row = conn.execute(_ESTIMATED_EXTENT, {"t": partition_name(info.id)}).one()
+    except DBAPIError:  # no statistics yet: fall back to the exact extent
+        row = None
+    if row is None or row[0] is None:
+        ext = func.ST_Extent(feature.c.geom)
+        stmt = sa_select(
+            func.ST_XMin(ext), func.ST_YMin(ext), func.ST_XMax(ext), func.ST_YMax(ext)
+        ).where(feature.c.layer_id == info.id)
+        row = conn.execute(stmt).one()
+    if row[0] is None:
+        return None
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+def _field_type(schema: dict[str, Any]) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    return {"integer": "Number", "number": "Number", "boolean": "Boolean"}.get(str(kind), "String")
+
+
+def tilejson(
+    info: LayerInfo, tiles_url: str, bbox: tuple[float, float, float, float] | None
+) -> dict[str, Any]:
+    """TileJSON 3.0.0 document of a layer."""
+    props = info.property_schema.get("properties", {})
+    fields = {k: _field_type(v) for k, v in props.items() if isinstance(v, dict)}
+    bounds = list(bbox) if bbox else [-180.0, -85.05112878, 180.0, 85.05112878]
+    center = [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, 10]
+    minzoom = info.default_style.min_zoom
+    return {
+        "tilejson": "3.0.0",
+        "name": info.slug,
+        "description": info.title_en,
+        "version": str(info.data_version),
+        "attribution": info.attribution,
+        "scheme": "xyz",
+        "tiles": [tiles_url],
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+        "bounds": bounds,
+        "center": center,
+        "vector_layers": [
+            {
+                "id": info.slug,
+                "description": info.title_vi,
+                "fields": fields,
+                "minzoom": minzoom,
+                "maxzoom": MAX_ZOOM,
+            }
+        ],
+    }

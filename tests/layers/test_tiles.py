@@ -1,0 +1,141 @@
+"""Tile SQL against the seeded demo: contents, clustering, property selection, byte budget."""
+
+from __future__ import annotations
+
+import mapbox_vector_tile
+import pytest
+import shapely
+from shapely.geometry import box
+from sqlalchemy import Engine, text
+
+from layers import registry, tiles
+from layers.errors import InvalidInputError
+
+VINH = (105.68, 18.67)
+
+
+def tile_at(lon: float, lat: float, z: int) -> tiles.TileAddress:
+    import math
+
+    n = 1 << z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return tiles.tile_address(z, x, y)
+
+
+def decode(data: bytes, layer: str) -> list[dict[str, object]]:
+    if not data:
+        return []
+    doc = mapbox_vector_tile.decode(data)
+    return list(doc[layer]["features"]) if layer in doc else []
+
+
+def test_tile_address_validation() -> None:
+    assert tiles.tile_address(3, 7, 0) == tiles.TileAddress(3, 7, 0)
+    with pytest.raises(InvalidInputError, match="between 0 and 7"):
+        tiles.tile_address(3, 8, 0)
+    with pytest.raises(InvalidInputError, match="zoom"):
+        tiles.tile_address(40, 0, 0)
+
+
+def test_lonlat_bounds_match_morecantile() -> None:
+    import morecantile
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    t = tile_at(*VINH, 14)
+    ref = tms.bounds(morecantile.Tile(t.x, t.y, t.z))
+    assert t.lonlat_bounds() == pytest.approx((ref.left, ref.bottom, ref.right, ref.top), abs=1e-9)
+    xy = tms.xy_bounds(morecantile.Tile(t.x, t.y, t.z))
+    assert t.xy_bounds() == pytest.approx((xy.left, xy.bottom, xy.right, xy.top), abs=1e-6)
+
+
+def test_parse_properties(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "land_parcels")
+    assert tiles.parse_properties(info, None) is None
+    assert tiles.parse_properties(info, "") == ()
+    assert tiles.parse_properties(info, "MaXa, DienTich,MaXa") == ("MaXa", "DienTich")
+    with pytest.raises(InvalidInputError, match="no property 'nope'"):
+        tiles.parse_properties(info, "MaXa,nope")
+
+
+def _parcel_tile(conn, z: int) -> tuple[tiles.TileAddress, object]:  # type: ignore[no-untyped-def]
+    # Centre the test on where parcels are, so the tile is not empty.
+    lon, lat = conn.execute(
+        text(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Collect(geom)) c FROM feature f"
+            " JOIN layer l ON l.id = f.layer_id WHERE l.slug = 'land_parcels'"
+            " AND f.id = (SELECT min(f2.id) FROM feature f2 WHERE f2.layer_id = l.id)) s"
+        )
+    ).one()
+    return tile_at(lon, lat, z), (lon, lat)
+
+
+def test_high_zoom_tile_has_exactly_the_parcels_it_touches(seeded: Engine) -> None:
+    import geopandas as gpd
+
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "land_parcels")
+        tile, _ = _parcel_tile(conn, 16)
+        data = tiles.render_tile(conn, info, tile, ("MaXa", "DienTich"))
+        gdf = gpd.read_postgis(
+            text("SELECT id, geom FROM feature WHERE layer_id = :l"),
+            conn,
+            params={"l": info.id},
+            geom_col="geom",
+        )
+    feats = decode(data, "land_parcels")
+    got = {int(f["id"]) for f in feats}  # type: ignore[call-overload]
+    m = gdf.to_crs(3857)
+    minx, miny, maxx, maxy = tile.xy_bounds()
+    inner = set(m[m.intersects(box(minx, miny, maxx, maxy))]["id"].astype(int))
+    pad = (maxx - minx) * tiles.BUFFER / tiles.EXTENT
+    outer = set(
+        m[m.intersects(box(minx - pad, miny - pad, maxx + pad, maxy + pad))]["id"].astype(int)
+    )
+    assert inner, "the test tile should contain parcels"
+    assert inner <= got <= outer
+    assert all(set(f["properties"]) <= {"MaXa", "DienTich"} for f in feats)  # type: ignore[call-overload]
+    assert any("DienTich" in f["properties"] for f in feats)  # type: ignore[call-overload]
+
+
+def test_low_zoom_drops_small_parcels_and_respects_budget(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "land_parcels")
+        tile16, _ = _parcel_tile(conn, 16)
+        low = tiles.render_tile(conn, info, tile_at(*_parcel_tile(conn, 8)[1], 8), None)  # type: ignore[misc]
+        high = tiles.render_tile(conn, info, tile16, None)
+        capped = tiles.render_tile(
+            conn, info, _parcel_tile(conn, 13)[0], None, max_bytes=2_000
+        )
+    assert len(decode(low, "land_parcels")) < len(decode(high, "land_parcels")) or not low
+    assert len(capped) <= 2_000
+
+
+def test_points_cluster_at_low_zoom_and_counts_add_up(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "schools")
+        total = conn.execute(
+            text("SELECT count(*) FROM feature WHERE layer_id = :l"), {"l": info.id}
+        ).scalar_one()
+        data = tiles.render_tile(conn, info, tiles.tile_address(0, 0, 0), ("name",))
+        hi = tiles.render_tile(conn, info, tile_at(*VINH, 16), ("name",))
+    feats = decode(data, "schools")
+    clusters = [f for f in feats if f["properties"].get("cluster")]  # type: ignore[union-attr]
+    assert clusters, "schools should cluster at zoom 0"
+    counted = sum(int(f["properties"].get("point_count", 1)) for f in feats)  # type: ignore[union-attr]
+    assert counted == total
+    assert all("cluster" not in f["properties"] for f in decode(hi, "schools"))  # type: ignore[operator]
+
+
+def test_admin_polygons_are_simplified_at_low_zoom(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "admin_communes")
+        n = conn.execute(
+            text("SELECT count(*) FROM feature WHERE layer_id = :l"), {"l": info.id}
+        ).scalar_one()
+        z7 = tiles.render_tile(conn, info, tile_at(*VINH, 7), ("code", "name"))
+    feats = decode(z7, "admin_communes")
+    assert 0 < len(feats) <= n
+    assert len(z7) < 500_000
+    assert shapely.Point(0, 0) is not None
