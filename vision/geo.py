@@ -180,3 +180,44 @@ def angle_diff_deg(a: float, b: float) -> float:
     """Smallest absolute difference between two bearings, 0..180."""
     d = abs((a - b) % 360.0)
     return float(min(d, 360.0 - d))
+
+
+def pose_homography(
+    width: int,
+    height: int,
+    heading_deg: float,
+    fov_deg: float,
+    mount_height_m: float,
+    aim_distance_m: float,
+) -> FloatArray:
+    """Approximate image→ground homography of a pinhole camera from its registered pose.
+
+    The camera stands at the ground origin, `mount_height_m` up, looking along
+    `heading_deg` (compass) and tilted down so that the image centre hits the ground
+    `aim_distance_m` away. Used until an operator calibrates with control points.
+    """
+    hd = np.radians(heading_deg)
+    tilt = np.arctan2(mount_height_m, max(aim_distance_m, 0.1))
+    fwd = np.array([np.sin(hd) * np.cos(tilt), np.cos(hd) * np.cos(tilt), -np.sin(tilt)])
+    right = np.array([np.cos(hd), -np.sin(hd), 0.0])
+    down = np.cross(fwd, right)
+    f = (width / 2.0) / np.tan(np.radians(fov_deg) / 2.0)
+    cx, cy = width / 2.0, height / 2.0
+    # Ray of pixel (u, v): m @ [u, v, 1]; its ground hit is h·(dx, dy) / (-dz).
+    m = np.column_stack([right / f, down / f, fwd - cx / f * right - cy / f * down])
+    h = np.vstack([mount_height_m * m[0], mount_height_m * m[1], -m[2]])
+    return (h / mount_height_m).astype(np.float64)
+
+
+def pose_calibration(
+    frame: GroundFrame,
+    width: int,
+    height: int,
+    heading_deg: float,
+    fov_deg: float,
+    mount_height_m: float,
+    range_m: float,
+) -> Calibration:
+    """A Calibration from the camera's pose alone (error unknown, reported as NaN)."""
+    h = pose_homography(width, height, heading_deg, fov_deg, mount_height_m, range_m / 2.0)
+    return Calibration(h, frame, float("nan"), float("nan"))

@@ -33,13 +33,13 @@ def _downscale(frame: Frame, width: int) -> tuple[Frame, float]:
 class MotionGate:
     """Says whether a frame has enough motion to be worth running an expensive detector.
 
-    MOG2 on a small greyscale copy costs about a millisecond, so gating pays off as soon
+    MOG2 on a small copy costs about a millisecond, so gating pays off as soon
     as the detector costs more than that.
     """
 
     def __init__(
         self,
-        min_fraction: float = 0.002,
+        min_fraction: float = 0.0005,
         work_width: int = 320,
         history: int = 300,
         var_threshold: float = 25.0,
@@ -58,9 +58,8 @@ class MotionGate:
     def moving(self, frame: Frame) -> bool:
         """True when the foreground fraction of this frame reaches `min_fraction`."""
         small, _ = _downscale(frame, self.work_width)
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-        grey = cv2.GaussianBlur(grey, (5, 5), 0)
-        mask = self._mog.apply(grey)
+        # Colour, not grey: a red car on grey asphalt can have the asphalt's luminance.
+        mask = self._mog.apply(small)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel)
         self.frames_seen += 1
         self.last_fraction = float(np.count_nonzero(mask)) / float(mask.size)
@@ -73,6 +72,7 @@ class MotionDetector:
     """Moving blobs from MOG2, kept when their ground width is plausible for a road user."""
 
     name = "motion"
+    gated = False  # it is its own gate, and its background model must see every frame
 
     def __init__(
         self,

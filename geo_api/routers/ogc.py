@@ -1,7 +1,250 @@
-"""Router for /ogc resources (filled in by its issue)."""
+"""OGC API – Features (Part 1 Core, Part 2 CRS, Part 3 CQL2 filtering) at /ogc."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
 
-router = APIRouter()
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from geo_api.deps import ConnDep, SettingsDep
+from layers import cql, ogc, registry, tiles
+from layers.errors import InvalidInputError, NotFoundError
+from layers.registry import LayerInfo
+
+router = APIRouter(prefix="/ogc", tags=["ogc"])
+
+GEOJSON = "application/geo+json"
+ITEMS_PARAMS = {
+    "f",
+    "limit",
+    "bbox",
+    "bbox-crs",
+    "crs",
+    "datetime",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "after",
+    "before",
+}
+
+
+def _json(doc: Any, media_type: str = "application/json", **headers: str) -> Response:
+    return Response(orjson.dumps(doc), media_type=media_type, headers=headers or None)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/ogc"
+
+
+def _check_format(request: Request) -> None:
+    f = request.query_params.get("f")
+    if f is not None and f.lower() not in ("json", "geojson", "application/json", GEOJSON):
+        raise InvalidInputError(f"f={f!r} is not offered; this API speaks JSON only", param="f")
+
+
+def _collection(conn: ConnDep, collection_id: str) -> LayerInfo:
+    try:
+        return registry.get_layer(conn, collection_id)
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"collection '{collection_id}' does not exist", collection=collection_id
+        ) from exc
+
+
+@router.get("", summary="OGC API landing page")
+@router.get("/", include_in_schema=False)
+def landing(request: Request, settings: SettingsDep) -> Response:
+    """Landing page with links to the API definition, conformance and collections."""
+    _check_format(request)
+    return _json(ogc.landing_doc(_base(request), f"IOC Map – {settings.province_name}"))
+
+
+@router.get("/api", summary="OpenAPI 3.0 definition of the OGC API")
+def api_definition(request: Request, settings: SettingsDep) -> Response:
+    """The OpenAPI 3.0 document describing /ogc."""
+    doc = ogc.openapi_doc(_base(request), settings.ogc_default_limit, settings.ogc_max_limit)
+    return _json(doc, "application/vnd.oai.openapi+json;version=3.0")
+
+
+@router.get("/conformance", summary="Conformance classes")
+def conformance(request: Request) -> Response:
+    """The conformance classes this server implements."""
+    _check_format(request)
+    return _json({"conformsTo": ogc.CONFORMANCE})
+
+
+@router.get("/collections", summary="Every layer as a collection")
+def collections(request: Request, conn: ConnDep) -> Response:
+    """The collections (one per layer) with extents and CRS lists."""
+    _check_format(request)
+    base = _base(request)
+    docs = [
+        ogc.collection_doc(info, base, tiles.layer_bounds(conn, info), ogc.time_extent(conn, info))
+        for info in registry.list_layers(conn, with_stats=False)
+    ]
+    body = {
+        "links": [
+            {"rel": "self", "type": "application/json", "href": f"{base}/collections"},
+        ],
+        "collections": docs,
+        "crs": ogc.CRS_LIST,
+    }
+    return _json(body)
+
+
+@router.get("/collections/{collection_id}", summary="One collection")
+def collection(collection_id: str, request: Request, conn: ConnDep) -> Response:
+    """One collection's description."""
+    _check_format(request)
+    info = _collection(conn, collection_id)
+    doc = ogc.collection_doc(
+        info, _base(request), tiles.layer_bounds(conn, info), ogc.time_extent(conn, info)
+    )
+    return _json(doc)
+
+
+@router.get("/collections/{collection_id}/queryables", summary="Queryables of a collection")
+def queryables(collection_id: str, request: Request, conn: ConnDep) -> Response:
+    """JSON Schema of the properties a filter may use."""
+    info = _collection(conn, collection_id)
+    doc = cql.queryables(info)
+    doc["$id"] = f"{_base(request)}/collections/{info.slug}/queryables"
+    return _json(doc, "application/schema+json")
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise InvalidInputError(f"{name} must be an integer; got {raw!r}", param=name) from exc
+
+
+def _items_query(request: Request, info: LayerInfo, settings: SettingsDep) -> ogc.ItemsQuery:
+    params = request.query_params
+    limit = _int_param(request, "limit")
+    if limit is None:
+        limit = settings.ogc_default_limit
+    if limit < 1:
+        raise InvalidInputError(f"limit must be at least 1; got {limit}", param="limit")
+    limit = min(limit, settings.ogc_max_limit)
+    crs = ogc.parse_crs(params.get("crs"), "crs")
+    bbox_crs = ogc.parse_crs(params.get("bbox-crs"), "bbox-crs")
+    filter_crs = ogc.parse_crs(params.get("filter-crs"), "filter-crs")
+    when = ogc.parse_datetime(params.get("datetime"))
+    if when is not None and not info.time_field:
+        raise InvalidInputError(
+            f"collection '{info.slug}' has no time; datetime cannot filter it", param="datetime"
+        )
+    names = registry.property_names(info)
+    equals: dict[str, str] = {}
+    for key, value in params.multi_items():
+        if key in ITEMS_PARAMS:
+            continue
+        if key not in names:
+            raise InvalidInputError(
+                f"unknown query parameter '{key}'; properties of '{info.slug}' are: "
+                f"{', '.join(names) or 'none'}",
+                param=key,
+            )
+        equals[key] = value
+    where = None
+    raw_filter = params.get("filter")
+    if raw_filter:
+        where = cql.compile_filter(
+            raw_filter,
+            info,
+            params.get("filter-lang", "cql2-text"),
+            cql.FilterCrs(filter_crs.srid, filter_crs.lat_lon),
+        )
+    return ogc.ItemsQuery(
+        limit=limit,
+        bbox=ogc.parse_bbox_in(params.get("bbox"), bbox_crs),
+        datetime=when,
+        equals=equals,
+        filter=where,
+        after=_int_param(request, "after"),
+        before=_int_param(request, "before"),
+        crs=crs,
+    )
+
+
+def _page_link(request: Request, rel: str, key: str, value: int) -> dict[str, str]:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("after", "before")]
+    params.append((key, str(value)))
+    return {
+        "rel": rel,
+        "type": GEOJSON,
+        "title": "Next page" if rel == "next" else "Previous page",
+        "href": str(request.url.replace(query=urlencode(params))),
+    }
+
+
+@router.get(
+    "/collections/{collection_id}/items",
+    summary="Features of a collection",
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+def items(collection_id: str, request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
+    """A page of features filtered by bbox, datetime, properties and CQL2."""
+    _check_format(request)
+    info = _collection(conn, collection_id)
+    query = _items_query(request, info, settings)
+    page = ogc.query_items(conn, info, query, settings.ogc_exact_count_max_rows)
+    base = _base(request)
+    links: list[dict[str, str]] = [
+        {"rel": "self", "type": GEOJSON, "title": "This page", "href": str(request.url)},
+        {
+            "rel": "collection",
+            "type": "application/json",
+            "title": info.title_en,
+            "href": f"{base}/collections/{info.slug}",
+        },
+    ]
+    if page.next_after is not None:
+        links.append(_page_link(request, "next", "after", page.next_after))
+    if page.prev_before is not None:
+        links.append(_page_link(request, "prev", "before", page.prev_before))
+    head: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "numberReturned": len(page.features_json),
+    }
+    if page.number_matched is not None:
+        head["numberMatched"] = page.number_matched
+    head["links"] = links
+    body = (
+        orjson.dumps(head)[:-1] + b',"features":[' + ",".join(page.features_json).encode() + b"]}"
+    )
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{query.crs.uri}>"})
+
+
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="One feature",
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+def item(collection_id: str, feature_id: str, request: Request, conn: ConnDep) -> Response:
+    """One feature by id, with self and collection links."""
+    _check_format(request)
+    info = _collection(conn, collection_id)
+    crs = ogc.parse_crs(request.query_params.get("crs"), "crs")
+    doc = ogc.get_item(conn, info, feature_id, crs)
+    base = _base(request)
+    links = [
+        {"rel": "self", "type": GEOJSON, "href": str(request.url)},
+        {
+            "rel": "collection",
+            "type": "application/json",
+            "href": f"{base}/collections/{info.slug}",
+        },
+    ]
+    body = doc[:-1] + ',"links":' + orjson.dumps(links).decode() + "}"
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{crs.uri}>"})

@@ -75,14 +75,15 @@ def points_in_ward(
         else:
             xs = rng.uniform(minx, maxx, n)
             ys = rng.uniform(miny, maxy, n)
-        pts = shapely.points(xs, ys)
+        # Round before the containment test, so rounding cannot push a point out of its ward.
+        pts = shapely.points(np.round(xs, 6), np.round(ys, 6))
         inside = pts[shapely.contains(geom, pts)]
         out.extend(inside[: count - len(out)].tolist())
         if len(out) >= count:
             break
     if len(out) < count:
         raise RuntimeError(f"could not place {count} points inside ward {ward.code} {ward.name}")
-    return [Point(round(p.x, 6), round(p.y, 6)) for p in out]
+    return out
 
 
 def allocate(total: int, weights: Sequence[float], minimum: int = 0) -> list[int]:

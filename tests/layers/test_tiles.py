@@ -105,9 +105,7 @@ def test_low_zoom_drops_small_parcels_and_respects_budget(seeded: Engine) -> Non
         tile16, _ = _parcel_tile(conn, 16)
         low = tiles.render_tile(conn, info, tile_at(*_parcel_tile(conn, 8)[1], 8), None)  # type: ignore[misc]
         high = tiles.render_tile(conn, info, tile16, None)
-        capped = tiles.render_tile(
-            conn, info, _parcel_tile(conn, 13)[0], None, max_bytes=2_000
-        )
+        capped = tiles.render_tile(conn, info, _parcel_tile(conn, 13)[0], None, max_bytes=2_000)
     assert len(decode(low, "land_parcels")) < len(decode(high, "land_parcels")) or not low
     assert len(capped) <= 2_000
 

@@ -92,9 +92,9 @@ function sectorLayers(state, layer) {
         ...props,
         data: tiles.url,
         minZoom: tiles.minzoom ?? 0,
-        maxZoom: tiles.maxzoom ?? 14,
+        maxZoom: Math.min(tiles.maxzoom ?? 14, 16),
         binary: true,
-        loadOptions: { mvt: { workerUrl: null } },
+        loadOptions: { core: { worker: false }, mvt: { workerUrl: null } },
         onTileError: () => {},
       }),
     );

@@ -1,0 +1,52 @@
+"""Traffic layers: per-minute vehicle counts (written by vision and imports) and their H3 density."""
+
+from __future__ import annotations
+
+from layers.registry import LayerSpec, LayerStyle
+
+TRAFFIC_COUNTS = "traffic_counts"
+TRAFFIC_DENSITY = "traffic_density"
+# Properties of traffic counter layers that hold a vehicle count, in order of preference.
+COUNT_PROPERTIES = ("count", "vehicles", "volume")
+DENSITY_MEASURE = "vehicles"
+DENSITY_WIDTHS = (900, 3600)
+
+TRAFFIC_COUNTS_SPEC = LayerSpec(
+    slug=TRAFFIC_COUNTS,
+    title_vi="Lưu lượng xe theo phút",
+    title_en="Vehicle counts per minute",
+    description="Số xe mỗi phút theo camera và loại xe (từ mô-đun thị giác và bộ đếm nhập vào).",
+    sector="traffic",
+    geometry_type="Point",
+    property_schema={
+        "type": "object",
+        "properties": {
+            "camera_id": {"type": "string"},
+            "vehicle_class": {"type": "string"},
+            "count": {"type": "integer"},
+            "minute": {"type": "string", "format": "date-time"},
+        },
+        "required": ["camera_id", "vehicle_class", "count", "minute"],
+        "additionalProperties": True,
+    },
+    default_style=LayerStyle(fill_color=(255, 87, 34, 200), point_radius=4),
+    source_system="IOC Map vision / traffic counters",
+    time_field="minute",
+)
+
+TRAFFIC_DENSITY_SPEC = LayerSpec(
+    slug=TRAFFIC_DENSITY,
+    title_vi="Mật độ giao thông (H3, 15 phút)",
+    title_en="Traffic density (H3, 15 min)",
+    description="Tổng số xe theo ô H3 và khung 15 phút, từ camera và bộ đếm giao thông.",
+    sector="traffic",
+    geometry_type="Point",
+    property_schema={
+        "type": "object",
+        "properties": {DENSITY_MEASURE: {"type": "number"}},
+        "additionalProperties": True,
+    },
+    default_style=LayerStyle(fill_color=(244, 67, 54, 180)),
+    source_system="IOC Map analytics (derived)",
+    time_field="minute",
+)

@@ -1,0 +1,343 @@
+"""Readers: every supported file format into one Arrow table plus WKB geometries and a CRS."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyogrio
+import shapely
+
+from ingest import tabular
+from ingest.encoding import (
+    EncodingGuess,
+    dbf_text_samples,
+    guess_encoding,
+    normalise_encoding_name,
+    tcvn3_to_unicode,
+)
+from layers.errors import InvalidInputError
+
+VECTOR_FORMATS = {
+    ".gpkg": "GPKG",
+    ".shp": "ESRI Shapefile",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".kml": "KML",
+    ".kmz": "KMZ",
+    ".fgb": "FlatGeobuf",
+    ".dxf": "DXF",
+}
+TABULAR_FORMATS = {".csv": "CSV", ".txt": "CSV", ".tsv": "CSV", ".xlsx": "XLSX"}
+SUPPORTED = sorted([*VECTOR_FORMATS, *TABULAR_FORMATS, ".zip"])
+
+# KML bookkeeping fields carry nothing a sector layer needs.
+_KML_NOISE = {
+    "id",
+    "timestamp",
+    "begin",
+    "end",
+    "altitudeMode",
+    "tessellate",
+    "extrude",
+    "visibility",
+    "drawOrder",
+    "icon",
+}
+_DXF_NOISE = {"PaperSpace", "SubClasses", "Linetype"}
+
+
+@dataclass
+class SourceData:
+    """A file read into memory: attributes, WKB geometries (source CRS) and what we learned."""
+
+    format: str
+    path: Path
+    source_layer: str | None
+    layers: list[str]
+    attributes: pa.Table
+    geometry: np.ndarray  # WKB bytes or None per row
+    crs_wkt: str | None
+    encoding: str | None = None
+    notes: list[str] = field(default_factory=list)
+    coordinate_columns: tuple[str, str] | None = None
+    coordinate_errors: np.ndarray | None = None  # rows whose coordinates did not parse
+
+    @property
+    def num_rows(self) -> int:
+        """Number of rows read."""
+        return int(self.attributes.num_rows)
+
+
+def _zip_member(path: Path) -> tuple[str, str]:
+    """The dataset inside a zip: (GDAL path, extension)."""
+    with zipfile.ZipFile(path) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/") and "__MACOSX" not in n]
+    for ext in (".shp", ".gpkg", ".geojson", ".json", ".kml", ".fgb", ".dxf", ".csv", ".xlsx"):
+        hits = sorted(n for n in names if n.lower().endswith(ext))
+        if hits:
+            return hits[0], ext
+    raise InvalidInputError(
+        f"{path.name}: the zip holds no dataset I can read ({', '.join(names[:8])})"
+    )
+
+
+def detect_format(path: Path) -> str:
+    """Short format name from the file name (and the content of a zip)."""
+    ext = path.suffix.lower()
+    if ext == ".zip":
+        _member, inner = _zip_member(path)
+        name = VECTOR_FORMATS.get(inner) or TABULAR_FORMATS.get(inner)
+        return f"{name} (zipped)"
+    if ext in VECTOR_FORMATS:
+        return VECTOR_FORMATS[ext]
+    if ext in TABULAR_FORMATS:
+        return TABULAR_FORMATS[ext]
+    raise InvalidInputError(
+        f"{path.name}: unsupported file type '{ext}'; supported: {', '.join(SUPPORTED)}"
+    )
+
+
+def read_source(
+    path: Path,
+    source_layer: str | None = None,
+    encoding: str | None = None,
+) -> SourceData:
+    """Read any supported file; `source_layer` picks a GeoPackage layer or an XLSX sheet."""
+    if not path.exists():
+        raise InvalidInputError(f"{path} does not exist")
+    fmt = detect_format(path)
+    ext = path.suffix.lower()
+    if ext == ".zip":
+        member, inner = _zip_member(path)
+        if inner in TABULAR_FORMATS:
+            import tempfile
+
+            tmpdir = Path(tempfile.mkdtemp(prefix="iocmap-unzip-"))
+            with zipfile.ZipFile(path) as zf:
+                extracted = Path(zf.extract(member, tmpdir))
+            data = read_source(extracted, source_layer, encoding)
+            data.format = fmt
+            return data
+        gdal_path = f"/vsizip/{path}/{member}"
+        return _read_vector(path, gdal_path, inner, fmt, source_layer, encoding, zipped=True)
+    if ext in TABULAR_FORMATS:
+        return _read_tabular(path, fmt, source_layer, encoding)
+    return _read_vector(path, str(path), ext, fmt, source_layer, encoding, zipped=False)
+
+
+def _shapefile_encoding(
+    path: Path, gdal_path: str, zipped: bool, encoding: str | None
+) -> tuple[str | None, EncodingGuess | None, list[str]]:
+    """Encoding to read a shapefile's DBF with: --encoding, else .cpg, else sniffed bytes."""
+    notes: list[str] = []
+    dbf_bytes: bytes | None = None
+    cpg: str | None = None
+    if zipped:
+        member = gdal_path.split(str(path) + "/", 1)[1]
+        stem = member[: -len(".shp")]
+        with zipfile.ZipFile(path) as zf:
+            names = {n.lower(): n for n in zf.namelist()}
+            if (stem + ".dbf").lower() in names:
+                dbf_bytes = zf.read(names[(stem + ".dbf").lower()])
+            if (stem + ".cpg").lower() in names:
+                cpg = zf.read(names[(stem + ".cpg").lower()]).decode("ascii", "replace")
+    else:
+        for suffix in (".dbf", ".DBF"):
+            if path.with_suffix(suffix).exists():
+                dbf_bytes = path.with_suffix(suffix).read_bytes()
+        for suffix in (".cpg", ".CPG"):
+            if path.with_suffix(suffix).exists():
+                cpg = path.with_suffix(suffix).read_text(errors="replace")
+    guess = guess_encoding(dbf_text_samples(dbf_bytes)) if dbf_bytes else None
+    if encoding:
+        return normalise_encoding_name(encoding), guess, notes
+    if cpg and cpg.strip():
+        enc = normalise_encoding_name(cpg)
+        notes.append(f"encoding {enc} from the .cpg file")
+        if guess is not None and enc == "utf-8" and guess.is_legacy:
+            notes.append(guess.message() + " (despite the .cpg)")
+            return ("tcvn3" if guess.encoding == "tcvn3" else "latin-1"), guess, notes
+        return enc, guess, notes
+    if guess is None or guess.encoding == "ascii":
+        return None, guess, notes
+    if guess.encoding == "utf-8":
+        notes.append("no .cpg: text detected as UTF-8")
+        return "utf-8", guess, notes
+    notes.append(guess.message())
+    return ("tcvn3" if guess.encoding == "tcvn3" else "latin-1"), guess, notes
+
+
+def _read_vector(
+    path: Path,
+    gdal_path: str,
+    ext: str,
+    fmt: str,
+    source_layer: str | None,
+    encoding: str | None,
+    zipped: bool,
+) -> SourceData:
+    notes: list[str] = []
+    try:
+        layer_list = [str(row[0]) for row in pyogrio.list_layers(gdal_path)]
+    except Exception as exc:
+        raise InvalidInputError(f"{path.name}: cannot open as {fmt}: {exc}") from exc
+    if source_layer is not None and source_layer not in layer_list:
+        raise InvalidInputError(
+            f"{path.name} has no layer '{source_layer}'; it has: {', '.join(layer_list)}"
+        )
+    chosen = source_layer or (layer_list[0] if layer_list else None)
+    if source_layer is None and len(layer_list) > 1:
+        notes.append(
+            f"{len(layer_list)} layers in the file; read '{chosen}' "
+            "(choose another with --source-layer)"
+        )
+    read_encoding = normalise_encoding_name(encoding) if encoding else None
+    convert_tcvn3 = False
+    if ext == ".shp":
+        read_encoding, _guess, enc_notes = _shapefile_encoding(path, gdal_path, zipped, encoding)
+        notes.extend(enc_notes)
+    if read_encoding in {"tcvn3", "vni"}:
+        convert_tcvn3 = read_encoding == "tcvn3"
+        read_encoding = "latin-1"
+    kwargs: dict[str, object] = {}
+    if ext == ".dxf":
+        # Closed polylines are cadastral parcels: read them as polygons.
+        pyogrio.set_gdal_config_options({"DXF_CLOSED_LINE_AS_POLYGON": "TRUE"})
+    try:
+        meta, table = pyogrio.read_arrow(
+            gdal_path, layer=chosen, encoding=read_encoding, **kwargs
+        )
+    except Exception as exc:
+        raise InvalidInputError(f"{path.name}: cannot read layer '{chosen}': {exc}") from exc
+    geom_name = meta.get("geometry_name") or "wkb_geometry"
+    if geom_name not in table.column_names:
+        geom_name = next(
+            (n for n in table.column_names if n in ("wkb_geometry", "geometry", "geom")), ""
+        )
+    geometry = (
+        np.asarray(table.column(geom_name).to_numpy(zero_copy_only=False), dtype=object)
+        if geom_name
+        else np.full(table.num_rows, None, dtype=object)
+    )
+    attrs = table.drop_columns([geom_name]) if geom_name else table
+    noise = _KML_NOISE if ext in (".kml", ".kmz") else _DXF_NOISE if ext == ".dxf" else set()
+    drop = [n for n in attrs.column_names if n in noise]
+    if ext in (".kml", ".kmz"):
+        drop += [
+            n
+            for n in attrs.column_names
+            if n in ("description",) and attrs.column(n).null_count == attrs.num_rows
+        ]
+    attrs = attrs.drop_columns(drop) if drop else attrs
+    attrs = _plain_types(attrs)
+    if convert_tcvn3:
+        attrs = _map_strings(attrs, tcvn3_to_unicode)
+        notes.append("TCVN3 text converted to Unicode")
+    crs = meta.get("crs")
+    return SourceData(
+        format=fmt,
+        path=path,
+        source_layer=chosen,
+        layers=layer_list,
+        attributes=attrs,
+        geometry=geometry,
+        crs_wkt=str(crs) if crs else None,
+        encoding=read_encoding or meta.get("encoding"),
+        notes=notes,
+    )
+
+
+def _plain_types(table: pa.Table) -> pa.Table:
+    """Dictionary and large types to their plain form, so downstream code sees few types."""
+    cols = []
+    for name in table.column_names:
+        col = table.column(name)
+        t = col.type
+        if pa.types.is_dictionary(t):
+            col = col.cast(t.value_type)
+        elif pa.types.is_large_string(t):
+            col = col.cast(pa.string())
+        cols.append(col)
+    return pa.table(cols, names=table.column_names)
+
+
+def _map_strings(table: pa.Table, fn: object) -> pa.Table:
+    from collections.abc import Callable
+
+    assert callable(fn)
+    func: Callable[[str], str] = fn
+    cols = []
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_string(col.type):
+            enc = pc.dictionary_encode(col).combine_chunks()
+            values = pa.array([func(v) for v in enc.dictionary.to_pylist()], pa.string())
+            col = pa.chunked_array([pc.take(values, enc.indices)])
+        cols.append(col)
+    return pa.table(cols, names=table.column_names)
+
+
+def _read_tabular(
+    path: Path, fmt: str, source_layer: str | None, encoding: str | None
+) -> SourceData:
+    notes: list[str] = []
+    if fmt == "XLSX":
+        sheets = tabular.xlsx_sheets(path)
+        table, read_notes, sheet = tabular.read_xlsx(path, source_layer)
+        layers = sheets
+        chosen: str | None = sheet
+    else:
+        enc = normalise_encoding_name(encoding) if encoding else None
+        table, read_notes, _delim = tabular.read_csv(path, enc)
+        layers = [path.stem]
+        chosen = path.stem
+    notes.extend(read_notes)
+    n = table.num_rows
+    coords = tabular.find_coordinate_columns(table.column_names)
+    geometry = np.full(n, None, dtype=object)
+    coord_errors = np.zeros(n, dtype=bool)
+    if coords is not None:
+        xs, bad_x = tabular.parse_numbers(table.column(coords[0]).combine_chunks())
+        ys, bad_y = tabular.parse_numbers(table.column(coords[1]).combine_chunks())
+        coord_errors = bad_x | bad_y
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        pts = np.full(n, None, dtype=object)
+        if ok.any():
+            pts[ok] = shapely.points(xs[ok], ys[ok])
+        geometry = shapely.to_wkb(pts)
+        notes.append(f"coordinates from columns '{coords[0]}' (x) and '{coords[1]}' (y)")
+        table = table.drop_columns(list(coords))
+    else:
+        wkt_col = tabular.find_wkt_column(table.column_names)
+        if wkt_col is None:
+            raise InvalidInputError(
+                f"{path.name}: no coordinate columns found; name them lat/lon, "
+                "latitude/longitude, vĩ độ/kinh độ or x/y (or give a WKT column); "
+                f"columns are: {', '.join(table.column_names)}"
+            )
+        texts = table.column(wkt_col).to_numpy(zero_copy_only=False)
+        geoms = shapely.from_wkt(texts, on_invalid="ignore")
+        coord_errors = np.array(
+            [t not in (None, "") for t in texts], dtype=bool
+        ) & shapely.is_missing(geoms)
+        geometry = shapely.to_wkb(geoms)
+        notes.append(f"geometries from WKT column '{wkt_col}'")
+        table = table.drop_columns([wkt_col])
+    return SourceData(
+        format=fmt,
+        path=path,
+        source_layer=chosen,
+        layers=layers,
+        attributes=table,
+        geometry=np.asarray(geometry, dtype=object),
+        crs_wkt=None,
+        encoding=encoding,
+        notes=notes,
+        coordinate_columns=coords,
+        coordinate_errors=coord_errors,
+    )

@@ -1,0 +1,414 @@
+"""Validation and quarantine: geometry checks and repairs, property coercion, schema inference."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+
+from ingest import values as V
+from ingest.crs import CrsChoice, transform_geometries
+
+REASONS = (
+    "null_geometry",
+    "empty_geometry",
+    "unparsable_coordinates",
+    "outside_province",
+    "geometry_type_mismatch",
+    "unparsable_number",
+    "unparsable_date",
+    "schema_violation",
+    "missing_key",
+    "duplicate_key",
+)
+
+_FAMILY = {
+    "Point": "point",
+    "MultiPoint": "point",
+    "LineString": "line",
+    "MultiLineString": "line",
+    "LinearRing": "line",
+    "Polygon": "polygon",
+    "MultiPolygon": "polygon",
+}
+_MULTI = {"point": "MultiPoint", "line": "MultiLineString", "polygon": "MultiPolygon"}
+_SINGLE = {"point": "Point", "line": "LineString", "polygon": "Polygon"}
+_DIM = {"point": 0, "line": 1, "polygon": 2}
+
+
+@dataclass
+class Prepared:
+    """Rows ready to load (WGS84, coerced) plus everything quarantined, with reasons."""
+
+    geometry: np.ndarray  # shapely, WGS84, kept rows only
+    row_numbers: np.ndarray  # 1-based row numbers of the kept rows in the source
+    properties: pa.Table  # kept rows
+    source_key: pa.Array | None
+    observed_at: pa.Array | None
+    geometry_type: str
+    property_schema: dict[str, Any]
+    reject_rows: np.ndarray  # 0-based source indices
+    reject_reasons: np.ndarray
+    reject_details: np.ndarray
+    repaired: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def reject_counts(self) -> dict[str, int]:
+        """Rejected rows per reason."""
+        return dict(Counter(str(r) for r in self.reject_reasons))
+
+
+class _Quarantine:
+    def __init__(self, n: int) -> None:
+        self.reason = np.full(n, None, dtype=object)
+        self.detail = np.full(n, None, dtype=object)
+
+    def add(self, mask: np.ndarray, reason: str, detail: str | np.ndarray) -> None:
+        new = mask & (self.reason == None)  # noqa: E711  (elementwise on object array)
+        self.reason[new] = reason
+        if isinstance(detail, np.ndarray):
+            self.detail[new] = detail[new]
+        else:
+            self.detail[new] = detail
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.asarray(self.reason == None, dtype=bool)  # noqa: E711
+
+
+def _family(types: np.ndarray) -> np.ndarray:
+    return np.array([_FAMILY.get(t, "other") for t in types], dtype=object)
+
+
+def infer_geometry_type(geoms: np.ndarray) -> str:
+    """Layer geometry type for a new layer: the dominant family, multi if any row is multi."""
+    if len(geoms) == 0:
+        return "Geometry"
+    types = shapely.get_type_id(geoms)
+    names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
+                      "MultiLineString", "MultiPolygon", "GeometryCollection"], dtype=object)  # fmt: skip
+    valid = types >= 0
+    fams = _family(names[types[valid]])
+    if len(fams) == 0:
+        return "Geometry"
+    counts = Counter(fams)
+    fam = counts.most_common(1)[0][0]
+    if fam == "other":
+        return "Geometry"
+    is_multi = names[types[valid]][fams == fam]
+    if any(str(t).startswith("Multi") for t in is_multi):
+        return _MULTI[fam]
+    return _SINGLE[fam]
+
+
+def _extract_family(geom: shapely.Geometry, fam: str) -> shapely.Geometry | None:
+    parts = [
+        p for p in shapely.get_parts(geom) if _FAMILY.get(p.geom_type) == fam and not p.is_empty
+    ]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    if fam == "polygon":
+        return shapely.union_all(parts)
+    return _to_multi(np.array(parts, dtype=object), fam)[0] if len(parts) == 1 else (
+        shapely.MultiLineString(parts) if fam == "line" else shapely.MultiPoint(parts)
+    )
+
+
+def _conform(
+    geoms: np.ndarray, target: str, ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Geometries made to the target type; mask of mismatches; their detail."""
+    out = geoms.copy()
+    mismatch = np.zeros(len(geoms), dtype=bool)
+    detail = np.full(len(geoms), None, dtype=object)
+    if target == "Geometry":
+        return out, mismatch, detail
+    fam = _FAMILY[target]
+    idx = np.flatnonzero(ok)
+    types = np.asarray(shapely.get_type_id(geoms[idx]))
+    names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
+                      "MultiLineString", "MultiPolygon", "GeometryCollection"], dtype=object)  # fmt: skip
+    tnames = names[np.clip(types, 0, 7)]
+    want_multi = target.startswith("Multi")
+    single = _SINGLE[fam]
+    multi = _MULTI[fam]
+    exact = tnames == target
+    if want_multi:
+        promote = tnames == single
+        if promote.any():
+            pi = idx[promote]
+            out[pi] = _to_multi(geoms[pi], fam)
+        handled = exact | promote
+    else:
+        demote = (tnames == multi) & (np.asarray(shapely.get_num_geometries(geoms[idx])) == 1)
+        if demote.any():
+            di = idx[demote]
+            out[di] = shapely.get_geometry(geoms[di], 0)
+        handled = exact | demote
+    for j in np.flatnonzero(~handled):
+        i = idx[j]
+        g = geoms[i]
+        if tnames[j] == "GeometryCollection":
+            part = _extract_family(g, fam)
+            if part is not None:
+                if want_multi and part.geom_type == single:
+                    part = _to_multi(np.array([part], dtype=object), fam)[0]
+                if part.geom_type == target:
+                    out[i] = part
+                    continue
+        mismatch[i] = True
+        detail[i] = f"{tnames[j]} in a {target} layer"
+    return out, mismatch, detail
+
+
+def _to_multi(geoms: np.ndarray, fam: str) -> np.ndarray:
+    ctor = {"polygon": shapely.MultiPolygon, "line": shapely.MultiLineString}.get(
+        fam, shapely.MultiPoint
+    )
+    return np.array([ctor([g]) for g in geoms], dtype=object)
+
+
+def _schema_type(prop: dict[str, Any]) -> tuple[str, bool]:
+    """(base JSON type, nullable) of a schema property."""
+    t = prop.get("type", "string")
+    if isinstance(t, list):
+        nullable = "null" in t
+        base = next((x for x in t if x != "null"), "string")
+        return str(base), nullable
+    return str(t), False
+
+
+def infer_property(col: pa.Array) -> dict[str, Any]:
+    """JSON Schema of one column: typed Arrow columns directly, text by what ≥90% parses as."""
+    t = col.type
+    if pa.types.is_boolean(t):
+        return {"type": "boolean"}
+    if pa.types.is_integer(t):
+        return {"type": "integer"}
+    if pa.types.is_floating(t):
+        values = col.to_numpy(zero_copy_only=False)
+        finite = values[np.isfinite(values)]
+        if len(finite) and np.all(finite == np.round(finite)) and np.all(np.abs(finite) < 2**53):
+            return {"type": "integer"}
+        return {"type": "number"}
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return {"type": "string", "format": "date-time" if pa.types.is_timestamp(t) else "date"}
+    if not pa.types.is_string(t):
+        return {"type": "string"}
+    present = V.present_mask(col)
+    n = int(present.sum())
+    if n == 0:
+        return {"type": "string"}
+    text = pc.utf8_trim_whitespace(col)
+    leading_zero = pc.any(pc.match_substring_regex(text, r"^0\d")).as_py()
+    if not leading_zero:
+        nums, bad = V.parse_numbers(col)
+        good = present & ~bad & np.isfinite(nums)
+        if good.sum() >= 0.9 * n:
+            finite = nums[good]
+            integral = np.all(finite == np.round(finite)) and not pc.any(
+                pc.match_substring(text, ".")
+            ).as_py() and not pc.any(pc.match_substring(text, ",")).as_py()
+            return {"type": "integer" if integral else "number"}
+    if pc.any(pc.match_substring_regex(text, r"\d")).as_py():
+        dates, bad = V.parse_dates(col, "UTC")
+        if (present & ~bad).sum() >= 0.9 * n and pc.all(
+            pc.match_substring_regex(pc.drop_null(text), r"^$|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
+        ).as_py():
+            return {"type": "string", "format": "date-time"}
+    return {"type": "string"}
+
+
+def infer_schema(table: pa.Table) -> dict[str, Any]:
+    """JSON Schema of a whole attribute table (new layers)."""
+    return {
+        "type": "object",
+        "properties": {n: infer_property(table.column(n).combine_chunks()) for n in table.column_names},
+        "required": [],
+        "additionalProperties": True,
+    }
+
+
+def _coerce(
+    col: pa.Array, prop: dict[str, Any], name: str, q: _Quarantine, timezone: str
+) -> pa.Array:
+    base, _nullable = _schema_type(prop)
+    fmt = prop.get("format")
+    if base in ("integer", "number"):
+        nums, bad = V.parse_numbers(col)
+        q.add(bad, "unparsable_number", _bad_detail(col, bad, name, "a number"))
+        if base == "integer":
+            frac = np.isfinite(nums) & (nums != np.round(nums))
+            q.add(frac, "unparsable_number", _bad_detail(col, frac, name, "an integer"))
+            ints = np.where(np.isfinite(nums), nums, 0).astype(np.int64)
+            return pa.array(ints, pa.int64(), mask=~np.isfinite(nums))
+        return pa.array(nums, pa.float64(), mask=~np.isfinite(nums))
+    if base == "boolean":
+        out, bad = V.parse_booleans(col)
+        q.add(bad, "schema_violation", _bad_detail(col, bad, name, "true/false"))
+        return out
+    if base == "string" and fmt in ("date-time", "date"):
+        out, bad = V.parse_dates(col, timezone)
+        q.add(bad, "unparsable_date", _bad_detail(col, bad, name, "a date"))
+        return out
+    if pa.types.is_floating(col.type):
+        values = col.to_numpy(zero_copy_only=False)
+        finite = np.isfinite(values)
+        if np.all(values[finite] == np.round(values[finite])):
+            return pa.array(np.where(finite, values, 0).astype(np.int64), mask=~finite).cast(
+                pa.string()
+            )
+    if pa.types.is_timestamp(col.type):
+        return col
+    return col.cast(pa.string())
+
+
+def _bad_detail(col: pa.Array, bad: np.ndarray, name: str, what: str) -> np.ndarray:
+    detail = np.full(len(col), None, dtype=object)
+    for i in np.flatnonzero(bad)[:100_000]:
+        detail[i] = f"'{name}': {col[int(i)].as_py()!r} is not {what}"
+    return detail
+
+
+def prepare(
+    geometry_wkb: np.ndarray,
+    attributes: pa.Table,
+    crs: CrsChoice,
+    province: shapely.Geometry,
+    *,
+    geometry_type: str | None,
+    property_schema: dict[str, Any] | None,
+    key: str | None = None,
+    time_field: str | None = None,
+    timezone: str = "Asia/Ho_Chi_Minh",
+    coordinate_errors: np.ndarray | None = None,
+) -> Prepared:
+    """Check, repair, transform and coerce every row; quarantine the ones that cannot load."""
+    n = attributes.num_rows
+    q = _Quarantine(n)
+    notes: list[str] = []
+    if coordinate_errors is not None:
+        q.add(coordinate_errors, "unparsable_coordinates", "coordinate is not a number")
+    geoms = shapely.from_wkb(geometry_wkb, on_invalid="ignore")
+    missing = np.asarray(shapely.is_missing(geoms), dtype=bool)
+    q.add(missing, "null_geometry", "no geometry")
+    empty = ~missing & np.asarray(shapely.is_empty(geoms), dtype=bool)
+    q.add(empty, "empty_geometry", "empty geometry")
+    live = q.ok
+    geoms = shapely.force_2d(geoms)
+    geoms[live] = transform_geometries(geoms[live], crs.proj, crs.swap_axes)
+    # Repairs, counted (ST_MakeValid semantics: GEOS make_valid).
+    valid = np.ones(n, dtype=bool)
+    valid[live] = np.asarray(shapely.is_valid(geoms[live]), dtype=bool)
+    invalid = live & ~valid
+    repaired = int(invalid.sum())
+    if repaired:
+        geoms[invalid] = shapely.make_valid(geoms[invalid])
+        notes.append(f"{repaired} invalid geometries repaired (make_valid)")
+    # Outside the province: a cheap point test first, the full intersection for the rest.
+    live = q.ok
+    idx = np.flatnonzero(live)
+    if len(idx):
+        first = shapely.get_point(shapely.get_exterior_ring(geoms[idx]), 0)
+        pts = np.where(shapely.is_missing(first), shapely.point_on_surface(geoms[idx]), first)
+        shapely.prepare(province)
+        inside = np.asarray(shapely.contains_xy(province, shapely.get_x(pts), shapely.get_y(pts)))
+        unsure = idx[~inside]
+        if len(unsure):
+            hit = np.asarray(shapely.intersects(province, geoms[unsure]), dtype=bool)
+            out_mask = np.zeros(n, dtype=bool)
+            out_mask[unsure[~hit]] = True
+            q.add(out_mask, "outside_province", "outside the province boundary")
+    live = q.ok
+    target = geometry_type or infer_geometry_type(geoms[live])
+    conformed, mismatch, detail = _conform(geoms, target, live)
+    q.add(mismatch, "geometry_type_mismatch", detail)
+    geoms = conformed
+    # Properties.
+    schema = property_schema or infer_schema(attributes)
+    props_decl = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    by_lower = {c.lower(): c for c in attributes.column_names}
+    out_cols: dict[str, pa.Array] = {}
+    for col_name in attributes.column_names:
+        col = attributes.column(col_name).combine_chunks()
+        prop_name = col_name
+        if col_name not in props_decl:
+            match = next((p for p in props_decl if p.lower() == col_name.lower()), None)
+            prop_name = match or col_name
+        prop = props_decl.get(prop_name)
+        out_cols[prop_name] = (
+            _coerce(col, prop, prop_name, q, timezone) if prop is not None else _passthrough(col)
+        )
+    for req in schema.get("required", []) if isinstance(schema, dict) else []:
+        if req in out_cols:
+            absent = ~V.present_mask(out_cols[req])
+        elif req.lower() in by_lower:
+            absent = ~V.present_mask(out_cols[by_lower[req.lower()]])
+        else:
+            absent = np.ones(n, dtype=bool)
+        q.add(absent, "schema_violation", f"required property '{req}' is missing")
+    for name, prop in props_decl.items():
+        if "enum" in prop and name in out_cols:
+            vals = out_cols[name]
+            allowed = pa.array(prop["enum"]).cast(vals.type, safe=False)
+            bad = V.present_mask(vals) & ~np.asarray(
+                pc.is_in(vals, value_set=allowed).to_numpy(zero_copy_only=False), dtype=bool
+            )
+            q.add(bad, "schema_violation", f"'{name}' is not one of {prop['enum']}")
+    props = pa.table(out_cols) if out_cols else pa.table({"_": pa.nulls(n)}).drop_columns(["_"])
+    source_key = None
+    if key is not None:
+        if key not in props.column_names:
+            from layers.errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"--key '{key}' is not a column of the file; columns: "
+                + ", ".join(props.column_names)
+            )
+        keys = _passthrough(props.column(key).combine_chunks())
+        keys = keys.cast(pa.string()) if not pa.types.is_string(keys.type) else keys
+        if pa.types.is_floating(props.column(key).type):
+            keys = _coerce(props.column(key).combine_chunks(), {"type": "string"}, key, q, timezone)
+        q.add(~V.present_mask(keys), "missing_key", f"key '{key}' is empty")
+        live_keys = np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object)
+        dup = np.zeros(n, dtype=bool)
+        ok_idx = np.flatnonzero(q.ok)
+        _, first = np.unique(live_keys[ok_idx].astype(str), return_index=True)
+        dup[ok_idx] = True
+        dup[ok_idx[first]] = False
+        q.add(dup, "duplicate_key", f"key '{key}' repeats an earlier row")
+        source_key = keys
+    observed = None
+    if time_field is not None and time_field in props.column_names:
+        ts_col = props.column(time_field).combine_chunks()
+        observed, bad = V.parse_dates(ts_col, timezone)
+        q.add(bad, "unparsable_date", f"'{time_field}' is not a date")
+    keep = q.ok
+    keep_idx = np.flatnonzero(keep)
+    take = pa.array(keep_idx, pa.int64())
+    rej = np.flatnonzero(~keep)
+    return Prepared(
+        geometry=geoms[keep],
+        row_numbers=keep_idx + 1,
+        properties=props.take(take),
+        source_key=None if source_key is None else source_key.take(take),
+        observed_at=None if observed is None else observed.take(take),
+        geometry_type=target,
+        property_schema=schema,
+        reject_rows=rej,
+        reject_reasons=q.reason[rej],
+        reject_details=q.detail[rej],
+        repaired=repaired,
+        notes=notes,
+    )
+
+
+def _passthrough(col: pa.Array) -> pa.Array:
+    return col

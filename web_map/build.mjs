@@ -1,0 +1,87 @@
+// Build the web map into dist/: one minified, content-hashed JS and CSS bundle under
+// dist/assets/ and an index.html that references them. Everything comes from node_modules:
+// no CDN, no fonts or tiles from outside.
+import * as esbuild from 'esbuild';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+const dist = path.join(root, 'dist');
+const watch = process.argv.includes('--watch');
+
+const options = {
+  entryPoints: { app: path.join(root, 'src', 'main.js') },
+  bundle: true,
+  minify: !watch,
+  sourcemap: watch ? 'inline' : false,
+  format: 'esm',
+  target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
+  outdir: path.join(dist, 'assets'),
+  entryNames: '[name]-[hash]',
+  assetNames: '[name]-[hash]',
+  metafile: true,
+  legalComments: 'linked',
+  loader: { '.png': 'file', '.svg': 'file', '.woff': 'file', '.woff2': 'file' },
+  define: { 'process.env.NODE_ENV': '"production"' },
+  logLevel: 'info',
+};
+
+/** Write index.html for the hashed bundle names in the esbuild metafile. */
+async function writeIndex(metafile) {
+  const outputs = Object.keys(metafile.outputs).map((p) => path.relative(dist, path.join(root, p)).split(path.sep).join('/'));
+  const js = outputs.find((p) => /^assets\/app-[^/]+\.js$/.test(p));
+  const css = outputs.find((p) => /^assets\/app-[^/]+\.css$/.test(p));
+  const template = await readFile(path.join(root, 'src', 'index.html'), 'utf8');
+  const html = template
+    .replace('<!--CSS-->', css ? `<link rel="stylesheet" href="/${css}">` : '')
+    .replace('<!--JS-->', `<script type="module" src="/${js}"></script>`);
+  await writeFile(path.join(dist, 'index.html'), html);
+  return { js, css };
+}
+
+/**
+ * loaders.gl falls back to fetching its workers from a public CDN when a loader runs in a
+ * worker. The map disables workers, and this makes sure the fallback can never leave the
+ * machine: the CDN base becomes a local path that simply 404s.
+ */
+async function neuterCdn(metafile) {
+  for (const out of Object.keys(metafile.outputs).filter((p) => p.endsWith('.js'))) {
+    const file = path.join(root, out);
+    const code = await readFile(file, 'utf8');
+    const fixed = code.replaceAll('https://unpkg.com/@loaders.gl', '/assets/no-cdn/@loaders.gl');
+    if (fixed !== code) await writeFile(file, fixed);
+  }
+}
+
+/**
+ * maplibre-gl 5+ starts its worker from a separate module file next to its own bundle.
+ * Copy it under a content-hashed name (as .js, so every server sends a JavaScript MIME type)
+ * and hand its URL to the app through a build-time constant.
+ */
+async function copyMaplibreWorker() {
+  const src = path.join(root, 'node_modules', 'maplibre-gl', 'dist', 'maplibre-gl-worker.mjs');
+  const hash = createHash('sha256').update(await readFile(src)).digest('hex').slice(0, 10).toUpperCase();
+  const name = `maplibre-gl-worker-${hash}.js`;
+  await copyFile(src, path.join(dist, 'assets', name));
+  return `/assets/${name}`;
+}
+
+await rm(dist, { recursive: true, force: true });
+await mkdir(path.join(dist, 'assets'), { recursive: true });
+options.define.__MAPLIBRE_WORKER_URL__ = JSON.stringify(await copyMaplibreWorker());
+
+if (watch) {
+  const ctx = await esbuild.context({
+    ...options,
+    plugins: [{ name: 'index', setup: (b) => b.onEnd(async (r) => r.metafile && writeIndex(r.metafile)) }],
+  });
+  await ctx.watch();
+} else {
+  const result = await esbuild.build(options);
+  await neuterCdn(result.metafile);
+  const { js, css } = await writeIndex(result.metafile);
+  const size = (p) => (result.metafile.outputs[path.relative(root, path.join(dist, p)).split(path.sep).join('/')] || {}).bytes || 0;
+  console.log(`web map built: ${js} (${Math.round(size(js) / 1024)} KiB), ${css} (${Math.round(size(css) / 1024)} KiB)`);
+}

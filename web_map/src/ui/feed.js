@@ -1,0 +1,3 @@
+// placeholder, replaced below
+export function initFeed() {}
+export function renderFeed() {}
