@@ -137,7 +137,13 @@ def commune_aggregates(
         else:
             v = float(s) / k if s is not None and k else None
         out.append({"code": code, "name": name, "value": v})
-    return {"layer": slug, "measure": measure, "from": _iso(t_from), "to": _iso(t_to), "communes": out}
+    return {
+        "layer": slug,
+        "measure": measure,
+        "from": _iso(t_from),
+        "to": _iso(t_to),
+        "communes": out,
+    }
 
 
 def hot_spots(

@@ -211,7 +211,9 @@ def json_fragments(arr: pa.Array) -> pa.Array:
         ts = arr if t.tz else pc.assume_timezone(arr, "UTC")
         ts = ts.cast(pa.timestamp("us", tz="UTC"))
         whole = ts.cast(pa.timestamp("s", tz="UTC"), safe=False)
-        has_fraction = pc.any(pc.not_equal(ts.cast(pa.int64()), pc.multiply(whole.cast(pa.int64()), 1_000_000))).as_py()
+        has_fraction = pc.any(
+            pc.not_equal(ts.cast(pa.int64()), pc.multiply(whole.cast(pa.int64()), 1_000_000))
+        ).as_py()
         fmt_src = ts if has_fraction else whole
         text = pc.strftime(fmt_src, format="%Y-%m-%dT%H:%M:%SZ")
         return pc.binary_join_element_wise('"', text, '"', "").fill_null("null")

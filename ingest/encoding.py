@@ -27,7 +27,9 @@ TCVN3_DECODE = {bytes([b]): ch for b, ch in _TCVN3_LOWER.items()}
 _TCVN3_TABLE = str.maketrans({chr(b): ch for b, ch in _TCVN3_LOWER.items()})
 
 # VNI-Windows writes a base letter followed by a diacritic byte from this set.
-_VNI_MARKS = set(b"\xf9\xf8\xfb\xf5\xef\xe2\xea\xf4\xf6\xf1\xd9\xd8\xdb\xd5\xcf\xc2\xca\xd4\xd6\xd1\xe9\xe8\xe5\xe4\xe3")
+_VNI_MARKS = set(
+    b"\xf9\xf8\xfb\xf5\xef\xe2\xea\xf4\xf6\xf1\xd9\xd8\xdb\xd5\xcf\xc2\xca\xd4\xd6\xd1\xe9\xe8\xe5\xe4\xe3"
+)
 
 
 @dataclass(frozen=True)

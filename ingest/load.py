@@ -55,9 +55,7 @@ def copy_columns(prepared: Prepared, layer_id: int | None, batch_id: int) -> lis
         CopyColumn("jsonb", json_objects(prepared.properties)),
         CopyColumn(
             "bytes",
-            prepared.source_key
-            if prepared.source_key is not None
-            else pa.nulls(n, pa.string()),
+            prepared.source_key if prepared.source_key is not None else pa.nulls(n, pa.string()),
         ),
         CopyColumn(
             "timestamptz",
@@ -83,7 +81,10 @@ def _copy(
     done = 0
     chunk = 50_000
     # Identifiers only: `table` and `columns` are our own generated, quoted names.
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)") as cp:
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)") as cp,
+    ):
         for part in iter_copy_chunks(cols, n, chunk_rows=chunk):
             cp.write(part)
             if len(part) > 20:
@@ -94,7 +95,8 @@ def _copy(
 
 def _partition_is_empty(conn: Connection, layer_id: int) -> bool:
     part = quote_ident(partition_name(layer_id))
-    return conn.execute(text(f"SELECT NOT EXISTS (SELECT 1 FROM {part})")).scalar_one() is True
+    sql = f"SELECT NOT EXISTS (SELECT 1 FROM {part})"  # noqa: S608  (quoted identifier)
+    return conn.execute(text(sql)).scalar_one() is True
 
 
 def load(
@@ -160,7 +162,8 @@ def _swap_partition(
         "FOREIGN KEY (import_batch_id) REFERENCES import_batch (id) ON DELETE SET NULL",
     ):
         conn.execute(text(ddl))
-    before = conn.execute(text(f"SELECT count(*) FROM {old_q}")).scalar_one()
+    count_sql = f"SELECT count(*) FROM {old_q}"  # noqa: S608  (quoted identifier)
+    before = conn.execute(text(count_sql)).scalar_one()
     conn.execute(text(f"ALTER TABLE feature DETACH PARTITION {old_q}"))
     conn.execute(text(f"DROP TABLE {old_q}"))
     conn.execute(text(f"ALTER TABLE {new_q} RENAME TO {old_q}"))
@@ -188,7 +191,14 @@ def _stage_and_merge(
         )
     )
     cols = copy_columns(prepared, None, batch_id)
-    _copy(conn, stage_q, "geom, properties, source_key, observed_at, import_batch_id", cols, n, progress)
+    _copy(
+        conn,
+        stage_q,
+        "geom, properties, source_key, observed_at, import_batch_id",
+        cols,
+        n,
+        progress,
+    )
     if progress:
         progress("merge", 0, n)
     params = {"layer_id": layer_id, "batch_id": batch_id}

@@ -166,14 +166,14 @@ def _xlsx_column(values: list[Any]) -> pa.Array:
     present = [v for v in values if v is not None and v != ""]
     if present and all(isinstance(v, bool) for v in present):
         return pa.array([None if v == "" else v for v in values], pa.bool_())
-    if present and all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in present
-    ):
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
         return pa.array([None if v == "" else float(v) for v in values], pa.float64())
     if present and all(isinstance(v, datetime | date) for v in present):
         return pa.array(
             [
-                None if v in (None, "") else (v if isinstance(v, datetime) else datetime(v.year, v.month, v.day))
+                None
+                if v in (None, "")
+                else (v if isinstance(v, datetime) else datetime(v.year, v.month, v.day))
                 for v in values
             ],
             pa.timestamp("us"),

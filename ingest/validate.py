@@ -116,8 +116,10 @@ def _extract_family(geom: shapely.Geometry, fam: str) -> shapely.Geometry | None
         return parts[0]
     if fam == "polygon":
         return shapely.union_all(parts)
-    return _to_multi(np.array(parts, dtype=object), fam)[0] if len(parts) == 1 else (
-        shapely.MultiLineString(parts) if fam == "line" else shapely.MultiPoint(parts)
+    return (
+        _to_multi(np.array(parts, dtype=object), fam)[0]
+        if len(parts) == 1
+        else (shapely.MultiLineString(parts) if fam == "line" else shapely.MultiPoint(parts))
     )
 
 
@@ -213,9 +215,11 @@ def infer_property(col: pa.Array) -> dict[str, Any]:
         good = present & ~bad & np.isfinite(nums)
         if good.sum() >= 0.9 * n:
             finite = nums[good]
-            integral = np.all(finite == np.round(finite)) and not pc.any(
-                pc.match_substring(text, ".")
-            ).as_py() and not pc.any(pc.match_substring(text, ",")).as_py()
+            integral = (
+                np.all(finite == np.round(finite))
+                and not pc.any(pc.match_substring(text, ".")).as_py()
+                and not pc.any(pc.match_substring(text, ",")).as_py()
+            )
             return {"type": "integer" if integral else "number"}
     if pc.any(pc.match_substring_regex(text, r"\d")).as_py():
         dates, bad = V.parse_dates(col, "UTC")
@@ -230,7 +234,9 @@ def infer_schema(table: pa.Table) -> dict[str, Any]:
     """JSON Schema of a whole attribute table (new layers)."""
     return {
         "type": "object",
-        "properties": {n: infer_property(table.column(n).combine_chunks()) for n in table.column_names},
+        "properties": {
+            n: infer_property(table.column(n).combine_chunks()) for n in table.column_names
+        },
         "required": [],
         "additionalProperties": True,
     }

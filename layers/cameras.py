@@ -122,9 +122,7 @@ def upsert_camera(conn: Connection, spec: CameraSpec) -> int:
         fid = int(
             conn.execute(
                 feature.insert()
-                .values(
-                    layer_id=layer_id, geom=geom, properties=props, source_key=spec.camera_id
-                )
+                .values(layer_id=layer_id, geom=geom, properties=props, source_key=spec.camera_id)
                 .returning(feature.c.id)
             ).scalar_one()
         )
@@ -206,9 +204,7 @@ def list_cameras(conn: Connection, enabled_only: bool = False) -> list[CameraRec
 def get_camera(conn: Connection, camera_id: str) -> CameraRecord:
     """One camera, or NotFoundError naming it."""
     layer_id = ensure_cameras_layer(conn)
-    stmt = _camera_select(layer_id).where(
-        feature.c.properties.op("->>")("camera_id") == camera_id
-    )
+    stmt = _camera_select(layer_id).where(feature.c.properties.op("->>")("camera_id") == camera_id)
     row = conn.execute(stmt).mappings().first()
     if row is None:
         raise NotFoundError(f"camera '{camera_id}' does not exist", camera_id=camera_id)
@@ -230,7 +226,10 @@ def save_calibration(conn: Connection, rec: CalibrationRecord) -> None:
     stmt = insert(camera_calibration).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[camera_calibration.c.camera_id],
-        set_={**{k: stmt.excluded[k] for k in values if k != "camera_id"}, "updated_at": func.now()},
+        set_={
+            **{k: stmt.excluded[k] for k in values if k != "camera_id"},
+            "updated_at": func.now(),
+        },
     )
     conn.execute(stmt)
 
@@ -262,7 +261,9 @@ def add_zone(conn: Connection, camera_id: str, spec: ZoneSpec) -> int:
     return int(
         conn.execute(
             camera_zone.insert()
-            .values(camera_id=camera_id, name=spec.name, kind=spec.kind, geom=geom, params=spec.params)
+            .values(
+                camera_id=camera_id, name=spec.name, kind=spec.kind, geom=geom, params=spec.params
+            )
             .returning(camera_zone.c.id)
         ).scalar_one()
     )
@@ -287,7 +288,9 @@ def list_zones(conn: Connection, camera_id: str) -> list[ZoneRecord]:
 
 def delete_zones(conn: Connection, camera_id: str) -> int:
     """Remove all zones of a camera; returns how many."""
-    return int(conn.execute(camera_zone.delete().where(camera_zone.c.camera_id == camera_id)).rowcount)
+    return int(
+        conn.execute(camera_zone.delete().where(camera_zone.c.camera_id == camera_id)).rowcount
+    )
 
 
 def set_state(

@@ -11,12 +11,11 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+# Import for its registration side effect, so every detector is known once this module is.
+from vision import motion as _motion  # noqa: F401
 from vision.boxes import nms
 from vision.plugins import DETECTORS, Frame
 from vision.types import Detections
-
-# Import for its registration side effect, so every detector is known once this module is.
-from vision import motion as _motion  # noqa: F401,E402
 
 
 class HogPeopleDetector:
@@ -84,9 +83,7 @@ class Letterbox:
         return b
 
 
-def letterbox(
-    frame: Frame, size: int, color: int = 114
-) -> tuple[NDArray[np.float32], Letterbox]:
+def letterbox(frame: Frame, size: int, color: int = 114) -> tuple[NDArray[np.float32], Letterbox]:
     """Resize keeping the aspect ratio and pad to size×size, as Ultralytics trains.
 
     Returns the NCHW float32 RGB blob in 0..1 and the transform to map boxes back.
@@ -190,9 +187,7 @@ class OnnxYoloDetector:
         keep = nms(boxes, scores, cids, self.iou_threshold, self.max_det)
         boxes = lb.to_frame(boxes[keep], frame.shape[1], frame.shape[0])
         scores, cids = scores[keep], cids[keep]
-        labels = [
-            self.class_names[c] if c < len(self.class_names) else str(int(c)) for c in cids
-        ]
+        labels = [self.class_names[c] if c < len(self.class_names) else str(int(c)) for c in cids]
         dets = Detections.of(boxes, scores, labels)
         if self.classes is not None:
             dets = dets.select(np.array([lab in self.classes for lab in labels], dtype=bool))

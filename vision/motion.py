@@ -136,7 +136,9 @@ class MotionDetector:
         widths = ground_widths(self.calibration, b)
         keep = (widths >= self.min_width_m) & (widths <= self.max_width_m)
         labels = [self._label_for(w) for w in widths]
-        return Detections.of(b[keep], scores[keep], [lab for lab, k in zip(labels, keep) if k])
+        return Detections.of(
+            b[keep], scores[keep], [lab for lab, k in zip(labels, keep, strict=True) if k]
+        )
 
     def _label_for(self, width_m: float) -> str:
         if self.label:

@@ -110,7 +110,10 @@ class Pipeline:
         out: list[Observation] = []
         for i, tr in enumerate(tracks):
             x, y = float(ground[i, 0]), float(ground[i, 1])
-            if not np.isfinite([x, y]).all() or np.hypot(x - self._origin[0], y - self._origin[1]) > self.max_ground_range_m:
+            if (
+                not np.isfinite([x, y]).all()
+                or np.hypot(x - self._origin[0], y - self._origin[1]) > self.max_ground_range_m
+            ):
                 continue  # above the horizon or absurdly far: not a ground position
             out.append(
                 Observation(

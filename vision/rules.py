@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -256,7 +256,9 @@ class RuleEngine:
             return []
         since = st.stopped_since.setdefault(zone.id, now)
         if now - since >= dwell:
-            return self._once(st, "stopped_vehicle", zone.id, now, tid, dwell_s=round(now - since, 1))
+            return self._once(
+                st, "stopped_vehicle", zone.id, now, tid, dwell_s=round(now - since, 1)
+            )
         return []
 
     def _wrong_way(
@@ -279,13 +281,23 @@ class RuleEngine:
         diff = angle_diff_deg(heading, float(direction))
         if diff >= float(zone.params.get("wrong_way_min_angle_deg", 120.0)):
             return self._once(
-                st, "wrong_way", zone.id, now, tid, heading_deg=round(heading, 1),
+                st,
+                "wrong_way",
+                zone.id,
+                now,
+                tid,
+                heading_deg=round(heading, 1),
                 lane_direction_deg=float(direction),
             )
         return []
 
     def _speeding(
-        self, st: _TrackState, limit_kmh: float, now: float, speed: float, tid: int,
+        self,
+        st: _TrackState,
+        limit_kmh: float,
+        now: float,
+        speed: float,
+        tid: int,
         zone_id: int | None,
     ) -> list[VisionEvent]:
         kmh = speed * 3.6
@@ -296,8 +308,13 @@ class RuleEngine:
         if st.speeding_samples < self.settings.speeding_min_samples:
             return []
         return self._once(
-            st, "speeding", zone_id if zone_id is not None else -1, now, tid,
-            speed_kmh=round(kmh, 1), limit_kmh=limit_kmh,
+            st,
+            "speeding",
+            zone_id if zone_id is not None else -1,
+            now,
+            tid,
+            speed_kmh=round(kmh, 1),
+            limit_kmh=limit_kmh,
         )
 
     def _once(
@@ -309,7 +326,12 @@ class RuleEngine:
         return [self._event(kind, now, st, tid, zone_id if zone_id >= 0 else None, **attrs)]
 
     def _event(
-        self, kind: str, now: float, st: _TrackState, tid: int, zone_id: int | None = None,
+        self,
+        kind: str,
+        now: float,
+        st: _TrackState,
+        tid: int,
+        zone_id: int | None = None,
         **attrs: Any,
     ) -> VisionEvent:
         speed = self._velocity(st)
@@ -364,8 +386,12 @@ class RuleEngine:
                 )
                 events.extend(
                     self._sustained(
-                        zone, now, over, float(zone.params.get("congestion_for_s", 30.0)),
-                        vehicle_count=len(vehicles), occupancy=round(occupancy, 3),
+                        zone,
+                        now,
+                        over,
+                        float(zone.params.get("congestion_for_s", 30.0)),
+                        vehicle_count=len(vehicles),
+                        occupancy=round(occupancy, 3),
                     )
                 )
         return events
@@ -397,13 +423,12 @@ class RuleEngine:
             return []
         self._zone_fired.add(key)
         return [
-            self._zone_event("congestion", zone, now, "vehicle", duration_s=round(now - since, 1),
-                             **attrs)
+            self._zone_event(
+                "congestion", zone, now, "vehicle", duration_s=round(now - since, 1), **attrs
+            )
         ]
 
-    def _zone_event(
-        self, kind: str, zone: Zone, now: float, cls: str, **attrs: Any
-    ) -> VisionEvent:
+    def _zone_event(self, kind: str, zone: Zone, now: float, cls: str, **attrs: Any) -> VisionEvent:
         c = zone.geometry.representative_point()
         lonlat = self.frame.to_wgs84([[c.x, c.y]])[0]
         return VisionEvent(
@@ -461,6 +486,5 @@ __all__ = [
     "RuleEngine",
     "RuleSettings",
     "Zone",
-    "timedelta",
     "zone_from_wgs84",
 ]

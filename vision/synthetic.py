@@ -91,7 +91,9 @@ class Scene:
         """The true boxes of frame i, as a perfect detector would report them."""
         found = self.boxes_at(i / self.fps)
         return Detections.of(
-            [b for _, b in found] or np.zeros((0, 4)), [0.9] * len(found), [m.label for m, _ in found]
+            [b for _, b in found] or np.zeros((0, 4)),
+            [0.9] * len(found),
+            [m.label for m, _ in found],
         )
 
     def frames(self) -> Iterator[tuple[Frame, datetime]]:
@@ -120,12 +122,12 @@ def street_calibration(width: int = 640, height: int = 352) -> Calibration:
     return Calibration(h, frame, 0.0, 0.0)
 
 
-def control_points(cal: Calibration, pixels: Sequence[tuple[float, float]]) -> list[
-    tuple[float, float, float, float]
-]:
+def control_points(
+    cal: Calibration, pixels: Sequence[tuple[float, float]]
+) -> list[tuple[float, float, float, float]]:
     """(u, v, lon, lat) of pixels through a calibration: control points for fit tests."""
     lonlat = cal.frame.to_wgs84(apply_homography(cal.homography, pixels))
-    return [(u, v, float(lo), float(la)) for (u, v), (lo, la) in zip(pixels, lonlat)]
+    return [(u, v, float(lo), float(la)) for (u, v), (lo, la) in zip(pixels, lonlat, strict=True)]
 
 
 def street_scene(fps: float = 10.0) -> Scene:
@@ -137,11 +139,21 @@ def street_scene(fps: float = 10.0) -> Scene:
     movers = (
         Mover("car_north", "car", 1.8, 0.7, (-2.0, 12.0), (0.0, 8.0), 2.0, 5.0),
         Mover("car_south", "car", 1.8, 0.7, (2.0, 38.0), (0.0, -8.0), 6.0, 9.0, (220, 60, 40)),
-        Mover("moto_north", "motorcycle", 0.8, 1.4, (-1.5, 12.0), (0.0, 6.0), 10.0, 14.0,
-              (30, 200, 220)),
+        Mover(
+            "moto_north",
+            "motorcycle",
+            0.8,
+            1.4,
+            (-1.5, 12.0),
+            (0.0, 6.0),
+            10.0,
+            14.0,
+            (30, 200, 220),
+        ),
         Mover("wrong_way", "car", 1.8, 0.7, (-2.0, 38.0), (0.0, -7.0), 15.0, 18.5, (200, 40, 200)),
-        Mover("intruder", "motorcycle", 0.7, 2.4, (9.8, 17.0), (-1.5, 0.0), 19.5, 24.0,
-              (20, 230, 20)),
+        Mover(
+            "intruder", "motorcycle", 0.7, 2.4, (9.8, 17.0), (-1.5, 0.0), 19.5, 24.0, (20, 230, 20)
+        ),
     )
     return Scene(640, 352, fps, 26.0, street_calibration(), movers)
 

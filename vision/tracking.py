@@ -130,15 +130,13 @@ class _STrack:
         self.matched_now = True
 
 
-def _assign(
-    cost: F64, threshold: float
-) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+def _assign(cost: F64, threshold: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Hungarian assignment, rejecting pairs whose cost exceeds `threshold`."""
     n, m = cost.shape
     if n == 0 or m == 0:
         return [], list(range(n)), list(range(m))
     rows, cols = linear_sum_assignment(cost)
-    matches = [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] <= threshold]
+    matches = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] <= threshold]
     mr = {r for r, _ in matches}
     mc = {c for _, c in matches}
     return matches, [i for i in range(n) if i not in mr], [j for j in range(m) if j not in mc]
@@ -162,9 +160,7 @@ class ByteTrack:
         self.track_thresh = track_thresh
         self.low_thresh = low_thresh
         self.match_thresh = match_thresh
-        self.new_track_thresh = (
-            track_thresh + 0.1 if new_track_thresh is None else new_track_thresh
-        )
+        self.new_track_thresh = track_thresh + 0.1 if new_track_thresh is None else new_track_thresh
         self.max_lost = max(1, int(round(frame_rate / 30.0 * lost_buffer)))
         self.fuse_score = fuse_score
         self.kf = KalmanXYAH()
@@ -240,13 +236,15 @@ class ByteTrack:
         everyone = {id(t): t for t in self.tracked + self.lost + pool}.values()
         self.tracked = [t for t in everyone if t.state == _State.TRACKED]
         self.lost = [
-            t
-            for t in everyone
-            if t.state == _State.LOST and fid - t.frame_id <= self.max_lost
+            t for t in everyone if t.state == _State.LOST and fid - t.frame_id <= self.max_lost
         ]
         return [
-            Track(t.track_id, (float(t.box[0]), float(t.box[1]), float(t.box[2]), float(t.box[3])),
-                  t.score, t.label)
+            Track(
+                t.track_id,
+                (float(t.box[0]), float(t.box[1]), float(t.box[2]), float(t.box[3])),
+                t.score,
+                t.label,
+            )
             for t in self.tracked
             if t.activated and t.matched_now
         ]

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-VEHICLE_CLASSES = frozenset({"vehicle", "car", "motorcycle", "motorbike", "truck", "bus", "bicycle"})
+VEHICLE_CLASSES = frozenset(
+    {"vehicle", "car", "motorcycle", "motorbike", "truck", "bus", "bicycle"}
+)
 PERSON_CLASSES = frozenset({"person", "pedestrian", "people"})
 
 

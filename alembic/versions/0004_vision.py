@@ -130,7 +130,10 @@ def upgrade() -> None:
     )
     op.execute("ALTER SEQUENCE detection_event_id_seq OWNED BY detection_event.id")
     op.create_index(
-        "ix_detection_event_observed_at", "detection_event", ["observed_at"], postgresql_using="brin"
+        "ix_detection_event_observed_at",
+        "detection_event",
+        ["observed_at"],
+        postgresql_using="brin",
     )
     op.create_index(
         "ix_detection_event_camera_id_observed_at", "detection_event", ["camera_id", "observed_at"]

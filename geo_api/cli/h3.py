@@ -1,10 +1,35 @@
-"""CLI commands of the h3 area (filled in by its issue)."""
+"""`iocmap h3 refresh [--full] [--layer SLUG]`: bring H3 aggregates up to date by hand."""
 
 from __future__ import annotations
 
 import typer
 
+from analytics import h3jobs
+from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
+
+h3_app = typer.Typer(help="H3 aggregates (hexagons over time).", no_args_is_help=True)
+
+
+@h3_app.command()
+@friendly_errors
+def refresh(
+    full: bool = typer.Option(False, "--full", help="Recompute everything, not only changes"),
+    layer: str | None = typer.Option(None, "--layer", help="Only this layer (slug)"),
+) -> None:
+    """Refresh stale aggregates incrementally (or fully with --full)."""
+    with migrated_engine(load_settings()) as engine:
+        if layer:
+            one = h3jobs.refresh_layer(engine, layer, full=full)
+            reports = [one] if one else []
+        else:
+            reports = h3jobs.refresh_all(engine, full=full)
+        for r in reports:
+            typer.echo(
+                f"{r.layer}: {r.mode}; changed {r.changed}, deleted {r.deleted}, "
+                f"rows written {r.rows_written}"
+            )
+
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the main app."""
-    return None
+    """Attach the `h3` group."""
+    app.add_typer(h3_app, name="h3")

@@ -134,7 +134,9 @@ def test_incremental_equals_full_polygons(engine: Engine, make_layer: MakeLayer)
                 FeatureRow("gnew", shapely.box(105.7, 18.7, 105.72, 18.72), {"value": 3}),
             ],
         )
-        conn.execute(text("DELETE FROM feature WHERE layer_id = :l AND source_key = 'g20'"), {"l": lid})
+        conn.execute(
+            text("DELETE FROM feature WHERE layer_id = :l AND source_key = 'g20'"), {"l": lid}
+        )
     rep = _refresh(engine, "h3_incr_polys")
     assert rep.mode == "incremental" and rep.changed == 3 and rep.deleted == 1
     incremental = _snapshot(engine, lid)

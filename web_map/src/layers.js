@@ -95,7 +95,7 @@ function sectorLayers(state, layer) {
         maxZoom: Math.min(tiles.maxzoom ?? 14, 16),
         binary: true,
         loadOptions: { core: { worker: false }, mvt: { workerUrl: null } },
-        onTileError: () => {},
+        onTileError: (err) => console.warn('tile error', layer.slug, err && err.message ? err.message : err),
       }),
     );
   } else {

@@ -1,0 +1,360 @@
+"""One import, end to end: read, resolve the CRS, validate, then load atomically (or dry-run)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import shapely
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, Engine, select
+
+from ingest import crs as crsmod
+from ingest.formats import SourceData, read_source
+from ingest.load import (
+    LoadCounts,
+    create_batch,
+    finish_batch,
+    load,
+    write_rejects,
+)
+from ingest.province import province_boundary, tolerant_boundary
+from ingest.validate import Prepared, prepare
+from layers.errors import InvalidInputError, IocError, NotFoundError
+from layers.models import layer
+from layers.registry import LayerInfo, LayerSpec, create_or_update_layer, get_layer
+from layers.settings import Settings
+
+Progress = Callable[[str, int, int], None]
+EXAMPLES = 20
+PREVIEW_ROWS = 20
+
+
+class ImportOptions(BaseModel):
+    """What to import where, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    layer: str = Field(pattern=r"^[a-z][a-z0-9_]{1,62}$")
+    source_layer: str | None = None
+    crs: str | None = None
+    key: str | None = None
+    mode: Literal["append", "upsert", "replace"] = "append"
+    encoding: str | None = None
+    dry_run: bool = False
+    actor: str = "cli"
+    kind: str = "file"
+    connector: str | None = None
+    source_name: str | None = None
+    time_field: str | None = None
+    title: str | None = None
+
+
+class ImportReport(BaseModel):
+    """What an import found and did (also what a dry run returns)."""
+
+    batch_id: int | None
+    layer: str
+    layer_created: bool
+    mode: str
+    dry_run: bool
+    format: str
+    source_layer: str | None
+    source_layers: list[str]
+    encoding: str | None
+    crs: dict[str, Any]
+    geometry_type: str
+    property_schema: dict[str, Any]
+    rows_read: int
+    rows_valid: int
+    rows_rejected: int
+    repaired: int
+    rejects_by_reason: dict[str, int]
+    reject_examples: list[dict[str, Any]]
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    strategy: str | None = None
+    notes: list[str]
+    preview: list[dict[str, Any]] = Field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One paragraph for the CLI."""
+        head = "dry run: " if self.dry_run else ""
+        crs = self.crs
+        lines = [
+            f"{head}{self.rows_read} rows read from {self.format}"
+            + (f" layer '{self.source_layer}'" if self.source_layer else "")
+            + f"; CRS {crs.get('name')} (EPSG:{crs.get('srid')}, {crs.get('source')})",
+            f"valid {self.rows_valid}, rejected {self.rows_rejected}, repaired {self.repaired}",
+        ]
+        if not self.dry_run:
+            lines.append(
+                f"layer '{self.layer}'{' (created)' if self.layer_created else ''}: "
+                f"inserted {self.inserted}, updated {self.updated}, unchanged {self.unchanged}, "
+                f"deleted {self.deleted}; batch {self.batch_id}"
+            )
+        for reason, count in sorted(self.rejects_by_reason.items()):
+            lines.append(f"  rejected {count:>8} {reason}")
+        for ex in self.reject_examples[:5]:
+            lines.append(f"    row {ex['row']}: {ex['reason']}: {ex['detail']}")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+def _sample_coords(source: SourceData, limit: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    n = source.num_rows
+    idx = np.unique(np.linspace(0, max(n - 1, 0), num=min(n, limit)).astype(np.int64))
+    geoms = shapely.from_wkb(source.geometry[idx], on_invalid="ignore")
+    coords = shapely.get_coordinates(geoms)
+    if len(coords) > limit:
+        coords = coords[np.linspace(0, len(coords) - 1, num=limit).astype(np.int64)]
+    return coords[:, 0], coords[:, 1]
+
+
+def resolve_crs(
+    source: SourceData, option: str | None, boundary: shapely.Geometry, settings: Settings
+) -> crsmod.CrsChoice:
+    """--crs, else the file's CRS, else detection among WGS84 and the VN-2000 systems."""
+    if option:
+        choice = crsmod.recognise(option, "option")
+        if source.crs_wkt:
+            choice.notes.append("--crs overrides the CRS stored in the file")
+        return choice
+    if source.crs_wkt:
+        try:
+            return crsmod.recognise(source.crs_wkt, "file")
+        except InvalidInputError as exc:
+            note = f"the file's CRS was not recognised ({exc.detail}); detecting"
+        else:  # pragma: no cover
+            note = ""
+    else:
+        note = "the file has no CRS; detected from the coordinates"
+    x, y = _sample_coords(source)
+    allow_swap = source.coordinate_columns is not None and any(
+        c.strip().lower() in ("x", "y") for c in source.coordinate_columns
+    )
+    choice = crsmod.detect(x, y, boundary, settings.province_official_srid, allow_swap)
+    choice.notes.insert(0, note)
+    return choice
+
+
+def _reject_rows(
+    source: SourceData, prepared: Prepared
+) -> list[tuple[int, str, str, dict[str, Any]]]:
+    rows = prepared.reject_rows
+    if len(rows) == 0:
+        return []
+    attrs = source.attributes.take(pa.array(rows, pa.int64())).to_pylist()
+    geoms = shapely.from_wkb(source.geometry[rows], on_invalid="ignore")
+    wkts = shapely.to_wkt(geoms, rounding_precision=-1)
+    out = []
+    for i, r in enumerate(rows):
+        original = {k: _jsonable(v) for k, v in attrs[i].items()}
+        w = wkts[i]
+        original["_geometry_wkt"] = None if w is None else (w if len(w) <= 4000 else w[:4000] + "…")
+        out.append(
+            (
+                int(r) + 1,
+                str(prepared.reject_reasons[i]),
+                str(prepared.reject_details[i] or ""),
+                original,
+            )
+        )
+    return out
+
+
+def _preview(prepared: Prepared) -> list[dict[str, Any]]:
+    k = min(PREVIEW_ROWS, len(prepared.geometry))
+    props = prepared.properties.slice(0, k).to_pylist()
+    wkts = shapely.to_wkt(prepared.geometry[:k], rounding_precision=7)
+    return [
+        {
+            "row": int(prepared.row_numbers[i]),
+            "properties": {key: _jsonable(v) for key, v in props[i].items()},
+            "geometry_wkt": wkts[i] if len(wkts[i]) <= 300 else wkts[i][:300] + "…",
+        }
+        for i in range(k)
+    ]
+
+
+def _existing_layer(conn: Connection, slug: str) -> LayerInfo | None:
+    try:
+        return get_layer(conn, slug)
+    except NotFoundError:
+        return None
+
+
+def analyse(
+    conn: Connection, settings: Settings, opts: ImportOptions, progress: Progress | None = None
+) -> tuple[SourceData, crsmod.CrsChoice, Prepared, LayerInfo | None]:
+    """Read, resolve the CRS and validate; touches the database only to read."""
+    if progress:
+        progress("read", 0, 0)
+    source = read_source(opts.path, opts.source_layer, opts.encoding)
+    info = _existing_layer(conn, opts.layer)
+    boundary = province_boundary(settings, conn)
+    choice = resolve_crs(source, opts.crs, boundary, settings)
+    if progress:
+        progress("validate", 0, source.num_rows)
+    prepared = prepare(
+        source.geometry,
+        source.attributes,
+        choice,
+        tolerant_boundary(boundary, settings.province_tolerance_m),
+        geometry_type=info.geometry_type if info else None,
+        property_schema=info.property_schema if info else None,
+        key=opts.key,
+        time_field=(info.time_field if info else None) or opts.time_field,
+        timezone=settings.timezone,
+        coordinate_errors=source.coordinate_errors,
+    )
+    return source, choice, prepared, info
+
+
+def build_report(
+    opts: ImportOptions,
+    source: SourceData,
+    choice: crsmod.CrsChoice,
+    prepared: Prepared,
+    rejects: list[tuple[int, str, str, dict[str, Any]]],
+    *,
+    created: bool,
+    batch_id: int | None,
+    counts: LoadCounts | None,
+    seconds: float,
+) -> ImportReport:
+    """The report shared by dry runs, the CLI, the API and connectors."""
+    return ImportReport(
+        batch_id=batch_id,
+        layer=opts.layer,
+        layer_created=created,
+        mode=opts.mode,
+        dry_run=opts.dry_run,
+        format=source.format,
+        source_layer=source.source_layer,
+        source_layers=source.layers,
+        encoding=source.encoding,
+        crs=choice.summary(),
+        geometry_type=prepared.geometry_type,
+        property_schema=prepared.property_schema,
+        rows_read=source.num_rows,
+        rows_valid=len(prepared.geometry),
+        rows_rejected=len(prepared.reject_rows),
+        repaired=prepared.repaired,
+        rejects_by_reason=prepared.reject_counts(),
+        reject_examples=[
+            {"row": r, "reason": reason, "detail": detail, "original": orig}
+            for r, reason, detail, orig in rejects[:EXAMPLES]
+        ],
+        inserted=counts.inserted if counts else 0,
+        updated=counts.updated if counts else 0,
+        unchanged=counts.unchanged if counts else 0,
+        deleted=counts.deleted if counts else 0,
+        strategy=counts.strategy if counts else None,
+        notes=[*source.notes, *[n for n in choice.notes if n], *prepared.notes],
+        preview=_preview(prepared) if opts.dry_run else [],
+        seconds=round(seconds, 3),
+    )
+
+
+def run_import(
+    engine: Engine,
+    settings: Settings,
+    opts: ImportOptions,
+    progress: Progress | None = None,
+    batch_id: int | None = None,
+) -> ImportReport:
+    """Import one file. A dry run writes nothing; a real run lands whole or not at all."""
+    t0 = time.perf_counter()
+    if opts.mode == "upsert" and not opts.key:
+        raise InvalidInputError("--mode upsert needs --key FIELD (the stable id of a row)")
+    if opts.dry_run:
+        with engine.connect() as conn:
+            source, choice, prepared, info = analyse(conn, settings, opts, progress)
+            rejects = _reject_rows(source, prepared)
+            conn.rollback()
+        return build_report(
+            opts, source, choice, prepared, rejects,
+            created=info is None, batch_id=None, counts=None,
+            seconds=time.perf_counter() - t0,
+        )  # fmt: skip
+    source_name = opts.source_name or opts.path.name
+    if batch_id is None:
+        with engine.begin() as conn:
+            existing = conn.execute(select(layer.c.id).where(layer.c.slug == opts.layer)).scalar()
+            batch_id = create_batch(
+                conn,
+                layer_id=existing,
+                source=source_name,
+                actor=opts.actor,
+                mode=opts.mode,
+                kind=opts.kind,
+                connector=opts.connector,
+            )
+    try:
+        with engine.begin() as conn:
+            source, choice, prepared, info = analyse(conn, settings, opts, progress)
+            created = info is None
+            if info is None:
+                spec = LayerSpec(
+                    slug=opts.layer,
+                    title_vi=opts.title or opts.layer,
+                    title_en=opts.title or opts.layer,
+                    sector="other",
+                    geometry_type=prepared.geometry_type,  # type: ignore[arg-type]
+                    property_schema=prepared.property_schema,
+                    source_system=f"import: {source_name}",
+                    time_field=opts.time_field,
+                )
+                layer_id = create_or_update_layer(conn, spec)
+            else:
+                layer_id = info.id
+            rejects = _reject_rows(source, prepared)
+            write_rejects(conn, batch_id, rejects)
+            counts = load(conn, layer_id, batch_id, prepared, opts.mode, progress)
+            report = build_report(
+                opts, source, choice, prepared, rejects,
+                created=created, batch_id=batch_id, counts=counts,
+                seconds=time.perf_counter() - t0,
+            )  # fmt: skip
+            finish_batch(
+                conn,
+                batch_id,
+                status="succeeded",
+                counts={
+                    "read": report.rows_read,
+                    "valid": report.rows_valid,
+                    "rejected": report.rows_rejected,
+                    "repaired": report.repaired,
+                    "inserted": counts.inserted,
+                    "updated": counts.updated,
+                    "unchanged": counts.unchanged,
+                    "deleted": counts.deleted,
+                },
+                report=report.model_dump(mode="json"),
+                layer_id=layer_id,
+            )
+        return report
+    except Exception as exc:
+        detail = exc.detail if isinstance(exc, IocError) else f"{type(exc).__name__}: {exc}"
+        with engine.begin() as conn:
+            finish_batch(conn, batch_id, status="failed", counts={}, report={}, errors=[detail])
+        raise

@@ -1,0 +1,107 @@
+"""The iocmap CLI: db commands, seed, and `iocmap up` end to end as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+from typer.testing import CliRunner
+
+from geo_api.cli import app
+from layers import cluster
+from layers.settings import Settings
+
+runner = CliRunner()
+
+
+def _env_for(engine: Engine, **extra: str) -> dict[str, str]:
+    url = engine.url.render_as_string(hide_password=False)
+    return {"IOC_DATABASE_URL": url, **extra}
+
+
+def test_db_url_and_status_of_the_managed_cluster(base_settings: Settings) -> None:
+    if base_settings.database_url:
+        pytest.skip("IOC_DATABASE_URL is set: the managed cluster is not used")
+    url = runner.invoke(app, ["db", "url"])
+    assert url.exit_code == 0
+    assert url.stdout.strip() == cluster.status(base_settings).url
+    status = runner.invoke(app, ["db", "status"])
+    assert status.exit_code == 0 and "running" in status.stdout
+
+
+def test_db_status_with_an_external_database(fresh_db: Engine) -> None:
+    res = runner.invoke(app, ["db", "status"], env=_env_for(fresh_db))
+    assert res.exit_code == 0 and "IOC_DATABASE_URL" in res.stdout
+
+
+def test_seed_demo_twice_is_idempotent(fresh_db: Engine) -> None:
+    env = _env_for(fresh_db)
+    first = runner.invoke(app, ["seed", "demo", "--parcels", "200"], env=env)
+    assert first.exit_code == 0, first.stdout
+    assert "land_parcels     inserted     200" in first.stdout
+    second = runner.invoke(app, ["seed", "demo", "--parcels", "200"], env=env)
+    assert second.exit_code == 0
+    assert "inserted       0  updated       0  unchanged     200" in second.stdout
+    with fresh_db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM layer")).scalar() >= 8
+
+
+def test_domain_errors_are_one_clear_line(tmp_path: Path) -> None:
+    env = {"IOC_STATE_DIR": str(tmp_path), "IOC_PG_BIN_DIR": str(tmp_path / "nowhere")}
+    res = runner.invoke(app, ["db", "start"], env=env)
+    assert res.exit_code == 1
+    assert "install postgresql-15" in res.output
+    assert "Traceback" not in res.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_iocmap_up_migrates_seeds_and_serves(fresh_db: Engine, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        **_env_for(fresh_db, IOC_DEMO_PARCELS="300", IOC_STATE_DIR=str(tmp_path)),
+    }
+    iocmap = Path(sys.executable).with_name("iocmap")
+    proc = subprocess.Popen(
+        [str(iocmap), "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        health = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert health is not None and health.status_code == 200, "server did not come up"
+        layers = httpx.get(f"http://127.0.0.1:{port}/api/layers", timeout=10).json()
+        counts = {item["slug"]: item["feature_count"] for item in layers}
+        assert counts["admin_communes"] == 130 and counts["land_parcels"] == 300
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert page.status_code == 200 and "<script" in page.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert "seeding the Nghệ An demo" in out
