@@ -197,19 +197,25 @@ def _read_vector(
             "(choose another with --source-layer)"
         )
     read_encoding = normalise_encoding_name(encoding) if encoding else None
-    convert_tcvn3 = False
+    raw_text: str | None = None  # decode text bytes ourselves with this (legacy VN encodings)
+    kwargs: dict[str, object] = {}
     if ext == ".shp":
         read_encoding, _guess, enc_notes = _shapefile_encoding(path, gdal_path, zipped, encoding)
         notes.extend(enc_notes)
-    if read_encoding in {"tcvn3", "vni"}:
-        convert_tcvn3 = read_encoding == "tcvn3"
-        read_encoding = "latin-1"
-    kwargs: dict[str, object] = {}
+        if read_encoding in {"tcvn3", "vni", "latin-1"}:
+            raw_text = read_encoding
+            kwargs["ENCODING"] = ""  # GDAL hands us the DBF bytes untouched
+            read_encoding = None
+        elif read_encoding:
+            kwargs["ENCODING"] = read_encoding
+            read_encoding = None
     if ext == ".dxf":
         # Closed polylines are cadastral parcels: read them as polygons.
         pyogrio.set_gdal_config_options({"DXF_CLOSED_LINE_AS_POLYGON": "TRUE"})
     try:
-        meta, table = pyogrio.read_arrow(gdal_path, layer=chosen, encoding=read_encoding, **kwargs)
+        meta, table = pyogrio.read_arrow(
+            gdal_path, layer=chosen, encoding=read_encoding, force_2d=True, **kwargs
+        )
     except Exception as exc:
         raise InvalidInputError(f"{path.name}: cannot read layer '{chosen}': {exc}") from exc
     geom_name = meta.get("geometry_name") or "wkb_geometry"
@@ -233,9 +239,10 @@ def _read_vector(
         ]
     attrs = attrs.drop_columns(drop) if drop else attrs
     attrs = _plain_types(attrs)
-    if convert_tcvn3:
-        attrs = _map_strings(attrs, tcvn3_to_unicode)
-        notes.append("TCVN3 text converted to Unicode")
+    if raw_text is not None:
+        attrs = _decode_bytes(attrs, raw_text)
+        if raw_text == "tcvn3":
+            notes.append("TCVN3 text converted to Unicode")
     crs = meta.get("crs")
     return SourceData(
         format=fmt,
@@ -245,7 +252,7 @@ def _read_vector(
         attributes=attrs,
         geometry=geometry,
         crs_wkt=str(crs) if crs else None,
-        encoding=read_encoding or meta.get("encoding"),
+        encoding=raw_text or str(kwargs.get("ENCODING") or meta.get("encoding") or "") or None,
         notes=notes,
     )
 
@@ -264,20 +271,24 @@ def _plain_types(table: pa.Table) -> pa.Table:
     return pa.table(cols, names=table.column_names)
 
 
-def _map_strings(table: pa.Table, fn: object) -> pa.Table:
-    from collections.abc import Callable
-
-    assert callable(fn)
-    func: Callable[[str], str] = fn
+def _decode_bytes(table: pa.Table, codec: str) -> pa.Table:
+    """Decode undecoded text columns (DBF bytes) with a legacy codec, per distinct value."""
     cols = []
     for name in table.column_names:
         col = table.column(name)
         if pa.types.is_string(col.type):
-            enc = pc.dictionary_encode(col).combine_chunks()
-            values = pa.array([func(v) for v in enc.dictionary.to_pylist()], pa.string())
-            col = pa.chunked_array([pc.take(values, enc.indices)])
+            enc = pc.dictionary_encode(col.cast(pa.binary())).combine_chunks()
+            decoded = [_decode_one(v, codec) for v in enc.dictionary.to_pylist()]
+            col = pa.chunked_array([pc.take(pa.array(decoded, pa.string()), enc.indices)])
         cols.append(col)
     return pa.table(cols, names=table.column_names)
+
+
+def _decode_one(value: bytes | None, codec: str) -> str | None:
+    if value is None:
+        return None
+    text = value.decode("latin-1")
+    return tcvn3_to_unicode(text) if codec == "tcvn3" else text
 
 
 def _read_tabular(

@@ -36,18 +36,19 @@ EVENT_TYPES = (
     "camera_offline",
 )
 
+# Same spec as analytics.traffic.TRAFFIC_COUNTS_SPEC (layers cannot import analytics); this
+# one only creates the layer when vision writes first, it never overwrites the catalog entry.
 TRAFFIC_COUNTS = LayerSpec(
     slug="traffic_counts",
-    title_vi="Lưu lượng xe theo phút (camera)",
-    title_en="Per-minute vehicle counts (cameras)",
-    description="Vehicles crossing each camera's counting lines, per class and minute.",
+    title_vi="Lưu lượng xe theo phút",
+    title_en="Vehicle counts per minute",
+    description="Số xe mỗi phút theo camera và loại xe (từ mô-đun thị giác và bộ đếm nhập vào).",
     sector="traffic",
     geometry_type="Point",
     property_schema={
         "type": "object",
         "properties": {
             "camera_id": {"type": "string"},
-            "zone_id": {"type": "integer"},
             "vehicle_class": {"type": "string"},
             "count": {"type": "integer"},
             "minute": {"type": "string", "format": "date-time"},
@@ -55,8 +56,8 @@ TRAFFIC_COUNTS = LayerSpec(
         "required": ["camera_id", "vehicle_class", "count", "minute"],
         "additionalProperties": True,
     },
-    default_style=LayerStyle(fill_color=(255, 87, 34, 220), point_radius=5),
-    source_system="IOC Map vision",
+    default_style=LayerStyle(fill_color=(255, 87, 34, 200), point_radius=4),
+    source_system="IOC Map vision / traffic counters",
     time_field="minute",
 )
 

@@ -88,16 +88,41 @@ def parse_polygon(geojson: Mapping[str, Any]) -> shapely.Geometry:
     return geom
 
 
-def _equals_sql(info: LayerInfo, equals: Mapping[str, str], alias: str) -> tuple[str, dict[str, Any]]:
-    """AND-ed property equality conditions with bound names and values."""
-    parts: list[str] = []
-    params: dict[str, Any] = {}
-    for i, (name, value) in enumerate(sorted(equals.items())):
+def equals_json(info: LayerInfo, equals: Mapping[str, str] | None) -> str:
+    """Property equality filters as one JSONB document for `properties @> :doc`.
+
+    Names are checked against the layer's schema; values are coerced to the declared type.
+    """
+    import orjson
+
+    doc: dict[str, Any] = {}
+    schema = info.property_schema.get("properties", {})
+    for name, value in (equals or {}).items():
         require_property(info, name)
-        parts.append(f"{alias}.properties ->> :{alias}_k{i} = :{alias}_v{i}")
-        params[f"{alias}_k{i}"] = name
-        params[f"{alias}_v{i}"] = str(value)
-    return (" AND " + " AND ".join(parts)) if parts else "", params
+        kind = schema.get(name, {}).get("type") if isinstance(schema.get(name), dict) else None
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "string")
+        doc[name] = _coerce(name, str(value), kind)
+    return orjson.dumps(doc).decode()
+
+
+def _coerce(name: str, value: str, kind: Any) -> Any:
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"property '{name}' is a number; {value!r} is not", param=name
+        ) from exc
+    if kind == "boolean":
+        if value.lower() not in ("true", "false"):
+            raise InvalidInputError(
+                f"property '{name}' is true or false; got {value!r}", param=name
+            )
+        return value.lower() == "true"
+    return value
 
 
 def _max_abs_lat(conn: Connection, info: LayerInfo) -> float:
@@ -128,12 +153,17 @@ def _feature_result(
     return QueryResult(name, list(cols), out, geoms, truncated)
 
 
-def admin_unit_geometry_sql() -> str:
-    """SQL selecting the current admin unit of a code (bound :code)."""
-    return (
-        "SELECT geom FROM admin_unit WHERE code = :code AND valid_to IS NULL "
-        "ORDER BY valid_from DESC LIMIT 1"
-    )
+_ADMIN_UNIT = text(
+    "SELECT geom FROM admin_unit WHERE code = :code AND valid_to IS NULL "
+    "ORDER BY valid_from DESC LIMIT 1"
+)
+_WITHIN_ADMIN = text(
+    "WITH a AS (SELECT geom FROM admin_unit WHERE code = :code AND valid_to IS NULL "
+    "           ORDER BY valid_from DESC LIMIT 1) "
+    "SELECT f.id, ST_AsBinary(f.geom), f.properties FROM feature f, a "
+    "WHERE f.layer_id = :layer AND f.geom && a.geom AND ST_Intersects(f.geom, a.geom) "
+    "AND f.properties @> CAST(:f_eq AS jsonb) ORDER BY f.id LIMIT :limit"
+)
 
 
 def within_admin(
@@ -145,17 +175,11 @@ def within_admin(
 ) -> QueryResult:
     """Features of a layer whose geometry intersects the admin unit (by code)."""
     info = get_layer(conn, slug)
-    exists = conn.execute(text(admin_unit_geometry_sql()), {"code": code}).first()
+    exists = conn.execute(_ADMIN_UNIT, {"code": code}).first()
     if exists is None:
         raise NotFoundError(f"admin unit '{code}' does not exist", code=code)
-    cond, params = _equals_sql(info, equals or {}, "f")
-    sql = text(
-        "WITH a AS (" + admin_unit_geometry_sql() + ") "
-        "SELECT f.id, ST_AsBinary(f.geom), f.properties FROM feature f, a "
-        "WHERE f.layer_id = :layer AND f.geom && a.geom AND ST_Intersects(f.geom, a.geom)"
-        + cond
-        + " ORDER BY f.id LIMIT :limit"
-    )
+    params = {"f_eq": equals_json(info, equals)}
+    sql = _WITHIN_ADMIN
     rows = conn.execute(sql, {"code": code, "layer": info.id, "limit": limit + 1, **params}).all()
     return _feature_result(f"{slug}_in_{code}", rows, limit)
 
@@ -170,13 +194,11 @@ def within_polygon(
     """Features of a layer intersecting a drawn GeoJSON polygon."""
     info = get_layer(conn, slug)
     geom = parse_polygon(polygon)
-    cond, params = _equals_sql(info, equals or {}, "f")
+    params = {"f_eq": equals_json(info, equals)}
     sql = text(
         "WITH a AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), 4326) AS geom) "
         "SELECT f.id, ST_AsBinary(f.geom), f.properties FROM feature f, a "
-        "WHERE f.layer_id = :layer AND f.geom && a.geom AND ST_Intersects(f.geom, a.geom)"
-        + cond
-        + " ORDER BY f.id LIMIT :limit"
+        "WHERE f.layer_id = :layer AND f.geom && a.geom AND ST_Intersects(f.geom, a.geom) AND f.properties @> CAST(:f_eq AS jsonb) ORDER BY f.id LIMIT :limit"
     )
     rows = conn.execute(
         sql, {"wkb": shapely.to_wkb(geom), "layer": info.id, "limit": limit + 1, **params}
@@ -198,15 +220,13 @@ def within_radius(
     lon, lat = check_point(lon, lat)
     radius_m = check_radius(radius_m)
     margin = degree_margin(radius_m, abs(lat))
-    cond, params = _equals_sql(info, equals or {}, "f")
+    params = {"f_eq": equals_json(info, equals)}
     sql = text(
         "WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g) "
         "SELECT f.id, ST_AsBinary(f.geom), f.properties, "
         "ST_Distance(f.geom::geography, p.g::geography) AS distance_m FROM feature f, p "
         "WHERE f.layer_id = :layer AND f.geom && ST_Expand(p.g, :margin) "
-        "AND ST_DWithin(f.geom::geography, p.g::geography, :r)"
-        + cond
-        + " ORDER BY distance_m, f.id LIMIT :limit"
+        "AND ST_DWithin(f.geom::geography, p.g::geography, :r) AND f.properties @> CAST(:f_eq AS jsonb) ORDER BY distance_m, f.id LIMIT :limit"
     )
     rows = conn.execute(
         sql,
@@ -240,17 +260,15 @@ def near_layer(
     other = get_layer(conn, other_slug)
     radius_m = check_radius(radius_m)
     margin = degree_margin(radius_m, max(_max_abs_lat(conn, info), _max_abs_lat(conn, other)))
-    cond, params = _equals_sql(info, equals or {}, "f")
-    ocond, oparams = _equals_sql(other, other_equals or {}, "o")
+    params = {"f_eq": equals_json(info, equals)}
+    oparams = {"o_eq": equals_json(other, other_equals)}
     sql = text(
         "SELECT f.id, ST_AsBinary(f.geom), f.properties, n.id AS nearest_id, n.d AS distance_m "
         "FROM feature f CROSS JOIN LATERAL ("
         "  SELECT o.id, ST_Distance(o.geom::geography, f.geom::geography) AS d FROM feature o"
         "  WHERE o.layer_id = :other AND o.geom && ST_Expand(f.geom, :margin)"
-        "  AND ST_DWithin(o.geom::geography, f.geom::geography, :r)"
-        + ocond
-        + "  ORDER BY d, o.id LIMIT 1) n "
-        "WHERE f.layer_id = :layer" + cond + " ORDER BY f.id LIMIT :limit"
+        "  AND ST_DWithin(o.geom::geography, f.geom::geography, :r) AND o.properties @> CAST(:o_eq AS jsonb)  ORDER BY d, o.id LIMIT 1) n "
+        "WHERE f.layer_id = :layer AND f.properties @> CAST(:f_eq AS jsonb) ORDER BY f.id LIMIT :limit"
     )
     rows = conn.execute(
         sql,
@@ -286,13 +304,13 @@ def nearest(
     lon, lat = check_point(lon, lat)
     if not 1 <= k <= 1000:
         raise InvalidInputError(f"k must be between 1 and 1000; got {k}", param="k")
-    cond, params = _equals_sql(info, equals or {}, "f")
+    params = {"f_eq": equals_json(info, equals)}
     base = {"lon": lon, "lat": lat, "layer": info.id, "k": k, **params}
     bound = conn.execute(
         text(
             "WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g) "
             "SELECT max(ST_Distance(c.geom::geography, p.g::geography)) FROM p, LATERAL ("
-            "  SELECT f.geom FROM feature f WHERE f.layer_id = :layer" + cond + ""
+            "  SELECT f.geom FROM feature f WHERE f.layer_id = :layer AND f.properties @> CAST(:f_eq AS jsonb)"
             "  ORDER BY f.geom <-> p.g LIMIT :k) c"
         ),
         base,
@@ -306,9 +324,7 @@ def nearest(
         "SELECT f.id, ST_AsBinary(f.geom), f.properties, "
         "ST_Distance(f.geom::geography, p.g::geography) AS distance_m FROM feature f, p "
         "WHERE f.layer_id = :layer AND f.geom && ST_Expand(p.g, :margin) "
-        "AND ST_DWithin(f.geom::geography, p.g::geography, :r)"
-        + cond
-        + " ORDER BY distance_m, f.id LIMIT :k"
+        "AND ST_DWithin(f.geom::geography, p.g::geography, :r) AND f.properties @> CAST(:f_eq AS jsonb) ORDER BY distance_m, f.id LIMIT :k"
     )
     rows = conn.execute(sql, {**base, "margin": margin, "r": radius}).all()
     return _feature_result(f"{slug}_nearest_{k}", rows, k, ("distance_m",))
@@ -337,12 +353,12 @@ def per_commune(
             )
     if not per > 0:
         raise InvalidInputError("per must be a positive number of inhabitants", param="per")
-    cond, params = _equals_sql(info, equals or {}, "f")
+    params = {"f_eq": equals_json(info, equals)}
     sql = text(
         "WITH f AS (SELECT ST_PointOnSurface(f.geom) AS g, "
         "  CASE WHEN jsonb_typeof(f.properties -> :prop) = 'number' "
         "       THEN (f.properties ->> :prop)::double precision END AS v "
-        "  FROM feature f WHERE f.layer_id = :layer" + cond + "), "
+        "  FROM feature f WHERE f.layer_id = :layer AND f.properties @> CAST(:f_eq AS jsonb)), "
         "a AS (SELECT id, code, name, population, geom FROM admin_unit "
         "      WHERE level = 'commune' AND valid_to IS NULL), "
         "agg AS (SELECT a.id, count(f.g) AS n, sum(f.v) AS total FROM a "
@@ -350,9 +366,7 @@ def per_commune(
         "SELECT a.code, a.name, a.population, agg.n, agg.total, ST_AsBinary(a.geom) "
         "FROM a JOIN agg ON agg.id = a.id ORDER BY a.code"
     )
-    rows = conn.execute(
-        sql, {"layer": info.id, "prop": sum_property or "", **params}
-    ).all()
+    rows = conn.execute(sql, {"layer": info.id, "prop": sum_property or "", **params}).all()
     cols = ["code", "name", "population", "count", f"count_per_{per:g}"]
     if sum_property:
         cols += [f"sum_{sum_property}", f"sum_{sum_property}_per_{per:g}"]
@@ -390,17 +404,15 @@ def gaps(
     info = get_layer(conn, slug)
     radius_m = check_radius(radius_m)
     margin = degree_margin(radius_m, _max_abs_lat(conn, info))
-    cond, params = _equals_sql(info, equals or {}, "f")
+    params = {"f_eq": equals_json(info, equals)}
     sql = text(
         "WITH a AS (SELECT code, name, population, geom, ST_PointOnSurface(geom) AS p "
         "           FROM admin_unit WHERE level = 'commune' AND valid_to IS NULL) "
         "SELECT a.code, a.name, a.population, ST_AsBinary(a.geom), ST_AsBinary(a.p), "
         " (SELECT min(ST_Distance(f.geom::geography, a.p::geography)) FROM ("
-        "    SELECT f.geom FROM feature f WHERE f.layer_id = :layer" + cond + ""
+        "    SELECT f.geom FROM feature f WHERE f.layer_id = :layer AND f.properties @> CAST(:f_eq AS jsonb)"
         "    ORDER BY f.geom <-> a.p LIMIT 8) f) AS nearest_m "
-        "FROM a WHERE NOT EXISTS (SELECT 1 FROM feature f WHERE f.layer_id = :layer"
-        + cond
-        + " AND f.geom && ST_Expand(a.p, :margin)"
+        "FROM a WHERE NOT EXISTS (SELECT 1 FROM feature f WHERE f.layer_id = :layer AND f.properties @> CAST(:f_eq AS jsonb) AND f.geom && ST_Expand(a.p, :margin)"
         " AND ST_DWithin(f.geom::geography, a.p::geography, :r)) ORDER BY a.code"
     )
     rows = conn.execute(sql, {"layer": info.id, "margin": margin, "r": radius_m, **params}).all()
@@ -423,6 +435,21 @@ def gaps(
     return QueryResult(f"communes_without_{slug}_within_{radius_m:.0f}m", cols, out, geoms)
 
 
+_BUFFER_EACH = text(
+    "SELECT f.id, ST_AsBinary(b.g), f.properties, ST_Area(b.g::geography) AS area_m2 "
+    "FROM feature f CROSS JOIN LATERAL "
+    "  (SELECT ST_Buffer(f.geom::geography, :r, 'quad_segs=16')::geometry AS g) b "
+    "WHERE f.layer_id = :layer AND f.properties @> CAST(:f_eq AS jsonb) "
+    "ORDER BY f.id LIMIT :limit"
+)
+_BUFFER_DISSOLVED = text(
+    "SELECT 0, ST_AsBinary(u.g), '{}'::jsonb, ST_Area(u.g::geography) AS area_m2 FROM "
+    "(SELECT ST_Union(ST_Buffer(f.geom::geography, :r, 'quad_segs=16')::geometry) AS g FROM feature f "
+    " WHERE f.layer_id = :layer AND f.properties @> CAST(:f_eq AS jsonb)) u "
+    "WHERE u.g IS NOT NULL"
+)
+
+
 def buffer_layer(
     conn: Connection,
     slug: str,
@@ -434,24 +461,26 @@ def buffer_layer(
     """Geodesic buffers of a layer's features (radius in metres), optionally dissolved into one."""
     info = get_layer(conn, slug)
     radius_m = check_radius(radius_m)
-    cond, params = _equals_sql(info, equals or {}, "f")
-    buf = "ST_Buffer(f.geom::geography, :r)::geometry"
-    if dissolve:
-        sql = text(
-            f"SELECT 0, ST_AsBinary(u.g), '{{}}'::jsonb, ST_Area(u.g::geography) "
-            f"FROM (SELECT ST_Union({buf}) AS g FROM feature f WHERE f.layer_id = :layer"
-            + cond
-            + ") u WHERE u.g IS NOT NULL"
-        )
-    else:
-        sql = text(
-            f"SELECT f.id, ST_AsBinary({buf}), f.properties, ST_Area({buf}::geography) "
-            "FROM feature f WHERE f.layer_id = :layer" + cond + " ORDER BY f.id LIMIT :limit"
-        )
-    rows = conn.execute(
-        sql, {"layer": info.id, "r": radius_m, "limit": limit + 1, **params}
-    ).all()
+    params = {"f_eq": equals_json(info, equals)}
+    sql = _BUFFER_DISSOLVED if dissolve else _BUFFER_EACH
+    rows = conn.execute(sql, {"layer": info.id, "r": radius_m, "limit": limit + 1, **params}).all()
     return _feature_result(f"{slug}_buffer_{radius_m:.0f}m", rows, limit, ("area_m2",))
+
+
+_INTERSECTION = text(
+    "WITH o AS MATERIALIZED (SELECT o.id, CASE WHEN :buffered "
+    "   THEN ST_Buffer(o.geom::geography, :r, 'quad_segs=16')::geometry ELSE o.geom END AS geom "
+    "   FROM feature o WHERE o.layer_id = :other AND o.properties @> CAST(:o_eq AS jsonb)) "
+    "SELECT f.id, ST_AsBinary(x.g), f.properties, o.id AS other_id, "
+    " ST_Area(x.g::geography) AS area_m2 "
+    "FROM o JOIN feature f ON f.layer_id = :layer AND f.geom && o.geom "
+    " AND ST_Intersects(f.geom, o.geom) "
+    "CROSS JOIN LATERAL (SELECT ST_CollectionExtract(ST_Intersection(f.geom, o.geom), "
+    "   CASE WHEN GeometryType(f.geom) LIKE '%POLYGON' THEN 3 "
+    "        WHEN GeometryType(f.geom) LIKE '%LINESTRING' THEN 2 ELSE 1 END) AS g) x "
+    "WHERE f.properties @> CAST(:f_eq AS jsonb) AND NOT ST_IsEmpty(x.g) "
+    "ORDER BY f.id, o.id LIMIT :limit"
+)
 
 
 def intersection(
@@ -470,42 +499,24 @@ def intersection(
     """
     info = get_layer(conn, slug)
     other = get_layer(conn, other_slug)
-    cond, params = _equals_sql(info, equals or {}, "f")
-    ocond, oparams = _equals_sql(other, other_equals or {}, "o")
-    other_geom = "o.geom"
-    margin = 0.0
+    params = {"f_eq": equals_json(info, equals)}
+    oparams = {"o_eq": equals_json(other, other_equals)}
     if buffer_m is not None:
         buffer_m = check_radius(buffer_m)
-        other_geom = "ST_Buffer(o.geom::geography, :r)::geometry"
-        margin = degree_margin(buffer_m, max(_max_abs_lat(conn, info), _max_abs_lat(conn, other)))
-    sql = text(
-        "WITH o AS (SELECT o.id, " + other_geom + " AS geom FROM feature o "
-        "           WHERE o.layer_id = :other" + ocond + ") "
-        "SELECT f.id, ST_AsBinary(x.g), f.properties, o.id AS other_id, "
-        " ST_Area(x.g::geography) AS area_m2 "
-        "FROM feature f JOIN o ON f.geom && ST_Expand(o.geom, :margin) "
-        " AND ST_Intersects(f.geom, o.geom) "
-        "CROSS JOIN LATERAL (SELECT ST_CollectionExtract(ST_Intersection(f.geom, o.geom), "
-        "   CASE WHEN GeometryType(f.geom) LIKE '%POLYGON' THEN 3 "
-        "        WHEN GeometryType(f.geom) LIKE '%LINESTRING' THEN 2 ELSE 1 END) AS g) x "
-        "WHERE f.layer_id = :layer" + cond + " AND NOT ST_IsEmpty(x.g) "
-        "ORDER BY f.id, o.id LIMIT :limit"
-    )
+    sql = _INTERSECTION
     rows = conn.execute(
         sql,
         {
             "layer": info.id,
             "other": other.id,
             "r": buffer_m or 0.0,
-            "margin": margin,
+            "buffered": buffer_m is not None,
             "limit": limit + 1,
             **params,
             **oparams,
         },
     ).all()
-    return _feature_result(
-        f"{slug}_x_{other_slug}", rows, limit, ("other_id", "area_m2")
-    )
+    return _feature_result(f"{slug}_x_{other_slug}", rows, limit, ("other_id", "area_m2"))
 
 
 # --- export --------------------------------------------------------------------------------
@@ -523,10 +534,7 @@ def to_geodataframe(result: QueryResult) -> Any:
     import orjson
 
     records = [
-        {
-            k: (orjson.dumps(v).decode() if isinstance(v, dict | list) else v)
-            for k, v in row.items()
-        }
+        {k: (orjson.dumps(v).decode() if isinstance(v, dict | list) else v) for k, v in row.items()}
         for row in result.rows
     ]
     import pandas as pd

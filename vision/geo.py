@@ -136,7 +136,11 @@ def fit_homography(
     h, _ = cv2.findHomography(uv, xy, 0)
     if h is None or not np.all(np.isfinite(h)) or abs(np.linalg.det(h)) < 1e-15:
         raise CalibrationError("control points do not determine a homography")
-    h = h / h[2, 2]
+    h = h / np.abs(h).max()
+    # Orient H so that w > 0 for real ground points (the control points): then the sign of
+    # w tells points in front of the camera from their mirror images behind it.
+    if (np.column_stack([uv, np.ones(len(uv))]) @ h[2]).mean() < 0:
+        h = -h
     res = np.linalg.norm(apply_homography(h, uv) - xy, axis=1)
     rms = float(np.sqrt(np.mean(res**2)))
     if rms > max_error_m:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from layers import cameras, events
+from layers import cameras, cluster, events
 from layers.errors import InvalidInputError, NotFoundError
+from layers.settings import Settings
 
 T = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
@@ -37,15 +39,9 @@ def test_camera_registry_round_trip(engine: Engine) -> None:
         cam = make_camera(conn, "cam_reg")
         assert cam.status == "unknown" and not cam.calibrated and cam.enabled
         assert cam.lon == pytest.approx(105.6813)
+        spec = cam.model_dump(include=set(cameras.CameraSpec.model_fields))
         cameras.upsert_camera(
-            conn,
-            cam.model_copy(update={"name": "Renamed", "enabled": False}).model_dump(
-                include=set(cameras.CameraSpec.model_fields)
-            )
-            and cameras.CameraSpec(
-                **cam.model_dump(include=set(cameras.CameraSpec.model_fields))
-                | {"name": "Renamed", "enabled": False}
-            ),
+            conn, cameras.CameraSpec(**(spec | {"name": "Renamed", "enabled": False}))
         )
         again = cameras.get_camera(conn, "cam_reg")
         assert again.feature_id == cam.feature_id and again.name == "Renamed"
@@ -108,10 +104,11 @@ def test_calibration_zones_and_state(engine: Engine) -> None:
         assert status == "online"
 
 
-def test_events_partitioned_notified_and_queried(engine: Engine) -> None:
+def test_events_partitioned_notified_and_queried(engine: Engine, settings: Settings) -> None:
+    listener = psycopg.connect(cluster.libpq_url(str(settings.database_url)), autocommit=True)
+    listener.execute("LISTEN iocmap_events")
     with engine.begin() as conn:
         make_camera(conn, "cam_ev")
-        conn.execute(text("LISTEN iocmap_events"))
         batch = [
             events.EventIn(
                 camera_id="cam_ev",
@@ -161,8 +158,8 @@ def test_events_partitioned_notified_and_queried(engine: Engine) -> None:
         with pytest.raises(InvalidInputError):
             events.query_events(conn, time_from=T, time_to=T - timedelta(seconds=1))
     # Notifications are delivered on commit.
-    raw = conn.connection.driver_connection
-    notes = list(raw.notifies(timeout=0.5, stop_after=3))
+    notes = list(listener.notifies(timeout=5, stop_after=3))
+    listener.close()
     assert (
         len(notes) == 3 and '"type":"detection"' in notes[0].payload and len(notes[0].payload) < 200
     )

@@ -6,6 +6,7 @@ import { GeoJsonLayer, PolygonLayer, ScatterplotLayer, PathLayer } from '@deck.g
 import { MVTLayer, H3HexagonLayer } from '@deck.gl/geo-layers';
 import { HeatmapLayer } from '@deck.gl/aggregation-layers';
 import { DataFilterExtension } from '@deck.gl/extensions';
+import { MVTLoader } from '@loaders.gl/mvt';
 
 import { fillAccessor, isPoint, isPolygonal, minZoomOf, rampColor, styleOf } from './style.js';
 import { viewCone } from './geo.js';
@@ -66,6 +67,8 @@ function vectorProps(state, layer) {
     pointType: 'circle',
     getPointRadius: s.point_radius,
     pointRadiusUnits: 'pixels',
+    // smaller dots at province scale, full size from city zoom on
+    pointRadiusScale: Math.max(0.5, Math.min(1.3, (state.zoom - 5) / 7)),
     pointRadiusMinPixels: 2,
     updateTriggers: { getFillColor: [layer.slug] },
   };
@@ -94,6 +97,8 @@ function sectorLayers(state, layer) {
         minZoom: tiles.minzoom ?? 0,
         maxZoom: Math.min(tiles.maxzoom ?? 14, 16),
         binary: true,
+        // the parser on the main thread: a worker would have to come from a CDN
+        loaders: [MVTLoader],
         loadOptions: { core: { worker: false }, mvt: { workerUrl: null } },
         onTileError: (err) => console.warn('tile error', layer.slug, err && err.message ? err.message : err),
       }),

@@ -253,9 +253,22 @@ async function boot() {
   app.renderPanels = () => renderAll(app);
   app.setStatus = setStatus;
   app.flyTo = (lonlat, zoom = 15) => app.map.flyTo({ center: lonlat, zoom: Math.max(app.map.getZoom(), zoom), speed: 1.6 });
-  app.fitBounds = (bbox) => app.map.fitBounds([[bbox[0], bbox[1]], [bbox[2], bbox[3]]], { padding: 60, maxZoom: 16, duration: 800 });
+  app.fitBounds = (bbox) => app.map.fitBounds([[bbox[0], bbox[1]], [bbox[2], bbox[3]]], { padding: { top: 40, bottom: 90, left: 310, right: 370 }, maxZoom: 16, duration: 800 });
   app.loadLayer = (layer) => loadLayer(app, layer);
-  window.__iocmap = { app, ready: false, lang, setLang };
+  // a small hook for the browser tests and for operators' scripts in the console
+  window.__iocmap = {
+    app,
+    ready: false,
+    lang,
+    setLang,
+    project: (lonlat) => {
+      const p = app.map.project(lonlat);
+      const r = app.map.getContainer().getBoundingClientRect();
+      return [p.x + r.left, p.y + r.top];
+    },
+    jumpTo: (center, zoom) => app.map.jumpTo({ center, zoom }),
+    idle: () => new Promise((resolve) => (app.map.loaded() && !app.map.isMoving() ? resolve(true) : app.map.once('idle', () => resolve(true)))),
+  };
 
   renderChrome(app);
   setStatus(t('app.loading'));
@@ -277,7 +290,8 @@ async function boot() {
     container: 'map',
     style: BLANK_STYLE,
     bounds: NGHE_AN_BOUNDS,
-    fitBoundsOptions: { padding: 40 },
+    // leave room for the layer panel (left), details (right) and the time bar (bottom)
+    fitBoundsOptions: { padding: { top: 30, bottom: 90, left: 300, right: 360 } },
     attributionControl: false,
     maxPitch: 60,
     dragRotate: false,
