@@ -112,9 +112,7 @@ def holds(cond: Condition, value: F64 | float, threshold: float) -> NDArray[np.b
     return v <= threshold
 
 
-def count_by_area(
-    rule: RuleSpec, area_keys: Sequence[str], ids: I64
-) -> list[Firing]:
+def count_by_area(rule: RuleSpec, area_keys: Sequence[str], ids: I64) -> list[Firing]:
     """Count items per area key; one firing per area whose count meets the condition."""
     if len(area_keys) == 0:
         return []
@@ -179,7 +177,7 @@ def state_duration(
         return []
     dur = now - np.asarray(since, dtype=np.float64)
     out = []
-    for i in np.flatnonzero(holds(rule.condition, dur, rule.threshold)):
+    for i in (int(x) for x in np.flatnonzero(holds(rule.condition, dur, rule.threshold))):
         out.append(
             Firing(
                 key=str(keys[i]),

@@ -59,9 +59,10 @@ def _cells(
     t_from: datetime | None,
     t_to: datetime | None,
     measure: str,
+    state: h3db.H3State | None = None,
 ) -> tuple[h3bin.U64, h3bin.F64, int, datetime | None, datetime | None, list[str]]:
     _check_res(target, res)
-    state = h3db.read_state(conn, target.layer_id)
+    state = state or h3db.read_state(conn, target.layer_id)
     measures = state.measures if state else list(target.measures)
     kind, mi = h3db.parse_measure(measure, measures)
     width, f, t = choose_window(t_from, t_to, target.widths)
@@ -81,7 +82,17 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def _clean(values: h3bin.F64) -> list[float | None]:
-    return [None if np.isnan(v) else round(float(v), 6) for v in values]
+    """JSON-ready values: rounded, integral ones as ints (shorter), NaN as null."""
+    v = np.round(np.asarray(values, dtype=np.float64), 6)
+    nan = np.isnan(v)
+    if not nan.any() and np.all(v == np.floor(v)) and np.all(np.abs(v) < 2**53):
+        ints: list[float | None] = v.astype(np.int64).tolist()
+        return ints
+    out: list[float | None] = v.tolist()
+    if nan.any():
+        for i in np.flatnonzero(nan).tolist():
+            out[i] = None
+    return out
 
 
 def h3_cells(
@@ -95,10 +106,10 @@ def h3_cells(
 ) -> dict[str, Any]:
     """Cells (hex strings) and values of a measure, columnar, for deck.gl's H3HexagonLayer."""
     target = _target(conn, slug)
-    cells, values, width, f, t, _ = _cells(conn, target, res, t_from, t_to, measure)
+    state = h3db.read_state(conn, target.layer_id)
+    cells, values, width, f, t, _ = _cells(conn, target, res, t_from, t_to, measure, state)
     keep = _bbox_mask(cells, bbox)
     cells, values = cells[keep], values[keep]
-    state = h3db.read_state(conn, target.layer_id)
     versions = h3db.layer_versions(conn, [s.layer_id for s in target.sources])
     return {
         "layer": slug,

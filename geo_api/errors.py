@@ -15,6 +15,7 @@ from layers.errors import (
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    RateLimitedError,
     UnavailableError,
 )
 
@@ -25,6 +26,7 @@ STATUS_BY_ERROR: dict[type[IocError], int] = {
     PermissionDeniedError: 403,
     AuthenticationError: 401,
     PayloadTooLargeError: 413,
+    RateLimitedError: 429,
     UnavailableError: 503,
     DatabaseClusterError: 503,
 }

@@ -10,9 +10,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
+from geo_api import security
 from geo_api.errors import install_error_handlers
 from geo_api.routers import (
     alerts,
+    audit,
     auth,
     cameras,
     events,
@@ -43,6 +45,7 @@ ROUTERS = (
     events,
     reports,
     auth,
+    audit,
     indicators,
 )
 
@@ -50,6 +53,7 @@ ROUTERS = (
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the IOC Map API for the given settings (read from IOC_* when omitted)."""
     settings = settings or Settings()
+    security.check_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    security.install(app, settings)
     for module in ROUTERS:
         app.include_router(module.router)
     mount_web_map(app, web_dist_dir(settings))

@@ -214,7 +214,7 @@ def _read_vector(
         pyogrio.set_gdal_config_options({"DXF_CLOSED_LINE_AS_POLYGON": "TRUE"})
     try:
         meta, table = pyogrio.read_arrow(
-            gdal_path, layer=chosen, encoding=read_encoding, force_2d=True, **kwargs
+            gdal_path, layer=chosen, encoding=read_encoding, **kwargs
         )
     except Exception as exc:
         raise InvalidInputError(f"{path.name}: cannot read layer '{chosen}': {exc}") from exc

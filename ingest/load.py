@@ -167,6 +167,18 @@ def _swap_partition(
     conn.execute(text(f"ALTER TABLE feature DETACH PARTITION {old_q}"))
     conn.execute(text(f"DROP TABLE {old_q}"))
     conn.execute(text(f"ALTER TABLE {new_q} RENAME TO {old_q}"))
+    part = partition_name(layer_id)
+    for suffix, final in (("_pk", "_pkey"), ("_key", "_layer_id_source_key_key")):
+        conn.execute(
+            text(
+                f"ALTER TABLE {old_q} RENAME CONSTRAINT {quote_ident(new + suffix)} "
+                f"TO {quote_ident(part + final)}"
+            )
+        )
+    for suffix, final in (("_geom", "_geom_idx"), ("_obs", "_layer_id_observed_at_idx")):
+        conn.execute(
+            text(f"ALTER INDEX {quote_ident(new + suffix)} RENAME TO {quote_ident(part + final)}")
+        )
     conn.execute(text(f"ALTER TABLE feature ATTACH PARTITION {old_q} FOR VALUES IN ({lid})"))
     conn.execute(text(f"ANALYZE {old_q}"))
     return LoadCounts(n, 0, 0, int(before), "partition_swap")

@@ -26,7 +26,9 @@ ALERTS_CHANNEL = "iocmap_alerts"
 Status = Literal["open", "acknowledged", "resolved"]
 
 
-def save_rule(conn: Connection, slug: str, name: str, severity: str, enabled: bool, spec: dict[str, Any]) -> int:
+def save_rule(
+    conn: Connection, slug: str, name: str, severity: str, enabled: bool, spec: dict[str, Any]
+) -> int:
     """Insert or replace a rule by slug; returns its id."""
     stmt = pg_insert(alert_rule).values(
         slug=slug, name=name, severity=severity, enabled=enabled, spec=spec
@@ -82,10 +84,9 @@ def _num(col: Sequence[Any]) -> NDArray[np.float64]:
 
 def _epoch_col(col: Sequence[Any]) -> NDArray[np.float64]:
     s = pd.to_datetime(pd.Series(list(col), dtype=object), errors="coerce", utc=True)
-    out = np.full(len(s), np.nan)
-    ok = s.notna().to_numpy()
-    out[ok] = s[ok].astype("int64").to_numpy() / 1e9 if ok.any() else out[ok]
-    return out
+    # total_seconds is independent of the datetime unit pandas picked
+    secs = (s - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return np.asarray(secs.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
 def load_rule_input(
@@ -126,7 +127,9 @@ def load_rule_input(
     if t_to is not None:
         conds.append(feature.c.observed_at < t_to)
     if polygon_geojson is not None:
-        poly = func.ST_SetSRID(func.ST_GeomFromGeoJSON(bindparam("poly", json.dumps(polygon_geojson))), 4326)
+        poly = func.ST_SetSRID(
+            func.ST_GeomFromGeoJSON(bindparam("poly", json.dumps(polygon_geojson))), 4326
+        )
         conds.append(func.ST_Intersects(feature.c.geom, poly))
     if with_commune:
         sub = (
@@ -142,7 +145,9 @@ def load_rule_input(
         )
         cols.append(sub)
     rows = conn.execute(select(*cols).where(and_(*conds))).all()
-    c = list(zip(*rows, strict=True)) if rows else [[] for _ in range(len(cols))]
+    c: list[Sequence[Any]] = (
+        list(zip(*rows, strict=True)) if rows else [[] for _ in range(len(cols))]
+    )
     return RuleInput(
         ids=np.asarray(c[0], dtype=np.int64),
         lng=_num(c[1]),
@@ -157,7 +162,11 @@ def load_rule_input(
 
 
 def hourly_cells(
-    conn: Connection, layer_id: int, res: int, buckets: Sequence[datetime], measure_index: int | None
+    conn: Connection,
+    layer_id: int,
+    res: int,
+    buckets: Sequence[datetime],
+    measure_index: int | None,
 ) -> tuple[NDArray[np.uint64], NDArray[np.float64], NDArray[np.float64]]:
     """Cell, bucket start (epoch s) and value (count or sum of a measure) in hour buckets."""
     value = "sum(count)" if measure_index is None else "sum(sums[:mi])"
@@ -218,7 +227,8 @@ def write_alerts(conn: Connection, alerts: Sequence[AlertWrite]) -> tuple[list[i
 
     Returns (new ids, refreshed ids).
     """
-    new, seen = [], []
+    new: list[int] = []
+    seen: list[int] = []
     for a in alerts:
         params = a.model_dump()
         params["evidence"] = orjson.dumps(a.evidence).decode()
@@ -282,7 +292,8 @@ def _alert_cols() -> list[Any]:
 
 
 def _row(r: Any) -> dict[str, Any]:
-    d = dict(r)
+    # plain str keys: SQLAlchemy's quoted_name is a str subclass orjson refuses
+    d = {str(k): v for k, v in r.items()}
     d["geometry"] = json.loads(d["geometry"]) if d["geometry"] else None
     return d
 
@@ -328,13 +339,19 @@ def get_alert(conn: Connection, alert_id: int) -> dict[str, Any]:
 
 
 def transition(
-    conn: Connection, alert_id: int, to: Literal["acknowledged", "resolved"], actor: str, note: str = ""
+    conn: Connection,
+    alert_id: int,
+    to: Literal["acknowledged", "resolved"],
+    actor: str,
+    note: str = "",
 ) -> dict[str, Any]:
     """Acknowledge (from open) or resolve (from open/acknowledged) an alert."""
     current = get_alert(conn, alert_id)["status"]
     allowed = {"acknowledged": ("open",), "resolved": ("open", "acknowledged")}[to]
     if current not in allowed:
-        raise ConflictError(f"alert {alert_id} is {current}; cannot move it to {to}", alert_id=alert_id)
+        raise ConflictError(
+            f"alert {alert_id} is {current}; cannot move it to {to}", alert_id=alert_id
+        )
     if not actor:
         raise InvalidInputError("actor must not be empty", param="actor")
     values: dict[str, Any] = {"status": to}
@@ -350,7 +367,7 @@ def transition(
 
 
 async def listen_alerts(conninfo: str) -> AsyncIterator[tuple[str, int]]:
-    """Yield (kind, alert id) for each NOTIFY on iocmap_alerts (a dedicated LISTEN connection)."""
+    """Yield ("listening", 0) once LISTEN is in place, then (kind, alert id) per NOTIFY."""
     import psycopg
     from psycopg import sql
 
@@ -358,6 +375,7 @@ async def listen_alerts(conninfo: str) -> AsyncIterator[tuple[str, int]]:
 
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as aconn:
         await aconn.execute(sql.SQL("LISTEN {}").format(ident(ALERTS_CHANNEL)))
+        yield "listening", 0
         async for note in aconn.notifies():
             kind, _, raw = note.payload.partition(":")
             if raw.isdigit():

@@ -52,6 +52,12 @@ class PayloadTooLargeError(IocError):
     code = "payload_too_large"
 
 
+class RateLimitedError(IocError):
+    """The caller sent too many requests of this kind; retry later."""
+
+    code = "rate_limited"
+
+
 class UnavailableError(IocError):
     """A dependency (database, camera, sector system) cannot be reached."""
 

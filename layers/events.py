@@ -302,7 +302,11 @@ def take_expired_snapshots(conn: Connection, cutoff: datetime) -> list[str]:
 
 
 async def listen_events(conninfo: str) -> AsyncIterator[dict[str, Any]]:
-    """Yield NOTIFY payloads of `iocmap_events` as dicts (a dedicated LISTEN connection)."""
+    """Yield NOTIFY payloads of `iocmap_events` as dicts (a dedicated LISTEN connection).
+
+    The first item is `{"listening": True}`, once LISTEN is in place, so a caller can tell
+    its client it will not miss what happens next.
+    """
     import psycopg
     from psycopg import sql
 
@@ -310,6 +314,7 @@ async def listen_events(conninfo: str) -> AsyncIterator[dict[str, Any]]:
 
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as aconn:
         await aconn.execute(sql.SQL("LISTEN {}").format(ident(EVENTS_CHANNEL)))
+        yield {"listening": True}
         async for note in aconn.notifies():
             try:
                 payload = json.loads(note.payload)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -191,12 +192,43 @@ def orphan_source_ids(conn: Connection, layer_id: int, sources: Sequence[int]) -
     return [int(r[0]) for r in rows]
 
 
-def _copy(conn: Connection, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+def _copy_text(conn: Connection, sql: str, frame: pd.DataFrame) -> None:
+    """COPY a frame as tab-separated text, built in one vectorised call (not per row)."""
+    if frame.empty:
+        return
+    buf = frame.to_csv(
+        sep="\t",
+        header=False,
+        index=False,
+        lineterminator="\n",
+        quoting=csv.QUOTE_NONE,
+        na_rep="\\N",
+    )
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur, cur.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
+        copy.write(buf)
+
+
+def _pg_array(mat: F64) -> NDArray[np.object_] | str:
+    """Rows of a float matrix as PostgreSQL array literals ('{1.0,2.5}')."""
+    if mat.shape[0] == 0:
+        return np.zeros(0, dtype=object)
+    if mat.shape[1] == 0:
+        return "{}"
+    out = pd.Series(mat[:, 0]).map(repr)
+    for j in range(1, mat.shape[1]):
+        out = out + "," + pd.Series(mat[:, j]).map(repr)
+    return np.asarray(("{" + out + "}").to_numpy(), dtype=object)
+
+
+def _timestamps(epoch: I64) -> NDArray[np.object_]:
+    """ISO timestamps of epoch seconds, formatting each distinct value once."""
+    uniq, inv = np.unique(epoch, return_inverse=True)
+    text_u = np.asarray(
+        [datetime.fromtimestamp(int(e), tz=UTC).isoformat() for e in uniq.tolist()], dtype=object
+    )
+    return text_u[inv]
 
 
 def write_feature_state(conn: Connection, layer_id: int, arrays: Sequence[FeatureArrays]) -> None:
@@ -208,22 +240,27 @@ def write_feature_state(conn: Connection, layer_id: int, arrays: Sequence[Featur
         )
     )
     conn.execute(text("TRUNCATE _h3_fstate"))
-
-    def rows() -> Iterable[tuple[Any, ...]]:
-        for a in arrays:
-            t = [None if np.isnan(x) else x for x in a.t.tolist()]
-            yield from zip(
-                a.ids.tolist(),
-                [a.source_layer_id] * len(a),
-                *(a.bbox[:, i].tolist() for i in range(4)),
-                t,
-                strict=True,
-            )
-
-    _copy(
+    frames = [
+        pd.DataFrame(
+            {
+                "feature_id": a.ids,
+                "source_layer_id": a.source_layer_id,
+                "min_x": pd.Series(a.bbox[:, 0]).map(repr),
+                "min_y": pd.Series(a.bbox[:, 1]).map(repr),
+                "max_x": pd.Series(a.bbox[:, 2]).map(repr),
+                "max_y": pd.Series(a.bbox[:, 3]).map(repr),
+                "t": pd.Series(a.t).where(~np.isnan(a.t)).map(repr, na_action="ignore"),
+            }
+        )
+        for a in arrays
+        if len(a)
+    ]
+    if not frames:
+        return
+    _copy_text(
         conn,
         "COPY _h3_fstate (feature_id, source_layer_id, min_x, min_y, max_x, max_y, t) FROM STDIN",
-        rows(),
+        pd.concat(frames, ignore_index=True),
     )
     conn.execute(
         text(
@@ -262,17 +299,22 @@ class AggRows:
     nvals: F64
 
 
-def _agg_rows(rows: AggRows) -> Iterable[tuple[Any, ...]]:
-    return zip(
-        rows.res.tolist(),
-        rows.bucket_s.tolist(),
-        rows.bucket.tolist(),
-        rows.cell.view(np.int64).tolist(),
-        rows.count.tolist(),
-        rows.sums.tolist(),
-        rows.nvals.tolist(),
-        strict=True,
+def _agg_frame(layer_id: int, rows: AggRows) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "layer_id": np.full(len(rows.cell), layer_id, dtype=np.int64),
+            "res": rows.res,
+            "bucket_s": rows.bucket_s,
+            "bucket": _timestamps(rows.bucket),
+            "cell": rows.cell.view(np.int64),
+            "count": pd.Series(rows.count).map(repr),
+            "sums": _pg_array(rows.sums),
+            "nvals": _pg_array(rows.nvals),
+        }
     )
+
+
+_AGG_COPY = "COPY h3_agg (layer_id, res, bucket_s, bucket, cell, count, sums, nvals) FROM STDIN"
 
 
 def write_aggregates(
@@ -283,50 +325,38 @@ def write_aggregates(
     delete_keys: AggRows | None = None,
 ) -> None:
     """Store aggregate rows: replacing the whole layer, or only the rows at `delete_keys`."""
-    conn.execute(
-        text(
-            "CREATE TEMP TABLE IF NOT EXISTS _h3_agg_stage (res int2, bucket_s int4, bucket int8,"
-            " cell int8, count float8, sums float8[], nvals float8[]) ON COMMIT DROP"
-        )
-    )
     if replace == "all":
         conn.execute(delete(h3_agg).where(h3_agg.c.layer_id == layer_id))
     else:
         assert delete_keys is not None
-        conn.execute(text("TRUNCATE _h3_agg_stage"))
-        _copy(
+        conn.execute(
+            text(
+                "CREATE TEMP TABLE IF NOT EXISTS _h3_agg_keys (res int2, bucket_s int4,"
+                " bucket timestamptz, cell int8) ON COMMIT DROP"
+            )
+        )
+        conn.execute(text("TRUNCATE _h3_agg_keys"))
+        _copy_text(
             conn,
-            "COPY _h3_agg_stage (res, bucket_s, bucket, cell) FROM STDIN",
-            zip(
-                delete_keys.res.tolist(),
-                delete_keys.bucket_s.tolist(),
-                delete_keys.bucket.tolist(),
-                delete_keys.cell.view(np.int64).tolist(),
-                strict=True,
+            "COPY _h3_agg_keys (res, bucket_s, bucket, cell) FROM STDIN",
+            pd.DataFrame(
+                {
+                    "res": delete_keys.res,
+                    "bucket_s": delete_keys.bucket_s,
+                    "bucket": _timestamps(delete_keys.bucket),
+                    "cell": delete_keys.cell.view(np.int64),
+                }
             ),
         )
         conn.execute(
             text(
-                "DELETE FROM h3_agg a USING _h3_agg_stage k WHERE a.layer_id = :lid"
+                "DELETE FROM h3_agg a USING _h3_agg_keys k WHERE a.layer_id = :lid"
                 " AND a.res = k.res AND a.bucket_s = k.bucket_s"
-                " AND a.bucket = to_timestamp(k.bucket) AND a.cell = k.cell"
+                " AND a.bucket = k.bucket AND a.cell = k.cell"
             ),
             {"lid": layer_id},
         )
-    conn.execute(text("TRUNCATE _h3_agg_stage"))
-    _copy(
-        conn,
-        "COPY _h3_agg_stage (res, bucket_s, bucket, cell, count, sums, nvals) FROM STDIN",
-        _agg_rows(rows),
-    )
-    conn.execute(
-        text(
-            "INSERT INTO h3_agg (layer_id, res, bucket_s, bucket, cell, count, sums, nvals)"
-            " SELECT :lid, res, bucket_s, to_timestamp(bucket), cell, count, sums, nvals"
-            " FROM _h3_agg_stage"
-        ),
-        {"lid": layer_id},
-    )
+    _copy_text(conn, _AGG_COPY, _agg_frame(layer_id, rows))
 
 
 def read_aggregates(conn: Connection, layer_id: int) -> AggRows:

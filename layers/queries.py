@@ -177,7 +177,7 @@ def within_admin(
     info = get_layer(conn, slug)
     exists = conn.execute(_ADMIN_UNIT, {"code": code}).first()
     if exists is None:
-        raise NotFoundError(f"admin unit '{code}' does not exist", code=code)
+        raise NotFoundError(f"admin unit '{code}' does not exist", admin_code=code)
     params = {"f_eq": equals_json(info, equals)}
     sql = _WITHIN_ADMIN
     rows = conn.execute(sql, {"code": code, "layer": info.id, "limit": limit + 1, **params}).all()
@@ -355,14 +355,15 @@ def per_commune(
         raise InvalidInputError("per must be a positive number of inhabitants", param="per")
     params = {"f_eq": equals_json(info, equals)}
     sql = text(
-        "WITH f AS (SELECT ST_PointOnSurface(f.geom) AS g, "
-        "  CASE WHEN jsonb_typeof(f.properties -> :prop) = 'number' "
-        "       THEN (f.properties ->> :prop)::double precision END AS v "
-        "  FROM feature f WHERE f.layer_id = :layer AND f.properties @> CAST(:f_eq AS jsonb)), "
-        "a AS (SELECT id, code, name, population, geom FROM admin_unit "
+        # Communes drive the loop: the feature index is probed with each commune's bbox, and
+        # ST_Intersects reuses the commune's prepared geometry across its candidates.
+        "WITH a AS (SELECT id, code, name, population, geom FROM admin_unit "
         "      WHERE level = 'commune' AND valid_to IS NULL), "
-        "agg AS (SELECT a.id, count(f.g) AS n, sum(f.v) AS total FROM a "
-        "        LEFT JOIN f ON a.geom && f.g AND ST_Intersects(a.geom, f.g) GROUP BY a.id) "
+        "agg AS (SELECT a.id, count(f.id) AS n, sum(CASE WHEN jsonb_typeof(f.properties -> :prop)"
+        "        = 'number' THEN (f.properties ->> :prop)::double precision END) AS total "
+        "        FROM a LEFT JOIN feature f ON f.layer_id = :layer AND f.geom && a.geom "
+        "        AND f.properties @> CAST(:f_eq AS jsonb) "
+        "        AND ST_Intersects(a.geom, ST_PointOnSurface(f.geom)) GROUP BY a.id) "
         "SELECT a.code, a.name, a.population, agg.n, agg.total, ST_AsBinary(a.geom) "
         "FROM a JOIN agg ON agg.id = a.id ORDER BY a.code"
     )

@@ -50,6 +50,28 @@ class Settings(BaseSettings):
     port: int = 8000
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     cors_origins: list[str] = Field(default_factory=list)
+    session_cookie_name: str = "iocmap_session"
+    session_cookie_secure: bool = Field(
+        default=True, description="Send the web map's session cookie over HTTPS only."
+    )
+    token_ttl_s: int = Field(default=8 * 3600, description="Lifetime of JWTs and session cookies.")
+    max_request_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        description="Body limit of routes without a larger one of their own.",
+    )
+    report_max_photos: int = 5
+    report_photo_max_bytes: int = 10 * 1024 * 1024
+    report_rate_burst: int = Field(
+        default=5, description="Public report submissions per client before the rate limit bites."
+    )
+    report_rate_per_hour: float = Field(
+        default=20.0, description="Refill rate of the public submission token bucket."
+    )
+    report_overdue_interval_s: float = Field(
+        default=300.0, description="Seconds between SLA overdue checks in the API (0 disables)."
+    )
+    login_rate_burst: int = 10
+    login_rate_per_minute: float = 10.0
 
     province_code: str = "40"
     province_name: str = "Nghệ An"
@@ -88,7 +110,27 @@ class Settings(BaseSettings):
     )
     query_max_results: int = 50_000
 
+    analytics_scheduler: bool | None = Field(
+        default=None,
+        description="Run H3 refresh and alert rules in the API process (default: yes, except in tests).",
+    )
+    analytics_interval_s: float = Field(
+        default=60.0, description="Seconds between scheduled H3 refreshes and rule evaluations."
+    )
+
     media_dir: Path | None = None
+    vision_detector: str = Field(
+        default="motion", description="Default detector plugin: motion, hog_people, onnx_yolo."
+    )
+    vision_detector_params: dict[str, object] = Field(
+        default_factory=dict, description="Parameters of the default detector (JSON)."
+    )
+    vision_max_width: int = Field(default=640, description="Frames are downscaled to this width.")
+    vision_privacy_blur: bool = Field(
+        default=True, description="Blur faces and plates in stored snapshots."
+    )
+    vision_snapshot_retention_days: float = 7.0
+    vision_max_calibration_error_m: float = 2.0
     web_dist_dir: Path | None = Field(
         default=None, description="Built web map assets (default: web_map/dist in the package)."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -22,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.types import Text
+from sqlalchemy.types import Double, Integer, Text
 
 from layers.errors import InvalidInputError
 from layers.models import feature
@@ -39,9 +41,13 @@ PIXEL = EXTENT // 256
 # Points closer than this many extent units are merged into one cluster, by zoom. Beyond
 # CLUSTER_MAX_ZOOM points are drawn one by one (unless the byte budget says otherwise).
 CLUSTER_MAX_ZOOM = 13
-# Lines/polygons whose bbox is smaller than this many pixels on both axes are dropped,
+# Lines/polygons whose bbox covers less than this many pixels squared (and is not long) are dropped,
 # by zoom; at high zoom everything is kept.
-MIN_SIZE_PX_BY_ZOOM = {z: (0.5 if z < 14 else 0.0) for z in range(MAX_ZOOM + 1)}
+MIN_SIZE_PX_BY_ZOOM = {z: (1.0 if z < 14 else 0.0) for z in range(MAX_ZOOM + 1)}
+# Below this zoom a line/polygon tile keeps at most MAX_SHAPES_PER_TILE features, the largest
+# first (bbox half-perimeter): about 45 bytes each, so a dense cadastre stays under budget.
+TOP_N_MAX_ZOOM = 15
+MAX_SHAPES_PER_TILE = 8_000
 
 
 @dataclass(frozen=True)
@@ -114,23 +120,13 @@ def props_key(props: tuple[str, ...] | None) -> str:
     return hashlib.blake2s(",".join(props).encode(), digest_size=6).hexdigest()
 
 
-def _props_expr(props: tuple[str, ...] | None) -> ColumnElement[Any]:
-    if props is None:
-        return feature.c.properties
-    if not props:
-        return cast("{}", JSONB)
-    args: list[Any] = []
-    for name in props:
-        args.extend([cast(name, Text), feature.c.properties.op("->")(name)])
-    return func.jsonb_build_object(*args)
-
-
 @dataclass(frozen=True)
 class TilePlan:
     """How a tile is generalised: point cluster cell and polygon minimum size, in extent units."""
 
     cluster_cell: int
     min_size_units: float
+    max_shapes: int | None = None
 
 
 def initial_plan(info: LayerInfo, z: int) -> TilePlan:
@@ -138,54 +134,97 @@ def initial_plan(info: LayerInfo, z: int) -> TilePlan:
     if info.geometry_type in POINT_TYPES:
         cell = 0 if z > CLUSTER_MAX_ZOOM else (4 * PIXEL if z >= 10 else 8 * PIXEL)
         return TilePlan(cluster_cell=cell, min_size_units=0.0)
-    return TilePlan(cluster_cell=0, min_size_units=MIN_SIZE_PX_BY_ZOOM[z] * PIXEL)
+    return TilePlan(
+        cluster_cell=0,
+        min_size_units=MIN_SIZE_PX_BY_ZOOM[z] * PIXEL,
+        max_shapes=MAX_SHAPES_PER_TILE if z < TOP_N_MAX_ZOOM else None,
+    )
 
 
 def coarser(info: LayerInfo, plan: TilePlan) -> TilePlan:
     """A stricter plan, for a tile that came out over the byte budget."""
     if info.geometry_type in POINT_TYPES:
         return TilePlan(max(plan.cluster_cell * 2, 2 * PIXEL), 0.0)
-    return TilePlan(0, max(plan.min_size_units * 4, PIXEL))
+    shapes = plan.max_shapes or MAX_SHAPES_PER_TILE
+    return TilePlan(0, max(plan.min_size_units * 2, PIXEL), max(shapes // 2, 1))
 
 
-def tile_statement(
-    info: LayerInfo, tile: TileAddress, props: tuple[str, ...] | None, plan: TilePlan
-) -> Select[Any]:
-    """The one SQL statement that renders a tile: index filter on the tile's lon/lat envelope."""
-    env = func.ST_MakeEnvelope(*tile.xy_bounds(), 3857)
-    # The filter envelope is transformed once here (in Python), never the stored geometries,
-    # so the partition's GiST index on geom (EPSG:4326) serves the && test.
-    env4326 = func.ST_MakeEnvelope(*tile.lonlat_bounds(BUFFER / EXTENT), 4326)
-    deg_per_unit = 360.0 / (1 << tile.z) / EXTENT
+@dataclass(frozen=True)
+class _Shape:
+    """What changes the SQL text of a tile query (values are bound, never part of it)."""
+
+    points: bool
+    cluster: bool
+    min_size: bool
+    top_n: bool
+    n_props: int | None  # None: every property; else how many selected
+
+
+# Above this many vertices a shape is clipped to the tile and simplified before projecting.
+BIG_SHAPE_VERTICES = 64
+
+
+def _shape_statement(shape: _Shape) -> Select[Any]:
+    """The tile query for a shape, with named bind parameters only."""
+    env = func.ST_MakeEnvelope(
+        bindparam("x0"), bindparam("y0"), bindparam("x1"), bindparam("y1"), 3857
+    )
+    # The filter envelope is computed in Python in EPSG:4326, never the stored geometries
+    # transformed, so the partition's GiST index on geom serves the && test.
+    env4326 = func.ST_MakeEnvelope(
+        bindparam("lon0"), bindparam("lat0"), bindparam("lon1"), bindparam("lat1"), 4326
+    )
     conds: list[ColumnElement[bool]] = [
-        feature.c.layer_id == info.id,
+        feature.c.layer_id == bindparam("layer_id"),
         feature.c.geom.op("&&")(env4326),
     ]
-    is_points = info.geometry_type in POINT_TYPES
     geom: ColumnElement[Any] = feature.c.geom
-    if not is_points:
-        if plan.min_size_units > 0:
-            min_deg = plan.min_size_units * deg_per_unit
+    if not shape.points:
+        if shape.min_size:
+            min_deg = bindparam("min_deg", type_=Double)
+            width = func.ST_XMax(feature.c.geom) - func.ST_XMin(feature.c.geom)
+            height = func.ST_YMax(feature.c.geom) - func.ST_YMin(feature.c.geom)
+            # Keep a shape whose bbox covers a pixel, or that is long (a road, a river).
             conds.append(
                 or_(
-                    func.ST_XMax(feature.c.geom) - func.ST_XMin(feature.c.geom) >= min_deg,
-                    func.ST_YMax(feature.c.geom) - func.ST_YMin(feature.c.geom) >= min_deg,
+                    width * height >= min_deg * min_deg, width >= 4 * min_deg, height >= 4 * min_deg
                 )
             )
-        # Simplify to half an extent unit before projecting: fewer vertices to transform.
-        geom = func.ST_Simplify(geom, deg_per_unit / 2, True)
-    mvt_geom = func.ST_AsMVTGeom(func.ST_Transform(geom, 3857), env, EXTENT, BUFFER, True)
-    rows = (
-        sa_select(
-            feature.c.id.label("id"),
-            _props_expr(props).label("props"),
-            mvt_geom.label("geom"),
+        # Big shapes (admin boundaries) are cut to the tile and simplified to half an extent
+        # unit before projecting: far fewer vertices to transform. Small ones (parcels) go as is.
+        geom = case(
+            (
+                func.ST_NPoints(feature.c.geom) > BIG_SHAPE_VERTICES,
+                func.ST_Simplify(
+                    func.ST_ClipByBox2D(feature.c.geom, env4326),
+                    bindparam("tolerance", type_=Double),
+                    True,
+                ),
+            ),
+            else_=feature.c.geom,
         )
-        .where(and_(*conds))
-        .subquery("p")
-    )
-    if is_points and plan.cluster_cell > 0:
-        cell = float(plan.cluster_cell)
+    mvt_geom = func.ST_AsMVTGeom(func.ST_Transform(geom, 3857), env, EXTENT, BUFFER, True)
+    if shape.n_props is None:
+        props_expr: ColumnElement[Any] = feature.c.properties
+    elif shape.n_props == 0:
+        props_expr = cast("{}", JSONB)
+    else:
+        args: list[Any] = []
+        for i in range(shape.n_props):
+            key = bindparam(f"k{i}", type_=Text)
+            args.extend([cast(key, Text), feature.c.properties.op("->")(key)])
+        props_expr = func.jsonb_build_object(*args)
+    inner = sa_select(
+        feature.c.id.label("id"), props_expr.label("props"), mvt_geom.label("geom")
+    ).where(and_(*conds))
+    if shape.top_n:
+        size = (func.ST_XMax(feature.c.geom) - func.ST_XMin(feature.c.geom)) + (
+            func.ST_YMax(feature.c.geom) - func.ST_YMin(feature.c.geom)
+        )
+        inner = inner.order_by(size.desc()).limit(bindparam("max_shapes", type_=Integer))
+    rows = inner.subquery("p")
+    if shape.cluster:
+        cell = bindparam("cell", type_=Double)
         cx = func.ST_X(func.ST_Centroid(rows.c.geom))
         cy = func.ST_Y(func.ST_Centroid(rows.c.geom))
         n = func.count()
@@ -217,8 +256,62 @@ def tile_statement(
             .subquery("t")
         )
     return sa_select(
-        func.ST_AsMVT(literal_column("t"), info.slug, EXTENT, "geom", "id")
+        func.ST_AsMVT(literal_column("t"), bindparam("name", type_=Text), EXTENT, "geom", "id")
     ).select_from(final)
+
+
+@lru_cache(maxsize=256)
+def _shape_sql(shape: _Shape) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """The shape's SQL and its constant parameters, compiled once per process.
+
+    Building and compiling the Core statement costs ~2 ms, more than a small tile's render.
+    """
+    from sqlalchemy.dialects import postgresql
+
+    compiled = _shape_statement(shape).compile(dialect=postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]
+    constants = tuple((k, v) for k, v in compiled.params.items() if v is not None)
+    return str(compiled), constants
+
+
+def tile_query(
+    info: LayerInfo, tile: TileAddress, props: tuple[str, ...] | None, plan: TilePlan
+) -> tuple[str, dict[str, Any]]:
+    """SQL text and bound values that render one tile."""
+    points = info.geometry_type in POINT_TYPES
+    shape = _Shape(
+        points=points,
+        cluster=points and plan.cluster_cell > 0,
+        min_size=not points and plan.min_size_units > 0,
+        top_n=not points and plan.max_shapes is not None,
+        n_props=None if props is None else len(props),
+    )
+    x0, y0, x1, y1 = tile.xy_bounds()
+    lon0, lat0, lon1, lat1 = tile.lonlat_bounds(BUFFER / EXTENT)
+    deg_per_unit = 360.0 / (1 << tile.z) / EXTENT
+    params: dict[str, Any] = {
+        "x0": x0,
+        "y0": y0,
+        "x1": x1,
+        "y1": y1,
+        "lon0": lon0,
+        "lat0": lat0,
+        "lon1": lon1,
+        "lat1": lat1,
+        "layer_id": info.id,
+        "name": info.slug,
+    }
+    if not points:
+        params["tolerance"] = deg_per_unit / 2
+    if shape.min_size:
+        params["min_deg"] = plan.min_size_units * deg_per_unit
+    if shape.top_n:
+        params["max_shapes"] = plan.max_shapes
+    if shape.cluster:
+        params["cell"] = float(plan.cluster_cell)
+    for i, name in enumerate(props or ()):
+        params[f"k{i}"] = name
+    sql, constants = _shape_sql(shape)
+    return sql, {**dict(constants), **params}
 
 
 def render_tile(
@@ -232,7 +325,8 @@ def render_tile(
     plan = initial_plan(info, tile.z)
     data = b""
     for _ in range(8):
-        data = bytes(conn.execute(tile_statement(info, tile, props, plan)).scalar_one() or b"")
+        sql, params = tile_query(info, tile, props, plan)
+        data = bytes(conn.exec_driver_sql(sql, params).scalar_one() or b"")
         if len(data) <= max_bytes:
             return data
         plan = coarser(info, plan)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import psycopg
 import pytest
@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from layers import cluster, migrate
 from layers.db import make_engine
+from layers.errors import NotFoundError
 from layers.settings import Settings
 
 
@@ -87,3 +88,37 @@ def fresh_db(base_settings: Settings) -> Iterator[Engine]:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@pytest.fixture(scope="session")
+def auth_headers(engine: Engine, settings: Settings) -> Callable[..., dict[str, str]]:
+    """Factory: auth_headers(role, units=()) -> a bearer header of a test user with that role.
+
+    Users are created once per session; commune_staff default to the most populous commune
+    (so they need the `seeded` database).
+    """
+    import secrets
+
+    from geo_api.security import issue_token
+    from layers import users
+
+    cache: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+
+    def make(role: str, units: Sequence[str] = ()) -> dict[str, str]:
+        key = (role, tuple(units))
+        if key not in cache:
+            with engine.begin() as conn:
+                unit_list = list(units)
+                if role == "commune_staff" and not unit_list:
+                    code = users.demo_commune_code(conn)
+                    assert code, "commune_staff needs admin units: use the `seeded` fixture"
+                    unit_list = [code]
+                name = "t_" + role + "".join(f"_{u}" for u in unit_list)
+                try:
+                    user = users.get_user(conn, name)
+                except NotFoundError:
+                    user = users.create_user(conn, name, secrets.token_urlsafe(16), role, unit_list)
+            cache[key] = {"Authorization": f"Bearer {issue_token(settings, user)}"}
+        return cache[key]
+
+    return make

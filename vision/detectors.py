@@ -39,7 +39,7 @@ class HogPeopleDetector:
         self.min_score = min_score
         self.nms_iou = nms_iou
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
 
     def detect(self, frame: Frame) -> Detections:
         """People boxes; scores are the SVM margins squashed into 0..1."""

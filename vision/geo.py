@@ -112,6 +112,12 @@ class Calibration:
         """WGS84 lon/lat (N×2) to pixels (N×2)."""
         return self.ground_to_image(self.frame.to_ground(lonlat))
 
+    def below_horizon(self, uv: FloatArray) -> NDArray[np.bool_]:
+        """True for pixels whose ray meets the ground in front of the camera."""
+        a = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+        w = np.column_stack([a, np.ones(len(a))]) @ self.homography[2]
+        return np.asarray(w > 0)
+
     def in_front(self, xy: FloatArray) -> NDArray[np.bool_]:
         """True for ground points that project in front of the camera (positive w)."""
         a = np.asarray(xy, dtype=np.float64).reshape(-1, 2)

@@ -104,14 +104,17 @@ class Pipeline:
         if not tracks or self.calibration is None:
             return []
         boxes = np.array([tr.box for tr in tracks], dtype=np.float64)
-        ground = self.calibration.image_to_ground(foot_points(boxes))
+        feet = foot_points(boxes)
+        valid = self.calibration.below_horizon(feet)
+        ground = self.calibration.image_to_ground(feet)
         lonlat = self.calibration.frame.to_wgs84(ground)
         widths = ground_widths(self.calibration, boxes)
         out: list[Observation] = []
         for i, tr in enumerate(tracks):
             x, y = float(ground[i, 0]), float(ground[i, 1])
             if (
-                not np.isfinite([x, y]).all()
+                not valid[i]
+                or not np.isfinite([x, y]).all()
                 or np.hypot(x - self._origin[0], y - self._origin[1]) > self.max_ground_range_m
             ):
                 continue  # above the horizon or absurdly far: not a ground position

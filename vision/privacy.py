@@ -12,23 +12,33 @@ import numpy as np
 from vision.plugins import Frame
 
 FACE_CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_profileface.xml")
-PLATE_CASCADES = ("haarcascade_russian_plate_number.xml", "haarcascade_license_plate_rus_16stages.xml")
+PLATE_CASCADES = (
+    "haarcascade_russian_plate_number.xml",
+    "haarcascade_license_plate_rus_16stages.xml",
+)
 
 
 class Blurrer:
     """Finds faces and plates with the Haar cascades bundled in opencv<5 and blurs them."""
 
-    def __init__(self, faces: bool = True, plates: bool = True, min_size: int = 12) -> None:
+    def __init__(
+        self,
+        faces: bool = True,
+        plates: bool = True,
+        min_size: int = 16,
+        scale_factor: float = 1.2,
+    ) -> None:
         self.faces = faces
         self.plates = plates
         self.min_size = min_size
+        self.scale_factor = scale_factor
 
     @cached_property
     def _cascades(self) -> list[cv2.CascadeClassifier]:
         names = (FACE_CASCADES if self.faces else ()) + (PLATE_CASCADES if self.plates else ())
         out = []
         for name in names:
-            c = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / name))
+            c = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / name))  # type: ignore[attr-defined]
             if not c.empty():
                 out.append(c)
         return out
@@ -37,9 +47,15 @@ class Blurrer:
         """x, y, w, h of every face or plate found."""
         grey = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
         found: list[tuple[int, int, int, int]] = []
+        # Nothing to hide is larger than half the frame height; capping the size saves scales.
+        biggest = max(self.min_size + 1, frame.shape[0] // 2)
         for cascade in self._cascades:
             rects = cascade.detectMultiScale(
-                grey, scaleFactor=1.1, minNeighbors=4, minSize=(self.min_size, self.min_size)
+                grey,
+                scaleFactor=self.scale_factor,
+                minNeighbors=4,
+                minSize=(self.min_size, self.min_size),
+                maxSize=(biggest, biggest),
             )
             found.extend((int(x), int(y), int(w), int(h)) for x, y, w, h in rects)
         return found

@@ -94,6 +94,8 @@ class RuleSettings:
     default_speed_limit_kmh: float | None = None
     speeding_min_samples: int = 3
     crowd_rearm_s: float = 10.0
+    detection_min_age_s: float = 0.0
+    detection_min_travel_m: float = 0.0
 
 
 @dataclass
@@ -113,6 +115,7 @@ class _TrackState:
     lane_travel: dict[int, float] = field(default_factory=dict)
     speeding_samples: int = 0
     crossed: set[int] = field(default_factory=set)
+    reported: bool = False
     box: tuple[float, float, float, float] | None = None
 
 
@@ -169,14 +172,15 @@ class RuleEngine:
                 obs.label, now, now, obs.x, obs.y, obs.score, obs.lon, obs.lat, box=obs.box
             )
             self.tracks[obs.track_id] = st
-            if self.emit_detections:
-                events.append(self._event("detection", now, st, obs.track_id))
         else:
             prev = (st.x, st.y)
             st.label = obs.label
             st.last_t, st.x, st.y, st.score = now, obs.x, obs.y, obs.score
             st.lon, st.lat, st.box = obs.lon, obs.lat, obs.box
         st.history.append((now, obs.x, obs.y))
+        if self.emit_detections and not st.reported and self._worth_reporting(st, obs):
+            st.reported = True
+            events.append(self._event("detection", now, st, obs.track_id))
         velocity = self._velocity(st)
         speed = float(np.hypot(*velocity)) if velocity is not None else None
         here = Point(obs.x, obs.y)
@@ -228,22 +232,34 @@ class RuleEngine:
             events.extend(self._speeding(st, limit, now, speed, obs.track_id, None))
         return events
 
+    def _worth_reporting(self, st: _TrackState, obs: Observation) -> bool:
+        """A track is reported once it has lived and moved enough (filters swaying leaves)."""
+        if st.last_t - st.first_t < self.settings.detection_min_age_s:
+            return False
+        if self.settings.detection_min_travel_m <= 0:
+            return True
+        _, x0, y0 = st.history[0]
+        return float(np.hypot(obs.x - x0, obs.y - y0)) >= self.settings.detection_min_travel_m
+
     def _velocity(self, st: _TrackState) -> tuple[float, float] | None:
         """Least-squares ground velocity (m/s) over the last `speed_window_s` seconds."""
-        window = self.settings.speed_window_s
         if not st.history:
             return None
+        window = self.settings.speed_window_s
         latest = st.history[-1][0]
         pts = [h for h in st.history if latest - h[0] <= window + 1e-9]
-        if len(pts) < self.settings.min_speed_samples:
+        n = len(pts)
+        if n < self.settings.min_speed_samples or (pts[-1][0] - pts[0][0]) < window * 0.5:
             return None
-        a = np.asarray(pts)
-        t = a[:, 0] - a[:, 0].mean()
-        denom = float(np.dot(t, t))
-        if denom <= 0 or (a[-1, 0] - a[0, 0]) < window * 0.5:
+        # Plain floats: a dozen points are cheaper in Python than through numpy calls.
+        mt = sum(p[0] for p in pts) / n
+        mx = sum(p[1] for p in pts) / n
+        my = sum(p[2] for p in pts) / n
+        denom = sum((p[0] - mt) ** 2 for p in pts)
+        if denom <= 0:
             return None
-        vx = float(np.dot(t, a[:, 1] - a[:, 1].mean()) / denom)
-        vy = float(np.dot(t, a[:, 2] - a[:, 2].mean()) / denom)
+        vx = sum((p[0] - mt) * (p[1] - mx) for p in pts) / denom
+        vy = sum((p[0] - mt) * (p[2] - my) for p in pts) / denom
         return vx, vy
 
     def _stopped(

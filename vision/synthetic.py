@@ -33,7 +33,7 @@ class Mover:
     velocity: tuple[float, float]
     t_start: float
     t_end: float
-    color: tuple[int, int, int] = (40, 40, 220)
+    color: tuple[int, int, int] = (40, 40, 40)
 
     def position(self, t: float) -> tuple[float, float] | None:
         """Ground position at time t, or None when not in the scene."""
@@ -137,7 +137,7 @@ def street_scene(fps: float = 10.0) -> Scene:
     at y = 25 m; a forbidden zone x 5..9, y 14..20 on the east verge.
     """
     movers = (
-        Mover("car_north", "car", 1.8, 0.7, (-2.0, 12.0), (0.0, 8.0), 2.0, 5.0),
+        Mover("car_north", "car", 1.8, 0.7, (-2.0, 12.0), (0.0, 8.0), 2.0, 5.0, (30, 30, 200)),
         Mover("car_south", "car", 1.8, 0.7, (2.0, 38.0), (0.0, -8.0), 6.0, 9.0, (220, 60, 40)),
         Mover(
             "moto_north",
@@ -150,7 +150,7 @@ def street_scene(fps: float = 10.0) -> Scene:
             14.0,
             (30, 200, 220),
         ),
-        Mover("wrong_way", "car", 1.8, 0.7, (-2.0, 38.0), (0.0, -7.0), 15.0, 18.5, (200, 40, 200)),
+        Mover("wrong_way", "car", 1.8, 0.7, (-2.0, 38.0), (0.0, -7.0), 15.0, 18.5, (250, 250, 250)),
         Mover(
             "intruder", "motorcycle", 0.7, 2.4, (9.8, 17.0), (-1.5, 0.0), 19.5, 24.0, (20, 230, 20)
         ),

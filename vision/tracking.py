@@ -13,7 +13,6 @@ from enum import IntEnum
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import linear_sum_assignment
 
 from vision.boxes import iou_matrix
@@ -24,13 +23,17 @@ F64 = NDArray[np.float64]
 
 
 class KalmanXYAH:
-    """Constant-velocity Kalman filter on (centre x, centre y, aspect ratio, height)."""
+    """Constant-velocity Kalman filter on (centre x, centre y, aspect ratio, height).
+
+    Plain numpy on 8×8/4×4 matrices: at a handful of tracks per frame, library call
+    overhead (scipy's checked wrappers) costs more than the arithmetic.
+    """
 
     def __init__(self) -> None:
         self._motion = np.eye(8)
         for i in range(4):
             self._motion[i, 4 + i] = 1.0
-        self._update = np.eye(4, 8)
+        self._motion_t = self._motion.T.copy()
         self._std_pos = 1.0 / 20
         self._std_vel = 1.0 / 160
 
@@ -38,35 +41,28 @@ class KalmanXYAH:
         """Mean and covariance of a new track."""
         mean = np.r_[xyah, np.zeros(4)]
         h = xyah[3]
-        std = [
-            2 * self._std_pos * h,
-            2 * self._std_pos * h,
-            1e-2,
-            2 * self._std_pos * h,
-            10 * self._std_vel * h,
-            10 * self._std_vel * h,
-            1e-5,
-            10 * self._std_vel * h,
-        ]
-        return mean, np.diag(np.square(std))
+        p, v = 2 * self._std_pos * h, 10 * self._std_vel * h
+        std = np.array([p, p, 1e-2, p, v, v, 1e-5, v])
+        return mean, np.diag(std * std)
 
     def predict(self, mean: F64, cov: F64) -> tuple[F64, F64]:
         """One step ahead."""
         h = mean[3]
-        std = [self._std_pos * h, self._std_pos * h, 1e-2, self._std_pos * h]
-        std += [self._std_vel * h, self._std_vel * h, 1e-5, self._std_vel * h]
-        q = np.diag(np.square(std))
-        return self._motion @ mean, self._motion @ cov @ self._motion.T + q
+        p, v = self._std_pos * h, self._std_vel * h
+        q = np.array([p, p, 1e-2, p, v, v, 1e-5, v])
+        new_cov = self._motion @ cov @ self._motion_t
+        new_cov[np.diag_indices(8)] += q * q
+        return self._motion @ mean, new_cov
 
     def update(self, mean: F64, cov: F64, xyah: F64) -> tuple[F64, F64]:
-        """Correct with a measurement."""
+        """Correct with a measurement (the observation matrix picks the first 4 states)."""
         h = mean[3]
-        r = np.diag(np.square([self._std_pos * h, self._std_pos * h, 1e-1, self._std_pos * h]))
-        proj_mean = self._update @ mean
-        proj_cov = self._update @ cov @ self._update.T + r
-        chol = cho_factor(proj_cov, lower=True, check_finite=False)
-        gain = cho_solve(chol, (cov @ self._update.T).T, check_finite=False).T
-        new_mean = mean + (xyah - proj_mean) @ gain.T
+        p = self._std_pos * h
+        proj_cov = cov[:4, :4].copy()
+        proj_cov[np.diag_indices(4)] += np.array([p, p, 1e-1, p]) ** 2
+        # gain = cov Hᵀ S⁻¹, and S is symmetric: solve S gainᵀ = H cov.
+        gain = np.linalg.solve(proj_cov, cov[:4, :]).T
+        new_mean = mean + gain @ (xyah - mean[:4])
         new_cov = cov - gain @ proj_cov @ gain.T
         return new_mean, new_cov
 

@@ -68,8 +68,23 @@ async function copyMaplibreWorker() {
   return `/assets/${name}`;
 }
 
+/**
+ * Leaflet for the offline briefing export (web_map/briefing.py inlines it into the HTML):
+ * shipped under dist/vendor so an installed package has it without node_modules.
+ */
+async function copyBriefingVendor() {
+  const vendor = path.join(dist, 'vendor', 'leaflet');
+  await mkdir(path.join(vendor, 'images'), { recursive: true });
+  const src = path.join(root, 'node_modules', 'leaflet', 'dist');
+  for (const f of ['leaflet.js', 'leaflet.css', 'images/layers.png', 'images/layers-2x.png', 'images/marker-icon.png', 'images/marker-shadow.png']) {
+    await copyFile(path.join(src, f), path.join(vendor, f));
+  }
+  await copyFile(path.join(root, 'node_modules', 'leaflet', 'LICENSE'), path.join(vendor, 'LICENSE'));
+}
+
 await rm(dist, { recursive: true, force: true });
 await mkdir(path.join(dist, 'assets'), { recursive: true });
+await copyBriefingVendor();
 options.define.__MAPLIBRE_WORKER_URL__ = JSON.stringify(await copyMaplibreWorker());
 
 if (watch) {

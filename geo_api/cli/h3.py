@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from analytics import h3jobs
+from analytics import alerting, h3jobs, rules
 from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
 
 h3_app = typer.Typer(help="H3 aggregates (hexagons over time).", no_args_is_help=True)
@@ -28,6 +28,29 @@ def refresh(
                 f"{r.layer}: {r.mode}; changed {r.changed}, deleted {r.deleted}, "
                 f"rows written {r.rows_written}"
             )
+
+
+@h3_app.command("install-rules")
+@friendly_errors
+def install_rules() -> None:
+    """Store the example alert rules (reports per hex, camera offline, traffic p95, water level)."""
+    with migrated_engine(load_settings()) as engine, engine.begin() as conn:
+        ids = alerting.install_rules(conn, rules.EXAMPLE_RULES)
+    typer.echo(f"{len(ids)} rules stored: {', '.join(r.slug for r in rules.EXAMPLE_RULES)}")
+
+
+@h3_app.command()
+@friendly_errors
+def evaluate() -> None:
+    """Evaluate every enabled alert rule once."""
+    with migrated_engine(load_settings()) as engine:
+        rep = alerting.evaluate_all(engine)
+    typer.echo(
+        f"{rep.evaluated} rules evaluated; opened {len(rep.opened)}, "
+        f"refreshed {len(rep.refreshed)}, resolved {len(rep.resolved)}"
+    )
+    for slug, err in rep.errors.items():
+        typer.echo(f"  {slug}: not evaluated: {err}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,7 +1,121 @@
-"""Router for /alerts resources (filled in by its issue)."""
+"""Alerts: list with filters, acknowledge, resolve, rules as data, and a Server-Sent Events stream."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
 
-router = APIRouter()
+import orjson
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from analytics import alerting, rules
+from geo_api.deps import ConnDep, EngineDep, SettingsDep
+from layers import alerts as adb
+from layers.cluster import database_url, libpq_url
+from layers.features import check_limit, parse_bbox
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+
+class AlertAction(BaseModel):
+    """Who acknowledges or resolves, and an optional note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actor: str = "operator"
+    note: str = ""
+
+
+@router.get("", summary="Alerts, newest first, with filters")
+def list_alerts(
+    conn: ConnDep,
+    status: Annotated[list[str] | None, Query(description="open, acknowledged, resolved")] = None,
+    severity: Annotated[list[str] | None, Query(description="info, warning, critical")] = None,
+    rule: Annotated[str | None, Query(description="Rule slug")] = None,
+    since: Annotated[datetime | None, Query(description="Seen at or after")] = None,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Alerts matching every given filter."""
+    return adb.list_alerts(
+        conn,
+        status=status or (),
+        severity=severity or (),
+        rule=rule,
+        since=since,
+        bbox=parse_bbox(bbox),
+        limit=check_limit(limit, 1000),
+    )
+
+
+@router.get("/stream", summary="New and changed alerts as Server-Sent Events")
+async def stream(request: Request, engine: EngineDep, settings: SettingsDep) -> EventSourceResponse:
+    """One event per alert change (event: new/acknowledged/resolved; data: the alert as JSON)."""
+    conninfo = libpq_url(database_url(settings))
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for kind, alert_id in adb.listen_alerts(conninfo):
+            if kind == "listening":
+                yield {"event": "ready", "data": "{}"}
+                continue
+            if await request.is_disconnected():
+                break
+
+            def load(i: int = alert_id) -> dict[str, Any]:
+                with engine.connect() as conn:
+                    return adb.get_alert(conn, i)
+
+            doc = await run_in_threadpool(load)
+            yield {"event": kind, "id": str(alert_id), "data": orjson.dumps(doc).decode()}
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.get("/rules", summary="Alert rules")
+def list_rules(conn: ConnDep) -> list[dict[str, Any]]:
+    """Every stored rule."""
+    return adb.list_rules(conn)
+
+
+@router.put("/rules", summary="Create or replace a rule (by slug)")
+def put_rule(spec: rules.RuleSpec, conn: ConnDep) -> dict[str, Any]:
+    """Store a rule given as data."""
+    (rule_id,) = alerting.install_rules(conn, [spec])
+    return {"id": rule_id, "slug": spec.slug}
+
+
+@router.post("/evaluate", summary="Evaluate the rules now")
+def evaluate(engine: EngineDep) -> dict[str, Any]:
+    """Run every enabled rule once; returns the alerts opened, refreshed and resolved."""
+    rep = alerting.evaluate_all(engine)
+    return {
+        "evaluated": rep.evaluated,
+        "opened": rep.opened,
+        "refreshed": rep.refreshed,
+        "resolved": rep.resolved,
+        "errors": rep.errors,
+    }
+
+
+@router.get("/{alert_id}", summary="One alert")
+def get_alert(alert_id: int, conn: ConnDep) -> dict[str, Any]:
+    """One alert with its evidence."""
+    return adb.get_alert(conn, alert_id)
+
+
+@router.post("/{alert_id}/ack", summary="Acknowledge an open alert")
+def acknowledge(alert_id: int, conn: ConnDep, body: AlertAction | None = None) -> dict[str, Any]:
+    """Move an open alert to acknowledged."""
+    b = body or AlertAction()
+    return adb.transition(conn, alert_id, "acknowledged", b.actor, b.note)
+
+
+@router.post("/{alert_id}/resolve", summary="Resolve an alert")
+def resolve(alert_id: int, conn: ConnDep, body: AlertAction | None = None) -> dict[str, Any]:
+    """Move an open or acknowledged alert to resolved."""
+    b = body or AlertAction()
+    return adb.transition(conn, alert_id, "resolved", b.actor, b.note)

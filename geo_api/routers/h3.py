@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from analytics import service
 from geo_api.deps import ConnDep
@@ -19,6 +21,11 @@ To = Annotated[datetime | None, Query(alias="to", description="Window end (exclu
 Measure = Annotated[str, Query(description="count, sum:<property> or mean:<property>")]
 
 
+def _json(doc: dict[str, Any]) -> Response:
+    # orjson straight to bytes: FastAPI's encoder walks every value of large cell lists.
+    return Response(orjson.dumps(doc), media_type="application/json")
+
+
 @router.get("/api/h3/{layer}", summary="H3 cells and values of a measure (deck.gl-ready)")
 def h3_cells(
     layer: str,
@@ -28,9 +35,9 @@ def h3_cells(
     t_from: From = None,
     t_to: To = None,
     measure: Measure = "count",
-) -> dict[str, Any]:
+) -> Response:
     """Columnar cells (hex ids) and values over the window, from the stored aggregates."""
-    return service.h3_cells(conn, layer, res, parse_bbox(bbox), t_from, t_to, measure)
+    return _json(service.h3_cells(conn, layer, res, parse_bbox(bbox), t_from, t_to, measure))
 
 
 @router.get("/api/h3/{layer}/communes", summary="The same measure per commune")
@@ -51,9 +58,9 @@ def h3_hotspots(
     measure: Measure = "count",
     k: Annotated[int, Query(ge=1, le=5, description="Neighbourhood ring size")] = 1,
     alpha: Annotated[float, Query(gt=0, lt=1, description="Significance level")] = 0.05,
-) -> dict[str, Any]:
+) -> Response:
     """Gi* z-score, p-value and class per cell (1 hot, -1 cold, 0 not significant)."""
-    return service.hot_spots(conn, layer, res, t_from, t_to, measure, k, alpha)
+    return _json(service.hot_spots(conn, layer, res, t_from, t_to, measure, k, alpha))
 
 
 @router.get("/api/h3/{layer}/change", summary="Change per cell between two periods")
@@ -66,9 +73,9 @@ def h3_change(
     b_to: datetime,
     res: Res = 8,
     measure: Measure = "count",
-) -> dict[str, Any]:
+) -> Response:
     """Values in period A and B per cell, their difference and percent change."""
-    return service.change_between(conn, layer, res, measure, (a_from, a_to), (b_from, b_to))
+    return _json(service.change_between(conn, layer, res, measure, (a_from, a_to), (b_from, b_to)))
 
 
 @router.get("/api/h3/{layer}/forecast", summary="Trend and forecast of a layer's KPI series")

@@ -1,7 +1,314 @@
-"""Router for /reports resources (filled in by its issue)."""
+"""Router for /api/reports: citizen field reports, their workflow, statistics and public map."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from geo_api.deps import ConnDep, EngineDep, SettingsDep
+from geo_api.security import CurrentUser, NowDep, RequiredUser, client_ip
+from layers import ratelimit, report_media
+from layers import reports as rep
+from layers.errors import InvalidInputError, RateLimitedError
+from layers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _check_overdue_now(engine: Engine) -> list[str]:
+    with engine.begin() as conn:
+        return rep.check_overdue(conn, datetime.now(UTC))
+
+
+async def _overdue_loop(app: FastAPI, interval_s: float) -> None:
+    """Raise SLA alerts periodically; safe with several replicas (rows are claimed once)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            codes = await run_in_threadpool(_check_overdue_now, app.state.engine)
+            if codes:
+                log.info("overdue field reports alerted: %s", ", ".join(codes))
+        except Exception:  # a failed round must not stop later ones
+            log.exception("overdue check failed")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the SLA overdue check every report_overdue_interval_s seconds."""
+    settings: Settings = app.state.settings
+    task = None
+    if settings.report_overdue_interval_s > 0:
+        task = asyncio.create_task(_overdue_loop(app, settings.report_overdue_interval_s))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+
+router = APIRouter(prefix="/api/reports", tags=["reports"], lifespan=lifespan)
+
+
+class WorkBody(BaseModel):
+    """Optional details of a workflow step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(default="", max_length=4000)
+    assignee: str | None = Field(default=None, max_length=120)
+    department: str | None = Field(default=None, max_length=200)
+
+
+class RatingBody(BaseModel):
+    """The citizen's satisfaction: hài lòng, chấp nhận or không hài lòng."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rating: rep.Rating
+
+
+def _read_upload(upload: UploadFile, settings: Settings) -> report_media.Photo:
+    # Read one byte past the limit so an oversized file is refused without reading it all.
+    raw = upload.file.read(settings.report_photo_max_bytes + 1)
+    return report_media.process_photo(
+        raw, settings.report_photo_max_bytes, upload.filename or "photo"
+    )
+
+
+def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if not value:
+        return None
+    try:
+        parts = tuple(float(p) for p in value.split(","))
+    except ValueError as exc:
+        raise InvalidInputError("bbox: 4 numbers minx,miny,maxx,maxy", param="bbox") from exc
+    if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
+        raise InvalidInputError("bbox: 4 numbers minx,miny,maxx,maxy", param="bbox")
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+@router.post("", status_code=201, summary="Submit a field report (multipart, up to 5 photos)")
+def submit(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    now: NowDep,
+    category: Annotated[str, Form()],
+    description: Annotated[str, Form()],
+    lon: Annotated[float | None, Form()] = None,
+    lat: Annotated[float | None, Form()] = None,
+    contact_name: Annotated[str | None, Form()] = None,
+    contact_phone: Annotated[str | None, Form()] = None,
+    contact_email: Annotated[str | None, Form()] = None,
+    photos: Annotated[
+        list[UploadFile] | None, File(description="JPEG or PNG, ≤ 10 MB each")
+    ] = None,
+) -> JSONResponse:
+    """Record a report; routed to its commune and department; a duplicate is linked instead."""
+    with engine.begin() as conn:
+        if not ratelimit.take(
+            conn,
+            f"report:{client_ip(request)}",
+            settings.report_rate_burst,
+            settings.report_rate_per_hour / 3600,
+            now,
+        ):
+            raise RateLimitedError("too many reports from this address; try again later")
+    contact = None
+    if contact_name or contact_phone or contact_email:
+        contact = {"name": contact_name, "phone": contact_phone, "email": contact_email}
+    try:
+        sub = rep.Submission.model_validate(
+            {
+                "category": category,
+                "description": description,
+                "lon": lon,
+                "lat": lat,
+                "contact": contact,
+            }
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInputError(problems) from exc
+    files = [p for p in photos or [] if p.filename or p.size]
+    if len(files) > settings.report_max_photos:
+        raise InvalidInputError(f"at most {settings.report_max_photos} photos", param="photos")
+    # Every photo is decoded before anything is stored: one bad file refuses the whole report.
+    checked = [_read_upload(f, settings) for f in files]
+    with engine.begin() as conn:
+        out = rep.submit(conn, sub, checked, user, now, settings.media_root)
+    return JSONResponse(out, status_code=200 if out["duplicate_of"] else 201)
+
+
+@router.get("", summary="Reports (commune staff: their communes only)")
+def list_reports(
+    conn: ConnDep,
+    user: CurrentUser,
+    now: NowDep,
+    status: rep.Status | None = None,
+    category: rep.Category | None = None,
+    commune_code: str | None = None,
+    overdue: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Newest first, filtered; scoped to what the caller may read."""
+    return rep.list_reports(
+        conn,
+        user,
+        now=now,
+        status=status,
+        category=category,
+        commune_code=commune_code,
+        overdue=overdue,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/map", summary="Public, anonymised map of report locations and statuses")
+def public_map(
+    conn: ConnDep,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
+    since: datetime | None = None,
+    status: rep.Status | None = None,
+    category: rep.Category | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 5000,
+) -> JSONResponse:
+    """GeoJSON points on a ~100 m grid with category, status, commune and day only."""
+    doc = rep.public_map(
+        conn, bbox=_bbox(bbox), since=since, status=status, category=category, limit=limit
+    )
+    return JSONResponse(doc, media_type="application/geo+json")
+
+
+@router.get("/mine", summary="The caller's own reports")
+def mine(conn: ConnDep, user: RequiredUser, now: NowDep) -> list[dict[str, Any]]:
+    """Reports the signed-in citizen submitted."""
+    return rep.own_reports(conn, user, now)
+
+
+@router.get("/stats", summary="Received, processed %, on-time % and satisfaction")
+def stats(
+    conn: ConnDep,
+    user: RequiredUser,
+    settings: SettingsDep,
+    group_by: rep.GroupBy = "commune",
+    period: rep.Period = "month",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    commune_code: str | None = None,
+    category: rep.Category | None = None,
+) -> list[dict[str, Any]]:
+    """Per commune, category or period (commune staff: their communes only)."""
+    return rep.stats(
+        conn,
+        user,
+        group_by,
+        period=period,
+        since=since,
+        until=until,
+        commune_code=commune_code,
+        category=category,
+        timezone=settings.timezone,
+    )
+
+
+@router.post("/overdue/check", summary="Raise alerts for reports past their SLA")
+def check_overdue(conn: ConnDep, now: NowDep) -> dict[str, Any]:
+    """Open one alert per newly overdue report."""
+    return {"alerted": rep.check_overdue(conn, now)}
+
+
+@router.post("/sync", summary="Re-mirror every report into the field_reports layer (admin)")
+def sync(conn: ConnDep) -> dict[str, Any]:
+    """Upsert all workflow reports as features (e.g. after re-seeding the demo)."""
+    return {"synced": rep.sync_features(conn)}
+
+
+@router.get("/{code}", summary="One report with history and photos")
+def get_report(code: str, conn: ConnDep, user: CurrentUser, now: NowDep) -> dict[str, Any]:
+    """404 also when the caller may not see it (another commune, another citizen)."""
+    return rep.get_report(conn, code, user, now)
+
+
+@router.get("/{code}/photos/{photo_id}", summary="A report photo (EXIF stripped)")
+def photo(
+    code: str, photo_id: int, conn: ConnDep, user: CurrentUser, settings: SettingsDep
+) -> FileResponse:
+    """The stored, cleaned copy."""
+    path, media_type = rep.photo_file(conn, code, photo_id, user, settings.media_root)
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private"})
+
+
+def _work(
+    code: str, action: rep.Action, conn: Any, user: Any, now: datetime, body: WorkBody | None
+) -> dict[str, Any]:
+    b = body or WorkBody()
+    return rep.transition(
+        conn, code, action, user, now, note=b.note, assignee=b.assignee, department=b.department
+    )
+
+
+@router.post("/{code}/assign", summary="received → assigned")
+def assign(
+    code: str, conn: ConnDep, user: RequiredUser, now: NowDep, body: WorkBody | None = None
+) -> dict[str, Any]:
+    """Assign to a person (default: the caller) and optionally another department."""
+    return _work(code, "assign", conn, user, now, body)
+
+
+@router.post("/{code}/start", summary="assigned → in_progress")
+def start(
+    code: str, conn: ConnDep, user: RequiredUser, now: NowDep, body: WorkBody | None = None
+) -> dict[str, Any]:
+    """Work has started."""
+    return _work(code, "start", conn, user, now, body)
+
+
+@router.post("/{code}/reject", summary="received/assigned/in_progress → rejected")
+def reject(
+    code: str, conn: ConnDep, user: RequiredUser, now: NowDep, body: WorkBody | None = None
+) -> dict[str, Any]:
+    """Refuse the report; `note` (the reason) is required."""
+    return _work(code, "reject", conn, user, now, body)
+
+
+@router.post("/{code}/resolve", summary="in_progress → resolved, with note and optional photo")
+def resolve(
+    code: str,
+    conn: ConnDep,
+    user: RequiredUser,
+    now: NowDep,
+    settings: SettingsDep,
+    note: Annotated[str, Form(max_length=4000)],
+    photo: Annotated[UploadFile | None, File()] = None,
+) -> dict[str, Any]:
+    """Close the report with a resolution note and photo."""
+    checked = _read_upload(photo, settings) if photo is not None and photo.filename else None
+    return rep.transition(
+        conn, code, "resolve", user, now, note=note, photo=checked, media_root=settings.media_root
+    )
+
+
+@router.post("/{code}/rating", summary="The citizen rates a resolved report")
+def rating(
+    code: str, body: RatingBody, conn: ConnDep, user: RequiredUser, now: NowDep
+) -> dict[str, Any]:
+    """hai_long (satisfied), chap_nhan (accept) or khong_hai_long (unsatisfied); once."""
+    return rep.rate(conn, code, user, body.rating, now)

@@ -12,17 +12,29 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
-from geo_api.deps import ConnDep, EngineDep, SettingsDep
+from geo_api.deps import ConnDep
 from layers import registry, tiles
+from layers.errors import NotFoundError
+from layers.layer_versions import LayerVersion, LayerVersionProbe
+from layers.registry import LayerInfo
+from layers.settings import Settings
 from layers.tile_cache import CachedTile, TileCache, TileKey
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Give the app its tile cache (one per process; keys carry the layer's data_version)."""
-    app.state.tile_cache = TileCache(app.state.settings.tile_cache_max_bytes)
-    yield
+    """Give the app its tile cache and version probe (keys carry the layer's data_version)."""
+    settings: Settings = app.state.settings
+    app.state.tile_cache = TileCache(settings.tile_cache_max_bytes)
+    app.state.layer_probe = LayerVersionProbe(settings, size=max(2, settings.db_pool_size // 2))
+    # Catalog entries by (layer id, updated_at stamp): a spec change moves the stamp.
+    app.state.tile_layer_infos = {}
+    try:
+        yield
+    finally:
+        await app.state.layer_probe.close()
 
 
 router = APIRouter(prefix="/tiles", tags=["tiles"], lifespan=lifespan)
@@ -58,51 +70,80 @@ def layer_tilejson(
     return JSONResponse(tiles.tilejson(info, url, bbox))
 
 
+def _load_info(engine: Engine, slug: str) -> LayerInfo:
+    with _autocommit(engine).connect() as conn:
+        return registry.get_layer(conn, slug)
+
+
+def _render(
+    engine: Engine,
+    info: LayerInfo,
+    tile: tiles.TileAddress,
+    props: tuple[str, ...] | None,
+    max_bytes: int,
+) -> CachedTile:
+    with _autocommit(engine).connect() as conn:
+        return CachedTile.of(tiles.render_tile(conn, info, tile, props, max_bytes))
+
+
+async def _layer_info(request: Request, engine: Engine, slug: str, ver: LayerVersion) -> LayerInfo:
+    infos: dict[tuple[int, str], LayerInfo] = request.app.state.tile_layer_infos
+    info = infos.get((ver.id, ver.stamp))
+    if info is None:
+        info = await run_in_threadpool(_load_info, engine, slug)
+        if len(infos) > 1000:
+            infos.clear()
+        infos[(ver.id, ver.stamp)] = info
+    return info
+
+
 @router.get(
     "/{slug}/{z}/{x}/{y}.mvt",
     name="layer_tile",
     summary="One Mapbox vector tile (204 when empty)",
     responses={200: {"content": {tiles.MEDIA_TYPE: {}}}, 204: {"description": "Empty tile"}},
 )
-def layer_tile(
+async def layer_tile(
     slug: str,
     z: int,
     x: int,
     y: int,
     request: Request,
-    engine: EngineDep,
-    settings: SettingsDep,
     properties: PropertiesQuery = None,
 ) -> Response:
-    """Render (or serve from cache) one tile of a layer in WebMercatorQuad."""
-    with _autocommit(engine).connect() as conn:
-        info = registry.get_layer(conn, slug)
-        tile = tiles.tile_address(z, x, y)
-        props = tiles.parse_properties(info, properties)
-        key = TileKey(
-            info.id,
-            info.data_version,
-            format(int(info.updated_at.timestamp() * 1e6), "x"),
-            z,
-            x,
-            y,
-            tiles.props_key(props),
+    """Serve one tile of a layer in WebMercatorQuad, from the cache when its version matches.
+
+    The warm path is one async round trip (the layer's data_version) and no thread hop
+    (hence app.state read directly: sync dependencies would each cost one).
+    """
+    engine: Engine = request.app.state.engine
+    settings: Settings = request.app.state.settings
+    probe: LayerVersionProbe = request.app.state.layer_probe
+    ver = await probe.get(slug)
+    if ver is None:
+        raise NotFoundError(f"layer '{slug}' does not exist", slug=slug)
+    tile = tiles.tile_address(z, x, y)
+    info = await _layer_info(request, engine, slug, ver)
+    props = tiles.parse_properties(info, properties)
+    key = TileKey(ver.id, ver.data_version, ver.stamp, z, x, y, tiles.props_key(props))
+    etag = key.etag()
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"public, max-age={settings.tile_max_age}, must-revalidate",
+        "Vary": "Accept-Encoding",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    cache = _cache(request)
+    cached = cache.get(key) if cache is not None else None
+    if cached is None:
+        # The render may see data newer than `ver` (an import committing meanwhile); stored
+        # under the older key it is then never asked for again, so nothing stale is served.
+        cached = await run_in_threadpool(
+            _render, engine, info, tile, props, settings.tile_max_bytes
         )
-        etag = key.etag()
-        headers = {
-            "ETag": etag,
-            "Cache-Control": f"public, max-age={settings.tile_max_age}, must-revalidate",
-            "Vary": "Accept-Encoding",
-        }
-        if etag in request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        cache = _cache(request)
-        cached = cache.get(key) if cache is not None else None
-        if cached is None:
-            data = tiles.render_tile(conn, info, tile, props, settings.tile_max_bytes)
-            cached = CachedTile.of(data)
-            if cache is not None:
-                cache.put(key, cached)
+        if cache is not None:
+            cache.put(key, cached)
     if not cached.data:
         return Response(status_code=204, headers=headers)
     if cached.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):

@@ -118,4 +118,6 @@ def test_hotspots_change_forecast(client: TestClient, seeded: Engine) -> None:
         "/api/h3/field_reports/forecast", params={"freq": "week", "periods": 8, "horizon": 3}
     ).json()
     assert len(fc["values"]) == 8 and len(fc["forecast"]) == 3
-    assert all(lo <= m <= hi for lo, m, hi in zip(fc["lower"], fc["forecast"], fc["upper"]))
+    assert all(
+        lo <= m <= hi for lo, m, hi in zip(fc["lower"], fc["forecast"], fc["upper"], strict=True)
+    )

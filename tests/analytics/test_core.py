@@ -95,7 +95,6 @@ def test_gi_star_finds_planted_cluster() -> None:
     # every hot cell is near the planted centre
     hot_lng, hot_lat = h3bin.cells_to_lnglat(hot)
     assert np.max(np.hypot(hot_lng - 105.65, hot_lat - 18.75)) < 0.03
-    assert (res.spot == -1).sum() >= 0
 
 
 def test_gi_star_cold_spot() -> None:
@@ -103,11 +102,10 @@ def test_gi_star_cold_spot() -> None:
     hole = np.hypot(lng - 105.65, lat - 18.75) > 0.02
     cells, counts = h3bin.count_points(lng[hole], lat[hole], 8)
     res = hotspots.gi_star(cells, counts.astype(float), k=1, alpha=0.05, fill_neighbors=False)
-    c = int(h3.latlng_to_cell(18.75 + 0.022, 105.65, 8), 16)
     cold_lng, cold_lat = h3bin.cells_to_lnglat(res.cell[res.spot == -1])
     assert len(cold_lng) > 0
+    # the cells around the empty hole are where the cold spots sit
     assert np.min(np.hypot(cold_lng - 105.65, cold_lat - 18.75)) < 0.04
-    assert c  # the ring of cells around the hole is where cold spots sit
 
 
 def test_change_between_periods() -> None:

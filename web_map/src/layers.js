@@ -46,6 +46,12 @@ function timeProps(state, layer) {
   };
 }
 
+/** True when the time slider shows less than the whole extent. */
+export function timeActive(state) {
+  const tm = state.time;
+  return !!tm && (tm.from > tm.min || tm.to < tm.max);
+}
+
 /** GeoJsonLayer/MVTLayer props shared by both sources. */
 function vectorProps(state, layer) {
   const s = styleOf(layer);
@@ -88,7 +94,10 @@ function sectorLayers(state, layer) {
   const minZoom = minZoomOf(layer);
   if (state.zoom < minZoom) return out;
   const props = vectorProps(state, layer);
-  const tiles = state.useTiles && state.tileUrls[layer.slug];
+  // a narrowed time window filters the loaded points exactly on the GPU; the tiles carry no
+  // time filter, so a time-enabled layer switches to its GeoJSON while the slider is in use
+  const timeNarrowed = layer.time_field && timeActive(state) && state.data[layer.slug];
+  const tiles = state.useTiles && state.tileUrls[layer.slug] && !timeNarrowed;
   if (tiles) {
     out.push(
       new MVTLayer({

@@ -19,6 +19,7 @@ import { initQuery, handleQueryClick, handleQueryDblClick, renderQuery } from '.
 import { initFeed, renderFeed } from './ui/feed.js';
 import { initH3, refreshH3, renderViewSwitch } from './ui/h3view.js';
 import { renderImportPage } from './ui/importPage.js';
+import { loadUser, renderLogin } from './ui/login.js';
 
 const BLANK_STYLE = {
   version: 8,
@@ -27,6 +28,7 @@ const BLANK_STYLE = {
   layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#070d1a' } }],
 };
 
+const HOME_PADDING = { top: 30, bottom: 90, left: 300, right: 360 };
 const NGHE_AN_BOUNDS = [
   [103.87, 18.55],
   [105.82, 20.0],
@@ -37,6 +39,7 @@ function initialState() {
   const params = new URLSearchParams(location.search);
   return {
     catalog: [],
+    user: null,
     bySlug: {},
     visible: {},
     opacity: {},
@@ -77,6 +80,7 @@ function buildShell() {
         { class: 'nav' },
         el('button', { id: 'nav-map', class: 'navbtn' }),
         el('button', { id: 'nav-import', class: 'navbtn' }),
+        el('button', { id: 'login-btn', class: 'navbtn', hidden: true }),
         el('button', { id: 'lang-toggle', class: 'langbtn' }),
       ),
     ),
@@ -105,6 +109,7 @@ function renderChrome(app) {
 /** Re-render everything that shows strings or state. */
 function renderAll(app) {
   renderChrome(app);
+  renderLogin(app);
   renderKpis(app);
   renderLayerPanel(app);
   renderViewSwitch(app);
@@ -267,7 +272,26 @@ async function boot() {
       return [p.x + r.left, p.y + r.top];
     },
     jumpTo: (center, zoom) => app.map.jumpTo({ center, zoom }),
+    home: () => app.map.fitBounds(NGHE_AN_BOUNDS, { padding: HOME_PADDING, duration: 0 }),
     idle: () => new Promise((resolve) => (app.map.loaded() && !app.map.isMoving() ? resolve(true) : app.map.once('idle', () => resolve(true)))),
+    /** Resolves once the map stopped moving, viewport data arrived and every deck layer (and tile) loaded. */
+    settled: async (timeoutMs = 20000) => {
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      const start = Date.now();
+      await window.__iocmap.idle();
+      await sleep(400); // the moveend debounce
+      while (Date.now() - start < timeoutMs) {
+        const deck = app.overlay && app.overlay._deck;
+        const layers = deck && deck.layerManager ? deck.layerManager.getLayers() : [];
+        const busy = Object.values(app.state.loading).some(Boolean);
+        if (!busy && layers.every((l) => l.isLoaded)) {
+          await sleep(150);
+          return true;
+        }
+        await sleep(100);
+      }
+      return false;
+    },
   };
 
   renderChrome(app);
@@ -291,7 +315,7 @@ async function boot() {
     style: BLANK_STYLE,
     bounds: NGHE_AN_BOUNDS,
     // leave room for the layer panel (left), details (right) and the time bar (bottom)
-    fitBoundsOptions: { padding: { top: 30, bottom: 90, left: 300, right: 360 } },
+    fitBoundsOptions: { padding: HOME_PADDING },
     attributionControl: false,
     maxPitch: 60,
     dragRotate: false,
@@ -345,6 +369,7 @@ async function boot() {
     const [caps, catalog] = await Promise.all([detectCapabilities(), getJSON('/api/layers')]);
     app.state.caps = caps;
     app.state.catalog = catalog;
+    await loadUser(app);
     for (const layer of catalog) {
       app.state.bySlug[layer.slug] = layer;
       app.state.visible[layer.slug] = true;

@@ -16,7 +16,9 @@ const TOOLTIP_KEYS = {
   field_reports: ['category_vi', 'status', 'received_at', 'commune_name'],
   land_parcels: ['KyHieuMucDichSuDung', 'DienTich', 'SoHieuToBanDo', 'SoThuTuThua'],
 };
-const HIDDEN_PROPS = new Set(['stream_url']);
+// layerName is added by the MVT decoder; stream URLs are for the vision workers only
+const HIDDEN_PROPS = new Set(['stream_url', 'layerName']);
+const MATCH_KEYS = ['code', 'camera_id', 'report_code', 'source_key'];
 const DATE_PROPS = /(_at|_time|date|time)$/;
 
 /** The slug behind a picked deck layer id ("layer-<slug>"). */
@@ -74,7 +76,7 @@ export function showDetails(app, info) {
     if (info && info.layer && info.layer.id === 'h3-view') return;
     return;
   }
-  const feature = normaliseFeature(info.object);
+  const feature = fullFeature(state, slug, normaliseFeature(info.object));
   state.selected = { slug, feature };
   if (slug === 'admin_communes') state.selectedCommune = feature;
   state.rightTab = 'details';
@@ -83,6 +85,28 @@ export function showDetails(app, info) {
   app.update();
   if (slug === 'cameras') loadCamera(app, feature);
   if (slug === 'field_reports') loadReport(app, feature);
+}
+
+/**
+ * A feature picked from a vector tile is clipped to its tile; prefer the whole feature from
+ * the loaded GeoJSON (matched by id or a natural key) so the selection outline is exact.
+ */
+function fullFeature(state, slug, picked) {
+  const data = state.data[slug];
+  if (!data || !data.length) return picked;
+  const p = picked.properties || {};
+  const byId = picked.id !== undefined && picked.id !== null ? data.find((f) => f.id === picked.id) : null;
+  if (byId) return byId;
+  for (const key of MATCH_KEYS) {
+    if (p[key] === undefined || p[key] === null) continue;
+    const hit = data.find((f) => f.properties && f.properties[key] === p[key]);
+    if (hit) return hit;
+  }
+  if (p.name) {
+    const hit = data.find((f) => f.properties && f.properties.name === p.name);
+    if (hit) return hit;
+  }
+  return picked;
 }
 
 /** MVT picks may come back without a geometry in lon/lat; keep what we can. */
@@ -140,7 +164,8 @@ export function renderDetails(app) {
   if (slug === 'field_reports') box.append(reportSection(app, feature));
   const table = el('table', { class: 'props' });
   for (const [k, v] of Object.entries(p)) {
-    if (HIDDEN_PROPS.has(k)) continue;
+    // a coded value with a Vietnamese twin (owner/owner_vi…) is shown once, via the twin
+    if (HIDDEN_PROPS.has(k) || `${k}_vi` in p) continue;
     table.append(el('tr', {}, el('th', {}, propLabel(k)), el('td', {}, fmtValue(k, v))));
   }
   if (pt) table.append(el('tr', {}, el('th', {}, t('details.coordinates')), el('td', {}, `${pt[1].toFixed(5)}, ${pt[0].toFixed(5)}`)));
@@ -200,7 +225,7 @@ function cameraSection(app, feature) {
       'div',
       { class: 'row' },
       el('span', { class: 'muted' }, `${t('camera.status')}: `),
-      el('span', { class: `badge ${status === 'offline' ? 'bad' : 'good'}`, id: 'camera-status' }, valueLabel(status || 'online')),
+      el('span', { class: `badge ${status === 'offline' ? 'bad' : status === 'online' ? 'good' : 'neutral'}`, id: 'camera-status' }, valueLabel(status || 'unknown')),
     ),
   );
   const info = app.cameraInfo && app.cameraInfo.id === id ? app.cameraInfo : null;

@@ -45,14 +45,18 @@ export const refreshH3 = debounce(async (app) => {
   let source = 'client';
   if (state.caps && state.caps.h3) {
     try {
-      const q = new URLSearchParams({ res: String(res) });
+      const q = new URLSearchParams({ res: String(Math.max(5, Math.min(10, res))) });
       const layer = state.bySlug[slug];
-      if (layer && layer.time_field && state.time && state.time.windowDays) {
-        q.set('datetime', `${new Date(state.time.from).toISOString()}/${new Date(state.time.to).toISOString()}`);
+      if (layer && layer.time_field && state.time && (state.time.from > state.time.min || state.time.to < state.time.max)) {
+        q.set('from', new Date(state.time.from).toISOString());
+        q.set('to', new Date(state.time.to).toISOString());
       }
+      if (state.bounds) q.set('bbox', state.bounds.map((v) => v.toFixed(5)).join(','));
       const body = await getJSON(`${fillPath(state.caps.h3, { layer: slug, slug })}?${q}`);
       cells = normaliseCells(body);
-      source = 'server';
+      // aggregates not refreshed yet: count in the browser rather than show nothing
+      if (!cells.length && filteredPoints(state, slug).length) cells = null;
+      else source = 'server';
     } catch {
       cells = null;
     }
@@ -69,6 +73,10 @@ export const refreshH3 = debounce(async (app) => {
 
 /** Accept [{h3|cell, count|value}], {cells:[...]}, or a GeoJSON of hexagons. */
 export function normaliseCells(body) {
+  // the analytics API answers columnar: {cells: [hex...], values: [n...]}
+  if (body && Array.isArray(body.cells) && Array.isArray(body.values) && typeof body.cells[0] !== 'object') {
+    return body.cells.map((h3, i) => ({ h3: String(h3), value: Number(body.values[i]) || 0 })).filter((c) => c.value > 0);
+  }
   const rows = listOf(body, 'cells');
   return rows
     .map((r) => {

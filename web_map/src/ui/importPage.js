@@ -1,2 +1,199 @@
-// placeholder, replaced below
-export function renderImportPage() {}
+// The GIS staff import page (#/import): upload → dry-run report (format, CRS, schema,
+// preview, rejects) → commit → progress → rejects, over /api/imports.
+
+import { getJSON } from '../api.js';
+import { fmtDate, fmtNumber, t, valueLabel } from '../i18n.js';
+import { el } from '../util.js';
+
+const ACCEPT = '.gpkg,.zip,.geojson,.json,.kml,.kmz,.fgb,.dxf,.csv,.xlsx';
+
+function formData(form, dryRun) {
+  const fd = new FormData();
+  const file = form.querySelector('#imp-file').files[0];
+  fd.append('file', file, file.name);
+  fd.append('layer', form.querySelector('#imp-layer').value.trim());
+  fd.append('mode', form.querySelector('#imp-mode').value);
+  const crs = form.querySelector('#imp-crs').value.trim();
+  if (crs) fd.append('crs', crs);
+  const key = form.querySelector('#imp-key').value.trim();
+  if (key) fd.append('key', key);
+  fd.append('dry_run', dryRun ? 'true' : 'false');
+  return fd;
+}
+
+async function post(fd) {
+  const res = await fetch('/api/imports', { method: 'POST', body: fd, headers: { Accept: 'application/json' } });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.detail || body.description || `HTTP ${res.status}`);
+  return body;
+}
+
+function table(rows, cols) {
+  const tbl = el('table', { class: 'imp-table' });
+  tbl.append(el('tr', {}, cols.map((c) => el('th', {}, c))));
+  for (const r of rows) tbl.append(el('tr', {}, cols.map((c) => el('td', {}, fmtCell(r[c])))));
+  return tbl;
+}
+
+function fmtCell(v) {
+  if (v === null || v === undefined) return '—';
+  if (typeof v === 'number') return fmtNumber(v, 3);
+  if (typeof v === 'object') return JSON.stringify(v).slice(0, 120);
+  return String(v).slice(0, 120);
+}
+
+function reportView(report) {
+  const box = el('div', { id: 'imp-report' });
+  const crs = report.crs || {};
+  box.append(
+    el(
+      'table',
+      { class: 'imp-table' },
+      el('tr', {}, el('th', {}, t('import.format')), el('td', {}, `${report.format || '—'}${report.source_layer ? ` · ${report.source_layer}` : ''}`)),
+      el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, `${crs.name || '—'} (EPSG:${crs.srid ?? '?'}${crs.source ? `, ${crs.source}` : ''})`)),
+      el('tr', {}, el('th', {}, 'Geometry'), el('td', {}, report.geometry_type || '—')),
+      el('tr', {}, el('th', {}, 'Rows'), el('td', {}, `${fmtNumber(report.rows_read)} · ✔ ${fmtNumber(report.rows_valid)} · ✖ ${fmtNumber(report.rows_rejected)} · ⟳ ${fmtNumber(report.repaired)}`)),
+      report.inserted || report.updated ? el('tr', {}, el('th', {}, 'Written'), el('td', {}, `+${fmtNumber(report.inserted)} · ~${fmtNumber(report.updated)} · =${fmtNumber(report.unchanged)}`)) : null,
+    ),
+  );
+  const props = (report.property_schema && report.property_schema.properties) || {};
+  if (Object.keys(props).length) {
+    box.append(el('h3', {}, t('import.schema')), table(Object.entries(props).map(([name, s]) => ({ name, type: Array.isArray(s.type) ? s.type.join('|') : s.type })), ['name', 'type']));
+  }
+  if (report.preview && report.preview.length) {
+    const cols = Object.keys(report.preview[0]).slice(0, 8);
+    box.append(el('h3', {}, t('import.preview')), el('div', { class: 'results-wrap' }, table(report.preview.slice(0, 20), cols)));
+  }
+  const reasons = Object.entries(report.rejects_by_reason || {});
+  if (reasons.length) {
+    box.append(el('h3', {}, t('import.rejects')), table(reasons.map(([reason, n]) => ({ reason, n })), ['reason', 'n']));
+  }
+  if (report.notes && report.notes.length) box.append(el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, n))));
+  return box;
+}
+
+async function watchJob(app, id, out) {
+  for (;;) {
+    let job;
+    try {
+      job = await getJSON(`/api/imports/${id}`);
+    } catch (err) {
+      out.replaceChildren(el('p', { class: 'warn' }, err.message));
+      return;
+    }
+    const p = job.progress || {};
+    const done = Number(p.done ?? p.rows_done ?? p.rows ?? 0);
+    const total = Number(p.total ?? p.rows_total ?? job.counts?.rows_read ?? 0);
+    const pct = job.status === 'running' ? (total ? Math.min(100, (100 * done) / total) : 30) : 100;
+    out.replaceChildren(
+      el('div', { class: 'row between' }, el('b', {}, `${t('import.status')}: ${valueLabel(job.status)}`), el('span', { class: 'muted' }, `#${job.id}`)),
+      el('div', { class: 'progress', id: 'imp-progress' }, el('div', { style: `width:${pct.toFixed(0)}%` })),
+      job.report && Object.keys(job.report).length ? reportView(job.report) : el('p', { class: 'muted' }, total ? `${fmtNumber(done)} / ${fmtNumber(total)}` : ''),
+    );
+    if (job.status !== 'running' && job.status !== 'queued') {
+      try {
+        const rejects = await getJSON(`/api/imports/${id}/rejects?limit=200`);
+        if (rejects.length) {
+          const cols = Object.keys(rejects[0]).slice(0, 6);
+          out.append(el('h3', {}, `${t('import.rejects')} (${fmtNumber(rejects.length)})`), el('div', { class: 'results-wrap' }, table(rejects, cols)));
+        }
+      } catch {
+        // no rejects view for this batch
+      }
+      loadHistory(app);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function loadHistory(app) {
+  const box = document.getElementById('imp-history');
+  if (!box || !app.state.caps.importsList) return;
+  try {
+    const rows = await getJSON('/api/imports?limit=15');
+    box.replaceChildren(table(rows.map((r) => ({ id: r.id, layer: r.layer, source: r.source, status: valueLabel(r.status), started: fmtDate(r.started_at) })), ['id', 'layer', 'source', 'status', 'started']));
+  } catch (err) {
+    box.replaceChildren(el('p', { class: 'muted' }, err.message));
+  }
+}
+
+/** Draw the import page. */
+export function renderImportPage(app) {
+  const page = document.getElementById('importpage');
+  if (!page) return;
+  const { caps } = app.state;
+  page.innerHTML = '';
+  page.append(el('h1', {}, t('import.title')), el('p', { class: 'muted' }, t('import.intro')));
+  if (!caps || !caps.imports) {
+    page.append(el('p', { class: 'warn' }, t('import.unavailable')));
+    return;
+  }
+  const out = el('div', { id: 'imp-out' });
+  const form = el(
+    'form',
+    { class: 'imp-card', id: 'imp-form', onsubmit: (e) => e.preventDefault() },
+    el('h2', {}, t('nav.import')),
+    el('label', {}, t('import.file'), el('input', { type: 'file', id: 'imp-file', accept: ACCEPT, required: true })),
+    el('label', {}, t('import.layer'), el('input', { type: 'text', id: 'imp-layer', required: true, pattern: '[a-z][a-z0-9_]{1,62}', placeholder: 'vd: tram_bom' })),
+    el(
+      'label',
+      {},
+      t('import.mode'),
+      el('select', { id: 'imp-mode' }, el('option', { value: 'append' }, t('import.mode_append')), el('option', { value: 'upsert' }, t('import.mode_upsert')), el('option', { value: 'replace' }, t('import.mode_replace'))),
+    ),
+    el('label', {}, `${t('import.crs')} (EPSG:9208 …)`, el('input', { type: 'text', id: 'imp-crs', placeholder: t('import.crs_auto') })),
+    el('label', {}, t('import.key'), el('input', { type: 'text', id: 'imp-key', placeholder: 'ma_doi_tuong' })),
+    el(
+      'div',
+      { class: 'row' },
+      el(
+        'button',
+        {
+          class: 'btn',
+          id: 'imp-dry',
+          type: 'button',
+          onclick: async () => {
+            if (!form.reportValidity()) return;
+            out.replaceChildren(el('p', { class: 'muted' }, t('app.loading')));
+            try {
+              const report = await post(formData(form, true));
+              out.replaceChildren(el('h2', {}, t('import.report')), reportView(report));
+              form.querySelector('#imp-commit').disabled = false;
+            } catch (err) {
+              out.replaceChildren(el('p', { class: 'warn' }, err.message));
+            }
+          },
+        },
+        t('import.dry_run'),
+      ),
+      el(
+        'button',
+        {
+          class: 'btn primary',
+          id: 'imp-commit',
+          type: 'button',
+          disabled: true,
+          onclick: async () => {
+            if (!form.reportValidity()) return;
+            try {
+              const job = await post(formData(form, false));
+              out.replaceChildren(el('h2', {}, t('import.progress')));
+              const live = el('div');
+              out.append(live);
+              watchJob(app, job.id, live);
+            } catch (err) {
+              out.replaceChildren(el('p', { class: 'warn' }, err.message));
+            }
+          },
+        },
+        t('import.commit'),
+      ),
+    ),
+  );
+  page.append(
+    el('div', { class: 'imp-grid' }, form, el('div', { class: 'imp-card' }, out)),
+    el('div', { class: 'imp-card', style: 'margin-top:18px' }, el('h2', {}, t('import.history')), el('div', { id: 'imp-history' })),
+  );
+  loadHistory(app);
+}

@@ -32,6 +32,7 @@ function setMode(app, mode) {
     d.area = null;
     d.center = null;
     d.areaLabel = null;
+    d.communeCode = null;
   }
   app.map.getCanvas().style.cursor = d.mode ? 'crosshair' : '';
   app.redraw();
@@ -61,6 +62,7 @@ export function handleQueryClick(app, lonlat) {
     if (hit) {
       d.area = hit.geometry;
       d.areaLabel = hit.properties.name;
+      d.communeCode = hit.properties.code;
       d.center = representativePoint(hit.geometry);
       d.mode = null;
       state.selectedCommune = hit;
@@ -97,6 +99,7 @@ function finishPolygon(app) {
 export function setArea(app, geometry, label = null) {
   const d = app.state.draw;
   d.area = geometry;
+  d.communeCode = null;
   d.center = representativePoint(geometry);
   d.areaLabel = label;
   d.mode = null;
@@ -233,7 +236,7 @@ export function renderQuery(app) {
         {
           class: 'btn small ghost',
           onclick: () => {
-            Object.assign(d, { mode: null, points: [], center: null, area: null, areaLabel: null });
+            Object.assign(d, { mode: null, points: [], center: null, area: null, areaLabel: null, communeCode: null });
             state.results = [];
             state.highlight = null;
             app.update();

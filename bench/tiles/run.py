@@ -1,0 +1,417 @@
+"""Benchmark: IOC Map vector tiles and OGC items vs tipg, on the same PostGIS tables.
+
+Seeds a throwaway database with the demo (N land parcels), starts our API and tipg each in
+one uvicorn worker on loopback, and drives both with the same ~500 tiles (z10–z16 over Vinh)
+at 4 concurrent connections: our cold cache, our warm cache, tipg. Then items?limit=100.
+tipg reads the layer partitions (real tables: feature_l<id>) directly.
+
+    .venv/bin/python bench/tiles/run.py --quick            # 50,000 parcels, fewer requests
+    .venv/bin/python bench/tiles/run.py --parcels 1000000  # the full benchmark
+
+The last line printed is one JSON object with every figure and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import sql
+from pydantic import SecretStr
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from layers import cluster, migrate  # noqa: E402
+from layers.db import make_engine  # noqa: E402
+from layers.settings import Settings  # noqa: E402
+from layers.sql import quote_ident  # noqa: E402
+
+VINH = (105.60, 18.62, 105.76, 18.78)  # lon/lat window over Vinh city
+BANDS = {"z10-11": (10, 11), "z12-13": (12, 13), "z14": (14, 14), "z15-16": (15, 16)}
+PER_ZOOM_CAP = {10: 4, 11: 8, 12: 16, 13: 40, 14: 80, 15: 150, 16: 202}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tile_range(z: int, bbox: tuple[float, float, float, float]) -> list[tuple[int, int, int]]:
+    n = 1 << z
+
+    def tx(lon: float) -> int:
+        return int((lon + 180) / 360 * n)
+
+    def ty(lat: float) -> int:
+        return int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+    x0, x1 = tx(bbox[0]), tx(bbox[2])
+    y0, y1 = ty(bbox[3]), ty(bbox[1])
+    return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+
+
+def tile_list(bbox: tuple[float, float, float, float], total: int) -> list[tuple[int, int, int]]:
+    """The same deterministic sample of tiles for both servers."""
+    rng = random.Random(42)
+    scale = total / sum(PER_ZOOM_CAP.values())
+    out: list[tuple[int, int, int]] = []
+    for z, cap in PER_ZOOM_CAP.items():
+        tiles = tile_range(z, bbox)
+        rng.shuffle(tiles)
+        out += sorted(tiles[: max(1, round(cap * scale))])
+    return out
+
+
+def band_of(z: int) -> str:
+    return next(b for b, (lo, hi) in BANDS.items() if lo <= z <= hi)
+
+
+def create_database(base: Settings, name: str) -> None:
+    admin = cluster.libpq_url(cluster.database_url(base, "postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(base: Settings, name: str) -> None:
+    admin = cluster.libpq_url(cluster.database_url(base, "postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def seed(settings: Settings, parcels: int) -> dict[str, int]:
+    """Migrate and seed (idempotent); returns layer ids by slug."""
+    engine = make_engine(settings)
+    try:
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            from sqlalchemy import text
+
+            have = conn.execute(
+                text(
+                    "SELECT count(*) FROM feature f JOIN layer l ON l.id = f.layer_id "
+                    "WHERE l.slug = 'land_parcels'"
+                )
+            ).scalar_one()
+        if have != parcels:
+            from layers.demo.seed import seed_demo
+
+            t0 = time.perf_counter()
+            seed_demo(engine, settings.model_copy(update={"demo_parcels": parcels}))
+            log(f"seeded {parcels} parcels in {time.perf_counter() - t0:.0f}s")
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            from sqlalchemy import text
+
+            conn.execute(text("VACUUM ANALYZE feature"))
+            rows = conn.execute(text("SELECT slug, id FROM layer")).all()
+            # tipg lists tables and views but not partitions: one view per layer over the
+            # same partitioned table, filtered by layer_id as our queries are.
+            for slug, layer_id in rows:
+                conn.execute(
+                    text(
+                        f"CREATE OR REPLACE VIEW {quote_ident('tipg_' + slug)} AS "
+                        f"SELECT id, geom, properties FROM feature WHERE layer_id = {int(layer_id)}"
+                    )
+                )
+        return {str(s): int(i) for s, i in rows}
+    finally:
+        engine.dispose()
+
+
+def bench_token(settings: Settings) -> str:
+    """A planner's bearer token (land_parcels is a sensitive layer)."""
+    from geo_api.security import issue_token
+    from layers.errors import ConflictError
+    from layers.users import create_user, get_user
+
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            try:
+                user = create_user(conn, "bench_planner", "bench-planner-password-1", "planner")
+            except ConflictError:
+                user = get_user(conn, "bench_planner")
+        return str(issue_token(settings, user))
+    finally:
+        engine.dispose()
+
+
+def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"server exited: {' '.join(cmd)}\n{err[-2000:]}")
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError(f"server did not come up: {url}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def load(
+    urls: list[str], concurrency: int, time_budget_s: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Fetch every URL once with `concurrency` connections; latency and decoded bytes each."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for u in urls:
+        queue.put_nowait(u)
+    lat: list[float] = []
+    sizes: list[int] = []
+    errors = 0
+    first_error: list[str] = []
+    deadline = time.monotonic() + time_budget_s
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        timeout=120, limits=limits, headers={"Accept-Encoding": "gzip", **(headers or {})}
+    ) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < deadline:
+                try:
+                    url = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    r = await client.get(url)
+                    body = r.content
+                    ok = r.status_code in (200, 204)
+                    if not ok and not first_error:
+                        first_error.append(f"{r.status_code} {url} {body[:200]!r}")
+                except httpx.HTTPError as exc:
+                    ok, body = False, b""
+                    if not first_error:
+                        first_error.append(f"{type(exc).__name__} {url}")
+                lat.append(time.perf_counter() - t0)
+                if ok:
+                    sizes.append(len(body))
+                else:
+                    errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    lat.sort()
+    n = len(lat)
+    return {
+        "requests": n,
+        "errors": errors,
+        "complete": n == len(urls),
+        "req_per_s": round(n / wall, 2) if wall > 0 else None,
+        "p50_ms": round(1000 * lat[n // 2], 1) if n else None,
+        "p95_ms": round(1000 * lat[min(n - 1, int(n * 0.95))], 1) if n else None,
+        "mean_bytes": round(statistics.fmean(sizes)) if sizes else 0,
+        "max_bytes": max(sizes) if sizes else 0,
+        **({"first_error": first_error[0]} if first_error else {}),
+    }
+
+
+def run_bands(
+    base: str,
+    path_of: Any,
+    tiles: list[tuple[int, int, int]],
+    conc: int,
+    budget: float,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for band in BANDS:
+        urls = [base + path_of(z, x, y) for (z, x, y) in tiles if band_of(z) == band]
+        out[band] = asyncio.run(load(urls, conc, budget, headers))
+        log(f"  {band}: {out[band]}")
+    return out
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--parcels", type=int, default=1_000_000)
+    ap.add_argument("--quick", action="store_true", help="50,000 parcels, 200 tiles, 100 items")
+    ap.add_argument("--tiles", type=int, default=500)
+    ap.add_argument("--items", type=int, default=200, help="items?limit=100 requests per server")
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--budget-s", type=float, default=300, help="time cap per band and server")
+    ap.add_argument("--keep-db", action="store_true", help="keep (and reuse) the bench database")
+    args = ap.parse_args()
+    if args.quick:
+        args.parcels, args.tiles, args.items = 50_000, 200, 100
+
+    base_settings = Settings()
+    cluster.ensure_running(base_settings)
+    db_name = (
+        f"iocmap_bench_{args.parcels}" if args.keep_db else f"iocmap_bench_{uuid.uuid4().hex[:8]}"
+    )
+    create_database(base_settings, db_name)
+    url = cluster.database_url(base_settings, db_name)
+    secret = uuid.uuid4().hex + uuid.uuid4().hex
+    settings = base_settings.model_copy(
+        update={"database_url": url, "demo_parcels": args.parcels, "secret_key": SecretStr(secret)}
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        ids = seed(settings, args.parcels)
+        auth = {"Authorization": "Bearer " + bench_token(settings)}
+        parcels_table = "tipg_land_parcels"
+        assert ids["land_parcels"]
+        tiles = tile_list(VINH, args.tiles)
+        log(
+            f"{len(tiles)} tiles: "
+            + ", ".join(f"{b}={sum(band_of(t[0]) == b for t in tiles)}" for b in BANDS)
+        )
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IOC_", "TIPG_"))}
+        venv_bin = Path(sys.executable).parent
+        ours_port, tipg_port = free_port(), free_port()
+        ours_env = {**env, "IOC_DATABASE_URL": url, "IOC_SECRET_KEY": secret}
+        ours_cmd = [
+            str(venv_bin / "uvicorn"),
+            "geo_api.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ours_port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        libpq = cluster.libpq_url(url)
+        tipg_env = {
+            **env,
+            "DATABASE_URL": libpq,
+            "TIPG_DB_SCHEMAS": '["public"]',
+            "TIPG_DB_TABLES": f'["public.{parcels_table}"]',
+            "TIPG_DB_FUNCTIONS": "[]",
+            "TIPG_DB_EXCLUDE_FUNCTION_SCHEMAS": '["public","pg_temp"]',
+            "TIPG_DB_SPATIAL_EXTENT": "false",
+            "TIPG_DB_DATETIME_EXTENT": "false",
+        }
+        tipg_cmd = [
+            str(venv_bin / "uvicorn"),
+            "tipg.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(tipg_port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        ours = f"http://127.0.0.1:{ours_port}"
+        tipg = f"http://127.0.0.1:{tipg_port}"
+
+        def ours_tile(z: int, x: int, y: int) -> str:
+            return f"/tiles/land_parcels/{z}/{x}/{y}.mvt"
+
+        def tipg_tile(z: int, x: int, y: int) -> str:
+            return f"/collections/public.{parcels_table}/tiles/WebMercatorQuad/{z}/{x}/{y}?properties=properties"
+
+        results: dict[str, Any] = {
+            "parcels": args.parcels,
+            "tiles": len(tiles),
+            "concurrency": args.concurrency,
+        }
+
+        log("tipg …")
+        proc = start(tipg_cmd, tipg_env, tipg + "/collections")
+        procs.append(proc)
+        asyncio.run(load([tipg + tipg_tile(14, 13000, 7300)], 1, 30))  # warm the pool and catalog
+        results["tipg_tiles"] = run_bands(tipg, tipg_tile, tiles, args.concurrency, args.budget_s)
+        items_tipg = [tipg + f"/collections/public.{parcels_table}/items?limit=100"] * args.items
+        results["tipg_items"] = asyncio.run(load(items_tipg, args.concurrency, args.budget_s))
+        log(f"  items: {results['tipg_items']}")
+        stop(proc)
+        procs.remove(proc)
+
+        log("ours …")
+        proc = start(ours_cmd, ours_env, ours + "/ogc")
+        procs.append(proc)
+        asyncio.run(load([ours + "/tiles/schools/0/0/0.mvt"], 1, 30, auth))  # warm the pool
+        log(" cold")
+        results["ours_cold"] = run_bands(
+            ours, ours_tile, tiles, args.concurrency, args.budget_s, auth
+        )
+        log(" warm")
+        results["ours_warm"] = run_bands(
+            ours, ours_tile, tiles, args.concurrency, args.budget_s, auth
+        )
+        items_ours = [ours + "/ogc/collections/land_parcels/items?limit=100"] * args.items
+        results["ours_items"] = asyncio.run(load(items_ours, args.concurrency, args.budget_s, auth))
+        log(f"  items: {results['ours_items']}")
+        stop(proc)
+        procs.remove(proc)
+
+        results["ratios"] = {
+            "cold_vs_tipg": {
+                b: ratio(
+                    results["ours_cold"][b]["req_per_s"], results["tipg_tiles"][b]["req_per_s"]
+                )
+                for b in BANDS
+            },
+            "warm_vs_cold": {
+                b: ratio(results["ours_warm"][b]["req_per_s"], results["ours_cold"][b]["req_per_s"])
+                for b in BANDS
+            },
+            "items_vs_tipg": ratio(
+                results["ours_items"]["req_per_s"], results["tipg_items"]["req_per_s"]
+            ),
+        }
+        results["max_tile_bytes_ours"] = max(results["ours_cold"][b]["max_bytes"] for b in BANDS)
+    finally:
+        for proc in procs:
+            stop(proc)
+        if not args.keep_db:
+            drop_database(base_settings, db_name)
+    import json
+
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,707 @@
+"""Authentication, the ONE authorisation policy table, audit, size limits and security headers.
+
+`POLICY` maps (method, route path template) to who may call it. `SecurityMiddleware`,
+installed by create_app, matches each request to its route template, resolves the caller
+(bearer JWT or the web map's session cookie), checks the policy (deny for routes missing from
+the table), checks layer sensitivity for generic layer/tiles/OGC/query/H3 routes inside the
+request, limits the body size, adds security headers and writes the audit trail.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+import jwt
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import iter_route_contexts
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import Engine, select, text
+
+from layers import audit
+from layers.errors import AuthenticationError
+from layers.models.core import layer
+from layers.settings import DEFAULT_SECRET, Settings
+from layers.users import ROLES, User, active_user
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Until every engineer's tests authenticate, enforcement covers only these routes; the policy
+# for all others is written below and checked for completeness, but not applied.
+ENFORCE_ALL = False
+OWN_PREFIXES = ("/api/reports", "/api/auth", "/api/audit")
+
+SENSITIVITY_TTL_S = 5.0
+JWT_ALGORITHM = "HS256"
+JWT_ISSUER = "iocmap"
+USER_STATE_KEY = "iocmap_user"
+
+# --- the policy table ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may call a route, and what the middleware must check or record for it."""
+
+    roles: frozenset[str] | None = None
+    authenticated: bool = False
+    layer_param: str | None = None
+    body_layers: tuple[str, ...] = ()
+    audit: bool | None = None
+    audit_action: str | None = None
+    max_body: Literal["default", "reports", "photo", "imports"] = "default"
+
+    @property
+    def public(self) -> bool:
+        """True when anonymous callers pass the role check."""
+        return self.roles is None and not self.authenticated
+
+    def allows(self, user: User | None) -> bool:
+        """Role check (admin passes everything)."""
+        if self.public:
+            return True
+        if user is None:
+            return False
+        if user.role == "admin" or self.roles is None:
+            return True
+        return user.role in self.roles
+
+
+PUBLIC = Rule()
+AUTHENTICATED = Rule(authenticated=True)
+
+
+def roles(*names: str, **kw: Any) -> Rule:
+    """A rule allowing these roles (and admin)."""
+    unknown = set(names) - set(ROLES)
+    assert not unknown, unknown
+    return Rule(roles=frozenset(names), **kw)
+
+
+def layer_read(param: str) -> Rule:
+    """Public for ordinary layers; sensitive layers need a role from SENSITIVE_LAYER_ROLES."""
+    return Rule(layer_param=param)
+
+
+ADMIN = roles()
+STAFF = ("leader", "planner", "operator", "gis_staff", "commune_staff")
+REPORT_READERS = ("leader", "operator", "planner", "commune_staff")
+REPORT_WORKERS = ("commune_staff", "operator")
+# Who may read sensitive layers (parcel owners, camera sites). Others fall back to the default.
+SENSITIVE_LAYER_ROLES: dict[str, frozenset[str]] = {
+    "land_parcels": frozenset({"admin", "planner", "gis_staff", "leader"}),
+    "cameras": frozenset({"admin", "operator", "leader", "gis_staff"}),
+}
+DEFAULT_SENSITIVE_ROLES = frozenset({"admin", "leader", "planner", "gis_staff", "operator"})
+QUERY = Rule(body_layers=("layer", "other_layer"))
+
+POLICY: dict[tuple[str, str], Rule] = {
+    # web map, docs, health
+    ("GET", "/"): PUBLIC,
+    ("GET", "/assets/{path}"): PUBLIC,
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    # catalog and generic layer reads
+    ("GET", "/api/layers"): PUBLIC,
+    ("GET", "/api/layers/{slug}"): PUBLIC,
+    ("GET", "/api/layers/{slug}/features"): layer_read("slug"),
+    ("GET", "/ogc"): PUBLIC,
+    ("GET", "/ogc/"): PUBLIC,
+    ("GET", "/ogc/api"): PUBLIC,
+    ("GET", "/ogc/conformance"): PUBLIC,
+    ("GET", "/ogc/collections"): PUBLIC,
+    ("GET", "/ogc/collections/{collection_id}"): PUBLIC,
+    ("GET", "/ogc/collections/{collection_id}/queryables"): PUBLIC,
+    ("GET", "/ogc/collections/{collection_id}/items"): layer_read("collection_id"),
+    ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): layer_read("collection_id"),
+    ("GET", "/tiles/{slug}.json"): layer_read("slug"),
+    ("GET", "/tiles/{slug}/{z}/{x}/{y}.mvt"): layer_read("slug"),
+    ("POST", "/api/query/within"): QUERY,
+    ("POST", "/api/query/radius"): QUERY,
+    ("POST", "/api/query/near-layer"): QUERY,
+    ("POST", "/api/query/nearest"): QUERY,
+    ("POST", "/api/query/per-commune"): QUERY,
+    ("POST", "/api/query/gaps"): QUERY,
+    ("POST", "/api/query/buffer"): QUERY,
+    ("POST", "/api/query/intersection"): QUERY,
+    # imports
+    ("POST", "/api/imports"): roles("gis_staff", audit_action="import", max_body="imports"),
+    ("GET", "/api/imports"): roles("gis_staff", "leader"),
+    ("GET", "/api/imports/{batch_id}"): roles("gis_staff", "leader"),
+    ("GET", "/api/imports/{batch_id}/rejects"): roles("gis_staff", "leader"),
+    # analytics
+    ("GET", "/api/h3/{layer}"): layer_read("layer"),
+    ("GET", "/api/h3/{layer}/communes"): layer_read("layer"),
+    ("GET", "/api/h3/{layer}/hotspots"): layer_read("layer"),
+    ("GET", "/api/h3/{layer}/change"): layer_read("layer"),
+    ("GET", "/api/h3/{layer}/forecast"): layer_read("layer"),
+    ("GET", "/api/analytics/indicators"): PUBLIC,
+    # alerts
+    ("GET", "/api/alerts"): roles(*STAFF),
+    ("GET", "/api/alerts/stream"): roles(*STAFF),
+    ("GET", "/api/alerts/rules"): roles(*STAFF),
+    ("PUT", "/api/alerts/rules"): roles("operator", "leader"),
+    ("POST", "/api/alerts/evaluate"): roles("operator", "leader"),
+    ("GET", "/api/alerts/{alert_id}"): roles(*STAFF),
+    ("POST", "/api/alerts/{alert_id}/ack"): roles("operator", "leader"),
+    ("POST", "/api/alerts/{alert_id}/resolve"): roles("operator", "leader"),
+    # cameras and events
+    ("GET", "/api/cameras"): roles("operator", "leader", "gis_staff"),
+    ("GET", "/api/cameras/{camera_id}"): roles("operator", "leader", "gis_staff"),
+    ("GET", "/api/cameras/{camera_id}/snapshot.jpg"): roles(
+        "operator", audit=True, audit_action="camera_snapshot"
+    ),
+    ("GET", "/api/cameras/{camera_id}/zones"): roles("operator", "gis_staff"),
+    ("GET", "/api/cameras/{camera_id}/events"): roles("operator"),
+    ("GET", "/api/events"): roles("operator"),
+    ("GET", "/api/events/stream"): roles("operator"),
+    ("GET", "/api/events/{event_id}"): roles("operator"),
+    ("GET", "/api/events/{event_id}/snapshot.jpg"): roles(
+        "operator", audit=True, audit_action="event_snapshot"
+    ),
+    # auth and audit (logins are audited by the handlers, with the attempted name)
+    ("POST", "/api/auth/token"): Rule(audit=False),
+    ("POST", "/api/auth/login"): Rule(audit=False),
+    ("POST", "/api/auth/logout"): Rule(audit=False),
+    ("GET", "/api/auth/me"): AUTHENTICATED,
+    ("GET", "/api/auth/users"): ADMIN,
+    ("POST", "/api/auth/users"): ADMIN,
+    ("GET", "/api/audit"): ADMIN,
+    # field reports: scoping by commune / owner happens inside the queries (layers.reports)
+    ("POST", "/api/reports"): Rule(max_body="reports", audit_action="report_submit"),
+    ("GET", "/api/reports"): roles(*REPORT_READERS),
+    ("GET", "/api/reports/map"): PUBLIC,
+    ("GET", "/api/reports/mine"): AUTHENTICATED,
+    ("GET", "/api/reports/stats"): roles(*REPORT_READERS),
+    ("POST", "/api/reports/overdue/check"): roles("operator", "leader"),
+    ("POST", "/api/reports/sync"): ADMIN,
+    ("GET", "/api/reports/{code}"): roles(*REPORT_READERS, "citizen"),
+    ("GET", "/api/reports/{code}/photos/{photo_id}"): roles(*REPORT_READERS, "citizen"),
+    ("POST", "/api/reports/{code}/assign"): roles(*REPORT_WORKERS),
+    ("POST", "/api/reports/{code}/start"): roles(*REPORT_WORKERS),
+    ("POST", "/api/reports/{code}/resolve"): roles(*REPORT_WORKERS, max_body="photo"),
+    ("POST", "/api/reports/{code}/reject"): roles(*REPORT_WORKERS),
+    ("POST", "/api/reports/{code}/rating"): roles("citizen"),
+}
+
+
+def max_body_bytes(rule: Rule, settings: Settings) -> int:
+    """The request body limit of a route."""
+    extra = 1024 * 1024  # form fields and multipart framing
+    if rule.max_body == "reports":
+        return settings.report_max_photos * settings.report_photo_max_bytes + extra
+    if rule.max_body == "photo":
+        return settings.report_photo_max_bytes + extra
+    if rule.max_body == "imports":
+        return settings.ingest_max_upload_bytes
+    return settings.max_request_bytes
+
+
+# --- startup checks and tokens ------------------------------------------------------------
+
+
+class InsecureConfigurationError(RuntimeError):
+    """The settings are unsafe for production; the API refuses to start."""
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse production mode with the default (or a short) secret key."""
+    if settings.environment != "production":
+        return
+    secret = settings.secret_key.get_secret_value()
+    if secret == DEFAULT_SECRET:
+        raise InsecureConfigurationError(
+            "IOC_SECRET_KEY is the default development secret; refusing to start in production. "
+            "Set IOC_SECRET_KEY to a long random value (e.g. `openssl rand -hex 32`)."
+        )
+    if len(secret) < 32:
+        raise InsecureConfigurationError(
+            "IOC_SECRET_KEY must be at least 32 characters in production."
+        )
+
+
+def issue_token(settings: Settings, user: User, now: datetime | None = None) -> str:
+    """A signed JWT naming the user and role, valid for settings.token_ttl_s."""
+    now = now or datetime.now(UTC)
+    claims = {
+        "iss": JWT_ISSUER,
+        "sub": str(user.id),
+        "name": user.username,
+        "role": user.role,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=settings.token_ttl_s)).timestamp()),
+    }
+    return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=JWT_ALGORITHM)
+
+
+def decode_token(settings: Settings, token: str) -> int:
+    """The user id of a valid token; AuthenticationError otherwise."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key.get_secret_value(),
+            algorithms=[JWT_ALGORITHM],
+            issuer=JWT_ISSUER,
+            options={"require": ["exp", "iat", "sub", "iss"]},
+        )
+        return int(claims["sub"])
+    except (jwt.PyJWTError, ValueError, KeyError) as exc:
+        raise AuthenticationError("invalid or expired token") from exc
+
+
+# --- dependencies for handlers ------------------------------------------------------------
+
+
+# Declared so /docs offers "Authorize"; the middleware has already resolved the token.
+OAUTH2_SCHEME = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def current_user(
+    request: Request, _token: Annotated[str | None, Depends(OAUTH2_SCHEME)] = None
+) -> User | None:
+    """The authenticated caller, or None for anonymous requests."""
+    user = request.scope.get("state", {}).get(USER_STATE_KEY)
+    return user if isinstance(user, User) else None
+
+
+def required_user(user: Annotated[User | None, Depends(current_user)]) -> User:
+    """The authenticated caller; AuthenticationError when anonymous."""
+    if user is None:
+        raise AuthenticationError("sign in first")
+    return user
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address as the server saw it."""
+    return request.client.host if request.client else ""
+
+
+def get_now() -> datetime:
+    """The current time; tests override this dependency to inject a clock."""
+    return datetime.now(UTC)
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
+CurrentUser = Annotated[User | None, Depends(current_user)]
+RequiredUser = Annotated[User, Depends(required_user)]
+
+# --- route matching -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteEntry:
+    """One route of the app as the policy sees it."""
+
+    methods: frozenset[str] | None
+    regex: re.Pattern[str]
+    template: str
+
+
+def app_routes(app: FastAPI) -> list[RouteEntry]:
+    """Every route of the app in matching order (mounts have methods None)."""
+    out = []
+    for ctx in iter_route_contexts(app.routes):
+        regex = getattr(ctx, "path_regex", None)
+        template = ctx.path_format
+        if regex is None or template is None:
+            continue
+        methods = ctx.methods
+        out.append(RouteEntry(frozenset(methods) - {"HEAD"} if methods else None, regex, template))
+    return out
+
+
+def route_keys(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, template) of every route; what POLICY must cover (mounts count as GET)."""
+    keys = []
+    for entry in app_routes(app):
+        for method in sorted(entry.methods or {"GET"}):
+            keys.append((method, entry.template))
+    return keys
+
+
+def match_route(
+    entries: list[RouteEntry], method: str, path: str
+) -> tuple[str, dict[str, str]] | None:
+    """(template, path params) of the route that will handle the request, or None."""
+    lookup = "GET" if method == "HEAD" else method
+    for entry in entries:
+        m = entry.regex.match(path)
+        if m and (entry.methods is None or lookup in entry.methods):
+            return entry.template, m.groupdict()
+    return None
+
+
+# --- security headers ---------------------------------------------------------------------
+
+# deck.gl and maplibre need blob: workers and data:/blob: images; nothing else leaves 'self'.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+    "worker-src 'self' blob:; child-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+# Swagger UI and ReDoc load their bundle from jsDelivr and start with an inline script.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "img-src 'self' data: blob: https:; font-src 'self' data: https://fonts.gstatic.com; "
+    "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+
+
+def security_headers(path: str, settings: Settings) -> list[tuple[bytes, bytes]]:
+    """Headers added to every response."""
+    headers = [
+        (b"content-security-policy", (DOCS_CSP if path in DOCS_PATHS else CSP).encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"strict-origin-when-cross-origin"),
+        (b"x-frame-options", b"DENY"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"permissions-policy", b"camera=(), microphone=(), geolocation=(self)"),
+    ]
+    if settings.environment == "production":
+        headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+    return headers
+
+
+# --- the middleware -----------------------------------------------------------------------
+
+
+def _error(status: int, code: str, detail: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    body = orjson.dumps({"status": status, "code": code, "detail": detail, "description": detail})
+    headers = [(b"content-type", b"application/json")]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    return status, body, headers
+
+
+@dataclass
+class _Call:
+    """What the middleware learnt about one request (for the decision and the audit)."""
+
+    method: str
+    path: str
+    template: str | None
+    params: dict[str, str]
+    rule: Rule | None
+    user: User | None = None
+    status: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class SecurityMiddleware:
+    """Pure ASGI middleware applying POLICY, size limits, headers and the audit trail."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._routes: list[RouteEntry] | None = None
+        self._layer_flags: dict[str, tuple[bool, float]] = {}
+
+    async def _sensitive(self, engine: Engine, slugs: list[str]) -> list[str]:
+        """Which of these layers are sensitive; flags are cached for a few seconds per process
+        so tile bursts do not each pay a catalog query."""
+        now = time.monotonic()
+        stale = [s for s in slugs if self._layer_flags.get(s, (False, 0.0))[1] <= now]
+        if stale:
+            found = await anyio.to_thread.run_sync(_sensitive_layers, engine, stale)
+            if len(self._layer_flags) > 10_000:  # arbitrary slugs in URLs must not grow it
+                self._layer_flags.clear()
+            for slug in stale:
+                self._layer_flags[slug] = (slug in found, now + SENSITIVITY_TTL_S)
+        return [s for s in slugs if self._layer_flags[s][0]]
+
+    def _entries(self, scope: Scope) -> list[RouteEntry]:
+        if self._routes is None:
+            self._routes = app_routes(scope["app"])
+        return self._routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        path = scope["path"]
+        headers_out = security_headers(path, self.settings)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                call.status = int(message["status"])
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + headers_out
+            await send(message)
+
+        found = match_route(self._entries(scope), method, path) if method != "OPTIONS" else None
+        template, params = found if found else (None, {})
+        rule = POLICY.get((("GET" if method == "HEAD" else method), template)) if template else None
+        call = _Call(method, path, template, params, rule)
+        if template is None:
+            # Unknown path or method (404/405) or a CORS preflight: nothing to protect.
+            await self.app(scope, receive, send_with_headers)
+            return
+        engine: Engine | None = getattr(scope["app"].state, "engine", None)
+        token = _token(scope, self.settings)
+        if token and engine is not None:
+            call.user = await anyio.to_thread.run_sync(_resolve_user, engine, self.settings, token)
+        scope.setdefault("state", {})[USER_STATE_KEY] = call.user
+        enforce = ENFORCE_ALL or template.startswith(OWN_PREFIXES)
+        try:
+            if enforce:
+                receive = await self._check(scope, receive, call, engine)
+        except _Refused as refused:
+            await _respond(send_with_headers, call, refused.response)
+        else:
+            try:
+                await self.app(scope, receive, send_with_headers)
+            except BaseException as exc:
+                # A streamed (chunked) body ran past its limit while the app was reading it.
+                if not _too_large(exc) or call.status is not None:
+                    raise
+                limit = max_body_bytes(rule, self.settings) if rule else 0
+                await _respond(
+                    send_with_headers,
+                    call,
+                    _error(413, "payload_too_large", f"request body over the {limit}-byte limit"),
+                )
+        finally:
+            if engine is not None and _audited(call):
+                await anyio.to_thread.run_sync(_write_audit, engine, scope, call)
+
+    async def _check(
+        self, scope: Scope, receive: Receive, call: _Call, engine: Engine | None
+    ) -> Receive:
+        """Apply the policy; returns the receive callable the app must use (body replayed)."""
+        rule = call.rule
+        if rule is None:
+            if call.user is not None and call.user.role == "admin":
+                return receive
+            raise _Refused(
+                _error(
+                    401 if call.user is None else 403,
+                    "forbidden",
+                    f"no access policy is declared for {call.method} {call.template}",
+                )
+            )
+        if not rule.allows(call.user):
+            raise _Refused(_denied(call.user))
+        limit = max_body_bytes(rule, self.settings)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            raise _Refused(
+                _error(413, "payload_too_large", f"request body over the {limit}-byte limit")
+            )
+        receive = _limited(receive, limit)
+        slugs: list[str] = []
+        if rule.layer_param:
+            slug = call.params.get(rule.layer_param) or _query_param(scope, rule.layer_param)
+            if slug:
+                slugs.append(slug)
+        if rule.body_layers:
+            try:
+                body = await _read_body(receive)
+            except BodyTooLarge as exc:
+                raise _Refused(
+                    _error(413, "payload_too_large", f"request body over the {limit}-byte limit")
+                ) from exc
+            receive = _replay(body)
+            slugs += _body_slugs(body, rule.body_layers)
+        if slugs and engine is not None:
+            sensitive = await self._sensitive(engine, slugs)
+            for slug in sensitive:
+                allowed = SENSITIVE_LAYER_ROLES.get(slug, DEFAULT_SENSITIVE_ROLES)
+                if call.user is None or call.user.role not in allowed:
+                    call.details["sensitive_layer"] = slug
+                    raise _Refused(_denied(call.user, f"layer '{slug}' is restricted"))
+        return receive
+
+
+class _Refused(Exception):
+    def __init__(self, response: tuple[int, bytes, list[tuple[bytes, bytes]]]) -> None:
+        super().__init__(response[0])
+        self.response = response
+
+
+def _denied(user: User | None, why: str = "") -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    if user is None:
+        return _error(401, "unauthenticated", why or "sign in to use this resource")
+    return _error(403, "forbidden", why or f"role '{user.role}' may not use this resource")
+
+
+def _token(scope: Scope, settings: Settings) -> str | None:
+    cookie_prefix = settings.session_cookie_name.encode() + b"="
+    for name, value in scope.get("headers", []):
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            return str(value[7:].decode("latin-1").strip())
+        if name == b"cookie":
+            for part in value.split(b";"):
+                part = part.strip()
+                if part.startswith(cookie_prefix):
+                    return str(part[len(cookie_prefix) :].decode("latin-1"))
+    return None
+
+
+def _resolve_user(engine: Engine, settings: Settings, token: str) -> User | None:
+    """The active user behind a token; None when the token is invalid (treated as anonymous)."""
+    try:
+        user_id = decode_token(settings, token)
+    except AuthenticationError:
+        return None
+    with engine.connect() as conn:
+        return active_user(conn, user_id)
+
+
+def _sensitive_layers(engine: Engine, slugs: list[str]) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(layer.c.slug).where(layer.c.slug.in_(slugs), layer.c.sensitive)
+            ).scalars()
+        )
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _query_param(scope: Scope, name: str) -> str | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[0] if values else None
+
+
+class BodyTooLarge(BaseException):
+    """Raised while streaming a body past its limit (no Content-Length was sent).
+
+    A BaseException, so the framework's body parsing (which turns any Exception into a 400)
+    lets it through to the middleware, which answers 413.
+    """
+
+
+def _too_large(exc: BaseException) -> bool:
+    if isinstance(exc, BodyTooLarge):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_too_large(e) for e in exc.exceptions)
+    return False
+
+
+async def _respond(
+    send: Send, call: _Call, response: tuple[int, bytes, list[tuple[bytes, bytes]]]
+) -> None:
+    status, body, hdrs = response
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body})
+    call.status = status
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return wrapped
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return replay
+
+
+def _body_slugs(body: bytes, names: tuple[str, ...]) -> list[str]:
+    try:
+        data = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    return [str(data[n]) for n in names if isinstance(data.get(n), str)]
+
+
+def _audited(call: _Call) -> bool:
+    if call.rule is not None and call.rule.audit is not None:
+        return call.rule.audit
+    return call.method not in ("GET", "HEAD", "OPTIONS")
+
+
+def _write_audit(engine: Engine, scope: Scope, call: _Call) -> None:
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    client = scope.get("client")
+    details: dict[str, Any] = {"params": call.params, **call.details}
+    if scope.get("query_string"):
+        details["query"] = scope["query_string"].decode("latin-1")[:1000]
+    if "x-forwarded-for" in headers:
+        details["forwarded_for"] = headers["x-forwarded-for"][:200]
+    action = (call.rule.audit_action if call.rule else None) or f"{call.method} {call.template}"
+    with engine.begin() as conn:
+        audit.record(
+            conn,
+            call.user.username if call.user else "anonymous",
+            call.user.role if call.user else "anonymous",
+            action,
+            method=call.method,
+            path=call.path,
+            status=call.status,
+            ip=client[0] if client else "",
+            user_agent=headers.get("user-agent", ""),
+            details=details,
+        )
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Install the security middleware (outermost, so it sees every request first)."""
+    app.add_middleware(SecurityMiddleware, settings=settings)
+
+
+def reset_rate_limits(engine: Engine) -> None:
+    """Empty every token bucket (tests and operators after an incident)."""
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM rate_bucket"))

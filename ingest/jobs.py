@@ -1,0 +1,130 @@
+"""Import jobs for the API: the upload is saved, a batch row tracks progress, a worker runs it.
+
+The job's state lives in import_batch (status, progress, report), never in the API process,
+so any replica can answer GET /api/imports/{id}.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import Engine, desc, select
+
+from ingest.load import create_batch, set_progress
+from ingest.pipeline import ImportOptions, Progress, run_import
+from layers.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from layers.models import import_batch, layer
+from layers.settings import Settings
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def save_upload(settings: Settings, filename: str, stream: BinaryIO) -> Path:
+    """Store an uploaded file under MEDIA/imports/<uuid>/, refusing oversize uploads."""
+    name = _SAFE_NAME.sub("_", Path(filename or "upload").name).strip("._") or "upload"
+    folder = settings.media_root / "imports" / uuid.uuid4().hex
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    written = 0
+    with target.open("wb") as out:
+        while chunk := stream.read(1024 * 1024):
+            written += len(chunk)
+            if written > settings.ingest_max_upload_bytes:
+                out.close()
+                shutil.rmtree(folder, ignore_errors=True)
+                raise PayloadTooLargeError(
+                    f"upload exceeds {settings.ingest_max_upload_bytes} bytes"
+                )
+            out.write(chunk)
+    return target
+
+
+def start_job(engine: Engine, opts: ImportOptions) -> int:
+    """Record a running batch for an upload; the caller then runs `run_job` in the background."""
+    with engine.begin() as conn:
+        layer_id = conn.execute(select(layer.c.id).where(layer.c.slug == opts.layer)).scalar()
+        return create_batch(
+            conn,
+            layer_id=layer_id,
+            source=opts.source_name or opts.path.name,
+            actor=opts.actor,
+            mode=opts.mode,
+            kind=opts.kind,
+        )
+
+
+def _progress_writer(engine: Engine, batch_id: int) -> Progress:
+    last = [0.0]
+
+    def write(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.5 and stage not in ("done",):
+            return
+        last[0] = now
+        with engine.begin() as conn:
+            set_progress(conn, batch_id, {"stage": stage, "done": done, "total": total})
+
+    return write
+
+
+def run_job(engine: Engine, settings: Settings, opts: ImportOptions, batch_id: int) -> None:
+    """Run one import job; its outcome (report or error) is stored on the batch."""
+    try:
+        run_import(engine, settings, opts, _progress_writer(engine, batch_id), batch_id=batch_id)
+    except Exception:  # noqa: S110  (run_import already stored the failure on the batch)
+        pass
+    finally:
+        shutil.rmtree(opts.path.parent, ignore_errors=True)
+
+
+def job_status(engine: Engine, batch_id: int) -> dict[str, Any]:
+    """A batch as the API shows it: status, progress, counts, report and errors."""
+    with engine.connect() as conn:
+        row = (
+            conn.execute(select(import_batch).where(import_batch.c.id == batch_id))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFoundError(f"import {batch_id} does not exist", id=batch_id)
+        slug = None
+        if row["layer_id"] is not None:
+            slug = conn.execute(select(layer.c.slug).where(layer.c.id == row["layer_id"])).scalar()
+    return {
+        "id": int(row["id"]),
+        "layer": slug,
+        "source": row["source"],
+        "kind": row["kind"],
+        "connector": row["connector"],
+        "mode": row["mode"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "progress": row["progress"],
+        "counts": row["counts"],
+        "errors": row["errors"],
+        "report": row["report"],
+    }
+
+
+def list_jobs(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
+    """Most recent batches first (files and connector runs)."""
+    if limit < 1 or limit > 1000:
+        raise InvalidInputError("limit must be between 1 and 1000")
+    with engine.connect() as conn:
+        ids = conn.execute(
+            select(import_batch.c.id).order_by(desc(import_batch.c.id)).limit(limit)
+        ).scalars()
+        id_list = list(ids)
+    out = []
+    for i in id_list:
+        status = job_status(engine, int(i))
+        status.pop("report")
+        out.append(status)
+    return out

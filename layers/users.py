@@ -1,0 +1,228 @@
+"""Users and roles: argon2 password hashes, creation, authentication and the demo accounts."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from layers.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
+from layers.models.core import admin_unit
+from layers.models.reports import app_user
+
+Role = Literal["admin", "leader", "planner", "operator", "gis_staff", "commune_staff", "citizen"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+_HASHER = PasswordHasher()
+# Verified against when the user does not exist, so a wrong name costs as much as a wrong password.
+_DUMMY_HASH = _HASHER.hash("not-a-real-password")
+MIN_PASSWORD_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class User:
+    """An account as the API sees it (never carries the hash)."""
+
+    id: int
+    username: str
+    role: Role
+    admin_units: tuple[str, ...] = field(default_factory=tuple)
+    active: bool = True
+
+    def public(self) -> dict[str, Any]:
+        """JSON-safe description for /api/auth/me."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "role": self.role,
+            "admin_units": list(self.admin_units),
+            "active": self.active,
+        }
+
+
+def hash_password(password: str) -> str:
+    """argon2id hash of a password."""
+    return _HASHER.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when `password` matches the stored argon2 hash."""
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_role(role: str) -> Role:
+    """Return `role` if it is known, else InvalidInputError listing the roles."""
+    if role not in ROLES:
+        raise InvalidInputError(f"unknown role '{role}'; roles: {', '.join(ROLES)}", role=role)
+    return role
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=int(row["id"]),
+        username=row["username"],
+        role=row["role"],
+        admin_units=tuple(row["admin_units"] or ()),
+        active=bool(row["active"]),
+    )
+
+
+def _check_units(conn: Connection, role: Role, units: Sequence[str]) -> list[str]:
+    units = sorted(set(units))
+    if role == "commune_staff" and not units:
+        raise InvalidInputError("a commune_staff user needs at least one --unit (commune code)")
+    if role != "commune_staff" and units:
+        raise InvalidInputError("only commune_staff users are bound to admin units")
+    if units:
+        known = set(
+            conn.execute(
+                select(admin_unit.c.code).where(
+                    admin_unit.c.code.in_(units), admin_unit.c.valid_to.is_(None)
+                )
+            ).scalars()
+        )
+        missing = [u for u in units if u not in known]
+        if missing:
+            raise InvalidInputError(f"unknown admin unit code(s): {', '.join(missing)}")
+    return units
+
+
+def create_user(
+    conn: Connection,
+    username: str,
+    password: str,
+    role: str,
+    admin_units: Sequence[str] = (),
+) -> User:
+    """Create an active user; ConflictError if the name is taken."""
+    checked = check_role(role)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInputError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    units = _check_units(conn, checked, admin_units)
+    stmt = (
+        pg_insert(app_user)
+        .values(
+            username=username,
+            password_hash=hash_password(password),
+            role=checked,
+            admin_units=units,
+        )
+        .on_conflict_do_nothing(index_elements=[app_user.c.username])
+        .returning(app_user)
+    )
+    row = conn.execute(stmt).mappings().first()
+    if row is None:
+        raise ConflictError(f"user '{username}' already exists", username=username)
+    return _user(row)
+
+
+def get_user(conn: Connection, username: str) -> User:
+    """One user by name, or NotFoundError."""
+    row = conn.execute(select(app_user).where(app_user.c.username == username)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"user '{username}' does not exist", username=username)
+    return _user(row)
+
+
+def active_user(conn: Connection, user_id: int) -> User | None:
+    """The user with this id if it exists and is active (token holders are re-checked)."""
+    row = (
+        conn.execute(select(app_user).where(app_user.c.id == user_id, app_user.c.active))
+        .mappings()
+        .first()
+    )
+    return _user(row) if row is not None else None
+
+
+def authenticate(conn: Connection, username: str, password: str, when: datetime) -> User:
+    """The active user whose password matches, or AuthenticationError (same for every cause)."""
+    row = conn.execute(select(app_user).where(app_user.c.username == username)).mappings().first()
+    ok = verify_password(row["password_hash"] if row else _DUMMY_HASH, password)
+    if row is None or not ok or not row["active"]:
+        raise AuthenticationError("wrong username or password")
+    if _HASHER.check_needs_rehash(row["password_hash"]):
+        conn.execute(
+            update(app_user)
+            .where(app_user.c.id == row["id"])
+            .values(password_hash=hash_password(password))
+        )
+    conn.execute(update(app_user).where(app_user.c.id == row["id"]).values(last_login_at=when))
+    return _user(row)
+
+
+def set_password(conn: Connection, username: str, password: str) -> None:
+    """Replace a user's password."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInputError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    done = conn.execute(
+        update(app_user)
+        .where(app_user.c.username == username)
+        .values(password_hash=hash_password(password))
+    ).rowcount
+    if not done:
+        raise NotFoundError(f"user '{username}' does not exist", username=username)
+
+
+def set_active(conn: Connection, username: str, active: bool) -> None:
+    """Enable or disable a user (disabled users' tokens stop working at once)."""
+    done = conn.execute(
+        update(app_user).where(app_user.c.username == username).values(active=active)
+    ).rowcount
+    if not done:
+        raise NotFoundError(f"user '{username}' does not exist", username=username)
+
+
+def list_users(conn: Connection) -> list[User]:
+    """Every user, by name."""
+    return [
+        _user(r) for r in conn.execute(select(app_user).order_by(app_user.c.username)).mappings()
+    ]
+
+
+def demo_commune_code(conn: Connection) -> str | None:
+    """The most populous commune: the demo commune_staff works there."""
+    return conn.execute(
+        select(admin_unit.c.code)
+        .where(admin_unit.c.level == "commune", admin_unit.c.valid_to.is_(None))
+        .order_by(admin_unit.c.population.desc().nulls_last(), admin_unit.c.code)
+        .limit(1)
+    ).scalar()
+
+
+def seed_demo_users(conn: Connection) -> dict[str, str]:
+    """Create one demo user per role (named demo_<role>); returns only NEW users' passwords.
+
+    Idempotent: existing users keep their password. commune_staff is bound to the most
+    populous commune, and is skipped while no admin units are loaded.
+    """
+    created: dict[str, str] = {}
+    existing = set(conn.execute(select(app_user.c.username)).scalars())
+    for role in ROLES:
+        name = f"demo_{role}"
+        if name in existing:
+            continue
+        units: list[str] = []
+        if role == "commune_staff":
+            code = demo_commune_code(conn)
+            if code is None:
+                continue
+            units = [code]
+        password = secrets.token_urlsafe(12)
+        create_user(conn, name, password, role, units)
+        created[name] = password
+    return created
+
+
+def count_users(conn: Connection) -> int:
+    """How many accounts exist."""
+    return int(conn.execute(select(func.count()).select_from(app_user)).scalar_one())

@@ -1,0 +1,199 @@
+"""Atomic and idempotent loads: upsert by key, replace, batches, stale hook, and a real SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from sqlalchemy import Engine, text
+
+from layers.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _parcels(n: int, seed: int = 1, start: int = 0) -> gpd.GeoDataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(105.60, 105.70, n)
+    y = rng.uniform(18.62, 18.72, n)
+    return gpd.GeoDataFrame(
+        {
+            "ma_thua": [f"T{start + i:07d}" for i in range(n)],
+            "dien_tich": np.round(rng.uniform(50, 500, n), 1),
+        },
+        geometry=shapely.box(x, y, x + 0.0002, y + 0.0002),
+        crs=4326,
+    )
+
+
+def _state(engine: Engine, slug: str) -> tuple[int, int, dict[str, tuple[int, str]]]:
+    with engine.connect() as conn:
+        version = conn.execute(
+            text("SELECT data_version FROM layer WHERE slug = :s"), {"s": slug}
+        ).scalar_one()
+        rows = conn.execute(
+            text(
+                "SELECT f.source_key, f.id, md5(f.properties::text || ST_AsText(f.geom)) "
+                "FROM feature f JOIN layer l ON l.id = f.layer_id WHERE l.slug = :s"
+            ),
+            {"s": slug},
+        ).all()
+    return version, len(rows), {r[0]: (r[1], r[2]) for r in rows}
+
+
+def test_upsert_is_idempotent_and_updates_in_place(tmp_path: Path, engine: Engine, do_import) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "thua.gpkg"
+    gdf = _parcels(500)
+    gdf.to_file(path)
+    first = do_import(path, "load_upsert", key="ma_thua", mode="upsert")
+    assert first.layer_created and first.inserted == 500
+    v1, n1, rows1 = _state(engine, "load_upsert")
+    again = do_import(path, "load_upsert", key="ma_thua", mode="upsert")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 500)
+    v2, n2, rows2 = _state(engine, "load_upsert")
+    assert (v2, n2, rows2) == (v1, n1, rows1)  # nothing changed, not even the version
+    gdf.loc[7, "dien_tich"] = 999.5
+    gdf.to_file(path)
+    changed = do_import(path, "load_upsert", key="ma_thua", mode="upsert")
+    assert (changed.inserted, changed.updated, changed.unchanged) == (0, 1, 499)
+    v3, n3, rows3 = _state(engine, "load_upsert")
+    assert v3 == v2 + 1 and n3 == 500
+    key = gdf.loc[7, "ma_thua"]
+    assert rows3[key][0] == rows1[key][0]  # same feature id: updated in place
+    assert rows3[key][1] != rows1[key][1]
+    with engine.connect() as conn:
+        batches = conn.execute(
+            text(
+                "SELECT import_batch_id, count(*) FROM feature f JOIN layer l ON l.id = f.layer_id "
+                "WHERE l.slug = 'load_upsert' GROUP BY 1 ORDER BY 1"
+            )
+        ).all()
+        statuses = conn.execute(
+            text("SELECT status FROM import_batch WHERE id = ANY(:ids)"),
+            {"ids": [first.batch_id, again.batch_id, changed.batch_id]},
+        ).scalars().all()
+    assert batches == [(first.batch_id, 499), (changed.batch_id, 1)]
+    assert statuses == ["succeeded"] * 3
+
+
+def test_append_then_replace(tmp_path: Path, engine: Engine, do_import) -> None:  # type: ignore[no-untyped-def]
+    a = tmp_path / "a.fgb"
+    _parcels(300, seed=2).to_file(a)
+    b = tmp_path / "b.fgb"
+    _parcels(200, seed=3, start=1000).to_file(b)
+    do_import(a, "load_replace")
+    appended = do_import(b, "load_replace", mode="append")
+    assert appended.strategy == "stage_append" and appended.inserted == 200
+    assert _state(engine, "load_replace")[1] == 500
+    replaced = do_import(b, "load_replace", mode="replace")
+    assert replaced.strategy == "partition_swap"
+    assert (replaced.inserted, replaced.deleted) == (200, 500)
+    _, n, rows = _state(engine, "load_replace")
+    assert n == 200 and all(k is None for k in rows)
+    with engine.connect() as conn:
+        lid = conn.execute(text("SELECT id FROM layer WHERE slug='load_replace'")).scalar_one()
+        idx = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"),
+            {"t": f"feature_l{lid}"},
+        ).scalars().all()
+        attached = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass(:t) "
+                "AND inhparent = 'feature'::regclass"
+            ),
+            {"t": f"feature_l{lid}"},
+        ).scalar_one()
+        # The GiST index is used for a bbox query on the new partition.
+        hits = conn.execute(
+            text(
+                "SELECT count(*) FROM feature WHERE layer_id = :l AND "
+                "geom && ST_MakeEnvelope(105.6, 18.6, 105.7, 18.7, 4326)"
+            ),
+            {"l": lid},
+        ).scalar_one()
+    assert attached == 1
+    assert any("USING gist" in d for d in idx)
+    assert hits > 0
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from layers.db import make_engine
+from layers.settings import Settings
+from ingest.pipeline import ImportOptions, run_import
+settings = Settings()
+engine = make_engine(settings)
+run_import(engine, settings, ImportOptions(path=Path(sys.argv[1]), layer=sys.argv[2], mode=sys.argv[3]))
+"""
+
+
+def _kill_during_copy(settings: Settings, engine: Engine, path: Path, slug: str, mode: str) -> None:
+    env = {**os.environ, "IOC_DATABASE_URL": settings.database_url or "", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(path), slug, mode], env=env, cwd=ROOT
+    )
+    db = engine.url.database
+    caught = False
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            with engine.connect() as conn:
+                busy = conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
+                        "AND query ILIKE 'COPY %ingest_%' AND state = 'active'"
+                    ),
+                    {"db": db},
+                ).scalar_one()
+            if busy:
+                os.kill(proc.pid, signal.SIGKILL)
+                caught = True
+                break
+            time.sleep(0.005)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert caught, "the import finished before it could be killed"
+    # Wait for the server to notice the dead client and roll back.
+    for _ in range(200):
+        with engine.connect() as conn:
+            left = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
+                    "AND query ILIKE 'COPY %ingest_%'"
+                ),
+                {"db": db},
+            ).scalar_one()
+        if not left:
+            break
+        time.sleep(0.05)
+
+
+def test_kill_mid_import_leaves_layer_as_before(tmp_path: Path, engine: Engine, settings: Settings, do_import) -> None:  # type: ignore[no-untyped-def]
+    small = tmp_path / "small.gpkg"
+    _parcels(50, seed=5).to_file(small)
+    do_import(small, "load_kill", key="ma_thua", mode="upsert")
+    before = _state(engine, "load_kill")
+    big = tmp_path / "big.gpkg"
+    _parcels(200_000, seed=6, start=10_000).to_file(big)
+    for mode in ("replace", "append"):
+        _kill_during_copy(settings, engine, big, "load_kill", mode)
+        assert _state(engine, "load_kill") == before
+        with engine.connect() as conn:
+            leftovers = conn.execute(
+                text("SELECT count(*) FROM pg_class WHERE relname LIKE 'ingest\\_%'")
+            ).scalar_one()
+            running = conn.execute(
+                text("SELECT count(*) FROM import_batch WHERE status = 'running' AND source = 'big.gpkg'")
+            ).scalar_one()
+        assert leftovers == 0
+        assert running >= 1  # the killed batch stays visible as not finished

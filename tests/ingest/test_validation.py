@@ -1,0 +1,136 @@
+"""Every reject reason lands in the quarantine table with its row number and original values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from ingest.load import list_rejects
+from layers.registry import LayerSpec, create_or_update_layer
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "beds": {"type": "integer"},
+        "opened_at": {"type": "string", "format": "date-time"},
+        "kind": {"type": "string", "enum": ["hospital", "clinic"]},
+    },
+    "required": ["name"],
+    "additionalProperties": True,
+}
+
+
+def _make_layer(engine: Engine, slug: str, geometry_type: str) -> None:
+    with engine.begin() as conn:
+        create_or_update_layer(
+            conn,
+            LayerSpec(
+                slug=slug,
+                title_vi=slug,
+                title_en=slug,
+                sector="health",
+                geometry_type=geometry_type,  # type: ignore[arg-type]
+                property_schema=SCHEMA,
+            ),
+        )
+
+
+def test_property_and_coordinate_rejects(tmp_path: Path, engine: Engine, do_import) -> None:  # type: ignore[no-untyped-def]
+    _make_layer(engine, "val_csv", "Point")
+    rows = [
+        "name;lat;lon;beds;opened_at;kind",
+        "BV Đa khoa;18,6796;105,6813;500;2020-01-02;hospital",  # 1 ok
+        "Không tọa độ;;;10;2020-01-02;clinic",  # 2 null geometry
+        "Hà Nội;21,0285;105,8542;10;2020-01-02;clinic",  # 3 outside province
+        "Sai số;18,68;105,68;nhiều;2020-01-02;clinic",  # 4 unparsable number
+        "Sai ngày;18,68;105,68;5;ngày mai;clinic",  # 5 unparsable date
+        ";18,68;105,68;5;02/01/2020;clinic",  # 6 required name missing
+        "Tọa độ hỏng;18,6a;105,68;5;2020-01-02;clinic",  # 7 unparsable coordinates
+        "Loại lạ;18,68;105,68;5;2020-01-02;pharmacy",  # 8 enum violation
+        "Nửa giường;18,68;105,68;2,5;2020-01-02;clinic",  # 9 not an integer
+        "Trạm y tế;18,70;105,60;20;02/01/2020 08:30;clinic",  # 10 ok (Vietnamese date)
+    ]
+    path = tmp_path / "bv.csv"
+    path.write_text("\n".join(rows), encoding="utf-8")
+    report = do_import(path, "val_csv", crs="EPSG:4326")
+    assert report.rows_read == 10
+    assert report.rows_valid == 2
+    assert report.rejects_by_reason == {
+        "null_geometry": 1,
+        "outside_province": 1,
+        "unparsable_number": 2,
+        "unparsable_date": 1,
+        "schema_violation": 2,
+        "unparsable_coordinates": 1,
+    }
+    examples = {e["row"]: e for e in report.reject_examples}
+    assert examples[4]["reason"] == "unparsable_number"
+    assert "nhiều" in examples[4]["detail"]
+    assert examples[3]["original"]["name"] == "Hà Nội"
+    with engine.connect() as conn:
+        stored = list_rejects(conn, report.batch_id)
+        kept = conn.execute(
+            text(
+                "SELECT properties FROM feature f JOIN layer l ON l.id = f.layer_id "
+                "WHERE l.slug = 'val_csv' ORDER BY f.id"
+            )
+        ).scalars().all()
+    assert [r["row"] for r in stored] == [2, 3, 4, 5, 6, 7, 8, 9]
+    assert stored[0]["original"]["name"] == "Không tọa độ"
+    assert kept[0]["beds"] == 500 and isinstance(kept[0]["beds"], int)
+    assert kept[1]["opened_at"] == "2020-01-02T01:30:00Z"  # 08:30 in Vietnam (UTC+7)
+
+
+def test_geometry_rejects_and_repairs(tmp_path: Path, engine: Engine, do_import) -> None:  # type: ignore[no-untyped-def]
+    _make_layer(engine, "val_geo", "Polygon")
+    x, y = 105.68, 18.68
+    bowtie = [[x, y], [x + 0.01, y + 0.01], [x + 0.01, y], [x, y + 0.01], [x, y]]
+    square = [[x, y], [x + 0.01, y], [x + 0.01, y + 0.01], [x, y + 0.01], [x, y]]
+    spike = [
+        [x, y], [x + 0.01, y], [x + 0.01, y + 0.01], [x + 0.02, y + 0.01],
+        [x + 0.01, y + 0.01], [x, y + 0.01], [x, y],
+    ]  # fmt: skip
+
+    def feat(geom: object, name: str) -> dict[str, object]:
+        return {"type": "Feature", "properties": {"name": name}, "geometry": geom}
+
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            feat({"type": "Polygon", "coordinates": [square]}, "ok"),
+            feat(None, "null"),
+            feat({"type": "Polygon", "coordinates": []}, "empty"),
+            feat({"type": "LineString", "coordinates": square[:3]}, "line"),
+            feat({"type": "Polygon", "coordinates": [bowtie]}, "bowtie"),
+            feat({"type": "Polygon", "coordinates": [spike]}, "spike"),
+            feat({"type": "MultiPolygon", "coordinates": [[square]]}, "single-part multi"),
+        ],
+    }
+    path = tmp_path / "g.geojson"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    report = do_import(path, "val_geo")
+    assert report.rejects_by_reason == {
+        "null_geometry": 1,
+        "empty_geometry": 1,
+        "geometry_type_mismatch": 2,
+    }
+    # The bow-tie repairs into two triangles, which a Polygon layer cannot hold: quarantined.
+    # The spike repairs into one polygon (its dangling line dropped): kept.
+    assert report.repaired == 2
+    assert report.rows_valid == 3
+    assert {e["original"]["name"] for e in report.reject_examples} == {
+        "null", "empty", "line", "bowtie"
+    }
+    with engine.connect() as conn:
+        kinds = conn.execute(
+            text(
+                "SELECT properties->>'name', GeometryType(geom), ST_IsValid(geom) FROM feature f "
+                "JOIN layer l ON l.id = f.layer_id WHERE l.slug = 'val_geo' ORDER BY 1"
+            )
+        ).all()
+    assert all(valid for _, _, valid in kinds)
+    assert {k[1] for k in kinds} == {"POLYGON"}
+    assert [k[0] for k in kinds] == ["ok", "single-part multi", "spike"]

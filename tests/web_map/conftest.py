@@ -1,0 +1,102 @@
+"""Fixtures of the web map tests: the built bundle, a live uvicorn server and Debian's Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from geo_api.main import create_app
+from layers.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB_MAP = ROOT / "web_map"
+DIST = WEB_MAP / "dist"
+ARTIFACTS = ROOT / "test-artifacts" / "web_map"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def dist() -> Path:
+    """The built web map; built here with npm when the setup step has not done it yet."""
+    if not (DIST / "index.html").exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("web_map/dist is not built and npm is missing: run ./scripts/setup")
+        if not (WEB_MAP / "node_modules").is_dir():
+            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WEB_MAP, check=True)
+        subprocess.run([npm, "run", "build"], cwd=WEB_MAP, check=True)
+    return DIST
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def live_server(seeded: Engine, settings: Settings, dist: Path) -> Iterator[str]:
+    """A real uvicorn serving create_app(settings) on a free loopback port; yields its base URL."""
+    port = _free_port()
+    app = create_app(settings.model_copy(update={"web_dist_dir": dist}))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="web-map-test-server", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/api/layers", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            pytest.fail("the test server did not come up")
+        time.sleep(0.1)
+    yield base
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser build)."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            "Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go (gitignored)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
