@@ -153,7 +153,7 @@ def evaluate_rule(conn: Connection, row: dict[str, Any], now: datetime, report: 
                     "layer": spec.layer,
                     "feature_ids": f.evidence_ids,
                     "links": [
-                        f"/api/layers/{spec.layer}/features?id={i}" for i in f.evidence_ids[:20]
+                        f"/ogc/collections/{spec.layer}/items/{i}" for i in f.evidence_ids[:20]
                     ],
                     **f.extra,
                 },

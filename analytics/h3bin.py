@@ -14,8 +14,16 @@ from numpy.typing import NDArray
 
 RESOLUTIONS: tuple[int, ...] = (5, 6, 7, 8, 9, 10)
 # bucket width in seconds; 0 is the "all time" bucket every layer gets.
-BUCKET_WIDTHS: dict[str, int] = {"all": 0, "15min": 900, "hour": 3600, "day": 86400}
-TIME_WIDTHS: tuple[int, ...] = (900, 3600, 86400)
+BUCKET_WIDTHS: dict[str, int] = {
+    "all": 0,
+    "15min": 900,
+    "hour": 3600,
+    "day": 86400,
+    "week": 604800,
+}
+# Week buckets (epoch-aligned) are only a storage pyramid: a 30-day window reads four weeks
+# and a few days instead of thirty days of rows.
+TIME_WIDTHS: tuple[int, ...] = (900, 3600, 86400, 604800)
 PolygonMode = Literal["auto", "centroid", "coverage"]
 # A polygon covering more than this fraction of a cell's area is spread over the cells it
 # overlaps; smaller ones are binned by their centroid (cheap and accurate enough).

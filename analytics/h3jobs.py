@@ -15,7 +15,13 @@ import shapely
 from sqlalchemy import Connection, Engine, select
 
 from analytics import h3bin
-from analytics.traffic import COUNT_PROPERTIES, DENSITY_MEASURE, DENSITY_WIDTHS, TRAFFIC_DENSITY
+from analytics.traffic import (
+    COUNT_PROPERTIES,
+    DENSITY_MEASURE,
+    DENSITY_WIDTHS,
+    TRAFFIC_DENSITY,
+    ensure_density_layer,
+)
 from layers import h3 as h3db
 from layers.models import layer
 from layers.registry import LayerInfo, get_layer, list_layers
@@ -325,6 +331,8 @@ def refresh_layer(engine: Engine, slug: str, full: bool = False) -> RefreshRepor
 
 def refresh_all(engine: Engine, full: bool = False) -> list[RefreshReport]:
     """Refresh every aggregated layer, each in its own transaction."""
+    with engine.begin() as conn:
+        ensure_density_layer(conn)
     with engine.connect() as conn:
         slugs = [str(r[0]) for r in conn.execute(select(layer.c.slug).order_by(layer.c.id))]
     out = []

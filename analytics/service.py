@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -21,6 +22,9 @@ def _epoch(dt: datetime | None) -> float | None:
     return None if dt is None else dt.timestamp()
 
 
+Segment = tuple[int, datetime | None, datetime | None]
+
+
 def choose_window(
     t_from: datetime | None, t_to: datetime | None, widths: Sequence[int]
 ) -> tuple[int, datetime | None, datetime | None]:
@@ -36,6 +40,43 @@ def choose_window(
     f = None if t_from is None else datetime.fromtimestamp(t_from.timestamp() // w * w, tz=UTC)
     t = None if t_to is None else datetime.fromtimestamp(-(-t_to.timestamp() // w) * w, tz=UTC)
     return w, f, t
+
+
+def plan_segments(
+    t_from: datetime | None, t_to: datetime | None, widths: Sequence[int]
+) -> tuple[int, datetime | None, datetime | None, list[Segment]]:
+    """Cover the window with as few stored buckets as possible: big ones inside, small at the edges.
+
+    Returns the finest width used for alignment, the (snapped) window and the segments
+    (width, start, end) whose buckets exactly tile it.
+    """
+    finest, f, t = choose_window(t_from, t_to, widths)
+    if finest == 0:
+        return 0, None, None, [(0, None, None)]
+    usable = sorted((w for w in widths if w >= finest), reverse=True)
+    segs: list[tuple[int, float, float]] = []
+
+    def cover(a: float, b: float, ws: list[int]) -> None:
+        if a >= b or not ws:
+            return
+        w, rest = ws[0], ws[1:]
+        lo = a if a == -math.inf else math.ceil(a / w) * w
+        hi = b if b == math.inf else math.floor(b / w) * w
+        if lo < hi:
+            segs.append((w, lo, hi))
+            cover(a, lo, rest)
+            cover(hi, b, rest)
+        else:
+            cover(a, b, rest)
+
+    a = -math.inf if f is None else f.timestamp()
+    b = math.inf if t is None else t.timestamp()
+    cover(a, b, usable)
+
+    def dt(x: float) -> datetime | None:
+        return None if math.isinf(x) else datetime.fromtimestamp(x, tz=UTC)
+
+    return finest, f, t, [(w, dt(lo), dt(hi)) for w, lo, hi in segs]
 
 
 def _target(conn: Connection, slug: str) -> AggTarget:
@@ -65,8 +106,8 @@ def _cells(
     state = state or h3db.read_state(conn, target.layer_id)
     measures = state.measures if state else list(target.measures)
     kind, mi = h3db.parse_measure(measure, measures)
-    width, f, t = choose_window(t_from, t_to, target.widths)
-    cells, values = h3db.query_cells(conn, target.layer_id, res, width, f, t, kind, mi)
+    width, f, t, segments = plan_segments(t_from, t_to, target.widths)
+    cells, values = h3db.query_cells(conn, target.layer_id, res, segments, kind, mi)
     return cells, values, width, f, t, measures
 
 

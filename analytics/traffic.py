@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from layers.registry import LayerSpec, LayerStyle
+from sqlalchemy import Connection
+
+from layers.registry import LayerSpec, LayerStyle, create_or_update_layer, list_layers
 
 TRAFFIC_COUNTS = "traffic_counts"
 TRAFFIC_DENSITY = "traffic_density"
@@ -50,3 +52,13 @@ TRAFFIC_DENSITY_SPEC = LayerSpec(
     source_system="IOC Map analytics (derived)",
     time_field="minute",
 )
+
+
+def ensure_density_layer(conn: Connection) -> int | None:
+    """Create the traffic_density catalog entry once any traffic counter layer exists."""
+    layers = {info.slug: info for info in list_layers(conn, with_stats=False)}
+    if TRAFFIC_DENSITY in layers:
+        return layers[TRAFFIC_DENSITY].id
+    if not any(i.sector == "traffic" and i.time_field for i in layers.values()):
+        return None
+    return create_or_update_layer(conn, TRAFFIC_DENSITY_SPEC)

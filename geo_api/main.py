@@ -74,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    # Level 5 compresses JSON/MVT nearly as well as 9 at a fraction of the CPU per response.
+    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

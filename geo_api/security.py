@@ -94,7 +94,9 @@ def layer_read(param: str) -> Rule:
 
 
 ADMIN = roles()
-STAFF = ("leader", "planner", "operator", "gis_staff", "commune_staff")
+# Alert listings are not scoped by commune inside their queries, so commune_staff (who must
+# only see their own communes) are left out until they are.
+ALERT_READERS = ("leader", "planner", "operator", "gis_staff")
 REPORT_READERS = ("leader", "operator", "planner", "commune_staff")
 REPORT_WORKERS = ("commune_staff", "operator")
 # Who may read sensitive layers (parcel owners, camera sites). Others fall back to the default.
@@ -150,12 +152,12 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/h3/{layer}/forecast"): layer_read("layer"),
     ("GET", "/api/analytics/indicators"): PUBLIC,
     # alerts
-    ("GET", "/api/alerts"): roles(*STAFF),
-    ("GET", "/api/alerts/stream"): roles(*STAFF),
-    ("GET", "/api/alerts/rules"): roles(*STAFF),
+    ("GET", "/api/alerts"): roles(*ALERT_READERS),
+    ("GET", "/api/alerts/stream"): roles(*ALERT_READERS),
+    ("GET", "/api/alerts/rules"): roles(*ALERT_READERS),
     ("PUT", "/api/alerts/rules"): roles("operator", "leader"),
     ("POST", "/api/alerts/evaluate"): roles("operator", "leader"),
-    ("GET", "/api/alerts/{alert_id}"): roles(*STAFF),
+    ("GET", "/api/alerts/{alert_id}"): roles(*ALERT_READERS),
     ("POST", "/api/alerts/{alert_id}/ack"): roles("operator", "leader"),
     ("POST", "/api/alerts/{alert_id}/resolve"): roles("operator", "leader"),
     # cameras and events
@@ -412,6 +414,22 @@ class SecurityMiddleware:
         self.settings = settings
         self._routes: list[RouteEntry] | None = None
         self._layer_flags: dict[str, tuple[bool, float]] = {}
+        self._users: dict[str, tuple[User | None, float]] = {}
+
+    async def _user(self, engine: Engine, token: str) -> User | None:
+        """The active user behind a token; lookups are reused for settings.auth_cache_s so a
+        signed-in map's tile bursts do not each pay a database round trip."""
+        ttl = self.settings.auth_cache_s
+        now = time.monotonic()
+        hit = self._users.get(token)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        user = await anyio.to_thread.run_sync(_resolve_user, engine, self.settings, token)
+        if ttl > 0:
+            if len(self._users) > 10_000:
+                self._users.clear()
+            self._users[token] = (user, now + ttl)
+        return user
 
     async def _sensitive(self, engine: Engine, slugs: list[str]) -> list[str]:
         """Which of these layers are sensitive; flags are cached for a few seconds per process
@@ -457,7 +475,7 @@ class SecurityMiddleware:
         engine: Engine | None = getattr(scope["app"].state, "engine", None)
         token = _token(scope, self.settings)
         if token and engine is not None:
-            call.user = await anyio.to_thread.run_sync(_resolve_user, engine, self.settings, token)
+            call.user = await self._user(engine, token)
         scope.setdefault("state", {})[USER_STATE_KEY] = call.user
         enforce = ENFORCE_ALL or template.startswith(OWN_PREFIXES)
         try:

@@ -91,57 +91,54 @@ def _varlen(col: CopyColumn, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return lengths, data, null
 
 
+def _fixed_binary(raw: np.ndarray, width: int) -> pa.Array:
+    """An (n x width) uint8 array as an Arrow binary array, one value per row."""
+    n = raw.shape[0]
+    fixed = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), n, [None, pa.py_buffer(np.ascontiguousarray(raw).tobytes())]
+    )
+    return fixed.cast(pa.binary())
+
+
 def encode_rows(columns: Sequence[CopyColumn], n: int) -> bytes:
-    """Binary COPY tuples (no header or trailer) for n rows of the given columns."""
+    """Binary COPY tuples (no header or trailer) for n rows of the given columns.
+
+    Each row is the concatenation of fixed pieces (field count, big-endian lengths,
+    fixed-width values) and variable ones (WKB, JSON); Arrow joins them row-wise in C++.
+    """
     if n == 0:
         return b""
-    prepared: list[tuple[str, Any]] = []
-    row_size = np.full(n, 2, dtype=np.int64)
+    empty = pa.scalar(b"", pa.binary())
+    pieces: list[Any] = [pa.scalar(len(columns).to_bytes(2, "big"), pa.binary())]
     for col in columns:
         if col.kind in ("bytes", "jsonb"):
-            lengths, data, null = _varlen(col, n)
+            lengths, _data, null = _varlen(col, n)
             extra = 1 if col.kind == "jsonb" else 0  # jsonb's binary form starts with version 1
-            payload = np.where(null, 0, lengths + extra)
-            prepared.append(("var", (lengths, data, null, extra)))
-        else:
-            b, width, null = _fixed(col, n)
-            payload = np.where(null, 0, width)
-            prepared.append(("fix", (b, width, null)))
-        row_size += 4 + payload
-    row_off = np.zeros(n, dtype=np.int64)
-    np.cumsum(row_size[:-1], out=row_off[1:])
-    out = np.empty(int(row_off[-1] + row_size[-1]), dtype=np.uint8)
-    ncols = len(columns)
-    out[row_off] = (ncols >> 8) & 0xFF
-    out[row_off + 1] = ncols & 0xFF
-    pos = row_off + 2
-    four = np.arange(4)
-    for kind, parts in prepared:
-        if kind == "fix":
-            b, width, null = parts
-            lens = np.where(null, -1, width).astype(">i4").view(np.uint8).reshape(n, 4)
-            out[pos[:, None] + four] = lens
-            pos = pos + 4
-            ok = ~null
-            out[pos[ok][:, None] + np.arange(width)] = b[ok]
-            pos = pos + np.where(null, 0, width)
-        else:
-            lengths, data, null, extra = parts
             field_len = np.where(null, -1, lengths + extra).astype(">i4")
-            out[pos[:, None] + four] = field_len.view(np.uint8).reshape(n, 4)
-            pos = pos + 4
+            pieces.append(_fixed_binary(field_len.view(np.uint8).reshape(n, 4), 4))
+            values = col.values
+            assert isinstance(values, pa.Array | pa.ChunkedArray)
+            if isinstance(values, pa.ChunkedArray):
+                values = values.combine_chunks()
+            values = values.cast(pa.binary()) if not pa.types.is_binary(values.type) else values
+            if col.null is not None:
+                values = pc.if_else(pa.array(col.null), empty, values)
             if extra:
-                ok = ~null
-                out[pos[ok]] = 1
-                pos = pos + np.where(null, 0, extra)
-            total = int(lengths.sum())
-            if total:
-                starts = np.zeros(n, dtype=np.int64)
-                np.cumsum(lengths[:-1], out=starts[1:])
-                dest = np.repeat(pos - starts, lengths) + np.arange(total, dtype=np.int64)
-                out[dest] = data
-            pos = pos + lengths
-    return out.tobytes()
+                version = pc.if_else(pa.array(null), empty, pa.scalar(b"\x01", pa.binary()))
+                pieces.append(version)
+            pieces.append(values.fill_null(b""))
+        else:
+            raw, width, null = _fixed(col, n)
+            field_len = np.where(null, -1, width).astype(">i4")
+            pieces.append(_fixed_binary(field_len.view(np.uint8).reshape(n, 4), 4))
+            value = _fixed_binary(raw, width)
+            if null.any():
+                value = pc.if_else(pa.array(null), empty, value)
+            pieces.append(value)
+    joined = pc.binary_join_element_wise(*pieces, empty)
+    bufs = joined.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32)[joined.offset : joined.offset + n + 1]
+    return bufs[2].to_pybytes()[int(offsets[0]) : int(offsets[-1])]
 
 
 def iter_copy_chunks(

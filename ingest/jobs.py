@@ -13,7 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Engine, desc, select
+from sqlalchemy import Engine, desc, select, text
+from sqlalchemy.exc import DBAPIError
 
 from ingest.load import create_batch, set_progress
 from ingest.pipeline import ImportOptions, Progress, run_import
@@ -66,16 +67,24 @@ def _progress_writer(engine: Engine, batch_id: int) -> Progress:
         if now - last[0] < 0.5 and stage not in ("done",):
             return
         last[0] = now
-        with engine.begin() as conn:
-            set_progress(conn, batch_id, {"stage": stage, "done": done, "total": total})
+        # The import's own transaction may hold locks on import_batch (FK DDL); progress
+        # is best-effort and must never wait for it, or the two would wait on each other.
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '50ms'"))
+                set_progress(conn, batch_id, {"stage": stage, "done": done, "total": total})
+        except DBAPIError:
+            return
 
     return write
 
 
 def run_job(engine: Engine, settings: Settings, opts: ImportOptions, batch_id: int) -> None:
     """Run one import job; its outcome (report or error) is stored on the batch."""
+    progress = _progress_writer(engine, batch_id)
     try:
-        run_import(engine, settings, opts, _progress_writer(engine, batch_id), batch_id=batch_id)
+        report = run_import(engine, settings, opts, progress, batch_id=batch_id)
+        progress("done", report.rows_read, report.rows_read)
     except Exception:  # noqa: S110  (run_import already stored the failure on the batch)
         pass
     finally:

@@ -225,6 +225,7 @@ def analyse(
         time_field=(info.time_field if info else None) or opts.time_field,
         timezone=settings.timezone,
         coordinate_errors=source.coordinate_errors,
+        typed=source.coordinate_columns is None and source.format not in ("CSV", "XLSX"),
     )
     return source, choice, prepared, info
 

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import shapely
 
 from ingest import values as V
-from ingest.crs import CrsChoice, transform_geometries
+from ingest.crs import CrsChoice, transform_coords
 
 REASONS = (
     "null_geometry",
@@ -64,44 +64,54 @@ class Prepared:
 
 
 class _Quarantine:
+    """First reason per row wins; `ok` marks rows with none."""
+
     def __init__(self, n: int) -> None:
         self.reason = np.full(n, None, dtype=object)
         self.detail = np.full(n, None, dtype=object)
+        self._ok = np.ones(n, dtype=bool)
 
     def add(self, mask: np.ndarray, reason: str, detail: str | np.ndarray) -> None:
-        new = mask & (self.reason == None)  # noqa: E711  (elementwise on object array)
+        new = mask & self._ok
+        if not new.any():
+            return
         self.reason[new] = reason
         if isinstance(detail, np.ndarray):
             self.detail[new] = detail[new]
         else:
             self.detail[new] = detail
+        self._ok &= ~new
 
     @property
     def ok(self) -> np.ndarray:
-        return np.asarray(self.reason == None, dtype=bool)  # noqa: E711
+        return self._ok.copy()
 
 
 def _family(types: np.ndarray) -> np.ndarray:
     return np.array([_FAMILY.get(t, "other") for t in types], dtype=object)
 
 
+_TYPE_NAMES = np.array(
+    ["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
+     "MultiPolygon", "GeometryCollection"], dtype=object,
+)  # fmt: skip
+# Family per shapely type id: 0 point, 1 line, 2 polygon, 3 other.
+_TYPE_FAMILY = np.array([0, 1, 1, 2, 0, 1, 2, 3])
+_FAMILY_NAMES = ("point", "line", "polygon", "other")
+
+
 def infer_geometry_type(geoms: np.ndarray) -> str:
     """Layer geometry type for a new layer: the dominant family, multi if any row is multi."""
-    if len(geoms) == 0:
+    types = np.asarray(shapely.get_type_id(geoms))
+    types = types[types >= 0]
+    if len(types) == 0:
         return "Geometry"
-    types = shapely.get_type_id(geoms)
-    names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
-                      "MultiLineString", "MultiPolygon", "GeometryCollection"], dtype=object)  # fmt: skip
-    valid = types >= 0
-    fams = _family(names[types[valid]])
-    if len(fams) == 0:
-        return "Geometry"
-    counts = Counter(fams)
-    fam = counts.most_common(1)[0][0]
+    fams = _TYPE_FAMILY[types]
+    fam_id = int(np.bincount(fams, minlength=4).argmax())
+    fam = _FAMILY_NAMES[fam_id]
     if fam == "other":
         return "Geometry"
-    is_multi = names[types[valid]][fams == fam]
-    if any(str(t).startswith("Multi") for t in is_multi):
+    if np.any(types[fams == fam_id] >= 4):
         return _MULTI[fam]
     return _SINGLE[fam]
 
@@ -187,8 +197,11 @@ def _schema_type(prop: dict[str, Any]) -> tuple[str, bool]:
     return str(t), False
 
 
-def infer_property(col: pa.Array) -> dict[str, Any]:
-    """JSON Schema of one column: typed Arrow columns directly, text by what ≥90% parses as."""
+def infer_property(col: pa.Array, typed: bool = False) -> dict[str, Any]:
+    """JSON Schema of one column: typed Arrow columns directly, text by what ≥90% parses as.
+
+    Text from typed formats (GeoPackage, Shapefile…) stays text: its type was declared.
+    """
     t = col.type
     if pa.types.is_boolean(t):
         return {"type": "boolean"}
@@ -202,7 +215,7 @@ def infer_property(col: pa.Array) -> dict[str, Any]:
         return {"type": "number"}
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
         return {"type": "string", "format": "date-time" if pa.types.is_timestamp(t) else "date"}
-    if not pa.types.is_string(t):
+    if not pa.types.is_string(t) or typed:
         return {"type": "string"}
     present = V.present_mask(col)
     n = int(present.sum())
@@ -230,12 +243,12 @@ def infer_property(col: pa.Array) -> dict[str, Any]:
     return {"type": "string"}
 
 
-def infer_schema(table: pa.Table) -> dict[str, Any]:
+def infer_schema(table: pa.Table, typed: bool = False) -> dict[str, Any]:
     """JSON Schema of a whole attribute table (new layers)."""
     return {
         "type": "object",
         "properties": {
-            n: infer_property(table.column(n).combine_chunks()) for n in table.column_names
+            n: infer_property(table.column(n).combine_chunks(), typed) for n in table.column_names
         },
         "required": [],
         "additionalProperties": True,
@@ -295,6 +308,7 @@ def prepare(
     time_field: str | None = None,
     timezone: str = "Asia/Ho_Chi_Minh",
     coordinate_errors: np.ndarray | None = None,
+    typed: bool = False,
 ) -> Prepared:
     """Check, repair, transform and coerce every row; quarantine the ones that cannot load."""
     n = attributes.num_rows
@@ -308,8 +322,22 @@ def prepare(
     empty = ~missing & np.asarray(shapely.is_empty(geoms), dtype=bool)
     q.add(empty, "empty_geometry", "empty geometry")
     live = q.ok
-    geoms = shapely.force_2d(geoms)
-    geoms[live] = transform_geometries(geoms[live], crs.proj, crs.swap_axes)
+    if bool(np.any(shapely.has_z(geoms[live]))):
+        geoms = shapely.force_2d(geoms)
+    # Transform every coordinate at once; keep each geometry's first vertex for the
+    # province test, which saves building points.
+    idx = np.flatnonzero(live)
+    coords, owner = shapely.get_coordinates(geoms[idx], return_index=True)
+    if len(coords):
+        x, y = coords[:, 0], coords[:, 1]
+        if crs.swap_axes:
+            x, y = y, x
+        lon, lat = transform_coords(crs.proj, np.ascontiguousarray(x), np.ascontiguousarray(y))
+        geoms[idx] = shapely.set_coordinates(geoms[idx].copy(), np.column_stack([lon, lat]))
+        first = np.searchsorted(owner, np.arange(len(idx)))
+        first_lon, first_lat = lon[first], lat[first]
+    else:
+        first_lon = first_lat = np.zeros(0)
     # Repairs, counted (ST_MakeValid semantics: GEOS make_valid).
     valid = np.ones(n, dtype=bool)
     valid[live] = np.asarray(shapely.is_valid(geoms[live]), dtype=bool)
@@ -319,13 +347,9 @@ def prepare(
         geoms[invalid] = shapely.make_valid(geoms[invalid])
         notes.append(f"{repaired} invalid geometries repaired (make_valid)")
     # Outside the province: a cheap point test first, the full intersection for the rest.
-    live = q.ok
-    idx = np.flatnonzero(live)
     if len(idx):
-        first = shapely.get_point(shapely.get_exterior_ring(geoms[idx]), 0)
-        pts = np.where(shapely.is_missing(first), shapely.point_on_surface(geoms[idx]), first)
         shapely.prepare(province)
-        inside = np.asarray(shapely.contains_xy(province, shapely.get_x(pts), shapely.get_y(pts)))
+        inside = np.asarray(shapely.contains_xy(province, first_lon, first_lat), dtype=bool)
         unsure = idx[~inside]
         if len(unsure):
             hit = np.asarray(shapely.intersects(province, geoms[unsure]), dtype=bool)
@@ -338,7 +362,7 @@ def prepare(
     q.add(mismatch, "geometry_type_mismatch", detail)
     geoms = conformed
     # Properties.
-    schema = property_schema or infer_schema(attributes)
+    schema = property_schema or infer_schema(attributes, typed)
     props_decl = schema.get("properties", {}) if isinstance(schema, dict) else {}
     by_lower = {c.lower(): c for c in attributes.column_names}
     out_cols: dict[str, pa.Array] = {}

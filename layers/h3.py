@@ -473,23 +473,6 @@ def parse_measure(raw: str, measures: Sequence[str]) -> tuple[MeasureKind, int |
 
 
 # Fixed statement texts per measure kind; every value is a bound parameter.
-_CELLS_SQL = {
-    "count": (
-        "SELECT cell, sum(count) FROM h3_agg"
-        " WHERE layer_id = :lid AND res = :res AND bucket_s = :bs AND bucket >= :t0 AND bucket < :t1"
-        " GROUP BY cell"
-    ),
-    "sum": (
-        "SELECT cell, sum(sums[:mi]) FROM h3_agg"
-        " WHERE layer_id = :lid AND res = :res AND bucket_s = :bs AND bucket >= :t0 AND bucket < :t1"
-        " GROUP BY cell"
-    ),
-    "mean": (
-        "SELECT cell, sum(sums[:mi]) / nullif(sum(nvals[:mi]), 0) FROM h3_agg"
-        " WHERE layer_id = :lid AND res = :res AND bucket_s = :bs AND bucket >= :t0 AND bucket < :t1"
-        " GROUP BY cell"
-    ),
-}
 _SERIES_SQL = {
     "count": (
         "SELECT extract(epoch from bucket)::bigint, sum(count) FROM h3_agg"
@@ -513,24 +496,32 @@ def query_cells(
     conn: Connection,
     layer_id: int,
     res: int,
-    bucket_s: int,
-    t_from: datetime | None,
-    t_to: datetime | None,
+    segments: Sequence[tuple[int, datetime | None, datetime | None]],
     kind: MeasureKind,
     measure_index: int | None,
 ) -> tuple[U64, F64]:
-    """Cells and the measure summed over buckets in [t_from, t_to) at one resolution."""
-    sql = _CELLS_SQL[kind]
-    params: dict[str, Any] = {
-        "lid": layer_id,
-        "res": res,
-        "bs": bucket_s,
-        "t0": t_from or datetime(1, 1, 1, tzinfo=UTC),
-        "t1": t_to or datetime(9999, 1, 1, tzinfo=UTC),
-    }
-    if measure_index is not None:
-        params["mi"] = measure_index
-    rows = conn.execute(text(sql), params).all()
+    """Cells and the measure summed over the buckets of each (width, start, end) segment."""
+    a = h3_agg.c
+    conds = []
+    for w, t0, t1 in segments:
+        part = [a.bucket_s == w]
+        if t0 is not None:
+            part.append(a.bucket >= t0)
+        if t1 is not None:
+            part.append(a.bucket < t1)
+        conds.append(and_(*part))
+    if kind == "count":
+        value: Any = func.sum(a.count)
+    elif kind == "sum":
+        value = func.sum(a.sums[measure_index])
+    else:
+        value = func.sum(a.sums[measure_index]) / func.nullif(func.sum(a.nvals[measure_index]), 0)
+    stmt = (
+        select(a.cell, value)
+        .where(a.layer_id == layer_id, a.res == res, or_(*conds))
+        .group_by(a.cell)
+    )
+    rows = conn.execute(stmt).all()
     cells = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)).view(np.uint64)
     vals = np.fromiter(
         (np.nan if r[1] is None else r[1] for r in rows), dtype=np.float64, count=len(rows)

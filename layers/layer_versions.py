@@ -7,8 +7,10 @@ never served, whichever process (or replica) did the import.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 
@@ -33,7 +35,7 @@ class LayerVersion:
 
 
 class LayerVersionProbe:
-    """A small pool of autocommit async connections that answer _SQL with a prepared plan."""
+    """A small pool of autocommit async connections for hot read paths (versions, tiles)."""
 
     def __init__(self, settings: Settings, size: int = 4) -> None:
         self._conninfo = libpq_url(database_url(settings))
@@ -56,12 +58,14 @@ class LayerVersionProbe:
                         raise
         return await self._idle.get()
 
-    async def get(self, slug: str) -> LayerVersion | None:
-        """The layer's current version, or None if no such layer."""
+    async def fetchone(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any], prepare: bool | None = None
+    ) -> tuple[Any, ...] | None:
+        """Run one read-only statement (psycopg placeholders) and return its first row."""
         for attempt in (1, 2):
             conn = await self._acquire()
             try:
-                cur = await conn.execute(_SQL, (slug,), prepare=True)
+                cur = await conn.execute(sql, params, prepare=prepare)
                 row = await cur.fetchone()
             except psycopg.OperationalError:
                 # A dropped connection: discard it and try once more on a fresh one.
@@ -70,13 +74,21 @@ class LayerVersionProbe:
                 if attempt == 2:
                     raise
                 continue
+            except BaseException:
+                self._idle.put_nowait(conn)
+                raise
             self._idle.put_nowait(conn)
-            if row is None:
-                return None
-            id_, version, updated = row
-            assert isinstance(updated, datetime)
-            return LayerVersion(int(str(id_)), int(str(version)), updated)
+            return row
         return None
+
+    async def get(self, slug: str) -> LayerVersion | None:
+        """The layer's current version, or None if no such layer."""
+        row = await self.fetchone(_SQL, (slug,), prepare=True)
+        if row is None:
+            return None
+        id_, version, updated = row
+        assert isinstance(updated, datetime)
+        return LayerVersion(int(id_), int(version), updated)
 
     async def close(self) -> None:
         """Close every idle connection."""

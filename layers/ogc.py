@@ -255,8 +255,19 @@ def number_matched(
     return _estimate_rows(conn, select(feature.c.id).where(and_(*conds)))
 
 
+def is_unfiltered(query: ItemsQuery) -> bool:
+    """True when the query selects the whole layer (its count can be cached per version)."""
+    return (
+        query.bbox is None and query.datetime is None and not query.equals and query.filter is None
+    )
+
+
 def query_items(
-    conn: Connection, info: LayerInfo, query: ItemsQuery, exact_count_max_rows: int = 200_000
+    conn: Connection,
+    info: LayerInfo,
+    query: ItemsQuery,
+    exact_count_max_rows: int = 200_000,
+    known_total: int | None = None,
 ) -> ItemsPage:
     """One keyset page of items (by id), forwards from `after` or backwards from `before`."""
     conds = conditions(info, query)
@@ -285,7 +296,11 @@ def query_items(
     else:
         next_after = ids[-1] if more and ids else None
         prev_before = ids[0] if query.after is not None and ids else None
-    matched = number_matched(conn, info, conds, exact_count_max_rows)
+    matched = (
+        known_total
+        if known_total is not None
+        else number_matched(conn, info, conds, exact_count_max_rows)
+    )
     return ItemsPage([str(r[1]) for r in rows], matched, next_after, prev_before)
 
 

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     report_overdue_interval_s: float = Field(
         default=300.0, description="Seconds between SLA overdue checks in the API (0 disables)."
     )
+    auth_cache_s: float = Field(
+        default=5.0,
+        description="Seconds an API process may reuse a token's user lookup (0: every request).",
+    )
     login_rate_burst: int = 10
     login_rate_per_minute: float = 10.0
 
@@ -130,6 +134,9 @@ class Settings(BaseSettings):
         default=True, description="Blur faces and plates in stored snapshots."
     )
     vision_snapshot_retention_days: float = 7.0
+    vision_max_workers: int = Field(
+        default=2, description="Camera worker processes the supervisor runs at most."
+    )
     vision_max_calibration_error_m: float = 2.0
     web_dist_dir: Path | None = Field(
         default=None, description="Built web map assets (default: web_map/dist in the package)."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -312,6 +313,25 @@ def tile_query(
         params[f"k{i}"] = name
     sql, constants = _shape_sql(shape)
     return sql, {**dict(constants), **params}
+
+
+async def render_tile_async(
+    fetch: Callable[[str, dict[str, Any]], Awaitable[Any]],
+    info: LayerInfo,
+    tile: TileAddress,
+    props: tuple[str, ...] | None,
+    max_bytes: int = 500_000,
+) -> bytes:
+    """render_tile over an async executor: `fetch(sql, params)` returns the MVT bytes."""
+    plan = initial_plan(info, tile.z)
+    data = b""
+    for _ in range(8):
+        sql, params = tile_query(info, tile, props, plan)
+        data = bytes(await fetch(sql, params) or b"")
+        if len(data) <= max_bytes:
+            return data
+        plan = coarser(info, plan)
+    return data
 
 
 def render_tile(

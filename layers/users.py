@@ -20,7 +20,9 @@ from layers.models.reports import app_user
 Role = Literal["admin", "leader", "planner", "operator", "gis_staff", "commune_staff", "citizen"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
-_HASHER = PasswordHasher()
+# argon2id with the OWASP minimum (19 MiB, t=2, p=1): the library default (64 MiB, p=4) costs
+# over a second per sign-in on a busy 2-core server. Older hashes are upgraded at sign-in.
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified against when the user does not exist, so a wrong name costs as much as a wrong password.
 _DUMMY_HASH = _HASHER.hash("not-a-real-password")
 MIN_PASSWORD_LENGTH = 8

@@ -434,8 +434,13 @@ class Supervisor:
         self._ctx = mp.get_context("spawn")
 
     def _enabled(self, engine: Engine) -> list[str]:
+        """Enabled cameras, the first IOC_VISION_MAX_WORKERS by camera_id (CPU is finite)."""
         with engine.begin() as conn:
-            return [c.camera_id for c in cam_db.list_cameras(conn, enabled_only=True)]
+            ids = [c.camera_id for c in cam_db.list_cameras(conn, enabled_only=True)]
+        limit = self.settings.vision_max_workers
+        if len(ids) > limit:
+            log.warning("%d cameras enabled; running the first %d", len(ids), limit)
+        return ids[:limit]
 
     def reconcile(self, engine: Engine) -> None:
         """Start missing workers, restart dead ones, stop those of disabled cameras."""

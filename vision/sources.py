@@ -71,7 +71,7 @@ class OpenCVSource:
         max_attempts: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.url = url
+        self.url = file_path(url)
         self.on_status = on_status or (lambda status, detail: None)
         self.loop = loop
         self.realtime = realtime
@@ -80,7 +80,7 @@ class OpenCVSource:
         self.backoff = backoff or Backoff()
         self.max_attempts = max_attempts
         self.sleep = sleep
-        self.is_file = "://" not in url
+        self.is_file = "://" not in self.url
         self._closed = False
         self._status: str | None = None
         self.fps: float = 0.0
@@ -214,6 +214,15 @@ class SnapshotSource:
     def close(self) -> None:
         """Stop polling."""
         self._closed = True
+
+
+def file_path(url: str) -> str:
+    """A local path for `file://` URIs (the demo registry uses them); other URLs unchanged."""
+    if url.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(url).path)
+    return url
 
 
 def open_source(url: str, **params: object) -> FrameSource:

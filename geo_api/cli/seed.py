@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import typer
+from sqlalchemy import Engine
 
 from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
+from layers.settings import Settings
 
 seed_app = typer.Typer(help="Load demo data.", no_args_is_help=True)
+
+
+def run_demo_seed(engine: Engine, settings: Settings) -> None:
+    """Seed layers, then the packages' demo extras (alert rules); prints what changed."""
+    from analytics import alerting, rules
+    from layers.demo.seed import seed_demo
+
+    report = seed_demo(engine, settings, progress=typer.echo)
+    typer.echo(report.summary())
+    with engine.begin() as conn:
+        alerting.install_rules(conn, rules.EXAMPLE_RULES)
+    typer.echo(f"alert rules: {len(rules.EXAMPLE_RULES)} example rules installed")
 
 
 @seed_app.command("demo")
@@ -20,11 +34,8 @@ def demo(
     settings = load_settings()
     if parcels is not None:
         settings = settings.model_copy(update={"demo_parcels": parcels})
-    from layers.demo.seed import seed_demo
-
     with migrated_engine(settings) as engine:
-        report = seed_demo(engine, settings, progress=typer.echo)
-    typer.echo(report.summary())
+        run_demo_seed(engine, settings)
 
 
 def register(app: typer.Typer) -> None:

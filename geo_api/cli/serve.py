@@ -32,11 +32,10 @@ def up(
         with engine.connect() as conn:
             empty = conn.execute(select(func.count()).select_from(layer)).scalar_one() == 0
         if empty:
-            from layers.demo.seed import seed_demo
+            from geo_api.cli.seed import run_demo_seed
 
             typer.echo("Empty database: seeding the Nghệ An demo…")
-            report = seed_demo(engine, settings, progress=typer.echo)
-            typer.echo(report.summary())
+            run_demo_seed(engine, settings)
     _run_server(settings, host, port)
 
 

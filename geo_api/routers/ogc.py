@@ -9,13 +9,17 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
+from geo_api import layer_state
 from geo_api.deps import ConnDep, SettingsDep
 from layers import cql, ogc, registry, tiles
 from layers.errors import InvalidInputError, NotFoundError
 from layers.registry import LayerInfo
+from layers.settings import Settings
 
-router = APIRouter(prefix="/ogc", tags=["ogc"])
+router = APIRouter(prefix="/ogc", tags=["ogc"], lifespan=layer_state.lifespan)
 
 GEOJSON = "application/geo+json"
 ITEMS_PARAMS = {
@@ -127,7 +131,7 @@ def _int_param(request: Request, name: str) -> int | None:
         raise InvalidInputError(f"{name} must be an integer; got {raw!r}", param=name) from exc
 
 
-def _items_query(request: Request, info: LayerInfo, settings: SettingsDep) -> ogc.ItemsQuery:
+def _items_query(request: Request, info: LayerInfo, settings: Settings) -> ogc.ItemsQuery:
     params = request.query_params
     limit = _int_param(request, "limit")
     if limit is None:
@@ -187,17 +191,51 @@ def _page_link(request: Request, rel: str, key: str, value: int) -> dict[str, st
     }
 
 
+def _run_items(
+    engine: Engine,
+    info: LayerInfo,
+    query: ogc.ItemsQuery,
+    settings: Settings,
+    totals: dict[tuple[int, int], int],
+    data_version: int,
+) -> ogc.ItemsPage:
+    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        known: int | None = None
+        key = (info.id, data_version)
+        if ogc.is_unfiltered(query):
+            known = totals.get(key)
+            if known is None:
+                known = ogc.number_matched(
+                    conn, info, ogc.conditions(info, query), settings.ogc_exact_count_max_rows
+                )
+                if len(totals) > 10_000:
+                    totals.clear()
+                totals[key] = known
+        return ogc.query_items(conn, info, query, settings.ogc_exact_count_max_rows, known)
+
+
 @router.get(
     "/collections/{collection_id}/items",
     summary="Features of a collection",
     responses={200: {"content": {GEOJSON: {}}}},
 )
-def items(collection_id: str, request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
-    """A page of features filtered by bbox, datetime, properties and CQL2."""
+async def items(collection_id: str, request: Request) -> Response:
+    """A page of features filtered by bbox, datetime, properties and CQL2.
+
+    Async with app.state read directly: one version round trip, then one thread for the query
+    (the whole-layer numberMatched is cached per data_version).
+    """
     _check_format(request)
-    info = _collection(conn, collection_id)
+    settings: Settings = request.app.state.settings
+    ver = await layer_state.layer_version(request, collection_id, "collection")
+    info = await layer_state.layer_info(request, collection_id, ver)
     query = _items_query(request, info, settings)
-    page = ogc.query_items(conn, info, query, settings.ogc_exact_count_max_rows)
+    totals: dict[tuple[int, int], int] | None = getattr(request.app.state, "ogc_totals", None)
+    if totals is None:
+        totals = request.app.state.ogc_totals = {}
+    page = await run_in_threadpool(
+        _run_items, request.app.state.engine, info, query, settings, totals, ver.data_version
+    )
     base = _base(request)
     links: list[dict[str, str]] = [
         {"rel": "self", "type": GEOJSON, "title": "This page", "href": str(request.url)},

@@ -121,7 +121,8 @@ def submit(
     with engine.begin() as conn:
         if not ratelimit.take(
             conn,
-            f"report:{client_ip(request)}",
+            # Signed-in citizens have their own bucket; anonymous ones share their address's.
+            f"report:user:{user.id}" if user else f"report:ip:{client_ip(request)}",
             settings.report_rate_burst,
             settings.report_rate_per_hour / 3600,
             now,

@@ -7,35 +7,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from geo_api import layer_state
 from geo_api.deps import ConnDep
 from layers import registry, tiles
-from layers.errors import NotFoundError
-from layers.layer_versions import LayerVersion, LayerVersionProbe
-from layers.registry import LayerInfo
 from layers.settings import Settings
 from layers.tile_cache import CachedTile, TileCache, TileKey
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Give the app its tile cache and version probe (keys carry the layer's data_version)."""
+    """Give the app its tile cache (keys carry the layer's data_version)."""
     settings: Settings = app.state.settings
     app.state.tile_cache = TileCache(settings.tile_cache_max_bytes)
-    app.state.layer_probe = LayerVersionProbe(settings, size=max(2, settings.db_pool_size // 2))
-    # Catalog entries by (layer id, updated_at stamp): a spec change moves the stamp.
-    app.state.tile_layer_infos = {}
-    try:
+    async with layer_state.lifespan(app):
         yield
-    finally:
-        await app.state.layer_probe.close()
 
+
+# Compressing a bigger tile would hold the event loop for more than a millisecond or so.
+GZIP_IN_THREAD_BYTES = 64 * 1024
 
 router = APIRouter(prefix="/tiles", tags=["tiles"], lifespan=lifespan)
 
@@ -48,11 +43,6 @@ PropertiesQuery = Annotated[
 def _cache(request: Request) -> TileCache | None:
     cache: TileCache | None = getattr(request.app.state, "tile_cache", None)
     return cache
-
-
-def _autocommit(engine: Engine) -> Engine:
-    # One statement per query: no BEGIN/ROLLBACK round trips on the hot path.
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @router.get("/{slug}.json", summary="TileJSON 3.0 of a layer")
@@ -68,33 +58,6 @@ def layer_tilejson(
     if properties is not None:
         url += "?" + str(request.url.query)
     return JSONResponse(tiles.tilejson(info, url, bbox))
-
-
-def _load_info(engine: Engine, slug: str) -> LayerInfo:
-    with _autocommit(engine).connect() as conn:
-        return registry.get_layer(conn, slug)
-
-
-def _render(
-    engine: Engine,
-    info: LayerInfo,
-    tile: tiles.TileAddress,
-    props: tuple[str, ...] | None,
-    max_bytes: int,
-) -> CachedTile:
-    with _autocommit(engine).connect() as conn:
-        return CachedTile.of(tiles.render_tile(conn, info, tile, props, max_bytes))
-
-
-async def _layer_info(request: Request, engine: Engine, slug: str, ver: LayerVersion) -> LayerInfo:
-    infos: dict[tuple[int, str], LayerInfo] = request.app.state.tile_layer_infos
-    info = infos.get((ver.id, ver.stamp))
-    if info is None:
-        info = await run_in_threadpool(_load_info, engine, slug)
-        if len(infos) > 1000:
-            infos.clear()
-        infos[(ver.id, ver.stamp)] = info
-    return info
 
 
 @router.get(
@@ -116,14 +79,10 @@ async def layer_tile(
     The warm path is one async round trip (the layer's data_version) and no thread hop
     (hence app.state read directly: sync dependencies would each cost one).
     """
-    engine: Engine = request.app.state.engine
     settings: Settings = request.app.state.settings
-    probe: LayerVersionProbe = request.app.state.layer_probe
-    ver = await probe.get(slug)
-    if ver is None:
-        raise NotFoundError(f"layer '{slug}' does not exist", slug=slug)
+    ver = await layer_state.layer_version(request, slug)
     tile = tiles.tile_address(z, x, y)
-    info = await _layer_info(request, engine, slug, ver)
+    info = await layer_state.layer_info(request, slug, ver)
     props = tiles.parse_properties(info, properties)
     key = TileKey(ver.id, ver.data_version, ver.stamp, z, x, y, tiles.props_key(props))
     etag = key.etag()
@@ -139,9 +98,17 @@ async def layer_tile(
     if cached is None:
         # The render may see data newer than `ver` (an import committing meanwhile); stored
         # under the older key it is then never asked for again, so nothing stale is served.
-        cached = await run_in_threadpool(
-            _render, engine, info, tile, props, settings.tile_max_bytes
-        )
+        pool = layer_state.read_pool(request.app)
+
+        async def fetch(sql: str, params: dict[str, Any]) -> Any:
+            row = await pool.fetchone(sql, params)
+            return row[0] if row else None
+
+        data = await tiles.render_tile_async(fetch, info, tile, props, settings.tile_max_bytes)
+        if len(data) > GZIP_IN_THREAD_BYTES:
+            cached = await run_in_threadpool(CachedTile.of, data)
+        else:
+            cached = CachedTile.of(data)
         if cache is not None:
             cache.put(key, cached)
     if not cached.data:

@@ -152,3 +152,28 @@ def test_commune_indicators() -> None:
     assert a["field_reports_per_1k"] == 0.2
     assert a["resolution_rate"] == 0.5 and a["on_time_rate"] == 0.5
     assert b["resolution_rate"] == 0.0 and b["on_time_rate"] is None
+
+
+def test_window_plan_tiles_with_big_buckets_inside() -> None:
+    from datetime import UTC, datetime
+
+    from analytics.service import plan_segments
+
+    f = datetime(2026, 10, 3, tzinfo=UTC)
+    t = datetime(2026, 11, 2, tzinfo=UTC)
+    finest, f2, t2, segs = plan_segments(f, t, h3bin.TIME_WIDTHS)
+    assert finest == 86400 and (f2, t2) == (f, t)
+    assert 604800 in {w for w, _, _ in segs} and len(segs) <= 3
+    covered = sorted((a, b) for _, a, b in segs)
+    assert covered[0][0] == f and covered[-1][1] == t
+    assert all(covered[i][1] == covered[i + 1][0] for i in range(len(covered) - 1))
+    for w, a, b in segs:
+        assert a.timestamp() % w == 0 and b.timestamp() % w == 0
+    # unaligned: snapped outward to 15 minutes
+    finest, f2, _, segs = plan_segments(
+        datetime(2026, 10, 3, 0, 7, tzinfo=UTC), t, h3bin.TIME_WIDTHS
+    )
+    assert finest == 900 and f2 == datetime(2026, 10, 3, tzinfo=UTC)
+    # open window: everything from the biggest buckets
+    assert plan_segments(None, None, h3bin.TIME_WIDTHS)[3] == [(604800, None, None)]
+    assert plan_segments(None, None, (0,))[3] == [(0, None, None)]

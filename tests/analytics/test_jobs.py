@@ -98,3 +98,19 @@ def test_cli_refresh(seeded: Engine, settings: Settings) -> None:
     assert "hospitals: full" in res.output
     res = CliRunner().invoke(cli_app, ["h3", "refresh"], env=env)
     assert res.exit_code == 0 and "field_reports" in res.output
+
+
+def test_app_lifespan_starts_and_stops_scheduler(engine: Engine, settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from geo_api.main import create_app
+
+    on = settings.model_copy(update={"analytics_scheduler": True, "analytics_interval_s": 300.0})
+    app = create_app(on)
+    with TestClient(app):
+        task = app.state.analytics_task
+        assert task is not None and not task.done()
+    assert app.state.analytics_task is None and task.done()
+    off = create_app(settings)
+    with TestClient(off):
+        assert off.state.analytics_task is None

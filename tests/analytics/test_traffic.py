@@ -10,7 +10,7 @@ import shapely
 from sqlalchemy import Engine
 
 from analytics import h3jobs
-from analytics.traffic import TRAFFIC_COUNTS_SPEC, TRAFFIC_DENSITY_SPEC
+from analytics.traffic import TRAFFIC_COUNTS_SPEC, ensure_density_layer
 from layers import h3 as h3db
 from layers.bulk import FeatureRow, upsert_features
 from layers.registry import LayerSpec, create_or_update_layer
@@ -56,7 +56,9 @@ def test_traffic_density_sums_cameras_and_counters(engine: Engine, make_layer: M
     x, y = 105.71, 18.71
     make_layer(counter, [FeatureRow("k1", shapely.Point(x, y), {"volume": 120}, T0)])
     expected[(h3.latlng_to_cell(y, x, 9), int(T0.timestamp()))] = 120
-    density_id = make_layer(TRAFFIC_DENSITY_SPEC, [])
+    with engine.begin() as conn:
+        density_id = ensure_density_layer(conn)
+        assert density_id is not None and ensure_density_layer(conn) == density_id
     rep = h3jobs.refresh_layer(engine, "traffic_density")
     assert rep is not None and rep.mode == "full"
     with engine.connect() as conn:

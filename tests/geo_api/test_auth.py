@@ -28,7 +28,9 @@ def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
         users.create_user(conn, "auth_planner", PASSWORD, "planner")
         users.create_user(conn, "auth_gone", PASSWORD, "operator")
         conn.execute(rate_bucket.delete())
-    with TestClient(create_app(settings), base_url="https://testserver") as c:
+    # No user-lookup cache here: disabling a user must show at the very next request.
+    app = create_app(settings.model_copy(update={"auth_cache_s": 0.0}))
+    with TestClient(app, base_url="https://testserver") as c:
         yield c
 
 

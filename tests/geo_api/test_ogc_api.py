@@ -262,17 +262,19 @@ def test_gdal_ogrinfo_and_ogr2ogr(server: str, seeded: Engine, tmp_path: Path) -
         check=True,
     ).stdout
     assert "Feature Count" in info
-    gpkg = tmp_path / "parcels.gpkg"
-    subprocess.run(
-        ["ogr2ogr", "-f", "GPKG", str(gpkg), f"OAPIF:{server}", "land_parcels"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    got = gpd.read_file(gpkg)
-    assert len(got) == count(seeded, "land_parcels")
-    assert {"MaXa", "DienTich"} <= set(got.columns)
+    for layer, columns in (("schools", {"name", "pupils"}), ("admin_communes", {"code", "name"})):
+        gpkg = tmp_path / f"{layer}.gpkg"
+        subprocess.run(
+            ["ogr2ogr", "-f", "GPKG", str(gpkg), f"OAPIF:{server}", layer],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        got = gpd.read_file(gpkg)
+        assert len(got) == count(seeded, layer)
+        assert columns <= set(got.columns)
+        assert got.geometry.notna().all()
 
 
 def test_owslib_client(server: str, seeded: Engine) -> None:

@@ -150,3 +150,11 @@ def test_supervisor_runs_each_enabled_camera_in_its_own_process(
     sup.reconcile(engine)
     assert "sup_a" not in sup.procs
     sup.stop.set()
+
+
+def test_file_uri_is_read_as_a_file(tmp_path: Path) -> None:
+    clip = tmp_path / "uri clip.avi"
+    write_clip(clip, n=4)
+    src = OpenCVSource(clip.as_uri(), start_time=START)
+    got = [t for _, t in src.frames()]
+    assert src.is_file and got[0] == START and len(got) == 4

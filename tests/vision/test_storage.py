@@ -216,3 +216,25 @@ def test_snapshot_retention_forgets_old_paths(engine: Engine) -> None:
         )
         assert events.take_expired_snapshots(conn, T - timedelta(days=1)) == ["/x/old.jpg"]
         assert events.take_expired_snapshots(conn, T - timedelta(days=1)) == []
+
+
+def test_rule_events_open_deduplicated_alerts(engine: Engine) -> None:
+    pytest.importorskip("layers.alerts")
+    from vision.alerting import write_event_alerts
+    from vision.types import VisionEvent
+
+    e = VisionEvent(
+        type="intrusion", t=T, class_name="person", track_id=7, lon=105.68, lat=18.68, zone_id=3
+    )
+    with engine.begin() as conn:
+        assert write_event_alerts(conn, "cam_alert", [e]) == 1
+        assert write_event_alerts(conn, "cam_alert", [e]) == 0  # still open: refreshed
+        assert write_event_alerts(conn, "cam_alert", [VisionEvent(type="detection", t=T)]) == 0
+        row = conn.execute(
+            text(
+                "SELECT a.severity, a.area_ref, a.evidence->>'event_type', r.enabled "
+                "FROM alert a JOIN alert_rule r ON r.id = a.rule_id WHERE a.area_ref = 'cam_alert'"
+            )
+        ).one()
+    # The rule row exists for the alert's sake; the analytics evaluator skips it (disabled).
+    assert tuple(row) == ("critical", "cam_alert", "intrusion", False)

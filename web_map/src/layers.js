@@ -96,8 +96,8 @@ function sectorLayers(state, layer) {
   const props = vectorProps(state, layer);
   // a narrowed time window filters the loaded points exactly on the GPU; the tiles carry no
   // time filter, so a time-enabled layer switches to its GeoJSON while the slider is in use
-  const timeNarrowed = layer.time_field && timeActive(state) && state.data[layer.slug];
-  const tiles = state.useTiles && state.tileUrls[layer.slug] && !timeNarrowed;
+  const timeNarrowed = Boolean(layer.time_field && timeActive(state) && state.data[layer.slug]);
+  const tiles = state.useTiles && !timeNarrowed ? state.tileUrls[layer.slug] : null;
   if (tiles) {
     out.push(
       new MVTLayer({

@@ -275,7 +275,7 @@ async function boot() {
     home: () => app.map.fitBounds(NGHE_AN_BOUNDS, { padding: HOME_PADDING, duration: 0 }),
     idle: () => new Promise((resolve) => (app.map.loaded() && !app.map.isMoving() ? resolve(true) : app.map.once('idle', () => resolve(true)))),
     /** Resolves once the map stopped moving, viewport data arrived and every deck layer (and tile) loaded. */
-    settled: async (timeoutMs = 20000) => {
+    settled: async (timeoutMs = 45000) => {
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
       const start = Date.now();
       await window.__iocmap.idle();
@@ -290,7 +290,10 @@ async function boot() {
         }
         await sleep(100);
       }
-      return false;
+      const deck = app.overlay && app.overlay._deck;
+      const waiting = (deck ? deck.layerManager.getLayers() : []).filter((l) => !l.isLoaded).map((l) => l.id);
+      const loading = Object.keys(app.state.loading).filter((k) => app.state.loading[k]);
+      return `not settled: layers ${waiting.join(',')} loading ${loading.join(',')}`;
     },
   };
 

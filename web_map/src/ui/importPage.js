@@ -28,9 +28,9 @@ async function post(fd) {
   return body;
 }
 
-function table(rows, cols) {
+function table(rows, cols, heads) {
   const tbl = el('table', { class: 'imp-table' });
-  tbl.append(el('tr', {}, cols.map((c) => el('th', {}, c))));
+  tbl.append(el('tr', {}, cols.map((c, i) => el('th', {}, heads ? heads[i] : c))));
   for (const r of rows) tbl.append(el('tr', {}, cols.map((c) => el('td', {}, fmtCell(r[c])))));
   return tbl;
 }
@@ -51,22 +51,27 @@ function reportView(report) {
       { class: 'imp-table' },
       el('tr', {}, el('th', {}, t('import.format')), el('td', {}, `${report.format || '—'}${report.source_layer ? ` · ${report.source_layer}` : ''}`)),
       el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, `${crs.name || '—'} (EPSG:${crs.srid ?? '?'}${crs.source ? `, ${crs.source}` : ''})`)),
-      el('tr', {}, el('th', {}, 'Geometry'), el('td', {}, report.geometry_type || '—')),
-      el('tr', {}, el('th', {}, 'Rows'), el('td', {}, `${fmtNumber(report.rows_read)} · ✔ ${fmtNumber(report.rows_valid)} · ✖ ${fmtNumber(report.rows_rejected)} · ⟳ ${fmtNumber(report.repaired)}`)),
-      report.inserted || report.updated ? el('tr', {}, el('th', {}, 'Written'), el('td', {}, `+${fmtNumber(report.inserted)} · ~${fmtNumber(report.updated)} · =${fmtNumber(report.unchanged)}`)) : null,
+      el('tr', {}, el('th', {}, t('import.geometry')), el('td', {}, report.geometry_type || '—')),
+      el('tr', {}, el('th', {}, t('import.rows')), el('td', {}, `${fmtNumber(report.rows_read)} · ✔ ${fmtNumber(report.rows_valid)} · ✖ ${fmtNumber(report.rows_rejected)} · ⟳ ${fmtNumber(report.repaired)}`)),
+      report.inserted || report.updated ? el('tr', {}, el('th', {}, t('import.written')), el('td', {}, `+${fmtNumber(report.inserted)} · ~${fmtNumber(report.updated)} · =${fmtNumber(report.unchanged)}`)) : null,
     ),
   );
   const props = (report.property_schema && report.property_schema.properties) || {};
   if (Object.keys(props).length) {
-    box.append(el('h3', {}, t('import.schema')), table(Object.entries(props).map(([name, s]) => ({ name, type: Array.isArray(s.type) ? s.type.join('|') : s.type })), ['name', 'type']));
+    box.append(el('h3', {}, t('import.schema')), table(Object.entries(props).map(([name, s]) => ({ name, type: Array.isArray(s.type) ? s.type.join('|') : s.type })), ['name', 'type'], [t('import.field'), t('import.type')]));
   }
   if (report.preview && report.preview.length) {
-    const cols = Object.keys(report.preview[0]).slice(0, 8);
-    box.append(el('h3', {}, t('import.preview')), el('div', { class: 'results-wrap' }, table(report.preview.slice(0, 20), cols)));
+    // flatten {row, properties:{…}, geometry_wkt} into one column per property
+    const rowsFlat = report.preview.slice(0, 20).map((r) => {
+      const { properties, ...rest } = r;
+      return properties && typeof properties === 'object' ? { ...rest, ...properties } : r;
+    });
+    const cols = [...new Set(rowsFlat.flatMap((r) => Object.keys(r)))].slice(0, 10);
+    box.append(el('h3', {}, t('import.preview')), el('div', { class: 'results-wrap' }, table(rowsFlat, cols)));
   }
   const reasons = Object.entries(report.rejects_by_reason || {});
   if (reasons.length) {
-    box.append(el('h3', {}, t('import.rejects')), table(reasons.map(([reason, n]) => ({ reason, n })), ['reason', 'n']));
+    box.append(el('h3', {}, t('import.rejects')), table(reasons.map(([reason, n]) => ({ reason, n })), ['reason', 'n'], [t('import.reason'), t('import.count')]));
   }
   if (report.notes && report.notes.length) box.append(el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, n))));
   return box;

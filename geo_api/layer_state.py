@@ -1,0 +1,67 @@
+"""Per-process helpers for hot read paths (tiles, OGC items): layer version and catalog entry.
+
+The version is read from the database on every call (one async round trip, no thread), so a
+cache keyed by it is never stale, whichever process or replica changed the layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from layers import registry
+from layers.errors import NotFoundError
+from layers.layer_versions import LayerVersion, LayerVersionProbe
+from layers.registry import LayerInfo
+from layers.settings import Settings
+
+
+def read_pool(app: FastAPI) -> LayerVersionProbe:
+    """The process's async connection pool for hot reads (created on first use)."""
+    probe: LayerVersionProbe | None = getattr(app.state, "layer_probe", None)
+    if probe is None:
+        settings: Settings = app.state.settings
+        probe = LayerVersionProbe(settings, size=max(2, settings.db_pool_size))
+        app.state.layer_probe = probe
+        app.state.layer_infos = {}
+    return probe
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Close the version probe's connections at shutdown (it is created on first use)."""
+    yield
+    probe: LayerVersionProbe | None = getattr(app.state, "layer_probe", None)
+    if probe is not None:
+        app.state.layer_probe = None
+        await probe.close()
+
+
+async def layer_version(request: Request, slug: str, kind: str = "layer") -> LayerVersion:
+    """The layer's current (id, data_version, updated_at), or NotFoundError."""
+    ver = await read_pool(request.app).get(slug)
+    if ver is None:
+        raise NotFoundError(f"{kind} '{slug}' does not exist", slug=slug)
+    return ver
+
+
+def _load(engine: Engine, slug: str) -> LayerInfo:
+    with engine.connect() as conn:
+        return registry.get_layer(conn, slug)
+
+
+async def layer_info(request: Request, slug: str, ver: LayerVersion) -> LayerInfo:
+    """The catalog entry, cached per (id, updated_at): a spec or data change moves the stamp."""
+    read_pool(request.app)
+    infos: dict[tuple[int, str], LayerInfo] = request.app.state.layer_infos
+    info = infos.get((ver.id, ver.stamp))
+    if info is None:
+        info = await run_in_threadpool(_load, request.app.state.engine, slug)
+        if len(infos) > 1000:
+            infos.clear()
+        infos[(ver.id, ver.stamp)] = info
+    return info

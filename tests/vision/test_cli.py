@@ -1,0 +1,91 @@
+"""`iocmap vision …` commands against the test database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from geo_api.cli import app
+from layers import cameras
+from layers.settings import Settings
+from vision.synthetic import control_points, street_scene
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """Point the CLI's Settings() at the test database and state directory."""
+    monkeypatch.setenv("IOC_DATABASE_URL", str(settings.database_url))
+    monkeypatch.setenv("IOC_STATE_DIR", str(settings.state_dir))
+
+
+def test_calibrate_zone_run_and_list(cli_env: None, engine: Engine, tmp_path: Path) -> None:
+    scene = street_scene()
+    frame = scene.calibration.frame
+    with engine.begin() as conn:
+        cameras.upsert_camera(
+            conn,
+            cameras.CameraSpec(
+                camera_id="cli_cam",
+                name="CLI",
+                lon=frame.origin_lon,
+                lat=frame.origin_lat,
+                stream_url="vision/data/video/street-640x352.mp4",
+            ),
+        )
+    pts = control_points(
+        scene.calibration, [(50, 340), (600, 340), (320, 200), (100, 150), (560, 160)]
+    )
+    good = tmp_path / "pts.json"
+    good.write_text(json.dumps([dict(zip(("u", "v", "lon", "lat"), p, strict=True)) for p in pts]))
+    runner = CliRunner()
+    res = runner.invoke(app, ["vision", "calibrate", "--camera", "cli_cam", "--points", str(good)])
+    assert res.exit_code == 0, res.output
+    assert "RMS 0.0" in res.output
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            [
+                {"u": p[0], "v": p[1], "lon": p[2] + (0.001 if i == 0 else 0), "lat": p[3]}
+                for i, p in enumerate(pts)
+            ]
+        )
+    )
+    res = runner.invoke(app, ["vision", "calibrate", "--camera", "cli_cam", "--points", str(bad)])
+    assert res.exit_code == 1 and "reprojection error" in res.output
+    line = {
+        "type": "LineString",
+        "coordinates": [
+            [frame.origin_lon - 0.0001, frame.origin_lat + 0.0002],
+            [frame.origin_lon + 0.0001, frame.origin_lat + 0.0002],
+        ],
+    }
+    res = runner.invoke(
+        app,
+        [
+            "vision",
+            "add-zone",
+            "--camera",
+            "cli_cam",
+            "--name",
+            "line",
+            "--kind",
+            "counting_line",
+            "--geojson",
+            json.dumps(line),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app, ["vision", "run", "--camera", "cli_cam", "--no-realtime", "--max-frames", "12"]
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["frames"] == 12 and summary["camera_id"] == "cli_cam"
+    res = runner.invoke(app, ["vision", "cameras"])
+    assert "cli_cam\tstopped\ton\tcalibrated" in res.output
+    res = runner.invoke(app, ["vision", "run", "--camera", "missing_cam", "--max-frames", "1"])
+    assert res.exit_code == 1 and "does not exist" in res.output
