@@ -59,9 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = make_engine(settings)
+        from ingest.connectors.scheduler import start_scheduler
+
+        connectors = start_scheduler(app.state.engine, settings)  # None unless configured
         try:
             yield
         finally:
+            if connectors is not None:
+                connectors.stop()
             app.state.engine.dispose()
 
     app = FastAPI(

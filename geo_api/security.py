@@ -9,6 +9,7 @@ request, limits the body size, adds security headers and writes the audit trail.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -41,7 +42,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ENFORCE_ALL = False
 OWN_PREFIXES = ("/api/reports", "/api/auth", "/api/audit")
 
+log = logging.getLogger(__name__)
 SENSITIVITY_TTL_S = 5.0
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "iocmap"
 USER_STATE_KEY = "iocmap_user"
@@ -402,6 +405,7 @@ class _Call:
     params: dict[str, str]
     rule: Rule | None
     user: User | None = None
+    via_cookie: bool = False
     status: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -473,7 +477,7 @@ class SecurityMiddleware:
             await self.app(scope, receive, send_with_headers)
             return
         engine: Engine | None = getattr(scope["app"].state, "engine", None)
-        token = _token(scope, self.settings)
+        token, call.via_cookie = _token(scope, self.settings)
         if token and engine is not None:
             call.user = await self._user(engine, token)
         scope.setdefault("state", {})[USER_STATE_KEY] = call.user
@@ -498,7 +502,10 @@ class SecurityMiddleware:
                 )
         finally:
             if engine is not None and _audited(call):
-                await anyio.to_thread.run_sync(_write_audit, engine, scope, call)
+                try:
+                    await anyio.to_thread.run_sync(_write_audit, engine, scope, call)
+                except Exception:  # the response is gone already; make the loss loud
+                    log.exception("audit entry lost: %s %s", call.method, call.path)
 
     async def _check(
         self, scope: Scope, receive: Receive, call: _Call, engine: Engine | None
@@ -517,6 +524,9 @@ class SecurityMiddleware:
             )
         if not rule.allows(call.user):
             raise _Refused(_denied(call.user))
+        if call.via_cookie and call.method not in SAFE_METHODS and _cross_origin(scope):
+            # SameSite=strict already stops this in current browsers; this guards older ones.
+            raise _Refused(_error(403, "forbidden", "cross-origin request with a session cookie"))
         limit = max_body_bytes(rule, self.settings)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
@@ -538,8 +548,9 @@ class SecurityMiddleware:
                 ) from exc
             receive = _replay(body)
             slugs += _body_slugs(body, rule.body_layers)
-        if slugs and engine is not None:
-            sensitive = await self._sensitive(engine, slugs)
+        if slugs:
+            # Without a database the flags are unknown: treat every layer as sensitive.
+            sensitive = await self._sensitive(engine, slugs) if engine is not None else slugs
             for slug in sensitive:
                 allowed = SENSITIVE_LAYER_ROLES.get(slug, DEFAULT_SENSITIVE_ROLES)
                 if call.user is None or call.user.role not in allowed:
@@ -560,17 +571,33 @@ def _denied(user: User | None, why: str = "") -> tuple[int, bytes, list[tuple[by
     return _error(403, "forbidden", why or f"role '{user.role}' may not use this resource")
 
 
-def _token(scope: Scope, settings: Settings) -> str | None:
+def _token(scope: Scope, settings: Settings) -> tuple[str | None, bool]:
+    """(token, came from the session cookie); a bearer header wins over the cookie."""
     cookie_prefix = settings.session_cookie_name.encode() + b"="
+    from_cookie = None
     for name, value in scope.get("headers", []):
         if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return str(value[7:].decode("latin-1").strip())
+            return str(value[7:].decode("latin-1").strip()), False
         if name == b"cookie":
             for part in value.split(b";"):
                 part = part.strip()
                 if part.startswith(cookie_prefix):
-                    return str(part[len(cookie_prefix) :].decode("latin-1"))
-    return None
+                    from_cookie = str(part[len(cookie_prefix) :].decode("latin-1"))
+    return from_cookie, from_cookie is not None
+
+
+def _cross_origin(scope: Scope) -> bool:
+    """True when the browser says the request comes from another site or origin."""
+    headers: dict[bytes, bytes] = dict(scope.get("headers", []))
+    site = headers.get(b"sec-fetch-site")
+    if site is not None:
+        # Browsers that send Fetch Metadata say it directly (robust to proxies rewriting Host).
+        return site not in (b"same-origin", b"none")
+    origin = headers.get(b"origin")
+    if origin is None or origin == b"null":
+        return origin == b"null"
+    host = headers.get(b"host", b"")
+    return origin.split(b"://", 1)[-1] != host
 
 
 def _resolve_user(engine: Engine, settings: Settings, token: str) -> User | None:

@@ -19,15 +19,20 @@ COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00
 COPY_TRAILER = b"\xff\xff"
 _PG_EPOCH_US = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
 
-Kind = Literal["int4", "int8", "float8", "bool", "timestamptz", "bytes", "jsonb"]
+Kind = Literal[
+    "int4", "int8", "float8", "bool", "timestamptz", "bytes", "jsonb", "geometry", "json_table"
+]
 
 
 @dataclass
 class CopyColumn:
-    """One column to encode: fixed-width numpy values, or an Arrow binary/string array."""
+    """One column to encode: fixed-width numpy values, an Arrow binary/string array, or
+    (encoded lazily, chunk by chunk, so encoding overlaps the server's COPY work) shapely
+    geometries ("geometry", as EWKB) or an Arrow table ("json_table", one JSON object per row).
+    """
 
     kind: Kind
-    values: np.ndarray | pa.Array
+    values: np.ndarray | pa.Array | pa.Table
     null: np.ndarray | None = None
 
 
@@ -108,6 +113,7 @@ def encode_rows(columns: Sequence[CopyColumn], n: int) -> bytes:
     """
     if n == 0:
         return b""
+    columns = [_materialise(c) for c in columns]
     empty = pa.scalar(b"", pa.binary())
     pieces: list[Any] = [pa.scalar(len(columns).to_bytes(2, "big"), pa.binary())]
     for col in columns:
@@ -138,7 +144,7 @@ def encode_rows(columns: Sequence[CopyColumn], n: int) -> bytes:
     joined = pc.binary_join_element_wise(*pieces, empty)
     bufs = joined.buffers()
     offsets = np.frombuffer(bufs[1], dtype=np.int32)[joined.offset : joined.offset + n + 1]
-    return bufs[2].to_pybytes()[int(offsets[0]) : int(offsets[-1])]
+    return bytes(bufs[2].to_pybytes()[int(offsets[0]) : int(offsets[-1])])
 
 
 def iter_copy_chunks(
@@ -153,7 +159,22 @@ def iter_copy_chunks(
     yield COPY_TRAILER
 
 
+def _materialise(col: CopyColumn) -> CopyColumn:
+    if col.kind == "geometry":
+        import shapely
+
+        geoms = shapely.set_srid(np.asarray(col.values, dtype=object), 4326)
+        wkb = pa.array(shapely.to_wkb(geoms, include_srid=True), pa.binary())
+        return CopyColumn("bytes", wkb, col.null)
+    if col.kind == "json_table":
+        assert isinstance(col.values, pa.Table)
+        return CopyColumn("jsonb", json_objects(col.values), col.null)
+    return col
+
+
 def _slice(col: CopyColumn, start: int, stop: int) -> CopyColumn:
+    if isinstance(col.values, pa.Table):
+        return CopyColumn(col.kind, col.values.slice(start, stop - start), None)
     values = col.values[start:stop]
     null = None if col.null is None else col.null[start:stop]
     return CopyColumn(col.kind, values, null)

@@ -94,6 +94,10 @@ def _tm_params(crs: CRS) -> tuple[float, float, float, float] | None:
     return values["lon_0"], values["k"], values["x_0"], values["y_0"]
 
 
+def _rounded(p: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    return (round(p[0], 6), round(p[1], 6), round(p[2], 6), round(p[3], 6))
+
+
 @lru_cache(maxsize=1)
 def _vn2000_params() -> dict[tuple[float, float, float, float], int]:
     out: dict[tuple[float, float, float, float], int] = {}
@@ -101,7 +105,7 @@ def _vn2000_params() -> dict[tuple[float, float, float, float], int]:
     for srid in (*VN2000_TM3_SRIDS, *vn2000_candidate_srids()):
         params = _tm_params(CRS.from_epsg(srid))
         if params is not None:
-            out.setdefault(tuple(round(v, 6) for v in params), srid)  # type: ignore[arg-type]
+            out.setdefault(_rounded(params), srid)
     return out
 
 
@@ -125,8 +129,7 @@ def recognise(crs_text: str, source: CrsSource) -> CrsChoice:
             )
         params = _tm_params(crs)
         if params is not None:
-            key = tuple(round(v, 6) for v in params)
-            srid = _vn2000_params().get(key)  # type: ignore[call-overload]
+            srid = _vn2000_params().get(_rounded(params))
             if srid is not None:
                 return CrsChoice(
                     srid,
@@ -171,6 +174,22 @@ def _transform_xy(proj: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, 
         return x, y
     lon, lat = transformer_to_wgs84(proj).transform(x, y, errcheck=False)
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+
+def inside_fraction(proj: str, x: np.ndarray, y: np.ndarray, province: shapely.Geometry) -> float:
+    """Share of the sample points that land inside the province in CRS `proj`."""
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.any():
+        return 0.0
+    try:
+        lon, lat = _transform_xy(proj, x[finite], y[finite])
+    except Exception:
+        return 0.0
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    inside = np.zeros(len(lon), dtype=bool)
+    shapely.prepare(province)
+    inside[ok] = shapely.contains_xy(province, lon[ok], lat[ok])
+    return float(inside.mean())
 
 
 def detect(

@@ -213,9 +213,7 @@ def _read_vector(
         # Closed polylines are cadastral parcels: read them as polygons.
         pyogrio.set_gdal_config_options({"DXF_CLOSED_LINE_AS_POLYGON": "TRUE"})
     try:
-        meta, table = pyogrio.read_arrow(
-            gdal_path, layer=chosen, encoding=read_encoding, **kwargs
-        )
+        meta, table = pyogrio.read_arrow(gdal_path, layer=chosen, encoding=read_encoding, **kwargs)
     except Exception as exc:
         raise InvalidInputError(f"{path.name}: cannot read layer '{chosen}': {exc}") from exc
     geom_name = meta.get("geometry_name") or "wkb_geometry"

@@ -85,7 +85,7 @@ def run_job(engine: Engine, settings: Settings, opts: ImportOptions, batch_id: i
     try:
         report = run_import(engine, settings, opts, progress, batch_id=batch_id)
         progress("done", report.rows_read, report.rows_read)
-    except Exception:  # noqa: S110  (run_import already stored the failure on the batch)
+    except Exception:  # run_import already stored the failure on the batch
         pass
     finally:
         shutil.rmtree(opts.path.parent, ignore_errors=True)

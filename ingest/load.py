@@ -13,12 +13,13 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 import pyarrow as pa
-import shapely
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, text
 
-from ingest.copybin import CopyColumn, iter_copy_chunks, json_objects
+from ingest.copybin import CopyColumn, iter_copy_chunks
 from ingest.validate import Prepared
-from layers.models import import_batch, import_reject
+from layers.models import import_batch
+from layers.models.ingest import import_reject
 from layers.registry import mark_layer_changed, partition_name
 from layers.sql import quote_ident
 
@@ -45,14 +46,12 @@ class LoadCounts:
 def copy_columns(prepared: Prepared, layer_id: int | None, batch_id: int) -> list[CopyColumn]:
     """COPY columns (layer_id?, geom, properties, source_key, observed_at, import_batch_id)."""
     n = len(prepared.geometry)
-    geoms = shapely.set_srid(prepared.geometry, 4326)
-    wkb = pa.array(shapely.to_wkb(geoms, include_srid=True), pa.binary())
     cols = []
     if layer_id is not None:
         cols.append(CopyColumn("int4", np.full(n, layer_id, dtype=np.int64)))
     cols += [
-        CopyColumn("bytes", wkb),
-        CopyColumn("jsonb", json_objects(prepared.properties)),
+        CopyColumn("geometry", prepared.geometry),
+        CopyColumn("json_table", prepared.properties),
         CopyColumn(
             "bytes",
             prepared.source_key if prepared.source_key is not None else pa.nulls(n, pa.string()),
@@ -83,7 +82,10 @@ def _copy(
     # Identifiers only: `table` and `columns` are our own generated, quoted names.
     with (
         raw.cursor() as cur,
-        cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)") as cp,
+        cur.copy(
+            f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)",
+            writer=QueuedLibpqWriter(cur),  # a thread feeds the server while we encode
+        ) as cp,
     ):
         for part in iter_copy_chunks(cols, n, chunk_rows=chunk):
             cp.write(part)
@@ -111,6 +113,8 @@ def load(
     # One import per layer at a time; readers are not blocked by this row lock.
     conn.execute(text("SELECT id FROM layer WHERE id = :id FOR UPDATE"), {"id": layer_id})
     n = len(prepared.geometry)
+    if progress:
+        progress("encode", 0, n)
     if mode == "replace" or _partition_is_empty(conn, layer_id):
         counts = _swap_partition(conn, layer_id, batch_id, prepared, progress)
     else:
@@ -164,6 +168,8 @@ def _swap_partition(
         conn.execute(text(ddl))
     count_sql = f"SELECT count(*) FROM {old_q}"  # noqa: S608  (quoted identifier)
     before = conn.execute(text(count_sql)).scalar_one()
+    if progress:
+        progress("swap", n, n)
     conn.execute(text(f"ALTER TABLE feature DETACH PARTITION {old_q}"))
     conn.execute(text(f"DROP TABLE {old_q}"))
     conn.execute(text(f"ALTER TABLE {new_q} RENAME TO {old_q}"))

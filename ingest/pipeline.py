@@ -84,6 +84,7 @@ class ImportReport(BaseModel):
     notes: list[str]
     preview: list[dict[str, Any]] = Field(default_factory=list)
     seconds: float = 0.0
+    timings: dict[str, float] = Field(default_factory=dict)
 
     def summary(self) -> str:
         """One paragraph for the CLI."""
@@ -138,19 +139,32 @@ def resolve_crs(
         if source.crs_wkt:
             choice.notes.append("--crs overrides the CRS stored in the file")
         return choice
-    if source.crs_wkt:
-        try:
-            return crsmod.recognise(source.crs_wkt, "file")
-        except InvalidInputError as exc:
-            note = f"the file's CRS was not recognised ({exc.detail}); detecting"
-        else:  # pragma: no cover
-            note = ""
-    else:
-        note = "the file has no CRS; detected from the coordinates"
     x, y = _sample_coords(source)
     allow_swap = source.coordinate_columns is not None and any(
         c.strip().lower() in ("x", "y") for c in source.coordinate_columns
     )
+    if source.crs_wkt:
+        try:
+            stated = crsmod.recognise(source.crs_wkt, "file")
+        except InvalidInputError as exc:
+            note = f"the file's CRS was not recognised ({exc.detail}); detecting"
+        else:
+            if crsmod.inside_fraction(stated.proj, x, y, boundary) >= 0.5:
+                return stated
+            # GeoJSON/KML always claim WGS84; VN-2000 metres written into them are common.
+            try:
+                found = crsmod.detect(x, y, boundary, settings.province_official_srid, allow_swap)
+            except InvalidInputError:
+                stated.notes.append("most of the data lies outside the province in this CRS")
+                return stated
+            found.notes.insert(
+                0,
+                f"the file says {stated.name} but its coordinates fit EPSG:{found.srid}: "
+                "the stated CRS is wrong; using the detected one",
+            )
+            return found
+    else:
+        note = "the file has no CRS; detected from the coordinates"
     choice = crsmod.detect(x, y, boundary, settings.province_official_srid, allow_swap)
     choice.notes.insert(0, note)
     return choice
@@ -285,6 +299,16 @@ def run_import(
 ) -> ImportReport:
     """Import one file. A dry run writes nothing; a real run lands whole or not at all."""
     t0 = time.perf_counter()
+    marks: list[tuple[str, float]] = [("start", t0)]
+    outer = progress
+
+    def tracked(stage: str, done: int, total: int) -> None:
+        if marks[-1][0] != stage:
+            marks.append((stage, time.perf_counter()))
+        if outer:
+            outer(stage, done, total)
+
+    progress = tracked
     if opts.mode == "upsert" and not opts.key:
         raise InvalidInputError("--mode upsert needs --key FIELD (the stable id of a row)")
     if opts.dry_run:
@@ -320,7 +344,7 @@ def run_import(
                     title_vi=opts.title or opts.layer,
                     title_en=opts.title or opts.layer,
                     sector="other",
-                    geometry_type=prepared.geometry_type,  # type: ignore[arg-type]
+                    geometry_type=prepared.geometry_type,
                     property_schema=prepared.property_schema,
                     source_system=f"import: {source_name}",
                     time_field=opts.time_field,
@@ -336,6 +360,10 @@ def run_import(
                 created=created, batch_id=batch_id, counts=counts,
                 seconds=time.perf_counter() - t0,
             )  # fmt: skip
+            marks.append(("commit", time.perf_counter()))
+            report.timings = {
+                a[0]: round(b[1] - a[1], 3) for a, b in zip(marks, marks[1:], strict=False)
+            }
             finish_batch(
                 conn,
                 batch_id,
@@ -353,6 +381,8 @@ def run_import(
                 report=report.model_dump(mode="json"),
                 layer_id=layer_id,
             )
+        report.timings["commit"] = round(time.perf_counter() - marks[-1][1], 3)
+        report.seconds = round(time.perf_counter() - t0, 3)
         return report
     except Exception as exc:
         detail = exc.detail if isinstance(exc, IocError) else f"{type(exc).__name__}: {exc}"

@@ -29,7 +29,7 @@ def bundled_boundary(province_code: str) -> shapely.Geometry | None:
         # Either one ring list [[x, y], ...] or a list of rings / polygons.
         if polygons and isinstance(polygons[0][0], int | float):
             polygons = [polygons]
-        parts = []
+        parts: list[shapely.Geometry] = []
         for ring in polygons:
             if ring and isinstance(ring[0][0], list):
                 parts.extend(shapely.Polygon(r) for r in ring)

@@ -50,8 +50,13 @@ class LayerVersionProbe:
                 if self._open < self._size:
                     self._open += 1
                     try:
+                        # Custom plans always: a generic plan cannot prune the layer's partition
+                        # nor judge the tile envelope, and may scan a million parcels.
                         return await psycopg.AsyncConnection.connect(
-                            self._conninfo, autocommit=True, application_name="iocmap-tiles"
+                            self._conninfo,
+                            autocommit=True,
+                            application_name="iocmap-tiles",
+                            options="-c plan_cache_mode=force_custom_plan",
                         )
                     except Exception:
                         self._open -= 1

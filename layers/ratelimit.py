@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from sqlalchemy import Connection, text
@@ -45,4 +46,4 @@ def retry_after_s(
     ).scalar()
     if tokens is None or tokens >= 1 or rate_per_s <= 0:
         return 1
-    return max(1, int((1 - float(tokens)) / rate_per_s) + 1)
+    return max(1, math.ceil(round((1 - float(tokens)) / rate_per_s, 6)))

@@ -47,8 +47,10 @@ CLUSTER_MAX_ZOOM = 13
 MIN_SIZE_PX_BY_ZOOM = {z: (1.0 if z < 14 else 0.0) for z in range(MAX_ZOOM + 1)}
 # Below this zoom a line/polygon tile keeps at most MAX_SHAPES_PER_TILE features, the largest
 # first (bbox half-perimeter): about 45 bytes each, so a dense cadastre stays under budget.
-TOP_N_MAX_ZOOM = 15
+TOP_N_MAX_ZOOM = 14
 MAX_SHAPES_PER_TILE = 8_000
+# At this zoom a cheap bounded count decides whether the largest-first cap is needed.
+COUNT_PROBE_ZOOM = 14
 
 
 @dataclass(frozen=True)
@@ -179,50 +181,50 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
         feature.c.layer_id == bindparam("layer_id"),
         feature.c.geom.op("&&")(env4326),
     ]
-    geom: ColumnElement[Any] = feature.c.geom
+    if not shape.points and shape.min_size:
+        min_deg = bindparam("min_deg", type_=Double)
+        width = func.ST_XMax(feature.c.geom) - func.ST_XMin(feature.c.geom)
+        height = func.ST_YMax(feature.c.geom) - func.ST_YMin(feature.c.geom)
+        # Keep a shape whose bbox covers a pixel, or that is long (a road, a river).
+        conds.append(
+            or_(width * height >= min_deg * min_deg, width >= 4 * min_deg, height >= 4 * min_deg)
+        )
+    cand_q = sa_select(feature.c.id, feature.c.properties, feature.c.geom).where(and_(*conds))
+    if shape.top_n:
+        # Keep the largest shapes, judged on the bbox alone; MVT geometry is built only for
+        # them, outside this subquery (a LIMIT subquery is not flattened into the outer one).
+        size = (func.ST_XMax(feature.c.geom) - func.ST_XMin(feature.c.geom)) + (
+            func.ST_YMax(feature.c.geom) - func.ST_YMin(feature.c.geom)
+        )
+        cand_q = cand_q.order_by(size.desc()).limit(bindparam("max_shapes", type_=Integer))
+    cand = cand_q.subquery("f")
+    geom: ColumnElement[Any] = cand.c.geom
     if not shape.points:
-        if shape.min_size:
-            min_deg = bindparam("min_deg", type_=Double)
-            width = func.ST_XMax(feature.c.geom) - func.ST_XMin(feature.c.geom)
-            height = func.ST_YMax(feature.c.geom) - func.ST_YMin(feature.c.geom)
-            # Keep a shape whose bbox covers a pixel, or that is long (a road, a river).
-            conds.append(
-                or_(
-                    width * height >= min_deg * min_deg, width >= 4 * min_deg, height >= 4 * min_deg
-                )
-            )
         # Big shapes (admin boundaries) are cut to the tile and simplified to half an extent
         # unit before projecting: far fewer vertices to transform. Small ones (parcels) go as is.
         geom = case(
             (
-                func.ST_NPoints(feature.c.geom) > BIG_SHAPE_VERTICES,
+                func.ST_NPoints(cand.c.geom) > BIG_SHAPE_VERTICES,
                 func.ST_Simplify(
-                    func.ST_ClipByBox2D(feature.c.geom, env4326),
+                    func.ST_ClipByBox2D(cand.c.geom, env4326),
                     bindparam("tolerance", type_=Double),
                     True,
                 ),
             ),
-            else_=feature.c.geom,
+            else_=cand.c.geom,
         )
     mvt_geom = func.ST_AsMVTGeom(func.ST_Transform(geom, 3857), env, EXTENT, BUFFER, True)
     if shape.n_props is None:
-        props_expr: ColumnElement[Any] = feature.c.properties
+        props_expr: ColumnElement[Any] = cand.c.properties
     elif shape.n_props == 0:
         props_expr = cast("{}", JSONB)
     else:
         args: list[Any] = []
         for i in range(shape.n_props):
             key = bindparam(f"k{i}", type_=Text)
-            args.extend([cast(key, Text), feature.c.properties.op("->")(key)])
+            args.extend([cast(key, Text), cand.c.properties.op("->")(key)])
         props_expr = func.jsonb_build_object(*args)
-    inner = sa_select(
-        feature.c.id.label("id"), props_expr.label("props"), mvt_geom.label("geom")
-    ).where(and_(*conds))
-    if shape.top_n:
-        size = (func.ST_XMax(feature.c.geom) - func.ST_XMin(feature.c.geom)) + (
-            func.ST_YMax(feature.c.geom) - func.ST_YMin(feature.c.geom)
-        )
-        inner = inner.order_by(size.desc()).limit(bindparam("max_shapes", type_=Integer))
+    inner = sa_select(cand.c.id.label("id"), props_expr.label("props"), mvt_geom.label("geom"))
     rows = inner.subquery("p")
     if shape.cluster:
         cell = bindparam("cell", type_=Double)
@@ -315,15 +317,69 @@ def tile_query(
     return sql, {**dict(constants), **params}
 
 
+@dataclass(frozen=True)
+class LayerSizes:
+    """Largest bbox area (deg²) and longest bbox side (deg) among a layer's features."""
+
+    max_area: float
+    max_side: float
+
+
+LAYER_SIZES_SQL = (
+    "SELECT coalesce(max((ST_XMax(geom) - ST_XMin(geom)) * (ST_YMax(geom) - ST_YMin(geom))), 0),"
+    " coalesce(max(greatest(ST_XMax(geom) - ST_XMin(geom), ST_YMax(geom) - ST_YMin(geom))), 0)"
+    " FROM feature WHERE layer_id = %(layer_id)s"
+)
+COUNT_PROBE_SQL = (
+    "SELECT count(*) FROM (SELECT 1 FROM feature WHERE layer_id = %(layer_id)s"
+    " AND geom && ST_MakeEnvelope(%(lon0)s, %(lat0)s, %(lon1)s, %(lat1)s, 4326)"
+    " LIMIT %(cap)s) AS s"
+)
+
+
+def needs_sizes(info: LayerInfo, tile: TileAddress) -> bool:
+    """True when the layer's size statistics could rule the whole tile out."""
+    return info.geometry_type not in POINT_TYPES and initial_plan(info, tile.z).min_size_units > 0
+
+
+def nothing_survives(tile: TileAddress, plan: TilePlan, sizes: LayerSizes | None) -> bool:
+    """True when no feature of the layer is big enough to be drawn at this zoom (no query)."""
+    if sizes is None or plan.min_size_units <= 0:
+        return False
+    min_deg = plan.min_size_units * 360.0 / (1 << tile.z) / EXTENT
+    return sizes.max_area < min_deg * min_deg and sizes.max_side < 4 * min_deg
+
+
+def count_probe(info: LayerInfo, tile: TileAddress) -> dict[str, Any] | None:
+    """Parameters of COUNT_PROBE_SQL when the tile's density must be checked first, else None."""
+    if info.geometry_type in POINT_TYPES or tile.z != COUNT_PROBE_ZOOM:
+        return None
+    lon0, lat0, lon1, lat1 = tile.lonlat_bounds(BUFFER / EXTENT)
+    return {
+        "layer_id": info.id,
+        "lon0": lon0,
+        "lat0": lat0,
+        "lon1": lon1,
+        "lat1": lat1,
+        "cap": MAX_SHAPES_PER_TILE + 1,
+    }
+
+
 async def render_tile_async(
     fetch: Callable[[str, dict[str, Any]], Awaitable[Any]],
     info: LayerInfo,
     tile: TileAddress,
     props: tuple[str, ...] | None,
     max_bytes: int = 500_000,
+    sizes: LayerSizes | None = None,
 ) -> bytes:
-    """render_tile over an async executor: `fetch(sql, params)` returns the MVT bytes."""
+    """render_tile over an async executor: `fetch(sql, params)` returns the first column."""
     plan = initial_plan(info, tile.z)
+    if nothing_survives(tile, plan, sizes):
+        return b""
+    probe = count_probe(info, tile)
+    if probe is not None and int(await fetch(COUNT_PROBE_SQL, probe) or 0) > MAX_SHAPES_PER_TILE:
+        plan = TilePlan(plan.cluster_cell, plan.min_size_units, MAX_SHAPES_PER_TILE)
     data = b""
     for _ in range(8):
         sql, params = tile_query(info, tile, props, plan)
@@ -343,6 +399,12 @@ def render_tile(
 ) -> bytes:
     """Render one tile; zero bytes is an empty tile. Generalises further until under max_bytes."""
     plan = initial_plan(info, tile.z)
+    probe = count_probe(info, tile)
+    if (
+        probe is not None
+        and int(conn.exec_driver_sql(COUNT_PROBE_SQL, probe).scalar_one()) > MAX_SHAPES_PER_TILE
+    ):
+        plan = TilePlan(plan.cluster_cell, plan.min_size_units, MAX_SHAPES_PER_TILE)
     data = b""
     for _ in range(8):
         sql, params = tile_query(info, tile, props, plan)

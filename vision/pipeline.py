@@ -7,7 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
-from vision.geo import Calibration, foot_points, ground_widths
+from vision.geo import Calibration, foot_points
 from vision.motion import MotionGate
 from vision.plugins import Detector, Frame, Tracker
 from vision.rules import RuleEngine
@@ -106,9 +106,13 @@ class Pipeline:
         boxes = np.array([tr.box for tr in tracks], dtype=np.float64)
         feet = foot_points(boxes)
         valid = self.calibration.below_horizon(feet)
-        ground = self.calibration.image_to_ground(feet)
+        n = len(tracks)
+        # One homography call for the foot points and both bottom corners of every box.
+        corners = np.vstack([feet, boxes[:, [0, 3]], boxes[:, [2, 3]]])
+        mapped = self.calibration.image_to_ground(corners)
+        ground = mapped[:n]
+        widths = np.linalg.norm(mapped[2 * n :] - mapped[n : 2 * n], axis=1)
         lonlat = self.calibration.frame.to_wgs84(ground)
-        widths = ground_widths(self.calibration, boxes)
         out: list[Observation] = []
         for i, tr in enumerate(tracks):
             x, y = float(ground[i, 0]), float(ground[i, 1])

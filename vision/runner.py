@@ -167,6 +167,7 @@ class CameraWorker:
         self.pipeline: Pipeline | None = None
         self._last_frame_write = -1e18
         self._last_snapshot: tuple[float, str] | None = None
+        self._position: tuple[float, float] | None = None
 
     # ---- status -----------------------------------------------------------------------
 
@@ -189,6 +190,8 @@ class CameraWorker:
                             camera_id=self.camera_id,
                             event_type=f"camera_{status}",
                             observed_at=now,
+                            lon=self._position[0] if self._position else None,
+                            lat=self._position[1] if self._position else None,
                             attributes={"detail": detail} if detail else {},
                         )
                     ],
@@ -325,6 +328,7 @@ class CameraWorker:
             cal_rec = cam_db.get_calibration(conn, self.camera_id)
             zone_recs = cam_db.list_zones(conn, self.camera_id)
             cam_db.set_state(conn, self.camera_id, status="starting", worker_pid=os.getpid())
+        self._position = (camera.lon, camera.lat)
         url = self.opts.source or camera.stream_url
         if "://" not in url and not Path(url).is_absolute() and not Path(url).exists():
             # Demo stream URLs are relative to the repository (vision/data/...).

@@ -131,7 +131,12 @@ def _assign(cost: F64, threshold: float) -> tuple[list[tuple[int, int]], list[in
     n, m = cost.shape
     if n == 0 or m == 0:
         return [], list(range(n)), list(range(m))
-    rows, cols = linear_sum_assignment(cost)
+    if n == 1 or m == 1:
+        # One track or one box: the best pair is the minimum; no solver call needed.
+        r, c = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        rows, cols = np.array([r]), np.array([c])
+    else:
+        rows, cols = linear_sum_assignment(cost)
     matches = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] <= threshold]
     mr = {r for r, _ in matches}
     mc = {c for _, c in matches}

@@ -82,9 +82,19 @@ async function copyBriefingVendor() {
   await copyFile(path.join(root, 'node_modules', 'leaflet', 'LICENSE'), path.join(vendor, 'LICENSE'));
 }
 
+/** loaders.gl's prebuilt MVT worker, served by us (so vector tiles decode off the main thread). */
+async function copyMvtWorker() {
+  const src = path.join(root, 'node_modules', '@loaders.gl', 'mvt', 'dist', 'mvt-worker.js');
+  const hash = createHash('sha256').update(await readFile(src)).digest('hex').slice(0, 10).toUpperCase();
+  const name = `mvt-worker-${hash}.js`;
+  await copyFile(src, path.join(dist, 'assets', name));
+  return `/assets/${name}`;
+}
+
 await rm(dist, { recursive: true, force: true });
 await mkdir(path.join(dist, 'assets'), { recursive: true });
 await copyBriefingVendor();
+options.define.__MVT_WORKER_URL__ = JSON.stringify(await copyMvtWorker());
 options.define.__MAPLIBRE_WORKER_URL__ = JSON.stringify(await copyMaplibreWorker());
 
 if (watch) {

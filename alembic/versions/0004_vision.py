@@ -31,6 +31,8 @@ DECLARE
     name text := 'detection_event_' || to_char(m_start AT TIME ZONE 'UTC', 'YYYY"m"MM');
 BEGIN
     IF to_regclass(name) IS NULL THEN
+        -- Two camera workers crossing a month boundary together must not race the DDL.
+        PERFORM pg_advisory_xact_lock(hashtext(name));
         EXECUTE format(
             'CREATE TABLE IF NOT EXISTS %I PARTITION OF detection_event FOR VALUES FROM (%L) TO (%L)',
             name, m_start, m_end

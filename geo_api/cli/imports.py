@@ -72,7 +72,7 @@ def import_cmd(
         source_layer=source_layer,
         crs=crs,
         key=key,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         encoding=encoding,
         dry_run=dry_run,
         actor="cli",
@@ -112,7 +112,8 @@ def ingest_run(
 ) -> None:
     """Run sector connectors once (each run records a batch; failures retry with backoff)."""
     settings = load_settings()
-    from ingest.connectors.runner import load_config, run_connectors
+    from ingest.connectors.config import load_config
+    from ingest.connectors.runner import run_connectors
 
     cfg = load_config(config or settings.ingest_connectors_file)
     with migrated_engine(settings) as engine:

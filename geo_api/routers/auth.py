@@ -47,17 +47,18 @@ def _login(
     now: Any,
     how: str,
 ) -> users.User:
-    """Check credentials (rate-limited per address) and audit the attempt either way."""
+    """Check credentials (rate-limited per address and per name) and audit every attempt."""
     ip = client_ip(request)
     agent = request.headers.get("user-agent", "")
+    rate = settings.login_rate_per_minute / 60
     with engine.begin() as conn:
-        if not ratelimit.take(
-            conn,
-            f"login:{ip}",
-            settings.login_rate_burst,
-            settings.login_rate_per_minute / 60,
-            now,
-        ):
+        # Both buckets: one address guessing many names, many addresses guessing one name.
+        by_ip = ratelimit.take(conn, f"login:ip:{ip}", settings.login_rate_burst, rate, now)
+        by_name = ratelimit.take(
+            conn, f"login:user:{username[:64]}", settings.login_rate_burst, rate, now
+        )
+        throttled = not (by_ip and by_name)
+        if throttled:
             audit.record(
                 conn,
                 username[:64],
@@ -69,7 +70,9 @@ def _login(
                 ip=ip,
                 user_agent=agent,
             )
-            raise RateLimitedError("too many sign-in attempts; wait a minute")
+    # Raised after the commit, so the throttling itself is recorded.
+    if throttled:
+        raise RateLimitedError("too many sign-in attempts; wait a minute", retry_after_s=60)
     try:
         with engine.begin() as conn:
             user = users.authenticate(conn, username, password, now)

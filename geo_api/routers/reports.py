@@ -118,16 +118,18 @@ def submit(
     ] = None,
 ) -> JSONResponse:
     """Record a report; routed to its commune and department; a duplicate is linked instead."""
+    # Signed-in citizens have their own bucket; anonymous ones share their address's.
+    bucket = f"report:user:{user.id}" if user else f"report:ip:{client_ip(request)}"
+    rate = settings.report_rate_per_hour / 3600
     with engine.begin() as conn:
-        if not ratelimit.take(
-            conn,
-            # Signed-in citizens have their own bucket; anonymous ones share their address's.
-            f"report:user:{user.id}" if user else f"report:ip:{client_ip(request)}",
-            settings.report_rate_burst,
-            settings.report_rate_per_hour / 3600,
-            now,
-        ):
-            raise RateLimitedError("too many reports from this address; try again later")
+        allowed = ratelimit.take(conn, bucket, settings.report_rate_burst, rate, now)
+        wait = (
+            0
+            if allowed
+            else ratelimit.retry_after_s(conn, bucket, settings.report_rate_burst, rate, now)
+        )
+    if not allowed:
+        raise RateLimitedError(f"too many reports; try again in {wait} s", retry_after_s=wait)
     contact = None
     if contact_name or contact_phone or contact_email:
         contact = {"name": contact_name, "phone": contact_phone, "email": contact_email}

@@ -5,7 +5,7 @@ An empty tile is answered with 204 No Content (with ETag and Cache-Control), alw
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -60,6 +60,31 @@ def layer_tilejson(
     return JSONResponse(tiles.tilejson(info, url, bbox))
 
 
+async def _layer_sizes(
+    request: Request,
+    layer_id: int,
+    data_version: int,
+    fetch: Callable[[str, dict[str, Any]], Awaitable[Any]],
+) -> tiles.LayerSizes:
+    """The layer's largest feature sizes, computed once per data_version (one scan)."""
+    sizes_by: dict[tuple[int, int], tiles.LayerSizes] | None = getattr(
+        request.app.state, "tile_layer_sizes", None
+    )
+    if sizes_by is None:
+        sizes_by = request.app.state.tile_layer_sizes = {}
+    sizes = sizes_by.get((layer_id, data_version))
+    if sizes is None:
+        row = await layer_state.read_pool(request.app).fetchone(
+            tiles.LAYER_SIZES_SQL, {"layer_id": layer_id}
+        )
+        assert row is not None
+        sizes = tiles.LayerSizes(float(row[0]), float(row[1]))
+        if len(sizes_by) > 1000:
+            sizes_by.clear()
+        sizes_by[(layer_id, data_version)] = sizes
+    return sizes
+
+
 @router.get(
     "/{slug}/{z}/{x}/{y}.mvt",
     name="layer_tile",
@@ -104,7 +129,12 @@ async def layer_tile(
             row = await pool.fetchone(sql, params)
             return row[0] if row else None
 
-        data = await tiles.render_tile_async(fetch, info, tile, props, settings.tile_max_bytes)
+        sizes = None
+        if tiles.needs_sizes(info, tile):
+            sizes = await _layer_sizes(request, ver.id, ver.data_version, fetch)
+        data = await tiles.render_tile_async(
+            fetch, info, tile, props, settings.tile_max_bytes, sizes
+        )
         if len(data) > GZIP_IN_THREAD_BYTES:
             cached = await run_in_threadpool(CachedTile.of, data)
         else:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from geo_api.cli import app as cli_app
 from geo_api.main import create_app
 from geo_api.security import InsecureConfigurationError, issue_token
-from layers import users
+from layers import audit, users
 from layers.models.reports import rate_bucket
 from layers.settings import Settings
 
@@ -64,7 +64,15 @@ def test_session_cookie_is_httponly_secure_strict(client: TestClient) -> None:
     cookie = res.headers["set-cookie"].lower()
     assert "httponly" in cookie and "secure" in cookie and "samesite=strict" in cookie
     assert client.get("/api/auth/me").json()["role"] == "planner"
-    out = client.post("/api/auth/logout")
+    # A cookie-carrying write from another site is refused (CSRF defence in depth).
+    evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    assert client.post("/api/auth/logout", headers=evil).status_code == 403
+    assert (
+        client.post("/api/auth/logout", headers={"Origin": "https://evil.example"}).status_code
+        == 403
+    )
+    assert client.get("/api/auth/me").status_code == 200
+    out = client.post("/api/auth/logout", headers={"Origin": "https://testserver"})
     assert out.status_code == 200
     client.cookies.clear()
     assert client.get("/api/auth/me").status_code == 401
@@ -114,6 +122,9 @@ def test_login_attempts_are_rate_limited(seeded: Engine, settings: Settings) -> 
                 for _ in range(4)
             ]
         assert codes == [401, 401, 401, 429]
+        with seeded.connect() as conn:
+            throttled = audit.list_entries(conn, action="login_throttled", actor="x1")
+        assert throttled and throttled[0]["status"] == 429
     finally:
         with seeded.begin() as conn:
             conn.execute(rate_bucket.delete())

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import geopandas as gpd
+import numpy as np
 import pytest
 
 from ingest import crs as crsmod
@@ -98,3 +98,29 @@ def test_points_land_within_5cm(tmp_path, do_import, layer_points, how: str, sri
     assert metres_apart(got_arr, TRUTH_LONLAT).max() < 0.05
     # Reading VN-2000 as if it were WGS84 would land ~220 m off: prove we are not doing that.
     assert report.rows_valid == 4
+
+
+def test_geojson_claiming_wgs84_with_vn2000_metres_is_caught(
+    tmp_path, do_import, layer_points
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    xy = to_srid(TRUTH_LONLAT, 9208)
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": n},
+                "geometry": {"type": "Point", "coordinates": [x, y]},
+            }
+            for n, (x, y) in zip(NAMES, xy, strict=True)
+        ],
+    }
+    path = tmp_path / "sai_crs.geojson"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    report = do_import(path, "crs_wrong_claim")
+    assert report.crs["srid"] == 9208 and report.crs["source"] == "detected"
+    assert any("stated CRS is wrong" in n for n in report.notes)
+    got = layer_points("crs_wrong_claim")
+    assert metres_apart(np.array([got[n] for n in NAMES]), TRUTH_LONLAT).max() < 0.05

@@ -70,7 +70,9 @@ def _tcvn3_bytes(text: str) -> bytes:
     return b"".join(inverse[ch] if ch in inverse else ch.encode("ascii") for ch in text)
 
 
-def test_shapefile_without_cpg_in_tcvn3_is_detected_and_converted(tmp_path: Path, do_import) -> None:  # type: ignore[no-untyped-def]
+def test_shapefile_without_cpg_in_tcvn3_is_detected_and_converted(
+    tmp_path: Path, do_import
+) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "cu.shp"
     gdf = _gdf(4326)
     gdf["name"] = ["x" * 20] * 4  # placeholder; bytes patched below
@@ -105,7 +107,9 @@ def test_guess_encoding() -> None:
         ("kml", "KML", "KML"),
     ],
 )
-def test_vector_formats(tmp_path: Path, do_import, layer_points, ext: str, driver: str, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def test_vector_formats(
+    tmp_path: Path, do_import, layer_points, ext: str, driver: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / f"a.{ext}"
     gdf = _gdf(4326)
     if driver == "KML":
@@ -143,7 +147,9 @@ def test_dxf_parcels_in_vn2000(tmp_path: Path, do_import) -> None:  # type: igno
     assert report.geometry_type in ("Polygon", "MultiPolygon")
 
 
-def test_csv_bom_semicolon_decimal_comma_vietnamese_headers(tmp_path: Path, do_import, layer_points) -> None:  # type: ignore[no-untyped-def]
+def test_csv_bom_semicolon_decimal_comma_vietnamese_headers(
+    tmp_path: Path, do_import, layer_points
+) -> None:  # type: ignore[no-untyped-def]
     lines = ["Tên;Vĩ độ;Kinh độ;Số giường"]
     for name, (lon, lat) in zip(NAMES, TRUTH_LONLAT, strict=True):
         lines.append(f"{name};{lat:.7f};{lon:.7f};1.200".replace(".", ",", 2))

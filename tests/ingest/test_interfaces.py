@@ -19,7 +19,11 @@ from layers.settings import Settings
 def _file(tmp_path: Path) -> Path:
     gdf = gpd.GeoDataFrame(
         {"name": ["Vinh", "Hà Nội", "Cửa Lò"]},
-        geometry=[shapely.Point(105.68, 18.68), shapely.Point(105.85, 21.03), shapely.Point(105.72, 18.81)],
+        geometry=[
+            shapely.Point(105.68, 18.68),
+            shapely.Point(105.85, 21.03),
+            shapely.Point(105.72, 18.81),
+        ],
         crs=4326,
     )
     path = tmp_path / "diem.geojson"
@@ -27,11 +31,15 @@ def _file(tmp_path: Path) -> Path:
     return path
 
 
-def test_cli_import_dry_run_and_show_rejects(tmp_path: Path, settings: Settings, engine: Engine) -> None:
+def test_cli_import_dry_run_and_show_rejects(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
     path = _file(tmp_path)
     runner = CliRunner()
     env = {"IOC_DATABASE_URL": settings.database_url or ""}
-    dry = runner.invoke(cli_app, ["import", str(path), "--layer", "cli_pts", "--dry-run", "--json"], env=env)
+    dry = runner.invoke(
+        cli_app, ["import", str(path), "--layer", "cli_pts", "--dry-run", "--json"], env=env
+    )
     assert dry.exit_code == 0, dry.output
     report = json.loads(dry.output)
     assert report["dry_run"] and len(report["preview"]) == 2 and report["batch_id"] is None
@@ -43,11 +51,15 @@ def test_cli_import_dry_run_and_show_rejects(tmp_path: Path, settings: Settings,
     shown = runner.invoke(cli_app, ["import", "--show-rejects", str(batch)], env=env)
     assert shown.exit_code == 0
     assert "row        2  outside_province" in shown.output
-    bad = runner.invoke(cli_app, ["import", str(path), "--layer", "cli_pts", "--mode", "upsert"], env=env)
+    bad = runner.invoke(
+        cli_app, ["import", str(path), "--layer", "cli_pts", "--mode", "upsert"], env=env
+    )
     assert bad.exit_code == 1 and "--key" in bad.output
 
 
-def test_api_upload_job_progress_and_report(tmp_path: Path, settings: Settings, engine: Engine) -> None:
+def test_api_upload_job_progress_and_report(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
     path = _file(tmp_path)
     with TestClient(create_app(settings)) as client:
         dry = client.post(
@@ -83,3 +95,20 @@ def test_api_upload_job_progress_and_report(tmp_path: Path, settings: Settings, 
         assert bad.status_code == 202
         failed = client.get(bad.json()["href"]).json()
         assert failed["status"] == "failed" and "unsupported" in failed["errors"][0]
+
+
+def test_cli_ingest_run_with_yaml(tmp_path: Path, settings: Settings, engine: Engine) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "x.csv").write_text("ten,lat,lon\nA,18.68,105.68\n", encoding="utf-8")
+    yml = tmp_path / "c.yaml"
+    yml.write_text(
+        f"connectors:\n  - {{kind: drop_folder, name: cli_drop, layer: cli_drop, path: '{drop}', settle_s: 0}}\n",
+        encoding="utf-8",
+    )
+    env = {"IOC_DATABASE_URL": settings.database_url or ""}
+    res = CliRunner().invoke(cli_app, ["ingest", "run", "cli_drop", "--config", str(yml)], env=env)
+    assert res.exit_code == 0, res.output
+    assert "cli_drop (drop_folder): succeeded" in res.output
+    missing = CliRunner().invoke(cli_app, ["ingest", "run", "nope", "--config", str(yml)], env=env)
+    assert missing.exit_code == 1 and "no connector named 'nope'" in missing.output

@@ -48,7 +48,9 @@ def _state(engine: Engine, slug: str) -> tuple[int, int, dict[str, tuple[int, st
     return version, len(rows), {r[0]: (r[1], r[2]) for r in rows}
 
 
-def test_upsert_is_idempotent_and_updates_in_place(tmp_path: Path, engine: Engine, do_import) -> None:  # type: ignore[no-untyped-def]
+def test_upsert_is_idempotent_and_updates_in_place(
+    tmp_path: Path, engine: Engine, do_import
+) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "thua.gpkg"
     gdf = _parcels(500)
     gdf.to_file(path)
@@ -75,10 +77,14 @@ def test_upsert_is_idempotent_and_updates_in_place(tmp_path: Path, engine: Engin
                 "WHERE l.slug = 'load_upsert' GROUP BY 1 ORDER BY 1"
             )
         ).all()
-        statuses = conn.execute(
-            text("SELECT status FROM import_batch WHERE id = ANY(:ids)"),
-            {"ids": [first.batch_id, again.batch_id, changed.batch_id]},
-        ).scalars().all()
+        statuses = (
+            conn.execute(
+                text("SELECT status FROM import_batch WHERE id = ANY(:ids)"),
+                {"ids": [first.batch_id, again.batch_id, changed.batch_id]},
+            )
+            .scalars()
+            .all()
+        )
     assert batches == [(first.batch_id, 499), (changed.batch_id, 1)]
     assert statuses == ["succeeded"] * 3
 
@@ -99,10 +105,14 @@ def test_append_then_replace(tmp_path: Path, engine: Engine, do_import) -> None:
     assert n == 200 and all(k is None for k in rows)
     with engine.connect() as conn:
         lid = conn.execute(text("SELECT id FROM layer WHERE slug='load_replace'")).scalar_one()
-        idx = conn.execute(
-            text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"),
-            {"t": f"feature_l{lid}"},
-        ).scalars().all()
+        idx = (
+            conn.execute(
+                text("SELECT indexdef FROM pg_indexes WHERE tablename = :t"),
+                {"t": f"feature_l{lid}"},
+            )
+            .scalars()
+            .all()
+        )
         attached = conn.execute(
             text(
                 "SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass(:t) "
@@ -178,7 +188,9 @@ def _kill_during_copy(settings: Settings, engine: Engine, path: Path, slug: str,
         time.sleep(0.05)
 
 
-def test_kill_mid_import_leaves_layer_as_before(tmp_path: Path, engine: Engine, settings: Settings, do_import) -> None:  # type: ignore[no-untyped-def]
+def test_kill_mid_import_leaves_layer_as_before(
+    tmp_path: Path, engine: Engine, settings: Settings, do_import
+) -> None:  # type: ignore[no-untyped-def]
     small = tmp_path / "small.gpkg"
     _parcels(50, seed=5).to_file(small)
     do_import(small, "load_kill", key="ma_thua", mode="upsert")
@@ -193,7 +205,9 @@ def test_kill_mid_import_leaves_layer_as_before(tmp_path: Path, engine: Engine, 
                 text("SELECT count(*) FROM pg_class WHERE relname LIKE 'ingest\\_%'")
             ).scalar_one()
             running = conn.execute(
-                text("SELECT count(*) FROM import_batch WHERE status = 'running' AND source = 'big.gpkg'")
+                text(
+                    "SELECT count(*) FROM import_batch WHERE status = 'running' AND source = 'big.gpkg'"
+                )
             ).scalar_one()
         assert leftovers == 0
         assert running >= 1  # the killed batch stays visible as not finished

@@ -72,12 +72,16 @@ def test_property_and_coordinate_rejects(tmp_path: Path, engine: Engine, do_impo
     assert examples[3]["original"]["name"] == "Hà Nội"
     with engine.connect() as conn:
         stored = list_rejects(conn, report.batch_id)
-        kept = conn.execute(
-            text(
-                "SELECT properties FROM feature f JOIN layer l ON l.id = f.layer_id "
-                "WHERE l.slug = 'val_csv' ORDER BY f.id"
+        kept = (
+            conn.execute(
+                text(
+                    "SELECT properties FROM feature f JOIN layer l ON l.id = f.layer_id "
+                    "WHERE l.slug = 'val_csv' ORDER BY f.id"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert [r["row"] for r in stored] == [2, 3, 4, 5, 6, 7, 8, 9]
     assert stored[0]["original"]["name"] == "Không tọa độ"
     assert kept[0]["beds"] == 500 and isinstance(kept[0]["beds"], int)
@@ -122,7 +126,10 @@ def test_geometry_rejects_and_repairs(tmp_path: Path, engine: Engine, do_import)
     assert report.repaired == 2
     assert report.rows_valid == 3
     assert {e["original"]["name"] for e in report.reject_examples} == {
-        "null", "empty", "line", "bowtie"
+        "null",
+        "empty",
+        "line",
+        "bowtie",
     }
     with engine.connect() as conn:
         kinds = conn.execute(

@@ -106,9 +106,11 @@ function sectorLayers(state, layer) {
         minZoom: tiles.minzoom ?? 0,
         maxZoom: Math.min(tiles.maxzoom ?? 14, 16),
         binary: true,
-        // the parser on the main thread: a worker would have to come from a CDN
+        // decode in loaders.gl's MVT worker, shipped in our own assets (never its CDN default);
+        // the full loader stays as the main-thread fallback when workers are unavailable
         loaders: [MVTLoader],
-        loadOptions: { core: { worker: false }, mvt: { workerUrl: null } },
+        // eslint-disable-next-line no-undef
+        loadOptions: { core: { worker: state.mvtWorkers }, mvt: { workerUrl: __MVT_WORKER_URL__ } },
         onTileError: (err) => console.warn('tile error', layer.slug, err && err.message ? err.message : err),
       }),
     );
@@ -250,6 +252,19 @@ function overlayLayers(state) {
         getLineWidth: 2,
         lineWidthUnits: 'pixels',
         updateTriggers: { getRadius: [state.highlight], getFillColor: [state.highlight] },
+      }),
+    );
+  }
+  if (state.zones && state.zones.length) {
+    out.push(
+      new GeoJsonLayer({
+        id: 'camera-zones',
+        data: state.zones.map((z) => ({ type: 'Feature', geometry: z.geometry, properties: { name: z.name, kind: z.kind } })),
+        getFillColor: [255, 235, 59, 40],
+        getLineColor: [255, 235, 59, 220],
+        getLineWidth: 2,
+        lineWidthUnits: 'pixels',
+        pickable: false,
       }),
     );
   }

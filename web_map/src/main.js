@@ -50,6 +50,8 @@ function initialState() {
     bounds: null,
     caps: null,
     useTiles: params.get('tiles') !== '0',
+    // decode vector tiles in workers (off the main thread) unless ?workers=0
+    mvtWorkers: typeof Worker !== 'undefined' && params.get('workers') !== '0',
     tileUrls: {},
     view: 'vector',
     h3: { slug: null, res: 6, cells: [], max: 1, source: null },
@@ -60,6 +62,8 @@ function initialState() {
     results: [],
     highlight: null,
     detections: [],
+    zones: [],
+    indicators: null,
     feed: [],
     rightTab: 'details',
     page: location.hash === '#/import' ? 'import' : 'map',
@@ -236,6 +240,18 @@ function relativeTemplate(url) {
   return m ? m[1] : url;
 }
 
+/** Per-commune indicators from the analytics service (optional; the KPI card uses them). */
+async function loadIndicators(app) {
+  if (!app.state.caps.paths['/api/analytics/indicators']) return;
+  try {
+    const rows = await getJSON('/api/analytics/indicators');
+    app.state.indicators = Object.fromEntries((Array.isArray(rows) ? rows : []).map((r) => [String(r.code), r]));
+    if (app.state.selectedCommune) app.renderRight();
+  } catch {
+    app.state.indicators = null;
+  }
+}
+
 async function boot() {
   // eslint-disable-next-line no-undef
   maplibregl.setWorkerUrl(__MAPLIBRE_WORKER_URL__);
@@ -395,6 +411,7 @@ async function boot() {
     initTime(app);
     app.update();
     initFeed(app);
+    loadIndicators(app);
     window.__iocmap.ready = true;
     document.body.dataset.ready = '1';
   } catch (err) {

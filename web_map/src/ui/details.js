@@ -82,6 +82,7 @@ export function showDetails(app, info) {
   state.rightTab = 'details';
   clearTimers(app);
   state.detections = [];
+  state.zones = [];
   app.update();
   if (slug === 'cameras') loadCamera(app, feature);
   if (slug === 'field_reports') loadReport(app, feature);
@@ -150,6 +151,7 @@ export function renderDetails(app) {
             onclick: () => {
               state.selected = null;
               state.detections = [];
+              state.zones = [];
               clearTimers(app);
               app.update();
             },
@@ -185,6 +187,17 @@ function communeCard(app, feature) {
     ['kpi.reports_resolved', fmtNumber(s.resolved)],
     ['kpi.on_time', s.onTime === null ? '—' : `${fmtNumber(s.onTime * 100, 0)}%`],
   ];
+  // the analytics service's per-commune indicators, when it is there
+  const ind = app.state.indicators && app.state.indicators[String(p.code)];
+  if (ind) {
+    const pct = (v) => (v === null || v === undefined ? '—' : `${fmtNumber(v * 100, 0)}%`);
+    cells.push(
+      ['kpi.density', fmtNumber(ind.population_density)],
+      ['kpi.resolution_rate', pct(ind.resolution_rate)],
+      ['kpi.schools_per_10k', fmtNumber(ind.schools_per_10k, 1)],
+      ['kpi.hospitals_per_10k', fmtNumber(ind.hospitals_per_10k, 2)],
+    );
+  }
   return el(
     'div',
     { class: 'card commune-card', id: 'commune-card' },
@@ -230,7 +243,7 @@ function cameraSection(app, feature) {
   );
   const info = app.cameraInfo && app.cameraInfo.id === id ? app.cameraInfo : null;
   if (info && info.zones && info.zones.length) {
-    wrap.append(el('h4', {}, t('camera.zones')), el('ul', { class: 'plain' }, info.zones.map((z) => el('li', {}, z.name || z.label || z.id || JSON.stringify(z)))));
+    wrap.append(el('h4', {}, t('camera.zones')), el('ul', { class: 'plain' }, info.zones.map((z) => el('li', {}, `${z.name || z.label || z.id}${z.kind ? ` · ${valueLabel(z.kind)}` : ''}`))));
   }
   wrap.append(el('h4', {}, t('camera.detections')));
   const list = el('ul', { class: 'events', id: 'camera-events' });
@@ -305,6 +318,7 @@ async function loadCamera(app, feature) {
   await Promise.all(jobs);
   if (!app.state.selected || cameraId(app.state.selected.feature) !== id) return;
   app.state.detections = app.cameraInfo.events.filter((e) => e.position);
+  app.state.zones = app.cameraInfo.zones.filter((z) => z.geometry);
   app.update();
   // the snapshot is refreshed in place so the panel does not flicker
   app.snapshotTimer = setInterval(() => {

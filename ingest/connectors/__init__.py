@@ -1,0 +1,1 @@
+"""Sector connectors: HTTP JSON pull, drop folder and MQTT, configured in YAML."""
