@@ -160,6 +160,43 @@ def add_zone(
     typer.echo(f"zone {zid} added to {camera}")
 
 
+@vision_app.command("demo-zones")
+@friendly_errors
+def demo_zones(
+    camera: str = typer.Option(..., "--camera"),
+    width: int = typer.Option(640, help="Frame width the zones are laid out on"),
+    height: int = typer.Option(352, help="Frame height the zones are laid out on"),
+) -> None:
+    """Give a camera a counting line and a lane laid out in its image (for demos)."""
+    from layers import cameras
+    from vision.runner import calibration_for
+
+    settings = load_settings()
+    with migrated_engine(settings) as engine, engine.begin() as conn:
+        cam = cameras.get_camera(conn, camera)
+        cal = calibration_for(cam, cameras.get_calibration(conn, camera), width, height)
+        w, h = float(width), float(height)
+        line = cal.image_to_wgs84([(0.1 * w, 0.65 * h), (0.9 * w, 0.65 * h)]).tolist()
+        lane = cal.image_to_wgs84(
+            [(0.0, h), (w, h), (0.75 * w, 0.45 * h), (0.25 * w, 0.45 * h)]
+        ).tolist()
+        specs = [
+            cameras.ZoneSpec(
+                name="Vạch đếm xe",
+                kind="counting_line",
+                geometry={"type": "LineString", "coordinates": line},
+            ),
+            cameras.ZoneSpec(
+                name="Làn đường",
+                kind="lane",
+                geometry={"type": "Polygon", "coordinates": [[*lane, lane[0]]]},
+                params={"direction_deg": cam.heading_deg, "speed_limit_kmh": 50},
+            ),
+        ]
+        ids = [cameras.add_zone(conn, camera, z) for z in specs]
+    typer.echo(f"zones {ids} added to {camera}")
+
+
 @vision_app.command("cameras")
 @friendly_errors
 def list_cameras() -> None:

@@ -85,6 +85,11 @@ def test_calibrate_zone_run_and_list(cli_env: None, engine: Engine, tmp_path: Pa
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output.strip().splitlines()[-1])
     assert summary["frames"] == 12 and summary["camera_id"] == "cli_cam"
+    res = runner.invoke(app, ["vision", "demo-zones", "--camera", "cli_cam"])
+    assert res.exit_code == 0, res.output
+    with engine.connect() as conn:
+        kinds = [z.kind for z in cameras.list_zones(conn, "cli_cam")]
+    assert kinds == ["counting_line", "counting_line", "lane"]
     res = runner.invoke(app, ["vision", "cameras"])
     assert "cli_cam\tstopped\ton\tcalibrated" in res.output
     res = runner.invoke(app, ["vision", "run", "--camera", "missing_cam", "--max-frames", "1"])

@@ -291,7 +291,7 @@ async function boot() {
     home: () => app.map.fitBounds(NGHE_AN_BOUNDS, { padding: HOME_PADDING, duration: 0 }),
     idle: () => new Promise((resolve) => (app.map.loaded() && !app.map.isMoving() ? resolve(true) : app.map.once('idle', () => resolve(true)))),
     /** Resolves once the map stopped moving, viewport data arrived and every deck layer (and tile) loaded. */
-    settled: async (timeoutMs = 45000) => {
+    settled: async (timeoutMs = 90000) => {
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
       const start = Date.now();
       await window.__iocmap.idle();
