@@ -42,7 +42,13 @@ def status_for(exc: IocError) -> int:
 
 def error_body(status: int, code: str, detail: str, **extra: object) -> dict[str, object]:
     """The JSON error shape every endpoint returns (OGC-style `code` and `description` too)."""
-    return {"status": status, "code": code, "detail": detail, "description": detail, **extra}
+    body: dict[str, object] = {k: v for k, v in extra.items() if k not in _RESERVED_KEYS}
+    body.update(status=status, code=code, detail=detail, description=detail)
+    return body
+
+
+# Context keys that would overwrite the error's own fields are dropped, not allowed to crash.
+_RESERVED_KEYS = frozenset({"status", "code", "detail", "description"})
 
 
 def install_error_handlers(app: FastAPI) -> None:

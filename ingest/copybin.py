@@ -163,8 +163,10 @@ def _materialise(col: CopyColumn) -> CopyColumn:
     if col.kind == "geometry":
         import shapely
 
+        from ingest.parallel import pmap
+
         geoms = shapely.set_srid(np.asarray(col.values, dtype=object), 4326)
-        wkb = pa.array(shapely.to_wkb(geoms, include_srid=True), pa.binary())
+        wkb = pa.array(pmap(shapely.to_wkb, geoms, include_srid=True), pa.binary())
         return CopyColumn("bytes", wkb, col.null)
     if col.kind == "json_table":
         assert isinstance(col.values, pa.Table)

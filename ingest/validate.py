@@ -13,6 +13,7 @@ import shapely
 
 from ingest import values as V
 from ingest.crs import CrsChoice, transform_coords
+from ingest.parallel import get_coordinates_split, pmap, set_coordinates_split
 
 REASONS = (
     "null_geometry",
@@ -316,7 +317,7 @@ def prepare(
     notes: list[str] = []
     if coordinate_errors is not None:
         q.add(coordinate_errors, "unparsable_coordinates", "coordinate is not a number")
-    geoms = shapely.from_wkb(geometry_wkb, on_invalid="ignore")
+    geoms = pmap(shapely.from_wkb, geometry_wkb, on_invalid="ignore")
     missing = np.asarray(shapely.is_missing(geoms), dtype=bool)
     q.add(missing, "null_geometry", "no geometry")
     empty = ~missing & np.asarray(shapely.is_empty(geoms), dtype=bool)
@@ -327,20 +328,20 @@ def prepare(
     # Transform every coordinate at once; keep each geometry's first vertex for the
     # province test, which saves building points.
     idx = np.flatnonzero(live)
-    coords, owner = shapely.get_coordinates(geoms[idx], return_index=True)
+    coords, owner, split = get_coordinates_split(geoms[idx])
     if len(coords):
         x, y = coords[:, 0], coords[:, 1]
         if crs.swap_axes:
             x, y = y, x
         lon, lat = transform_coords(crs.proj, np.ascontiguousarray(x), np.ascontiguousarray(y))
-        geoms[idx] = shapely.set_coordinates(geoms[idx].copy(), np.column_stack([lon, lat]))
+        geoms[idx] = set_coordinates_split(geoms[idx].copy(), np.column_stack([lon, lat]), split)
         first = np.searchsorted(owner, np.arange(len(idx)))
         first_lon, first_lat = lon[first], lat[first]
     else:
         first_lon = first_lat = np.zeros(0)
     # Repairs, counted (ST_MakeValid semantics: GEOS make_valid).
     valid = np.ones(n, dtype=bool)
-    valid[live] = np.asarray(shapely.is_valid(geoms[live]), dtype=bool)
+    valid[live] = np.asarray(pmap(shapely.is_valid, geoms[live]), dtype=bool)
     invalid = live & ~valid
     repaired = int(invalid.sum())
     if repaired:

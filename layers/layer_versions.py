@@ -51,12 +51,13 @@ class LayerVersionProbe:
                     self._open += 1
                     try:
                         # Custom plans always: a generic plan cannot prune the layer's partition
-                        # nor judge the tile envelope, and may scan a million parcels.
+                        # nor judge the tile envelope, and may scan a million parcels. No
+                        # parallel workers: requests already run side by side on few cores.
                         return await psycopg.AsyncConnection.connect(
                             self._conninfo,
                             autocommit=True,
                             application_name="iocmap-tiles",
-                            options="-c plan_cache_mode=force_custom_plan",
+                            options="-c plan_cache_mode=force_custom_plan -c max_parallel_workers_per_gather=0",
                         )
                     except Exception:
                         self._open -= 1

@@ -225,6 +225,10 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             args.extend([cast(key, Text), cand.c.properties.op("->")(key)])
         props_expr = func.jsonb_build_object(*args)
     inner = sa_select(cand.c.id.label("id"), props_expr.label("props"), mvt_geom.label("geom"))
+    if shape.cluster:
+        # OFFSET 0 fences the subquery, so the clusters' NULL test is not pushed into the scan
+        # (which would build each MVT point twice).
+        inner = inner.offset(0)
     rows = inner.subquery("p")
     if shape.cluster:
         cell = bindparam("cell", type_=Double)
@@ -253,11 +257,9 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             func.ST_MakePoint(clusters.c.cx, clusters.c.cy).label("geom"),
         ).subquery("t")
     else:
-        final = (
-            sa_select(rows.c.id, rows.c.props, rows.c.geom)
-            .where(rows.c.geom.is_not(None))
-            .subquery("t")
-        )
+        # No "geom IS NOT NULL" here: PostgreSQL would push it into the scan and build every
+        # MVT geometry twice; ST_AsMVT skips NULL geometries by itself.
+        final = sa_select(rows.c.id, rows.c.props, rows.c.geom).subquery("t")
     return sa_select(
         func.ST_AsMVT(literal_column("t"), bindparam("name", type_=Text), EXTENT, "geom", "id")
     ).select_from(final)

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from layers import cameras as cam_db
 from layers import events as ev_db
-from layers.errors import NotFoundError
+from layers.errors import NotFoundError, UnavailableError
 from layers.settings import Settings
 from vision.draw import draw_overlay, encode_jpeg
 from vision.runner import calibration_for
@@ -32,10 +32,16 @@ def camera_snapshot(
 ) -> bytes:
     """The camera's latest frame as JPEG, with its tracked boxes and projected zones if asked."""
     camera = cam_db.get_camera(conn, camera_id)
-    path = _media_file(settings, camera.frame_path, f"camera '{camera_id}'")
+    try:
+        path = _media_file(settings, camera.frame_path, f"camera '{camera_id}'")
+        stored = path.read_bytes()
+    except NotFoundError:
+        # No worker runs for this camera: show what its stream shows now, so an operator
+        # clicking any camera on the map still sees its picture.
+        stored = encode_jpeg(grab_live_frame(camera.stream_url, settings))
     if not boxes and not zones:
-        return path.read_bytes()
-    img = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        return stored
+    img = cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise NotFoundError(f"camera '{camera_id}' image is not readable")
     cal = calibration_for(
@@ -50,3 +56,38 @@ def event_snapshot(conn: Connection, settings: Settings, event_id: int) -> bytes
     """The JPEG stored with an event."""
     event = ev_db.get_event(conn, event_id)
     return _media_file(settings, event.snapshot_path, f"event {event_id}").read_bytes()
+
+
+def grab_live_frame(stream_url: str, settings: Settings, open_timeout_ms: int = 5000) -> np.ndarray:
+    """One current frame of a stream, privacy-blurred, downscaled to the vision width.
+
+    A file source plays as a loop on the wall clock, so repeated grabs move like a live feed.
+    """
+    import time
+
+    from vision.sources import file_path
+
+    target = file_path(stream_url)
+    cap = cv2.VideoCapture(
+        target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_timeout_ms]
+    )
+    try:
+        if not cap.isOpened():
+            raise UnavailableError(f"camera stream {stream_url} cannot be opened")
+        frames = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        if frames and frames > 1 and Path(target).is_file():
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(time.time() * fps) % int(frames))
+        ok, frame = cap.read()
+    finally:
+        cap.release()
+    if not ok or frame is None:
+        raise UnavailableError(f"camera stream {stream_url} gave no frame")
+    if frame.shape[1] > settings.vision_max_width:
+        scale = settings.vision_max_width / frame.shape[1]
+        frame = cv2.resize(frame, (settings.vision_max_width, round(frame.shape[0] * scale)))
+    if settings.vision_privacy_blur:
+        from vision.privacy import Blurrer
+
+        frame = Blurrer().blur(frame)
+    return np.asarray(frame, dtype=np.uint8)

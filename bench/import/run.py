@@ -119,7 +119,7 @@ def main() -> None:
         stages = report.timings
         assert report.rows_valid == rows, report.rejects_by_reason
         print(
-            f"iocmap: {results['iocmap']:.1f}s crs={report.crs['srid']} strategy={report.strategy}",
+            f"iocmap: {results['iocmap']:.1f}s crs={report.crs['srid']} strategy={report.strategy} stages={report.timings}",
             file=sys.stderr,
         )
         engine.dispose()

@@ -5,7 +5,8 @@ An empty tile is answered with 204 No Content (with ETag and Cache-Control), alw
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -64,7 +65,6 @@ async def _layer_sizes(
     request: Request,
     layer_id: int,
     data_version: int,
-    fetch: Callable[[str, dict[str, Any]], Awaitable[Any]],
 ) -> tiles.LayerSizes:
     """The layer's largest feature sizes, computed once per data_version (one scan)."""
     sizes_by: dict[tuple[int, int], tiles.LayerSizes] | None = getattr(
@@ -72,8 +72,22 @@ async def _layer_sizes(
     )
     if sizes_by is None:
         sizes_by = request.app.state.tile_layer_sizes = {}
-    sizes = sizes_by.get((layer_id, data_version))
-    if sizes is None:
+    key = (layer_id, data_version)
+    sizes = sizes_by.get(key)
+    if sizes is not None:
+        return sizes
+    # Single flight: concurrent first requests share one scan of the layer.
+    pending: dict[tuple[int, int], asyncio.Future[tiles.LayerSizes]] | None = getattr(
+        request.app.state, "tile_layer_sizes_pending", None
+    )
+    if pending is None:
+        pending = request.app.state.tile_layer_sizes_pending = {}
+    future = pending.get(key)
+    if future is not None:
+        return await asyncio.shield(future)
+    future = asyncio.get_running_loop().create_future()
+    pending[key] = future
+    try:
         row = await layer_state.read_pool(request.app).fetchone(
             tiles.LAYER_SIZES_SQL, {"layer_id": layer_id}
         )
@@ -81,8 +95,15 @@ async def _layer_sizes(
         sizes = tiles.LayerSizes(float(row[0]), float(row[1]))
         if len(sizes_by) > 1000:
             sizes_by.clear()
-        sizes_by[(layer_id, data_version)] = sizes
-    return sizes
+        sizes_by[key] = sizes
+        future.set_result(sizes)
+        return sizes
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # mark retrieved: waiters (if any) re-raise it
+        raise
+    finally:
+        pending.pop(key, None)
 
 
 @router.get(
@@ -131,7 +152,7 @@ async def layer_tile(
 
         sizes = None
         if tiles.needs_sizes(info, tile):
-            sizes = await _layer_sizes(request, ver.id, ver.data_version, fetch)
+            sizes = await _layer_sizes(request, ver.id, ver.data_version)
         data = await tiles.render_tile_async(
             fetch, info, tile, props, settings.tile_max_bytes, sizes
         )

@@ -103,3 +103,10 @@ def test_root_serves_the_web_map(client: TestClient) -> None:
     assert res.status_code == 200, "web map not built: run ./scripts/setup"
     assert "text/html" in res.headers["content-type"]
     assert "<script" in res.text
+
+
+def test_error_context_cannot_clobber_the_error_fields() -> None:
+    from geo_api.errors import error_body
+
+    body = error_body(400, "invalid_input", "bad", code="X1", status=999, param="bbox")
+    assert body["code"] == "invalid_input" and body["status"] == 400 and body["param"] == "bbox"

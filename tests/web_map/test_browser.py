@@ -261,6 +261,8 @@ def test_polygon_query_lists_results(fresh: Any, artifacts: Path) -> None:
     page.wait_for_selector("#query-results tr >> nth=1", timeout=15_000)
     rows = page.locator("#query-results tr").count() - 1
     assert rows > 0
+    # the Map API's /api/query/within answered (the browser fallback is for when it is absent)
+    assert page.evaluate("window.__iocmap.app.state.query.source") == "server"
     assert page.evaluate("window.__iocmap.app.state.results.length") >= rows
     page.locator("#query-results tr >> nth=1").click()
     assert page.evaluate("window.__iocmap.app.state.highlight !== null")

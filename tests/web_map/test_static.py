@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -22,6 +23,8 @@ ALLOWED_URL_PREFIXES = (
     "https://en.wikipedia.org/",
     "https://wiki.openstreetmap.org/",
     "https://deck.gl/docs/",
+    "https://www.iana.org/assignments/",
+    "https://feross.org/",
 )
 CDN_HOSTS = (
     "unpkg.com",
@@ -67,11 +70,12 @@ def test_index_served_with_hashed_bundle(engine: Engine, settings: Settings, dis
         assert js.text.count("\n") < len(js.text) / 200
 
 
-def test_maplibre_worker_is_served_as_javascript(
-    engine: Engine, settings: Settings, dist: Path
+@pytest.mark.parametrize("prefix", ["maplibre-gl-worker", "mvt-worker"])
+def test_workers_are_served_as_javascript(
+    engine: Engine, settings: Settings, dist: Path, prefix: str
 ) -> None:
-    """maplibre's worker is shipped next to the bundle, hashed, with a JavaScript MIME type."""
-    workers = list((dist / "assets").glob("maplibre-gl-worker-*.js"))
+    """maplibre's and loaders.gl's workers ship next to the bundle, hashed, as JavaScript."""
+    workers = list((dist / "assets").glob(f"{prefix}-*.js"))
     assert len(workers) == 1
     bundle = next((dist / "assets").glob("app-*.js")).read_text(encoding="utf-8")
     assert f"/assets/{workers[0].name}" in bundle
@@ -79,6 +83,14 @@ def test_maplibre_worker_is_served_as_javascript(
         res = client.get(f"/assets/{workers[0].name}")
         assert res.status_code == 200
         assert "javascript" in res.headers["content-type"]
+        assert res.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+def test_briefing_vendor_is_built(dist: Path) -> None:
+    """Leaflet for the offline briefing export is part of the build (with its licence)."""
+    vendor = dist / "vendor" / "leaflet"
+    for name in ("leaflet.js", "leaflet.css", "images/layers.png", "LICENSE"):
+        assert (vendor / name).exists(), name
 
 
 def test_no_external_urls_in_page_or_bundle(dist: Path) -> None:

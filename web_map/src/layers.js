@@ -12,6 +12,7 @@ import { fillAccessor, isPoint, isPolygonal, minZoomOf, rampColor, styleOf } fro
 import { viewCone } from './geo.js';
 
 const DAY = 86400000;
+const DOWN = new Set(['offline', 'stopped', 'error']);
 const filterExt = new DataFilterExtension({ filterSize: 1 });
 
 /** Order in which layers stack: boundaries below, polygons, lines, points on top. */
@@ -134,7 +135,7 @@ function coneLayer(state, layer) {
       const p = f.properties || {};
       return viewCone(f.geometry.coordinates, p.heading_deg, p.fov_deg, p.range_m);
     },
-    getFillColor: (f) => (f.properties && f.properties.status === 'offline' ? [158, 158, 158, 40] : [0, 229, 255, 46]),
+    getFillColor: (f) => (DOWN.has(f.properties && f.properties.status) ? [158, 158, 158, 40] : [0, 229, 255, 46]),
     getLineColor: [0, 229, 255, 150],
     getLineWidth: 1,
     lineWidthUnits: 'pixels',

@@ -240,6 +240,27 @@ function relativeTemplate(url) {
   return m ? m[1] : url;
 }
 
+/**
+ * Live camera status from the vision service (optional): it overrides the layer's static
+ * status, so the KPI strip counts cameras really online and offline cones turn grey.
+ */
+async function loadCameraStatus(app) {
+  const { caps, data } = app.state;
+  if (!caps.cameras || !data.cameras) return;
+  try {
+    const rows = await getJSON('/api/cameras');
+    const byId = new Map((Array.isArray(rows) ? rows : []).map((c) => [String(c.camera_id), c]));
+    for (const f of data.cameras) {
+      const live = byId.get(String(f.properties.camera_id));
+      if (live && live.status) f.properties.status = live.status;
+    }
+    app.state.dataVersion.cameras = (app.state.dataVersion.cameras || 0) + 1;
+    app.update();
+  } catch {
+    // signed out or no vision service: keep the layer's own status
+  }
+}
+
 /** Per-commune indicators from the analytics service (optional; the KPI card uses them). */
 async function loadIndicators(app) {
   if (!app.state.caps.paths['/api/analytics/indicators']) return;
@@ -412,6 +433,7 @@ async function boot() {
     app.update();
     initFeed(app);
     loadIndicators(app);
+    loadCameraStatus(app);
     window.__iocmap.ready = true;
     document.body.dataset.ready = '1';
   } catch (err) {

@@ -238,7 +238,7 @@ function cameraSection(app, feature) {
       'div',
       { class: 'row' },
       el('span', { class: 'muted' }, `${t('camera.status')}: `),
-      el('span', { class: `badge ${status === 'offline' ? 'bad' : status === 'online' ? 'good' : 'neutral'}`, id: 'camera-status' }, valueLabel(status || 'unknown')),
+      el('span', { class: `badge ${['offline', 'error', 'stopped'].includes(status) ? 'bad' : status === 'online' ? 'good' : 'neutral'}`, id: 'camera-status' }, valueLabel(status || 'unknown')),
     ),
   );
   const info = app.cameraInfo && app.cameraInfo.id === id ? app.cameraInfo : null;

@@ -17,7 +17,8 @@ export function communeStats(app, code) {
     schools: mine('schools').length,
     hospitals: mine('hospitals').length,
     cameras: cams.length,
-    camerasOnline: cams.filter((f) => f.properties.status !== 'offline' && f.properties.enabled !== false).length,
+    // 'unknown' (no frame seen yet) counts as not online; only a live status says online
+    camerasOnline: cams.filter((f) => ['online', 'ok', 'running'].includes(f.properties.status) && f.properties.enabled !== false).length,
     open: reports.filter((f) => OPEN.has(f.properties.status)).length,
     resolved: resolved.length,
     onTime: judged.length ? judged.filter((f) => f.properties.on_time === true).length / judged.length : null,
