@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -40,9 +42,11 @@ def status_for(exc: IocError) -> int:
     return 500
 
 
-def error_body(status: int, code: str, detail: str, **extra: object) -> dict[str, object]:
+def error_body(
+    status: int, code: str, detail: str, extra: Mapping[str, object] | None = None
+) -> dict[str, object]:
     """The JSON error shape every endpoint returns (OGC-style `code` and `description` too)."""
-    body: dict[str, object] = {k: v for k, v in extra.items() if k not in _RESERVED_KEYS}
+    body: dict[str, object] = {k: v for k, v in (extra or {}).items() if k not in _RESERVED_KEYS}
     body.update(status=status, code=code, detail=detail, description=detail)
     return body
 
@@ -63,7 +67,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 status,
                 exc.code,
                 exc.detail,
-                **{k: v for k, v in exc.context.items() if isinstance(v, str | int | float)},
+                {k: v for k, v in exc.context.items() if isinstance(v, str | int | float)},
             ),
             status_code=status,
             headers=headers,
@@ -76,7 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
             where = ".".join(str(p) for p in err.get("loc", ()))
             problems.append(f"{where}: {err.get('msg')}")
         return JSONResponse(
-            error_body(400, "invalid_input", "; ".join(problems), errors=problems),
+            error_body(400, "invalid_input", "; ".join(problems), {"errors": problems}),
             status_code=400,
         )
 

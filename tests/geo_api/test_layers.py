@@ -108,5 +108,5 @@ def test_root_serves_the_web_map(client: TestClient) -> None:
 def test_error_context_cannot_clobber_the_error_fields() -> None:
     from geo_api.errors import error_body
 
-    body = error_body(400, "invalid_input", "bad", code="X1", status=999, param="bbox")
+    body = error_body(400, "invalid_input", "bad", {"code": "X1", "status": 999, "param": "bbox"})
     assert body["code"] == "invalid_input" and body["status"] == 400 and body["param"] == "bbox"
