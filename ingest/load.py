@@ -45,12 +45,12 @@ class LoadCounts:
 
 def copy_columns(prepared: Prepared, layer_id: int | None, batch_id: int) -> list[CopyColumn]:
     """COPY columns (layer_id?, geom, properties, source_key, observed_at, import_batch_id)."""
-    n = len(prepared.geometry)
+    n = prepared.count
     cols = []
     if layer_id is not None:
         cols.append(CopyColumn("int4", np.full(n, layer_id, dtype=np.int64)))
     cols += [
-        CopyColumn("geometry", prepared.geometry),
+        CopyColumn("bytes", prepared.wkb),
         CopyColumn("json_table", prepared.properties),
         CopyColumn(
             "bytes",
@@ -112,7 +112,7 @@ def load(
     """Write the prepared rows into the layer in the caller's transaction."""
     # One import per layer at a time; readers are not blocked by this row lock.
     conn.execute(text("SELECT id FROM layer WHERE id = :id FOR UPDATE"), {"id": layer_id})
-    n = len(prepared.geometry)
+    n = prepared.count
     if progress:
         progress("encode", 0, n)
     if mode == "replace" or _partition_is_empty(conn, layer_id):
@@ -134,7 +134,7 @@ def _swap_partition(
     progress: Progress | None,
 ) -> LoadCounts:
     """COPY into a new table, index it in bulk, then swap it in as the layer's partition."""
-    n = len(prepared.geometry)
+    n = prepared.count
     new = f"ingest_new_{batch_id}"
     new_q = quote_ident(new)
     old_q = quote_ident(partition_name(layer_id))
@@ -199,7 +199,7 @@ def _stage_and_merge(
     progress: Progress | None,
 ) -> LoadCounts:
     """COPY into an UNLOGGED staging table, then one INSERT (append) or upsert statement."""
-    n = len(prepared.geometry)
+    n = prepared.count
     stage_q = quote_ident(f"ingest_stage_{batch_id}")
     conn.execute(
         text(

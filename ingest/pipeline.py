@@ -196,9 +196,10 @@ def _reject_rows(
 
 
 def _preview(prepared: Prepared) -> list[dict[str, Any]]:
-    k = min(PREVIEW_ROWS, len(prepared.geometry))
+    k = min(PREVIEW_ROWS, prepared.count)
     props = prepared.properties.slice(0, k).to_pylist()
-    wkts = shapely.to_wkt(prepared.geometry[:k], rounding_precision=7)
+    geoms = shapely.from_wkb(prepared.wkb.slice(0, k).to_numpy(zero_copy_only=False))
+    wkts = shapely.to_wkt(geoms, rounding_precision=7)
     return [
         {
             "row": int(prepared.row_numbers[i]),
@@ -271,7 +272,7 @@ def build_report(
         geometry_type=prepared.geometry_type,
         property_schema=prepared.property_schema,
         rows_read=source.num_rows,
-        rows_valid=len(prepared.geometry),
+        rows_valid=prepared.count,
         rows_rejected=len(prepared.reject_rows),
         repaired=prepared.repaired,
         rejects_by_reason=prepared.reject_counts(),

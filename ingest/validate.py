@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 import shapely
 
 from ingest import values as V
-from ingest.crs import CrsChoice, transform_coords
+from ingest import wkbfast
+from ingest.crs import CrsChoice, transform_coords, transform_geometries
 from ingest.parallel import get_coordinates_split, pmap, set_coordinates_split
 
 REASONS = (
@@ -46,7 +47,7 @@ _DIM = {"point": 0, "line": 1, "polygon": 2}
 class Prepared:
     """Rows ready to load (WGS84, coerced) plus everything quarantined, with reasons."""
 
-    geometry: np.ndarray  # shapely, WGS84, kept rows only
+    wkb: pa.Array  # WGS84 WKB of the kept rows (SRID from the column's typmod)
     row_numbers: np.ndarray  # 1-based row numbers of the kept rows in the source
     properties: pa.Table  # kept rows
     source_key: pa.Array | None
@@ -58,6 +59,11 @@ class Prepared:
     reject_details: np.ndarray
     repaired: int = 0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """Rows ready to load."""
+        return len(self.wkb)
 
     def reject_counts(self) -> dict[str, int]:
         """Rejected rows per reason."""
@@ -136,13 +142,14 @@ def _extract_family(geom: shapely.Geometry, fam: str) -> shapely.Geometry | None
 
 def _conform(
     geoms: np.ndarray, target: str, ok: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Geometries made to the target type; mask of mismatches; their detail."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Geometries made to the target type; masks of mismatches and changes; details."""
     out = geoms.copy()
     mismatch = np.zeros(len(geoms), dtype=bool)
+    changed = np.zeros(len(geoms), dtype=bool)
     detail = np.full(len(geoms), None, dtype=object)
     if target == "Geometry":
-        return out, mismatch, detail
+        return out, mismatch, changed, detail
     fam = _FAMILY[target]
     idx = np.flatnonzero(ok)
     types = np.asarray(shapely.get_type_id(geoms[idx]))
@@ -158,12 +165,14 @@ def _conform(
         if promote.any():
             pi = idx[promote]
             out[pi] = _to_multi(geoms[pi], fam)
+            changed[pi] = True
         handled = exact | promote
     else:
         demote = (tnames == multi) & (np.asarray(shapely.get_num_geometries(geoms[idx])) == 1)
         if demote.any():
             di = idx[demote]
             out[di] = shapely.get_geometry(geoms[di], 0)
+            changed[di] = True
         handled = exact | demote
     for j in np.flatnonzero(~handled):
         i = idx[j]
@@ -175,10 +184,11 @@ def _conform(
                     part = _to_multi(np.array([part], dtype=object), fam)[0]
                 if part.geom_type == target:
                     out[i] = part
+                    changed[i] = True
                     continue
         mismatch[i] = True
         detail[i] = f"{tnames[j]} in a {target} layer"
-    return out, mismatch, detail
+    return out, mismatch, changed, detail
 
 
 def _to_multi(geoms: np.ndarray, fam: str) -> np.ndarray:
@@ -323,25 +333,43 @@ def prepare(
     empty = ~missing & np.asarray(shapely.is_empty(geoms), dtype=bool)
     q.add(empty, "empty_geometry", "empty geometry")
     live = q.ok
-    if bool(np.any(shapely.has_z(geoms[live]))):
+    has_z = bool(np.any(shapely.has_z(geoms[live])))
+    if has_z:
         geoms = shapely.force_2d(geoms)
-    # Transform every coordinate at once; keep each geometry's first vertex for the
-    # province test, which saves building points.
+    source_wkb = pa.array(geometry_wkb, pa.binary())
+    fast = None if has_z else wkbfast.coordinate_positions(source_wkb)
     idx = np.flatnonzero(live)
-    coords, owner, split = get_coordinates_split(geoms[idx])
-    if len(coords):
-        x, y = coords[:, 0], coords[:, 1]
+    valid = np.ones(n, dtype=bool)
+    out_wkb: pa.Array | None = None
+    if fast is not None:
+        # Points/polygons: rewrite the doubles inside the source WKB; GEOS objects (source
+        # CRS) only check validity and types, and serialise just the rows they change.
+        pos, first_of = fast
+        x, y = wkbfast.read_xy(source_wkb, pos)
         if crs.swap_axes:
             x, y = y, x
-        lon, lat = transform_coords(crs.proj, np.ascontiguousarray(x), np.ascontiguousarray(y))
-        geoms[idx] = set_coordinates_split(geoms[idx].copy(), np.column_stack([lon, lat]), split)
-        first = np.searchsorted(owner, np.arange(len(idx)))
-        first_lon, first_lat = lon[first], lat[first]
+        lon, lat = transform_coords(crs.proj, x, y)
+        out_wkb = wkbfast.write_xy(source_wkb, pos, lon, lat)
+        first_lon, first_lat = lon[first_of[idx]], lat[first_of[idx]]
+        valid[live] = np.asarray(pmap(shapely.is_valid, geoms[live]), dtype=bool)
     else:
-        first_lon = first_lat = np.zeros(0)
+        # Transform every coordinate at once; keep each geometry's first vertex for the
+        # province test, which saves building points.
+        coords, owner, split = get_coordinates_split(geoms[idx])
+        if len(coords):
+            x, y = coords[:, 0], coords[:, 1]
+            if crs.swap_axes:
+                x, y = y, x
+            lon, lat = transform_coords(crs.proj, np.ascontiguousarray(x), np.ascontiguousarray(y))
+            geoms[idx] = set_coordinates_split(
+                geoms[idx].copy(), np.column_stack([lon, lat]), split
+            )
+            first = np.searchsorted(owner, np.arange(len(idx)))
+            first_lon, first_lat = lon[first], lat[first]
+        else:
+            first_lon = first_lat = np.zeros(0)
+        valid[live] = np.asarray(pmap(shapely.is_valid, geoms[live]), dtype=bool)
     # Repairs, counted (ST_MakeValid semantics: GEOS make_valid).
-    valid = np.ones(n, dtype=bool)
-    valid[live] = np.asarray(pmap(shapely.is_valid, geoms[live]), dtype=bool)
     invalid = live & ~valid
     repaired = int(invalid.sum())
     if repaired:
@@ -353,15 +381,19 @@ def prepare(
         inside = np.asarray(shapely.contains_xy(province, first_lon, first_lat), dtype=bool)
         unsure = idx[~inside]
         if len(unsure):
-            hit = np.asarray(shapely.intersects(province, geoms[unsure]), dtype=bool)
+            candidates = geoms[unsure]
+            if fast is not None:
+                candidates = transform_geometries(candidates, crs.proj, crs.swap_axes)
+            hit = np.asarray(shapely.intersects(province, candidates), dtype=bool)
             out_mask = np.zeros(n, dtype=bool)
             out_mask[unsure[~hit]] = True
             q.add(out_mask, "outside_province", "outside the province boundary")
     live = q.ok
     target = geometry_type or infer_geometry_type(geoms[live])
-    conformed, mismatch, detail = _conform(geoms, target, live)
+    conformed, mismatch, changed, detail = _conform(geoms, target, live)
     q.add(mismatch, "geometry_type_mismatch", detail)
     geoms = conformed
+    reserialise = invalid | changed  # rows whose WKB is not the source's, rewritten
     # Properties.
     schema = property_schema or infer_schema(attributes, typed)
     props_decl = schema.get("properties", {}) if isinstance(schema, dict) else {}
@@ -424,9 +456,20 @@ def prepare(
     keep = q.ok
     keep_idx = np.flatnonzero(keep)
     take = pa.array(keep_idx, pa.int64())
+    if out_wkb is not None:
+        kept_wkb = out_wkb.take(take)
+        redo = keep & reserialise
+        if redo.any():
+            fixed = transform_geometries(geoms[redo], crs.proj, crs.swap_axes)
+            mask = np.isin(keep_idx, np.flatnonzero(redo))
+            kept_wkb = pc.replace_with_mask(
+                kept_wkb, pa.array(mask), pa.array(shapely.to_wkb(fixed), pa.binary())
+            )
+    else:
+        kept_wkb = pa.array(pmap(shapely.to_wkb, geoms[keep]), pa.binary())
     rej = np.flatnonzero(~keep)
     return Prepared(
-        geometry=geoms[keep],
+        wkb=kept_wkb,
         row_numbers=keep_idx + 1,
         properties=props.take(take),
         source_key=None if source_key is None else source_key.take(take),

@@ -124,3 +124,22 @@ def test_geojson_claiming_wgs84_with_vn2000_metres_is_caught(
     assert any("stated CRS is wrong" in n for n in report.notes)
     got = layer_points("crs_wrong_claim")
     assert metres_apart(np.array([got[n] for n in NAMES]), TRUTH_LONLAT).max() < 0.05
+
+
+def test_grid_fallback_when_the_polynomial_does_not_fit(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    real = crsmod._fit_poly
+
+    def bad(*args, **kwargs):  # type: ignore[no-untyped-def]
+        poly = real(*args, **kwargs)
+        return crsmod._Poly(**{**poly.__dict__, "lon0": poly.lon0 + 1e-3})
+
+    monkeypatch.setattr(crsmod, "_fit_poly", bad)
+    rng = np.random.default_rng(11)
+    n = 250_000
+    x = rng.uniform(560_000, 620_000, n)
+    y = rng.uniform(2_040_000, 2_090_000, n)
+    proj = crsmod.proj_for_srid(9208)
+    lon, lat = crsmod.transform_coords(proj, x, y)
+    ex_lon, ex_lat = crsmod.transformer_to_wgs84(proj).transform(x, y)
+    err = metres_apart(np.column_stack([lon, lat]), np.column_stack([ex_lon, ex_lat]))
+    assert err.max() < 0.002

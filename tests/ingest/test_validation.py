@@ -141,3 +141,44 @@ def test_geometry_rejects_and_repairs(tmp_path: Path, engine: Engine, do_import)
     assert all(valid for _, _, valid in kinds)
     assert {k[1] for k in kinds} == {"POLYGON"}
     assert [k[0] for k in kinds] == ["ok", "single-part multi", "spike"]
+
+
+def test_wkb_fast_path_matches_geos_path() -> None:
+    import numpy as np
+    import pyarrow as pa
+    import shapely
+
+    from ingest import crs as crsmod
+    from ingest.province import bundled_boundary, tolerant_boundary
+    from ingest.validate import prepare
+    from tests.ingest.conftest import TRUTH_LONLAT, to_srid
+
+    xy = to_srid(TRUTH_LONLAT, 9208)
+    x, y = xy[0]
+    spike = shapely.Polygon(
+        [(x, y), (x + 10, y), (x + 10, y + 10), (x + 20, y + 10), (x + 10, y + 10), (x, y + 10)]
+    )
+    holed = shapely.Polygon(
+        [(x, y), (x + 50, y), (x + 50, y + 50), (x, y + 50)],
+        [[(x + 10, y + 10), (x + 20, y + 10), (x + 20, y + 20)]],
+    )
+    geoms = np.array([shapely.box(a, b, a + 20, b + 30) for a, b in xy] + [spike, holed, None])
+    wkb = np.array([None if g is None else shapely.to_wkb(g) for g in geoms], dtype=object)
+    choice = crsmod.recognise("EPSG:9208", "option")
+    out = prepare(
+        wkb,
+        pa.table({"i": list(range(len(geoms)))}),
+        choice,
+        tolerant_boundary(bundled_boundary("40"), 1000),
+        geometry_type=None,
+        property_schema=None,
+        typed=True,
+    )
+    assert out.repaired == 1 and out.count == 6
+    got = shapely.from_wkb(out.wkb.to_numpy(zero_copy_only=False))
+    expected = crsmod.transform_geometries(shapely.make_valid(geoms[:6]), choice.proj)
+    for g, e in zip(got, expected, strict=True):
+        if e.geom_type == "GeometryCollection":  # the spike's dangling line is dropped
+            e = next(p for p in shapely.get_parts(e) if p.geom_type == "Polygon")
+        assert g.geom_type == "Polygon"
+        assert shapely.equals_exact(g, e, tolerance=1e-9)
