@@ -76,7 +76,7 @@ def test_iocmap_up_migrates_seeds_and_serves(fresh_db: Engine, tmp_path: Path) -
     }
     iocmap = Path(sys.executable).with_name("iocmap")
     proc = subprocess.Popen(
-        [str(iocmap), "up", "--port", str(port)],
+        [str(iocmap), "up", "--port", str(port), "--no-cameras"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
