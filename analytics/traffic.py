@@ -4,37 +4,18 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from layers.events import TRAFFIC_COUNTS as TRAFFIC_COUNTS_LAYER
 from layers.registry import LayerSpec, LayerStyle, create_or_update_layer, list_layers
 
-TRAFFIC_COUNTS = "traffic_counts"
+TRAFFIC_COUNTS = TRAFFIC_COUNTS_LAYER.slug
 TRAFFIC_DENSITY = "traffic_density"
 # Properties of traffic counter layers that hold a vehicle count, in order of preference.
 COUNT_PROPERTIES = ("count", "vehicles", "volume")
 DENSITY_MEASURE = "vehicles"
 DENSITY_WIDTHS = (900, 3600)
 
-TRAFFIC_COUNTS_SPEC = LayerSpec(
-    slug=TRAFFIC_COUNTS,
-    title_vi="Lưu lượng xe theo phút",
-    title_en="Vehicle counts per minute",
-    description="Số xe mỗi phút theo camera và loại xe (từ mô-đun thị giác và bộ đếm nhập vào).",
-    sector="traffic",
-    geometry_type="Point",
-    property_schema={
-        "type": "object",
-        "properties": {
-            "camera_id": {"type": "string"},
-            "vehicle_class": {"type": "string"},
-            "count": {"type": "integer"},
-            "minute": {"type": "string", "format": "date-time"},
-        },
-        "required": ["camera_id", "vehicle_class", "count", "minute"],
-        "additionalProperties": True,
-    },
-    default_style=LayerStyle(fill_color=(255, 87, 34, 200), point_radius=4),
-    source_system="IOC Map vision / traffic counters",
-    time_field="minute",
-)
+# One definition, in layers/ (below both vision and analytics), used by both writers.
+TRAFFIC_COUNTS_SPEC = TRAFFIC_COUNTS_LAYER
 
 TRAFFIC_DENSITY_SPEC = LayerSpec(
     slug=TRAFFIC_DENSITY,

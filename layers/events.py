@@ -36,8 +36,8 @@ EVENT_TYPES = (
     "camera_offline",
 )
 
-# Same spec as analytics.traffic.TRAFFIC_COUNTS_SPEC (layers cannot import analytics); this
-# one only creates the layer when vision writes first, it never overwrites the catalog entry.
+# The per-minute vehicle counts layer: written by vision, aggregated by analytics.traffic.
+# Vision only creates it when missing; it never overwrites the catalog entry.
 TRAFFIC_COUNTS = LayerSpec(
     slug="traffic_counts",
     title_vi="Lưu lượng xe theo phút",
