@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import Engine
 
 from layers import cluster, migrate
 from layers.db import make_engine
 from layers.errors import NotFoundError
 from layers.settings import Settings
-
-
-def _admin_conninfo(settings: Settings) -> str:
-    return cluster.libpq_url(cluster.database_url(settings, "postgres"))
+from layers.testing import create_database, drop_database, settings_for
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +25,9 @@ def base_settings() -> Settings:
 @pytest.fixture(scope="session")
 def test_db_name(base_settings: Settings) -> Iterator[str]:
     """A throwaway database for this test session, dropped at the end."""
-    name = f"iocmap_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(_admin_conninfo(base_settings), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    name = create_database(base_settings, "iocmap_test")
     yield name
-    with psycopg.connect(_admin_conninfo(base_settings), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(base_settings, name)
 
 
 @pytest.fixture(scope="session")
@@ -47,14 +35,7 @@ def settings(
     base_settings: Settings, test_db_name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
     """Settings that point every component at the throwaway, migrated database."""
-    url = cluster.database_url(base_settings, test_db_name)
-    return base_settings.model_copy(
-        update={
-            "database_url": url,
-            "state_dir": tmp_path_factory.mktemp("state"),
-            "demo_parcels": 3000,
-        }
-    )
+    return settings_for(base_settings, test_db_name, tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +49,11 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def seeded(engine: Engine, settings: Settings) -> Engine:
-    """The test database with the demo seeded once (3,000 parcels to keep it quick)."""
+    """The test database with the demo seeded once (3,000 parcels to keep it quick).
+
+    Shared by the whole session: tests may add rows of their own, so assert on what you
+    wrote, or use a directory-level override (see tests/web_map/conftest.py) for a pristine demo.
+    """
     from layers.demo.seed import seed_demo
 
     seed_demo(engine, settings)
@@ -78,23 +63,24 @@ def seeded(engine: Engine, settings: Settings) -> Engine:
 @pytest.fixture
 def fresh_db(base_settings: Settings) -> Iterator[Engine]:
     """An empty, unmigrated database of its own, for migration tests."""
-    name = f"iocmap_fresh_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_admin_conninfo(base_settings), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    name = create_database(base_settings, "iocmap_fresh")
     eng = make_engine(base_settings, name)
     yield eng
     eng.dispose()
-    with psycopg.connect(_admin_conninfo(base_settings), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(base_settings, name)
 
 
-@pytest.fixture(scope="session")
-def auth_headers(engine: Engine, settings: Settings) -> Callable[..., dict[str, str]]:
+_AUTH_CACHE = pytest.StashKey[dict[tuple[str, str, tuple[str, ...]], dict[str, str]]]()
+
+
+@pytest.fixture
+def auth_headers(
+    engine: Engine, settings: Settings, request: pytest.FixtureRequest
+) -> Callable[..., dict[str, str]]:
     """Factory: auth_headers(role, units=()) -> a bearer header of a test user with that role.
 
-    Users are created once per session; commune_staff default to the most populous commune
+    Users are created once per database (function scope, so directory-level `engine`
+    overrides get their own users); commune_staff default to the most populous commune
     (so they need the `seeded` database).
     """
     import secrets
@@ -102,10 +88,11 @@ def auth_headers(engine: Engine, settings: Settings) -> Callable[..., dict[str, 
     from geo_api.security import issue_token
     from layers import users
 
-    cache: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+    cache = request.config.stash.setdefault(_AUTH_CACHE, {})
+    db = engine.url.render_as_string(hide_password=True)
 
     def make(role: str, units: Sequence[str] = ()) -> dict[str, str]:
-        key = (role, tuple(units))
+        key = (db, role, tuple(units))
         if key not in cache:
             with engine.begin() as conn:
                 unit_list = list(units)

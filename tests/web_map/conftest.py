@@ -16,7 +16,10 @@ import uvicorn
 from sqlalchemy import Engine
 
 from geo_api.main import create_app
+from layers import migrate
+from layers.db import make_engine
 from layers.settings import Settings
+from layers.testing import create_database, drop_database, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_MAP = ROOT / "web_map"
@@ -32,6 +35,37 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+# The map is checked against exact demo contents (51 cameras, the demo's layers), so these
+# tests get a pristine demo database of their own instead of the session's shared one, which
+# other packages' tests add layers and rows to.
+@pytest.fixture(scope="session")
+def settings(
+    base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Settings on a database private to the web map tests."""
+    name = create_database(base_settings, "iocmap_web")
+    yield settings_for(base_settings, name, tmp_path_factory.mktemp("web-state"))
+    drop_database(base_settings, name)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    """Engine on the web map tests' migrated database."""
+    eng = make_engine(settings)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def seeded(engine: Engine, settings: Settings) -> Engine:
+    """The pristine demo for the web map tests."""
+    from layers.demo.seed import seed_demo
+
+    seed_demo(engine, settings)
+    return engine
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,46 @@
+"""Throwaway databases for tests and benchmarks, in the project's PostGIS."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from layers import cluster
+from layers.settings import Settings
+
+
+def _admin_conninfo(settings: Settings) -> str:
+    return cluster.libpq_url(cluster.database_url(settings, "postgres"))
+
+
+def create_database(base_settings: Settings, prefix: str) -> str:
+    """Create an empty database with a unique name; returns the name."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(_admin_conninfo(base_settings), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def drop_database(base_settings: Settings, name: str) -> None:
+    """Drop a database made by create_database, even with connections still open."""
+    with psycopg.connect(_admin_conninfo(base_settings), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def settings_for(
+    base_settings: Settings, name: str, state_dir: Path, parcels: int = 3000
+) -> Settings:
+    """Settings pointing every component at database `name`, with a private state dir."""
+    return base_settings.model_copy(
+        update={
+            "database_url": cluster.database_url(base_settings, name),
+            "state_dir": state_dir,
+            "demo_parcels": parcels,
+        }
+    )
