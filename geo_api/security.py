@@ -37,9 +37,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Until every engineer's tests authenticate, enforcement covers only these routes; the policy
-# for all others is written below and checked for completeness, but not applied.
-ENFORCE_ALL = False
+# Enforcement for every route (False limits it to OWN_PREFIXES; kept as a switch for
+# bisecting a failing test, not for production).
+ENFORCE_ALL = True
 OWN_PREFIXES = ("/api/reports", "/api/auth", "/api/audit")
 
 log = logging.getLogger(__name__)

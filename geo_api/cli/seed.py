@@ -18,6 +18,11 @@ def run_demo_seed(engine: Engine, settings: Settings) -> None:
 
     report = seed_demo(engine, settings, progress=typer.echo)
     typer.echo(report.summary())
+    if report.new_user_passwords:
+        # Shown once: only the hash is stored.
+        typer.secho("demo accounts (passwords are shown only now):", bold=True)
+        for name, password in sorted(report.new_user_passwords.items()):
+            typer.echo(f"  {name:20s} {password}")
     with engine.begin() as conn:
         alerting.install_rules(conn, rules.EXAMPLE_RULES)
     typer.echo(f"alert rules: {len(rules.EXAMPLE_RULES)} example rules installed")

@@ -27,7 +27,7 @@ def _read_password(from_stdin: bool) -> str:
 def add(
     name: str = typer.Argument(..., help="Login name"),
     role: str = typer.Option(..., "--role", help=f"One of: {', '.join(users.ROLES)}"),
-    unit: list[str] = typer.Option(  # noqa: B008
+    unit: list[str] = typer.Option(
         [], "--unit", help="Commune code (repeatable; required for commune_staff)"
     ),
     password_stdin: bool = typer.Option(

@@ -19,6 +19,7 @@ from layers.demo.boundaries import Ward, load_province, load_wards
 from layers.models import admin_unit, feature, import_batch
 from layers.registry import LayerSpec, create_or_update_layer
 from layers.settings import Settings
+from layers.users import seed_demo_users
 
 REFORM_DATE = date(2025, 7, 1)
 SAMPLE_VIDEO = (
@@ -36,11 +37,16 @@ class SeedReport:
 
     layers: dict[str, UpsertCounts] = field(default_factory=dict)
     admin_units_changed: int = 0
+    new_user_passwords: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
         """True if anything was written."""
-        return self.admin_units_changed > 0 or any(c.changed for c in self.layers.values())
+        return (
+            self.admin_units_changed > 0
+            or bool(self.new_user_passwords)
+            or any(c.changed for c in self.layers.values())
+        )
 
     def summary(self) -> str:
         """One line per layer, for the CLI."""
@@ -70,14 +76,16 @@ def seed_demo(
         report.admin_units_changed = _seed_admin_units(conn, wards)
         say(f"admin units: {report.admin_units_changed} changed")
 
-        def load(spec: LayerSpec, rows: Sequence[synthetic.SyntheticFeature]) -> None:
+        def load(
+            spec: LayerSpec, rows: Sequence[synthetic.SyntheticFeature], owns_layer: bool = True
+        ) -> None:
             layer_id = create_or_update_layer(conn, spec)
             counts = upsert_features(
                 conn,
                 layer_id,
                 (FeatureRow(r.source_key, r.geometry, r.properties, r.observed_at) for r in rows),
                 batch_id=batch_id,
-                delete_missing=True,
+                delete_missing=owns_layer,
             )
             report.layers[spec.slug] = counts
             say(
@@ -96,6 +104,8 @@ def seed_demo(
         )
         say(f"generating {settings.demo_parcels} land parcels…")
         load(specs.LAND_PARCELS, synthetic.land_parcels(wards, settings.demo_parcels))
+
+        report.new_user_passwords = seed_demo_users(conn)
 
         counts = {slug: c.__dict__ for slug, c in report.layers.items()}
         if report.changed:

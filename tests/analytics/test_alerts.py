@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -241,10 +241,13 @@ def _opened_alert(engine: Engine, make_layer: MakeLayer, slug: str) -> int:
 
 
 def test_alert_api_filters_ack_resolve(
-    engine: Engine, make_layer: MakeLayer, settings: Settings
+    engine: Engine,
+    make_layer: MakeLayer,
+    settings: Settings,
+    auth_headers: Callable[..., dict[str, str]],
 ) -> None:
     alert_id = _opened_alert(engine, make_layer, "al_api")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=auth_headers("operator")) as client:
         listed = client.get("/api/alerts", params={"status": "open", "rule": "rule_al_api"}).json()
         assert [a["id"] for a in listed] == [alert_id]
         assert (
@@ -288,11 +291,14 @@ def live_server(settings: Settings) -> Iterator[str]:
 
 
 def test_sse_stream_delivers_new_alert(
-    engine: Engine, make_layer: MakeLayer, live_server: str
+    engine: Engine,
+    make_layer: MakeLayer,
+    live_server: str,
+    auth_headers: Callable[..., dict[str, str]],
 ) -> None:
     got: dict[str, object] = {}
     with (
-        httpx.Client(base_url=live_server, timeout=30) as client,
+        httpx.Client(base_url=live_server, timeout=30, headers=auth_headers("operator")) as client,
         client.stream("GET", "/api/alerts/stream") as resp,
     ):
         assert resp.status_code == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -64,7 +64,9 @@ def test_within_radius_nearest_json(client: TestClient, seeded: Engine) -> None:
     assert r.status_code == 200 and r.json()["features"]
 
 
-def test_exports_and_limits(client: TestClient, settings: Settings) -> None:
+def test_exports_and_limits(
+    client: TestClient, settings: Settings, auth_headers: Callable[..., dict[str, str]]
+) -> None:
     body = {"layer": "schools", "sum_property": "pupils"}
     csv = client.post("/api/query/per-commune?format=csv", json=body)
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
@@ -81,6 +83,7 @@ def test_exports_and_limits(client: TestClient, settings: Settings) -> None:
     r = client.post(
         "/api/query/intersection",
         json={"layer": "land_parcels", "other_layer": "hospitals", "buffer_m": 300, "limit": 50},
+        headers=auth_headers("planner"),  # land_parcels is a sensitive layer
     )
     assert r.status_code == 200 and len(r.json()["features"]) <= 50
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import mapbox_vector_tile
 import pytest
@@ -122,12 +122,15 @@ def test_no_stale_tile_after_import(client: TestClient, seeded: Engine) -> None:
     assert client.get(url).status_code == 204
 
 
-def test_low_zoom_parcels_are_dropped_not_sent(client: TestClient) -> None:
+def test_low_zoom_parcels_are_dropped_not_sent(
+    client: TestClient, auth_headers: Callable[..., dict[str, str]]
+) -> None:
     # At zoom 8 a cadastral lot is far below a pixel: the tile is empty (204) and, with the
     # layer's size statistics cached, it is answered without scanning the parcels again.
+    planner = auth_headers("planner")  # land_parcels is a sensitive layer
     z, x, y = xyz(105.68, 18.72, 8)
-    assert client.get(f"/tiles/land_parcels/{z}/{x}/{y}.mvt").status_code == 204
-    assert client.get(f"/tiles/land_parcels/{z}/{x}/{y}.mvt").status_code == 204
+    assert client.get(f"/tiles/land_parcels/{z}/{x}/{y}.mvt", headers=planner).status_code == 204
+    assert client.get(f"/tiles/land_parcels/{z}/{x}/{y}.mvt", headers=planner).status_code == 204
     z, x, y = xyz(105.68, 18.72, 8)
     r = client.get(f"/tiles/admin_communes/{z}/{x}/{y}.mvt")
     assert r.status_code == 200 and len(r.content) < 500_000

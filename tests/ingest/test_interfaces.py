@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -58,10 +59,13 @@ def test_cli_import_dry_run_and_show_rejects(
 
 
 def test_api_upload_job_progress_and_report(
-    tmp_path: Path, settings: Settings, engine: Engine
+    tmp_path: Path,
+    settings: Settings,
+    engine: Engine,
+    auth_headers: Callable[..., dict[str, str]],
 ) -> None:
     path = _file(tmp_path)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=auth_headers("gis_staff")) as client:
         dry = client.post(
             "/api/imports",
             files={"file": ("diem.geojson", path.read_bytes(), "application/geo+json")},

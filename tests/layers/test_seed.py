@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from sqlalchemy import Engine, text
 
+from layers import migrate
+from layers.db import make_engine
 from layers.demo.seed import seed_demo
 from layers.settings import Settings
+from layers.testing import create_database, drop_database, settings_for
+
+
+# Exact demo contents are asserted here, so this module seeds a database of its own rather
+# than the session's shared one, which other packages' tests add rows to.
+@pytest.fixture(scope="module")
+def settings(
+    base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Settings on a database private to this module."""
+    name = create_database(base_settings, "iocmap_seed")
+    yield settings_for(base_settings, name, tmp_path_factory.mktemp("seed-state"))
+    drop_database(base_settings, name)
+
+
+@pytest.fixture(scope="module")
+def seeded(settings: Settings) -> Iterator[Engine]:
+    """The demo, seeded once into the private database."""
+    engine = make_engine(settings)
+    migrate.upgrade(engine)
+    seed_demo(engine, settings)
+    yield engine
+    engine.dispose()
+
 
 EXPECTED_COUNTS = {
     "admin_province": 1,
@@ -156,3 +185,21 @@ def test_seeding_twice_changes_nothing(seeded: Engine, settings: Settings) -> No
         after = conn.execute(snapshot_sql).one()
     assert not report.changed
     assert before == after
+
+
+def test_demo_users_exist_one_per_role(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        roles = dict(
+            conn.execute(
+                text("SELECT username, role FROM app_user WHERE username LIKE 'demo_%'")
+            ).all()
+        )
+    assert set(roles.values()) == {
+        "admin",
+        "leader",
+        "planner",
+        "operator",
+        "gis_staff",
+        "commune_staff",
+        "citizen",
+    }

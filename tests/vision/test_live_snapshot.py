@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -20,12 +20,13 @@ def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def _auth(client: TestClient) -> dict[str, str]:
-    return {}
+Headers = Callable[..., dict[str, str]]
 
 
-def test_snapshot_without_a_worker_grabs_the_stream(client: TestClient) -> None:
-    res = client.get("/api/cameras/VMS-05/snapshot.jpg", headers=_auth(client))
+def test_snapshot_without_a_worker_grabs_the_stream(
+    client: TestClient, auth_headers: Headers
+) -> None:
+    res = client.get("/api/cameras/VMS-05/snapshot.jpg", headers=auth_headers("operator"))
     assert res.status_code == 200
     assert res.headers["content-type"] == "image/jpeg"
     img = cv2.imdecode(np.frombuffer(res.content, np.uint8), cv2.IMREAD_COLOR)
@@ -34,7 +35,9 @@ def test_snapshot_without_a_worker_grabs_the_stream(client: TestClient) -> None:
     assert float(img.std()) > 20
 
 
-def test_snapshot_of_an_unreachable_stream_is_503(client: TestClient, seeded: Engine) -> None:
+def test_snapshot_of_an_unreachable_stream_is_503(
+    client: TestClient, seeded: Engine, auth_headers: Headers
+) -> None:
     from sqlalchemy import text
 
     swap = text(
@@ -45,7 +48,7 @@ def test_snapshot_of_an_unreachable_stream_is_503(client: TestClient, seeded: En
     with seeded.begin() as conn:
         original = conn.execute(swap, {"url": "file:///nonexistent/cam.mp4"}).scalar_one()
     try:
-        res = client.get("/api/cameras/CA-19/snapshot.jpg", headers=_auth(client))
+        res = client.get("/api/cameras/CA-19/snapshot.jpg", headers=auth_headers("operator"))
         assert res.status_code == 503
         assert "cannot be opened" in res.json()["detail"]
     finally:

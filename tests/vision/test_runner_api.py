@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -130,8 +131,10 @@ def test_real_video_events_land_in_postgis(engine: Engine, street_run: dict) -> 
         assert counted == crossings
 
 
-def test_api_lists_cameras_events_and_snapshots(settings: Settings, street_run: dict) -> None:
-    with TestClient(create_app(settings)) as client:
+def test_api_lists_cameras_events_and_snapshots(
+    settings: Settings, street_run: dict, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    with TestClient(create_app(settings), headers=auth_headers("operator")) as client:
         cams = client.get("/api/cameras").json()
         mine = next(c for c in cams if c["camera_id"] == CAM)
         assert mine["status"] == "stopped" and mine["last_frame_at"] and mine["last_event"]
@@ -158,7 +161,7 @@ def test_api_lists_cameras_events_and_snapshots(settings: Settings, street_run: 
 
 
 def test_sse_stream_delivers_events_from_another_process_connection(
-    engine: Engine, settings: Settings
+    engine: Engine, settings: Settings, auth_headers: Callable[..., dict[str, str]]
 ) -> None:
     def insert_later(ready: threading.Event) -> None:
         ready.wait(10)
@@ -185,7 +188,7 @@ def test_sse_stream_delivers_events_from_another_process_connection(
     t.start()
     got: list[dict] = []
     with (
-        TestClient(create_app(settings)) as client,
+        TestClient(create_app(settings), headers=auth_headers("operator")) as client,
         client.stream(
             "GET", "/api/events/stream", params={"camera_id": CAM, "max_events": 1}
         ) as resp,
