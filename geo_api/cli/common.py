@@ -39,6 +39,15 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def audit_cli(engine: Engine, action: str, details: dict[str, object]) -> None:
+    """Record a CLI action in the audit log, with the OS user as the actor."""
+    from layers import audit
+    from layers.settings import current_os_user
+
+    with engine.begin() as conn:
+        audit.record(conn, current_os_user(), "cli", action, ip="local", details=details)
+
+
 @contextmanager
 def migrated_engine(settings: Settings) -> Iterator[Engine]:
     """Start the database if needed, migrate it, and yield an engine."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
+from geo_api.cli.common import audit_cli, friendly_errors, load_settings, migrated_engine
 from layers.features import parse_bbox
 
 LayersOpt = typer.Option(
@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
                 max_features=max_features,
                 bbox=parse_bbox(bbox),
             )
+            audit_cli(engine, "export.briefing", {"layers": slugs, "out": str(out)})
         counts = ", ".join(f"{k}={v}" for k, v in summary.layers.items())
         typer.echo(f"wrote {summary.path} ({summary.size_bytes / 1024:.0f} KiB): {counts}")
         if summary.truncated:

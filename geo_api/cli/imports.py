@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
+from geo_api.cli.common import audit_cli, friendly_errors, load_settings, migrated_engine
 from layers.errors import InvalidInputError
 
 ingest_app = typer.Typer(
@@ -93,6 +93,11 @@ def import_cmd(
             bar.update(task, description=stage, completed=done, total=total or None)
 
         report = run_import(engine, settings, opts, progress=progress)
+        audit_cli(
+            engine,
+            "import.dry_run" if dry_run else "import",
+            {"path": str(path), "layer": layer, "mode": mode},
+        )
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:

@@ -10,7 +10,7 @@ import orjson
 import typer
 from sqlalchemy import Connection
 
-from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
+from geo_api.cli.common import audit_cli, friendly_errors, load_settings, migrated_engine
 from layers import queries
 from layers.errors import InvalidInputError
 
@@ -39,8 +39,12 @@ def _run(build: Callable[[Connection], queries.QueryResult], fmt: str, out: Path
     settings = load_settings()
     if fmt == "gpkg" and out is None:
         raise InvalidInputError("--out is required for gpkg", param="out")
-    with migrated_engine(settings) as engine, engine.connect() as conn:
-        result = build(conn)
+    with migrated_engine(settings) as engine:
+        with engine.connect() as conn:
+            result = build(conn)
+        audit_cli(
+            engine, "export.query", {"rows": len(result), "format": fmt, "out": str(out or "-")}
+        )
     data = queries.export(result, fmt)
     if out is None:
         sys.stdout.buffer.write(data + (b"\n" if fmt == "geojson" else b""))

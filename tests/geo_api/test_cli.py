@@ -105,3 +105,23 @@ def test_iocmap_up_migrates_seeds_and_serves(fresh_db: Engine, tmp_path: Path) -
             proc.kill()
             out, _ = proc.communicate()
     assert "seeding the Nghệ An demo" in out
+
+
+def test_cli_imports_and_exports_are_audited(fresh_db: Engine, tmp_path: Path) -> None:
+    env = _env_for(fresh_db)
+    assert runner.invoke(app, ["seed", "demo", "--parcels", "50"], env=env).exit_code == 0
+    out = tmp_path / "briefing.html"
+    res = runner.invoke(app, ["export-map", "--layers", "hospitals", "--out", str(out)], env=env)
+    assert res.exit_code == 0, res.output
+    csv = tmp_path / "points.csv"
+    csv.write_text("name;vĩ độ;kinh độ\nA;18,6734;105,6813\n", encoding="utf-8")
+    res = runner.invoke(app, ["import", str(csv), "--layer", "cli_points"], env=env)
+    assert res.exit_code == 0, res.output
+    with fresh_db.connect() as conn:
+        actions = [
+            row[0]
+            for row in conn.execute(
+                text("SELECT action FROM audit_log WHERE role = 'cli' ORDER BY id")
+            ).all()
+        ]
+    assert actions == ["export.briefing", "import"]
