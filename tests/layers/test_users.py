@@ -59,11 +59,19 @@ def test_roles_units_and_duplicates_are_checked(seeded: Engine) -> None:
 
 
 def test_demo_users_one_per_role_and_idempotent(seeded: Engine) -> None:
-    with seeded.begin() as conn:
-        first = users.seed_demo_users(conn)
-    assert set(first) == {f"demo_{r}" for r in users.ROLES}
-    with seeded.begin() as conn:
-        assert users.seed_demo_users(conn) == {}
-        for name, password in first.items():
-            assert users.authenticate(conn, name, password, NOW).username == name
-        assert users.get_user(conn, "demo_commune_staff").admin_units
+    from sqlalchemy import text
+
+    # The demo seed already made them: start again from none, inside a transaction rolled back
+    # at the end, so the shared database keeps its users.
+    with seeded.connect() as conn:
+        trans = conn.begin()
+        try:
+            conn.execute(text("DELETE FROM app_user WHERE username LIKE 'demo\\_%'"))
+            first = users.seed_demo_users(conn)
+            assert set(first) == {f"demo_{r}" for r in users.ROLES}
+            assert users.seed_demo_users(conn) == {}
+            for name, password in first.items():
+                assert users.authenticate(conn, name, password, NOW).username == name
+            assert users.get_user(conn, "demo_commune_staff").admin_units
+        finally:
+            trans.rollback()
