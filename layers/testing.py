@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from sqlalchemy import Engine
 
 from layers import cluster
 from layers.settings import Settings
@@ -44,3 +45,33 @@ def settings_for(
             "demo_parcels": parcels,
         }
     )
+
+
+def remove_workflow_reports(engine: Engine) -> None:
+    """Put a shared test database's field reports back as the demo seeded them.
+
+    Deletes workflow reports, their mirrored features in the field_reports layer and the
+    overdue alerts they raised, so later tests that read field_reports see the demo only.
+    """
+    from sqlalchemy import select
+
+    from layers.models.analytics import alert, alert_rule
+    from layers.models.core import feature, layer
+    from layers.models.reports import field_report
+    from layers.registry import mark_layer_changed
+
+    with engine.begin() as conn:
+        conn.execute(field_report.delete())
+        layer_id = conn.execute(
+            select(layer.c.id).where(layer.c.slug == "field_reports")
+        ).scalar_one()
+        conn.execute(
+            feature.delete().where(
+                feature.c.layer_id == layer_id,
+                feature.c.properties["source"].astext == "workflow",
+            )
+        )
+        mark_layer_changed(conn, layer_id)
+        rule = select(alert_rule.c.id).where(alert_rule.c.slug == "report_overdue")
+        conn.execute(alert.delete().where(alert.c.rule_id.in_(rule.scalar_subquery())))
+        conn.execute(alert_rule.delete().where(alert_rule.c.slug == "report_overdue"))

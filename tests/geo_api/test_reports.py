@@ -19,6 +19,7 @@ from geo_api.security import get_now
 from layers.models.core import admin_unit
 from layers.models.reports import field_report, field_report_photo, rate_bucket
 from layers.settings import Settings
+from layers.testing import remove_workflow_reports
 
 Headers = Callable[..., dict[str, str]]
 
@@ -27,26 +28,7 @@ Headers = Callable[..., dict[str, str]]
 def _remove_workflow_reports(seeded: Engine) -> Iterator[None]:
     """Leave the shared test database as the demo seeded it (other tests read field_reports)."""
     yield
-    from layers.models.analytics import alert, alert_rule
-    from layers.models.core import feature, layer
-    from layers.models.reports import field_report
-    from layers.registry import mark_layer_changed
-
-    with seeded.begin() as conn:
-        conn.execute(field_report.delete())
-        layer_id = conn.execute(
-            select(layer.c.id).where(layer.c.slug == "field_reports")
-        ).scalar_one()
-        conn.execute(
-            feature.delete().where(
-                feature.c.layer_id == layer_id,
-                feature.c.properties["source"].astext == "workflow",
-            )
-        )
-        mark_layer_changed(conn, layer_id)
-        rule = select(alert_rule.c.id).where(alert_rule.c.slug == "report_overdue")
-        conn.execute(alert.delete().where(alert.c.rule_id.in_(rule.scalar_subquery())))
-        conn.execute(alert_rule.delete().where(alert_rule.c.slug == "report_overdue"))
+    remove_workflow_reports(seeded)
 
 
 class Clock:
