@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import shapely
@@ -16,8 +17,9 @@ from analytics import h3bin, rules
 from analytics.h3jobs import target_for
 from layers import alerts as adb
 from layers import h3 as h3db
+from layers import indicators as ind
 from layers.errors import IocError
-from layers.registry import get_layer
+from layers.registry import get_layer, property_names
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,20 @@ def _hex_wkb(cell: int) -> bytes:
 
 def firings(conn: Connection, spec: rules.RuleSpec, now: datetime) -> list[rules.Firing]:
     """Where the rule's condition holds at `now` (pure evaluation over inputs read here)."""
+    if spec.kind == "indicator":
+        return _indicator(conn, spec, now)
     info = get_layer(conn, spec.layer)
     t_from = now - timedelta(seconds=spec.window_s) if info.time_field else None
     t_to = now if info.time_field else None
     if spec.kind == "percentile":
         return _percentile(conn, spec, now)
+    # Per commune: the feature's own commune_code where the layer has one (a point jittered
+    # around a commune's centroid may fall outside it), else the commune under the feature.
+    by_code = (
+        spec.kind == "count"
+        and spec.area.kind == "commune"
+        and "commune_code" in property_names(info)
+    )
     inp = adb.load_rule_input(
         conn,
         spec.layer,
@@ -49,7 +60,7 @@ def firings(conn: Connection, spec: rules.RuleSpec, now: datetime) -> list[rules
         t_from=t_from if spec.kind != "duration" else None,
         t_to=t_to if spec.kind != "duration" else None,
         value_property=spec.property if spec.kind == "value" else None,
-        key_property=spec.key_property,
+        key_property="commune_code" if by_code else spec.key_property,
         since_property=spec.since_property,
         with_commune=spec.kind == "count" and spec.area.kind == "commune",
         polygon_geojson=spec.area.geometry if spec.area.kind == "polygon" else None,
@@ -59,7 +70,11 @@ def firings(conn: Connection, spec: rules.RuleSpec, now: datetime) -> list[rules
             cells = h3bin.points_to_cells(inp.lng, inp.lat, spec.area.res)
             keys = [str(int(c)) for c in cells.tolist()]
         elif spec.area.kind == "commune":
-            keys = inp.commune
+            keys = (
+                [k or c for k, c in zip(inp.keys, inp.commune, strict=True)]
+                if by_code
+                else inp.commune
+            )
         elif spec.area.kind == "polygon":
             keys = ["polygon"] * len(inp.ids)
         else:
@@ -112,6 +127,61 @@ def _percentile(conn: Connection, spec: rules.RuleSpec, now: datetime) -> list[r
     return out
 
 
+def period_bounds(frequency: str, now: datetime) -> tuple[date, date]:
+    """Starts of the indicator period holding `now` (the province's calendar) and the one before."""
+    today = now.astimezone(ZoneInfo(rules.PERIOD_TZ)).date()
+    current = ind.period_floor(today, frequency)
+    return current, ind.period_floor(current - timedelta(days=1), frequency)
+
+
+def _indicator(conn: Connection, spec: rules.RuleSpec, now: datetime) -> list[rules.Firing]:
+    assert spec.indicator is not None  # the spec validator guarantees it
+    defn = ind.get_indicator(spec.indicator)  # NotFoundError for an unknown code
+    current, previous = period_bounds(defn.frequency, now)
+    vals = ind.indicator_values(
+        conn,
+        defn.code,
+        level=spec.level,
+        start=rules.indicator_history_start(spec, current, previous, defn.frequency),
+        end=current,
+        subjects=spec.subjects,
+    )
+    subs = vals.subjects
+    out = rules.indicator_firings(
+        spec,
+        vals.periods,
+        vals.values,
+        [s.key for s in subs],
+        [s.name for s in subs],
+        [s.lng for s in subs],
+        [s.lat for s in subs],
+        current=current,
+        previous=previous,
+        frequency=defn.frequency,
+        unit=defn.unit,
+    )
+    by_key = {s.key: s for s in subs}
+    for f in out:
+        s = by_key[f.area_ref]
+        f.extra["subject"] = ind.subject_dict(s)
+        f.extra["unit"] = defn.unit
+        f.extra["links"] = [f"/api/indicators/{defn.code}?level={spec.level}&subject={s.key}"]
+    return out
+
+
+def _local_midnight(d: date) -> datetime:
+    return datetime.combine(d, time(0), tzinfo=ZoneInfo(rules.PERIOD_TZ))
+
+
+def _window(spec: rules.RuleSpec, f: rules.Firing, now: datetime) -> tuple[datetime, datetime]:
+    """The period an indicator firing is about; the rule's time window otherwise."""
+    if spec.kind == "indicator" and spec.indicator:
+        start = date.fromisoformat(str(f.extra["period"]))
+        freq = ind.get_indicator(spec.indicator).frequency
+        return _local_midnight(start), _local_midnight(ind.next_period(start, freq))
+    return now - timedelta(seconds=spec.window_s), now
+
+
 @dataclass
 class EvalReport:
     """Outcome of evaluating rules."""
@@ -123,14 +193,28 @@ class EvalReport:
     errors: dict[str, str] = field(default_factory=dict)
 
 
+def _evidence(spec: rules.RuleSpec, f: rules.Firing) -> dict[str, Any]:
+    if spec.kind == "indicator":
+        return {"feature_ids": f.evidence_ids, **f.extra}
+    return {
+        "layer": spec.layer,
+        "feature_ids": f.evidence_ids,
+        "links": [f"/ogc/collections/{spec.layer}/items/{i}" for i in f.evidence_ids[:20]],
+        **f.extra,
+    }
+
+
 def evaluate_rule(conn: Connection, row: dict[str, Any], now: datetime, report: EvalReport) -> None:
     """Evaluate one stored rule and write its alerts (deduplicated while open)."""
     spec = rules.RuleSpec.model_validate(row["spec"])
     found = firings(conn, spec, now)
     writes = []
     for f in found:
+        window = _window(spec, f, now)
         if f.area_kind == "hex":
             geom: bytes | None = _hex_wkb(int(f.key))
+        elif f.area_kind == "commune":
+            geom = None  # the commune's polygon, looked up when the alert is written
         elif f.lng is not None and f.lat is not None:
             geom = adb.point_wkb(f.lng, f.lat)
         elif f.area_kind == "polygon" and spec.area.geometry:
@@ -149,16 +233,9 @@ def evaluate_rule(conn: Connection, row: dict[str, Any], now: datetime, report: 
                 commune_code=f.area_ref if f.area_kind == "commune" else None,
                 value=f.value,
                 threshold=f.threshold,
-                evidence={
-                    "layer": spec.layer,
-                    "feature_ids": f.evidence_ids,
-                    "links": [
-                        f"/ogc/collections/{spec.layer}/items/{i}" for i in f.evidence_ids[:20]
-                    ],
-                    **f.extra,
-                },
-                window_start=now - timedelta(seconds=spec.window_s),
-                window_end=now,
+                evidence=_evidence(spec, f),
+                window_start=window[0],
+                window_end=window[1],
             )
         )
     new, seen = adb.write_alerts(conn, writes)
@@ -171,20 +248,39 @@ def evaluate_rule(conn: Connection, row: dict[str, Any], now: datetime, report: 
 
 
 def evaluate_all(
-    engine: Engine, now: datetime | None = None, layers: Sequence[str] | None = None
+    engine: Engine,
+    now: datetime | None = None,
+    layers: Sequence[str] | None = None,
+    indicators: Sequence[str] | None = None,
 ) -> EvalReport:
-    """Evaluate every enabled rule (or those on `layers`), each in its own transaction."""
+    """Evaluate enabled rules (all, or those on `layers`/`indicators`), one transaction each."""
     now = now or datetime.now(UTC)
     report = EvalReport()
     with engine.connect() as conn:
         rows = adb.list_rules(conn, enabled_only=True)
+    if indicators is not None:
+        # new figures for a rate's parts change the rate too
+        changed = set(indicators)
+        indicators = [
+            d.code
+            for d in ind.catalog().values()
+            if d.code in changed or {d.numerator, d.denominator} & changed
+        ] + [c for c in changed if c not in ind.catalog()]
     for row in rows:
-        if layers is not None and row["spec"].get("layer") not in layers:
-            continue
+        if layers is not None or indicators is not None:
+            spec = row["spec"]
+            on_layer = layers is not None and spec.get("layer") in layers
+            on_indicator = indicators is not None and spec.get("indicator") in indicators
+            if not (on_layer or on_indicator):
+                continue
         try:
             with engine.begin() as conn:
                 evaluate_rule(conn, row, now, report)
         except IocError as exc:
+            # a missing layer or indicator, a property the layer lacks: reported, not raised
             report.errors[row["slug"]] = exc.detail
             log.info("rule %s not evaluated: %s", row["slug"], exc.detail)
+        except Exception as exc:  # one broken rule must not stop the others
+            report.errors[row["slug"]] = f"internal error: {type(exc).__name__}: {exc}"
+            log.exception("rule %s failed", row["slug"])
     return report

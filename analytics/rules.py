@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -15,6 +16,11 @@ I64 = NDArray[np.int64]
 
 Condition = Literal[">", ">=", "<", "<="]
 Severity = Literal["info", "warning", "critical"]
+IndicatorLevel = Literal["feature", "commune", "province"]
+IndicatorMode = Literal["threshold", "percentile"]
+IndicatorPeriod = Literal["current", "latest_complete", "latest"]
+# Indicator periods are the province's calendar days and months.
+PERIOD_TZ = "Asia/Ho_Chi_Minh"
 
 
 class RuleArea(BaseModel):
@@ -45,6 +51,11 @@ class RuleSpec(BaseModel):
       since `since_property` (a date-time property) or the feature's last update;
     - percentile: a stored H3 measure per cell in the last complete hour above its
       `threshold`-th percentile for the same hour of the week over `history_weeks`.
+    - indicator: a sector indicator (`indicator` code, read at `level`, optionally only for
+      `subjects`) in one `period`: mode "threshold" compares the value with `threshold`;
+      mode "percentile" compares it with its own `threshold`-th percentile over the `history`
+      previous comparable periods (same weekday for daily indicators, same month of the year
+      otherwise), once at least `min_history` of them have a value. `layer` is unused.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -53,8 +64,8 @@ class RuleSpec(BaseModel):
     name: str = Field(min_length=1)
     severity: Severity = "warning"
     enabled: bool = True
-    kind: Literal["count", "value", "duration", "percentile"]
-    layer: str
+    kind: Literal["count", "value", "duration", "percentile", "indicator"]
+    layer: str = ""
     condition: Condition = ">"
     threshold: float
     window_s: int = Field(default=86400, gt=0)
@@ -71,13 +82,37 @@ class RuleSpec(BaseModel):
     auto_resolve: bool = Field(
         default=False, description="Resolve open alerts by itself when the condition stops holding"
     )
+    indicator: str | None = Field(default=None, description="Indicator code (kind 'indicator')")
+    level: IndicatorLevel = "commune"
+    subjects: list[str] | None = Field(
+        default=None, description="Only these subjects of the level (default: all of them)"
+    )
+    mode: IndicatorMode = "threshold"
+    period: IndicatorPeriod = Field(
+        default="current",
+        description="current: the period holding now; latest_complete: the one before it; "
+        "latest: the last period with a value",
+    )
+    history: int = Field(default=8, ge=2, le=520)
+    min_history: int = Field(default=3, ge=1)
 
     @model_validator(mode="after")
     def _check_kind(self) -> RuleSpec:
+        if self.kind != "indicator" and not self.layer:
+            raise ValueError(f"a '{self.kind}' rule needs `layer`")
         if self.kind == "value" and not self.property:
             raise ValueError("a 'value' rule needs `property`")
         if self.kind == "percentile" and (self.area.kind != "hex" or not 0 < self.threshold < 100):
             raise ValueError("a 'percentile' rule needs a hex area and a threshold in (0, 100)")
+        if self.kind == "indicator":
+            if not self.indicator:
+                raise ValueError("an 'indicator' rule needs `indicator` (an indicator code)")
+            if self.mode == "percentile" and not 0 < self.threshold < 100:
+                raise ValueError("an indicator percentile rule needs a threshold in (0, 100)")
+            if self.min_history > self.history:
+                raise ValueError("`min_history` cannot exceed `history`")
+            if self.subjects is not None and not self.subjects:
+                raise ValueError("`subjects` must name at least one subject (or be left out)")
         return self
 
 
@@ -234,6 +269,141 @@ def above_percentile(
     return out
 
 
+def _num(v: float) -> str:
+    return f"{round(float(v), 2):g}"
+
+
+def comparable_columns(periods: Sequence[date], j: int, frequency: str, history: int) -> list[int]:
+    """Up to `history` earlier columns comparable with column j, oldest first.
+
+    Daily data compares the same weekday; coarser data the same month of the year (the same
+    month, quarter, year or school year in earlier years).
+    """
+    target = periods[j]
+    if frequency == "day":
+        same = [c for c in range(j) if (target - periods[c]).days % 7 == 0]
+    else:
+        same = [
+            c for c in range(j) if periods[c].month == target.month and periods[c].day == target.day
+        ]
+    return same[-history:]
+
+
+def indicator_target(
+    rule: RuleSpec, periods: Sequence[date], values: F64, current: date, previous: date
+) -> int | None:
+    """Column of the period the rule looks at, or None when it is not in the data."""
+    if rule.period == "latest":
+        upto = [c for c, p in enumerate(periods) if p <= current]
+        have = [c for c in upto if values.shape[0] and np.isfinite(values[:, c]).any()]
+        return have[-1] if have else None
+    want = current if rule.period == "current" else previous
+    return next((c for c, p in enumerate(periods) if p == want), None)
+
+
+_PERIOD_DAYS = {"day": 1, "month": 31, "quarter": 92, "year": 366, "school_year": 366}
+
+
+def indicator_history_start(rule: RuleSpec, current: date, previous: date, frequency: str) -> date:
+    """First day worth reading for the rule's target period and its history (a little more)."""
+    days = _PERIOD_DAYS.get(frequency, 366)
+    if rule.period == "current":
+        first = current
+    elif rule.period == "latest_complete":
+        first = previous
+    else:  # the last period with data, looked for up to `history` periods back
+        first = current - timedelta(days=days * rule.history)
+    if rule.mode == "percentile":
+        first -= timedelta(days=7 * rule.history if frequency == "day" else 366 * rule.history)
+    return first
+
+
+def indicator_firings(
+    rule: RuleSpec,
+    periods: Sequence[date],
+    values: F64,
+    keys: Sequence[str],
+    names: Sequence[str],
+    lng: Sequence[float | None],
+    lat: Sequence[float | None],
+    *,
+    current: date,
+    previous: date,
+    frequency: str,
+    unit: str = "",
+) -> list[Firing]:
+    """Subjects whose value in the rule's period meets its threshold or exceeds its percentile.
+
+    `values` is subjects x periods (NaN where missing); `current` and `previous` are the starts
+    of the period holding now and of the one before it.
+    """
+    if values.size == 0 or not periods:
+        return []
+    j = indicator_target(rule, periods, values, current, previous)
+    if j is None:
+        return []
+    now_v = values[:, j]
+    have = np.isfinite(now_v)
+    if rule.mode == "threshold":
+        limit = np.full(len(keys), rule.threshold)
+        hit = have & holds(rule.condition, np.where(have, now_v, 0.0), rule.threshold)
+        n_hist = np.zeros(len(keys), dtype=np.int64)
+    else:
+        cols = comparable_columns(periods, j, frequency, rule.history)
+        hist = values[:, cols] if cols else np.empty((len(keys), 0))
+        n_hist = np.isfinite(hist).sum(axis=1)
+        enough = n_hist >= rule.min_history
+        limit = np.full(len(keys), np.nan)
+        if enough.any():
+            limit[enough] = np.nanpercentile(hist[enough], rule.threshold, axis=1)
+        ok = have & enough
+        cmp = np.zeros(len(keys), dtype=bool)
+        if rule.condition == ">":
+            np.greater(now_v, limit, out=cmp, where=ok)
+        elif rule.condition == ">=":
+            np.greater_equal(now_v, limit, out=cmp, where=ok)
+        elif rule.condition == "<":
+            np.less(now_v, limit, out=cmp, where=ok)
+        else:
+            np.less_equal(now_v, limit, out=cmp, where=ok)
+        hit = ok & cmp
+    period = periods[j]
+    suffix = unit if unit == "%" else f" {unit}" if unit else ""
+    if rule.mode == "threshold":
+        what = f"{rule.condition} {_num(rule.threshold)}{suffix}"
+    elif frequency == "day":
+        what = f"{rule.condition} p{rule.threshold:g} ({{lim}}) for this weekday"
+    else:
+        what = f"{rule.condition} p{rule.threshold:g} ({{lim}}) for this time of year"
+    out = []
+    for i in (int(x) for x in np.flatnonzero(hit)):
+        v, lim, x, y = float(now_v[i]), float(limit[i]), lng[i], lat[i]
+        out.append(
+            Firing(
+                key=f"{keys[i]}@{period.isoformat()}",
+                value=v,
+                threshold=lim,
+                title=(
+                    f"{rule.name}: {names[i]} {_num(v)}{suffix} "
+                    f"{what.format(lim=_num(lim))}, {period.isoformat()}"
+                ),
+                area_kind=rule.level,
+                area_ref=str(keys[i]),
+                lng=None if x is None else float(x),
+                lat=None if y is None else float(y),
+                extra={
+                    "indicator": rule.indicator,
+                    "level": rule.level,
+                    "period": period.isoformat(),
+                    "mode": rule.mode,
+                    "history_periods": int(n_hist[i]),
+                    "subject": {"key": str(keys[i]), "name": names[i]},
+                },
+            )
+        )
+    return out
+
+
 EXAMPLE_RULES: tuple[RuleSpec, ...] = (
     RuleSpec(
         slug="field_reports_hex_24h",
@@ -278,6 +448,44 @@ EXAMPLE_RULES: tuple[RuleSpec, ...] = (
         key_property="sensor_id",
         threshold=3.0,
         window_s=3600,
+        auto_resolve=True,
+    ),
+    RuleSpec(
+        slug="hcc_late_rate_commune",
+        name="Tỷ lệ hồ sơ trễ hạn trong tháng vượt 5%",
+        severity="warning",
+        kind="indicator",
+        indicator="hcc_late_rate",
+        level="commune",
+        condition=">",
+        threshold=5,
+        period="current",
+        auto_resolve=True,
+    ),
+    RuleSpec(
+        slug="yt_emergencies_hospital_p95",
+        name="Ca cấp cứu vượt phân vị 95 của cùng thứ trong tuần",
+        severity="warning",
+        kind="indicator",
+        indicator="yt_emergencies",
+        level="feature",
+        mode="percentile",
+        threshold=95,
+        period="latest_complete",  # a day's figures arrive the next morning
+        history=8,
+        min_history=4,
+        auto_resolve=True,
+    ),
+    RuleSpec(
+        slug="news_negative_commune_24h",
+        name="Tin tiêu cực tăng đột biến tại một xã (24 giờ)",
+        severity="warning",
+        kind="count",
+        layer="news_items",
+        where={"sentiment": "negative"},
+        threshold=3,
+        window_s=86400,
+        area=RuleArea(kind="commune"),
         auto_resolve=True,
     ),
 )

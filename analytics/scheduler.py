@@ -16,7 +16,7 @@ import logging
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from analytics import alerting, h3jobs
+from analytics import alerting, h3jobs, kpi_jobs
 from layers.cluster import database_url, libpq_url
 from layers.settings import Settings
 
@@ -27,10 +27,15 @@ DEBOUNCE_S = 2.0
 
 
 def run_once(engine: Engine) -> None:
-    """Refresh stale H3 aggregates, then evaluate every rule (blocking)."""
+    """Refresh stale H3 aggregates and derived indicators, then evaluate every rule (blocking)."""
     for rep in h3jobs.refresh_all(engine):
         if rep.mode != "up_to_date":
             log.info("h3 %s: %s (%d changed)", rep.layer, rep.mode, rep.changed)
+    try:
+        # Before the rules, so indicator rules see today's derived counts.
+        kpi_jobs.refresh_derived(engine)
+    except Exception:  # a bad source row must not stop the alert rules
+        log.exception("derived indicator refresh failed")
     res = alerting.evaluate_all(engine)
     if res.opened:
         log.info("alerts opened: %s", res.opened)

@@ -154,6 +154,11 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/h3/{layer}/change"): layer_read("layer"),
     ("GET", "/api/h3/{layer}/forecast"): layer_read("layer"),
     ("GET", "/api/analytics/indicators"): PUBLIC,
+    # sector indicators (issue 9): any signed-in role
+    ("GET", "/api/indicators"): AUTHENTICATED,
+    ("GET", "/api/indicators/dashboards/{sector}"): AUTHENTICATED,
+    ("GET", "/api/indicators/{code}"): AUTHENTICATED,
+    ("GET", "/api/indicators/{code}/choropleth"): AUTHENTICATED,
     # alerts
     ("GET", "/api/alerts"): roles(*ALERT_READERS),
     ("GET", "/api/alerts/stream"): roles(*ALERT_READERS),

@@ -26,6 +26,18 @@ def run_demo_seed(engine: Engine, settings: Settings) -> None:
     with engine.begin() as conn:
         alerting.install_rules(conn, rules.EXAMPLE_RULES)
     typer.echo(f"alert rules: {len(rules.EXAMPLE_RULES)} example rules installed")
+    run_sector_seed(engine, settings)
+
+
+def run_sector_seed(engine: Engine, settings: Settings) -> None:
+    """Sector indicators and news: every demo connector once against the simulators."""
+    from ingest.simulators.demo import seed_sector_data
+
+    typer.echo("sector systems: running the demo connectors against the simulators…")
+    results = seed_sector_data(engine, settings, progress=typer.echo)
+    failed = [r.name for r in results if r.status == "failed"]
+    if failed:
+        typer.secho(f"sector connectors failed: {', '.join(failed)}", fg=typer.colors.YELLOW)
 
 
 @seed_app.command("demo")

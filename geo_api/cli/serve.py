@@ -1,4 +1,4 @@
-"""`iocmap up` (database + migrations + demo + server) and `iocmap serve`."""
+"""`iocmap up` (database + migrations + demo + server), `iocmap serve`, `iocmap simulators`."""
 
 from __future__ import annotations
 
@@ -13,26 +13,89 @@ from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
 from layers.models import layer
 from layers.settings import Settings
 
+simulators_app = typer.Typer(
+    help="Simulated sector systems (iGate, iOffice, health, vnEdu, tourism, SOC, news).",
+    no_args_is_help=True,
+)
+
 
 def _run_server(
-    settings: Settings, host: str | None, port: int | None, cameras: bool = False
+    settings: Settings,
+    host: str | None,
+    port: int | None,
+    cameras: bool = False,
+    simulators: bool = False,
 ) -> None:
     from geo_api.main import create_app
 
+    children: list[subprocess.Popen[bytes]] = []
+    if simulators:
+        child = _start_simulators()
+        if child is not None:
+            children.append(child)
     app = create_app(settings)
     bind_host = host or settings.host
     bind_port = port or settings.port
-    supervisor = _start_camera_supervisor() if cameras else None
+    if cameras:
+        children.append(_start_camera_supervisor())
     typer.echo(f"IOC Map: http://{bind_host}:{bind_port}  (API docs: /docs)")
     try:
         uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", proxy_headers=False)
     finally:
-        if supervisor is not None:
-            supervisor.terminate()
+        for child in children:
+            child.terminate()
             try:
-                supervisor.wait(timeout=15)
+                child.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                supervisor.kill()
+                child.kill()
+
+
+def _simulators_running(base_url: str) -> bool:
+    """True when the simulators already answer at base_url (another `iocmap up`, say)."""
+    import httpx
+
+    try:
+        resp = httpx.get(base_url + "/", timeout=1.0)
+        return resp.status_code == 200 and "he_thong" in resp.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _start_simulators() -> subprocess.Popen[bytes] | None:
+    """Run `iocmap simulators serve` beside the server, for the scheduled demo connectors."""
+    from ingest.simulators.demo import DEMO_BASE_URL, DEMO_PORT
+
+    if _simulators_running(DEMO_BASE_URL):
+        typer.echo(f"sector simulators already running at {DEMO_BASE_URL}")
+        return None
+    typer.echo(f"starting the sector simulators at {DEMO_BASE_URL}")
+    return subprocess.Popen(
+        [sys.executable, "-m", "geo_api.cli", "simulators", "serve", "--port", str(DEMO_PORT)],
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
+@simulators_app.command("serve")
+def simulators_serve(
+    host: str = typer.Option("127.0.0.1", help="Bind address"),
+    port: int = typer.Option(8071, help="Port (the demo connectors expect 8071)"),
+    seed: int = typer.Option(40, help="Seed of the simulated figures"),
+    today: str | None = typer.Option(None, help="Fix the simulated day (YYYY-MM-DD)"),
+    token: str | None = typer.Option(None, help="Require 'Authorization: Bearer TOKEN'"),
+) -> None:
+    """Serve the simulated sector APIs (deterministic; never part of the IOC Map API)."""
+    from datetime import date
+
+    from ingest.simulators.app import create_simulator_app
+    from ingest.simulators.systems import SYSTEMS
+
+    app = create_simulator_app(
+        seed=seed, today=date.fromisoformat(today) if today else None, token=token
+    )
+    for s in SYSTEMS.values():
+        typer.echo(f"  {s.name:8s} http://{host}:{port}{s.path}")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def _start_camera_supervisor() -> subprocess.Popen[bytes]:
@@ -66,18 +129,36 @@ def up(
     host: str | None = typer.Option(None, help="Bind address (default IOC_HOST, 127.0.0.1)"),
     port: int | None = typer.Option(None, help="Port (default IOC_PORT, 8000)"),
     cameras: bool = typer.Option(True, help="Also run the camera detection workers"),
+    simulators: bool = typer.Option(
+        True, help="Run the sector simulators and schedule the demo connectors"
+    ),
 ) -> None:
     """Start the database, migrate it, seed the demo if it is empty, and serve the map."""
     settings = load_settings()
+    demo_connectors = simulators and settings.ingest_connectors_file is None
+    if demo_connectors:
+        from ingest.simulators.demo import DEMO_CONFIG
+
+        # `up` only: without a connectors file of its own, the demo's are scheduled.
+        settings = settings.model_copy(
+            update={"ingest_connectors_file": DEMO_CONFIG, "ingest_scheduler": True}
+        )
     with migrated_engine(settings) as engine:
         with engine.connect() as conn:
             empty = conn.execute(select(func.count()).select_from(layer)).scalar_one() == 0
+            agencies = conn.execute(select(layer.c.id).where(layer.c.slug == "agencies")).first()
         if empty:
             from geo_api.cli.seed import run_demo_seed
 
             typer.echo("Empty database: seeding the Nghệ An demo…")
             run_demo_seed(engine, settings)
-    _run_server(settings, host, port, cameras=cameras)
+        elif demo_connectors and agencies is None:
+            # Never seed demo data into a database that already holds other data.
+            typer.secho(
+                "the demo sector connectors need the `agencies` layer: run `iocmap seed demo`",
+                fg=typer.colors.YELLOW,
+            )
+    _run_server(settings, host, port, cameras=cameras, simulators=demo_connectors)
 
 
 @friendly_errors
@@ -97,3 +178,4 @@ def register(app: typer.Typer) -> None:
     """Attach `up` and `serve`."""
     app.command("up")(up)
     app.command("serve")(serve)
+    app.add_typer(simulators_app, name="simulators")

@@ -74,7 +74,109 @@ class Mqtt(_Base):
     client_id: str | None = Field(default=None, description="Set for a persistent session")
 
 
-Connector = Annotated[HttpPull | DropFolder | Mqtt, Field(discriminator="kind")]
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Slug
+    interval_s: float = Field(default=300.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff_s: float = Field(default=2.0, ge=0)
+    enabled: bool = True
+
+
+class _Paged(BaseModel):
+    """How to page through a sector API and fetch only what changed since the last run."""
+
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization")
+    params: dict[str, str | int] = Field(default_factory=dict, description="Fixed query params")
+    records_path: str | None = Field(default="data", description="Key of the list of records")
+    page_param: str | None = "page"
+    page_size_param: str | None = "page_size"
+    page_size: int = Field(default=500, ge=1)
+    next_field: str | None = Field(default="next", description="Link to the next page, if any")
+    since_param: str | None = None
+    cursor_field: str | None = Field(default=None, description="Record field that increases")
+    timeout_s: float = 30.0
+    max_pages: int = 10_000
+
+
+Frequency = Literal["day", "month", "quarter", "year", "school_year"]
+
+
+class PeriodSpec(BaseModel):
+    """The record field that holds the period, read at the indicator's frequency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    frequency: Frequency
+
+
+class _Observations(BaseModel):
+    """How records become indicator observations (one per mapped field)."""
+
+    subject_layer: Slug | None = Field(
+        default=None, description="Layer whose features are the subjects; None = admin units"
+    )
+    unit_field: str = Field(description="Record field holding the unit code")
+    unit_property: str | None = Field(
+        default=None, description="Feature property matched to the unit code (default source_key)"
+    )
+    period: PeriodSpec
+    indicators: dict[str, str] = Field(min_length=1, description="record field -> indicator code")
+
+
+class IndicatorPull(_Common, _Paged, _Observations):
+    """A sector API (iGate, iOffice, health portal…) whose records are indicator values."""
+
+    kind: Literal["indicator_pull"]
+
+
+class IndicatorDrop(_Common, _Observations):
+    """A folder of CSV/XLSX exports (e.g. KT-XH) whose rows are indicator values.
+
+    Headers are matched without accents or case ("Mã xã" is `ma_xa`). A relative path is
+    under IOC_STATE_DIR.
+    """
+
+    kind: Literal["indicator_drop"]
+    path: Path
+    patterns: list[str] = Field(default_factory=lambda: ["*.csv", "*.xlsx"])
+    sheet: str | None = None
+    settle_s: float = Field(default=2.0, ge=0, description="Skip files modified this recently")
+
+
+Sentiment = Literal["positive", "neutral", "negative"]
+SENTIMENTS: dict[str, Sentiment] = {
+    "tich_cuc": "positive",
+    "trung_tinh": "neutral",
+    "tieu_cuc": "negative",
+    "positive": "positive",
+    "neutral": "neutral",
+    "negative": "negative",
+}
+
+
+class NewsPull(_Common, _Paged):
+    """A news and social-media feed: items placed on communes by their place names."""
+
+    kind: Literal["news_pull"]
+    layer: Slug = "news_items"
+    id_field: str = "id"
+    title_field: str = "title"
+    summary_field: str | None = "summary"
+    source_field: str | None = "source"
+    url_field: str | None = "url"
+    published_field: str = "published_at"
+    sentiment_field: str = "sentiment"
+    sentiment_map: dict[str, Sentiment] = Field(default_factory=lambda: dict(SENTIMENTS))
+
+
+Connector = Annotated[
+    HttpPull | DropFolder | Mqtt | IndicatorPull | IndicatorDrop | NewsPull,
+    Field(discriminator="kind"),
+]
 
 
 class ConnectorsConfig(BaseModel):

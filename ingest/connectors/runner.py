@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +20,13 @@ from ingest.connectors.config import (
     ConnectorsConfig,
     DropFolder,
     HttpPull,
+    IndicatorDrop,
+    IndicatorPull,
     Mqtt,
+    NewsPull,
     load_config,
 )
+from ingest.connectors.indicators import LandingFailed
 from ingest.load import create_batch, finish_batch
 from ingest.pipeline import ImportOptions, ImportReport, run_import
 from layers.errors import IocError, NotFoundError, UnavailableError
@@ -78,7 +82,12 @@ def _save_state(engine: Engine, name: str, **values: Any) -> None:
 
 
 def _import(
-    engine: Engine, settings: Settings, c: Connector, path: Path, attempt: int, **kw: Any
+    engine: Engine,
+    settings: Settings,
+    c: HttpPull | DropFolder | Mqtt,
+    path: Path,
+    attempt: int,
+    **kw: Any,
 ) -> ImportReport:
     opts = ImportOptions(
         path=path,
@@ -101,7 +110,7 @@ def _empty_batch(engine: Engine, c: Connector, attempt: int, status: str, messag
             source=f"{c.name}: {message}"[:200],
             actor=f"connector:{c.name}",
             mode="append",
-            kind=c.kind,
+            kind="connector" if isinstance(c, IndicatorPull | IndicatorDrop | NewsPull) else c.kind,
             connector=c.name,
             attempts=attempt,
         )
@@ -206,6 +215,35 @@ def _run_drop(
         result.files.append(f"done/{path.name}")
 
 
+def _run_sector(
+    engine: Engine,
+    settings: Settings,
+    c: IndicatorPull | IndicatorDrop | NewsPull,
+    result: RunResult,
+    attempt: int,
+) -> None:
+    """Indicator pulls, indicator drop folders and the news feed (one batch per fetch or file)."""
+    from ingest.connectors import indicators, news
+
+    reports: Sequence[indicators.LandReport | news.NewsReport]
+    if isinstance(c, IndicatorDrop):
+        reports, moved, failure = indicators.run_drop(engine, settings, c, attempt)
+        result.files += moved
+        if failure is not None:
+            result.status, result.message = "failed", failure
+    elif isinstance(c, IndicatorPull):
+        reports = indicators.run_pull(engine, settings, c, spool_dir(settings, c.name), attempt)
+    else:
+        reports = news.run_news(engine, settings, c, spool_dir(settings, c.name), attempt)
+    for rep in reports:
+        if rep.batch_id is not None:
+            result.batches.append(rep.batch_id)
+        result.imported += rep.written
+        result.rejected += rep.rejected
+    if not reports and not result.files:
+        result.message = "nothing new"
+
+
 def run_connector(
     engine: Engine,
     settings: Settings,
@@ -221,6 +259,10 @@ def run_connector(
                 _run_http(engine, settings, c, result, attempt)
             elif isinstance(c, Mqtt):
                 _run_mqtt(engine, settings, c, result, attempt)
+            elif isinstance(c, IndicatorPull | IndicatorDrop | NewsPull):
+                _run_sector(engine, settings, c, result, attempt)
+                if result.status == "failed":
+                    break  # a bad export is not transient: it is in failed/ with its report
             else:
                 _run_drop(engine, settings, c, result, attempt)
                 if result.status == "failed":
@@ -235,13 +277,16 @@ def run_connector(
                 next_attempt_at=datetime.now(UTC) + timedelta(seconds=c.interval_s),
             )
             result.status = "succeeded"
-            result.message = ""
+            if result.message != "nothing new":
+                result.message = ""
             return result
         except Exception as exc:
             message = exc.detail if isinstance(exc, IocError) else f"{type(exc).__name__}: {exc}"
             result.status = "failed"
             result.message = message
-            if isinstance(exc, UnavailableError):
+            if isinstance(exc, LandingFailed):
+                result.batches.append(exc.batch_id)
+            elif isinstance(exc, UnavailableError):
                 # The failure happened before any import: record it as a batch of its own.
                 result.batches.append(_empty_batch(engine, c, attempt, "failed", message))
             if attempt <= c.retries:

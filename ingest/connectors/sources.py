@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from ingest.connectors.config import HttpPull, Mqtt
+from ingest.connectors.config import HttpPull, IndicatorPull, Mqtt, NewsPull
 from layers.errors import UnavailableError
 
 
@@ -82,6 +82,74 @@ def fetch_http(cfg: HttpPull, cursor: str | None) -> tuple[list[dict[str, Any]],
                 break
             page += 1
     return features, new_cursor
+
+
+def fetch_records(
+    cfg: IndicatorPull | NewsPull, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """Every record since `cursor` (raw, malformed ones included), plus the new cursor value.
+
+    Pages follow a `next` link when the body has one, else page numbers until a short page.
+    """
+    out: list[Any] = []
+    params: dict[str, Any] = dict(cfg.params)
+    if cfg.since_param and cursor:
+        params[cfg.since_param] = cursor
+    if cfg.page_size_param:
+        params[cfg.page_size_param] = cfg.page_size
+    url: str | None = cfg.url
+    page = 1
+    new_cursor = cursor
+    with httpx.Client(timeout=cfg.timeout_s, headers=cfg.headers) as client:
+        for _ in range(cfg.max_pages):
+            if url is None:
+                break
+            first = url == cfg.url
+            query = dict(params)
+            if cfg.page_param and first:
+                query[cfg.page_param] = page
+            try:
+                resp = client.get(url, params=query if first else None)
+                resp.raise_for_status()
+                doc = resp.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise UnavailableError(f"{cfg.name}: fetching {url} failed: {exc}") from exc
+            records = _dig(doc, cfg.records_path) if isinstance(doc, dict) else doc
+            records = records if isinstance(records, list) else []
+            out.extend(records)
+            if cfg.cursor_field:
+                values = [
+                    str(r[cfg.cursor_field])
+                    for r in records
+                    if isinstance(r, dict) and r.get(cfg.cursor_field)
+                ]
+                if values:
+                    top = max(values)
+                    new_cursor = top if new_cursor is None else max(new_cursor, top)
+            nxt = _dig(doc, cfg.next_field) if cfg.next_field and isinstance(doc, dict) else None
+            if isinstance(nxt, str) and nxt:
+                url = nxt
+                continue
+            if not cfg.page_param or len(records) < cfg.page_size or not records:
+                break
+            page += 1
+    return out, new_cursor
+
+
+def write_records_spool(folder: Path, records: list[Any], meta: dict[str, Any]) -> Path:
+    """Persist fetched records (JSON) before they are written, so nothing fetched is lost."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}.records.json"
+    tmp = folder / (name + ".part")
+    tmp.write_text(json.dumps({"records": records, "iocmap": meta}, ensure_ascii=False), "utf-8")
+    final = folder / name
+    tmp.rename(final)
+    return final
+
+
+def pending_records_spool(folder: Path) -> list[Path]:
+    """Spooled record fetches not yet written, oldest first."""
+    return sorted(folder.glob("*.records.json")) if folder.exists() else []
 
 
 def write_spool(folder: Path, features: list[dict[str, Any]], meta: dict[str, Any]) -> Path:

@@ -98,6 +98,9 @@ def seed_demo(
         load(specs.SCHOOLS, synthetic.schools(wards))
         load(specs.TOURISM, synthetic.tourism_sites(wards))
         load(specs.CAMERAS, synthetic.cameras(wards, SAMPLE_VIDEO.as_uri()))
+        load(specs.AGENCIES, synthetic.agencies(wards))
+        # news_items is filled by the news connector (iocmap seed runs it); only the layer here.
+        create_or_update_layer(conn, specs.NEWS_ITEMS)
         reports_layer = create_or_update_layer(conn, specs.FIELD_REPORTS)
         load(
             specs.FIELD_REPORTS, synthetic.field_reports(wards, _report_anchor(conn, reports_layer))

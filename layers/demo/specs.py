@@ -274,6 +274,71 @@ LAND_PARCELS = LayerSpec(
     sensitive=True,
 )
 
+AGENCIES = LayerSpec(
+    slug="agencies",
+    title_vi="Cơ quan, đơn vị (sở, ngành, UBND xã)",
+    title_en="Agencies (departments and commune People's Committees)",
+    description=SYNTHETIC_NOTE
+    + " Mã đơn vị (ma_don_vi) dùng chung cho iGate, iOffice và SOC (mô phỏng).",
+    sector="administration",
+    geometry_type="Point",
+    property_schema=_schema(
+        {"name": S, "kind": S, "kind_vi": S, "ma_don_vi": S, "commune_code": S, "commune_name": S},
+        ["name", "kind", "ma_don_vi", "commune_code"],
+    ),
+    default_style=LayerStyle(
+        fill_color=(121, 134, 203, 230),
+        point_radius=5,
+        icon="agency",
+        color_property="kind",
+        palette={"so_nganh": (57, 73, 171, 255), "ubnd_xa": (159, 168, 218, 255)},
+    ),
+    source_system="Danh mục mã đơn vị (mô phỏng)",
+    synthetic=True,
+    license=SYNTHETIC_LICENSE,
+)
+
+NEWS_ITEMS = LayerSpec(
+    slug="news_items",
+    title_vi="Tin bài, mạng xã hội",
+    title_en="News and social-media items",
+    description=SYNTHETIC_NOTE
+    + " Tin được gắn vào xã/phường bằng so khớp địa danh; tin không xác định được địa danh"
+    " nằm trong báo cáo của lần nạp.",
+    sector="other",
+    geometry_type="Point",
+    property_schema=_schema(
+        {
+            "title": S,
+            "summary": S,
+            "source": S,
+            "url": S,
+            "published_at": T,
+            "sentiment": {"type": "string", "enum": ["positive", "neutral", "negative"]},
+            "commune_code": S,
+            "commune_name": S,
+            "match": S,
+            "candidates": {"type": "array", "items": S},
+        },
+        ["title", "published_at", "sentiment", "commune_code"],
+    ),
+    default_style=LayerStyle(
+        fill_color=(96, 125, 139, 230),
+        point_radius=5,
+        icon="news",
+        color_property="sentiment",
+        palette={
+            "positive": (67, 160, 71, 255),
+            "neutral": (144, 164, 174, 255),
+            "negative": (229, 57, 53, 255),
+        },
+    ),
+    source_system="Hệ thống giám sát thông tin trên mạng (mô phỏng)",
+    synthetic=True,
+    license=SYNTHETIC_LICENSE,
+    time_field="published_at",
+)
+
 DEMO_SPECS = (
     ADMIN_PROVINCE,
     ADMIN_COMMUNES,
@@ -283,4 +348,6 @@ DEMO_SPECS = (
     CAMERAS,
     FIELD_REPORTS,
     LAND_PARCELS,
+    AGENCIES,
+    NEWS_ITEMS,
 )

@@ -616,3 +616,78 @@ def _ward_lots(ward: Ward, want: int) -> tuple[list[shapely.Geometry], list[dict
 def utc_day(dt: datetime) -> datetime:
     """Midnight UTC of the given instant's day."""
     return dt.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# ---------------------------------------------------------------- agencies
+
+PROVINCIAL_AGENCIES = (
+    "Văn phòng UBND tỉnh",
+    "Sở Nội vụ",
+    "Sở Tài chính",
+    "Sở Tư pháp",
+    "Sở Công Thương",
+    "Sở Xây dựng",
+    "Sở Nông nghiệp và Môi trường",
+    "Sở Khoa học và Công nghệ",
+    "Sở Giáo dục và Đào tạo",
+    "Sở Y tế",
+    "Sở Văn hóa và Thể thao",
+    "Sở Du lịch",
+    "Sở Dân tộc và Tôn giáo",
+    "Sở Ngoại vụ",
+    "Thanh tra tỉnh",
+    "Ban Quản lý Khu kinh tế Đông Nam",
+    "Văn phòng Đoàn ĐBQH và HĐND tỉnh",
+    "Bảo hiểm xã hội tỉnh",
+)
+AGENCY_KINDS_VI = {"so_nganh": "Sở, ban, ngành", "ubnd_xa": "UBND xã, phường"}
+
+
+def agency_code(kind: str, index: int, ward_code: str = "") -> str:
+    """The agency code (ma_don_vi) shared by iGate, iOffice and SOC, in the QCVN 102 shape."""
+    if kind == "so_nganh":
+        return f"000.00.{index:02d}.H40"
+    return f"000.{ward_code}.00.H40"
+
+
+def agencies(wards: Sequence[Ward]) -> list[SyntheticFeature]:
+    """The provincial departments (in Vinh) and one People's Committee per commune or ward."""
+    out: list[SyntheticFeature] = []
+    vinh = [w for w in wards if w.name in VINH_WARD_NAMES]
+    for i, name in enumerate(PROVINCIAL_AGENCIES, start=1):
+        ward = vinh[i % len(vinh)]
+        rng = rng_for("agencies", "so", i)
+        (pt,) = points_in_ward(ward, 1, rng, spread=0.1)
+        code = agency_code("so_nganh", i)
+        out.append(
+            SyntheticFeature(
+                code,
+                pt,
+                {
+                    "name": name,
+                    "kind": "so_nganh",
+                    "kind_vi": AGENCY_KINDS_VI["so_nganh"],
+                    "ma_don_vi": code,
+                    **_commune_props(ward),
+                },
+            )
+        )
+    for ward in wards:
+        rng = rng_for("agencies", "ubnd", ward.code)
+        (pt,) = points_in_ward(ward, 1, rng, spread=0.05)
+        code = agency_code("ubnd_xa", 0, ward.code)
+        prefix = "UBND phường" if ward.is_urban else "UBND xã"
+        out.append(
+            SyntheticFeature(
+                code,
+                pt,
+                {
+                    "name": f"{prefix} {ward.name}",
+                    "kind": "ubnd_xa",
+                    "kind_vi": AGENCY_KINDS_VI["ubnd_xa"],
+                    "ma_don_vi": code,
+                    **_commune_props(ward),
+                },
+            )
+        )
+    return out

@@ -42,8 +42,9 @@ def test_db_status_with_an_external_database(fresh_db: Engine) -> None:
     assert res.exit_code == 0 and "IOC_DATABASE_URL" in res.stdout
 
 
-def test_seed_demo_twice_is_idempotent(fresh_db: Engine) -> None:
-    env = _env_for(fresh_db)
+def test_seed_demo_twice_is_idempotent(fresh_db: Engine, tmp_path: Path) -> None:
+    # the sector seed writes KT-XH exports under the state dir: keep them out of the real one
+    env = _env_for(fresh_db, IOC_STATE_DIR=str(tmp_path))
     first = runner.invoke(app, ["seed", "demo", "--parcels", "200"], env=env)
     assert first.exit_code == 0, first.stdout
     assert "land_parcels     inserted     200" in first.stdout
@@ -108,7 +109,7 @@ def test_iocmap_up_migrates_seeds_and_serves(fresh_db: Engine, tmp_path: Path) -
 
 
 def test_cli_imports_and_exports_are_audited(fresh_db: Engine, tmp_path: Path) -> None:
-    env = _env_for(fresh_db)
+    env = _env_for(fresh_db, IOC_STATE_DIR=str(tmp_path))
     assert runner.invoke(app, ["seed", "demo", "--parcels", "50"], env=env).exit_code == 0
     out = tmp_path / "briefing.html"
     res = runner.invoke(app, ["export-map", "--layers", "hospitals", "--out", str(out)], env=env)

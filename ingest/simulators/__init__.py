@@ -1,0 +1,1 @@
+"""Deterministic simulators of the province's sector systems (iGate, iOffice, health, vnEdu…)."""
