@@ -1,5 +1,6 @@
-// Build the web map into dist/: one minified, content-hashed JS and CSS bundle under
-// dist/assets/ and an index.html that references them. Everything comes from node_modules:
+// Build the web map into dist/: minified, content-hashed ES module chunks and one CSS file under
+// dist/assets/ and an index.html that references the entry. The entry (app-*.js) holds maplibre
+// and the basemap only; deck.gl and the panels are split into chunks loaded after it. Everything comes from node_modules:
 // no CDN, no fonts or tiles from outside.
 import * as esbuild from 'esbuild';
 import { createHash } from 'node:crypto';
@@ -17,6 +18,8 @@ const options = {
   minify: !watch,
   sourcemap: watch ? 'inline' : false,
   format: 'esm',
+  splitting: true,
+  chunkNames: 'chunk-[hash]',
   target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
   outdir: path.join(dist, 'assets'),
   entryNames: '[name]-[hash]',
@@ -33,9 +36,15 @@ async function writeIndex(metafile) {
   const outputs = Object.keys(metafile.outputs).map((p) => path.relative(dist, path.join(root, p)).split(path.sep).join('/'));
   const js = outputs.find((p) => /^assets\/app-[^/]+\.js$/.test(p));
   const css = outputs.find((p) => /^assets\/app-[^/]+\.css$/.test(p));
+  // the entry's own static imports (shared chunks) are preloaded, so they arrive with it
+  const entryOut = Object.entries(metafile.outputs).find(([p]) => p.endsWith(`/${js}`));
+  const preload = (entryOut ? entryOut[1].imports : [])
+    .filter((i) => i.kind === 'import-statement')
+    .map((i) => `<link rel="modulepreload" href="/${path.relative(dist, path.join(root, i.path)).split(path.sep).join('/')}">`)
+    .join('\n    ');
   const template = await readFile(path.join(root, 'src', 'index.html'), 'utf8');
   const html = template
-    .replace('<!--CSS-->', css ? `<link rel="stylesheet" href="/${css}">` : '')
+    .replace('<!--CSS-->', (css ? `<link rel="stylesheet" href="/${css}">` : '') + (preload ? `\n    ${preload}` : ''))
     .replace('<!--JS-->', `<script type="module" src="/${js}"></script>`);
   await writeFile(path.join(dist, 'index.html'), html);
   return { js, css };

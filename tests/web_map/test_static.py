@@ -70,6 +70,27 @@ def test_index_served_with_hashed_bundle(engine: Engine, settings: Settings, dis
         assert js.text.count("\n") < len(js.text) / 200
 
 
+def test_bundle_is_split_and_chunks_cached(engine: Engine, settings: Settings, dist: Path) -> None:
+    """The entry paints the basemap with maplibre alone; deck.gl and the panels are lazy chunks."""
+    assets = dist / "assets"
+    entry = next(assets.glob("app-*.js")).read_text(encoding="utf-8")
+    chunks = list(assets.glob("chunk-*.js"))
+    assert chunks
+    assert "import(" in entry  # the app chunk is loaded dynamically
+    everything = "".join(p.read_text(encoding="utf-8") for p in chunks)
+    # deck.gl's overlay and the indicator panel live in chunks, not in the entry
+    assert "deck.gl" not in entry.lower() and "deck.gl" in everything.lower()
+    assert (
+        "/api/indicators/dashboards/" not in entry and "/api/indicators/dashboards/" in everything
+    )
+    with _client(settings, dist) as client:
+        for chunk in chunks[:3]:
+            res = client.get(f"/assets/{chunk.name}")
+            assert res.status_code == 200
+            assert "javascript" in res.headers["content-type"]
+            assert res.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
 @pytest.mark.parametrize("prefix", ["maplibre-gl-worker", "mvt-worker"])
 def test_workers_are_served_as_javascript(
     engine: Engine, settings: Settings, dist: Path, prefix: str
@@ -77,7 +98,12 @@ def test_workers_are_served_as_javascript(
     """maplibre's and loaders.gl's workers ship next to the bundle, hashed, as JavaScript."""
     workers = list((dist / "assets").glob(f"{prefix}-*.js"))
     assert len(workers) == 1
-    bundle = next((dist / "assets").glob("app-*.js")).read_text(encoding="utf-8")
+    # the entry (maplibre) or a split chunk (deck.gl, loaders.gl) names it
+    bundle = "".join(
+        p.read_text(encoding="utf-8")
+        for p in (dist / "assets").glob("*.js")
+        if "worker-" not in p.name
+    )
     assert f"/assets/{workers[0].name}" in bundle
     with _client(settings, dist) as client:
         res = client.get(f"/assets/{workers[0].name}")

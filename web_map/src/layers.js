@@ -10,6 +10,7 @@ import { MVTLoader } from '@loaders.gl/mvt';
 
 import { fillAccessor, isPoint, isPolygonal, minZoomOf, rampColor, styleOf } from './style.js';
 import { viewCone } from './geo.js';
+import { BASEMAP_SLUGS } from './basemap.js';
 
 const DAY = 86400000;
 const DOWN = new Set(['offline', 'stopped', 'error']);
@@ -311,20 +312,18 @@ function isPolygonalGeom(g) {
   return g && /Polygon/.test(g.type);
 }
 
-/** The whole deck.gl layer list for the current state. */
+/** The whole deck.gl layer list for the current state (the basemap boundaries are maplibre's). */
 export function buildLayers(state) {
   const layers = [];
   const ordered = drawOrder(state.catalog);
   const analyticOn = state.view !== 'vector';
   for (const layer of ordered) {
-    if (!state.visible[layer.slug]) continue;
+    // maplibre draws the boundaries from tiles; without a tile service deck draws their GeoJSON
+    if (!state.visible[layer.slug] || (BASEMAP_SLUGS.has(layer.slug) && state.basemapTiles !== false)) continue;
     if (analyticOn && layer.slug === state.h3.slug) continue; // the aggregate replaces the points
-    if (layer.slug === 'admin_province') continue; // drawn above everything else below
     layers.push(...sectorLayers(state, layer));
   }
   layers.push(...analyticLayers(state));
-  const province = state.bySlug.admin_province;
-  if (province && state.visible.admin_province) layers.push(...sectorLayers(state, province));
   layers.push(...overlayLayers(state));
   return layers;
 }

@@ -2,7 +2,7 @@
 // detections, zones), field report (photo, history, unit) and the commune KPI card.
 
 import { fillPath, getJSON } from '../api.js';
-import { fmtDate, fmtNumber, layerTitle, propLabel, t, valueLabel } from '../i18n.js';
+import { fmtDate, fmtNumber, lang, layerTitle, propLabel, t, valueLabel } from '../i18n.js';
 import { representativePoint } from '../geo.js';
 import { communeStats } from './kpi.js';
 import { el, esc } from '../util.js';
@@ -19,6 +19,8 @@ const TOOLTIP_KEYS = {
 // layerName is added by the MVT decoder; stream URLs are for the vision workers only
 const HIDDEN_PROPS = new Set(['stream_url', 'layerName']);
 const MATCH_KEYS = ['code', 'camera_id', 'report_code', 'source_key'];
+// features (and communes) that carry sector indicators: their panel shows indicator charts
+const INDICATOR_SUBJECTS = new Set(['hospitals', 'schools', 'tourism_sites', 'agencies', 'admin_communes']);
 const DATE_PROPS = /(_at|_time|date|time)$/;
 
 /** The slug behind a picked deck layer id ("layer-<slug>"). */
@@ -62,8 +64,10 @@ export function tooltipFor(app, info) {
     .filter((k) => p[k] !== undefined && p[k] !== null)
     .map((k) => `<div><span class="tt-k">${esc(propLabel(k))}:</span> ${esc(fmtValue(k, p[k]))}</div>`)
     .join('');
+  const ch = app.state.choropleth;
+  const choro = slug === 'admin_communes' && ch ? `<div class="tt-ind">${esc(lang() === 'en' ? ch.indicator.name_en : ch.indicator.name_vi)}: <b>${esc(fmtNumber(ch.values[String(p.code)], 1))}</b>${ch.values[String(p.code)] !== undefined && ch.indicator.unit ? ` ${esc(ch.indicator.unit)}` : ''}</div>` : '';
   return {
-    html: `<div class="tt-layer">${esc(layer ? layerTitle(layer) : slug)}</div><div class="tt-title">${esc(featureName(f))}</div>${rows}`,
+    html: `<div class="tt-layer">${esc(layer ? layerTitle(layer) : slug)}</div><div class="tt-title">${esc(featureName(f))}</div>${choro}${rows}`,
     className: 'tt',
   };
 }
@@ -164,6 +168,10 @@ export function renderDetails(app) {
   if (slug === 'admin_communes') box.append(communeCard(app, feature));
   if (slug === 'cameras') box.append(cameraSection(app, feature));
   if (slug === 'field_reports') box.append(reportSection(app, feature));
+  if (INDICATOR_SUBJECTS.has(slug) && state.caps && state.caps.indicators && state.caps.indicators.length && app.lazy) {
+    box.append(el('div', { class: 'card ind-card', id: 'ind-card' }, el('h3', {}, t('ind.charts'))));
+    app.lazy.indicators().then((m) => m.renderSubjectCharts(app, slug, feature));
+  }
   const table = el('table', { class: 'props' });
   for (const [k, v] of Object.entries(p)) {
     // a coded value with a Vietnamese twin (owner/owner_vi…) is shown once, via the twin

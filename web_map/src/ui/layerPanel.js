@@ -25,7 +25,7 @@ function legend(layer) {
 /** Draw (or redraw) the layer panel. */
 export function renderLayerPanel(app) {
   const { state } = app;
-  const left = document.getElementById('left');
+  const left = document.getElementById('left-layers') || document.getElementById('left');
   if (!left) return;
   if (!left.querySelector('#layerlist')) {
     left.append(el('h2', { id: 'layers-h' }), el('div', { id: 'viewswitch' }), el('div', { id: 'layerlist', class: 'layers' }), el('div', { class: 'footnote', id: 'footnote' }));

@@ -1,0 +1,340 @@
+// The second chunk of the web map: the deck.gl overlay, the sector layers and the panels,
+// wired to the one shared state object. main.js has already drawn the basemap.
+
+import { MapboxOverlay } from '@deck.gl/mapbox';
+
+import { getJSON, loadFeatures } from './api.js';
+import { BASEMAP_SLUGS, hoverWard, syncBasemap, wardAt } from './basemap.js';
+import { layerTitle, lang, onLang, setLang, t } from './i18n.js';
+import { buildLayers } from './layers.js';
+import { pageOf, renderChrome, setStatus } from './shell.js';
+import { isLarge, minZoomOf } from './style.js';
+import { debounce, el } from './util.js';
+import { renderLayerPanel } from './ui/layerPanel.js';
+import { tooltipFor, showDetails, renderDetails } from './ui/details.js';
+import { renderKpis } from './ui/kpi.js';
+import { initTime, renderTime } from './ui/time.js';
+import { initQuery, handleQueryClick, handleQueryDblClick, renderQuery } from './ui/query.js';
+import { initFeed, renderFeed } from './ui/feed.js';
+import { initH3, refreshH3, renderViewSwitch } from './ui/h3view.js';
+import { loadUser, renderLogin } from './ui/login.js';
+
+// pages and panels used by few people or only on demand come in their own chunks
+const lazy = {
+  importPage: () => import('./ui/importPage.js'),
+  indicators: () => import('./ui/indicators.js'),
+};
+
+/** Re-render everything that shows strings or state. */
+function renderAll(app) {
+  renderChrome(app);
+  renderLogin(app);
+  renderKpis(app);
+  renderLeft(app);
+  renderRight(app);
+  renderTime(app);
+  if (app.state.page === 'import') lazy.importPage().then((m) => m.renderImportPage(app));
+  if (app.state.page === 'dashboard') lazy.indicators().then((m) => m.renderDashboardPage(app));
+}
+
+/** The left panel: the layers, or the sector indicators. */
+function renderLeft(app) {
+  const left = document.getElementById('left');
+  let head = left.querySelector('.lefttabs');
+  if (!head) {
+    head = el('div', { class: 'tabs lefttabs', role: 'tablist' });
+    left.prepend(head);
+    left.append(el('div', { id: 'left-layers', class: 'leftbody' }), el('div', { id: 'left-indicators', class: 'leftbody' }));
+  }
+  head.innerHTML = '';
+  for (const [id, label] of [
+    ['layers', t('panel.layers')],
+    ['indicators', t('panel.indicators')],
+  ]) {
+    head.append(
+      el(
+        'button',
+        {
+          class: `tab${app.state.leftTab === id ? ' active' : ''}`,
+          'data-lefttab': id,
+          role: 'tab',
+          onclick: () => {
+            app.state.leftTab = id;
+            renderLeft(app);
+          },
+        },
+        label,
+      ),
+    );
+  }
+  left.querySelector('#left-layers').hidden = app.state.leftTab !== 'layers';
+  left.querySelector('#left-indicators').hidden = app.state.leftTab !== 'indicators';
+  renderLayerPanel(app);
+  renderViewSwitch(app);
+  if (app.state.leftTab === 'indicators' || app.state.choropleth) lazy.indicators().then((m) => m.renderIndicatorPanel(app));
+}
+
+function renderRight(app) {
+  const right = document.getElementById('right');
+  const tabs = [
+    ['details', t('panel.details')],
+    ['query', t('panel.query')],
+    ['feed', t('panel.feed')],
+  ];
+  let head = right.querySelector('.tabs');
+  if (!head) {
+    head = el('div', { class: 'tabs', role: 'tablist' });
+    right.append(head, el('div', { class: 'tabbody', id: 'tab-details' }), el('div', { class: 'tabbody', id: 'tab-query' }), el('div', { class: 'tabbody', id: 'tab-feed' }));
+  }
+  head.innerHTML = '';
+  for (const [id, label] of tabs) {
+    head.append(
+      el(
+        'button',
+        {
+          class: `tab${app.state.rightTab === id ? ' active' : ''}`,
+          'data-tab': id,
+          role: 'tab',
+          onclick: () => {
+            app.state.rightTab = id;
+            renderRight(app);
+          },
+        },
+        label,
+        id === 'feed' && app.state.feed.some((f) => f.kind === 'alert' && !f.acked) ? el('span', { class: 'dot' }) : null,
+      ),
+    );
+  }
+  for (const [id] of tabs) right.querySelector(`#tab-${id}`).hidden = app.state.rightTab !== id;
+  renderDetails(app);
+  renderQuery(app);
+  renderFeed(app);
+}
+
+/** Load a small layer whole, or a large layer for the current viewport. */
+async function loadLayer(app, layer) {
+  const { state } = app;
+  const slug = layer.slug;
+  if (state.useTiles && state.tileUrls[slug] && !needsFeatures(layer)) return;
+  if (isLarge(layer)) {
+    if (state.zoom < minZoomOf(layer) || !state.bounds) {
+      state.data[slug] = null;
+      return;
+    }
+    app.aborts[slug]?.abort();
+    const ctrl = new AbortController();
+    app.aborts[slug] = ctrl;
+    state.loading[slug] = true;
+    renderLayerPanel(app);
+    try {
+      state.data[slug] = await loadFeatures(slug, { bbox: state.bounds, maxFeatures: 40000, signal: ctrl.signal });
+      state.dataVersion[slug] = (state.dataVersion[slug] || 0) + 1;
+    } catch (err) {
+      if (err.name !== 'AbortError') console.warn(err);
+    } finally {
+      if (app.aborts[slug] === ctrl) state.loading[slug] = false;
+    }
+    return;
+  }
+  if (state.data[slug]) return;
+  state.loading[slug] = true;
+  try {
+    state.data[slug] = await loadFeatures(slug, { maxFeatures: LARGE_FETCH_CAP });
+    state.dataVersion[slug] = (state.dataVersion[slug] || 0) + 1;
+  } catch (err) {
+    console.warn(err);
+    state.data[slug] = [];
+    setStatus(`${t('app.error')}: ${layerTitle(layer)}`, 'error');
+  } finally {
+    state.loading[slug] = false;
+  }
+}
+
+const LARGE_FETCH_CAP = 25000;
+
+/** Small layers are always kept as GeoJSON too: KPIs, cones, queries and H3 read them. */
+function needsFeatures(layer) {
+  return !isLarge(layer);
+}
+
+/** Probe TileJSON for every layer once; a layer without tiles falls back to GeoJSON. */
+async function detectTiles(app) {
+  const { state } = app;
+  if (!state.caps.tiles || !state.useTiles) return;
+  await Promise.all(
+    state.catalog.map(async (layer) => {
+      if (BASEMAP_SLUGS.has(layer.slug)) return; // maplibre draws these from its own source
+      try {
+        if (state.caps.tilejson) {
+          const tj = await getJSON(`/tiles/${encodeURIComponent(layer.slug)}.json`);
+          const url = (tj.tiles && tj.tiles[0]) || `/tiles/${layer.slug}/{z}/{x}/{y}.mvt`;
+          state.tileUrls[layer.slug] = { url: relativeTemplate(url), minzoom: tj.minzoom, maxzoom: tj.maxzoom };
+        } else {
+          state.tileUrls[layer.slug] = { url: `/tiles/${layer.slug}/{z}/{x}/{y}.mvt` };
+        }
+      } catch {
+        state.tileUrls[layer.slug] = null;
+      }
+    }),
+  );
+}
+
+/** Strip scheme+host from a tile template so tiles always come from this server. */
+function relativeTemplate(url) {
+  const m = /^https?:\/\/[^/]+(\/.*)$/.exec(url);
+  return m ? m[1] : url;
+}
+
+/**
+ * Live camera status from the vision service (optional): it overrides the layer's static
+ * status, so the KPI strip counts cameras really online and offline cones turn grey.
+ */
+async function loadCameraStatus(app) {
+  const { caps, data } = app.state;
+  if (!caps.cameras || !data.cameras) return;
+  try {
+    const rows = await getJSON('/api/cameras');
+    const byId = new Map((Array.isArray(rows) ? rows : []).map((c) => [String(c.camera_id), c]));
+    for (const f of data.cameras) {
+      const live = byId.get(String(f.properties.camera_id));
+      if (live && live.status) f.properties.status = live.status;
+    }
+    app.state.dataVersion.cameras = (app.state.dataVersion.cameras || 0) + 1;
+    app.update();
+  } catch {
+    // signed out or no vision service: keep the layer's own status
+  }
+}
+
+/** Per-commune indicators from the analytics service (optional; the KPI card uses them). */
+async function loadIndicators(app) {
+  if (!app.state.caps.paths['/api/analytics/indicators']) return;
+  try {
+    const rows = await getJSON('/api/analytics/indicators');
+    app.state.indicators = Object.fromEntries((Array.isArray(rows) ? rows : []).map((r) => [String(r.code), r]));
+    if (app.state.selectedCommune) app.renderRight();
+  } catch {
+    app.state.indicators = null;
+  }
+}
+
+/** A deck pick, or the ward under the pointer when deck has nothing there (maplibre draws the wards). */
+function withWard(app, info) {
+  if (!info || info.object || info.x === undefined || info.x < 0) return info;
+  const ward = wardAt(app.map, info.x, info.y);
+  if (!ward) return info;
+  return { ...info, object: ward, layer: { id: 'layer-admin_communes' }, picked: true };
+}
+
+/** Wire the overlay, the map events and the panels; then load the sector layers. */
+export async function start(app, prefetch) {
+  const { map } = app;
+  let deckLayers = [];
+  app.redraw = () => {
+    syncBasemap(map, app.state);
+    deckLayers = buildLayers(app.state);
+    if (app.overlay) app.overlay.setProps({ layers: deckLayers });
+  };
+  app.update = () => {
+    app.redraw();
+    renderAll(app);
+  };
+  app.renderRight = () => renderRight(app);
+  app.renderLeft = () => renderLeft(app);
+  app.renderPanels = () => renderAll(app);
+  app.setStatus = setStatus;
+  app.lazy = lazy;
+  app.flyTo = (lonlat, zoom = 15) => map.flyTo({ center: lonlat, zoom: Math.max(map.getZoom(), zoom), speed: 1.6 });
+  app.fitBounds = (bbox) => map.fitBounds([[bbox[0], bbox[1]], [bbox[2], bbox[3]]], { padding: { top: 40, bottom: 90, left: 310, right: 370 }, maxZoom: 16, duration: 800 });
+  app.loadLayer = (layer) => loadLayer(app, layer);
+
+  document.getElementById('lang-toggle').addEventListener('click', () => setLang(lang() === 'vi' ? 'en' : 'vi'));
+  document.getElementById('nav-map').addEventListener('click', () => {
+    location.hash = '';
+  });
+  document.getElementById('nav-dashboard').addEventListener('click', () => {
+    location.hash = '#/dashboard';
+  });
+  document.getElementById('nav-import').addEventListener('click', () => {
+    location.hash = '#/import';
+  });
+  window.addEventListener('hashchange', () => {
+    app.state.page = pageOf(location.hash);
+    renderAll(app);
+    if (app.state.page === 'map') map.resize();
+  });
+  onLang(() => app.update());
+
+  const overlay = new MapboxOverlay({
+    // interleaved mode (deck in maplibre's own context) throws with maplibre 6 here: two canvases
+    interleaved: false,
+    layers: [],
+    getTooltip: (info) => {
+      const picked = withWard(app, info);
+      hoverWard(map, picked && picked.object && picked.layer.id === 'layer-admin_communes' && !(info && info.object) ? picked.object : null);
+      return tooltipFor(app, picked);
+    },
+    onClick: (info) => {
+      if (app.state.draw.mode) return;
+      showDetails(app, withWard(app, info));
+    },
+  });
+  app.overlay = overlay;
+  map.addControl(overlay);
+  map.on('mouseout', () => hoverWard(map, null));
+  map.on('click', (e) => {
+    if (app.state.draw.mode) handleQueryClick(app, [e.lngLat.lng, e.lngLat.lat]);
+  });
+  map.on('dblclick', (e) => {
+    if (app.state.draw.mode) handleQueryDblClick(app, [e.lngLat.lng, e.lngLat.lat]);
+    else map.easeTo({ center: e.lngLat, zoom: map.getZoom() + 1 });
+  });
+
+  const onView = debounce(async () => {
+    const b = map.getBounds();
+    app.state.bounds = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+    const large = app.state.catalog.filter((l) => isLarge(l) && app.state.visible[l.slug]);
+    await Promise.all(large.map((l) => loadLayer(app, l)));
+    refreshH3(app);
+    app.redraw();
+    renderLayerPanel(app);
+  }, 250);
+  map.on('move', () => {
+    const z = map.getZoom();
+    const crossed = app.state.catalog.some((l) => (minZoomOf(l) > z) !== (minZoomOf(l) > app.state.zoom));
+    app.state.zoom = z;
+    if (crossed) {
+      app.redraw();
+      renderLayerPanel(app);
+    }
+  });
+  map.on('moveend', onView);
+
+  const [caps, catalog] = await Promise.all([prefetch.caps, prefetch.catalog]);
+  app.state.caps = caps;
+  app.state.catalog = catalog;
+  app.state.basemapTiles = !!caps.tiles;
+  for (const layer of catalog) {
+    app.state.bySlug[layer.slug] = layer;
+    app.state.visible[layer.slug] = true;
+    app.state.opacity[layer.slug] = 1;
+  }
+  app.state.zoom = map.getZoom();
+  const b = map.getBounds();
+  app.state.bounds = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+  await Promise.all([loadUser(app), detectTiles(app)]);
+  initTime(app);
+  initH3(app);
+  initQuery(app);
+  renderAll(app);
+  app.redraw();
+  setStatus('');
+  await Promise.all(catalog.map((l) => loadLayer(app, l).then(() => app.redraw())));
+  initTime(app);
+  app.update();
+  initFeed(app);
+  loadIndicators(app);
+  loadCameraStatus(app);
+  window.__iocmap.ready = true;
+  document.body.dataset.ready = '1';
+}

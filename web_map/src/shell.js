@@ -1,0 +1,110 @@
+// The page shell and the shared state object: part of the small entry bundle, so the chrome
+// and the basemap show before deck.gl and the panels have loaded.
+
+import { t } from './i18n.js';
+import { el } from './util.js';
+
+export const HOME_PADDING = { top: 30, bottom: 90, left: 300, right: 360 };
+export const NGHE_AN_BOUNDS = [
+  [103.87, 18.55],
+  [105.82, 20.0],
+];
+
+/** The single state object every panel reads and writes through app.update(). */
+export function initialState() {
+  const params = new URLSearchParams(location.search);
+  return {
+    catalog: [],
+    user: null,
+    bySlug: {},
+    visible: {},
+    opacity: {},
+    data: {},
+    dataVersion: {},
+    loading: {},
+    zoom: 8,
+    bounds: null,
+    caps: null,
+    useTiles: params.get('tiles') !== '0',
+    // decode vector tiles in workers (off the main thread) unless ?workers=0
+    mvtWorkers: typeof Worker !== 'undefined' && params.get('workers') !== '0',
+    tileUrls: {},
+    view: 'vector',
+    h3: { slug: null, res: 6, cells: [], max: 1, source: null },
+    time: null,
+    selected: null,
+    selectedCommune: null,
+    draw: { mode: null, points: [], center: null, area: null, areaLabel: null },
+    results: [],
+    highlight: null,
+    detections: [],
+    zones: [],
+    indicators: null,
+    feed: [],
+    rightTab: 'details',
+    leftTab: 'layers',
+    choropleth: null,
+    page: pageOf(location.hash),
+  };
+}
+
+/** The page of a location hash: the import page, a sector dashboard, or the map. */
+export function pageOf(hash) {
+  if (hash === '#/import') return 'import';
+  if (hash.startsWith('#/dashboard')) return 'dashboard';
+  return 'map';
+}
+
+/** The header, the map area with its panels, and the full-page sections. */
+export function buildShell() {
+  const root = document.getElementById('app');
+  root.innerHTML = '';
+  root.append(
+    el(
+      'header',
+      { id: 'topbar' },
+      el('div', { class: 'brand' }, el('div', { class: 'logo', 'aria-hidden': 'true' }, 'IOC'), el('div', {}, el('div', { class: 'brand-title', id: 'brand-title' }), el('div', { class: 'brand-sub', id: 'brand-sub' }))),
+      el('div', { id: 'kpis', class: 'kpis' }),
+      el(
+        'nav',
+        { class: 'nav' },
+        el('button', { id: 'nav-map', class: 'navbtn' }),
+        el('button', { id: 'nav-dashboard', class: 'navbtn' }),
+        el('button', { id: 'nav-import', class: 'navbtn' }),
+        el('button', { id: 'login-btn', class: 'navbtn', hidden: true }),
+        el('button', { id: 'lang-toggle', class: 'langbtn' }),
+      ),
+    ),
+    el('main', { id: 'mapview' }, el('div', { id: 'map' }), el('aside', { id: 'left', class: 'panel' }), el('aside', { id: 'right', class: 'panel' }), el('div', { id: 'timebar', class: 'panel', hidden: true }), el('div', { id: 'choro-legend', class: 'panel', hidden: true }), el('div', { id: 'status', class: 'status' })),
+    el('section', { id: 'importpage', hidden: true }),
+    el('section', { id: 'dashpage', hidden: true }),
+  );
+}
+
+/** Title, navigation and language button in the active language. */
+export function renderChrome(app) {
+  document.title = t('app.title');
+  document.getElementById('brand-title').textContent = t('app.title');
+  document.getElementById('brand-sub').textContent = t('app.subtitle');
+  const nav = { map: 'nav-map', dashboard: 'nav-dashboard', import: 'nav-import' };
+  for (const [page, id] of Object.entries(nav)) {
+    const b = document.getElementById(id);
+    b.textContent = t(`nav.${page}`);
+    b.classList.toggle('active', app.state.page === page);
+  }
+  const lt = document.getElementById('lang-toggle');
+  lt.textContent = t('lang.switch');
+  lt.title = t('lang.switch_title');
+  document.getElementById('mapview').hidden = app.state.page !== 'map';
+  document.getElementById('importpage').hidden = app.state.page !== 'import';
+  document.getElementById('dashpage').hidden = app.state.page !== 'dashboard';
+}
+
+/** The status line at the bottom of the map. */
+export function setStatus(text, kind = '') {
+  const s = document.getElementById('status');
+  if (!s) return;
+  s.textContent = text || '';
+  s.className = `status ${kind}`;
+  s.hidden = !text;
+}

@@ -1,0 +1,556 @@
+// Sector indicators (its own chunk, loaded on demand): the "Chỉ số" panel grouped by the nine
+// sectors, a commune choropleth of any indicator with its legend and period picker, the
+// indicator charts of a clicked hospital, school, agency, tourism site or commune (series,
+// trend line, forecast band), and one dashboard page per sector. Everything reads /api/indicators,
+// which needs a signed-in user.
+
+import { getJSON } from '../api.js';
+import { fmtNumber, lang, t } from '../i18n.js';
+import { el } from '../util.js';
+
+const SVG = 'http://www.w3.org/2000/svg';
+const FORECAST = 6;
+// 5 classes, low → high. Direction-aware: red is always the bad end when we know which end is bad.
+const GOOD_UP = ['#d73027', '#fc8d59', '#fee08b', '#91cf60', '#1a9850'];
+const GOOD_DOWN = [...GOOD_UP].reverse();
+const NEUTRAL = ['#c6dbef', '#9ecae1', '#6baed6', '#3182bd', '#08519c'];
+const NO_DATA = 'rgba(38,50,72,0.55)';
+/** Layers whose features are indicator subjects (the commune is handled by its code). */
+export const SUBJECT_LAYERS = new Set(['hospitals', 'schools', 'tourism_sites', 'agencies']);
+
+// one cache per page load: definitions, series, subject lists and dashboards
+const cache = new Map();
+const pending = new Map();
+
+/** GET once per URL; concurrent callers share the request. */
+function cached(url) {
+  if (cache.has(url)) return Promise.resolve(cache.get(url));
+  if (!pending.has(url)) {
+    pending.set(
+      url,
+      getJSON(url)
+        .then((body) => {
+          cache.set(url, body);
+          return body;
+        })
+        .finally(() => pending.delete(url)),
+    );
+  }
+  return pending.get(url);
+}
+
+/** True when the server has the indicator API. */
+function available(app) {
+  const caps = app.state.caps;
+  return !!(caps && caps.indicators && caps.indicators.length);
+}
+
+/** Signed out while the server has sign-in: indicators need a user. */
+function signedOut(app) {
+  const { caps, user } = app.state;
+  return !user && !!(caps && caps.paths['/api/auth/login']);
+}
+
+function signInPrompt() {
+  return el(
+    'div',
+    { class: 'card ind-signin', id: 'ind-signin' },
+    el('p', {}, t('ind.sign_in_needed')),
+    el('button', { class: 'btn small primary', onclick: () => document.getElementById('login-btn')?.click() }, t('auth.sign_in')),
+  );
+}
+
+/** Name of a definition or sector in the active language. */
+export function nameOf(item) {
+  if (!item) return '';
+  return lang() === 'en' ? item.name_en || item.name_vi : item.name_vi || item.name_en;
+}
+
+/** A period label for the grain: 21/11/2026, 11/2026, Q4 2026, 2026, 2024–2025. */
+export function periodLabel(iso, grain) {
+  if (!iso) return '—';
+  const [y, m, d] = iso.split('-').map(Number);
+  switch (grain) {
+    case 'day':
+      return `${String(d).padStart(2, '0')}/${String(m).padStart(2, '0')}/${y}`;
+    case 'month':
+      return `${String(m).padStart(2, '0')}/${y}`;
+    case 'quarter':
+      return `Q${Math.floor((m - 1) / 3) + 1} ${y}`;
+    case 'year':
+      return String(y);
+    case 'school_year':
+      return `${y}–${y + 1}`;
+    default:
+      return iso;
+  }
+}
+
+function fmtValue(v, defn) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '—';
+  const digits = defn && defn.rollup === 'rate' ? 1 : Math.abs(v) < 100 && !Number.isInteger(v) ? 1 : 0;
+  const unit = defn && defn.unit ? (defn.unit === '%' ? '%' : ` ${defn.unit}`) : '';
+  return `${fmtNumber(v, digits)}${unit}`;
+}
+
+/** The definitions ({sectors, indicators, byCode}), or null when signed out / unavailable. */
+async function definitions(app) {
+  const body = await cached('/api/indicators');
+  if (!body.byCode) body.byCode = Object.fromEntries(body.indicators.map((d) => [d.code, d]));
+  app.state.indicatorDefs = body;
+  return body;
+}
+
+function palette(hib) {
+  if (hib === true) return GOOD_UP;
+  if (hib === false) return GOOD_DOWN;
+  return NEUTRAL;
+}
+
+/** Index of the class of v for upper-bound breaks. */
+export function classOf(v, breaks) {
+  for (let i = 0; i < breaks.length; i += 1) if (v <= breaks[i]) return i;
+  return Math.max(0, breaks.length - 1);
+}
+
+/** Load the choropleth of an indicator for a period (null: the latest) and show it on the wards. */
+export async function showChoropleth(app, code, period = null) {
+  const { state } = app;
+  const q = new URLSearchParams();
+  if (period) q.set('period', period);
+  state.choroplethLoading = code;
+  renderIndicatorPanel(app);
+  try {
+    const [body, prov] = await Promise.all([cached(`/api/indicators/${encodeURIComponent(code)}/choropleth?${q}`), cached(`/api/indicators/${encodeURIComponent(code)}?level=province`)]);
+    const colours = palette(body.higher_is_better);
+    const breaks = body.breaks || [];
+    const colors = {};
+    for (const [k, v] of Object.entries(body.values || {})) colors[String(k)] = colours[classOf(v, breaks)];
+    state.choropleth = {
+      code,
+      indicator: body.indicator,
+      period: body.period,
+      grain: body.grain || prov.grain,
+      periods: (prov.periods || []).filter((p, i) => prov.series.some((s) => s.values[i] !== null)),
+      values: body.values || {},
+      breaks,
+      hib: body.higher_is_better,
+      palette: colours,
+      colors,
+      noData: NO_DATA,
+    };
+    state.choroplethError = null;
+  } catch (err) {
+    state.choroplethError = err.status === 401 || err.status === 403 ? 'auth' : err.message;
+  } finally {
+    state.choroplethLoading = null;
+  }
+  app.redraw();
+  renderIndicatorPanel(app);
+  if (state.selectedCommune) app.renderRight();
+}
+
+/** Remove the choropleth: the wards go back to the basemap colour. */
+export function clearChoropleth(app) {
+  app.state.choropleth = null;
+  app.redraw();
+  renderIndicatorPanel(app);
+}
+
+/** The left "Chỉ số / Indicators" tab: sectors with their indicators; a click maps one by commune. */
+export async function renderIndicatorPanel(app) {
+  renderLegend(app);
+  const box = document.getElementById('left-indicators');
+  if (!box || box.hidden) return;
+  const { state } = app;
+  const paint = (...children) => {
+    box.innerHTML = '';
+    box.append(el('h2', { id: 'ind-h' }, t('ind.title')), ...children.filter(Boolean));
+  };
+  if (!available(app)) return paint(el('p', { class: 'muted' }, t('ind.unavailable')));
+  if (signedOut(app)) return paint(signInPrompt());
+  let defs;
+  try {
+    defs = await definitions(app);
+  } catch (err) {
+    return paint(err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, `${t('app.error')}: ${err.message}`));
+  }
+  const list = el('div', { class: 'ind-list', id: 'ind-list' });
+  const keepScroll = box.querySelector('#ind-list')?.scrollTop || 0;
+  for (const sector of defs.sectors) {
+    const codes = sector.indicators || [];
+    list.append(
+      el(
+        'section',
+        { class: 'ind-sector', 'data-sector': sector.code },
+        el('h3', {}, nameOf(sector), el('button', { class: 'btn tiny ghost ind-dash', 'data-dashboard': sector.code, title: t('ind.dashboard'), onclick: () => (location.hash = `#/dashboard/${sector.code}`) }, t('ind.dashboard'))),
+        el(
+          'ul',
+          { class: 'plain ind-items' },
+          codes.map((code) => {
+            const d = defs.byCode[code];
+            const on = state.choropleth && state.choropleth.code === code;
+            return el(
+              'li',
+              {},
+              el(
+                'button',
+                {
+                  class: `ind-item${on ? ' active' : ''}`,
+                  'data-indicator': code,
+                  title: d && d.latest_period ? `${t('ind.latest')}: ${periodLabel(d.latest_period, d.frequency)}` : t('ind.no_data'),
+                  disabled: d && !d.latest_period,
+                  onclick: () => (on ? clearChoropleth(app) : showChoropleth(app, code)),
+                },
+                nameOf(d) || code,
+                state.choroplethLoading === code ? el('span', { class: 'muted' }, ` · ${t('layer.loading')}`) : null,
+              ),
+            );
+          }),
+        ),
+      ),
+    );
+  }
+  paint(el('p', { class: 'muted small' }, t('ind.hint')), state.choroplethError ? el('p', { class: 'warn' }, state.choroplethError === 'auth' ? t('ind.sign_in_needed') : state.choroplethError) : null, list);
+  list.scrollTop = keepScroll;
+}
+
+/** The floating legend of the choropleth: title, period picker, classes with their ranges. */
+function renderLegend(app) {
+  const box = document.getElementById('choro-legend');
+  if (!box) return;
+  const ch = app.state.choropleth;
+  box.hidden = !ch || app.state.page !== 'map';
+  if (box.hidden) return;
+  const d = ch.indicator;
+  box.innerHTML = '';
+  const picker = el(
+    'select',
+    { id: 'choro-period', 'aria-label': t('ind.period'), onchange: (e) => showChoropleth(app, ch.code, e.target.value) },
+    [...ch.periods].reverse().map((p) => el('option', { value: p, selected: p === ch.period }, periodLabel(p, ch.grain))),
+  );
+  const rows = [];
+  let lo = Math.min(...Object.values(ch.values));
+  ch.breaks.forEach((b, i) => {
+    rows.push(el('li', { 'data-class': String(i) }, el('span', { class: 'sw', style: `background:${ch.palette[i]}` }), `${fmtNumber(lo, 1)} – ${fmtNumber(b, 1)}`));
+    lo = b;
+  });
+  rows.push(el('li', {}, el('span', { class: 'sw', style: `background:${NO_DATA}` }), t('ind.no_data')));
+  const direction = ch.hib === true ? t('ind.higher_better') : ch.hib === false ? t('ind.lower_better') : '';
+  box.append(
+    el('div', { class: 'choro-title', id: 'choro-title' }, nameOf(d), d.unit ? el('span', { class: 'muted' }, ` (${d.unit})`) : null),
+    el('div', { class: 'row small' }, el('label', { class: 'muted' }, `${t('ind.period')} `, picker), el('button', { class: 'btn tiny ghost', id: 'choro-clear', onclick: () => clearChoropleth(app) }, t('ind.clear'))),
+    el('ul', { class: 'legend choro-classes', id: 'choro-classes' }, rows),
+    direction ? el('div', { class: 'muted small' }, direction) : null,
+  );
+}
+
+/** The choropleth value of a commune for the tooltip, or null. */
+export function choroplethTip(app, code) {
+  const ch = app.state.choropleth;
+  if (!ch || code === undefined || code === null) return null;
+  const v = ch.values[String(code)];
+  return `${nameOf(ch.indicator)} (${periodLabel(ch.period, ch.grain)}): ${fmtValue(v, ch.indicator)}`;
+}
+
+// ---- charts of one subject --------------------------------------------------------------
+
+/** The subject key of a clicked feature: matched by position (and name) among the indicator's subjects. */
+async function subjectKey(app, slug, feature, defn) {
+  if (slug === 'admin_communes') return String(feature.properties.code);
+  const latest = defn.latest_period;
+  if (!latest) return null;
+  const body = await cached(`/api/indicators/${encodeURIComponent(defn.code)}?level=feature&start=${latest}&end=${latest}`);
+  const p = feature.properties || {};
+  const g = feature.geometry;
+  const pt = g && g.type === 'Point' ? g.coordinates : null;
+  let best = null;
+  let bestD = Infinity;
+  for (const s of body.series || []) {
+    const sub = s.subject;
+    if (sub.layer && sub.layer !== slug) continue;
+    if (p.name && sub.name === p.name && !pt) return sub.key;
+    if (!pt || sub.lng === null) continue;
+    const dist = (sub.lng - pt[0]) ** 2 + (sub.lat - pt[1]) ** 2 - (sub.name === p.name ? 1e-9 : 0);
+    if (dist < bestD) {
+      bestD = dist;
+      best = sub.key;
+    }
+  }
+  // within ~10 m: the subject's point is the feature's point
+  return bestD < 1e-8 ? best : null;
+}
+
+/** Indicators that have values for a subject of this layer (every indicator for a commune). */
+function indicatorsFor(defs, slug) {
+  const items = defs.indicators.filter((d) => d.latest_period);
+  if (slug === 'admin_communes') return items;
+  return items.filter((d) => d.subject_layer === slug);
+}
+
+/** Fill the details panel's indicator card for a hospital, school, agency, tourism site or commune. */
+export async function renderSubjectCharts(app, slug, feature) {
+  const box = document.getElementById('ind-card');
+  if (!box) return;
+  const paint = (...children) => {
+    if (!document.body.contains(box)) return;
+    box.innerHTML = '';
+    box.append(el('h3', {}, t('ind.charts')), ...children.filter(Boolean));
+  };
+  if (!available(app)) return paint(el('p', { class: 'muted' }, t('ind.unavailable')));
+  if (signedOut(app)) return paint(signInPrompt());
+  let defs;
+  try {
+    defs = await definitions(app);
+  } catch (err) {
+    return paint(err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, err.message));
+  }
+  const items = indicatorsFor(defs, slug);
+  if (!items.length) return paint(el('p', { class: 'muted' }, t('ind.no_data')));
+  const fid = `${slug}:${feature.id ?? feature.properties.code ?? feature.properties.name}`;
+  const chosen = app.indChoice && app.indChoice.fid === fid ? app.indChoice.code : null;
+  const ch = app.state.choropleth;
+  const code = chosen || (slug === 'admin_communes' && ch ? ch.code : items[0].code);
+  const defn = defs.byCode[code] || items[0];
+  const select = el(
+    'select',
+    {
+      id: 'ind-select',
+      'aria-label': t('ind.title'),
+      onchange: (e) => {
+        app.indChoice = { fid, code: e.target.value };
+        renderSubjectCharts(app, slug, feature);
+      },
+    },
+    items.map((d) => el('option', { value: d.code, selected: d.code === defn.code }, nameOf(d))),
+  );
+  paint(select, el('p', { class: 'muted small' }, t('layer.loading')));
+  try {
+    const key = await subjectKey(app, slug, feature, defn);
+    if (!key) return paint(select, el('p', { class: 'muted' }, t('ind.no_subject')));
+    const level = slug === 'admin_communes' ? 'commune' : 'feature';
+    const body = await cached(`/api/indicators/${encodeURIComponent(defn.code)}?level=${level}&subject=${encodeURIComponent(key)}&forecast=${FORECAST}`);
+    const series = (body.series || [])[0];
+    if (!series) return paint(select, el('p', { class: 'muted' }, t('ind.no_data')));
+    const last = lastValue(body.periods, series.values);
+    const trend = series.trend;
+    paint(
+      select,
+      el(
+        'div',
+        { class: 'ind-latest', id: 'ind-latest' },
+        el('span', { class: 'kval' }, fmtValue(last.value, defn)),
+        el('span', { class: 'muted small' }, ` ${periodLabel(last.period, body.grain)}`),
+        trend ? el('span', { class: `small trend ${trendClass(trend.slope, defn)}` }, ` ${trend.slope >= 0 ? '▲' : '▼'} ${fmtNumber(Math.abs(trend.slope), 2)}/${t(`ind.grain.${body.grain}`)}`) : null,
+      ),
+      lineChart(body.periods, series.values, series.forecast || [], body.grain, defn),
+      el(
+        'div',
+        { class: 'chart-key muted small' },
+        el('span', { class: 'key-series' }, t('ind.series')),
+        el('span', { class: 'key-trend' }, t('ind.trend')),
+        el('span', { class: 'key-forecast' }, t('ind.forecast', { n: FORECAST })),
+      ),
+    );
+  } catch (err) {
+    paint(select, err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, err.message));
+  }
+}
+
+function lastValue(periods, values) {
+  for (let i = values.length - 1; i >= 0; i -= 1) if (values[i] !== null) return { period: periods[i], value: values[i] };
+  return { period: null, value: null };
+}
+
+function trendClass(slope, defn) {
+  if (defn.higher_is_better === null || defn.higher_is_better === undefined || slope === 0) return 'neutral';
+  return slope > 0 === defn.higher_is_better ? 'good' : 'bad';
+}
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+
+/**
+ * A dependency-free SVG line chart: the observed series, its least-squares trend line, and
+ * the forecast (mean, dashed) inside its band. Long daily series show their last 120 days.
+ */
+export function lineChart(periods, values, forecast, grain, defn) {
+  const W = 320;
+  const H = 150;
+  const pad = { l: 44, r: 8, t: 8, b: 22 };
+  const maxPts = grain === 'day' ? 120 : 60;
+  const from = Math.max(0, periods.length - maxPts);
+  const ps = periods.slice(from);
+  const vs = values.slice(from);
+  const n = ps.length + forecast.length;
+  const all = [...vs.filter((v) => v !== null), ...forecast.flatMap((f) => [f.lower, f.upper, f.value])];
+  let lo = Math.min(...all);
+  let hi = Math.max(...all);
+  if (!Number.isFinite(lo)) lo = 0;
+  if (!Number.isFinite(hi) || hi === lo) hi = lo + 1;
+  const x = (i) => pad.l + (i / Math.max(1, n - 1)) * (W - pad.l - pad.r);
+  const y = (v) => pad.t + (1 - (v - lo) / (hi - lo)) * (H - pad.t - pad.b);
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'ind-chart', id: 'ind-chart', role: 'img', 'aria-label': nameOf(defn) });
+  root.append(svg('line', { x1: pad.l, x2: W - pad.r, y1: y(lo), y2: y(lo), class: 'axis' }));
+  for (const v of [lo, (lo + hi) / 2, hi]) {
+    const label = svg('text', { x: pad.l - 4, y: y(v) + 3, 'text-anchor': 'end', class: 'tick' });
+    label.textContent = fmtNumber(v, Math.abs(hi - lo) < 10 ? 1 : 0);
+    root.append(label, svg('line', { x1: pad.l, x2: W - pad.r, y1: y(v), y2: y(v), class: 'grid' }));
+  }
+  const first = svg('text', { x: pad.l, y: H - 6, class: 'tick' });
+  first.textContent = periodLabel(ps[0], grain);
+  const lastP = forecast.length ? forecast[forecast.length - 1].period : ps[ps.length - 1];
+  const lastL = svg('text', { x: W - pad.r, y: H - 6, 'text-anchor': 'end', class: 'tick' });
+  lastL.textContent = periodLabel(lastP, grain);
+  root.append(first, lastL);
+  if (forecast.length) {
+    const base = ps.length;
+    const upper = forecast.map((f, i) => `${x(base + i).toFixed(1)},${y(f.upper).toFixed(1)}`);
+    const lower = forecast.map((f, i) => `${x(base + i).toFixed(1)},${y(f.lower).toFixed(1)}`).reverse();
+    root.append(svg('polygon', { points: [...upper, ...lower].join(' '), class: 'ind-band' }));
+    const lastIdx = vs.map((v, i) => (v === null ? -1 : i)).filter((i) => i >= 0).pop();
+    const start = lastIdx !== undefined ? [`${x(lastIdx).toFixed(1)},${y(vs[lastIdx]).toFixed(1)}`] : [];
+    root.append(svg('polyline', { points: [...start, ...forecast.map((f, i) => `${x(base + i).toFixed(1)},${y(f.value).toFixed(1)}`)].join(' '), class: 'ind-forecast' }));
+  }
+  // the observed series, broken at gaps
+  let seg = [];
+  const flush = () => {
+    if (seg.length > 1) root.append(svg('polyline', { points: seg.join(' '), class: 'ind-series' }));
+    else if (seg.length === 1) {
+      const [cx, cy] = seg[0].split(',');
+      root.append(svg('circle', { cx, cy, r: 2, class: 'ind-dot' }));
+    }
+    seg = [];
+  };
+  vs.forEach((v, i) => (v === null ? flush() : seg.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`)));
+  flush();
+  const fit = leastSquares(vs);
+  if (fit) root.append(svg('line', { x1: x(fit.i0), y1: y(fit.a + fit.b * fit.i0), x2: x(fit.i1), y2: y(fit.a + fit.b * fit.i1), class: 'ind-trend' }));
+  return root;
+}
+
+/** Least-squares line over the non-null points: value = a + b·index. */
+export function leastSquares(values) {
+  const pts = values.map((v, i) => [i, v]).filter(([, v]) => v !== null && Number.isFinite(v));
+  if (pts.length < 3) return null;
+  const mx = pts.reduce((s, [i]) => s + i, 0) / pts.length;
+  const my = pts.reduce((s, [, v]) => s + v, 0) / pts.length;
+  let sxy = 0;
+  let sxx = 0;
+  for (const [i, v] of pts) {
+    sxy += (i - mx) * (v - my);
+    sxx += (i - mx) ** 2;
+  }
+  const b = sxx ? sxy / sxx : 0;
+  return { a: my - b * mx, b, i0: pts[0][0], i1: pts[pts.length - 1][0] };
+}
+
+// ---- dashboards ---------------------------------------------------------------------------
+
+/** Bars of a series (by period) as a small SVG. */
+function barChart(rows, defn) {
+  const W = 300;
+  const H = 70;
+  const vals = rows.map((r) => r.value).filter((v) => v !== null);
+  const hi = Math.max(...vals, 0) || 1;
+  const bw = W / Math.max(rows.length, 1);
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'dash-bars', role: 'img', 'aria-label': nameOf(defn) });
+  rows.forEach((r, i) => {
+    if (r.value === null) return;
+    const h = Math.max(1, (r.value / hi) * (H - 4));
+    const bar = svg('rect', { x: (i * bw + 1).toFixed(1), y: (H - h).toFixed(1), width: Math.max(1, bw - 2).toFixed(1), height: h.toFixed(1), class: 'bar' });
+    const tip = svg('title');
+    tip.textContent = `${periodLabel(r.period, defn.frequency)}: ${fmtValue(r.value, defn)}`;
+    bar.append(tip);
+    root.append(bar);
+  });
+  return root;
+}
+
+function unitList(rows, defn, cls) {
+  return el(
+    'ol',
+    { class: `dash-units ${cls}` },
+    rows.map((u) => el('li', { 'data-key': u.key }, el('span', { class: 'uname' }, u.name || u.key), el('span', { class: 'uval' }, fmtValue(u.value, defn)))),
+  );
+}
+
+function changeBadge(kpi) {
+  const c = kpi.change_pct;
+  if (c === null || c === undefined) return null;
+  const d = kpi.indicator;
+  const cls = c === 0 || d.higher_is_better === null || d.higher_is_better === undefined ? 'neutral' : c > 0 === d.higher_is_better ? 'good' : 'bad';
+  return el('span', { class: `badge ${cls}` }, `${c > 0 ? '▲' : c < 0 ? '▼' : '•'} ${fmtNumber(Math.abs(c), 1)}%`);
+}
+
+function kpiCard(kpi) {
+  const d = kpi.indicator;
+  const byUnit = kpi.by_unit || [];
+  const max = Math.max(...byUnit.map((u) => u.value || 0), 0) || 1;
+  return el(
+    'article',
+    { class: 'dash-kpi card', 'data-indicator': d.code },
+    el('h3', {}, nameOf(d)),
+    el('div', { class: 'dash-head' }, el('span', { class: 'dash-latest' }, fmtValue(kpi.latest, d)), el('span', { class: 'muted small' }, ` ${periodLabel(kpi.latest_period, d.frequency)} `), changeBadge(kpi)),
+    el('div', { class: 'muted small' }, `${t('ind.previous')}: ${fmtValue(kpi.previous, d)}`),
+    el('h4', {}, t('ind.by_period')),
+    barChart(kpi.by_period || [], d),
+    byUnit.length ? el('h4', {}, t('ind.by_unit')) : null,
+    byUnit.length
+      ? el(
+          'ul',
+          { class: 'plain dash-byunit' },
+          byUnit.map((u) => el('li', {}, el('span', { class: 'uname' }, u.name || u.key), el('span', { class: 'hbar', style: `width:${Math.round(((u.value || 0) / max) * 100)}%` }), el('span', { class: 'uval' }, fmtValue(u.value, d)))),
+        )
+      : null,
+    (kpi.top || []).length
+      ? el(
+          'div',
+          { class: 'dash-rank' },
+          el('div', {}, el('h4', {}, t(d.higher_is_better === false ? 'ind.top_high' : 'ind.top')), unitList(kpi.top, d, 'dash-top')),
+          el('div', {}, el('h4', {}, t(d.higher_is_better === false ? 'ind.bottom_low' : 'ind.bottom')), unitList(kpi.bottom || [], d, 'dash-bottom')),
+        )
+      : null,
+  );
+}
+
+/** The dashboard page (#/dashboard/{sector}): every KPI of one sector, like the leaders' boards. */
+export async function renderDashboardPage(app) {
+  const page = document.getElementById('dashpage');
+  if (!page) return;
+  const paint = (...children) => {
+    page.innerHTML = '';
+    page.append(el('div', { class: 'dash-wrap', id: 'dash-page' }, el('h1', {}, t('ind.dashboards')), ...children.filter(Boolean)));
+  };
+  if (!available(app)) return paint(el('p', { class: 'muted' }, t('ind.unavailable')));
+  if (signedOut(app)) return paint(signInPrompt());
+  let defs;
+  try {
+    defs = await definitions(app);
+  } catch (err) {
+    return paint(err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, err.message));
+  }
+  const wanted = location.hash.split('/')[2];
+  const sector = defs.sectors.find((s) => s.code === wanted) || defs.sectors[0];
+  const tabs = el(
+    'nav',
+    { class: 'dash-tabs', id: 'dash-tabs' },
+    defs.sectors.map((s) => el('button', { class: `btn small${s.code === sector.code ? ' active' : ''}`, 'data-sector': s.code, onclick: () => (location.hash = `#/dashboard/${s.code}`) }, nameOf(s))),
+  );
+  paint(tabs, el('p', { class: 'muted' }, t('layer.loading')));
+  try {
+    const body = await cached(`/api/indicators/dashboards/${encodeURIComponent(sector.code)}`);
+    if (!location.hash.startsWith('#/dashboard') || (location.hash.split('/')[2] || defs.sectors[0].code) !== sector.code) return;
+    const kpis = body.kpis || [];
+    paint(
+      tabs,
+      el('h2', { id: 'dash-title' }, nameOf(body.sector || sector)),
+      kpis.length ? el('div', { class: 'dash-grid' }, kpis.map(kpiCard)) : el('p', { class: 'muted' }, t('ind.no_data')),
+    );
+  } catch (err) {
+    paint(tabs, err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, err.message));
+  }
+}
