@@ -81,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Level 5 compresses JSON/MVT nearly as well as 9 at a fraction of the CPU per response.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
+    # Warm tile hits answered before routing; inside CORS and security (added after it).
+    app.add_middleware(tiles.WarmTileMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -110,6 +110,8 @@ def create_or_update_layer(conn: Connection, spec: LayerSpec) -> int:
             conn.execute(
                 update(layer).where(layer.c.id == layer_id).values(**values, updated_at=func.now())
             )
+            # In-memory layer versions (tile endpoint) are dropped on this channel.
+            notify_layer_changed(conn, f"{layer_id}:spec")
     ensure_partition(conn, layer_id)
     return layer_id
 
@@ -133,6 +135,7 @@ def delete_layer(conn: Connection, slug: str) -> None:
     info = get_layer(conn, slug)
     conn.execute(text(f"DROP TABLE IF EXISTS {quote_ident(partition_name(info.id))}"))
     conn.execute(layer.delete().where(layer.c.id == info.id))
+    notify_layer_changed(conn, f"{info.id}:deleted")
 
 
 def _row_to_info(row: Any) -> LayerInfo:
@@ -222,8 +225,16 @@ def mark_layer_changed(conn: Connection, layer_id: int) -> int:
             .returning(layer.c.data_version)
         ).scalar_one()
     )
-    conn.execute(
-        text("SELECT pg_notify('iocmap_layer_changed', :payload)"),
-        {"payload": f"{layer_id}:{version}"},
-    )
+    notify_layer_changed(conn, f"{layer_id}:{version}")
     return version
+
+
+# Set in a connection's info when it changed a layer; layers.layer_versions reads it at commit
+# so this process's cached layer versions are dropped without waiting for the NOTIFY.
+LAYER_CHANGED_INFO = "iocmap_layer_changed"
+
+
+def notify_layer_changed(conn: Connection, payload: str) -> None:
+    """NOTIFY iocmap_layer_changed (delivered at commit) and flag the connection for this process."""
+    conn.execute(text("SELECT pg_notify('iocmap_layer_changed', :payload)"), {"payload": payload})
+    conn.info[LAYER_CHANGED_INFO] = True

@@ -8,6 +8,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 GZIP_MIN_BYTES = 1024
+# Level 1: a tile is compressed on the cold path, where level 6 cost ~13x the CPU (tens of ms
+# on a dense 360 KB tile) for ~13% fewer bytes.
+GZIP_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,10 @@ class CachedTile:
 
     @classmethod
     def of(cls, data: bytes) -> CachedTile:
-        """Wrap fresh tile bytes, compressing them once (level 6) if they are big enough."""
-        gz = gzip.compress(data, compresslevel=6, mtime=0) if len(data) >= GZIP_MIN_BYTES else None
-        return cls(data, gz)
+        """Wrap fresh tile bytes, compressing them once if they are big enough."""
+        if len(data) < GZIP_MIN_BYTES:
+            return cls(data, None)
+        return cls(data, gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0))
 
     @property
     def nbytes(self) -> int:
@@ -52,8 +56,9 @@ class CachedTile:
 class TileCache:
     """Thread-safe LRU bounded by total bytes. Entries of older data_versions age out.
 
-    Correct with any number of processes: a key contains the layer's data_version, which
-    the caller reads from the database per request, so an import elsewhere is seen at once.
+    Correct with any number of processes: a key contains the layer's data_version, which the
+    caller takes from `layers.layer_versions.LayerVersionCache` (memory, dropped by every
+    layer-change NOTIFY and by this process's own commits) or else from the database.
     """
 
     def __init__(self, max_bytes: int) -> None:

@@ -19,7 +19,6 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
-    or_,
     text,
 )
 from sqlalchemy import select as sa_select
@@ -51,6 +50,21 @@ TOP_N_MAX_ZOOM = 14
 MAX_SHAPES_PER_TILE = 8_000
 # At this zoom a cheap bounded count decides whether the largest-first cap is needed.
 COUNT_PROBE_ZOOM = 14
+# How big a line/polygon looks, in degrees: the side of its bbox's square, or a quarter of its
+# longest side (so roads and rivers count). A shape is drawn when this covers a pixel. The
+# partial indexes of migration 0007_tile_lod use this very text in their predicates, so a
+# low-zoom tile query reads only the features big enough for them.
+TILE_SIZE_SQL = (
+    "greatest(sqrt((ST_XMax(geom) - ST_XMin(geom)) * (ST_YMax(geom) - ST_YMin(geom))),"
+    " (ST_XMax(geom) - ST_XMin(geom)) / 4, (ST_YMax(geom) - ST_YMin(geom)) / 4)"
+)
+# The same measure on a precomputed box2d `b` (the bbox is read from the geometry once).
+_BOX_SIZE_SQL = (
+    "greatest(sqrt((ST_XMax(b) - ST_XMin(b)) * (ST_YMax(b) - ST_YMin(b))),"
+    " (ST_XMax(b) - ST_XMin(b)) / 4, (ST_YMax(b) - ST_YMin(b)) / 4)"
+)
+# Thresholds of those partial indexes (one pixel at zooms 12 and 10), in degrees.
+LOD_INDEX_MIN_DEG = (360.0 / (1 << 12) / 256, 360.0 / (1 << 10) / 256)
 
 
 @dataclass(frozen=True)
@@ -161,6 +175,7 @@ class _Shape:
     min_size: bool
     top_n: bool
     n_props: int | None  # None: every property; else how many selected
+    lod: bool = False  # the size test may use a partial index (0007_tile_lod)
 
 
 # Above this many vertices a shape is clipped to the tile and simplified before projecting.
@@ -181,22 +196,33 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
         feature.c.layer_id == bindparam("layer_id"),
         feature.c.geom.op("&&")(env4326),
     ]
-    if not shape.points and shape.min_size:
-        min_deg = bindparam("min_deg", type_=Double)
-        width = func.ST_XMax(feature.c.geom) - func.ST_XMin(feature.c.geom)
-        height = func.ST_YMax(feature.c.geom) - func.ST_YMin(feature.c.geom)
-        # Keep a shape whose bbox covers a pixel, or that is long (a road, a river).
-        conds.append(
-            or_(width * height >= min_deg * min_deg, width >= 4 * min_deg, height >= 4 * min_deg)
+    if shape.points or not (shape.min_size or shape.top_n):
+        cand_q = sa_select(feature.c.id, feature.c.properties, feature.c.geom).where(and_(*conds))
+    else:
+        if shape.lod:
+            # Implies a partial index's predicate: only features this big are read at all.
+            conds.append(literal_column(TILE_SIZE_SQL) >= bindparam("min_deg", type_=Double))
+        # OFFSET 0 fences the scan, so each bbox is read from its geometry once, not once per
+        # use in the size test and sort below.
+        scan = (
+            sa_select(
+                feature.c.id,
+                feature.c.properties,
+                feature.c.geom,
+                func.Box2D(feature.c.geom).label("b"),
+            )
+            .where(and_(*conds))
+            .offset(0)
+            .subquery("s")
         )
-    cand_q = sa_select(feature.c.id, feature.c.properties, feature.c.geom).where(and_(*conds))
-    if shape.top_n:
-        # Keep the largest shapes, judged on the bbox alone; MVT geometry is built only for
-        # them, outside this subquery (a LIMIT subquery is not flattened into the outer one).
-        size = (func.ST_XMax(feature.c.geom) - func.ST_XMin(feature.c.geom)) + (
-            func.ST_YMax(feature.c.geom) - func.ST_YMin(feature.c.geom)
-        )
-        cand_q = cand_q.order_by(size.desc()).limit(bindparam("max_shapes", type_=Integer))
+        size: ColumnElement[float] = literal_column(_BOX_SIZE_SQL)
+        cand_q = sa_select(scan.c.id, scan.c.properties, scan.c.geom).select_from(scan)
+        if shape.min_size:
+            cand_q = cand_q.where(size >= bindparam("min_deg", type_=Double))
+        if shape.top_n:
+            # Keep the largest shapes; MVT geometry is built only for them, outside this
+            # subquery (a LIMIT subquery is not flattened into the outer one).
+            cand_q = cand_q.order_by(size.desc()).limit(bindparam("max_shapes", type_=Integer))
     cand = cand_q.subquery("f")
     geom: ColumnElement[Any] = cand.c.geom
     if not shape.points:
@@ -283,16 +309,18 @@ def tile_query(
 ) -> tuple[str, dict[str, Any]]:
     """SQL text and bound values that render one tile."""
     points = info.geometry_type in POINT_TYPES
+    deg_per_unit = 360.0 / (1 << tile.z) / EXTENT
+    min_deg = plan.min_size_units * deg_per_unit
     shape = _Shape(
         points=points,
         cluster=points and plan.cluster_cell > 0,
         min_size=not points and plan.min_size_units > 0,
         top_n=not points and plan.max_shapes is not None,
         n_props=None if props is None else len(props),
+        lod=not points and plan.min_size_units > 0 and min_deg >= min(LOD_INDEX_MIN_DEG),
     )
     x0, y0, x1, y1 = tile.xy_bounds()
     lon0, lat0, lon1, lat1 = tile.lonlat_bounds(BUFFER / EXTENT)
-    deg_per_unit = 360.0 / (1 << tile.z) / EXTENT
     params: dict[str, Any] = {
         "x0": x0,
         "y0": y0,
@@ -308,7 +336,7 @@ def tile_query(
     if not points:
         params["tolerance"] = deg_per_unit / 2
     if shape.min_size:
-        params["min_deg"] = plan.min_size_units * deg_per_unit
+        params["min_deg"] = min_deg
     if shape.top_n:
         params["max_shapes"] = plan.max_shapes
     if shape.cluster:
@@ -319,37 +347,11 @@ def tile_query(
     return sql, {**dict(constants), **params}
 
 
-@dataclass(frozen=True)
-class LayerSizes:
-    """Largest bbox area (deg²) and longest bbox side (deg) among a layer's features."""
-
-    max_area: float
-    max_side: float
-
-
-LAYER_SIZES_SQL = (
-    "SELECT coalesce(max((ST_XMax(geom) - ST_XMin(geom)) * (ST_YMax(geom) - ST_YMin(geom))), 0),"
-    " coalesce(max(greatest(ST_XMax(geom) - ST_XMin(geom), ST_YMax(geom) - ST_YMin(geom))), 0)"
-    " FROM feature WHERE layer_id = %(layer_id)s"
-)
 COUNT_PROBE_SQL = (
     "SELECT count(*) FROM (SELECT 1 FROM feature WHERE layer_id = %(layer_id)s"
     " AND geom && ST_MakeEnvelope(%(lon0)s, %(lat0)s, %(lon1)s, %(lat1)s, 4326)"
     " LIMIT %(cap)s) AS s"
 )
-
-
-def needs_sizes(info: LayerInfo, tile: TileAddress) -> bool:
-    """True when the layer's size statistics could rule the whole tile out."""
-    return info.geometry_type not in POINT_TYPES and initial_plan(info, tile.z).min_size_units > 0
-
-
-def nothing_survives(tile: TileAddress, plan: TilePlan, sizes: LayerSizes | None) -> bool:
-    """True when no feature of the layer is big enough to be drawn at this zoom (no query)."""
-    if sizes is None or plan.min_size_units <= 0:
-        return False
-    min_deg = plan.min_size_units * 360.0 / (1 << tile.z) / EXTENT
-    return sizes.max_area < min_deg * min_deg and sizes.max_side < 4 * min_deg
 
 
 def count_probe(info: LayerInfo, tile: TileAddress) -> dict[str, Any] | None:
@@ -373,12 +375,9 @@ async def render_tile_async(
     tile: TileAddress,
     props: tuple[str, ...] | None,
     max_bytes: int = 500_000,
-    sizes: LayerSizes | None = None,
 ) -> bytes:
     """render_tile over an async executor: `fetch(sql, params)` returns the first column."""
     plan = initial_plan(info, tile.z)
-    if nothing_survives(tile, plan, sizes):
-        return b""
     probe = count_probe(info, tile)
     if probe is not None and int(await fetch(COUNT_PROBE_SQL, probe) or 0) > MAX_SHAPES_PER_TILE:
         plan = TilePlan(plan.cluster_cell, plan.min_size_units, MAX_SHAPES_PER_TILE)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 
 import mapbox_vector_tile
 import pytest
 import shapely
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from geo_api.main import create_app
 from layers.bulk import FeatureRow, upsert_features
-from layers.registry import LayerSpec, create_or_update_layer
+from layers.registry import LayerSpec, create_or_update_layer, delete_layer
 from layers.settings import Settings
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -125,8 +126,8 @@ def test_no_stale_tile_after_import(client: TestClient, seeded: Engine) -> None:
 def test_low_zoom_parcels_are_dropped_not_sent(
     client: TestClient, auth_headers: Callable[..., dict[str, str]]
 ) -> None:
-    # At zoom 8 a cadastral lot is far below a pixel: the tile is empty (204) and, with the
-    # layer's size statistics cached, it is answered without scanning the parcels again.
+    # At zoom 8 a cadastral lot is far below a pixel: the tile is empty (204), found through
+    # the partial index of big features (0007_tile_lod) rather than by reading every parcel.
     planner = auth_headers("planner")  # land_parcels is a sensitive layer
     z, x, y = xyz(105.68, 18.72, 8)
     assert client.get(f"/tiles/land_parcels/{z}/{x}/{y}.mvt", headers=planner).status_code == 204
@@ -134,3 +135,195 @@ def test_low_zoom_parcels_are_dropped_not_sent(
     z, x, y = xyz(105.68, 18.72, 8)
     r = client.get(f"/tiles/admin_communes/{z}/{x}/{y}.mvt")
     assert r.status_code == 200 and len(r.content) < 500_000
+
+
+def _point_layer(engine: Engine, slug: str, title: str = "Version probe") -> int:
+    spec = LayerSpec(
+        slug=slug,
+        title_vi="Thử phiên bản",
+        title_en=title,
+        sector="other",
+        geometry_type="Point",
+        property_schema={"type": "object", "properties": {"n": {"type": "integer"}}},
+    )
+    with engine.begin() as conn:
+        layer_id = create_or_update_layer(conn, spec)
+        upsert_features(conn, layer_id, [FeatureRow("a", shapely.Point(105.68, 18.67), {"n": 1})])
+    return layer_id
+
+
+def test_warm_hit_touches_no_database(client: TestClient) -> None:
+    z, x, y = xyz(105.68, 18.67, 13)
+    url = f"/tiles/admin_communes/{z}/{x}/{y}.mvt"
+    first = client.get(url)
+    state = client.app.state  # type: ignore[attr-defined]
+    assert state.tile_versions.listening
+    calls: list[str] = []
+    probe = state.layer_probe
+    real = probe.fetchone
+
+    async def counting(sql: str, *args: object, **kwargs: object) -> object:
+        calls.append(sql)
+        return await real(sql, *args, **kwargs)
+
+    probe.fetchone = counting
+    try:
+        again = client.get(url)
+        revalidated = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    finally:
+        del probe.fetchone
+    assert again.status_code == 200 and again.content == first.content
+    assert again.headers["etag"] == first.headers["etag"]
+    assert revalidated.status_code == 304
+    assert calls == []
+
+
+def test_spec_change_and_delete_are_seen_at_once(client: TestClient, seeded: Engine) -> None:
+    _point_layer(seeded, "tile_version_probe")
+    z, x, y = xyz(105.68, 18.67, 15)
+    url = f"/tiles/tile_version_probe/{z}/{x}/{y}.mvt"
+    first = client.get(url)
+    assert first.status_code == 200
+    assert client.get(url).headers["etag"] == first.headers["etag"]  # cached version
+    _point_layer(seeded, "tile_version_probe", title="Version probe, renamed")
+    assert client.get(url).headers["etag"] != first.headers["etag"]
+    with seeded.begin() as conn:
+        delete_layer(conn, "tile_version_probe")
+    assert client.get(url).status_code == 404
+
+
+def test_lost_listener_falls_back_to_the_database(client: TestClient, seeded: Engine) -> None:
+    layer_id = _point_layer(seeded, "tile_listener_probe")
+    z, x, y = xyz(105.68, 18.67, 15)
+    url = f"/tiles/tile_listener_probe/{z}/{x}/{y}.mvt"
+    first = client.get(url)
+    versions = client.app.state.tile_versions  # type: ignore[attr-defined]
+    with seeded.connect() as conn:
+        pids = conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = :app"
+            ),
+            {"app": "iocmap-tile-versions"},
+        ).all()
+        assert pids, "the app should hold a LISTEN connection"
+        # Wait for the listener's backend to be gone, so its socket is closed.
+        for _ in range(200):
+            left = conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:p)"),
+                {"p": [p for _, p in pids]},
+            ).scalar_one()
+            if not left:
+                break
+            time.sleep(0.05)
+    with seeded.begin() as conn:
+        upsert_features(
+            conn, layer_id, [FeatureRow("b", shapely.Point(105.6805, 18.6705), {"n": 2})]
+        )
+    after = client.get(url)
+    assert after.headers["etag"] != first.headers["etag"]
+    assert len(mapbox_vector_tile.decode(after.content)["tile_listener_probe"]["features"]) == 2
+    # It listens again shortly (and caches versions again).
+    for _ in range(200):
+        client.get("/tiles/tile_listener_probe.json")  # lets the app's event loop run
+        if versions.listening:
+            break
+        time.sleep(0.05)
+    assert versions.listening
+    with seeded.begin() as conn:
+        delete_layer(conn, "tile_listener_probe")
+
+
+def test_another_process_change_is_seen_through_notify(
+    client: TestClient, seeded: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from layers.cluster import database_url, libpq_url
+
+    layer_id = _point_layer(seeded, "tile_notify_probe")
+    # No expiry during the test: only the notification can make the app read the version again.
+    monkeypatch.setattr(client.app.state.tile_versions, "_ttl", 3600.0)  # type: ignore[attr-defined]
+    z, x, y = xyz(105.68, 18.67, 15)
+    url = f"/tiles/tile_notify_probe/{z}/{x}/{y}.mvt"
+    first = client.get(url)
+    assert client.get(url).headers["etag"] == first.headers["etag"]
+    # As another process would: plain psycopg, so only the NOTIFY can tell this app.
+    with psycopg.connect(libpq_url(database_url(settings)), autocommit=True) as other:
+        other.execute("UPDATE layer SET data_version = data_version + 1 WHERE id = %s", (layer_id,))
+        other.execute("SELECT pg_notify('iocmap_layer_changed', %s)", (f"{layer_id}:x",))
+    etag = first.headers["etag"]
+    for _ in range(200):  # the notification is asynchronous: wait for it, boundedly
+        etag = client.get(url).headers["etag"]
+        if etag != first.headers["etag"]:
+            break
+        time.sleep(0.05)
+    assert etag != first.headers["etag"]
+    with seeded.begin() as conn:
+        delete_layer(conn, "tile_notify_probe")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", ""])
+@pytest.mark.parametrize("query", ["", "?properties=code", "?properties="])
+def test_warm_answer_is_the_cold_answer(
+    client: TestClient, encoding: str, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first request is answered by the router; the second is a warm hit answered before
+    # routing. Same status, bytes and headers, security headers included.
+    from geo_api.routers import tiles as tiles_router
+
+    answered: list[bool] = []
+    real = tiles_router._warm_hit
+
+    def spy(scope: dict[str, object]) -> object:
+        # The first request goes to the router whatever the cache holds; then the real thing.
+        hit = real(scope) if answered else None
+        answered.append(hit is not None)
+        return hit
+
+    monkeypatch.setattr(tiles_router, "_warm_hit", spy)
+    z, x, y = xyz(105.70, 18.70, 11)
+    url = f"/tiles/admin_communes/{z}/{x}/{y}.mvt{query}"
+    hdrs = {"Accept-Encoding": encoding}
+    cold = client.get(url, headers=hdrs)
+    warm = client.get(url, headers=hdrs)
+    assert answered[-1], "the second request should be answered before routing"
+    assert cold.status_code == warm.status_code == 200
+    assert cold.content == warm.content
+    # (The router's answer may name Accept-Encoding twice in Vary: GZipMiddleware adds it.)
+    assert {v.strip() for v in cold.headers["vary"].split(",")} == {warm.headers["vary"]}
+    keys = (
+        "etag",
+        "cache-control",
+        "content-type",
+        "content-encoding",
+        "content-length",
+        "x-content-type-options",
+    )
+    assert {k: cold.headers.get(k) for k in keys} == {k: warm.headers.get(k) for k in keys}
+    assert warm.headers["x-content-type-options"] == "nosniff"
+    assert warm.headers.get("content-encoding") == ("gzip" if encoding else None)
+
+
+def test_warm_path_still_applies_layer_sensitivity(
+    client: TestClient, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    planner = auth_headers("planner")
+    z, x, y = xyz(105.68, 18.72, 16)
+    url = f"/tiles/land_parcels/{z}/{x}/{y}.mvt"
+    assert client.get(url, headers=planner).status_code in (200, 204)
+    assert client.get(url, headers=planner).status_code in (200, 204)  # now cached
+    assert client.get(url).status_code == 401
+
+
+def test_warm_hits_keep_cors_headers(seeded: Engine, settings: Settings) -> None:
+    origin = "http://map.example.org"
+    app = create_app(settings.model_copy(update={"cors_origins": [origin]}))
+    z, x, y = xyz(105.68, 18.67, 12)
+    url = f"/tiles/admin_communes/{z}/{x}/{y}.mvt"
+    with TestClient(app) as c:
+        cold = c.get(url, headers={"Origin": origin})
+        warm = c.get(url, headers={"Origin": origin})
+    assert cold.status_code == warm.status_code == 200
+    assert cold.headers["access-control-allow-origin"] == origin
+    assert warm.headers["access-control-allow-origin"] == origin

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import mapbox_vector_tile
 import pytest
 import shapely
@@ -137,3 +139,75 @@ def test_admin_polygons_are_simplified_at_low_zoom(seeded: Engine) -> None:
     assert 0 < len(feats) <= n
     assert len(z7) < 500_000
     assert shapely.Point(0, 0) is not None
+
+
+def _pixel_deg(z: int) -> float:
+    return 360.0 / (1 << z) / 256
+
+
+def test_low_zoom_keeps_exactly_the_shapes_that_cover_a_pixel(seeded: Engine) -> None:
+    # Independent of the SQL: bbox sizes by shapely, the rule written out again here.
+    import geopandas as gpd
+
+    z = 12
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "land_parcels")
+        tile, _ = _parcel_tile(conn, z)
+        data = tiles.render_tile(conn, info, tile, ())
+        gdf = gpd.read_postgis(
+            text("SELECT id, geom FROM feature WHERE layer_id = :l"),
+            conn,
+            params={"l": info.id},
+            geom_col="geom",
+        )
+    b = gdf.geometry.bounds
+    w, h = b.maxx - b.minx, b.maxy - b.miny
+    size = ((w * h) ** 0.5).combine((w / 4).combine(h / 4, max), max)
+    big = gdf[size >= _pixel_deg(z)]
+    assert 0 < len(big) < len(gdf), "the demo should have parcels on both sides of the line"
+    got = {int(f["id"]) for f in decode(data, "land_parcels")}  # type: ignore[call-overload]
+    lon0, lat0, lon1, lat1 = tile.lonlat_bounds()
+    inside = set(big[big.within(box(lon0, lat0, lon1, lat1))]["id"].astype(int))
+    lon0, lat0, lon1, lat1 = tile.lonlat_bounds(tiles.BUFFER / tiles.EXTENT)
+    near = set(big[big.intersects(box(lon0, lat0, lon1, lat1))]["id"].astype(int))
+    assert inside <= got <= near
+
+
+def test_tile_size_sql_matches_the_partial_indexes_of_0007() -> None:
+    # The planner uses those indexes only if the query repeats their predicate's expression.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "alembic" / "versions" / "0007_tile_lod.py"
+    spec = importlib.util.spec_from_file_location("mig_0007", path)
+    assert spec is not None and spec.loader is not None
+    mig = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mig)
+    assert mig.TILE_SIZE_SQL == tiles.TILE_SIZE_SQL
+    assert sorted(float(v) for v in mig.LOD_INDEX_MIN_DEG.values()) == sorted(
+        tiles.LOD_INDEX_MIN_DEG
+    )
+    assert {z: _pixel_deg(z) for z in mig.LOD_INDEX_MIN_DEG} == {
+        z: float(v) for z, v in mig.LOD_INDEX_MIN_DEG.items()
+    }
+
+
+def test_low_zoom_query_reads_only_big_features_through_the_partial_index(
+    seeded: Engine,
+) -> None:
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "land_parcels")
+        tile, _ = _parcel_tile(conn, 12)
+        sql, params = tiles.tile_query(info, tile, None, tiles.initial_plan(info, 12))
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, params))
+        # The partition's own copies of the partial indexes carry generated names.
+        lod = conn.execute(
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent IN ('ix_feature_geom_lod12'::regclass,"
+                " 'ix_feature_geom_lod10'::regclass)"
+            )
+        ).scalars()
+    assert any(re.search(rf"\b{re.escape(name)}\b", plan) for name in lod), plan
