@@ -19,6 +19,7 @@ from layers import alerts as adb
 from layers import h3 as h3db
 from layers import indicators as ind
 from layers.errors import IocError
+from layers.gazetteer import current_units
 from layers.registry import get_layer, property_names
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,15 @@ def firings(conn: Connection, spec: rules.RuleSpec, now: datetime) -> list[rules
         for f in out:
             if spec.area.kind == "hex":
                 f.area_ref = h3bin.cells_to_strings(np.asarray([int(f.key)], dtype=np.uint64))[0]
+        if spec.area.kind == "commune" and out:
+            # Operators read the title in the alert list: name the commune, not only its code.
+            names = {code: name for code, name, _ in current_units(conn)}
+            for f in out:
+                if f.area_ref in names:
+                    f.title = (
+                        f"{spec.name}: {names[f.area_ref]} ({f.area_ref}) "
+                        f"{int(f.value)} {spec.condition} {spec.threshold:g}"
+                    )
         return out
     if spec.kind == "value":
         return rules.latest_value(spec, inp.keys, inp.t, inp.values, inp.ids, inp.lng, inp.lat)

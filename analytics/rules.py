@@ -372,9 +372,9 @@ def indicator_firings(
     if rule.mode == "threshold":
         what = f"{rule.condition} {_num(rule.threshold)}{suffix}"
     elif frequency == "day":
-        what = f"{rule.condition} p{rule.threshold:g} ({{lim}}) for this weekday"
+        what = f"{rule.condition} p{rule.threshold:g} ({{lim}}) của cùng thứ trong tuần"
     else:
-        what = f"{rule.condition} p{rule.threshold:g} ({{lim}}) for this time of year"
+        what = f"{rule.condition} p{rule.threshold:g} ({{lim}}) của cùng kỳ các năm trước"
     out = []
     for i in (int(x) for x in np.flatnonzero(hit)):
         v, lim, x, y = float(now_v[i]), float(limit[i]), lng[i], lat[i]

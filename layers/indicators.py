@@ -7,6 +7,7 @@ is computed at read time, so a late correction shows up everywhere at once.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -148,7 +149,11 @@ def get_indicator(code: str) -> IndicatorDef:
     try:
         return catalog()[code]
     except KeyError:
-        raise NotFoundError(f"unknown indicator '{code}'", indicator=code) from None
+        close = difflib.get_close_matches(code, list(catalog()), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise NotFoundError(
+            f"unknown indicator '{code}'{hint} (GET /api/indicators lists them)", indicator=code
+        ) from None
 
 
 def is_stock(code: str) -> bool:
@@ -195,6 +200,30 @@ def list_indicators(conn: Connection) -> list[IndicatorDef]:
 
 
 # --- periods --------------------------------------------------------------------------------
+
+# Periods are the province's calendar days and months.
+PERIOD_TZ = "Asia/Ho_Chi_Minh"
+
+
+def today_local() -> date:
+    """Today in the province (periods are local calendar days)."""
+    return datetime.now(ZoneInfo(PERIOD_TZ)).date()
+
+
+def accumulates(defn: IndicatorDef) -> bool:
+    """Whether a period's value grows while the period runs (flows counted day by day).
+
+    Stocks and once-a-period figures (school-year and yearly surveys) are whole as soon as
+    they are reported, so they are never "in progress".
+    """
+    return defn.frequency in ("day", "month", "quarter") and not is_stock(defn.code)
+
+
+def in_progress_from(defn: IndicatorDef, grain: str, today: date | None = None) -> date | None:
+    """Start of the `grain` period still running today, for accumulating indicators; else None."""
+    if not accumulates(defn):
+        return None
+    return period_floor(today or today_local(), grain)
 
 
 def period_floor(d: date, grain: str) -> date:
@@ -666,6 +695,9 @@ def _level_series(
         return base(defn.code)
     assert defn.numerator and defn.denominator
     num, den = base(defn.numerator), base(defn.denominator)
+    if num.empty or den.empty:
+        # An input with no rows has a plain index that cannot align with the other's levels.
+        return (num if num.empty else den).astype("float64")
     num, den = num.align(den, join="inner")
     ok = den.to_numpy() > 0
     vals = np.full(len(num), np.nan)
@@ -797,10 +829,13 @@ def choropleth(
                 values[s.key] = float(v)
     arr = np.array(list(values.values()), dtype=np.float64)
     breaks = [float(b) for b in np.quantile(arr, [0.2, 0.4, 0.6, 0.8, 1.0])] if arr.size else []
+    running = in_progress_from(defn, g)
     return {
         "indicator": defn.model_dump(),
         "period": p.isoformat() if p else None,
         "grain": g,
+        # The period is still running (a month so far): its values are not final.
+        "in_progress": p is not None and running is not None and p >= running,
         "values": values,
         "breaks": breaks,
         "higher_is_better": defn.higher_is_better,
@@ -808,19 +843,48 @@ def choropleth(
 
 
 DASHBOARD_WINDOW = {"day": 30, "month": 12, "quarter": 8, "year": 5, "school_year": 5}
+# Daily indicators too sparse for a daily dashboard (a few citizen reports a day across the
+# province): leaders track them by month, as the feedback office reports them.
+DASHBOARD_GRAIN: dict[str, Frequency] = {
+    "pa_received": "month",
+    "pa_resolved": "month",
+    "pa_on_time": "month",
+    "pa_on_time_rate": "month",
+}
 
 
 def _kpi(
-    conn: Connection, defn: IndicatorDef, start: date | None, end: date | None
+    conn: Connection,
+    defn: IndicatorDef,
+    start: date | None,
+    end: date | None,
+    today: date,
+    grain: Frequency,
 ) -> dict[str, Any]:
-    prov = indicator_values(conn, defn.code, level="province", start=start, end=end)
-    col = latest_column(prov)
+    prov = indicator_values(conn, defn.code, level="province", start=start, end=end, grain=grain)
     series = prov.values[0] if prov.subjects else np.array([])
-    last = col if col is not None else len(prov.periods) - 1
+    have = [int(c) for c in np.flatnonzero(np.isfinite(series))]
+    running = in_progress_from(defn, prov.grain, today)
+    # The headline is the last complete period: comparing a month so far with a whole month
+    # would show a fall every time. The running period is reported beside it as `current`.
+    done = [c for c in have if running is None or prov.periods[c] < running]
+    col: int | None = done[-1] if done else (have[-1] if have else None)
+    last = have[-1] if have else len(prov.periods) - 1
     by_period = [
-        {"period": prov.periods[j].isoformat(), "value": _finite(series[j])}
+        {
+            "period": prov.periods[j].isoformat(),
+            "value": _finite(series[j]),
+            "partial": running is not None and prov.periods[j] >= running,
+        }
         for j in range(0, last + 1)
     ]
+    current = None
+    if have and col is not None and have[-1] > col:
+        current = {
+            "period": prov.periods[have[-1]].isoformat(),
+            "value": _finite(series[have[-1]]),
+            "partial": True,
+        }
     latest = _finite(series[col]) if col is not None else None
     previous = _finite(series[col - 1]) if col is not None and col > 0 else None
     change = (
@@ -834,17 +898,22 @@ def _kpi(
     bottom: list[dict[str, Any]] = []
     if col is not None:
         p = prov.periods[col]
-        units = indicator_values(conn, defn.code, level=unit_level, start=p, end=p)
+        units = indicator_values(
+            conn, defn.code, level=unit_level, start=p, end=p, grain=prov.grain
+        )
         if units.periods:
             by_unit = ranked(units, 0, 10, top=True)
             top = ranked(units, 0, 5, top=True)
             bottom = ranked(units, 0, 5, top=False)
     return {
         "indicator": defn.model_dump(),
+        "grain": prov.grain,
         "latest_period": prov.periods[col].isoformat() if col is not None else None,
         "latest": latest,
+        "latest_partial": col is not None and running is not None and prov.periods[col] >= running,
         "previous": previous,
         "change_pct": change,
+        "current": current,
         "by_period": by_period,
         "unit_level": unit_level,
         "by_unit": by_unit,
@@ -854,9 +923,18 @@ def _kpi(
 
 
 def dashboard(
-    conn: Connection, sector: str, start: date | None = None, end: date | None = None
+    conn: Connection,
+    sector: str,
+    start: date | None = None,
+    end: date | None = None,
+    today: date | None = None,
 ) -> dict[str, Any]:
-    """A sector's KPIs: latest and previous province values, series, and units ranked."""
+    """A sector's KPIs: last complete and previous province values, series, units ranked.
+
+    A period still running `today` (a month so far) is not the headline: it comes as
+    `current` and is flagged `partial` in `by_period`.
+    """
+    today = today or today_local()
     sec = next((s for s in sectors() if s["code"] == sector), None)
     if sec is None:
         known = ", ".join(s["code"] for s in sectors())
@@ -868,17 +946,18 @@ def dashboard(
     kpis = []
     for d in defs:
         first = start
+        grain = DASHBOARD_GRAIN.get(d.code, d.frequency)
         if start is None and latest.get(d.code) is not None:
             # Default window: the last few periods up to the latest one with data (read
             # only those, so a long daily history does not slow the dashboard down).
             top = latest[d.code]
             assert top is not None
             first = shift_period(
-                period_floor(min(top, end) if end else top, d.frequency),
-                d.frequency,
-                1 - DASHBOARD_WINDOW[d.frequency],
+                period_floor(min(top, end) if end else top, grain),
+                grain,
+                1 - DASHBOARD_WINDOW[grain],
             )
-        kpis.append(_kpi(conn, d, first, end))
+        kpis.append(_kpi(conn, d, first, end, today, grain))
     return {"sector": sec, "kpis": kpis}
 
 

@@ -11,8 +11,8 @@ from layers.settings import Settings
 seed_app = typer.Typer(help="Load demo data.", no_args_is_help=True)
 
 
-def run_demo_seed(engine: Engine, settings: Settings) -> None:
-    """Seed layers, then the packages' demo extras (alert rules); prints what changed."""
+def run_demo_seed(engine: Engine, settings: Settings, sectors: bool = True) -> None:
+    """Seed layers, then the packages' demo extras (alert rules, sector data); prints changes."""
     from analytics import alerting, rules
     from layers.demo.seed import seed_demo
 
@@ -26,7 +26,8 @@ def run_demo_seed(engine: Engine, settings: Settings) -> None:
     with engine.begin() as conn:
         alerting.install_rules(conn, rules.EXAMPLE_RULES)
     typer.echo(f"alert rules: {len(rules.EXAMPLE_RULES)} example rules installed")
-    run_sector_seed(engine, settings)
+    if sectors:
+        run_sector_seed(engine, settings)
 
 
 def run_sector_seed(engine: Engine, settings: Settings) -> None:
@@ -46,13 +47,16 @@ def demo(
     parcels: int | None = typer.Option(
         None, help="Number of land parcels (default IOC_DEMO_PARCELS)"
     ),
+    sectors: bool = typer.Option(
+        True, help="Also fill the sector KPIs and news from the simulated sector systems"
+    ),
 ) -> None:
     """Seed the demo; running it twice changes nothing."""
     settings = load_settings()
     if parcels is not None:
         settings = settings.model_copy(update={"demo_parcels": parcels})
     with migrated_engine(settings) as engine:
-        run_demo_seed(engine, settings)
+        run_demo_seed(engine, settings, sectors=sectors)
 
 
 def register(app: typer.Typer) -> None:

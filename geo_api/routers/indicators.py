@@ -34,16 +34,18 @@ def _trend(y: np.ndarray[Any, np.dtype[np.float64]]) -> tuple[int, int] | None:
     return int(ok[0]), int(ok[-1])
 
 
-def _series(vals: ind.IndicatorValues, horizon: int) -> list[dict[str, Any]]:
+def _series(vals: ind.IndicatorValues, horizon: int, running: date | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     t_all = np.arange(len(vals.periods), dtype=np.float64)
+    # A period still running (this month so far) would drag the trend down: fit without it.
+    n_fit = sum(1 for p in vals.periods if running is None or p < running)
     for s, row in zip(vals.subjects, vals.values, strict=True):
         item: dict[str, Any] = {
             "subject": ind.subject_dict(s),
             "values": [float(v) if np.isfinite(v) else None for v in row],
             "trend": None,
         }
-        span = _trend(row)
+        span = _trend(row[:n_fit])
         if span is not None:
             a, b = span
             t, y = t_all[a : b + 1], row[a : b + 1]
@@ -125,12 +127,15 @@ def indicator_values(
             f"forecasts are for at most {MAX_FORECAST_SERIES} series; "
             f"this request has {len(vals.subjects)}: pick subjects"
         )
+    running = ind.in_progress_from(vals.indicator, vals.grain)
     return {
         "indicator": vals.indicator.model_dump(),
         "level": vals.level,
         "grain": vals.grain,
         "periods": [p.isoformat() for p in vals.periods],
-        "series": _series(vals, forecast),
+        # First period still running today (values so far), or null: charts draw it apart.
+        "in_progress": _iso(running) if running is not None and running in vals.periods else None,
+        "series": _series(vals, forecast, running),
         "summary": ind.summary(conn, vals, filtered=subject is not None),
     }
 

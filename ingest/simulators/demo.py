@@ -23,12 +23,15 @@ from ingest.connectors.runner import RunResult, run_connector
 from ingest.simulators.app import DEFAULT_SEED, create_simulator_app, serve_in_thread
 from ingest.simulators.ktxh import write_exports
 from ingest.simulators.systems import Units, demo_units, today_ict
+from ingest.simulators.traffic import write_counter_history
 from layers.models import import_batch
 from layers.settings import Settings
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "connectors" / "demo.yaml"
 DEMO_BASE_URL = "http://127.0.0.1:8071"
 DEMO_PORT = 8071
+# Days of synthetic vehicle counts the demo seed writes (about 4,900 rows per camera-week).
+TRAFFIC_DAYS = 14
 
 
 def demo_config(base_url: str | None = None, path: Path = DEMO_CONFIG) -> ConnectorsConfig:
@@ -62,10 +65,13 @@ def seed_sector_data(
     seed: int = DEFAULT_SEED,
     units: Units | None = None,
     today: date | None = None,
+    traffic_days: int = TRAFFIC_DAYS,
 ) -> list[RunResult]:
     """Run every demo connector once against in-process simulators, then derive KPIs.
 
     `units` and `today` narrow the simulated data (tests); by default the whole demo, today.
+    `traffic_days` days of synthetic vehicle counts are written at the cameras (see
+    ingest.simulators.traffic) so the traffic KPI has data before any counting line is drawn.
     """
     say = progress or (lambda _msg: None)
     units = units or demo_units()
@@ -97,6 +103,10 @@ def seed_sector_data(
             res = run_connector(engine, settings, c)
             say(res.summary())
             results.append(res)
+    with engine.begin() as conn:
+        added = write_counter_history(conn, day, days=traffic_days, seed=seed)
+    if added:
+        say(f"traffic counters (synthetic): {added} counts of 15 minutes at the cameras")
     from analytics.kpi_jobs import refresh_derived
 
     for rep in refresh_derived(engine):

@@ -306,7 +306,7 @@ def test_percentile_for_this_weekday_at_a_hospital(
             assert a["geometry"]["type"] == "Point"
             assert a["evidence"]["subject"]["layer"] == "hospitals"
             assert a["evidence"]["history_periods"] == 8
-            assert "this weekday" in a["title"]
+            assert "của cùng thứ trong tuần" in a["title"]
     finally:
         _cleanup(seeded, "yt_emergencies")
 
@@ -418,6 +418,13 @@ def test_negative_news_per_commune_uses_the_items_commune(seeded: Engine) -> Non
             ("commune", spike, 4.0)
         ]
         assert elsewhere not in {a["area_ref"] for a in opened}
+        with seeded.connect() as conn:
+            name = conn.execute(
+                text("SELECT name FROM admin_unit WHERE code = :c AND valid_to IS NULL"),
+                {"c": spike},
+            ).scalar_one()
+        # The title names the commune, so the alert list reads without the map.
+        assert f"{name} ({spike}) 4 > 3" in opened[0]["title"]
     finally:
         with seeded.begin() as conn:
             conn.execute(

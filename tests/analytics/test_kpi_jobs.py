@@ -167,3 +167,48 @@ def test_vehicle_counts_per_camera_day(seeded: Engine) -> None:
         kpi_jobs.refresh_job(conn, "traffic_counts", force=True)
         assert value(date(2013, 3, 1)) == 19.0
         conn.rollback()
+
+
+def test_demo_counter_history_feeds_the_traffic_kpi(seeded: Engine) -> None:
+    from ingest.simulators.traffic import (
+        CLASSES,
+        SLOTS_PER_DAY,
+        counter_sites,
+        counts_for_day,
+        write_counter_history,
+    )
+
+    day = date(2012, 5, 7)  # a Monday no other test writes
+    with seeded.connect() as conn:
+        sites = counter_sites(conn)
+        assert len(sites) == 51 and sum(s.urban for s in sites) == 32
+        two = [sites[0], sites[-1]]
+        # Half of the day is over: only finished 15-minute slots are written.
+        noon = datetime(2012, 5, 7, 5, 0, tzinfo=UTC)  # 12:00 in Vietnam
+        added = write_counter_history(conn, day, days=2, seed=40, now=noon, sites=two)
+        assert added == 2 * len(CLASSES) * (SLOTS_PER_DAY + SLOTS_PER_DAY // 2)
+        # Idempotent: nothing new, and the layer is not marked changed.
+        version = ind.layer_version(conn, "traffic_counts")
+        assert write_counter_history(conn, day, days=2, seed=40, now=noon, sites=two) == 0
+        assert ind.layer_version(conn, "traffic_counts") == version
+        rep = kpi_jobs.refresh_job(conn, "traffic_counts", force=True)
+        assert rep.status == "refreshed" and rep.rejected == 0
+        vals = ind.indicator_values(
+            conn,
+            "gt_vehicles",
+            level="feature",
+            start=date(2012, 5, 6),
+            end=day,
+            subjects=[s.camera_id for s in two],
+        )
+        for i, site in enumerate(two):
+            full_day = counts_for_day(site, date(2012, 5, 6), 40).sum()
+            morning = counts_for_day(site, day, 40)[:, : SLOTS_PER_DAY // 2].sum()
+            assert list(vals.values[i]) == [float(full_day), float(morning)]
+        # Busy Vinh streets see more traffic than a commune-centre camera, rush hours peak.
+        urban = next(s for s in sites if s.urban)
+        rural = next(s for s in sites if not s.urban)
+        u = counts_for_day(urban, date(2012, 5, 6), 40).sum(axis=0)
+        assert u[7 * 4 : 8 * 4].sum() > 5 * u[2 * 4 : 3 * 4].sum()
+        assert u.sum() > counts_for_day(rural, date(2012, 5, 6), 40).sum()
+        conn.rollback()

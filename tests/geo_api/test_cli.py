@@ -48,7 +48,9 @@ def test_seed_demo_twice_is_idempotent(fresh_db: Engine, tmp_path: Path) -> None
     first = runner.invoke(app, ["seed", "demo", "--parcels", "200"], env=env)
     assert first.exit_code == 0, first.stdout
     assert "land_parcels     inserted     200" in first.stdout
-    second = runner.invoke(app, ["seed", "demo", "--parcels", "200"], env=env)
+    assert "traffic counters (synthetic)" in first.stdout
+    # The sector data came in once (tests/ingest covers a second sector seed): skip it here.
+    second = runner.invoke(app, ["seed", "demo", "--parcels", "200", "--no-sectors"], env=env)
     assert second.exit_code == 0
     assert "inserted       0  updated       0  unchanged     200" in second.stdout
     with fresh_db.connect() as conn:
@@ -106,11 +108,15 @@ def test_iocmap_up_migrates_seeds_and_serves(fresh_db: Engine, tmp_path: Path) -
             proc.kill()
             out, _ = proc.communicate()
     assert "seeding the Nghệ An demo" in out
+    # The sector simulators ran beside the server (or were found running) and nothing crashed.
+    assert "starting the sector simulators" in out or "simulators already running" in out
+    assert "Traceback" not in out, out[-3000:]
 
 
 def test_cli_imports_and_exports_are_audited(fresh_db: Engine, tmp_path: Path) -> None:
     env = _env_for(fresh_db, IOC_STATE_DIR=str(tmp_path))
-    assert runner.invoke(app, ["seed", "demo", "--parcels", "50"], env=env).exit_code == 0
+    seeded = runner.invoke(app, ["seed", "demo", "--parcels", "50", "--no-sectors"], env=env)
+    assert seeded.exit_code == 0 and "sector systems" not in seeded.stdout
     out = tmp_path / "briefing.html"
     res = runner.invoke(app, ["export-map", "--layers", "hospitals", "--out", str(out)], env=env)
     assert res.exit_code == 0, res.output

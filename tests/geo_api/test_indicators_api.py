@@ -238,7 +238,71 @@ def test_dashboard_of_a_sector(
     r = client.get("/api/indicators/dashboards/yte", headers=auth_headers("leader"))
     rec = {k["indicator"]["code"]: k for k in r.json()["kpis"]}["yt_records"]
     assert 0 < len(rec["by_period"]) <= 30
-    assert rec["by_period"][-1]["period"] == rec["latest_period"]
+    # the last period shown is the headline, or the day still running after it
+    current = rec["current"]["period"] if rec["current"] else None
+    assert rec["by_period"][-1]["period"] in (rec["latest_period"], current)
+
+
+def test_a_running_period_is_not_the_headline_nor_in_the_trend(
+    client: TestClient,
+    auth_headers: Headers,
+    health: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pretend today is the last day of the data: its figures are the day so far.
+    monkeypatch.setattr(ind, "today_local", lambda: END)
+    h = auth_headers("leader")
+    r = client.get("/api/indicators/dashboards/yte", params=WINDOW, headers=h)
+    rec = {k["indicator"]["code"]: k for k in r.json()["kpis"]}["yt_records"]
+    daily = health.groupby("day")["records"].sum()
+    day_before = END - timedelta(days=1)
+    assert rec["grain"] == "day" and rec["latest_period"] == day_before.isoformat()
+    assert rec["latest_partial"] is False
+    assert rec["latest"] == pytest.approx(daily[day_before])
+    assert rec["current"] == {
+        "period": END.isoformat(),
+        "value": pytest.approx(daily[END]),
+        "partial": True,
+    }
+    assert [p["partial"] for p in rec["by_period"][-2:]] == [False, True]
+    # units are ranked on the last complete day
+    last = health[health["day"] == day_before].sort_values("records", ascending=False)
+    assert [u["key"] for u in rec["by_unit"]] == list(last["key"][:10])
+
+    key = health["key"].iloc[0]
+    params = {"level": "feature", "subject": key, "forecast": 2, **WINDOW}
+    r = client.get("/api/indicators/yt_records", params=params, headers=h)
+    body = r.json()
+    assert body["in_progress"] == END.isoformat()
+    (series,) = body["series"]
+    # fitted without the running day; the forecast starts with it
+    y = np.array(series["values"][:-1], dtype=np.float64)
+    slope = np.polyfit(np.arange(len(y), dtype=np.float64), y, 1)[0]
+    assert series["trend"]["slope"] == pytest.approx(slope)
+    nxt = (END + timedelta(days=1)).isoformat()
+    assert [f["period"] for f in series["forecast"]] == [END.isoformat(), nxt]
+    r = client.get(
+        "/api/indicators/yt_records/choropleth", params={"period": END.isoformat()}, headers=h
+    )
+    assert r.json()["in_progress"] is True
+    r = client.get(
+        "/api/indicators/yt_records/choropleth", params={"period": D0.isoformat()}, headers=h
+    )
+    assert r.json()["in_progress"] is False
+    # a month read by month: March is the running month
+    params = {"level": "province", "grain": "month", **WINDOW}
+    r = client.get("/api/indicators/yt_records", params=params, headers=h)
+    assert r.json()["in_progress"] == "2014-03-01"
+
+
+def test_sparse_daily_feedback_is_tracked_by_month(
+    client: TestClient, auth_headers: Headers
+) -> None:
+    r = client.get("/api/indicators/dashboards/phananh", headers=auth_headers("leader"))
+    assert r.status_code == 200, r.text
+    grains = {k["indicator"]["code"]: k["grain"] for k in r.json()["kpis"]}
+    assert grains["pa_received"] == grains["pa_on_time_rate"] == "month"
+    assert grains["tt_news"] == "day"
 
 
 def test_clear_4xx(client: TestClient, auth_headers: Headers, health: pd.DataFrame) -> None:
@@ -262,3 +326,5 @@ def test_clear_4xx(client: TestClient, auth_headers: Headers, health: pd.DataFra
         assert r.status_code == status, (url, r.text)
     r = client.get("/api/indicators/yt_records?level=feature&subject=BV-9", headers=h)
     assert "BV-9" in r.text
+    r = client.get("/api/indicators/hcc_late_rat", headers=h)
+    assert "did you mean hcc_late_rate" in r.json()["detail"]
