@@ -5,16 +5,47 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, cast, func, select, text
+from sqlalchemy import ColumnElement, Connection, and_, cast, func, literal, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Text
 
 from layers.errors import InvalidInputError
 from layers.models import feature
-from layers.registry import LayerInfo, require_property
+from layers.registry import LayerInfo, LayerSpec, property_names, require_property
 
 BBox = tuple[float, float, float, float]
+
+# The property that carries a feature's stable identity (its source_key, the key it was
+# imported under) in tiles and GeoJSON, e.g. for /api/indicators/{code}?level=feature&subject=.
+SOURCE_KEY = "source_key"
+
+
+def adds_source_key(info: LayerSpec) -> bool:
+    """True when `source_key` is added from the column (the layer has no property of that name)."""
+    return SOURCE_KEY not in property_names(info)
+
+
+def with_source_key(props: ColumnElement[Any], key: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The properties document plus {"source_key": key} (a NULL key gives a JSON null)."""
+    return props.op("||")(func.jsonb_build_object(literal(SOURCE_KEY, Text), key))
+
+
+def properties_expr(info: LayerSpec) -> ColumnElement[Any]:
+    """A feature's properties as served: the stored ones, plus source_key unless it has one."""
+    if not adds_source_key(info):
+        return feature.c.properties
+    return with_source_key(feature.c.properties, feature.c.source_key)
+
+
+def equality_condition(info: LayerSpec, name: str, value: str) -> ColumnElement[bool]:
+    """`name = value` on a property (checked against the schema) or on the source_key column."""
+    if name == SOURCE_KEY and adds_source_key(info):
+        # The (layer_id, source_key) unique index serves this one.
+        return feature.c.source_key == value
+    require_property(info, name)
+    return feature.c.properties.op("->>")(name) == value
 
 
 def parse_bbox(raw: str | Sequence[float] | None) -> BBox | None:
@@ -81,8 +112,7 @@ def feature_conditions(info: LayerInfo, query: FeatureQuery) -> list[ColumnEleme
         conds.append(feature.c.geom.op("&&")(func.ST_MakeEnvelope(*query.bbox, 4326)))
         conds.append(func.ST_Intersects(feature.c.geom, func.ST_MakeEnvelope(*query.bbox, 4326)))
     for name, value in query.equals.items():
-        require_property(info, name)
-        conds.append(feature.c.properties.op("->>")(name) == value)
+        conds.append(equality_condition(info, name, value))
     if query.time_from is not None:
         conds.append(feature.c.observed_at >= query.time_from)
     if query.time_to is not None:
@@ -90,8 +120,8 @@ def feature_conditions(info: LayerInfo, query: FeatureQuery) -> list[ColumnEleme
     return conds
 
 
-def geojson_feature_expr() -> ColumnElement[str]:
-    """SQL expression that renders one feature row as a GeoJSON Feature text."""
+def geojson_feature_expr(info: LayerSpec) -> ColumnElement[str]:
+    """SQL expression that renders one feature row of the layer as a GeoJSON Feature text."""
     return cast(
         func.jsonb_build_object(
             "type",
@@ -101,7 +131,7 @@ def geojson_feature_expr() -> ColumnElement[str]:
             "geometry",
             cast(func.ST_AsGeoJSON(feature.c.geom, 7), JSONB),
             "properties",
-            feature.c.properties,
+            properties_expr(info),
         ),
         Text,
     )
@@ -113,7 +143,7 @@ def query_features(conn: Connection, info: LayerInfo, query: FeatureQuery) -> Fe
     if query.after_id is not None:
         conds.append(feature.c.id > query.after_id)
     stmt = (
-        select(feature.c.id, geojson_feature_expr().label("doc"))
+        select(feature.c.id, geojson_feature_expr(info).label("doc"))
         .where(and_(*conds))
         .order_by(feature.c.id)
         .limit(query.limit + 1)

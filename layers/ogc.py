@@ -13,9 +13,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Text
 
 from layers.errors import InvalidInputError, NotFoundError
-from layers.features import parse_bbox
+from layers.features import equality_condition, parse_bbox, properties_expr
 from layers.models import feature
-from layers.registry import LayerInfo, partition_name, require_property
+from layers.registry import LayerInfo, partition_name
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84H = "http://www.opengis.net/def/crs/OGC/1.3/CRS84h"
@@ -188,8 +188,8 @@ def geometry_expr(crs: Crs) -> ColumnElement[Any]:
     return geom
 
 
-def feature_doc_expr(crs: Crs) -> ColumnElement[str]:
-    """One feature as GeoJSON text, built by PostgreSQL."""
+def feature_doc_expr(crs: Crs, info: LayerInfo) -> ColumnElement[str]:
+    """One feature as GeoJSON text, built by PostgreSQL (properties include source_key)."""
     return cast(
         func.jsonb_build_object(
             "type",
@@ -199,7 +199,7 @@ def feature_doc_expr(crs: Crs) -> ColumnElement[str]:
             "geometry",
             cast(func.ST_AsGeoJSON(geometry_expr(crs), crs.precision), JSONB),
             "properties",
-            feature.c.properties,
+            properties_expr(info),
         ),
         Text,
     )
@@ -218,8 +218,7 @@ def conditions(info: LayerInfo, query: ItemsQuery) -> list[ColumnElement[bool]]:
         if end is not None:
             conds.append(feature.c.observed_at <= end)
     for name, value in query.equals.items():
-        require_property(info, name)
-        conds.append(feature.c.properties.op("->>")(name) == value)
+        conds.append(equality_condition(info, name, value))
     if query.filter is not None:
         conds.append(query.filter)
     return conds
@@ -279,7 +278,7 @@ def query_items(
         paging.append(feature.c.id < query.before)
     order = feature.c.id.desc() if backwards else feature.c.id
     stmt = (
-        select(feature.c.id, feature_doc_expr(query.crs))
+        select(feature.c.id, feature_doc_expr(query.crs, info))
         .where(and_(*paging))
         .order_by(order)
         .limit(query.limit + 1)
@@ -313,7 +312,9 @@ def get_item(conn: Connection, info: LayerInfo, feature_id: str, crs: Crs) -> st
     doc = None
     if fid >= 0:
         doc = conn.execute(
-            select(feature_doc_expr(crs)).where(feature.c.layer_id == info.id, feature.c.id == fid)
+            select(feature_doc_expr(crs, info)).where(
+                feature.c.layer_id == info.id, feature.c.id == fid
+            )
         ).scalar()
     if doc is None:
         raise NotFoundError(

@@ -6,7 +6,8 @@ import hashlib
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cached_property, lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +28,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import Double, Integer, Text
 
 from layers.errors import InvalidInputError
+from layers.features import SOURCE_KEY, adds_source_key, with_source_key
 from layers.models import feature
+from layers.ogc import parse_datetime
 from layers.registry import LayerInfo, partition_name, property_names
 
 EXTENT = 4096
@@ -115,11 +118,17 @@ def tile_address(z: int, x: int, y: int, max_zoom: int = MAX_ZOOM) -> TileAddres
 
 
 def parse_properties(info: LayerInfo, raw: str | None) -> tuple[str, ...] | None:
-    """`properties=a,b` checked against the layer's schema; None means every property."""
+    """`properties=a,b` checked against the layer's schema; None means every property.
+
+    `source_key` may be selected too (it is added to every feature unless the layer has a
+    property of that name).
+    """
     if raw is None:
         return None
     names = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
     known = property_names(info)
+    if adds_source_key(info):
+        known.append(SOURCE_KEY)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise InvalidInputError(
@@ -135,6 +144,64 @@ def props_key(props: tuple[str, ...] | None) -> str:
     if props is None:
         return "*"
     return hashlib.blake2s(",".join(props).encode(), digest_size=6).hexdigest()
+
+
+# A filtered tile is kept in the server cache only when each bound of its interval falls on a
+# whole hour (or is the last microsecond of one, as a date's end is): a time slider stepping
+# by hours or days reuses them, while arbitrary intervals are rendered and not stored.
+CACHE_ALIGN_US = 3_600_000_000
+
+
+def _epoch_us(dt: datetime) -> int:
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@dataclass(frozen=True)
+class TimeFilter:
+    """A tile's datetime filter on observed_at: inclusive bounds, None for an open end."""
+
+    start: datetime | None
+    end: datetime | None
+
+    @cached_property
+    def key(self) -> str:
+        """Canonical text for cache keys and ETags: the same interval however it was written."""
+        a = ".." if self.start is None else format(_epoch_us(self.start), "x")
+        b = ".." if self.end is None else format(_epoch_us(self.end), "x")
+        return f"@{a}~{b}"
+
+    @cached_property
+    def cacheable(self) -> bool:
+        """True when both bounds are open or aligned to whole hours (see CACHE_ALIGN_US)."""
+        return all(
+            t is None or _epoch_us(t) % CACHE_ALIGN_US in (0, CACHE_ALIGN_US - 1)
+            for t in (self.start, self.end)
+        )
+
+
+@lru_cache(maxsize=1024)
+def _time_filter(raw: str) -> TimeFilter | None:
+    # Cached: the warm path parses the same few slider intervals over and over. Errors are
+    # raised again each time (lru_cache does not keep exceptions).
+    when = parse_datetime(raw)
+    return None if when is None else TimeFilter(when[0], when[1])
+
+
+def parse_time_filter(info: LayerInfo, raw: str | None) -> TimeFilter | None:
+    """`datetime=` (an instant, or an interval a/b with '..' open ends) of a time-enabled layer.
+
+    Parsed exactly as the OGC items endpoint does; None when absent or empty.
+    """
+    if raw is None or raw == "":
+        return None
+    if not info.time_field:
+        raise InvalidInputError(
+            f"layer '{info.slug}' has no time field, so datetime={raw!r} cannot filter its tiles;"
+            " only time-enabled layers (with a time_field) take datetime",
+            param="datetime",
+        )
+    return _time_filter(raw)
 
 
 @dataclass(frozen=True)
@@ -176,6 +243,10 @@ class _Shape:
     top_n: bool
     n_props: int | None  # None: every property; else how many selected
     lod: bool = False  # the size test may use a partial index (0007_tile_lod)
+    t_from: bool = False  # observed_at >= t0
+    t_to: bool = False  # observed_at <= t1
+    add_key: bool = False  # every property: source_key added from the column
+    key_at: int | None = None  # selected properties: the position of the source_key column
 
 
 # Above this many vertices a shape is clipped to the tile and simplified before projecting.
@@ -196,8 +267,14 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
         feature.c.layer_id == bindparam("layer_id"),
         feature.c.geom.op("&&")(env4326),
     ]
+    if shape.t_from:
+        conds.append(feature.c.observed_at >= bindparam("t0"))
+    if shape.t_to:
+        conds.append(feature.c.observed_at <= bindparam("t1"))
     if shape.points or not (shape.min_size or shape.top_n):
-        cand_q = sa_select(feature.c.id, feature.c.properties, feature.c.geom).where(and_(*conds))
+        cand_q = sa_select(
+            feature.c.id, feature.c.properties, feature.c.source_key, feature.c.geom
+        ).where(and_(*conds))
     else:
         if shape.lod:
             # Implies a partial index's predicate: only features this big are read at all.
@@ -208,6 +285,7 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             sa_select(
                 feature.c.id,
                 feature.c.properties,
+                feature.c.source_key,
                 feature.c.geom,
                 func.Box2D(feature.c.geom).label("b"),
             )
@@ -216,7 +294,9 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             .subquery("s")
         )
         size: ColumnElement[float] = literal_column(_BOX_SIZE_SQL)
-        cand_q = sa_select(scan.c.id, scan.c.properties, scan.c.geom).select_from(scan)
+        cand_q = sa_select(
+            scan.c.id, scan.c.properties, scan.c.source_key, scan.c.geom
+        ).select_from(scan)
         if shape.min_size:
             cand_q = cand_q.where(size >= bindparam("min_deg", type_=Double))
         if shape.top_n:
@@ -242,13 +322,21 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
     mvt_geom = func.ST_AsMVTGeom(func.ST_Transform(geom, 3857), env, EXTENT, BUFFER, True)
     if shape.n_props is None:
         props_expr: ColumnElement[Any] = cand.c.properties
+        if shape.add_key:
+            # A NULL source_key gives a JSON null, which ST_AsMVT leaves out.
+            props_expr = with_source_key(props_expr, cand.c.source_key)
     elif shape.n_props == 0:
         props_expr = cast("{}", JSONB)
     else:
         args: list[Any] = []
         for i in range(shape.n_props):
             key = bindparam(f"k{i}", type_=Text)
-            args.extend([cast(key, Text), cand.c.properties.op("->")(key)])
+            value = (
+                func.to_jsonb(cand.c.source_key)
+                if i == shape.key_at
+                else cand.c.properties.op("->")(key)
+            )
+            args.extend([cast(key, Text), value])
         props_expr = func.jsonb_build_object(*args)
     inner = sa_select(cand.c.id.label("id"), props_expr.label("props"), mvt_geom.label("geom"))
     if shape.cluster:
@@ -305,12 +393,17 @@ def _shape_sql(shape: _Shape) -> tuple[str, tuple[tuple[str, Any], ...]]:
 
 
 def tile_query(
-    info: LayerInfo, tile: TileAddress, props: tuple[str, ...] | None, plan: TilePlan
+    info: LayerInfo,
+    tile: TileAddress,
+    props: tuple[str, ...] | None,
+    plan: TilePlan,
+    when: TimeFilter | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """SQL text and bound values that render one tile."""
+    """SQL text and bound values that render one tile (of features within `when`, if given)."""
     points = info.geometry_type in POINT_TYPES
     deg_per_unit = 360.0 / (1 << tile.z) / EXTENT
     min_deg = plan.min_size_units * deg_per_unit
+    add_key = adds_source_key(info)
     shape = _Shape(
         points=points,
         cluster=points and plan.cluster_cell > 0,
@@ -318,6 +411,10 @@ def tile_query(
         top_n=not points and plan.max_shapes is not None,
         n_props=None if props is None else len(props),
         lod=not points and plan.min_size_units > 0 and min_deg >= min(LOD_INDEX_MIN_DEG),
+        t_from=when is not None and when.start is not None,
+        t_to=when is not None and when.end is not None,
+        add_key=props is None and add_key,
+        key_at=props.index(SOURCE_KEY) if add_key and props and SOURCE_KEY in props else None,
     )
     x0, y0, x1, y1 = tile.xy_bounds()
     lon0, lat0, lon1, lat1 = tile.lonlat_bounds(BUFFER / EXTENT)
@@ -343,23 +440,31 @@ def tile_query(
         params["cell"] = float(plan.cluster_cell)
     for i, name in enumerate(props or ()):
         params[f"k{i}"] = name
+    if shape.t_from:
+        params["t0"] = when.start if when else None
+    if shape.t_to:
+        params["t1"] = when.end if when else None
     sql, constants = _shape_sql(shape)
     return sql, {**dict(constants), **params}
 
 
-COUNT_PROBE_SQL = (
+_COUNT_PROBE_HEAD = (
     "SELECT count(*) FROM (SELECT 1 FROM feature WHERE layer_id = %(layer_id)s"
     " AND geom && ST_MakeEnvelope(%(lon0)s, %(lat0)s, %(lon1)s, %(lat1)s, 4326)"
-    " LIMIT %(cap)s) AS s"
 )
+_COUNT_PROBE_TAIL = " LIMIT %(cap)s) AS s"
+COUNT_PROBE_SQL = _COUNT_PROBE_HEAD + _COUNT_PROBE_TAIL
 
 
-def count_probe(info: LayerInfo, tile: TileAddress) -> dict[str, Any] | None:
-    """Parameters of COUNT_PROBE_SQL when the tile's density must be checked first, else None."""
+def count_probe(
+    info: LayerInfo, tile: TileAddress, when: TimeFilter | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """SQL and parameters counting the tile's features (up to a cap) when its density must be
+    checked first, else None."""
     if info.geometry_type in POINT_TYPES or tile.z != COUNT_PROBE_ZOOM:
         return None
     lon0, lat0, lon1, lat1 = tile.lonlat_bounds(BUFFER / EXTENT)
-    return {
+    params: dict[str, Any] = {
         "layer_id": info.id,
         "lon0": lon0,
         "lat0": lat0,
@@ -367,6 +472,14 @@ def count_probe(info: LayerInfo, tile: TileAddress) -> dict[str, Any] | None:
         "lat1": lat1,
         "cap": MAX_SHAPES_PER_TILE + 1,
     }
+    sql = _COUNT_PROBE_HEAD
+    if when is not None and when.start is not None:
+        sql += " AND observed_at >= %(t0)s"
+        params["t0"] = when.start
+    if when is not None and when.end is not None:
+        sql += " AND observed_at <= %(t1)s"
+        params["t1"] = when.end
+    return sql + _COUNT_PROBE_TAIL, params
 
 
 async def render_tile_async(
@@ -375,15 +488,16 @@ async def render_tile_async(
     tile: TileAddress,
     props: tuple[str, ...] | None,
     max_bytes: int = 500_000,
+    when: TimeFilter | None = None,
 ) -> bytes:
     """render_tile over an async executor: `fetch(sql, params)` returns the first column."""
     plan = initial_plan(info, tile.z)
-    probe = count_probe(info, tile)
-    if probe is not None and int(await fetch(COUNT_PROBE_SQL, probe) or 0) > MAX_SHAPES_PER_TILE:
+    probe = count_probe(info, tile, when)
+    if probe is not None and int(await fetch(*probe) or 0) > MAX_SHAPES_PER_TILE:
         plan = TilePlan(plan.cluster_cell, plan.min_size_units, MAX_SHAPES_PER_TILE)
     data = b""
     for _ in range(8):
-        sql, params = tile_query(info, tile, props, plan)
+        sql, params = tile_query(info, tile, props, plan, when)
         data = bytes(await fetch(sql, params) or b"")
         if len(data) <= max_bytes:
             return data
@@ -397,18 +511,16 @@ def render_tile(
     tile: TileAddress,
     props: tuple[str, ...] | None,
     max_bytes: int = 500_000,
+    when: TimeFilter | None = None,
 ) -> bytes:
     """Render one tile; zero bytes is an empty tile. Generalises further until under max_bytes."""
     plan = initial_plan(info, tile.z)
-    probe = count_probe(info, tile)
-    if (
-        probe is not None
-        and int(conn.exec_driver_sql(COUNT_PROBE_SQL, probe).scalar_one()) > MAX_SHAPES_PER_TILE
-    ):
+    probe = count_probe(info, tile, when)
+    if probe is not None and int(conn.exec_driver_sql(*probe).scalar_one()) > MAX_SHAPES_PER_TILE:
         plan = TilePlan(plan.cluster_cell, plan.min_size_units, MAX_SHAPES_PER_TILE)
     data = b""
     for _ in range(8):
-        sql, params = tile_query(info, tile, props, plan)
+        sql, params = tile_query(info, tile, props, plan, when)
         data = bytes(conn.exec_driver_sql(sql, params).scalar_one() or b"")
         if len(data) <= max_bytes:
             return data
@@ -448,16 +560,30 @@ def _field_type(schema: dict[str, Any]) -> str:
     return {"integer": "Number", "number": "Number", "boolean": "Boolean"}.get(str(kind), "String")
 
 
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def tilejson(
-    info: LayerInfo, tiles_url: str, bbox: tuple[float, float, float, float] | None
+    info: LayerInfo,
+    tiles_url: str,
+    bbox: tuple[float, float, float, float] | None,
+    times: tuple[datetime, datetime] | None = None,
 ) -> dict[str, Any]:
-    """TileJSON 3.0.0 document of a layer."""
+    """TileJSON 3.0.0 document of a layer.
+
+    Beyond the standard keys: `feature_key` names the property holding each feature's
+    source_key, and a time-enabled layer has `time` (its field, observed extent and the
+    `datetime` query parameter its tiles take).
+    """
     props = info.property_schema.get("properties", {})
     fields = {k: _field_type(v) for k, v in props.items() if isinstance(v, dict)}
+    if adds_source_key(info):
+        fields[SOURCE_KEY] = "String"
     bounds = list(bbox) if bbox else [-180.0, -85.05112878, 180.0, 85.05112878]
     center = [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, 10]
     minzoom = info.default_style.min_zoom
-    return {
+    doc: dict[str, Any] = {
         "tilejson": "3.0.0",
         "name": info.slug,
         "description": info.title_en,
@@ -476,6 +602,15 @@ def tilejson(
                 "fields": fields,
                 "minzoom": minzoom,
                 "maxzoom": MAX_ZOOM,
+                "feature_key": SOURCE_KEY,
             }
         ],
     }
+    if info.time_field:
+        doc["time"] = {
+            "field": info.time_field,
+            "extent": [_iso(times[0]), _iso(times[1])] if times else None,
+            "parameter": "datetime",
+            "cache_step": "PT1H",
+        }
+    return doc

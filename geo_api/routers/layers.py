@@ -10,7 +10,8 @@ from fastapi.responses import Response
 
 from geo_api.deps import ConnDep, SettingsDep
 from geo_api.schemas import LayerOut
-from layers import features, registry
+from layers import features, ogc, registry
+from layers.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
 
@@ -50,15 +51,32 @@ def layer_features(
     after: Annotated[
         int | None, Query(description="Cursor from the previous page's next link")
     ] = None,
+    when: Annotated[
+        str | None,
+        Query(
+            alias="datetime",
+            description="Instant or interval a/b ('..' open), as OGC API datetime; time layers only",
+        ),
+    ] = None,
 ) -> Response:
-    """A page of features; other query parameters are property equality filters."""
+    """A page of features; other query parameters are property (or source_key) equality filters."""
     info = registry.get_layer(conn, slug)
+    interval = ogc.parse_datetime(when) if when else None
+    if interval is not None and not info.time_field:
+        raise InvalidInputError(
+            f"layer '{info.slug}' has no time field; datetime cannot filter it", param="datetime"
+        )
     page_limit = features.check_limit(
         limit if limit is not None else settings.features_default_limit, settings.features_max_limit
     )
     equals = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMS}
     query = features.FeatureQuery(
-        bbox=features.parse_bbox(bbox), limit=page_limit, after_id=after, equals=equals
+        bbox=features.parse_bbox(bbox),
+        limit=page_limit,
+        after_id=after,
+        equals=equals,
+        time_from=interval[0] if interval else None,
+        time_to=interval[1] if interval else None,
     )
     page = features.query_features(conn, info, query)
     links: list[dict[str, Any]] = []

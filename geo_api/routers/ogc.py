@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from geo_api import layer_state
 from geo_api.deps import ConnDep, SettingsDep
-from layers import cql, ogc, registry, tiles
+from layers import cql, features, ogc, registry, tiles
 from layers.errors import InvalidInputError, NotFoundError
 from layers.registry import LayerInfo
 from layers.settings import Settings
@@ -148,6 +148,8 @@ def _items_query(request: Request, info: LayerInfo, settings: Settings) -> ogc.I
             f"collection '{info.slug}' has no time; datetime cannot filter it", param="datetime"
         )
     names = registry.property_names(info)
+    if features.adds_source_key(info):
+        names.append(features.SOURCE_KEY)
     equals: dict[str, str] = {}
     for key, value in params.multi_items():
         if key in ITEMS_PARAMS:

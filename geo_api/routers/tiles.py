@@ -1,6 +1,8 @@
 """Vector tiles (MVT) and TileJSON of every layer, with ETags and a version-keyed tile cache.
 
 An empty tile is answered with 204 No Content (with ETag and Cache-Control), always.
+Time-enabled layers take `datetime=` (an OGC API instant or interval, '..' for an open end);
+the filter is part of the cache key and the ETag.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -17,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from geo_api import layer_state
 from geo_api.deps import ConnDep
-from layers import registry, tiles
+from layers import ogc, registry, tiles
 from layers.errors import InvalidInputError, NotFoundError
 from layers.layer_versions import LayerVersion, LayerVersionCache
 from layers.settings import Settings
@@ -47,7 +49,19 @@ router = APIRouter(prefix="/tiles", tags=["tiles"], lifespan=lifespan)
 
 PropertiesQuery = Annotated[
     str | None,
-    Query(description="Comma-separated properties to include (default: all); empty for none."),
+    Query(
+        description="Comma-separated properties to include (default: all, with source_key);"
+        " empty for none."
+    ),
+]
+DatetimeQuery = Annotated[
+    str | None,
+    Query(
+        alias="datetime",
+        description="Time-enabled layers only: an instant or an interval a/b (RFC 3339, '..' for"
+        " an open end), as in OGC API Features; filters on the layer's time field. Intervals on"
+        " whole hours are cached on the server.",
+    ),
 ]
 
 
@@ -58,17 +72,26 @@ def _cache(request: Request) -> TileCache | None:
 
 @router.get("/{slug}.json", summary="TileJSON 3.0 of a layer")
 def layer_tilejson(
-    slug: str, request: Request, conn: ConnDep, properties: PropertiesQuery = None
+    slug: str,
+    request: Request,
+    conn: ConnDep,
+    properties: PropertiesQuery = None,
+    when: DatetimeQuery = None,
 ) -> JSONResponse:
-    """TileJSON describing the layer's vector tiles, fields and bounds."""
+    """TileJSON describing the layer's vector tiles, fields, bounds and time extent."""
     info = registry.get_layer(conn, slug)
     tiles.parse_properties(info, properties)
+    tiles.parse_time_filter(info, when)
     bbox = tiles.layer_bounds(conn, info)
+    times = ogc.time_extent(conn, info) if info.time_field else None
     url = str(request.url_for("layer_tile", slug=slug, z="{z}", x="{x}", y="{y}"))
     url = url.replace("%7B", "{").replace("%7D", "}")
-    if properties is not None:
-        url += "?" + str(request.url.query)
-    return JSONResponse(tiles.tilejson(info, url, bbox))
+    query = [("properties", properties)] if properties is not None else []
+    if when:
+        query.append(("datetime", when))
+    if query:
+        url += "?" + urlencode(query)
+    return JSONResponse(tiles.tilejson(info, url, bbox, times))
 
 
 async def _version(request: Request, slug: str) -> LayerVersion:
@@ -95,6 +118,7 @@ async def layer_tile(
     y: int,
     request: Request,
     properties: PropertiesQuery = None,
+    when: DatetimeQuery = None,
 ) -> Response:
     """Serve one tile of a layer in WebMercatorQuad, from the cache when its version matches.
 
@@ -107,7 +131,17 @@ async def layer_tile(
     tile = tiles.tile_address(z, x, y)
     info = await layer_state.layer_info(request, slug, ver)
     props = tiles.parse_properties(info, properties)
-    key = TileKey(ver.id, ver.data_version, ver.stamp, z, x, y, tiles.props_key(props))
+    time_filter = tiles.parse_time_filter(info, when)
+    key = TileKey(
+        ver.id,
+        ver.data_version,
+        ver.stamp,
+        z,
+        x,
+        y,
+        tiles.props_key(props),
+        time_filter.key if time_filter else "",
+    )
     etag = key.etag()
     headers = {
         "ETag": etag,
@@ -117,6 +151,9 @@ async def layer_tile(
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     cache = _cache(request)
+    # Intervals off the hour grid are rendered but never stored (see TimeFilter.cacheable).
+    if time_filter is not None and not time_filter.cacheable:
+        cache = None
     cached = cache.get(key) if cache is not None else None
     if cached is None:
         # The render may see data newer than `ver` (an import committing meanwhile); stored
@@ -127,7 +164,9 @@ async def layer_tile(
             row = await pool.fetchone(sql, params, binary=True)
             return row[0] if row else None
 
-        data = await tiles.render_tile_async(fetch, info, tile, props, settings.tile_max_bytes)
+        data = await tiles.render_tile_async(
+            fetch, info, tile, props, settings.tile_max_bytes, time_filter
+        )
         if len(data) > GZIP_IN_THREAD_BYTES:
             cached = await run_in_threadpool(CachedTile.of, data)
         else:
@@ -179,19 +218,31 @@ def _warm_hit(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | No
     info = infos.get((ver.id, ver.stamp))
     if info is None:
         return None
-    raw_props: str | None = None
+    raw: dict[str, str] = {}
     if scope["query_string"]:
         query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        if len(query) != 1 or query[0][0] != "properties":
-            return None
-        raw_props = query[0][1]
+        for name, value in query:
+            # Anything else (or a repeated parameter) is the router's to judge.
+            if name not in ("properties", "datetime") or name in raw:
+                return None
+            raw[name] = value
     z, x, y = int(m["z"]), int(m["x"]), int(m["y"])
     try:
         tiles.tile_address(z, x, y)
-        props = tiles.parse_properties(info, raw_props)
+        props = tiles.parse_properties(info, raw.get("properties"))
+        time_filter = tiles.parse_time_filter(info, raw.get("datetime"))
     except InvalidInputError:
         return None
-    key = TileKey(ver.id, ver.data_version, ver.stamp, z, x, y, tiles.props_key(props))
+    key = TileKey(
+        ver.id,
+        ver.data_version,
+        ver.stamp,
+        z,
+        x,
+        y,
+        tiles.props_key(props),
+        time_filter.key if time_filter else "",
+    )
     etag = key.etag()
     inm = b""
     accept = b""

@@ -110,3 +110,54 @@ def test_error_context_cannot_clobber_the_error_fields() -> None:
 
     body = error_body(400, "invalid_input", "bad", {"code": "X1", "status": 999, "param": "bbox"})
     assert body["code"] == "invalid_input" and body["status"] == 400 and body["param"] == "bbox"
+
+
+def test_features_carry_source_key_and_filter_by_it(client: TestClient, seeded: Engine) -> None:
+    from sqlalchemy import text
+
+    with seeded.connect() as conn:
+        keys = dict(
+            conn.execute(
+                text(
+                    "SELECT f.id, f.source_key FROM feature f JOIN layer l ON l.id = f.layer_id"
+                    " WHERE l.slug = 'hospitals'"
+                )
+            ).all()
+        )
+    fc = client.get("/api/layers/hospitals/features?limit=10000").json()
+    assert len(fc["features"]) == len(keys)
+    assert all(f["properties"]["source_key"] == keys[f["id"]] for f in fc["features"])
+    some_id, some_key = next(iter(keys.items()))
+    one = client.get(f"/api/layers/hospitals/features?source_key={some_key}").json()
+    assert [f["id"] for f in one["features"]] == [some_id]
+
+
+def test_features_datetime_filter(client: TestClient, seeded: Engine) -> None:
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    with seeded.connect() as conn:
+        mid = conn.execute(
+            text(
+                "SELECT date_trunc('day', percentile_disc(0.5) WITHIN GROUP (ORDER BY observed_at))"
+                " FROM feature f JOIN layer l ON l.id = f.layer_id"
+                " WHERE l.slug = 'field_reports'"
+            )
+        ).scalar_one()
+        n = conn.execute(
+            text(
+                "SELECT count(*) FROM feature f JOIN layer l ON l.id = f.layer_id"
+                " WHERE l.slug = 'field_reports' AND observed_at >= :t"
+            ),
+            {"t": mid},
+        ).scalar_one()
+    iso = mid.isoformat().replace("+00:00", "Z")
+    fc = client.get(f"/api/layers/field_reports/features?datetime={iso}/..&limit=10000").json()
+    assert len(fc["features"]) == n > 0
+    assert all(
+        datetime.fromisoformat(f["properties"]["received_at"]) >= mid for f in fc["features"]
+    )
+    bad = client.get("/api/layers/hospitals/features?datetime=2026-01-01")
+    assert bad.status_code == 400 and "no time field" in bad.json()["detail"]
+    assert client.get("/api/layers/field_reports/features?datetime=nope").status_code == 400

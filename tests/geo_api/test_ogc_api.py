@@ -296,3 +296,19 @@ def test_owslib_client(server: str, seeded: Engine) -> None:
     filtered = api.collection_items("schools", filter="level = 'thpt'", limit=5000)
     assert all(f["properties"]["level"] == "thpt" for f in filtered["features"])
     assert json.dumps(filtered)
+
+
+def test_items_carry_source_key_and_filter_by_it(server: str, seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        fid, key = conn.execute(
+            text(
+                "SELECT f.id, f.source_key FROM feature f JOIN layer l ON l.id = f.layer_id"
+                " WHERE l.slug = 'schools' ORDER BY f.id LIMIT 1"
+            )
+        ).one()
+    doc = get(server + "/collections/schools/items", source_key=key).json()
+    assert doc["numberMatched"] == 1
+    assert doc["features"][0]["id"] == fid
+    assert doc["features"][0]["properties"]["source_key"] == key
+    one = get(server + f"/collections/schools/items/{fid}").json()
+    assert one["properties"]["source_key"] == key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import mapbox_vector_tile
 import pytest
@@ -327,3 +328,191 @@ def test_warm_hits_keep_cors_headers(seeded: Engine, settings: Settings) -> None
     assert cold.status_code == warm.status_code == 200
     assert cold.headers["access-control-allow-origin"] == origin
     assert warm.headers["access-control-allow-origin"] == origin
+
+
+# --- datetime filter and source_key -----------------------------------------------------------
+
+
+def _report_window(engine: Engine) -> tuple[str, str, tuple[int, int, int], int]:
+    """An hour-aligned interval (ISO texts), a z0 tile and how many reports fall inside."""
+    with engine.connect() as conn:
+        lo, hi = conn.execute(
+            text(
+                "SELECT date_trunc('hour', percentile_disc(0.2) WITHIN GROUP (ORDER BY"
+                " observed_at)), date_trunc('hour', percentile_disc(0.5) WITHIN GROUP (ORDER BY"
+                " observed_at)) FROM feature f JOIN layer l ON l.id = f.layer_id"
+                " WHERE l.slug = 'field_reports'"
+            )
+        ).one()
+        n = conn.execute(
+            text(
+                "SELECT count(*) FROM feature f JOIN layer l ON l.id = f.layer_id"
+                " WHERE l.slug = 'field_reports' AND observed_at BETWEEN :a AND :b"
+            ),
+            {"a": lo, "b": hi},
+        ).scalar_one()
+    iso = lambda t: t.isoformat().replace("+00:00", "Z")  # noqa: E731
+    return iso(lo), iso(hi), (0, 0, 0), int(n)
+
+
+def _count(content: bytes, layer: str) -> int:
+    feats = mapbox_vector_tile.decode(content)[layer]["features"] if content else []
+    return sum(int(f["properties"].get("point_count", 1)) for f in feats)
+
+
+def test_datetime_filtered_tiles_are_cached_apart(client: TestClient, seeded: Engine) -> None:
+    a, b, (z, x, y), n = _report_window(seeded)
+    base = f"/tiles/field_reports/{z}/{x}/{y}.mvt"
+    filtered_url = f"{base}?datetime={a}/{b}"
+    # Filtered first, then the whole layer, then filtered again (now a warm hit): no mix-up.
+    filtered = client.get(filtered_url)
+    whole = client.get(base)
+    again = client.get(filtered_url)
+    whole_again = client.get(base)
+    assert filtered.status_code == whole.status_code == 200
+    assert (
+        0 < n == _count(filtered.content, "field_reports") < _count(whole.content, "field_reports")
+    )
+    assert again.content == filtered.content and whole_again.content == whole.content
+    assert filtered.headers["etag"] != whole.headers["etag"]
+    assert again.headers["etag"] == filtered.headers["etag"]
+    # The same interval written another way is the same tile (same key, same ETag).
+    same = client.get(f"{base}?datetime={a.replace('Z', '+00:00').replace('+', '%2B')}/{b}")
+    assert same.headers["etag"] == filtered.headers["etag"]
+    # An open end.
+    tail = client.get(f"{base}?datetime={b}/..")
+    assert 0 < _count(tail.content, "field_reports") < _count(whole.content, "field_reports")
+    # ETag revalidation of a filtered tile.
+    assert (
+        client.get(filtered_url, headers={"If-None-Match": again.headers["etag"]}).status_code
+        == 304
+    )
+
+
+def test_high_zoom_filtered_tile_has_only_reports_in_the_interval(
+    client: TestClient, seeded: Engine
+) -> None:
+    a, b, _, _ = _report_window(seeded)
+    with seeded.connect() as conn:
+        lon, lat = conn.execute(
+            text(
+                "SELECT ST_X(geom), ST_Y(geom) FROM feature f JOIN layer l ON l.id = f.layer_id"
+                " WHERE l.slug = 'field_reports' AND observed_at BETWEEN :a AND :b LIMIT 1"
+            ),
+            {"a": a, "b": b},
+        ).one()
+    z, x, y = xyz(lon, lat, 15)
+    r = client.get(f"/tiles/field_reports/{z}/{x}/{y}.mvt?datetime={a}/{b}")
+    assert r.status_code == 200
+    feats = mapbox_vector_tile.decode(r.content)["field_reports"]["features"]
+    lo, hi = datetime.fromisoformat(a), datetime.fromisoformat(b)
+    for f in feats:
+        assert lo <= datetime.fromisoformat(f["properties"]["received_at"]) <= hi
+        assert f["properties"]["source_key"]
+
+
+def test_bad_or_unsupported_datetime_is_400(client: TestClient) -> None:
+    r = client.get("/tiles/field_reports/0/0/0.mvt?datetime=yesterday")
+    assert r.status_code == 400 and "RFC 3339" in r.json()["detail"]
+    r = client.get("/tiles/field_reports/0/0/0.mvt?datetime=2026-02-02T00:00:00Z/2026-01-01")
+    assert r.status_code == 400 and "ends before it starts" in r.json()["detail"]
+    r = client.get("/tiles/hospitals/0/0/0.mvt?datetime=2026-01-01")
+    assert r.status_code == 400 and "no time field" in r.json()["detail"]
+    assert client.get("/tiles/hospitals.json?datetime=2026-01-01").status_code == 400
+    # Warm twice over: the fast path leaves errors to the router, every time.
+    assert client.get("/tiles/hospitals/0/0/0.mvt").status_code == 200
+    assert client.get("/tiles/hospitals/0/0/0.mvt?datetime=2026-01-01").status_code == 400
+
+
+def test_filtered_warm_hit_touches_no_database(
+    client: TestClient, seeded: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geo_api.routers import tiles as tiles_router
+
+    a, b, _, _ = _report_window(seeded)
+    z, x, y = xyz(105.68, 18.67, 10)
+    url = f"/tiles/field_reports/{z}/{x}/{y}.mvt?datetime={a}/{b}&properties=source_key"
+    first = client.get(url)
+    answered: list[bool] = []
+    real_hit = tiles_router._warm_hit
+
+    def spy(scope: dict[str, object]) -> object:
+        hit = real_hit(scope)
+        answered.append(hit is not None)
+        return hit
+
+    monkeypatch.setattr(tiles_router, "_warm_hit", spy)
+    state = client.app.state  # type: ignore[attr-defined]
+    calls: list[str] = []
+    probe = state.layer_probe
+    real = probe.fetchone
+
+    async def counting(sql: str, *args: object, **kwargs: object) -> object:
+        calls.append(sql)
+        return await real(sql, *args, **kwargs)
+
+    probe.fetchone = counting
+    try:
+        again = client.get(url)
+        revalidated = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    finally:
+        del probe.fetchone
+    assert first.status_code == again.status_code
+    assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+    assert revalidated.status_code == 304
+    assert calls == []
+    assert answered == [True, True], "both should be answered before routing"
+
+
+def test_off_grid_intervals_are_served_but_not_stored(client: TestClient) -> None:
+    cache = client.app.state.tile_cache  # type: ignore[attr-defined]
+    before = len(cache)
+    urls = [
+        f"/tiles/field_reports/0/0/0.mvt?datetime=2026-01-01T00:{m:02d}:13Z/.." for m in range(5)
+    ]
+    assert all(client.get(u).status_code in (200, 204) for u in urls)
+    assert len(cache) == before
+    hourly = client.get("/tiles/field_reports/0/0/0.mvt?datetime=2026-01-01T05:00:00Z/..")
+    assert hourly.status_code in (200, 204)
+    assert len(cache) == before + 1
+
+
+def test_tilejson_time_extent_and_source_key(client: TestClient, seeded: Engine) -> None:
+    doc = client.get("/tiles/field_reports.json").json()
+    with seeded.connect() as conn:
+        lo, hi = conn.execute(
+            text(
+                "SELECT min(observed_at), max(observed_at) FROM feature f JOIN layer l"
+                " ON l.id = f.layer_id WHERE l.slug = 'field_reports'"
+            )
+        ).one()
+    assert doc["time"]["field"] == "received_at"
+    assert doc["time"]["parameter"] == "datetime"
+    start, end = (datetime.fromisoformat(t) for t in doc["time"]["extent"])
+    assert (start, end) == (lo, hi)
+    assert doc["vector_layers"][0]["fields"]["source_key"] == "String"
+    assert doc["vector_layers"][0]["feature_key"] == "source_key"
+    hosp = client.get("/tiles/hospitals.json").json()
+    assert "time" not in hosp
+    filtered = client.get("/tiles/field_reports.json?datetime=2026-01-01/..&properties=").json()
+    assert filtered["tiles"][0].endswith("?properties=&datetime=2026-01-01%2F..")
+
+
+def test_source_key_in_tiles_and_sensitive_layers_stay_closed(
+    client: TestClient, seeded: Engine, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    with seeded.connect() as conn:
+        key, lon, lat = conn.execute(
+            text(
+                "SELECT source_key, ST_X(geom), ST_Y(geom) FROM feature f JOIN layer l"
+                " ON l.id = f.layer_id WHERE l.slug = 'hospitals' ORDER BY f.id LIMIT 1"
+            )
+        ).one()
+    z, x, y = xyz(lon, lat, 16)
+    feats = mapbox_vector_tile.decode(client.get(f"/tiles/hospitals/{z}/{x}/{y}.mvt").content)
+    assert key in {f["properties"].get("source_key") for f in feats["hospitals"]["features"]}
+    # Anonymous callers still get nothing of the sensitive layers, filtered or not.
+    for slug in ("cameras", "land_parcels"):
+        assert client.get(f"/tiles/{slug}/{z}/{x}/{y}.mvt").status_code == 401
+        assert client.get(f"/tiles/{slug}/{z}/{x}/{y}.mvt?properties=source_key").status_code == 401
+        assert client.get(f"/tiles/{slug}.json").status_code == 401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import mapbox_vector_tile
 import pytest
@@ -211,3 +212,153 @@ def test_low_zoom_query_reads_only_big_features_through_the_partial_index(
             )
         ).scalars()
     assert any(re.search(rf"\b{re.escape(name)}\b", plan) for name in lod), plan
+
+
+# --- time filter and feature identity ---------------------------------------------------------
+
+
+def _hour_interval(conn, layer_id: int) -> tuple[datetime, datetime]:  # type: ignore[no-untyped-def]
+    """An hour-aligned interval holding about the middle third of the layer's features."""
+    lo, hi = conn.execute(
+        text(
+            "SELECT percentile_disc(0.33) WITHIN GROUP (ORDER BY observed_at),"
+            " percentile_disc(0.66) WITHIN GROUP (ORDER BY observed_at)"
+            " FROM feature WHERE layer_id = :l"
+        ),
+        {"l": layer_id},
+    ).one()
+    return lo.replace(minute=0, second=0, microsecond=0), hi.replace(
+        minute=0, second=0, microsecond=0
+    )
+
+
+def test_time_filtered_tile_counts_exactly_the_features_in_the_interval(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "field_reports")
+        start, end = _hour_interval(conn, info.id)
+        expected = conn.execute(
+            text(
+                "SELECT count(*) FROM feature WHERE layer_id = :l AND observed_at BETWEEN :a AND :b"
+            ),
+            {"l": info.id, "a": start, "b": end},
+        ).scalar_one()
+        total = conn.execute(
+            text("SELECT count(*) FROM feature WHERE layer_id = :l"), {"l": info.id}
+        ).scalar_one()
+        when = tiles.parse_time_filter(info, f"{start.isoformat()}/{end.isoformat()}")
+        whole = tiles.render_tile(conn, info, tiles.tile_address(0, 0, 0), ())
+        part = tiles.render_tile(conn, info, tiles.tile_address(0, 0, 0), (), when=when)
+        after = tiles.parse_time_filter(info, f"{end.isoformat()}/..")
+        tail = tiles.render_tile(conn, info, tiles.tile_address(0, 0, 0), (), when=after)
+
+    def counted(data: bytes) -> int:
+        return sum(
+            int(f["properties"].get("point_count", 1))  # type: ignore[union-attr]
+            for f in decode(data, "field_reports")
+        )
+
+    assert 0 < expected < total
+    assert counted(whole) == total
+    assert counted(part) == expected
+    assert 0 < counted(tail) < total
+
+
+def test_time_filtered_high_zoom_tile_has_only_features_in_the_interval(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "field_reports")
+        start, end = _hour_interval(conn, info.id)
+        lon, lat = conn.execute(
+            text(
+                "SELECT ST_X(geom), ST_Y(geom) FROM feature WHERE layer_id = :l"
+                " AND observed_at BETWEEN :a AND :b ORDER BY id LIMIT 1"
+            ),
+            {"l": info.id, "a": start, "b": end},
+        ).one()
+        tile = tile_at(lon, lat, 14)
+        when = tiles.TimeFilter(start, end)
+        data = tiles.render_tile(conn, info, tile, ("received_at", "source_key"), when=when)
+    feats = decode(data, "field_reports")
+    assert feats
+    for f in feats:
+        props = f["properties"]
+        assert set(props) == {"received_at", "source_key"}  # type: ignore[arg-type]
+        t = datetime.fromisoformat(str(props["received_at"]))  # type: ignore[index]
+        assert start <= t <= end
+
+
+def test_parse_time_filter(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        reports = registry.get_layer(conn, "field_reports")
+        hospitals = registry.get_layer(conn, "hospitals")
+    assert tiles.parse_time_filter(reports, None) is None
+    assert tiles.parse_time_filter(reports, "") is None
+    a = tiles.parse_time_filter(reports, "2026-02-01T00:00:00Z/2026-02-02T00:00:00Z")
+    b = tiles.parse_time_filter(reports, "2026-02-01T07:00:00+07:00/2026-02-02T00:00:00+00:00")
+    assert a is not None and b is not None and a.key == b.key and a.cacheable
+    day = tiles.parse_time_filter(reports, "2026-02-01")  # a whole day, inclusive
+    assert day is not None and day.cacheable
+    assert day.end is not None and day.end.isoformat().endswith("23:59:59.999999+00:00")
+    open_end = tiles.parse_time_filter(reports, "2026-02-01T00:00:00Z/..")
+    assert open_end is not None and open_end.end is None and open_end.cacheable
+    assert open_end.key != a.key
+    odd = tiles.parse_time_filter(reports, "2026-02-01T00:17:00Z/..")
+    assert odd is not None and not odd.cacheable
+    with pytest.raises(InvalidInputError, match="no time field"):
+        tiles.parse_time_filter(hospitals, "2026-02-01")
+    for bad in ("yesterday", "2026-02-01T00:00:00Z/2026-01-01T00:00:00Z", "../.."):
+        with pytest.raises(InvalidInputError) as exc:
+            tiles.parse_time_filter(reports, bad)
+        assert exc.value.context.get("param") == "datetime"
+
+
+def test_tiles_carry_source_key_unless_the_layer_has_one(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "hospitals")
+        keys = dict(
+            conn.execute(
+                text("SELECT id, source_key FROM feature WHERE layer_id = :l"), {"l": info.id}
+            ).all()
+        )
+        lon, lat = conn.execute(
+            text("SELECT ST_X(geom), ST_Y(geom) FROM feature WHERE layer_id = :l ORDER BY id"),
+            {"l": info.id},
+        ).first()  # type: ignore[misc]
+        tile = tile_at(lon, lat, 14)
+        every = decode(tiles.render_tile(conn, info, tile, None), "hospitals")
+        chosen = decode(tiles.render_tile(conn, info, tile, ("source_key", "name")), "hospitals")
+        plain = decode(tiles.render_tile(conn, info, tile, ("name",)), "hospitals")
+    assert every and chosen and plain
+    for f in every + chosen:
+        assert f["properties"]["source_key"] == keys[int(f["id"])]  # type: ignore[index, call-overload]
+    assert all(set(f["properties"]) == {"source_key", "name"} for f in chosen)  # type: ignore[call-overload]
+    assert all("source_key" not in f["properties"] for f in plain)  # type: ignore[operator]
+    assert tiles.parse_properties(info, "source_key") == ("source_key",)
+    # A layer with its own `source_key` property keeps it; nothing is added.
+    own = info.model_copy(
+        update={
+            "property_schema": {
+                "type": "object",
+                "properties": {"source_key": {"type": "string"}},
+            }
+        }
+    )
+    sql, params = tiles.tile_query(own, tile, None, tiles.initial_plan(own, 14))
+    assert "source_key" not in params.values()
+
+
+def test_tile_cache_bounds_filtered_entries_per_layer() -> None:
+    from layers.tile_cache import CachedTile, TileCache, TileKey
+
+    cache = TileCache(10_000_000, max_filtered_per_layer=3)
+    plain = TileKey(1, 1, "s", 10, 1, 1, "*")
+    cache.put(plain, CachedTile.of(b"plain"))
+    for i in range(5):
+        cache.put(TileKey(1, 1, "s", 10, 1, 1, "*", f"@{i}~.."), CachedTile.of(b"t%d" % i))
+    cache.put(TileKey(2, 1, "s", 10, 1, 1, "*", "@0~.."), CachedTile.of(b"other"))
+    assert cache.filtered_count(1) == 3 and cache.filtered_count(2) == 1
+    assert cache.get(plain) is not None  # never pushed out by the filtered ones
+    assert cache.get(TileKey(1, 1, "s", 10, 1, 1, "*", "@0~..")) is None  # the oldest went
+    assert cache.get(TileKey(1, 1, "s", 10, 1, 1, "*", "@4~.."))
+    assert len(cache) == 5
+    assert cache.drop_layer(1) == 4 and cache.filtered_count(1) == 0
+    assert plain.etag() != TileKey(1, 1, "s", 10, 1, 1, "*", "@0~..").etag()
