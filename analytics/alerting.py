@@ -169,6 +169,8 @@ def _indicator(conn: Connection, spec: rules.RuleSpec, now: datetime) -> list[ru
         previous=previous,
         frequency=defn.frequency,
         unit=defn.unit,
+        # counts of events, whose empty periods are often not stored at all
+        zero_fill=defn.rollup == "sum" and not ind.is_stock(defn.code),
     )
     by_key = {s.key: s for s in subs}
     for f in out:

@@ -17,7 +17,7 @@ I64 = NDArray[np.int64]
 Condition = Literal[">", ">=", "<", "<="]
 Severity = Literal["info", "warning", "critical"]
 IndicatorLevel = Literal["feature", "commune", "province"]
-IndicatorMode = Literal["threshold", "percentile"]
+IndicatorMode = Literal["threshold", "percentile", "spike"]
 IndicatorPeriod = Literal["current", "latest_complete", "latest"]
 # Indicator periods are the province's calendar days and months.
 PERIOD_TZ = "Asia/Ho_Chi_Minh"
@@ -55,7 +55,13 @@ class RuleSpec(BaseModel):
       `subjects`) in one `period`: mode "threshold" compares the value with `threshold`;
       mode "percentile" compares it with its own `threshold`-th percentile over the `history`
       previous comparable periods (same weekday for daily indicators, same month of the year
-      otherwise), once at least `min_history` of them have a value. `layer` is unused.
+      otherwise), once at least `min_history` of them have a value; mode "spike" compares it
+      with `threshold` (a factor, at least 1) x the subject's baseline, the mean (+ `spike_std` x
+      the standard deviation) of the `history` periods just before it, and needs `min_value`.
+      `min_value` is a floor the value must reach in any mode; `min_excess` (percentile and
+      spike) is how far past the percentile or baseline limit it must be, in the indicator's
+      unit, so that a subject with a flat history (all zeros) does not fire on a single event.
+      `layer` is unused.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -95,6 +101,18 @@ class RuleSpec(BaseModel):
     )
     history: int = Field(default=8, ge=2, le=520)
     min_history: int = Field(default=3, ge=1)
+    spike_std: float = Field(
+        default=0.0, ge=0, description="spike: baseline = mean + spike_std x standard deviation"
+    )
+    # No default floor: indicators come in counts, rates and money, so no single value fits.
+    min_value: float | None = Field(
+        default=None, description="Fire only when the value is at least this (indicator unit)"
+    )
+    min_excess: float = Field(
+        default=0.0,
+        ge=0,
+        description="percentile and spike: the value must pass the limit by at least this much",
+    )
 
     @model_validator(mode="after")
     def _check_kind(self) -> RuleSpec:
@@ -109,6 +127,20 @@ class RuleSpec(BaseModel):
                 raise ValueError("an 'indicator' rule needs `indicator` (an indicator code)")
             if self.mode == "percentile" and not 0 < self.threshold < 100:
                 raise ValueError("an indicator percentile rule needs a threshold in (0, 100)")
+            if self.mode == "spike":
+                if self.threshold < 1:
+                    raise ValueError("an indicator spike rule needs a threshold (factor) >= 1")
+                if self.condition not in (">", ">="):
+                    raise ValueError("an indicator spike rule needs condition '>' or '>='")
+                if self.min_value is None:
+                    raise ValueError(
+                        "an indicator spike rule needs `min_value` (the smallest value worth "
+                        "an alert): over a baseline of 0 any single item is a spike"
+                    )
+            if self.min_excess > 0 and self.mode == "threshold":
+                raise ValueError(
+                    "`min_excess` applies to percentile and spike rules; raise `threshold` instead"
+                )
             if self.min_history > self.history:
                 raise ValueError("`min_history` cannot exceed `history`")
             if self.subjects is not None and not self.subjects:
@@ -315,7 +347,63 @@ def indicator_history_start(rule: RuleSpec, current: date, previous: date, frequ
         first = current - timedelta(days=days * rule.history)
     if rule.mode == "percentile":
         first -= timedelta(days=7 * rule.history if frequency == "day" else 366 * rule.history)
+    elif rule.mode == "spike":
+        # the baseline's periods, and as many again to see where a subject's reports begin
+        first -= timedelta(days=days * 2 * rule.history)
     return first
+
+
+def fill_count_gaps(values: F64, *, from_first_value: bool) -> F64:
+    """A copy of subjects x periods `values` with the gaps that mean "no events" set to 0.
+
+    Count indicators store nothing for a period without events (the news counts only write
+    days with items), so treating every gap as missing would build a baseline from busy days
+    alone and hide spikes, while treating every gap as 0 would count an outage of the feed,
+    or the time before it existed, as calm. So a gap is 0 only with evidence that the source
+    was reporting: the subject has values on both sides of it, or some other subject has a
+    value in that period. With `from_first_value` (reporting units such as hospitals, which
+    join a system one by one) the latter also needs the subject's own first value before
+    the gap. Communes and the province are roll-ups of everything the source sent, so any
+    period the source reported is theirs too.
+    """
+    out = np.array(values, dtype=np.float64, copy=True)
+    have = np.isfinite(out)
+    started = np.cumsum(have, axis=1) > 0
+    until_last = np.cumsum(have[:, ::-1], axis=1)[:, ::-1] > 0
+    reported: NDArray[np.bool_] = np.asarray(have.any(axis=0))[None, :]  # per period
+    if from_first_value:
+        reported = reported & started
+    out[~have & ((started & until_last) | reported)] = 0.0
+    return out
+
+
+def spike_baseline(hist: F64, spike_std: float, min_history: int) -> tuple[F64, F64, I64]:
+    """Per subject: baseline (mean + spike_std x std of its finite history), std, and count.
+
+    The baseline is NaN where fewer than `min_history` periods have a value.
+    """
+    n = np.isfinite(hist).sum(axis=1).astype(np.int64)
+    enough = n >= min_history
+    mean = np.full(hist.shape[0], np.nan)
+    std = np.full(hist.shape[0], np.nan)
+    if enough.any():
+        mean[enough] = np.nanmean(hist[enough], axis=1)
+        std[enough] = np.nanstd(hist[enough], axis=1)
+    return mean + spike_std * std, std, n
+
+
+def _compare(cond: Condition, a: F64, b: F64, where: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """`a <cond> b` where `where` holds, False elsewhere (no warnings on NaN)."""
+    out = np.zeros(len(a), dtype=bool)
+    if cond == ">":
+        np.greater(a, b, out=out, where=where)
+    elif cond == ">=":
+        np.greater_equal(a, b, out=out, where=where)
+    elif cond == "<":
+        np.less(a, b, out=out, where=where)
+    else:
+        np.less_equal(a, b, out=out, where=where)
+    return out & where
 
 
 def indicator_firings(
@@ -331,11 +419,13 @@ def indicator_firings(
     previous: date,
     frequency: str,
     unit: str = "",
+    zero_fill: bool = False,
 ) -> list[Firing]:
-    """Subjects whose value in the rule's period meets its threshold or exceeds its percentile.
+    """Subjects whose value in the rule's period meets its threshold, percentile or spike limit.
 
     `values` is subjects x periods (NaN where missing); `current` and `previous` are the starts
-    of the period holding now and of the one before it.
+    of the period holding now and of the one before it. `zero_fill` (a summed count) lets a
+    spike baseline read gaps as 0 (see fill_count_gaps).
     """
     if values.size == 0 or not periods:
         return []
@@ -344,33 +434,48 @@ def indicator_firings(
         return []
     now_v = values[:, j]
     have = np.isfinite(now_v)
+    n = len(keys)
+    base, std = np.full(n, np.nan), np.full(n, np.nan)
     if rule.mode == "threshold":
-        limit = np.full(len(keys), rule.threshold)
-        hit = have & holds(rule.condition, np.where(have, now_v, 0.0), rule.threshold)
-        n_hist = np.zeros(len(keys), dtype=np.int64)
-    else:
+        limit = np.full(n, rule.threshold)
+        ok = have
+        n_hist = np.zeros(n, dtype=np.int64)
+    elif rule.mode == "percentile":
         cols = comparable_columns(periods, j, frequency, rule.history)
-        hist = values[:, cols] if cols else np.empty((len(keys), 0))
+        hist = values[:, cols] if cols else np.empty((n, 0))
         n_hist = np.isfinite(hist).sum(axis=1)
         enough = n_hist >= rule.min_history
-        limit = np.full(len(keys), np.nan)
+        limit = np.full(n, np.nan)
         if enough.any():
             limit[enough] = np.nanpercentile(hist[enough], rule.threshold, axis=1)
         ok = have & enough
-        cmp = np.zeros(len(keys), dtype=bool)
-        if rule.condition == ">":
-            np.greater(now_v, limit, out=cmp, where=ok)
-        elif rule.condition == ">=":
-            np.greater_equal(now_v, limit, out=cmp, where=ok)
-        elif rule.condition == "<":
-            np.less(now_v, limit, out=cmp, where=ok)
-        else:
-            np.less_equal(now_v, limit, out=cmp, where=ok)
-        hit = ok & cmp
+    else:
+        # the `history` periods just before the target (the columns are consecutive periods)
+        upto = values[:, : j + 1]
+        if zero_fill:
+            upto = fill_count_gaps(upto, from_first_value=rule.level == "feature")
+        hist = upto[:, max(0, j - rule.history) : j]
+        base, std, n_hist = spike_baseline(hist, rule.spike_std, rule.min_history)
+        limit = rule.threshold * base
+        ok = have & (n_hist >= rule.min_history)
+    hit = _compare(rule.condition, now_v, limit, ok)
+    if rule.min_value is not None:
+        hit &= _compare(">=", now_v, np.full(n, rule.min_value), ok)
+    if rule.min_excess > 0:
+        up = rule.condition in (">", ">=")
+        hit &= _compare(
+            ">=", now_v - limit if up else limit - now_v, np.full(n, rule.min_excess), ok
+        )
     period = periods[j]
     suffix = unit if unit == "%" else f" {unit}" if unit else ""
     if rule.mode == "threshold":
         what = f"{rule.condition} {_num(rule.threshold)}{suffix}"
+    elif rule.mode == "spike":
+        span = {"day": "ngày", "month": "tháng"}.get(frequency, "kỳ")
+        what = (
+            f"{rule.condition} {{lim}} (gấp {rule.threshold:g} lần mức nền {{base}} "
+            f"của {{n}} {span} trước)"
+        )
     elif frequency == "day":
         what = f"{rule.condition} p{rule.threshold:g} ({{lim}}) của cùng thứ trong tuần"
     else:
@@ -385,7 +490,8 @@ def indicator_firings(
                 threshold=lim,
                 title=(
                     f"{rule.name}: {names[i]} {_num(v)}{suffix} "
-                    f"{what.format(lim=_num(lim))}, {period.isoformat()}"
+                    f"{what.format(lim=_num(lim), base=_num(base[i]), n=int(n_hist[i]))}, "
+                    f"{period.isoformat()}"
                 ),
                 area_kind=rule.level,
                 area_ref=str(keys[i]),
@@ -398,6 +504,15 @@ def indicator_firings(
                     "mode": rule.mode,
                     "history_periods": int(n_hist[i]),
                     "subject": {"key": str(keys[i]), "name": names[i]},
+                    **(
+                        {
+                            "baseline": round(float(base[i]), 4),
+                            "baseline_std": round(float(std[i]), 4),
+                            "factor": rule.threshold,
+                        }
+                        if rule.mode == "spike"
+                        else {}
+                    ),
                 },
             )
         )
@@ -474,18 +589,28 @@ EXAMPLE_RULES: tuple[RuleSpec, ...] = (
         period="latest_complete",  # a day's figures arrive the next morning
         history=8,
         min_history=4,
+        # Most units see 0 or 1 emergencies a day, so p95 is often 0 or a fraction and a
+        # single case "exceeds" it: ask for a real surge, 3 cases and 2 over the p95.
+        min_value=3,
+        min_excess=2,
         auto_resolve=True,
     ),
     RuleSpec(
-        slug="news_negative_commune_24h",
-        name="Tin tiêu cực tăng đột biến tại một xã (24 giờ)",
+        slug="news_negative_spike_commune",
+        name="Tin tiêu cực tăng đột biến tại một xã",
         severity="warning",
-        kind="count",
-        layer="news_items",
-        where={"sentiment": "negative"},
-        threshold=3,
-        window_s=86400,
-        area=RuleArea(kind="commune"),
-        auto_resolve=True,
+        kind="indicator",
+        indicator="tt_news_negative",
+        level="commune",
+        mode="spike",
+        threshold=3,  # three times the commune's daily mean over the four weeks before
+        history=28,
+        min_history=14,
+        min_value=5,  # a handful of items a day is ordinary news, whatever the baseline
+        # Today as items arrive (the derived counts are refreshed before the rules run),
+        # yesterday until today has any item. A spike is an event to acknowledge, and the
+        # day looked at moves on, so its alert stays open rather than resolving at midnight.
+        period="latest",
+        auto_resolve=False,
     ),
 )

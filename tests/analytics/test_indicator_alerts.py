@@ -1,8 +1,9 @@
-"""Indicator alert rules: thresholds per commune, percentiles per weekday, auto-resolve, gaps."""
+"""Indicator alert rules: thresholds, percentiles per weekday, spikes, floors, auto-resolve."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -129,6 +130,116 @@ def test_indicator_firings_threshold_and_percentile() -> None:
     assert {f.extra["period"] for f in got} == {"2031-01-22"}
 
 
+def test_fill_count_gaps_only_where_the_source_reported() -> None:
+    nan = np.nan
+    values = np.array(
+        [
+            [nan, 1.0, nan, nan, nan, nan, 4.0],  # a commune with sparse items
+            [2.0, 2.0, nan, 1.0, 3.0, nan, nan],
+            [nan, nan, nan, nan, 5.0, nan, nan],  # a unit that started reporting on day 4
+        ]
+    )
+    # Day 2: nobody reported (a feed outage): a gap, but where the subject has values on
+    # both sides it is taken as a quiet day. Day 5 likewise, only for the first commune.
+    got = rules.fill_count_gaps(values, from_first_value=False)
+    want = [
+        [0, 1, 0, 0, 0, 0, 4],
+        [2, 2, 0, 1, 3, nan, 0],
+        [0, 0, nan, 0, 5, nan, 0],
+    ]
+    assert np.array_equal(got, want, equal_nan=True)
+    got = rules.fill_count_gaps(values, from_first_value=True)
+    want = [
+        [nan, 1, 0, 0, 0, 0, 4],
+        [2, 2, 0, 1, 3, nan, 0],
+        [nan, nan, nan, nan, 5, nan, 0],
+    ]
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.isnan(values[0, 0])  # the input is left alone
+    # a single subject (a province, a rule on one unit): its own values bracket the gaps
+    one = np.array([[nan, 3.0, nan, nan, 2.0, nan]])
+    got = rules.fill_count_gaps(one, from_first_value=False)
+    assert np.array_equal(got, [[nan, 3, 0, 0, 2, nan]], equal_nan=True)
+
+
+def test_spike_baseline_mean_and_std() -> None:
+    hist = np.array([[0.0, 0, 0, 4], [2, 2, 2, 2], [1, np.nan, np.nan, np.nan]])
+    base, std, n = rules.spike_baseline(hist, 0.0, min_history=2)
+    assert base[:2].tolist() == [1.0, 2.0] and np.isnan(base[2])
+    assert std[0] == pytest.approx(np.sqrt(3)) and std[1] == 0 and n.tolist() == [4, 4, 1]
+    base, _, _ = rules.spike_baseline(hist, 2.0, min_history=2)
+    assert base[0] == pytest.approx(1 + 2 * np.sqrt(3)) and base[1] == 2.0
+
+
+def test_indicator_firings_spike() -> None:
+    periods = [date(2031, 1, 1) + timedelta(days=k) for k in range(11)]
+    nan = np.nan
+    values = np.full((5, 11), nan)
+    values[0, [2, 6]] = 3  # sparse: baseline (3 + 3) / 10 = 0.6 once gaps count as 0
+    values[0, 10] = 9
+    values[1, :10] = 4  # busy: baseline 4, limit 12
+    values[1, 10] = 11
+    values[2, 10] = 2  # over a baseline of 0, but under min_value
+    values[3, 10] = 5  # no earlier value: a spike over a baseline of 0
+    values[4, [1, 2, 3]] = 1  # no value in the target period: never fires
+    keys = ["a", "b", "c", "d", "e"]
+    args = (keys, [k.upper() for k in keys], [None] * 5, [None] * 5)
+    kw = {"current": periods[10], "previous": periods[9], "frequency": "day", "unit": "tin"}
+    spec = _spec(mode="spike", threshold=3, history=10, min_history=5, min_value=5, level="commune")
+    got = rules.indicator_firings(spec, periods, values, *args, zero_fill=True, **kw)  # type: ignore[arg-type]
+    assert [(f.area_ref, f.value) for f in got] == [("a", 9.0), ("d", 5.0)]
+    a = got[0]
+    assert a.threshold == pytest.approx(1.8) and a.extra["baseline"] == pytest.approx(0.6)
+    assert a.extra["history_periods"] == 10 and a.extra["mode"] == "spike"
+    assert "A 9 tin > 1.8 (gấp 3 lần mức nền 0.6 của 10 ngày trước), 2031-01-11" in a.title
+    # Without reading gaps as 0, the sparse commune has too little history (2 < 5 periods).
+    got = rules.indicator_firings(spec, periods, values, *args, **kw)  # type: ignore[arg-type]
+    assert got == []
+    # mean + 1 std: the sparse commune's limit rises to 3 x (0.6 + 1.2) = 5.4
+    wide = spec.model_copy(update={"spike_std": 1.0})
+    got = rules.indicator_firings(wide, periods, values, *args, zero_fill=True, **kw)  # type: ignore[arg-type]
+    assert [f.area_ref for f in got] == ["a", "d"] and got[0].threshold == pytest.approx(5.4)
+    higher = spec.model_copy(update={"min_excess": 4.0})  # d: 5 - 0 >= 4, a: 9 - 1.8 >= 4
+    got = rules.indicator_firings(higher, periods, values, *args, zero_fill=True, **kw)  # type: ignore[arg-type]
+    assert [f.area_ref for f in got] == ["a", "d"]
+    higher = spec.model_copy(update={"min_excess": 7.5})
+    got = rules.indicator_firings(higher, periods, values, *args, zero_fill=True, **kw)  # type: ignore[arg-type]
+    assert got == []
+    # reporting units (features) count gaps as 0 only after their first value
+    feat = spec.model_copy(update={"level": "feature"})
+    got = rules.indicator_firings(feat, periods, values, *args, zero_fill=True, **kw)  # type: ignore[arg-type]
+    # a: 8 periods from its first value, baseline 6 / 8; d: none before the target
+    assert [f.area_ref for f in got] == ["a"] and got[0].threshold == pytest.approx(2.25)
+
+
+def test_percentile_floor_and_margin() -> None:
+    periods = [date(2031, 1, 1) + timedelta(days=k) for k in range(29)]
+    values = np.zeros((3, 29))
+    values[0, 28] = 1  # one case over a history of zeros
+    values[1, 28] = 4  # a real surge
+    values[2, [0, 7, 14, 21]] = [3, 4, 5, 6]
+    values[2, 28] = 6.5  # over its p95 (5.85), but by less than the margin
+    args = (["a", "b", "c"], ["A", "B", "C"], [None] * 3, [None] * 3)
+    kw = {"current": periods[28], "previous": periods[27], "frequency": "day"}
+    pct = _spec(mode="percentile", threshold=95, history=4, min_history=3, period="current")
+    got = rules.indicator_firings(pct, periods, values, *args, **kw)  # type: ignore[arg-type]
+    assert [f.area_ref for f in got] == ["a", "b", "c"]
+    floor = pct.model_copy(update={"min_value": 2})
+    got = rules.indicator_firings(floor, periods, values, *args, **kw)  # type: ignore[arg-type]
+    assert [f.area_ref for f in got] == ["b", "c"]
+    both = pct.model_copy(update={"min_value": 2, "min_excess": 1})
+    got = rules.indicator_firings(both, periods, values, *args, **kw)  # type: ignore[arg-type]
+    assert [(f.area_ref, f.threshold) for f in got] == [("b", 0.0)]
+    # a low-side rule: the margin is measured below the percentile
+    low = pct.model_copy(update={"condition": "<", "threshold": 5, "min_excess": 1})
+    values[2, 28] = 3.1  # p5 of 3, 4, 5, 6 is 3.15: under it, but not by 1
+    got = rules.indicator_firings(low, periods, values, *args, **kw)  # type: ignore[arg-type]
+    assert got == []
+    values[2, 28] = 2
+    got = rules.indicator_firings(low, periods, values, *args, **kw)  # type: ignore[arg-type]
+    assert [f.area_ref for f in got] == ["c"]
+
+
 def test_indicator_rule_specs_are_validated() -> None:
     with pytest.raises(ValueError, match="indicator"):
         rules.RuleSpec(slug="bad_ind", name="x", kind="indicator", threshold=1)
@@ -138,9 +249,21 @@ def test_indicator_rule_specs_are_validated() -> None:
         _spec(history=3, min_history=5)
     with pytest.raises(ValueError, match="layer"):
         rules.RuleSpec(slug="bad_count", name="x", kind="count", threshold=1)
+    with pytest.raises(ValueError, match="min_value"):
+        _spec(mode="spike", threshold=3)
+    with pytest.raises(ValueError, match="factor"):
+        _spec(mode="spike", threshold=0.5, min_value=1)
+    with pytest.raises(ValueError, match="condition"):
+        _spec(mode="spike", threshold=3, min_value=1, condition="<")
+    with pytest.raises(ValueError, match="min_excess"):
+        _spec(threshold=3, min_excess=1)
+    assert _spec(mode="spike", threshold=3, min_value=5, spike_std=1).spike_std == 1
     slugs = {r.slug for r in rules.EXAMPLE_RULES}
-    assert {"hcc_late_rate_commune", "yt_emergencies_hospital_p95"} <= slugs
-    assert "news_negative_commune_24h" in slugs
+    assert {
+        "hcc_late_rate_commune",
+        "yt_emergencies_hospital_p95",
+        "news_negative_spike_commune",
+    } <= slugs
 
 
 # --- against the database -------------------------------------------------------------------
@@ -311,6 +434,124 @@ def test_percentile_for_this_weekday_at_a_hospital(
         _cleanup(seeded, "yt_emergencies")
 
 
+def test_percentile_floor_at_hospitals(seeded: Engine) -> None:
+    """A single emergency over a history of zeros is noise; a surge of several is not."""
+    example = next(r for r in rules.EXAMPLE_RULES if r.slug == "yt_emergencies_hospital_p95")
+    with seeded.begin() as conn:
+        quiet, surge = _hospitals(conn, 2)
+        rows = []
+        for k in range(1, 9):  # eight Mondays without an emergency at either
+            for key in (quiet, surge):
+                rows.append(
+                    _obs("yt_emergencies", "hospitals", key, YESTERDAY - timedelta(weeks=k), 0)
+                )
+        rows.append(_obs("yt_emergencies", "hospitals", quiet, YESTERDAY, 1))
+        rows.append(_obs("yt_emergencies", "hospitals", surge, YESTERDAY, 4))
+        _upsert(conn, rows)
+    try:
+        mine = {"subjects": [quiet, surge]}
+        bare = example.model_copy(
+            update={"slug": "t_emerg_bare", "min_value": None, "min_excess": 0.0, **mine}
+        )
+        rep = _evaluate(seeded, _install(seeded, bare))
+        with seeded.connect() as conn:
+            assert {adb.get_alert(conn, i)["area_ref"] for i in rep.opened} == {quiet, surge}
+        floored = example.model_copy(update={"slug": "t_emerg_floor", **mine})
+        rep = _evaluate(seeded, _install(seeded, floored))
+        assert len(rep.opened) == 1
+        with seeded.connect() as conn:
+            a = adb.get_alert(conn, rep.opened[0])
+        assert (a["area_ref"], a["value"], a["threshold"]) == (surge, 4.0, 0.0)
+    finally:
+        _cleanup(seeded, "yt_emergencies")
+
+
+def _communes(conn: Connection, n: int) -> list[str]:
+    return [
+        str(c)
+        for (c,) in conn.execute(
+            text(
+                "SELECT code FROM admin_unit WHERE level = 'commune' AND valid_to IS NULL "
+                "ORDER BY code LIMIT :n"
+            ),
+            {"n": n},
+        )
+    ]
+
+
+def test_spike_of_negative_news_per_commune(seeded: Engine) -> None:
+    """Daily negative items: a burst over a sparse history fires, a busy commune's day does not."""
+    example = next(r for r in rules.EXAMPLE_RULES if r.slug == "news_negative_spike_commune")
+    days = [YESTERDAY - timedelta(days=k) for k in range(28, 0, -1)]
+    with seeded.begin() as conn:
+        sparse, busy, small = _communes(conn, 3)
+        rows = [_obs("tt_news_negative", None, busy, d, 4 + k % 3) for k, d in enumerate(days)]
+        # 4 items on five days of four weeks: a baseline of 20 / 28 once the other days
+        # count as 0 (the feed reported other communes then), 4 if they were left out
+        rows += [_obs("tt_news_negative", None, sparse, days[k], 4) for k in (0, 6, 12, 18, 24)]
+        rows += [_obs("tt_news_negative", None, small, days[k], 1) for k in (3, 20)]
+        rows += [
+            _obs("tt_news_negative", None, sparse, YESTERDAY, 12),
+            _obs("tt_news_negative", None, busy, YESTERDAY, 12),  # 12 <= 3 x its mean of 5
+            _obs("tt_news_negative", None, small, YESTERDAY, 3),  # under min_value
+        ]
+        _upsert(conn, rows)
+    try:
+        spec = example.model_copy(
+            update={"slug": "t_news_spike", "subjects": [sparse, busy, small]}
+        )
+        rule_id = _install(seeded, spec)
+        rep = _evaluate(seeded, rule_id)  # period "latest": yesterday, the last day with data
+        assert len(rep.opened) == 1
+        with seeded.connect() as conn:
+            a = adb.get_alert(conn, rep.opened[0])
+        assert (a["area_kind"], a["area_ref"], a["value"]) == ("commune", sparse, 12.0)
+        assert a["threshold"] == pytest.approx(3 * 20 / 28)
+        ev = a["evidence"]
+        assert ev["mode"] == "spike" and ev["baseline"] == pytest.approx(20 / 28, abs=1e-4)
+        assert ev["history_periods"] == 28 and ev["period"] == YESTERDAY.isoformat()
+        assert "12 tin > 2.14 (gấp 3 lần mức nền 0.71 của 28 ngày trước)" in a["title"]
+        assert a["geometry"]["type"] == "MultiPolygon"
+        # the next evaluation keeps the one alert (deduplicated), and nothing resolves it
+        again = _evaluate(seeded, rule_id)
+        assert again.opened == [] and again.refreshed == rep.opened and again.resolved == []
+    finally:
+        _cleanup(seeded, "tt_news_negative")
+
+
+def test_example_spike_rule_on_the_simulated_news(seeded: Engine) -> None:
+    """The news simulator's planted burst (Diễn Châu, last three days) fires; nothing else does."""
+    from analytics import kpi_jobs
+    from analytics.placenames import Gazetteer
+    from ingest.connectors.config import NewsPull
+    from ingest.connectors.news import _communes as commune_shapes
+    from ingest.connectors.news import items_to_features
+    from ingest.simulators.app import DEFAULT_SEED
+    from ingest.simulators.demo import demo_config
+    from ingest.simulators.systems import NEWS_SPIKE_COMMUNE, demo_units, news
+    from layers.gazetteer import current_units
+
+    spec = next(r for r in rules.EXAMPLE_RULES if r.slug == "news_negative_spike_commune")
+    cfg = next(c for c in demo_config().connectors if isinstance(c, NewsPull))
+    today = NOW.astimezone(ICT).date()
+    records = news(demo_units(), DEFAULT_SEED, today)
+    # one transaction, rolled back: the shared demo's news layer and counts stay as they were
+    with seeded.connect() as conn, conn.begin() as tx:
+        feats, _ = items_to_features(
+            records, cfg, Gazetteer.from_units(current_units(conn)), commune_shapes(conn)
+        )
+        info = get_layer(conn, "news_items")
+        upsert_features(conn, info.id, [replace(f, source_key=f"t_{f.source_key}") for f in feats])
+        mark_layer_changed(conn, info.id)
+        kpi_jobs.refresh_job(conn, "news_items", force=True)
+        got = alerting.firings(conn, spec, NOW)
+        tx.rollback()
+    assert [(f.area_ref, f.extra["period"]) for f in got] == [
+        (NEWS_SPIKE_COMMUNE, (today - timedelta(days=1)).isoformat())
+    ]
+    assert got[0].value >= 12
+
+
 def test_missing_indicator_or_layer_is_reported_not_raised(seeded: Engine) -> None:
     bad = [
         rules.RuleSpec(
@@ -364,15 +605,24 @@ def test_missing_indicator_or_layer_is_reported_not_raised(seeded: Engine) -> No
 def test_example_rules_run_on_the_demo(seeded: Engine) -> None:
     with seeded.begin() as conn:
         alerting.install_rules(conn, rules.EXAMPLE_RULES)
-    mine = {"hcc_late_rate_commune", "yt_emergencies_hospital_p95", "news_negative_commune_24h"}
-    rep = alerting.evaluate_all(seeded, indicators=["hcc_late_rate", "yt_emergencies"])
-    assert rep.evaluated >= 2 and not mine & set(rep.errors)
-    rep = alerting.evaluate_all(seeded, layers=["news_items"])
-    assert rep.evaluated >= 1 and not mine & set(rep.errors)
+    mine = {"hcc_late_rate_commune", "yt_emergencies_hospital_p95", "news_negative_spike_commune"}
+    codes = ["hcc_late_rate", "yt_emergencies", "tt_news_negative"]
+    rep = alerting.evaluate_all(seeded, indicators=codes)
+    assert rep.evaluated >= 3 and not mine & set(rep.errors)
 
 
 def test_negative_news_per_commune_uses_the_items_commune(seeded: Engine) -> None:
-    spec = next(r for r in rules.EXAMPLE_RULES if r.slug == "news_negative_commune_24h")
+    spec = rules.RuleSpec(
+        slug="t_news_negative_24h",
+        name="Tin tiêu cực tại một xã (24 giờ)",
+        kind="count",
+        layer="news_items",
+        where={"sentiment": "negative"},
+        threshold=3,
+        window_s=86400,
+        area=rules.RuleArea(kind="commune"),
+        auto_resolve=True,
+    )
     with seeded.begin() as conn:
         info = get_layer(conn, "news_items")
         communes = [
