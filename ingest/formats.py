@@ -66,6 +66,7 @@ class SourceData:
     notes: list[str] = field(default_factory=list)
     coordinate_columns: tuple[str, str] | None = None
     coordinate_errors: np.ndarray | None = None  # rows whose coordinates did not parse
+    geometry_arrow: pa.Array | None = None  # the same WKB as an Arrow binary array, if read so
 
     @property
     def num_rows(self) -> int:
@@ -226,6 +227,7 @@ def _read_vector(
         if geom_name
         else np.full(table.num_rows, None, dtype=object)
     )
+    geometry_arrow = _binary(table.column(geom_name)) if geom_name else None
     attrs = table.drop_columns([geom_name]) if geom_name else table
     noise = _KML_NOISE if ext in (".kml", ".kmz") else _DXF_NOISE if ext == ".dxf" else set()
     drop = [n for n in attrs.column_names if n in noise]
@@ -252,7 +254,18 @@ def _read_vector(
         crs_wkt=str(crs) if crs else None,
         encoding=raw_text or str(kwargs.get("ENCODING") or meta.get("encoding") or "") or None,
         notes=notes,
+        geometry_arrow=geometry_arrow,
     )
+
+
+def _binary(col: pa.ChunkedArray) -> pa.Array | None:
+    """One plain Arrow binary array (kept so validation need not rebuild it from objects)."""
+    arr = col.combine_chunks()
+    if isinstance(arr, pa.ExtensionArray):
+        arr = arr.storage
+    if pa.types.is_large_binary(arr.type):
+        arr = arr.cast(pa.binary())
+    return arr if pa.types.is_binary(arr.type) else None
 
 
 def _plain_types(table: pa.Table) -> pa.Table:

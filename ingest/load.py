@@ -6,6 +6,8 @@ at any point leaves the layer as it was (the new tables vanish with the rollback
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,7 +19,7 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, text
 
 from ingest.copybin import CopyColumn, iter_copy_chunks
-from ingest.validate import Prepared
+from ingest.validate import Early, Prepared
 from layers.models import import_batch
 from layers.models.ingest import import_reject
 from layers.registry import mark_layer_changed, partition_name
@@ -43,28 +45,48 @@ class LoadCounts:
         return bool(self.inserted or self.updated or self.deleted)
 
 
-def copy_columns(prepared: Prepared, layer_id: int | None, batch_id: int) -> list[CopyColumn]:
-    """COPY columns (layer_id?, geom, properties, source_key, observed_at, import_batch_id)."""
-    n = prepared.count
+def _columns(
+    wkb: pa.Array,
+    properties: pa.Table,
+    source_key: pa.Array | None,
+    observed_at: pa.Array | None,
+    layer_id: int | None,
+    batch_id: int,
+    k: np.ndarray | None = None,
+) -> list[CopyColumn]:
+    n = len(wkb)
     cols = []
+    if k is not None:
+        cols.append(CopyColumn("int4", k))
     if layer_id is not None:
         cols.append(CopyColumn("int4", np.full(n, layer_id, dtype=np.int64)))
     cols += [
-        CopyColumn("bytes", prepared.wkb),
-        CopyColumn("json_table", prepared.properties),
-        CopyColumn(
-            "bytes",
-            prepared.source_key if prepared.source_key is not None else pa.nulls(n, pa.string()),
-        ),
+        CopyColumn("bytes", wkb),
+        CopyColumn("json_table", properties),
+        CopyColumn("bytes", source_key if source_key is not None else pa.nulls(n, pa.string())),
         CopyColumn(
             "timestamptz",
-            prepared.observed_at
-            if prepared.observed_at is not None
-            else pa.nulls(n, pa.timestamp("us", tz="UTC")),
+            observed_at if observed_at is not None else pa.nulls(n, pa.timestamp("us", tz="UTC")),
         ),
         CopyColumn("int8", np.full(n, batch_id, dtype=np.int64)),
     ]
     return cols
+
+
+def copy_columns(prepared: Prepared, layer_id: int | None, batch_id: int) -> list[CopyColumn]:
+    """COPY columns (layer_id?, geom, properties, source_key, observed_at, import_batch_id)."""
+    return _columns(
+        prepared.wkb,
+        prepared.properties,
+        prepared.source_key,
+        prepared.observed_at,
+        layer_id,
+        batch_id,
+    )
+
+
+_FEATURE_COLUMNS = "layer_id, geom, properties, source_key, observed_at, import_batch_id"
+_STAGE_COLUMNS = "k, geom, properties, source_key, observed_at, import_batch_id"
 
 
 def _copy(
@@ -95,10 +117,18 @@ def _copy(
                     progress("copy", done, n)
 
 
+_ANALYZE_COLUMNS = "geom, layer_id, id, source_key, observed_at, import_batch_id"
+
+
 def _partition_is_empty(conn: Connection, layer_id: int) -> bool:
     part = quote_ident(partition_name(layer_id))
     sql = f"SELECT NOT EXISTS (SELECT 1 FROM {part})"  # noqa: S608  (quoted identifier)
     return conn.execute(text(sql)).scalar_one() is True
+
+
+def _lock_layer(conn: Connection, layer_id: int) -> None:
+    # One import per layer at a time; readers are not blocked by this row lock.
+    conn.execute(text("SELECT id FROM layer WHERE id = :id FOR UPDATE"), {"id": layer_id})
 
 
 def load(
@@ -110,15 +140,46 @@ def load(
     progress: Progress | None = None,
 ) -> LoadCounts:
     """Write the prepared rows into the layer in the caller's transaction."""
-    # One import per layer at a time; readers are not blocked by this row lock.
-    conn.execute(text("SELECT id FROM layer WHERE id = :id FOR UPDATE"), {"id": layer_id})
+    _lock_layer(conn, layer_id)
     n = prepared.count
     if progress:
         progress("encode", 0, n)
     if mode == "replace" or _partition_is_empty(conn, layer_id):
-        counts = _swap_partition(conn, layer_id, batch_id, prepared, progress)
+        _create_new_partition(conn, layer_id, batch_id)
+        _copy(
+            conn,
+            _new_table(batch_id),
+            _FEATURE_COLUMNS,
+            copy_columns(prepared, layer_id, batch_id),
+            n,
+            progress,
+        )
+        counts = _swap_partition(conn, layer_id, batch_id, n, progress)
     else:
-        counts = _stage_and_merge(conn, layer_id, batch_id, prepared, mode, progress)
+        _create_stage(conn, batch_id)
+        _copy(
+            conn,
+            _stage_table(batch_id),
+            _STAGE_COLUMNS,
+            _columns(
+                prepared.wkb,
+                prepared.properties,
+                prepared.source_key,
+                prepared.observed_at,
+                None,
+                batch_id,
+                k=np.arange(n, dtype=np.int64),
+            ),
+            n,
+            progress,
+        )
+        counts = _merge(conn, layer_id, batch_id, n, mode, progress)
+    return _finish_load(conn, layer_id, counts, n, progress)
+
+
+def _finish_load(
+    conn: Connection, layer_id: int, counts: LoadCounts, n: int, progress: Progress | None
+) -> LoadCounts:
     if counts.changed:
         mark_layer_changed(conn, layer_id)
     if progress:
@@ -126,31 +187,44 @@ def load(
     return counts
 
 
+def _new_table(batch_id: int) -> str:
+    return quote_ident(f"ingest_new_{batch_id}")
+
+
+def _stage_table(batch_id: int) -> str:
+    return quote_ident(f"ingest_stage_{batch_id}")
+
+
+def _create_new_partition(conn: Connection, layer_id: int, batch_id: int) -> None:
+    """The table that will replace the layer's partition (rows come by COPY)."""
+    new = f"ingest_new_{batch_id}"
+    lid = int(layer_id)  # DDL takes no bind parameters; an int from our own sequence
+    # The CHECK is declared up front, so COPY tests it per row and no later scan is needed.
+    conn.execute(
+        text(
+            f"CREATE TABLE {quote_ident(new)} (LIKE feature INCLUDING DEFAULTS, "
+            f"CONSTRAINT {quote_ident(new + '_layer')} "
+            f"CHECK (layer_id IS NOT NULL AND layer_id = {lid}))"
+        )
+    )
+
+
 def _swap_partition(
     conn: Connection,
     layer_id: int,
     batch_id: int,
-    prepared: Prepared,
+    n: int,
     progress: Progress | None,
 ) -> LoadCounts:
-    """COPY into a new table, index it in bulk, then swap it in as the layer's partition."""
-    n = prepared.count
+    """Index the loaded new table in bulk, then swap it in as the layer's partition."""
     new = f"ingest_new_{batch_id}"
     new_q = quote_ident(new)
     old_q = quote_ident(partition_name(layer_id))
-    lid = int(layer_id)  # DDL takes no bind parameters; an int from our own sequence
-    conn.execute(text(f"CREATE TABLE {new_q} (LIKE feature INCLUDING DEFAULTS)"))
-    cols = copy_columns(prepared, layer_id, batch_id)
-    _copy(
-        conn,
-        new_q,
-        "layer_id, geom, properties, source_key, observed_at, import_batch_id",
-        cols,
-        n,
-        progress,
-    )
+    lid = int(layer_id)
     if progress:
         progress("index", 0, n)
+    # Parallel index builds lost to serial ones here (2 cores, already busy with the import).
+    conn.execute(text("SET LOCAL max_parallel_maintenance_workers = 0"))
     # Indexes and constraints matching the parent's, so ATTACH adopts them without a rebuild.
     for ddl in (
         f"ALTER TABLE {new_q} ADD CONSTRAINT {quote_ident(new + '_pk')} PRIMARY KEY (layer_id, id)",
@@ -158,8 +232,6 @@ def _swap_partition(
         "UNIQUE (layer_id, source_key)",
         f"CREATE INDEX {quote_ident(new + '_geom')} ON {new_q} USING gist (geom)",
         f"CREATE INDEX {quote_ident(new + '_obs')} ON {new_q} (layer_id, observed_at)",
-        f"ALTER TABLE {new_q} ADD CONSTRAINT {quote_ident(new + '_layer')} "
-        f"CHECK (layer_id IS NOT NULL AND layer_id = {lid})",
         f"ALTER TABLE {new_q} ADD CONSTRAINT {quote_ident(new + '_fk_layer')} "
         "FOREIGN KEY (layer_id) REFERENCES layer (id) ON DELETE CASCADE",
         f"ALTER TABLE {new_q} ADD CONSTRAINT {quote_ident(new + '_fk_batch')} "
@@ -186,37 +258,33 @@ def _swap_partition(
             text(f"ALTER INDEX {quote_ident(new + suffix)} RENAME TO {quote_ident(part + final)}")
         )
     conn.execute(text(f"ALTER TABLE feature ATTACH PARTITION {old_q} FOR VALUES IN ({lid})"))
-    conn.execute(text(f"ANALYZE {old_q}"))
+    # Statistics for the planner now, except the jsonb column whose sort dominates ANALYZE
+    # (autovacuum fills it in later).
+    conn.execute(text(f"ANALYZE {old_q} ({_ANALYZE_COLUMNS})"))
     return LoadCounts(n, 0, 0, int(before), "partition_swap")
 
 
-def _stage_and_merge(
+def _create_stage(conn: Connection, batch_id: int) -> None:
+    """An UNLOGGED staging table; `k` is the row's position in the COPY."""
+    conn.execute(
+        text(
+            f"CREATE UNLOGGED TABLE {_stage_table(batch_id)} (k int NOT NULL, "
+            "geom geometry(Geometry, 4326) NOT NULL, properties jsonb NOT NULL, "
+            "source_key text, observed_at timestamptz, import_batch_id bigint)"
+        )
+    )
+
+
+def _merge(
     conn: Connection,
     layer_id: int,
     batch_id: int,
-    prepared: Prepared,
+    n: int,
     mode: Mode,
     progress: Progress | None,
 ) -> LoadCounts:
-    """COPY into an UNLOGGED staging table, then one INSERT (append) or upsert statement."""
-    n = prepared.count
-    stage_q = quote_ident(f"ingest_stage_{batch_id}")
-    conn.execute(
-        text(
-            f"CREATE UNLOGGED TABLE {stage_q} (geom geometry(Geometry, 4326) NOT NULL, "
-            "properties jsonb NOT NULL, source_key text, observed_at timestamptz, "
-            "import_batch_id bigint)"
-        )
-    )
-    cols = copy_columns(prepared, None, batch_id)
-    _copy(
-        conn,
-        stage_q,
-        "geom, properties, source_key, observed_at, import_batch_id",
-        cols,
-        n,
-        progress,
-    )
+    """One INSERT (append) or upsert statement from the staging table into the layer."""
+    stage_q = _stage_table(batch_id)
     if progress:
         progress("merge", 0, n)
     params = {"layer_id": layer_id, "batch_id": batch_id}
@@ -263,6 +331,168 @@ def _stage_and_merge(
     return LoadCounts(
         int(inserted), int(updated), n - int(inserted) - int(updated), 0, f"stage_{mode}"
     )
+
+
+# Beyond this many fixes (and this share of the rows), redoing the load beats patching it.
+EARLY_MAX_FIXES = 1000
+EARLY_MAX_FIX_SHARE = 0.02
+
+
+class EarlyLoad:
+    """A COPY that starts while validation is still running, on the server's own core.
+
+    prepare(early=...) hands over transformed rows with final properties; a thread COPYs
+    them into the new partition (or the staging table) under a savepoint. When validation
+    ends, rows it quarantined are deleted, rows it rewrote are updated and rows it kept but
+    never sent are added; if those fixes are many, or the COPY failed, the savepoint is
+    rolled back and the ordinary load runs. Either way it is all in the caller's transaction.
+    """
+
+    SAVEPOINT = "ingest_early"
+
+    def __init__(self, conn: Connection, batch_id: int, mode: Mode) -> None:
+        self.conn = conn
+        self.batch_id = batch_id
+        self.mode = mode
+        self.layer_id: int | None = None
+        self.swap = False
+        self.rows: np.ndarray | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.copy_seconds = 0.0  # how long the early COPY ran (for the report's timings)
+
+    @property
+    def started(self) -> bool:
+        """True once a COPY has been started."""
+        return self._thread is not None
+
+    def start(self, layer_id: int, early: Early) -> None:
+        """Lock the layer, create the target table and start COPYing the early rows."""
+        conn = self.conn
+        _lock_layer(conn, layer_id)
+        self.layer_id = layer_id
+        self.swap = self.mode == "replace" or _partition_is_empty(conn, layer_id)
+        self.rows = early.rows
+        n = len(early.rows)
+        conn.execute(text(f"SAVEPOINT {self.SAVEPOINT}"))
+        if self.swap:
+            _create_new_partition(conn, layer_id, self.batch_id)
+            table, names = _new_table(self.batch_id), _FEATURE_COLUMNS
+            cols = _columns(
+                early.wkb, early.properties, early.source_key, early.observed_at,
+                layer_id, self.batch_id,
+            )  # fmt: skip
+        else:
+            _create_stage(conn, self.batch_id)
+            table, names = _stage_table(self.batch_id), _STAGE_COLUMNS
+            cols = _columns(
+                early.wkb, early.properties, early.source_key, early.observed_at,
+                None, self.batch_id, k=np.arange(n, dtype=np.int64),
+            )  # fmt: skip
+
+        def run() -> None:
+            t0 = time.perf_counter()
+            try:
+                _copy(conn, table, names, cols, n, None)
+            except BaseException as exc:  # handed to the main thread in finish()
+                self._error = exc
+            self.copy_seconds = round(time.perf_counter() - t0, 3)
+
+        self._thread = threading.Thread(target=run, name="iocmap-early-copy", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Wait for the COPY thread (call before using the connection again)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def finish(self, prepared: Prepared, progress: Progress | None = None) -> LoadCounts | None:
+        """Fix up and complete the load; None if the caller must run the ordinary load."""
+        self.wait()
+        conn = self.conn
+        assert self.layer_id is not None and self.rows is not None
+        sent = self.rows
+        if self._error is not None or prepared.early_rows is None:
+            conn.execute(text(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}"))
+            return None
+        n = prepared.count
+        kept = np.asarray(prepared.row_numbers, dtype=np.int64) - 1
+        drop = np.flatnonzero(~np.isin(sent, kept))  # positions in the COPY
+        was_sent = np.isin(kept, sent)
+        add = np.flatnonzero(~was_sent)  # positions among kept rows
+        rewritten = np.zeros(n, dtype=bool) if prepared.rewritten is None else prepared.rewritten
+        upd = np.flatnonzero(rewritten & was_sent)  # positions among kept rows
+        if len(drop) + len(add) + len(upd) > max(EARLY_MAX_FIXES, EARLY_MAX_FIX_SHARE * len(sent)):
+            conn.execute(text(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}"))
+            return None
+        conn.execute(text(f"RELEASE SAVEPOINT {self.SAVEPOINT}"))
+        if progress:
+            progress("copy", n, n)
+        self._fix(prepared, kept, drop, add, upd)
+        if self.swap:
+            counts = _swap_partition(conn, self.layer_id, self.batch_id, n, progress)
+        else:
+            counts = _merge(conn, self.layer_id, self.batch_id, n, self.mode, progress)
+        return _finish_load(conn, self.layer_id, counts, n, progress)
+
+    def _fix(
+        self,
+        prepared: Prepared,
+        kept: np.ndarray,
+        drop: np.ndarray,
+        add: np.ndarray,
+        upd: np.ndarray,
+    ) -> None:
+        """Delete, update and add rows so the table holds exactly the prepared rows."""
+        assert self.rows is not None and self.layer_id is not None
+        conn = self.conn
+        if self.swap:
+            table = _new_table(self.batch_id)
+            # COPY took ids from the sequence in row order: the k-th smallest id is row k.
+            pos = (
+                f"(SELECT id AS row_id, (row_number() OVER (ORDER BY id) - 1)::int AS k "  # noqa: S608
+                f"FROM {table})"
+            )
+            key_sql = "t.id = p.row_id"
+        else:
+            table = _stage_table(self.batch_id)
+            pos = f"(SELECT k AS row_id, k FROM {table})"  # noqa: S608
+            key_sql = "t.k = p.row_id"
+        if len(upd):
+            at = np.searchsorted(self.rows, kept[upd])
+            wkb = prepared.wkb.take(pa.array(upd, pa.int64())).to_pylist()
+            conn.execute(
+                text(
+                    f"UPDATE {table} t SET geom = ST_SetSRID(ST_GeomFromWKB(u.wkb), 4326) "  # noqa: S608
+                    f"FROM {pos} p, unnest(CAST(:ks AS int[]), CAST(:wkbs AS bytea[])) "
+                    f"AS u(k, wkb) WHERE {key_sql} AND p.k = u.k"
+                ),
+                {"ks": [int(v) for v in at], "wkbs": wkb},
+            )
+        if len(drop):
+            conn.execute(
+                text(
+                    f"DELETE FROM {table} t USING {pos} p "  # noqa: S608
+                    f"WHERE {key_sql} AND p.k = ANY(CAST(:ks AS int[]))"
+                ),
+                {"ks": [int(v) for v in drop]},
+            )
+        if len(add):
+            sel = pa.array(add, pa.int64())
+            sub = (
+                prepared.wkb.take(sel),
+                prepared.properties.take(sel),
+                None if prepared.source_key is None else prepared.source_key.take(sel),
+                None if prepared.observed_at is None else prepared.observed_at.take(sel),
+            )
+            if self.swap:
+                cols = _columns(*sub, self.layer_id, self.batch_id)
+                _copy(conn, table, _FEATURE_COLUMNS, cols, len(add), None)
+            else:
+                # Stage positions past the early ones; merge order follows k.
+                k = len(self.rows) + np.arange(len(add), dtype=np.int64)
+                cols = _columns(*sub, None, self.batch_id, k=k)
+                _copy(conn, table, _STAGE_COLUMNS, cols, len(add), None)
 
 
 def create_batch(

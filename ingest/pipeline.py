@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, select
 from ingest import crs as crsmod
 from ingest.formats import SourceData, read_source
 from ingest.load import (
+    EarlyLoad,
     LoadCounts,
     create_batch,
     finish_batch,
@@ -23,7 +24,7 @@ from ingest.load import (
     write_rejects,
 )
 from ingest.province import province_boundary, tolerant_boundary
-from ingest.validate import Prepared, prepare
+from ingest.validate import Early, Prepared, prepare
 from layers.errors import InvalidInputError, IocError, NotFoundError
 from layers.models import layer
 from layers.registry import LayerInfo, LayerSpec, create_or_update_layer, get_layer
@@ -218,9 +219,13 @@ def _existing_layer(conn: Connection, slug: str) -> LayerInfo | None:
 
 
 def analyse(
-    conn: Connection, settings: Settings, opts: ImportOptions, progress: Progress | None = None
+    conn: Connection,
+    settings: Settings,
+    opts: ImportOptions,
+    progress: Progress | None = None,
+    early: Callable[[Early], bool] | None = None,
 ) -> tuple[SourceData, crsmod.CrsChoice, Prepared, LayerInfo | None]:
-    """Read, resolve the CRS and validate; touches the database only to read."""
+    """Read, resolve the CRS and validate; writes nothing itself (`early` may start a load)."""
     if progress:
         progress("read", 0, 0)
     source = read_source(opts.path, opts.source_layer, opts.encoding)
@@ -241,6 +246,8 @@ def analyse(
         timezone=settings.timezone,
         coordinate_errors=source.coordinate_errors,
         typed=source.coordinate_columns is None and source.format not in ("CSV", "XLSX"),
+        early=early,
+        geometry_arrow=source.geometry_arrow,
     )
     return source, choice, prepared, info
 
@@ -335,27 +342,51 @@ def run_import(
                 kind=opts.kind,
                 connector=opts.connector,
             )
+
+    def new_layer_spec(geometry_type: str, property_schema: dict[str, Any]) -> LayerSpec:
+        return LayerSpec(
+            slug=opts.layer,
+            title_vi=opts.title or opts.layer,
+            title_en=opts.title or opts.layer,
+            sector="other",
+            geometry_type=geometry_type,
+            property_schema=property_schema,
+            source_system=f"import: {source_name}",
+            time_field=opts.time_field,
+        )
+
     try:
         with engine.begin() as conn:
-            source, choice, prepared, info = analyse(conn, settings, opts, progress)
+            early_load = EarlyLoad(conn, batch_id, opts.mode)
+
+            def on_early(early: Early) -> bool:
+                # Load while validation runs (the server works on its own core meanwhile).
+                found = _existing_layer(conn, opts.layer)
+                if found is None:
+                    # The file's own type; corrected below if validation infers another.
+                    spec = new_layer_spec(early.geometry_type, early.property_schema)
+                    early_load.start(create_or_update_layer(conn, spec), early)
+                elif found.geometry_type in (early.geometry_type, "Geometry"):
+                    early_load.start(found.id, early)
+                return early_load.started
+
+            try:
+                source, choice, prepared, info = analyse(conn, settings, opts, progress, on_early)
+                if early_load.started:
+                    progress("copy", 0, source.num_rows)  # what remains of the early COPY
+            finally:
+                early_load.wait()  # never leave the COPY thread holding the connection
             created = info is None
             if info is None:
-                spec = LayerSpec(
-                    slug=opts.layer,
-                    title_vi=opts.title or opts.layer,
-                    title_en=opts.title or opts.layer,
-                    sector="other",
-                    geometry_type=prepared.geometry_type,
-                    property_schema=prepared.property_schema,
-                    source_system=f"import: {source_name}",
-                    time_field=opts.time_field,
-                )
+                spec = new_layer_spec(prepared.geometry_type, prepared.property_schema)
                 layer_id = create_or_update_layer(conn, spec)
             else:
                 layer_id = info.id
             rejects = _reject_rows(source, prepared)
+            counts = early_load.finish(prepared, progress) if early_load.started else None
             write_rejects(conn, batch_id, rejects)
-            counts = load(conn, layer_id, batch_id, prepared, opts.mode, progress)
+            if counts is None:
+                counts = load(conn, layer_id, batch_id, prepared, opts.mode, progress)
             report = build_report(
                 opts, source, choice, prepared, rejects,
                 created=created, batch_id=batch_id, counts=counts,
@@ -365,6 +396,8 @@ def run_import(
             report.timings = {
                 a[0]: round(b[1] - a[1], 3) for a, b in zip(marks, marks[1:], strict=False)
             }
+            if early_load.started:
+                report.timings["early_copy"] = early_load.copy_seconds  # overlaps the above
             finish_batch(
                 conn,
                 batch_id,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,7 @@ import shapely
 from ingest import values as V
 from ingest import wkbfast
 from ingest.crs import CrsChoice, transform_coords, transform_geometries
-from ingest.parallel import get_coordinates_split, pmap, set_coordinates_split
+from ingest.parallel import get_coordinates_split, pmap, serial, set_coordinates_split
 
 REASONS = (
     "null_geometry",
@@ -59,6 +61,10 @@ class Prepared:
     reject_details: np.ndarray
     repaired: int = 0
     notes: list[str] = field(default_factory=list)
+    # Rows handed to prepare(early=...) (0-based source indices), and which kept rows'
+    # WKB differs from what was sent then; None when nothing was sent early.
+    early_rows: np.ndarray | None = None
+    rewritten: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -107,10 +113,15 @@ _TYPE_FAMILY = np.array([0, 1, 1, 2, 0, 1, 2, 3])
 _FAMILY_NAMES = ("point", "line", "polygon", "other")
 
 
-def infer_geometry_type(geoms: np.ndarray) -> str:
-    """Layer geometry type for a new layer: the dominant family, multi if any row is multi."""
-    types = np.asarray(shapely.get_type_id(geoms))
-    types = types[types >= 0]
+def infer_geometry_type(geoms: np.ndarray, types: np.ndarray | None = None) -> str:
+    """Layer geometry type for a new layer: the dominant family, multi if any row is multi.
+
+    `types` (shapely type ids) overrides the geometries' own where it is 0 or more.
+    """
+    ids = np.asarray(shapely.get_type_id(geoms))
+    if types is not None:
+        ids = np.where(types >= 0, types, ids)
+    types = ids[ids >= 0]
     if len(types) == 0:
         return "Geometry"
     fams = _TYPE_FAMILY[types]
@@ -307,98 +318,62 @@ def _bad_detail(col: pa.Array, bad: np.ndarray, name: str, what: str) -> np.ndar
     return detail
 
 
-def prepare(
-    geometry_wkb: np.ndarray,
+class _Recorder:
+    """Quarantine additions kept in order, to replay later into a _Quarantine."""
+
+    def __init__(self) -> None:
+        self.adds: list[tuple[np.ndarray, str, str | np.ndarray]] = []
+
+    def add(self, mask: np.ndarray, reason: str, detail: str | np.ndarray) -> None:
+        self.adds.append((np.asarray(mask, dtype=bool), reason, detail))
+
+    def replay(self, q: _Quarantine) -> None:
+        for mask, reason, detail in self.adds:
+            q.add(mask, reason, detail)
+
+
+@dataclass
+class _Props:
+    schema: dict[str, Any]
+    table: pa.Table
+    keys: pa.Array | None
+    observed: pa.Array | None
+    time_bad: np.ndarray | None
+
+
+@dataclass
+class Early:
+    """Rows loadable before geometry validation ends (files of 2-D Points or Polygons).
+
+    Their WKB is already in WGS84 and their properties are final; rows that validation
+    later quarantines or rewrites are fixed up by the loader (see Prepared.early_rows).
+    """
+
+    rows: np.ndarray  # 0-based source indices, ascending
+    wkb: pa.Array
+    properties: pa.Table
+    source_key: pa.Array | None
+    observed_at: pa.Array | None
+    geometry_type: str  # the file's single geometry type: the likely layer type
+    property_schema: dict[str, Any]
+
+
+def _properties(
     attributes: pa.Table,
-    crs: CrsChoice,
-    province: shapely.Geometry,
-    *,
-    geometry_type: str | None,
     property_schema: dict[str, Any] | None,
-    key: str | None = None,
-    time_field: str | None = None,
-    timezone: str = "Asia/Ho_Chi_Minh",
-    coordinate_errors: np.ndarray | None = None,
-    typed: bool = False,
-) -> Prepared:
-    """Check, repair, transform and coerce every row; quarantine the ones that cannot load."""
+    typed: bool,
+    key: str | None,
+    time_field: str | None,
+    timezone: str,
+    rec: _Recorder | _Quarantine,
+) -> _Props:
+    """Coerce the attributes to the schema; reasons go to `rec` in the order of checks."""
     n = attributes.num_rows
-    q = _Quarantine(n)
-    notes: list[str] = []
-    if coordinate_errors is not None:
-        q.add(coordinate_errors, "unparsable_coordinates", "coordinate is not a number")
-    geoms = pmap(shapely.from_wkb, geometry_wkb, on_invalid="ignore")
-    missing = np.asarray(shapely.is_missing(geoms), dtype=bool)
-    q.add(missing, "null_geometry", "no geometry")
-    empty = ~missing & np.asarray(shapely.is_empty(geoms), dtype=bool)
-    q.add(empty, "empty_geometry", "empty geometry")
-    live = q.ok
-    has_z = bool(np.any(shapely.has_z(geoms[live])))
-    if has_z:
-        geoms = shapely.force_2d(geoms)
-    source_wkb = pa.array(geometry_wkb, pa.binary())
-    fast = None if has_z else wkbfast.coordinate_positions(source_wkb)
-    idx = np.flatnonzero(live)
-    valid = np.ones(n, dtype=bool)
-    out_wkb: pa.Array | None = None
-    if fast is not None:
-        # Points/polygons: rewrite the doubles inside the source WKB; GEOS objects (source
-        # CRS) only check validity and types, and serialise just the rows they change.
-        pos, first_of = fast
-        x, y = wkbfast.read_xy(source_wkb, pos)
-        if crs.swap_axes:
-            x, y = y, x
-        lon, lat = transform_coords(crs.proj, x, y)
-        out_wkb = wkbfast.write_xy(source_wkb, pos, lon, lat)
-        first_lon, first_lat = lon[first_of[idx]], lat[first_of[idx]]
-        valid[live] = np.asarray(pmap(shapely.is_valid, geoms[live]), dtype=bool)
-    else:
-        # Transform every coordinate at once; keep each geometry's first vertex for the
-        # province test, which saves building points.
-        coords, owner, split = get_coordinates_split(geoms[idx])
-        if len(coords):
-            x, y = coords[:, 0], coords[:, 1]
-            if crs.swap_axes:
-                x, y = y, x
-            lon, lat = transform_coords(crs.proj, np.ascontiguousarray(x), np.ascontiguousarray(y))
-            geoms[idx] = set_coordinates_split(
-                geoms[idx].copy(), np.column_stack([lon, lat]), split
-            )
-            first = np.searchsorted(owner, np.arange(len(idx)))
-            first_lon, first_lat = lon[first], lat[first]
-        else:
-            first_lon = first_lat = np.zeros(0)
-        valid[live] = np.asarray(pmap(shapely.is_valid, geoms[live]), dtype=bool)
-    # Repairs, counted (ST_MakeValid semantics: GEOS make_valid).
-    invalid = live & ~valid
-    repaired = int(invalid.sum())
-    if repaired:
-        geoms[invalid] = shapely.make_valid(geoms[invalid])
-        notes.append(f"{repaired} invalid geometries repaired (make_valid)")
-    # Outside the province: a cheap point test first, the full intersection for the rest.
-    if len(idx):
-        shapely.prepare(province)
-        inside = np.asarray(shapely.contains_xy(province, first_lon, first_lat), dtype=bool)
-        unsure = idx[~inside]
-        if len(unsure):
-            candidates = geoms[unsure]
-            if fast is not None:
-                candidates = transform_geometries(candidates, crs.proj, crs.swap_axes)
-            hit = np.asarray(shapely.intersects(province, candidates), dtype=bool)
-            out_mask = np.zeros(n, dtype=bool)
-            out_mask[unsure[~hit]] = True
-            q.add(out_mask, "outside_province", "outside the province boundary")
-    live = q.ok
-    target = geometry_type or infer_geometry_type(geoms[live])
-    conformed, mismatch, changed, detail = _conform(geoms, target, live)
-    q.add(mismatch, "geometry_type_mismatch", detail)
-    geoms = conformed
-    reserialise = invalid | changed  # rows whose WKB is not the source's, rewritten
-    # Properties.
     schema = property_schema or infer_schema(attributes, typed)
     props_decl = schema.get("properties", {}) if isinstance(schema, dict) else {}
     by_lower = {c.lower(): c for c in attributes.column_names}
     out_cols: dict[str, pa.Array] = {}
+    q: Any = rec
     for col_name in attributes.column_names:
         col = attributes.column(col_name).combine_chunks()
         prop_name = col_name
@@ -416,7 +391,7 @@ def prepare(
             absent = ~V.present_mask(out_cols[by_lower[req.lower()]])
         else:
             absent = np.ones(n, dtype=bool)
-        q.add(absent, "schema_violation", f"required property '{req}' is missing")
+        rec.add(absent, "schema_violation", f"required property '{req}' is missing")
     for name, prop in props_decl.items():
         if "enum" in prop and name in out_cols:
             vals = out_cols[name]
@@ -424,9 +399,9 @@ def prepare(
             bad = V.present_mask(vals) & ~np.asarray(
                 pc.is_in(vals, value_set=allowed).to_numpy(zero_copy_only=False), dtype=bool
             )
-            q.add(bad, "schema_violation", f"'{name}' is not one of {prop['enum']}")
+            rec.add(bad, "schema_violation", f"'{name}' is not one of {prop['enum']}")
     props = pa.table(out_cols) if out_cols else pa.table({"_": pa.nulls(n)}).drop_columns(["_"])
-    source_key = None
+    keys = None
     if key is not None:
         if key not in props.column_names:
             from layers.errors import InvalidInputError
@@ -439,49 +414,220 @@ def prepare(
         keys = keys.cast(pa.string()) if not pa.types.is_string(keys.type) else keys
         if pa.types.is_floating(props.column(key).type):
             keys = _coerce(props.column(key).combine_chunks(), {"type": "string"}, key, q, timezone)
-        q.add(~V.present_mask(keys), "missing_key", f"key '{key}' is empty")
-        live_keys = np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object)
-        dup = np.zeros(n, dtype=bool)
-        ok_idx = np.flatnonzero(q.ok)
-        _, first = np.unique(live_keys[ok_idx].astype(str), return_index=True)
-        dup[ok_idx] = True
-        dup[ok_idx[first]] = False
-        q.add(dup, "duplicate_key", f"key '{key}' repeats an earlier row")
-        source_key = keys
-    observed = None
+        rec.add(~V.present_mask(keys), "missing_key", f"key '{key}' is empty")
+    observed = time_bad = None
     if time_field is not None and time_field in props.column_names:
-        ts_col = props.column(time_field).combine_chunks()
-        observed, bad = V.parse_dates(ts_col, timezone)
-        q.add(bad, "unparsable_date", f"'{time_field}' is not a date")
-    keep = q.ok
-    keep_idx = np.flatnonzero(keep)
-    take = pa.array(keep_idx, pa.int64())
-    if out_wkb is not None:
-        kept_wkb = out_wkb.take(take)
-        redo = keep & reserialise
-        if redo.any():
-            fixed = transform_geometries(geoms[redo], crs.proj, crs.swap_axes)
-            mask = np.isin(keep_idx, np.flatnonzero(redo))
-            kept_wkb = pc.replace_with_mask(
-                kept_wkb, pa.array(mask), pa.array(shapely.to_wkb(fixed), pa.binary())
-            )
-    else:
-        kept_wkb = pa.array(pmap(shapely.to_wkb, geoms[keep]), pa.binary())
-    rej = np.flatnonzero(~keep)
-    return Prepared(
-        wkb=kept_wkb,
-        row_numbers=keep_idx + 1,
-        properties=props.take(take),
-        source_key=None if source_key is None else source_key.take(take),
-        observed_at=None if observed is None else observed.take(take),
-        geometry_type=target,
-        property_schema=schema,
-        reject_rows=rej,
-        reject_reasons=q.reason[rej],
-        reject_details=q.detail[rej],
-        repaired=repaired,
-        notes=notes,
+        observed, time_bad = V.parse_dates(props.column(time_field).combine_chunks(), timezone)
+    return _Props(schema, props, keys, observed, time_bad)
+
+
+def prepare(
+    geometry_wkb: np.ndarray,
+    attributes: pa.Table,
+    crs: CrsChoice,
+    province: shapely.Geometry,
+    *,
+    geometry_type: str | None,
+    property_schema: dict[str, Any] | None,
+    key: str | None = None,
+    time_field: str | None = None,
+    timezone: str = "Asia/Ho_Chi_Minh",
+    coordinate_errors: np.ndarray | None = None,
+    typed: bool = False,
+    early: Callable[[Early], bool] | None = None,
+    geometry_arrow: pa.Array | None = None,
+) -> Prepared:
+    """Check, repair, transform and coerce every row; quarantine the ones that cannot load.
+
+    With `early`, files of 2-D Points or Polygons hand their rows to it (transformed, with
+    final properties) before the costly geometry checks, so loading can overlap validation;
+    it returns whether it started loading them. `geometry_arrow`, the same WKB as an Arrow
+    binary array, saves rebuilding one from the Python objects.
+    """
+    n = attributes.num_rows
+    q = _Quarantine(n)
+    notes: list[str] = []
+    if coordinate_errors is not None:
+        q.add(coordinate_errors, "unparsable_coordinates", "coordinate is not a number")
+    # Points/polygons: rewrite the doubles inside the source WKB; GEOS objects (source
+    # CRS) only check validity and types, and serialise just the rows they change.
+    source_wkb = (
+        geometry_arrow
+        if geometry_arrow is not None and len(geometry_arrow) == n
+        else pa.array(geometry_wkb, pa.binary())
     )
+    fast = wkbfast.coordinate_positions(source_wkb)  # None for Z/M or mixed types
+    out_wkb: pa.Array | None = None
+    simple = np.zeros(n, dtype=bool)
+    if fast is not None:
+        x, y = wkbfast.read_xy(source_wkb, fast.pos)
+        source_xy = (x, y)
+        if crs.swap_axes:
+            x, y = y, x
+        lon_all, lat_all = transform_coords(crs.proj, x, y)
+        out_wkb = wkbfast.write_xy(source_wkb, fast.pos, lon_all, lat_all)
+    # Property values do not depend on the geometry; their reasons are replayed after the
+    # geometry's, so each row keeps the same first reason.
+    rec = _Recorder()
+    pr = _properties(attributes, property_schema, typed, key, time_field, timezone, rec)
+    early_rows: np.ndarray | None = None
+    overlap: AbstractContextManager[None] = nullcontext()
+    if early is not None and fast is not None and out_wkb is not None:
+        send = wkbfast.sound_rows(out_wkb, fast)
+        if coordinate_errors is not None:
+            send &= ~coordinate_errors
+        early_rows = np.flatnonzero(send)
+        sel = None if len(early_rows) == n else pa.array(early_rows, pa.int64())
+
+        def pick(arr: Any) -> Any:
+            return arr if arr is None or sel is None else arr.take(sel)
+
+        started = early(
+            Early(
+                rows=early_rows,
+                wkb=pick(out_wkb),
+                properties=pick(pr.table),
+                source_key=pick(pr.keys),
+                observed_at=pick(pr.observed),
+                geometry_type=fast.kind,
+                property_schema=pr.schema,
+            )
+        )
+        if started:
+            overlap = serial()
+    # GEOS work stays in this thread while an early COPY keeps the server busy.
+    with overlap:
+        if fast is not None:
+            # Rows whose validity is certain from their coordinates need no GEOS object.
+            simple = wkbfast.certainly_valid(fast, *source_xy, n)
+        parse = ~simple
+        if simple.any():
+            geoms = np.full(n, None, dtype=object)
+            geoms[parse] = pmap(shapely.from_wkb, geometry_wkb[parse], on_invalid="ignore")
+        else:
+            geoms = pmap(shapely.from_wkb, geometry_wkb, on_invalid="ignore")
+
+        def materialise(rows: np.ndarray) -> None:
+            lazy = rows[simple[rows] & np.asarray(shapely.is_missing(geoms[rows]), dtype=bool)]
+            if len(lazy):
+                geoms[lazy] = shapely.from_wkb(geometry_wkb[lazy])
+
+        missing = parse & np.asarray(shapely.is_missing(geoms), dtype=bool)
+        q.add(missing, "null_geometry", "no geometry")
+        empty = ~missing & np.asarray(shapely.is_empty(geoms), dtype=bool)
+        q.add(empty, "empty_geometry", "empty geometry")
+        live = q.ok
+        has_z = bool(np.any(shapely.has_z(geoms[live])))
+        if has_z:
+            materialise(np.flatnonzero(simple))  # (cannot happen: Z rows take no fast path)
+            parse[:] = True
+            geoms = shapely.force_2d(geoms)
+            fast = None
+        idx = np.flatnonzero(live)
+        valid = np.ones(n, dtype=bool)
+        if fast is not None:
+            first_lon, first_lat = lon_all[fast.first[idx]], lat_all[fast.first[idx]]
+            check = live & parse
+            valid[check] = np.asarray(pmap(shapely.is_valid, geoms[check]), dtype=bool)
+        else:
+            out_wkb = None
+            # Transform every coordinate at once; keep each geometry's first vertex for the
+            # province test, which saves building points.
+            coords, owner, split = get_coordinates_split(geoms[idx])
+            if len(coords):
+                x, y = coords[:, 0], coords[:, 1]
+                if crs.swap_axes:
+                    x, y = y, x
+                lon, lat = transform_coords(
+                    crs.proj, np.ascontiguousarray(x), np.ascontiguousarray(y)
+                )
+                geoms[idx] = set_coordinates_split(
+                    geoms[idx].copy(), np.column_stack([lon, lat]), split
+                )
+                first = np.searchsorted(owner, np.arange(len(idx)))
+                first_lon, first_lat = lon[first], lat[first]
+            else:
+                first_lon = first_lat = np.zeros(0)
+            valid[live] = np.asarray(pmap(shapely.is_valid, geoms[live]), dtype=bool)
+        # Repairs, counted (ST_MakeValid semantics: GEOS make_valid).
+        invalid = live & ~valid
+        repaired = int(invalid.sum())
+        if repaired:
+            geoms[invalid] = shapely.make_valid(geoms[invalid])
+            notes.append(f"{repaired} invalid geometries repaired (make_valid)")
+        # Outside the province: a cheap point test first, the full intersection for the rest.
+        if len(idx):
+            shapely.prepare(province)
+            inside = np.asarray(shapely.contains_xy(province, first_lon, first_lat), dtype=bool)
+            unsure = idx[~inside]
+            if len(unsure):
+                materialise(unsure)
+                candidates = geoms[unsure]
+                if fast is not None:
+                    candidates = transform_geometries(candidates, crs.proj, crs.swap_axes)
+                hit = np.asarray(shapely.intersects(province, candidates), dtype=bool)
+                out_mask = np.zeros(n, dtype=bool)
+                out_mask[unsure[~hit]] = True
+                q.add(out_mask, "outside_province", "outside the province boundary")
+        live = q.ok
+        kind_id = {"Point": 0, "Polygon": 3}.get(fast.kind if fast is not None else "", -1)
+        target = geometry_type or infer_geometry_type(
+            geoms[live], np.where(simple[live], kind_id, -1)
+        )
+        if fast is not None and target in (fast.kind, "Geometry"):
+            conform_rows = live & parse  # the certain rows already have the target type
+        else:
+            materialise(np.flatnonzero(live))
+            conform_rows = live
+        conformed, mismatch, changed, detail = _conform(geoms, target, conform_rows)
+        q.add(mismatch, "geometry_type_mismatch", detail)
+        geoms = conformed
+        reserialise = invalid | changed  # rows whose WKB is not the source's, rewritten
+        rec.replay(q)
+        source_key = pr.keys
+        if source_key is not None:
+            live_keys = np.asarray(source_key.to_numpy(zero_copy_only=False), dtype=object)
+            dup = np.zeros(n, dtype=bool)
+            ok_idx = np.flatnonzero(q.ok)
+            _, first_i = np.unique(live_keys[ok_idx].astype(str), return_index=True)
+            dup[ok_idx] = True
+            dup[ok_idx[first_i]] = False
+            q.add(dup, "duplicate_key", f"key '{key}' repeats an earlier row")
+        if pr.time_bad is not None:
+            q.add(pr.time_bad, "unparsable_date", f"'{time_field}' is not a date")
+        keep = q.ok
+        keep_idx = np.flatnonzero(keep)
+        take = pa.array(keep_idx, pa.int64())
+        rewritten: np.ndarray | None = None
+        if out_wkb is not None:
+            kept_wkb = out_wkb.take(take)
+            redo = keep & reserialise
+            rewritten = redo[keep_idx]
+            if redo.any():
+                fixed = transform_geometries(geoms[redo], crs.proj, crs.swap_axes)
+                kept_wkb = pc.replace_with_mask(
+                    kept_wkb, pa.array(rewritten), pa.array(shapely.to_wkb(fixed), pa.binary())
+                )
+        else:
+            kept_wkb = pa.array(pmap(shapely.to_wkb, geoms[keep]), pa.binary())
+            early_rows = None  # nothing sent early can be trusted: the loader starts over
+        rej = np.flatnonzero(~keep)
+        return Prepared(
+            wkb=kept_wkb,
+            row_numbers=keep_idx + 1,
+            properties=pr.table.take(take),
+            source_key=None if source_key is None else source_key.take(take),
+            observed_at=None if pr.observed is None else pr.observed.take(take),
+            geometry_type=target,
+            property_schema=pr.schema,
+            reject_rows=rej,
+            reject_reasons=q.reason[rej],
+            reject_details=q.detail[rej],
+            repaired=repaired,
+            notes=notes,
+            early_rows=early_rows,
+            rewritten=rewritten,
+        )
 
 
 def _passthrough(col: pa.Array) -> pa.Array:

@@ -6,13 +6,19 @@ the source WKB with its doubles replaced: no GEOS objects are built or serialise
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
+from numpy.lib.stride_tricks import as_strided
 
 
 def _u32(data: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    b = data[pos[:, None] + np.arange(4)].astype(np.uint32)
-    return np.asarray(b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24))
+    """Little-endian uint32 at each byte offset in `pos` (one row gather of 4-byte windows)."""
+    if len(data) < 4:
+        return np.zeros(len(pos), dtype=np.uint32)
+    windows = as_strided(data, shape=(len(data) - 3, 4), strides=(1, 1), writeable=False)
+    return np.ascontiguousarray(windows[pos]).view("<u4").reshape(-1).astype(np.uint32)
 
 
 def _buffers(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -27,7 +33,17 @@ def _buffers(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return data, offsets, valid
 
 
-def coordinate_positions(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+@dataclass(frozen=True)
+class Positions:
+    """Where the coordinates are inside a WKB array of 2-D Points or 2-D Polygons."""
+
+    pos: np.ndarray  # byte offset of every (x, y) pair, in geometry order
+    first: np.ndarray  # per row: index in `pos` of its first pair, -1 without coordinates
+    kind: str  # "Point" or "Polygon"
+    rings: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # polygons: (row, start, npts)
+
+
+def coordinate_positions(wkb: pa.Array) -> Positions | None:
     """Byte offset of every coordinate pair (in geometry order) and each row's first pair.
 
     Returns None unless every present value is a 2-D little-endian Point, or every one a
@@ -49,7 +65,7 @@ def coordinate_positions(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         pos = starts[rows] + 5
         first[rows] = np.arange(len(rows))
-        return pos, first
+        return Positions(pos, first, "Point", None)
     if not np.all(types == 3):
         return None
     nrings = _u32(data, starts[rows] + 5)
@@ -72,8 +88,9 @@ def coordinate_positions(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     lv = np.concatenate(ring_level)
     st = np.concatenate(ring_start)
     npts = np.concatenate(ring_npts)
-    order = np.lexsort((lv, g))
-    g, st, npts = g[order], st[order], npts[order]
+    if len(ring_geom) > 1:  # holes: put each geometry's rings together, in ring order
+        order = np.lexsort((lv, g))
+        g, st, npts = g[order], st[order], npts[order]
     if not np.array_equal(cursor, offsets[rows + 1]):
         return None  # trailing bytes or a structure we did not expect
     total = int(npts.sum())
@@ -84,56 +101,100 @@ def coordinate_positions(wkb: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     has = npts > 0
     gi, idx = np.unique(g[has], return_index=True)
     first[gi] = ring_first[has][idx]
-    return pos, first
+    return Positions(pos, first, "Polygon", (g, st, npts))
 
 
-def _views(buf: np.ndarray) -> list[np.ndarray]:
-    """The buffer seen as little-endian doubles starting at byte offsets 0..7."""
-    return [
-        np.frombuffer(buf, dtype="<f8", offset=s, count=(len(buf) - s) // 8)
-        if len(buf) > s
-        else np.zeros(0, "<f8")
-        for s in range(8)
-    ]
+def sound_rows(wkb: pa.Array, where: Positions) -> np.ndarray:
+    """Rows PostGIS's WKB reader surely accepts: present, and every ring closed with 4+ points.
+
+    PostGIS rejects short or open rings (GEOS does too, so such rows are quarantined anyway);
+    the closure test compares bytes, which is stricter than comparing doubles.
+    """
+    data, offsets, valid = _buffers(wkb)
+    ok = valid & (np.diff(offsets) >= 5)
+    if where.rings is None:
+        return ok
+    g, st, npts = where.rings
+    bad = npts < 4
+    pairs = _pairs(data)
+    chk = np.flatnonzero(~bad)
+    bad[chk] = np.any(pairs[st[chk]] != pairs[st[chk] + 16 * (npts[chk] - 1)], axis=1)
+    ok[g[bad]] = False
+    return ok
+
+
+def _pairs(buf: np.ndarray, writeable: bool = False) -> np.ndarray:
+    """Every 16-byte window of `buf` (one per byte offset): a row per possible (x, y) pair.
+
+    Indexing its rows by byte position gathers or scatters unaligned pairs in one pass.
+    """
+    rows = max(len(buf) - 15, 0)
+    return as_strided(buf, shape=(rows, 16), strides=(1, 1), writeable=writeable)
 
 
 def read_xy(wkb: pa.Array, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The doubles at `pos` (x) and `pos + 8` (y): one gather per double, by alignment."""
+    """The doubles at `pos` (x) and `pos + 8` (y)."""
     data, _, _ = _buffers(wkb)
-    views = _views(data)
-    x = np.empty(len(pos), dtype=np.float64)
-    y = np.empty(len(pos), dtype=np.float64)
-    shift = pos % 8
-    for s in range(8):
-        sel = np.flatnonzero(shift == s)
-        if len(sel):
-            word = (pos[sel] - s) // 8
-            x[sel] = views[s][word]
-            y[sel] = views[s][word + 1]
-    return x, y
+    xy = np.ascontiguousarray(_pairs(data)[pos]).view("<f8").astype(np.float64, copy=False)
+    return np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
 
 
 def write_xy(wkb: pa.Array, pos: np.ndarray, x: np.ndarray, y: np.ndarray) -> pa.Array:
     """A copy of `wkb` with the doubles at `pos` replaced by x, y."""
     data, offsets, valid = _buffers(wkb)
-    out = bytearray(data.tobytes())
-    raw = np.frombuffer(out, dtype=np.uint8)
-    views = [
-        np.frombuffer(out, dtype="<f8", offset=s, count=(len(raw) - s) // 8)
-        if len(raw) > s
-        else np.zeros(0, "<f8")
-        for s in range(8)
-    ]
-    shift = pos % 8
-    for s in range(8):
-        sel = np.flatnonzero(shift == s)
-        if len(sel):
-            word = (pos[sel] - s) // 8
-            views[s][word] = x[sel]
-            views[s][word + 1] = y[sel]
+    out = data.copy()
+    xy = np.empty((len(pos), 2), dtype="<f8")
+    xy[:, 0] = x
+    xy[:, 1] = y
+    # Pair windows never overlap each other, so the scatter through the strided view is exact.
+    _pairs(out, writeable=True)[pos] = xy.view(np.uint8)
     n = len(wkb)
     off32 = offsets.astype(np.int32)
     validity = None if valid.all() else pa.array(valid).buffers()[1]
-    return pa.Array.from_buffers(
-        pa.binary(), n, [validity, pa.py_buffer(off32.tobytes()), pa.py_buffer(bytes(out))]
-    )
+    return pa.Array.from_buffers(pa.binary(), n, [validity, pa.py_buffer(off32), pa.py_buffer(out)])
+
+
+def certainly_valid(where: Positions, x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
+    """Rows GEOS would surely find valid, decided from the coordinates alone.
+
+    Points with finite coordinates, and polygons of one strictly convex ring: closed, finite,
+    every turn the same way and clearly away from collinear, once around in total. Such a
+    ring is simple, so the polygon is valid; anything else (holes, concave, repeated or
+    nearly collinear vertices) is left to GEOS. `x`, `y` are in `where.pos` order.
+    """
+    out = np.zeros(n, dtype=bool)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if where.rings is None:
+        rows = np.flatnonzero(where.first >= 0)
+        out[rows] = finite[where.first[rows]]
+        return out
+    g, _st, npts = where.rings
+    ring_first = np.zeros(len(npts), dtype=np.int64)
+    np.cumsum(npts[:-1], out=ring_first[1:])
+    single = np.bincount(g, minlength=n)[g] == 1
+    r = np.flatnonzero(single & (npts >= 4))
+    last = ring_first[r] + npts[r] - 1
+    closed = (x[ring_first[r]] == x[last]) & (y[ring_first[r]] == y[last])
+    r = r[closed]
+    if len(r) == 0:
+        return out
+    k = npts[r] - 1  # distinct vertices, the closing one dropped
+    bounds = np.cumsum(k) - k
+    kv = np.repeat(k, k)
+    base = np.repeat(ring_first[r], k)
+    local = np.arange(int(k.sum()), dtype=np.int64) - np.repeat(bounds, k)
+    cur = base + local
+    prv = base + (local - 1) % kv
+    nxt = base + (local + 1) % kv
+    ax, ay = x[cur] - x[prv], y[cur] - y[prv]
+    bx, by = x[nxt] - x[cur], y[nxt] - y[cur]
+    cross = ax * by - ay * bx
+    dot = ax * bx + ay * by
+    tol = 1e-9 * np.hypot(ax, ay) * np.hypot(bx, by)
+    left = np.logical_and.reduceat(cross > tol, bounds)
+    right = np.logical_and.reduceat(cross < -tol, bounds)
+    turning = np.add.reduceat(np.arctan2(cross, dot), bounds)
+    fin = np.logical_and.reduceat(finite[cur], bounds)
+    ok = (left | right) & fin & (np.abs(turning) < 3 * np.pi)
+    out[g[r[ok]]] = True
+    return out

@@ -1,11 +1,12 @@
 """Benchmark: load synthetic cadastral parcels (GeoPackage, EPSG:9208) into PostGIS three ways.
 
-Our importer (pyogrio Arrow -> validate -> binary COPY -> partition swap) vs
-`ogr2ogr -f PostgreSQL` (PG_USE_COPY=YES) vs `geopandas.to_postgis`, in one run, into a
-throwaway database. The last line is one JSON object with rows/s and ratios.
+Our importer (pyogrio Arrow -> transform -> binary COPY overlapping validation -> partition
+swap) vs `ogr2ogr -f PostgreSQL` (PG_USE_COPY=YES; as the issue writes it, and again with
+-t_srs EPSG:4326) vs `geopandas.to_postgis`, in one run, into a throwaway database. The last
+line is one JSON object with rows/s, the ratios (naming the goal's anchor) and the load average.
 
     .venv/bin/python bench/import/run.py            # 1,000,000 parcels
-    .venv/bin/python bench/import/run.py --rows 100000
+    .venv/bin/python bench/import/run.py --rows 200000 --repeat 3   # medians of 3 rounds
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="100,000 rows")
     parser.add_argument("--skip-geopandas", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of all loads; medians are reported"
+    )
     args = parser.parse_args()
     rows = 100_000 if args.quick else args.rows
 
@@ -92,7 +96,9 @@ def main() -> None:
     from layers import cluster, migrate
     from layers.db import make_engine
     from layers.settings import Settings
+    from layers.sql import quote_ident
 
+    load_start = round(os.getloadavg()[0], 2)  # the machine is shared: say how busy it was
     t = time.perf_counter()
     path = make_parcels(rows)
     print(f"data: {path} ({time.perf_counter() - t:.1f}s)", file=sys.stderr)
@@ -105,76 +111,96 @@ def main() -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = cluster.database_url(base, name)
     settings = base.model_copy(update={"database_url": url})
-    results: dict[str, float] = {}
+    runs: dict[str, list[float]] = {}
     stages: dict[str, float] = {}
     try:
         engine = make_engine(settings)
         migrate.upgrade(engine)
-
-        t = time.perf_counter()
-        report = run_import(
-            engine, settings, ImportOptions(path=path, layer="bench_parcels", mode="replace")
-        )
-        results["iocmap"] = time.perf_counter() - t
-        stages = report.timings
-        assert report.rows_valid == rows, report.rejects_by_reason
-        print(
-            f"iocmap: {results['iocmap']:.1f}s crs={report.crs['srid']} strategy={report.strategy} stages={report.timings}",
-            file=sys.stderr,
-        )
-        engine.dispose()
-
         pg = cluster.libpq_url(url)
         env = {**os.environ, "PG_USE_COPY": "YES"}
-        for label, extra in (("ogr2ogr", ["-t_srs", "EPSG:4326"]), ("ogr2ogr_no_reproject", [])):
+        # Rounds interleave the tools, so a burst of load from other work hits each of them
+        # about equally; the median of each is reported.
+        for r in range(args.repeat):
             t = time.perf_counter()
-            subprocess.run(
-                [
-                    "ogr2ogr", "-f", "PostgreSQL", f"PG:{pg}", str(path), "thua_dat",
-                    "-nln", f"bench_{label}", "-lco", "GEOMETRY_NAME=geom",
-                    "-lco", "SPATIAL_INDEX=GIST", "-gt", "65536", *extra,
-                ],
-                check=True,
-                env=env,
-            )  # fmt: skip
-            results[label] = time.perf_counter() - t
-            print(f"{label}: {results[label]:.1f}s", file=sys.stderr)
+            report = run_import(
+                engine,
+                settings,
+                ImportOptions(path=path, layer=f"bench_parcels_{r}", mode="replace"),
+            )
+            runs.setdefault("iocmap", []).append(time.perf_counter() - t)
+            stages = report.timings
+            assert report.rows_valid == rows, report.rejects_by_reason
+            print(
+                f"iocmap: {runs['iocmap'][-1]:.1f}s crs={report.crs['srid']} "
+                f"strategy={report.strategy} stages={report.timings}",
+                file=sys.stderr,
+            )
+            for label, extra in (
+                ("ogr2ogr", ["-t_srs", "EPSG:4326"]),
+                ("ogr2ogr_no_reproject", []),
+            ):
+                t = time.perf_counter()
+                subprocess.run(
+                    [
+                        "ogr2ogr", "-f", "PostgreSQL", f"PG:{pg}", str(path), "thua_dat",
+                        "-nln", f"bench_{label}_{r}", "-lco", "GEOMETRY_NAME=geom",
+                        "-lco", "SPATIAL_INDEX=GIST", "-gt", "65536", *extra,
+                    ],
+                    check=True,
+                    env=env,
+                )  # fmt: skip
+                runs.setdefault(label, []).append(time.perf_counter() - t)
+                print(f"{label}: {runs[label][-1]:.1f}s", file=sys.stderr)
 
-        if not args.skip_geopandas:
-            import geopandas as gpd
+            if not args.skip_geopandas:
+                import geopandas as gpd
 
-            eng = create_engine(url)
-            t = time.perf_counter()
-            gdf = gpd.read_file(path, engine="pyogrio", use_arrow=True).to_crs(4326)
-            gdf.to_postgis("bench_geopandas", eng, if_exists="replace", chunksize=50_000)
-            results["geopandas"] = time.perf_counter() - t
-            print(f"geopandas: {results['geopandas']:.1f}s", file=sys.stderr)
-            with eng.connect() as conn:
-                n = conn.execute(text("SELECT count(*) FROM bench_geopandas")).scalar_one()
-            assert n == rows
-            eng.dispose()
+                eng = create_engine(url)
+                t = time.perf_counter()
+                gdf = gpd.read_file(path, engine="pyogrio", use_arrow=True).to_crs(4326)
+                table = f"bench_geopandas_{r}"
+                gdf.to_postgis(table, eng, if_exists="replace", chunksize=50_000)
+                runs.setdefault("geopandas", []).append(time.perf_counter() - t)
+                print(f"geopandas: {runs['geopandas'][-1]:.1f}s", file=sys.stderr)
+                del gdf
+                with eng.connect() as conn:
+                    count_sql = f"SELECT count(*) FROM {quote_ident(table)}"
+                    n = conn.execute(text(count_sql)).scalar_one()
+                assert n == rows
+                eng.dispose()
+        engine.dispose()
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
+    results = {k: float(np.median(v)) for k, v in runs.items()}
     rps = {k: round(rows / v) for k, v in results.items()}
+    # The goal's anchor is the issue's command as written: `ogr2ogr -f PostgreSQL` with
+    # PG_USE_COPY, no -t_srs (it loads EPSG:9208 as is). The -t_srs EPSG:4326 run does what
+    # our importer does (reprojects to WGS84) and is reported beside it.
+    goal_ratio = round(results["ogr2ogr_no_reproject"] / results["iocmap"], 2)
     out: dict[str, object] = {
         "bench": "import",
         "rows": rows,
-        "seconds": {k: round(v, 2) for k, v in results.items()},
+        "repeat": args.repeat,
+        "seconds": {k: round(v, 2) for k, v in results.items()},  # medians
+        "seconds_all": {k: [round(x, 2) for x in v] for k, v in runs.items()},
         "rows_per_s": rps,
-        "ratio_vs_ogr2ogr": round(results["ogr2ogr"] / results["iocmap"], 2),
-        "ratio_vs_ogr2ogr_no_reproject": round(
-            results["ogr2ogr_no_reproject"] / results["iocmap"], 2
-        ),
-        "iocmap_stages_s": stages,
+        "goal_anchor": "ogr2ogr_no_reproject",
+        "ratio_vs_ogr2ogr_no_reproject": goal_ratio,
+        "ratio_vs_ogr2ogr_to_4326": round(results["ogr2ogr"] / results["iocmap"], 2),
         "goal_vs_ogr2ogr": 1.3,
+        "goal_vs_ogr2ogr_met": goal_ratio >= 1.3,
         "goal_vs_geopandas": 6.0,
+        "iocmap_stages_s": stages,
+        "load_average_1m": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
     }
     if "geopandas" in results:
-        out["ratio_vs_geopandas"] = round(results["geopandas"] / results["iocmap"], 2)
+        gp = round(results["geopandas"] / results["iocmap"], 2)
+        out["ratio_vs_geopandas"] = gp
+        out["goal_vs_geopandas_met"] = gp >= 6.0
     print(json.dumps(out))
 
 

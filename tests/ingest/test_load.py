@@ -211,3 +211,98 @@ def test_kill_mid_import_leaves_layer_as_before(
             ).scalar_one()
         assert leftovers == 0
         assert running >= 1  # the killed batch stays visible as not finished
+
+
+def _messy_parcels() -> gpd.GeoDataFrame:
+    """Parcels with a repairable polygon, one outside the province and a repeated key."""
+    gdf = _parcels(400, seed=9)
+    x0, y0 = 105.65, 18.65
+    d = 0.0001
+    # Self-touching ring: invalid, and make_valid keeps it a Polygon (with a hole).
+    ring = [(0, 0), (4, 0), (4, 4), (2, 4), (3, 2), (1, 2), (2, 4), (0, 4), (0, 0)]
+    gdf.loc[10, "geometry"] = shapely.Polygon([(x0 + a * d, y0 + b * d) for a, b in ring])
+    gdf.loc[20, "geometry"] = shapely.box(110.0, 10.0, 110.001, 10.001)
+    gdf.loc[31, "ma_thua"] = gdf.loc[30, "ma_thua"]
+    return gdf
+
+
+def _content(engine: Engine, slug: str) -> list[tuple[str, str, int | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT f.source_key, md5(f.properties::text || ST_AsEWKT(f.geom)), "
+                "f.import_batch_id IS NOT NULL FROM feature f JOIN layer l ON l.id = f.layer_id "
+                "WHERE l.slug = :s ORDER BY 1, 2"
+            ),
+            {"s": slug},
+        ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_early_load_matches_ordinary_load(
+    tmp_path: Path, engine: Engine, do_import, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Loading while validating gives the same layer as loading after it, on every path."""
+    import ingest.load
+    import ingest.wkbfast
+    from ingest.load import EarlyLoad
+
+    path = tmp_path / "messy.gpkg"
+    _messy_parcels().to_file(path)
+    base = tmp_path / "base.gpkg"
+    _parcels(50, seed=10, start=5000).to_file(base)
+    real_sound = ingest.wkbfast.sound_rows
+    real_finish = EarlyLoad.finish
+    patched: list[bool] = []
+
+    def spy(self, prepared, progress=None):  # type: ignore[no-untyped-def]
+        counts = real_finish(self, prepared, progress)
+        patched.append(counts is not None)
+        return counts
+
+    def variant(name: str) -> None:
+        monkeypatch.undo()
+        patched.clear()
+        monkeypatch.setattr(EarlyLoad, "finish", spy)
+        if name == "ordinary":
+            monkeypatch.setattr(EarlyLoad, "start", lambda self, layer_id, early: None)
+        elif name == "fallback":  # too many fixes: the savepoint is rolled back
+            monkeypatch.setattr(ingest.load, "EARLY_MAX_FIXES", 0)
+            monkeypatch.setattr(ingest.load, "EARLY_MAX_FIX_SHARE", 0.0)
+        elif name == "unsent":  # rows held back from the early COPY are added after it
+
+            def fewer(wkb, where):  # type: ignore[no-untyped-def]
+                ok = real_sound(wkb, where)
+                ok[::7] = False
+                return ok
+
+            monkeypatch.setattr(ingest.wkbfast, "sound_rows", fewer)
+
+    results = {}
+    for name in ("ordinary", "early", "fallback", "unsent"):
+        variant(name)
+        slug = f"load_early_{name}"
+        fresh = do_import(path, slug, key="ma_thua", mode="replace")
+        replace_content = _content(engine, slug)
+        do_import(base, slug, key="ma_thua", mode="replace")
+        appended = do_import(path, slug, key="ma_thua", mode="upsert")
+        results[name] = (
+            replace_content,
+            _content(engine, slug),
+            fresh.repaired,
+            fresh.rejects_by_reason,
+            appended.rejects_by_reason,
+            (appended.inserted, appended.updated, appended.unchanged),
+            fresh.geometry_type,
+        )
+        assert fresh.strategy == "partition_swap" and appended.strategy == "stage_upsert"
+        # Which loads the early COPY completed (the clean base file never needs a fix).
+        expected = {"ordinary": [], "fallback": [False, True, False]}.get(name, [True] * 3)
+        assert patched == expected, name
+    monkeypatch.undo()
+    ordinary = results["ordinary"]
+    assert ordinary[2] == 1
+    assert ordinary[3] == {"outside_province": 1, "duplicate_key": 1}
+    assert len(ordinary[0]) == 398 and len(ordinary[1]) == 448
+    for name in ("early", "fallback", "unsent"):
+        assert results[name] == ordinary, name

@@ -182,3 +182,94 @@ def test_wkb_fast_path_matches_geos_path() -> None:
             e = next(p for p in shapely.get_parts(e) if p.geom_type == "Polygon")
         assert g.geom_type == "Polygon"
         assert shapely.equals_exact(g, e, tolerance=1e-9)
+
+
+def test_certainly_valid_never_vouches_for_an_invalid_polygon() -> None:
+    """The coordinate-only validity shortcut agrees with GEOS whenever it says 'valid'."""
+    import numpy as np
+    import pyarrow as pa
+    import shapely
+
+    from ingest import wkbfast
+
+    rng = np.random.default_rng(3)
+    rings = []
+    for i in range(6000):
+        k = int(rng.integers(3, 8))
+        kind = i % 6
+        if kind == 0:  # convex: points on a circle in angle order
+            a = np.sort(rng.uniform(0, 2 * np.pi, k))
+            pts = np.c_[np.cos(a), np.sin(a)] * rng.uniform(1, 100)
+        elif kind == 1:  # random, often self-intersecting
+            pts = rng.uniform(0, 10, (k, 2))
+        elif kind == 2:  # pentagram: every turn the same way, but twice around
+            a = np.arange(5) * 4 * np.pi / 5
+            pts = np.c_[np.cos(a), np.sin(a)]
+        elif kind == 3:  # convex with a repeated vertex
+            a = np.sort(rng.uniform(0, 2 * np.pi, k))
+            pts = np.c_[np.cos(a), np.sin(a)]
+            pts = np.insert(pts, 1, pts[1], axis=0)
+        elif kind == 4:  # nearly collinear
+            pts = np.array([[0, 0], [1, 1e-12], [2, 0], [1, 1]], dtype=float)
+        else:  # small integer grid: exact collinearity, spikes, zero area
+            pts = rng.integers(0, 3, (k, 2)).astype(float)
+        rings.append(np.vstack([pts, pts[:1]]) + 500_000.0)
+    geoms = [shapely.Polygon(r) for r in rings]
+    geoms.append(shapely.Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (2, 1), (2, 2)]]))
+    arr = np.array(geoms, dtype=object)
+    wkb = pa.array(shapely.to_wkb(arr), pa.binary())
+    where = wkbfast.coordinate_positions(wkb)
+    assert where is not None
+    x, y = wkbfast.read_xy(wkb, where.pos)
+    certain = wkbfast.certainly_valid(where, x, y, len(arr))
+    valid = shapely.is_valid(arr)
+    assert certain.sum() > 500 and not certain[-1]  # holes are left to GEOS
+    assert not np.any(certain & ~valid)
+
+
+def test_prepare_same_with_and_without_the_validity_shortcut(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Skipping GEOS for certainly-valid rows changes nothing in what prepare returns."""
+    import numpy as np
+    import pyarrow as pa
+    import shapely
+
+    from ingest import crs as crsmod
+    from ingest import wkbfast
+    from ingest.province import bundled_boundary, tolerant_boundary
+    from ingest.validate import prepare
+    from tests.ingest.conftest import TRUTH_LONLAT, to_srid
+
+    x, y = to_srid(TRUTH_LONLAT, 9208)[0]
+    bowtie = shapely.Polygon([(x, y), (x + 10, y + 10), (x + 10, y), (x, y + 10)])
+    far = shapely.box(x + 900_000, y, x + 900_020, y + 30)  # convex, outside the province
+    boxes = [shapely.box(x + 30 * i, y, x + 30 * i + 20, y + 25) for i in range(50)]
+    geoms = np.array([*boxes, bowtie, far, None], dtype=object)
+    wkb = np.array([None if g is None else shapely.to_wkb(g) for g in geoms], dtype=object)
+    choice = crsmod.recognise("EPSG:9208", "option")
+    province = tolerant_boundary(bundled_boundary("40"), 1000)
+
+    def run(geometry_type: str | None) -> tuple[object, ...]:
+        out = prepare(
+            wkb,
+            pa.table({"i": list(range(len(geoms)))}),
+            choice,
+            province,
+            geometry_type=geometry_type,
+            property_schema=None,
+            typed=True,
+        )
+        return (
+            out.wkb.to_pylist(),
+            out.row_numbers.tolist(),
+            out.geometry_type,
+            out.repaired,
+            out.reject_counts(),
+        )
+
+    for geometry_type in (None, "Polygon", "MultiPolygon", "Geometry"):
+        fast = run(geometry_type)
+        with monkeypatch.context() as m:
+            m.setattr(wkbfast, "certainly_valid", lambda where, x, y, n: np.zeros(n, dtype=bool))
+            slow = run(geometry_type)
+        assert fast == slow, geometry_type
+        assert fast[3] == 1 and fast[4]["outside_province"] == 1
