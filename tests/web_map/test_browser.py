@@ -21,6 +21,26 @@ COMMUNE_FILL = (38, 50, 72)  # admin_communes fill over the dark background
 PROVINCE_LINE = (255, 193, 7)  # admin_province outline
 SCHOOL_GREENS = [(165, 214, 167), (102, 187, 106), (56, 142, 60), (27, 94, 32)]
 CAMERA_CYANS = [(0, 151, 167), (0, 229, 255)]
+# land_parcels palette (alpha 200) as drawn over the wards' fill (alpha 200 over #070d1a)
+PARCEL_PALETTE = [
+    (239, 154, 154),
+    (255, 204, 188),
+    (255, 245, 157),
+    (197, 225, 165),
+    (206, 147, 216),
+    (176, 190, 197),
+    (188, 170, 164),
+    (144, 202, 249),
+]
+
+
+def _over(top: tuple[int, int, int], alpha: float, under: tuple[int, int, int]) -> tuple[int, ...]:
+    return tuple(round(t * alpha + u * (1 - alpha)) for t, u in zip(top, under, strict=True))
+
+
+WARD_ON_BG = _over(COMMUNE_FILL, 200 / 255, (7, 13, 26))
+PARCEL_COLOURS = [_over(c, 200 / 255, WARD_ON_BG) for c in PARCEL_PALETTE]
+POINT_LAYERS = ("schools", "hospitals", "tourism_sites", "field_reports", "cameras", "agencies")
 
 
 def wait_for(pg: Any, expression: str, timeout_s: float = 30.0) -> Any:
@@ -395,3 +415,62 @@ def test_import_page_dry_run(fresh: Any, artifacts: Path, tmp_path: Path) -> Non
     page.screenshot(path=str(artifacts / "13-import-page.png"))
     page.locator("#nav-map").click()
     page.locator("#map").wait_for(state="visible")
+
+
+def _a_parcel(page: Any) -> dict[str, Any]:
+    """One parcel of the demo: its inside point and its natural key (from the features API)."""
+    return page.evaluate(
+        """(async () => {
+          const r = await fetch('/api/layers/land_parcels/features?limit=50');
+          const fc = await r.json();
+          // a parcel near the middle of the returned ones, away from the tile edges' odds
+          const f = fc.features[Math.floor(fc.features.length / 2)];
+          const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0] : f.geometry.coordinates[0][0];
+          const pts = ring.slice(0, -1);
+          const c = [pts.reduce((a, p) => a + p[0], 0) / pts.length, pts.reduce((a, p) => a + p[1], 0) / pts.length];
+          return {c, sheet: f.properties.SoHieuToBanDo, lot: f.properties.SoThuTuThua};
+        })()"""
+    )
+
+
+def test_parcels_drawn_by_maplibre_and_clickable(fresh: Any, artifacts: Path) -> None:
+    """At z16 over Vinh the parcels are drawn (maplibre, from tiles); a click opens the parcel."""
+    page = fresh
+    for slug in POINT_LAYERS:
+        toggle = page.locator(f"#toggle-{slug}")
+        if toggle.count():
+            toggle.uncheck()
+    parcel = _a_parcel(page)
+    page.evaluate("c => window.__iocmap.jumpTo(c, 16)", parcel["c"])
+    settle(page)
+    assert page.evaluate("window.__iocmap.parcelsRenderer()") == "maplibre"
+    # drawn by maplibre from /tiles, not by deck.gl
+    ids = page.evaluate("window.__iocmap.app.overlay._deck.layerManager.getLayers().map(l => l.id)")
+    assert not any(i.startswith("layer-land_parcels") for i in ids)
+    img = map_image(page, artifacts, "14-parcels-z16")
+    with_parcels = share_near(img, PARCEL_COLOURS, tol=24)
+    assert with_parcels > 0.02
+    # the layer panel's toggle hides them
+    page.locator("#toggle-land_parcels").uncheck()
+    settle(page)
+    assert page.evaluate("window.__iocmap.parcelsRenderer()") is None
+    without = share_near(map_image(page, artifacts, "15-parcels-off"), PARCEL_COLOURS, tol=24)
+    assert without < with_parcels * 0.3
+    page.locator("#toggle-land_parcels").check()
+    settle(page)
+    page.evaluate("c => window.__iocmap.jumpTo(c, 17)", parcel["c"])
+    settle(page)
+    _click_lonlat(page, parcel["c"])
+    wait_for(page, "window.__iocmap.app.state.selected", 10)
+    picked = page.evaluate(
+        "(() => { const s = window.__iocmap.app.state.selected;"
+        " return {slug: s.slug, props: s.feature.properties}; })()"
+    )
+    assert picked["slug"] == "land_parcels"
+    assert picked["props"]["SoHieuToBanDo"] == parcel["sheet"]
+    assert picked["props"]["SoThuTuThua"] == parcel["lot"]
+    title = page.locator("#details-title").inner_text()
+    assert str(parcel["lot"]) in title
+    assert "KyHieuMucDichSuDung" not in page.locator("#tab-details").inner_text()  # labelled
+    settle(page)
+    map_image(page, artifacts, "16-parcel-selected")

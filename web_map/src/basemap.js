@@ -12,6 +12,16 @@ const PROVINCE_LINE = [255, 193, 7, 255];
 const HOVER = 'rgba(255,193,7,0.24)';
 
 const css = (c, a) => `rgba(${c[0]},${c[1]},${c[2]},${(a ?? c[3] / 255).toFixed(3)})`;
+const BACKGROUND = [7, 13, 26];
+
+/**
+ * A translucent colour over the (constant) background, as the opaque colour it shows: the same
+ * pixels, but maplibre draws an opaque fill in its opaque pass, without blending.
+ */
+function overBackground(c) {
+  const a = (c[3] ?? 255) / 255;
+  return `rgb(${[0, 1, 2].map((i) => Math.round(c[i] * a + BACKGROUND[i] * (1 - a))).join(',')})`;
+}
 
 /** Colours of the basemap from the catalog's default_style (the built-in ones until it arrives). */
 function colours(catalog) {
@@ -39,14 +49,15 @@ export function basemapStyle(origin) {
       [PROVINCE]: { type: 'vector', tiles: tiles(PROVINCE), minzoom: 0, maxzoom: 14 },
     },
     layers: [
-      { id: 'background', type: 'background', paint: { 'background-color': '#070d1a' } },
-      { id: 'communes-fill', type: 'fill', source: COMMUNES, 'source-layer': COMMUNES, paint: { 'fill-color': css(c.fill), 'fill-antialias': false } },
+      { id: 'background', type: 'background', paint: { 'background-color': css(BACKGROUND, 1) } },
+      { id: 'communes-fill', type: 'fill', source: COMMUNES, 'source-layer': COMMUNES, paint: { 'fill-color': overBackground(c.fill), 'fill-antialias': false } },
       {
         id: 'communes-hover',
         type: 'fill',
         source: COMMUNES,
         'source-layer': COMMUNES,
-        paint: { 'fill-color': HOVER, 'fill-opacity': ['case', ['boolean', ['feature-state', 'hover'], false], 1, 0] },
+        // constant 0 (not drawn at all) until a ward is hovered: see hoverWard
+        paint: { 'fill-color': HOVER, 'fill-opacity': 0 },
       },
       { id: 'communes-line', type: 'line', source: COMMUNES, 'source-layer': COMMUNES, paint: { 'line-color': css(c.line), 'line-width': c.lineWidth } },
       { id: 'province-line', type: 'line', source: PROVINCE, 'source-layer': PROVINCE, paint: { 'line-color': css(c.province), 'line-width': c.provinceWidth } },
@@ -85,7 +96,7 @@ export function syncBasemap(map, state) {
   show('province-line', tiles && state.visible[PROVINCE] !== false);
   const op = state.opacity[COMMUNES] ?? 1;
   const ch = state.choropleth;
-  const fill = ch && ch.colors && Object.keys(ch.colors).length ? ['match', ['to-string', ['get', 'code']], ...Object.entries(ch.colors).flat(), ch.noData || css(c.fill)] : css(c.fill);
+  const fill = ch && ch.colors && Object.keys(ch.colors).length ? ['match', ['to-string', ['get', 'code']], ...Object.entries(ch.colors).flat(), ch.noData || css(c.fill)] : op >= 1 ? overBackground(c.fill) : css(c.fill);
   setPaint(map, 'communes-fill', 'fill-color', fill);
   setPaint(map, 'communes-fill', 'fill-opacity', op);
   setPaint(map, 'communes-line', 'line-color', css(c.line));
@@ -120,5 +131,8 @@ export function hoverWard(map, feature) {
   if (hovered === id) return;
   if (hovered !== null && hovered !== undefined) map.setFeatureState({ source: COMMUNES, sourceLayer: COMMUNES, id: hovered }, { hover: false });
   hovered = id;
-  if (id !== null && id !== undefined) map.setFeatureState({ source: COMMUNES, sourceLayer: COMMUNES, id }, { hover: true });
+  const on = id !== null && id !== undefined;
+  if (on) map.setFeatureState({ source: COMMUNES, sourceLayer: COMMUNES, id }, { hover: true });
+  // a data-driven opacity draws every ward each frame (a full-screen pass); a constant 0 is skipped
+  setPaint(map, 'communes-hover', 'fill-opacity', on ? ['case', ['boolean', ['feature-state', 'hover'], false], 1, 0] : 0);
 }

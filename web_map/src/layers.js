@@ -8,9 +8,10 @@ import { HeatmapLayer } from '@deck.gl/aggregation-layers';
 import { DataFilterExtension } from '@deck.gl/extensions';
 import { MVTLoader } from '@loaders.gl/mvt';
 
-import { fillAccessor, isPoint, isPolygonal, minZoomOf, rampColor, styleOf } from './style.js';
+import { fillAccessor, isPoint, isPolygonal, minZoomOf, rampColor, styleOf, timeNarrowed } from './style.js';
 import { viewCone } from './geo.js';
 import { BASEMAP_SLUGS } from './basemap.js';
+import { isNative } from './nativeLayers.js';
 
 const DAY = 86400000;
 const DOWN = new Set(['offline', 'stopped', 'error']);
@@ -98,8 +99,7 @@ function sectorLayers(state, layer) {
   const props = vectorProps(state, layer);
   // a narrowed time window filters the loaded points exactly on the GPU; the tiles carry no
   // time filter, so a time-enabled layer switches to its GeoJSON while the slider is in use
-  const timeNarrowed = Boolean(layer.time_field && timeActive(state) && state.data[layer.slug]);
-  const tiles = state.useTiles && !timeNarrowed ? state.tileUrls[layer.slug] : null;
+  const tiles = state.useTiles && !timeNarrowed(state, layer) ? state.tileUrls[layer.slug] : null;
   if (tiles) {
     out.push(
       new MVTLayer({
@@ -321,6 +321,7 @@ export function buildLayers(state) {
     // maplibre draws the boundaries from tiles; without a tile service deck draws their GeoJSON
     if (!state.visible[layer.slug] || (BASEMAP_SLUGS.has(layer.slug) && state.basemapTiles !== false)) continue;
     if (analyticOn && layer.slug === state.h3.slug) continue; // the aggregate replaces the points
+    if (isNative(state, layer)) continue; // maplibre draws it from its tiles (nativeLayers.js)
     layers.push(...sectorLayers(state, layer));
   }
   layers.push(...analyticLayers(state));

@@ -8,6 +8,7 @@ import 'maplibre-gl/dist/maplibre-gl.css';
 import './app.css';
 import { detectCapabilities, getJSON } from './api.js';
 import { basemapDrawn, basemapStyle } from './basemap.js';
+import { motionResolution } from './motion.js';
 import { initLang, lang, setLang, t } from './i18n.js';
 import { HOME_PADDING, NGHE_AN_BOUNDS, buildShell, initialState, renderChrome, setStatus } from './shell.js';
 
@@ -28,6 +29,14 @@ function installHook(app) {
       return [p.x + r.left, p.y + r.top];
     },
     jumpTo: (center, zoom) => app.map.jumpTo({ center, zoom }),
+    /** Who draws the land parcels now: 'maplibre', 'deck' or null. */
+    parcelsRenderer: () => {
+      const map = app.map;
+      if (map.getLayer('native-land_parcels-fill') && map.getLayoutProperty('native-land_parcels-fill', 'visibility') === 'visible') return 'maplibre';
+      const deck = app.overlay && app.overlay._deck;
+      const ids = deck && deck.layerManager ? deck.layerManager.getLayers().map((l) => l.id) : [];
+      return ids.some((i) => i.startsWith('layer-land_parcels')) ? 'deck' : null;
+    },
     home: () => app.map.fitBounds(NGHE_AN_BOUNDS, { padding: HOME_PADDING, duration: 0 }),
     idle: () => new Promise((resolve) => (app.map.loaded() && !app.map.isMoving() ? resolve(true) : app.map.once('idle', () => resolve(true)))),
     /** Resolves once the map stopped moving, viewport data arrived and every deck layer (and tile) loaded. */
@@ -78,6 +87,7 @@ async function boot() {
     fadeDuration: 0,
   });
   app.map = map;
+  app.lowResMotion = motionResolution(app);
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'bottom-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   map.doubleClickZoom.disable();

@@ -7,6 +7,7 @@ import { getJSON, loadFeatures } from './api.js';
 import { BASEMAP_SLUGS, hoverWard, syncBasemap, wardAt } from './basemap.js';
 import { layerTitle, lang, onLang, setLang, t } from './i18n.js';
 import { buildLayers } from './layers.js';
+import { hoverNative, nativePick, syncNative } from './nativeLayers.js';
 import { pageOf, renderChrome, setStatus } from './shell.js';
 import { isLarge, minZoomOf } from './style.js';
 import { debounce, el } from './util.js';
@@ -218,9 +219,14 @@ async function loadIndicators(app) {
   }
 }
 
-/** A deck pick, or the ward under the pointer when deck has nothing there (maplibre draws the wards). */
+/**
+ * A deck pick; where deck has nothing, the maplibre-drawn feature under the pointer: a native
+ * sector layer (parcels), else the ward.
+ */
 function withWard(app, info) {
   if (!info || info.object || info.x === undefined || info.x < 0) return info;
+  const native = nativePick(app.map, app.state, info.x, info.y);
+  if (native) return { ...info, ...native, picked: true };
   const ward = wardAt(app.map, info.x, info.y);
   if (!ward) return info;
   return { ...info, object: ward, layer: { id: 'layer-admin_communes' }, picked: true };
@@ -232,6 +238,7 @@ export async function start(app, prefetch) {
   let deckLayers = [];
   app.redraw = () => {
     syncBasemap(map, app.state);
+    syncNative(map, app.state);
     deckLayers = buildLayers(app.state);
     if (app.overlay) app.overlay.setProps({ layers: deckLayers });
   };
@@ -272,6 +279,7 @@ export async function start(app, prefetch) {
     getTooltip: (info) => {
       const picked = withWard(app, info);
       hoverWard(map, picked && picked.object && picked.layer.id === 'layer-admin_communes' && !(info && info.object) ? picked.object : null);
+      hoverNative(map, picked);
       return tooltipFor(app, picked);
     },
     onClick: (info) => {
@@ -281,7 +289,12 @@ export async function start(app, prefetch) {
   });
   app.overlay = overlay;
   map.addControl(overlay);
-  map.on('mouseout', () => hoverWard(map, null));
+  map.on('mouseout', () => {
+    hoverWard(map, null);
+    hoverNative(map, null);
+  });
+  // a failed tile of a native layer is logged, never thrown at the page
+  map.on('error', (e) => console.warn('map error', e && e.error ? e.error.message : e));
   map.on('click', (e) => {
     if (app.state.draw.mode) handleQueryClick(app, [e.lngLat.lng, e.lngLat.lat]);
   });

@@ -29,6 +29,9 @@ export function initialState() {
     // decode vector tiles in workers (off the main thread) unless ?workers=0
     mvtWorkers: typeof Worker !== 'undefined' && params.get('workers') !== '0',
     tileUrls: {},
+    // dense polygon/line layers are drawn by maplibre from their tiles; ?renderer=deck draws
+    // them with deck.gl MVTLayers instead (the comparison the web map benchmark makes)
+    renderer: params.get('renderer') === 'deck' ? 'deck' : 'native',
     view: 'vector',
     h3: { slug: null, res: 6, cells: [], max: 1, source: null },
     time: null,

@@ -30,6 +30,13 @@ export function minZoomOf(layer) {
   return isLarge(layer) ? Math.max(s.min_zoom, LARGE_MIN_ZOOM) : s.min_zoom;
 }
 
+/** True when the time slider narrows a time-enabled layer whose features are loaded. */
+export function timeNarrowed(state, layer) {
+  const tm = state.time;
+  const active = !!tm && (tm.from > tm.min || tm.to < tm.max);
+  return Boolean(layer.time_field && active && state.data[layer.slug]);
+}
+
 /** Accessor (feature → RGBA) honouring color_property + palette. */
 export function fillAccessor(layer) {
   const s = styleOf(layer);
