@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -251,14 +252,15 @@ def issue_token(settings: Settings, user: User, now: datetime | None = None) -> 
         "sub": str(user.id),
         "name": user.username,
         "role": user.role,
+        "cst": user.credential_stamp,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=settings.token_ttl_s)).timestamp()),
     }
     return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=JWT_ALGORITHM)
 
 
-def decode_token(settings: Settings, token: str) -> int:
-    """The user id of a valid token; AuthenticationError otherwise."""
+def decode_token(settings: Settings, token: str) -> tuple[int, str]:
+    """The user id and credential stamp of a valid token; AuthenticationError otherwise."""
     try:
         claims = jwt.decode(
             token,
@@ -267,7 +269,7 @@ def decode_token(settings: Settings, token: str) -> int:
             issuer=JWT_ISSUER,
             options={"require": ["exp", "iat", "sub", "iss"]},
         )
-        return int(claims["sub"])
+        return int(claims["sub"]), str(claims.get("cst", ""))
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise AuthenticationError("invalid or expired token") from exc
 
@@ -608,11 +610,15 @@ def _cross_origin(scope: Scope) -> bool:
 def _resolve_user(engine: Engine, settings: Settings, token: str) -> User | None:
     """The active user behind a token; None when the token is invalid (treated as anonymous)."""
     try:
-        user_id = decode_token(settings, token)
+        user_id, stamp = decode_token(settings, token)
     except AuthenticationError:
         return None
     with engine.connect() as conn:
-        return active_user(conn, user_id)
+        user = active_user(conn, user_id)
+    # A token issued before the password changed no longer names the current credentials.
+    if user is None or not secrets.compare_digest(user.credential_stamp, stamp):
+        return None
+    return user
 
 
 def _sensitive_layers(engine: Engine, slugs: list[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ class User:
     role: Role
     admin_units: tuple[str, ...] = field(default_factory=tuple)
     active: bool = True
+    # A digest of the current password hash: tokens carry it, so changing a password (or
+    # upgrading its hash) revokes every token issued before, with no extra table.
+    credential_stamp: str = ""
 
     def public(self) -> dict[str, Any]:
         """JSON-safe description for /api/auth/me."""
@@ -69,6 +73,11 @@ def check_role(role: str) -> Role:
     return role
 
 
+def credential_stamp(password_hash: str) -> str:
+    """Short digest of a password hash that tokens carry (never the hash itself)."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
 def _user(row: Any) -> User:
     return User(
         id=int(row["id"]),
@@ -76,6 +85,7 @@ def _user(row: Any) -> User:
         role=row["role"],
         admin_units=tuple(row["admin_units"] or ()),
         active=bool(row["active"]),
+        credential_stamp=credential_stamp(row["password_hash"]),
     )
 
 
@@ -158,8 +168,18 @@ def authenticate(conn: Connection, username: str, password: str, when: datetime)
             .where(app_user.c.id == row["id"])
             .values(password_hash=hash_password(password))
         )
-    conn.execute(update(app_user).where(app_user.c.id == row["id"]).values(last_login_at=when))
-    return _user(row)
+    # Re-read after a possible rehash, so the token carries the stamp of the stored hash.
+    fresh = (
+        conn.execute(
+            update(app_user)
+            .where(app_user.c.id == row["id"])
+            .values(last_login_at=when)
+            .returning(app_user)
+        )
+        .mappings()
+        .one()
+    )
+    return _user(fresh)
 
 
 def set_password(conn: Connection, username: str, password: str) -> None:

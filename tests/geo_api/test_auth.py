@@ -9,14 +9,14 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from geo_api.cli import app as cli_app
 from geo_api.main import create_app
 from geo_api.security import InsecureConfigurationError, issue_token
 from layers import audit, users
-from layers.models.reports import rate_bucket
+from layers.models.reports import app_user, rate_bucket
 from layers.settings import Settings
 
 PASSWORD = "a very long password"
@@ -109,6 +109,31 @@ def test_expired_tampered_and_disabled_tokens_are_refused(
     assert (
         client.get("/api/auth/me", headers={"Authorization": f"Bearer {good}"}).status_code == 401
     )
+
+
+def test_changing_a_password_revokes_earlier_tokens(client: TestClient, seeded: Engine) -> None:
+    with seeded.begin() as conn:
+        users.create_user(conn, "auth_rotates", PASSWORD, "planner")
+    form = {"username": "auth_rotates", "password": PASSWORD}
+    before = client.post("/api/auth/token", data=form).json()["access_token"]
+    me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {before}"})
+    assert me.status_code == 200
+    with seeded.begin() as conn:
+        users.set_password(conn, "auth_rotates", "another long password")
+    stale = client.get("/api/auth/me", headers={"Authorization": f"Bearer {before}"})
+    assert stale.status_code == 401
+    form["password"] = "another long password"
+    after = client.post("/api/auth/token", data=form).json()["access_token"]
+    assert (
+        client.get("/api/auth/me", headers={"Authorization": f"Bearer {after}"}).status_code == 200
+    )
+    # the stamp is a digest, never the hash itself
+    claims = jwt.decode(after, options={"verify_signature": False})
+    with seeded.connect() as conn:
+        stored = conn.execute(
+            select(app_user.c.password_hash).where(app_user.c.username == "auth_rotates")
+        ).scalar_one()
+    assert claims["cst"] and claims["cst"] not in stored
 
 
 def test_login_attempts_are_rate_limited(seeded: Engine, settings: Settings) -> None:
