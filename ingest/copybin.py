@@ -15,12 +15,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.wkbfast import coordinate_positions, read_xy
+
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 COPY_TRAILER = b"\xff\xff"
 _PG_EPOCH_US = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
 
 Kind = Literal[
-    "int4", "int8", "float8", "bool", "timestamptz", "bytes", "jsonb", "geometry", "json_table"
+    "int4",
+    "int8",
+    "float8",
+    "bool",
+    "timestamptz",
+    "bytes",
+    "jsonb",
+    "geometry",
+    "json_table",
+    "lod_size",
 ]
 
 
@@ -28,7 +39,8 @@ Kind = Literal[
 class CopyColumn:
     """One column to encode: fixed-width numpy values, an Arrow binary/string array, or
     (encoded lazily, chunk by chunk, so encoding overlaps the server's COPY work) shapely
-    geometries ("geometry", as EWKB) or an Arrow table ("json_table", one JSON object per row).
+    geometries ("geometry", as EWKB), an Arrow table ("json_table", one JSON object per row)
+    or a WKB array ("lod_size": each geometry's drawn size, float8, see `lod_sizes`).
     """
 
     kind: Kind
@@ -171,7 +183,52 @@ def _materialise(col: CopyColumn) -> CopyColumn:
     if col.kind == "json_table":
         assert isinstance(col.values, pa.Table)
         return CopyColumn("jsonb", json_objects(col.values), col.null)
+    if col.kind == "lod_size":
+        assert isinstance(col.values, pa.Array | pa.ChunkedArray)
+        size, null = lod_sizes(col.values)
+        return CopyColumn("float8", size, null if col.null is None else null | col.null)
     return col
+
+
+def lod_sizes(wkb: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's drawn size in degrees (layers.tiles.TILE_SIZE_SQL) and its NULL mask.
+
+    Computed from the WKB's own doubles when every row is a 2-D Point or Polygon (the
+    coordinates are gathered in one pass), else from shapely's bounds. Empty or missing
+    geometries have no size, as in PostGIS.
+    """
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    n = len(wkb)
+    where = coordinate_positions(wkb) if n else None
+    if where is not None and where.kind == "Point":
+        # An empty point is written as NaN coordinates, which PostGIS reads as empty.
+        null = where.first < 0
+        x, _ = read_xy(wkb, where.pos)
+        null[~null] = np.isnan(x[where.first[~null]])
+        return np.zeros(n, dtype=np.float64), null
+    if where is not None:
+        x, y = read_xy(wkb, where.pos)
+        has = where.first >= 0
+        starts = where.first[has]
+        # Rows' coordinates are contiguous and in row order, so per-row extremes are reduceats.
+        xmin = np.full(n, np.nan)
+        xmax, ymin, ymax = xmin.copy(), xmin.copy(), xmin.copy()
+        if len(starts):
+            xmin[has] = np.minimum.reduceat(x, starts)
+            xmax[has] = np.maximum.reduceat(x, starts)
+            ymin[has] = np.minimum.reduceat(y, starts)
+            ymax[has] = np.maximum.reduceat(y, starts)
+    else:
+        import shapely
+
+        b = shapely.bounds(shapely.from_wkb(np.asarray(wkb.to_numpy(zero_copy_only=False))))
+        xmin, ymin, xmax, ymax = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    w = xmax - xmin
+    h = ymax - ymin
+    size = np.maximum(np.sqrt(w * h), np.maximum(w / 4, h / 4))
+    null = np.isnan(size)
+    return np.where(null, 0.0, size), null
 
 
 def _slice(col: CopyColumn, start: int, stop: int) -> CopyColumn:

@@ -69,12 +69,14 @@ def _columns(
             observed_at if observed_at is not None else pa.nulls(n, pa.timestamp("us", tz="UTC")),
         ),
         CopyColumn("int8", np.full(n, batch_id, dtype=np.int64)),
+        CopyColumn("lod_size", wkb),  # computed chunk by chunk, while the server works
     ]
     return cols
 
 
 def copy_columns(prepared: Prepared, layer_id: int | None, batch_id: int) -> list[CopyColumn]:
-    """COPY columns (layer_id?, geom, properties, source_key, observed_at, import_batch_id)."""
+    """COPY columns (layer_id?, geom, properties, source_key, observed_at, import_batch_id,
+    lod_size)."""
     return _columns(
         prepared.wkb,
         prepared.properties,
@@ -85,8 +87,8 @@ def copy_columns(prepared: Prepared, layer_id: int | None, batch_id: int) -> lis
     )
 
 
-_FEATURE_COLUMNS = "layer_id, geom, properties, source_key, observed_at, import_batch_id"
-_STAGE_COLUMNS = "k, geom, properties, source_key, observed_at, import_batch_id"
+_FEATURE_COLUMNS = "layer_id, geom, properties, source_key, observed_at, import_batch_id, lod_size"
+_STAGE_COLUMNS = "k, geom, properties, source_key, observed_at, import_batch_id, lod_size"
 
 
 def _copy(
@@ -270,7 +272,8 @@ def _create_stage(conn: Connection, batch_id: int) -> None:
         text(
             f"CREATE UNLOGGED TABLE {_stage_table(batch_id)} (k int NOT NULL, "
             "geom geometry(Geometry, 4326) NOT NULL, properties jsonb NOT NULL, "
-            "source_key text, observed_at timestamptz, import_batch_id bigint)"
+            "source_key text, observed_at timestamptz, import_batch_id bigint, "
+            "lod_size double precision)"
         )
     )
 
@@ -294,11 +297,14 @@ def _merge(
                 f"""
                 WITH upserted AS (
                     INSERT INTO feature AS f
-                        (layer_id, geom, properties, source_key, observed_at, import_batch_id)
-                    SELECT :layer_id, s.geom, s.properties, s.source_key, s.observed_at, :batch_id
+                        (layer_id, geom, properties, source_key, observed_at, import_batch_id,
+                         lod_size)
+                    SELECT :layer_id, s.geom, s.properties, s.source_key, s.observed_at, :batch_id,
+                           s.lod_size
                     FROM {stage_q} s
                     ON CONFLICT (layer_id, source_key) DO UPDATE
-                       SET geom = EXCLUDED.geom, properties = EXCLUDED.properties,
+                       SET geom = EXCLUDED.geom, lod_size = EXCLUDED.lod_size,
+                           properties = EXCLUDED.properties,
                            observed_at = EXCLUDED.observed_at,
                            import_batch_id = EXCLUDED.import_batch_id, updated_at = now()
                      WHERE ST_AsEWKB(f.geom) IS DISTINCT FROM ST_AsEWKB(EXCLUDED.geom)
@@ -318,8 +324,10 @@ def _merge(
             text(
                 f"""
                 INSERT INTO feature
-                    (layer_id, geom, properties, source_key, observed_at, import_batch_id)
-                SELECT :layer_id, s.geom, s.properties, s.source_key, s.observed_at, :batch_id
+                    (layer_id, geom, properties, source_key, observed_at, import_batch_id,
+                     lod_size)
+                SELECT :layer_id, s.geom, s.properties, s.source_key, s.observed_at, :batch_id,
+                       s.lod_size
                 FROM {stage_q} s
                 ON CONFLICT (layer_id, source_key) DO NOTHING
                 """  # noqa: S608
@@ -463,7 +471,9 @@ class EarlyLoad:
             wkb = prepared.wkb.take(pa.array(upd, pa.int64())).to_pylist()
             conn.execute(
                 text(
-                    f"UPDATE {table} t SET geom = ST_SetSRID(ST_GeomFromWKB(u.wkb), 4326) "  # noqa: S608
+                    # No trigger on these tables: the size is recomputed here (0008_lod_size).
+                    f"UPDATE {table} t SET geom = ST_SetSRID(ST_GeomFromWKB(u.wkb), 4326), "  # noqa: S608
+                    "lod_size = feature_lod_size(ST_GeomFromWKB(u.wkb)) "
                     f"FROM {pos} p, unnest(CAST(:ks AS int[]), CAST(:wkbs AS bytea[])) "
                     f"AS u(k, wkb) WHERE {key_sql} AND p.k = u.k"
                 ),

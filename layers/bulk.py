@@ -53,7 +53,7 @@ _UPSERT = text(
                s.observed_at, :batch_id
         FROM _feature_stage s
         ON CONFLICT (layer_id, source_key) DO UPDATE
-           SET geom = EXCLUDED.geom, properties = EXCLUDED.properties,
+           SET geom = EXCLUDED.geom, lod_size = EXCLUDED.lod_size, properties = EXCLUDED.properties,
                observed_at = EXCLUDED.observed_at, import_batch_id = EXCLUDED.import_batch_id,
                updated_at = now()
          WHERE NOT ST_Equals(f.geom, EXCLUDED.geom)

@@ -54,18 +54,15 @@ MAX_SHAPES_PER_TILE = 8_000
 # At this zoom a cheap bounded count decides whether the largest-first cap is needed.
 COUNT_PROBE_ZOOM = 14
 # How big a line/polygon looks, in degrees: the side of its bbox's square, or a quarter of its
-# longest side (so roads and rivers count). A shape is drawn when this covers a pixel. The
-# partial indexes of migration 0007_tile_lod use this very text in their predicates, so a
-# low-zoom tile query reads only the features big enough for them.
+# longest side (so roads and rivers count). A shape is drawn when this covers a pixel. It is
+# stored per feature in LOD_SIZE_COLUMN (computed by the importer, or by the trigger of
+# migration 0008_lod_size from this very text), and the partial LOD indexes test that column,
+# so a low-zoom tile query reads only the features big enough for them.
 TILE_SIZE_SQL = (
     "greatest(sqrt((ST_XMax(geom) - ST_XMin(geom)) * (ST_YMax(geom) - ST_YMin(geom))),"
     " (ST_XMax(geom) - ST_XMin(geom)) / 4, (ST_YMax(geom) - ST_YMin(geom)) / 4)"
 )
-# The same measure on a precomputed box2d `b` (the bbox is read from the geometry once).
-_BOX_SIZE_SQL = (
-    "greatest(sqrt((ST_XMax(b) - ST_XMin(b)) * (ST_YMax(b) - ST_YMin(b))),"
-    " (ST_XMax(b) - ST_XMin(b)) / 4, (ST_YMax(b) - ST_YMin(b)) / 4)"
-)
+LOD_SIZE_COLUMN = "lod_size"
 # Thresholds of those partial indexes (one pixel at zooms 12 and 10), in degrees.
 LOD_INDEX_MIN_DEG = (360.0 / (1 << 12) / 256, 360.0 / (1 << 10) / 256)
 
@@ -242,7 +239,6 @@ class _Shape:
     min_size: bool
     top_n: bool
     n_props: int | None  # None: every property; else how many selected
-    lod: bool = False  # the size test may use a partial index (0007_tile_lod)
     t_from: bool = False  # observed_at >= t0
     t_to: bool = False  # observed_at <= t1
     add_key: bool = False  # every property: source_key added from the column
@@ -276,33 +272,20 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             feature.c.id, feature.c.properties, feature.c.source_key, feature.c.geom
         ).where(and_(*conds))
     else:
-        if shape.lod:
-            # Implies a partial index's predicate: only features this big are read at all.
-            conds.append(literal_column(TILE_SIZE_SQL) >= bindparam("min_deg", type_=Double))
-        # OFFSET 0 fences the scan, so each bbox is read from its geometry once, not once per
-        # use in the size test and sort below.
-        scan = (
-            sa_select(
-                feature.c.id,
-                feature.c.properties,
-                feature.c.source_key,
-                feature.c.geom,
-                func.Box2D(feature.c.geom).label("b"),
-            )
-            .where(and_(*conds))
-            .offset(0)
-            .subquery("s")
-        )
-        size: ColumnElement[float] = literal_column(_BOX_SIZE_SQL)
-        cand_q = sa_select(
-            scan.c.id, scan.c.properties, scan.c.source_key, scan.c.geom
-        ).select_from(scan)
+        size = feature.c.lod_size
         if shape.min_size:
-            cand_q = cand_q.where(size >= bindparam("min_deg", type_=Double))
+            # The stored size: no bbox is read from any geometry, and at zoom 12 or lower it
+            # implies a partial index's predicate, so only features this big are read at all.
+            conds.append(size >= bindparam("min_deg", type_=Double))
+        cand_q = sa_select(
+            feature.c.id, feature.c.properties, feature.c.source_key, feature.c.geom
+        ).where(and_(*conds))
         if shape.top_n:
             # Keep the largest shapes; MVT geometry is built only for them, outside this
             # subquery (a LIMIT subquery is not flattened into the outer one).
-            cand_q = cand_q.order_by(size.desc()).limit(bindparam("max_shapes", type_=Integer))
+            cand_q = cand_q.order_by(size.desc().nulls_last()).limit(
+                bindparam("max_shapes", type_=Integer)
+            )
     cand = cand_q.subquery("f")
     geom: ColumnElement[Any] = cand.c.geom
     if not shape.points:
@@ -410,7 +393,6 @@ def tile_query(
         min_size=not points and plan.min_size_units > 0,
         top_n=not points and plan.max_shapes is not None,
         n_props=None if props is None else len(props),
-        lod=not points and plan.min_size_units > 0 and min_deg >= min(LOD_INDEX_MIN_DEG),
         t_from=when is not None and when.start is not None,
         t_to=when is not None and when.end is not None,
         add_key=props is None and add_key,

@@ -88,6 +88,9 @@ feature = Table(
     Column("import_batch_id", BigInteger, ForeignKey("import_batch.id", ondelete="SET NULL")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # How big the shape looks in degrees (layers.tiles.TILE_SIZE_SQL); filled by the importer
+    # or by the trigger of migration 0008_lod_size, and tested by the partial LOD indexes.
+    Column("lod_size", Double),
     PrimaryKeyConstraint("layer_id", "id"),
     UniqueConstraint("layer_id", "source_key"),
     Index("ix_feature_geom", "geom", postgresql_using="gist"),

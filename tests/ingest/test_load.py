@@ -11,6 +11,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import shapely
 from sqlalchemy import Engine, text
 
@@ -239,6 +240,21 @@ def _content(engine: Engine, slug: str) -> list[tuple[str, str, int | None]]:
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
+def _lod_mismatches(engine: Engine, slug: str) -> int:
+    """Rows whose stored lod_size is not the size PostGIS computes from their geometry."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM feature f JOIN layer l ON l.id = f.layer_id "
+                    "WHERE l.slug = :s AND NOT coalesce(abs(f.lod_size - "
+                    "feature_lod_size(f.geom)) <= 1e-12, false)"
+                ),
+                {"s": slug},
+            ).scalar_one()
+        )
+
+
 def test_early_load_matches_ordinary_load(
     tmp_path: Path, engine: Engine, do_import, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -284,8 +300,11 @@ def test_early_load_matches_ordinary_load(
         slug = f"load_early_{name}"
         fresh = do_import(path, slug, key="ma_thua", mode="replace")
         replace_content = _content(engine, slug)
+        # The importer writes each row's tile size itself (the swapped-in table has no trigger).
+        assert _lod_mismatches(engine, slug) == 0, name
         do_import(base, slug, key="ma_thua", mode="replace")
         appended = do_import(path, slug, key="ma_thua", mode="upsert")
+        assert _lod_mismatches(engine, slug) == 0, name
         results[name] = (
             replace_content,
             _content(engine, slug),
@@ -306,3 +325,33 @@ def test_early_load_matches_ordinary_load(
     assert len(ordinary[0]) == 398 and len(ordinary[1]) == 448
     for name in ("early", "fallback", "unsent"):
         assert results[name] == ordinary, name
+
+
+@pytest.mark.parametrize(
+    "wkts",
+    [
+        ["POINT (105 18)", "POINT EMPTY"],
+        ["POLYGON ((105 18, 105.004 18, 105.004 18.001, 105 18))", "POLYGON EMPTY"],
+        ["LINESTRING (105 18, 105.01 18.0001)", "MULTIPOLYGON (((1 1, 2 1, 2 3, 1 1)))"],
+    ],
+)
+def test_lod_sizes_match_postgis(engine: Engine, wkts: list[str]) -> None:
+    """The importer's numpy sizes equal the trigger's SQL ones, NULL for empty shapes."""
+    import pyarrow as pa
+    import shapely
+
+    from ingest.copybin import lod_sizes
+
+    wkb = pa.array(shapely.to_wkb(shapely.from_wkt(wkts)), pa.binary())
+    size, null = lod_sizes(wkb)
+    with engine.connect() as conn:
+        want = [
+            conn.execute(
+                text("SELECT feature_lod_size(ST_GeomFromText(:w, 4326))"), {"w": w}
+            ).scalar_one()
+            for w in wkts
+        ]
+    got = [
+        None if no else pytest.approx(float(v), abs=1e-15) for v, no in zip(size, null, strict=True)
+    ]
+    assert got == want

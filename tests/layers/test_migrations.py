@@ -66,3 +66,41 @@ def test_vinh_point_round_trips_through_9208(engine: Engine) -> None:
         ).one()
     # The Helmert inverse is iterative: a millimetre is the honest tolerance (1e-7 deg ~ 1 cm).
     assert abs(lon - 105.6813) < 1e-7 and abs(lat - 18.6734) < 1e-7
+
+
+def test_0008_backfills_lod_size_and_moves_the_lod_indexes_onto_it(fresh_db: Engine) -> None:
+    lod_defs = (
+        "SELECT indexdef FROM pg_indexes WHERE indexname IN "
+        "('ix_feature_geom_lod12', 'ix_feature_geom_lod10')"
+    )
+    migrate.upgrade(fresh_db, "0007_tile_lod")
+    with fresh_db.begin() as conn:
+        layer_id = conn.execute(
+            text(
+                "INSERT INTO layer (slug, title_vi, title_en, sector, geometry_type) "
+                "VALUES ('lod_mig', 'a', 'a', 'land', 'Polygon') RETURNING id"
+            )
+        ).scalar_one()
+        conn.execute(
+            text(f"CREATE TABLE feature_lod_mig PARTITION OF feature FOR VALUES IN ({layer_id})")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO feature (layer_id, geom) VALUES "
+                "(:l, ST_MakeEnvelope(105, 18, 105.004, 18.001, 4326))"
+            ),
+            {"l": layer_id},
+        )
+    migrate.upgrade(fresh_db)
+    with fresh_db.connect() as conn:
+        assert conn.execute(text("SELECT lod_size FROM feature")).scalar_one() == pytest.approx(
+            0.002
+        )
+        defs = conn.execute(text(lod_defs)).scalars().all()
+    assert len(defs) == 2 and all("lod_size >=" in d and "st_xmax" not in d.lower() for d in defs)
+    migrate.downgrade(fresh_db, "0007_tile_lod")
+    with fresh_db.connect() as conn:
+        defs = conn.execute(text(lod_defs)).scalars().all()
+        cols = {c["name"] for c in inspect(conn).get_columns("feature")}
+    assert len(defs) == 2 and all("st_xmax" in d.lower() for d in defs)
+    assert "lod_size" not in cols

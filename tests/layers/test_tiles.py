@@ -174,23 +174,54 @@ def test_low_zoom_keeps_exactly_the_shapes_that_cover_a_pixel(seeded: Engine) ->
     assert inside <= got <= near
 
 
-def test_tile_size_sql_matches_the_partial_indexes_of_0007() -> None:
-    # The planner uses those indexes only if the query repeats their predicate's expression.
+def test_tile_size_sql_matches_the_lod_column_and_indexes_of_0008() -> None:
+    # The planner uses those indexes only if the query tests the column they test, and the
+    # trigger must compute the very measure the tile query means.
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "alembic" / "versions" / "0007_tile_lod.py"
-    spec = importlib.util.spec_from_file_location("mig_0007", path)
+    path = Path(__file__).resolve().parents[2] / "alembic" / "versions" / "0008_lod_size.py"
+    spec = importlib.util.spec_from_file_location("mig_0008", path)
     assert spec is not None and spec.loader is not None
     mig = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mig)
     assert mig.TILE_SIZE_SQL == tiles.TILE_SIZE_SQL
+    assert mig.LOD_SIZE_COLUMN == tiles.LOD_SIZE_COLUMN == tiles.feature.c.lod_size.name
     assert sorted(float(v) for v in mig.LOD_INDEX_MIN_DEG.values()) == sorted(
         tiles.LOD_INDEX_MIN_DEG
     )
     assert {z: _pixel_deg(z) for z in mig.LOD_INDEX_MIN_DEG} == {
         z: float(v) for z, v in mig.LOD_INDEX_MIN_DEG.items()
     }
+
+
+def test_every_writer_stores_the_tile_size(seeded: Engine) -> None:
+    # Seeded rows, plain INSERTs and geometry UPDATEs all get lod_size (trigger of 0008).
+    mismatch = (
+        "SELECT count(*) FROM feature WHERE NOT coalesce("
+        "abs(lod_size - feature_lod_size(geom)) <= 1e-12, false)"
+    )
+    with seeded.connect() as conn:
+        assert conn.execute(text(mismatch)).scalar_one() == 0
+        layer_id = registry.get_layer(conn, "land_parcels").id
+        fid = conn.execute(
+            text(
+                "INSERT INTO feature (layer_id, geom) VALUES (:l, ST_MakeEnvelope("
+                "105, 18, 105.004, 18.001, 4326)) RETURNING id"
+            ),
+            {"l": layer_id},
+        ).scalar_one()
+        get = text("SELECT lod_size FROM feature WHERE layer_id = :l AND id = :i")
+        assert conn.execute(get, {"l": layer_id, "i": fid}).scalar_one() == pytest.approx(0.002)
+        conn.execute(
+            text(
+                "UPDATE feature SET geom = ST_MakeEnvelope(105, 18, 105.04, 18.01, 4326)"
+                " WHERE layer_id = :l AND id = :i"
+            ),
+            {"l": layer_id, "i": fid},
+        )
+        assert conn.execute(get, {"l": layer_id, "i": fid}).scalar_one() == pytest.approx(0.02)
+        conn.rollback()
 
 
 def test_low_zoom_query_reads_only_big_features_through_the_partial_index(
