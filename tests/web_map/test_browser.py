@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from PIL import Image
@@ -316,34 +317,54 @@ def test_polygon_query_lists_results(fresh: Any, artifacts: Path) -> None:
     assert share_near(img, [(255, 64, 129)], tol=40) > 0.0005
 
 
-def test_time_slider_filters_reports(fresh: Any, artifacts: Path) -> None:
-    """A 30-day window keeps only the recent field reports (drawn from GeoJSON on the GPU)."""
+FIELD_REPORT_POINTS = """(() => {
+  const l = window.__iocmap.app.overlay._deck.layerManager.getLayers()
+    .find(x => x.id === 'layer-field_reports');
+  let n = 0;
+  for (const t of l.state.tileset.selectedTiles) {
+    const c = t.content;
+    if (c && c.points) n += c.points.featureIds.value.length;
+  }
+  return {type: l.constructor.layerName, data: l.props.data, n};
+})()"""
+
+
+def test_time_slider_filters_reports_through_tiles(fresh: Any, artifacts: Path) -> None:
+    """A 30-day window reloads the field report tiles with ?datetime= and draws fewer points."""
     page = fresh
-    total = page.evaluate("window.__iocmap.app.state.data.field_reports.length")
+    tm = page.evaluate("window.__iocmap.app.state.time")
+    # the slider's ends sit on whole hours, so the server caches the filtered tiles
+    assert tm["min"] % 3_600_000 == 0 and tm["max"] % 3_600_000 == 0
+    before = page.evaluate(FIELD_REPORT_POINTS)
+    assert before["type"] == "MVTLayer" and "datetime" not in before["data"]
+    assert before["n"] > 0
+    urls: list[str] = []
+    page.on(
+        "request", lambda req: urls.append(req.url) if "/tiles/field_reports/" in req.url else None
+    )
     page.locator("#time-window").select_option("30")
     settle(page)
     tm = page.evaluate("window.__iocmap.app.state.time")
-    assert tm["to"] - tm["from"] <= 30 * 86400000 + 1
-    shown = page.evaluate(
-        """(() => { const a = window.__iocmap.app, tm = a.state.time;
-             return a.state.data.field_reports.filter(f => {
-               const ms = Date.parse(f.properties.received_at); return ms >= tm.from && ms <= tm.to;
-             }).length; })()"""
-    )
-    assert 0 < shown < total
-    layer = page.evaluate(
-        """(() => { const l = window.__iocmap.app.overlay._deck.layerManager.getLayers()
-             .find(x => x.id === 'layer-field_reports');
-             return {type: l.constructor.layerName, range: l.props.filterRange}; })()"""
-    )
-    assert layer["type"] == "GeoJsonLayer"
-    assert layer["range"][1] - layer["range"][0] <= 30.001
+    assert tm["to"] - tm["from"] <= 30 * 86400000
+    assert tm["from"] % 3_600_000 == 0
+    after = page.evaluate(FIELD_REPORT_POINTS)
+    # still tiles (no GeoJSON fallback), now filtered by the server
+    assert after["type"] == "MVTLayer"
+    frm = page.evaluate("ms => new Date(ms).toISOString().replace('.000Z', 'Z')", tm["from"])
+    assert f"datetime={frm}/.." in after["data"]
+    asked = [parse_qs(urlsplit(u).query).get("datetime") for u in urls]
+    assert asked and all(a == [f"{frm}/.."] for a in asked), urls[:3]
+    assert 0 < after["n"] < before["n"]
     map_image(page, artifacts, "11-time-window")
     page.locator("#time-play").click()
     page.wait_for_timeout(800)
     assert page.evaluate("window.__iocmap.app.state.time.playing") is True
     page.locator("#time-play").click()
+    played = page.evaluate("window.__iocmap.app.state.time")
+    assert (played["to"] - played["min"]) % played["step"] == 0
     page.locator("#time-window").select_option("0")
+    settle(page)
+    assert "datetime" not in page.evaluate(FIELD_REPORT_POINTS)["data"]
 
 
 def test_alert_feed_live_fly_and_acknowledge(fresh: Any, seeded: Engine, artifacts: Path) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import Engine, text
@@ -123,7 +124,17 @@ def test_click_hospital_opens_charts_with_forecast(ind_page: Any, artifacts: Pat
     hosp = page.evaluate(
         """(() => { const f = window.__iocmap.app.state.data.hospitals
              .find(f => f.properties.type === 'provincial_hospital');
-           return {c: f.geometry.coordinates, name: f.properties.name}; })()"""
+           return {c: f.geometry.coordinates, name: f.properties.name, key: f.properties.source_key}; })()"""
+    )
+    assert hosp["key"]
+    asked: list[dict[str, list[str]]] = []
+    page.on(
+        "request",
+        lambda req: (
+            asked.append(parse_qs(urlsplit(req.url).query))
+            if "/api/indicators/yt_records?" in req.url and "subject=" in req.url
+            else None
+        ),
     )
     page.evaluate("c => window.__iocmap.jumpTo(c, 16)", hosp["c"])
     settle(page)
@@ -134,6 +145,11 @@ def test_click_hospital_opens_charts_with_forecast(ind_page: Any, artifacts: Pat
     page.locator("#ind-chart").wait_for(timeout=20_000)
     assert page.locator("#details-title").inner_text() == hosp["name"]
     assert page.locator("#ind-select").input_value() == "yt_records"
+    # the charts were asked for by the clicked feature's source_key, not matched by position
+    assert asked, "no indicator request for the hospital"
+    assert asked[0]["subject"] == [hosp["key"]]
+    assert asked[0]["level"] == ["feature"]
+    assert asked[0]["forecast"] == ["6"]
     chart = page.locator("#ind-chart")
     assert chart.locator(".ind-series").count() >= 1
     assert chart.locator(".ind-trend").count() == 1
@@ -171,6 +187,68 @@ def test_sector_dashboard_top_and_bottom(ind_page: Any, artifacts: Path) -> None
     card.wait_for(timeout=10_000)
     wait_for(page, "document.getElementById('dash-title')?.innerText === 'Health operations'", 10)
     page.locator("#lang-toggle").click()
+    page.locator("#nav-map").click()
+    page.locator("#map").wait_for(state="visible")
+
+
+def _month(d: date, back: int) -> date:
+    """The first day of the month `back` months before d's."""
+    m = d.year * 12 + d.month - 1 - back
+    return date(m // 12, m % 12 + 1, 1)
+
+
+def test_dashboard_running_month_is_not_the_headline(
+    ind_page: Any, seeded: Engine, artifacts: Path
+) -> None:
+    """Visitors up to this month: the headline is last month, this month shows as in progress."""
+    from layers import indicators as ind
+
+    today = ind.today_local()
+    months = [_month(today, k) for k in (3, 2, 1, 0)]
+    with seeded.begin() as conn:
+        keys = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT f.source_key FROM feature f JOIN layer l ON l.id = f.layer_id"
+                    " WHERE l.slug = 'tourism_sites' ORDER BY f.source_key LIMIT 6"
+                )
+            )
+        ]
+        rows = [
+            ind.ObservationIn(
+                indicator="dl_visitors",
+                subject_layer="tourism_sites",
+                subject_key=key,
+                period_start=m,
+                period_end=_month(m, -1) - timedelta(days=1),
+                # the running month has only its first days: far below the others
+                value=100.0 + 10 * j if m != months[-1] else 5.0,
+            )
+            for key in keys
+            for j, m in enumerate(months)
+        ]
+        counts = ind.upsert_observations(conn, None, rows)
+    assert not counts.rejected, counts.rejected[:3]
+    page = ind_page
+    page.goto(page.url.split("#")[0] + "#/dashboard/dulich")
+    card = page.locator('.dash-kpi[data-indicator="dl_visitors"]')
+    card.wait_for(timeout=20_000)
+    assert card.get_attribute("data-grain") == "month"
+    last_month, this_month = months[-2], months[-1]
+    # headline: last (complete) month, labelled by the KPI's monthly grain
+    head = card.locator(".dash-head")
+    assert head.locator(".dash-period").get_attribute("data-period") == str(last_month)
+    assert f"{last_month.month:02d}/{last_month.year}" in head.inner_text()
+    assert card.locator(".dash-latest").inner_text().startswith(str(len(keys) * 120))
+    # the running month: beside it, flagged, and a lighter bar
+    cur = card.locator(".dash-current")
+    assert cur.get_attribute("data-period") == str(this_month)
+    assert "đang cập nhật" in cur.inner_text()
+    assert f"{this_month.month:02d}/{this_month.year}" in cur.inner_text()
+    assert card.locator(".dash-bars .bar.partial").count() == 1
+    assert card.locator(f'.dash-bars .bar.partial[data-period="{this_month}"]').count() == 1
+    page.screenshot(path=str(artifacts / "25-dashboard-in-progress.png"))
     page.locator("#nav-map").click()
     page.locator("#map").wait_for(state="visible")
 

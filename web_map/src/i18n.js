@@ -94,3 +94,11 @@ export function fmtDate(value) {
     minute: '2-digit',
   });
 }
+
+/** Locale-aware date (no time of day). */
+export function fmtDay(value) {
+  if (!value) return '—';
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return String(value);
+  return d.toLocaleDateString(current === 'en' ? 'en-GB' : 'vi-VN', { year: 'numeric', month: '2-digit', day: '2-digit' });
+}

@@ -1,5 +1,6 @@
 // Builds the deck.gl layer stack from the app state: basemap boundaries, sector layers
-// (MVT when the server has tiles, GeoJSON otherwise), H3/heatmap view, camera cones,
+// (MVT when the server has tiles, time-enabled ones filtered by the slider through
+// ?datetime=; GeoJSON otherwise), H3/heatmap view, camera cones,
 // selection, query area and results.
 
 import { GeoJsonLayer, PolygonLayer, ScatterplotLayer, PathLayer } from '@deck.gl/layers';
@@ -8,7 +9,7 @@ import { HeatmapLayer } from '@deck.gl/aggregation-layers';
 import { DataFilterExtension } from '@deck.gl/extensions';
 import { MVTLoader } from '@loaders.gl/mvt';
 
-import { fillAccessor, isPoint, isPolygonal, minZoomOf, rampColor, styleOf, timeNarrowed } from './style.js';
+import { fillAccessor, isPoint, isPolygonal, minZoomOf, rampColor, styleOf, tileUrlOf, tilesOf } from './style.js';
 import { viewCone } from './geo.js';
 import { BASEMAP_SLUGS } from './basemap.js';
 import { isNative } from './nativeLayers.js';
@@ -31,7 +32,10 @@ export function drawOrder(catalog) {
   return [...catalog].sort((a, b) => stackRank(a) - stackRank(b));
 }
 
-/** Time filter props for a time-enabled layer (DataFilterExtension), or {} when not filtering. */
+/**
+ * Time filter props of a time-enabled layer drawn from GeoJSON (DataFilterExtension), or {}.
+ * Tiles are filtered by the server (their URL carries `datetime=`), never on the GPU.
+ */
 function timeProps(state, layer) {
   const tm = state.time;
   if (!layer.time_field || !tm || tm.from === null || tm.from === undefined) return {};
@@ -47,12 +51,6 @@ function timeProps(state, layer) {
     filterRange: [(tm.from - tm.t0) / DAY, (tm.to - tm.t0) / DAY],
     updateTriggers: { getFilterValue: [tm.t0] },
   };
-}
-
-/** True when the time slider shows less than the whole extent. */
-export function timeActive(state) {
-  const tm = state.time;
-  return !!tm && (tm.from > tm.min || tm.to < tm.max);
 }
 
 /** GeoJsonLayer/MVTLayer props shared by both sources. */
@@ -88,7 +86,7 @@ function vectorProps(state, layer) {
     // the basemap: hovering lights the ward, clicks open its KPI card
     Object.assign(base, { highlightColor: [255, 193, 7, 60] });
   }
-  return { ...base, ...timeProps(state, layer) };
+  return base;
 }
 
 /** One sector layer as deck layers (the layer itself, plus cones for cameras). */
@@ -97,14 +95,14 @@ function sectorLayers(state, layer) {
   const minZoom = minZoomOf(layer);
   if (state.zoom < minZoom) return out;
   const props = vectorProps(state, layer);
-  // a narrowed time window filters the loaded points exactly on the GPU; the tiles carry no
-  // time filter, so a time-enabled layer switches to its GeoJSON while the slider is in use
-  const tiles = state.useTiles && !timeNarrowed(state, layer) ? state.tileUrls[layer.slug] : null;
+  const tiles = tilesOf(state, layer);
   if (tiles) {
     out.push(
       new MVTLayer({
         ...props,
-        data: tiles.url,
+        // a time-enabled layer's tiles come filtered by the slider (?datetime=from/to): a new
+        // window is a new URL, and deck keeps the old tiles on screen until the new ones load
+        data: tileUrlOf(state, layer),
         minZoom: tiles.minzoom ?? 0,
         maxZoom: Math.min(tiles.maxzoom ?? 14, 16),
         binary: true,
@@ -119,7 +117,10 @@ function sectorLayers(state, layer) {
   } else {
     const data = state.data[layer.slug];
     if (!data) return out;
-    out.push(new GeoJsonLayer({ ...props, data, updateTriggers: { ...props.updateTriggers, data: state.dataVersion[layer.slug] } }));
+    // without a tile service the slider filters the loaded features exactly on the GPU
+    const time = timeProps(state, layer);
+    const triggers = { ...props.updateTriggers, ...(time.updateTriggers || {}), data: state.dataVersion[layer.slug] };
+    out.push(new GeoJsonLayer({ ...props, ...time, data, updateTriggers: triggers }));
   }
   if (layer.slug === 'cameras' && state.data.cameras) out.unshift(coneLayer(state, layer));
   return out;

@@ -169,7 +169,15 @@ async function detectTiles(app) {
         if (state.caps.tilejson) {
           const tj = await getJSON(`/tiles/${encodeURIComponent(layer.slug)}.json`);
           const url = (tj.tiles && tj.tiles[0]) || `/tiles/${layer.slug}/{z}/{x}/{y}.mvt`;
-          state.tileUrls[layer.slug] = { url: relativeTemplate(url), minzoom: tj.minzoom, maxzoom: tj.maxzoom };
+          const vl = (tj.vector_layers || [])[0] || {};
+          state.tileUrls[layer.slug] = {
+            url: relativeTemplate(url),
+            minzoom: tj.minzoom,
+            maxzoom: tj.maxzoom,
+            // a time-enabled layer: {field, extent, parameter, cache_step}; its tiles take datetime=
+            time: tj.time && tj.time.parameter ? tj.time : null,
+            featureKey: vl.feature_key || null,
+          };
         } else {
           state.tileUrls[layer.slug] = { url: `/tiles/${layer.slug}/{z}/{x}/{y}.mvt` };
         }

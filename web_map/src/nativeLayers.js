@@ -4,7 +4,7 @@
 // outline) per layer. deck.gl keeps the points, cones, H3 and overlays. Picking goes through
 // maplibre's queryRenderedFeatures into the same tooltip and details panel.
 
-import { minZoomOf, styleOf, timeNarrowed } from './style.js';
+import { minZoomOf, styleOf, tileUrlOf, tilesOf } from './style.js';
 
 // Source maxzoom: deeper zooms reuse (overzoom) these tiles instead of asking for more.
 const MAX_TILE_ZOOM = 15;
@@ -23,9 +23,8 @@ const lineId = (slug) => `native-${slug}-line`;
 /** True when the app draws this layer with maplibre rather than deck.gl. */
 export function isNative(state, layer) {
   if (state.renderer === 'deck' || !state.useTiles || !/polygon|line/i.test(layer.geometry_type || '')) return false;
-  if (!state.tileUrls[layer.slug]) return false;
-  // a narrowed time window filters GeoJSON on the GPU (deck); tiles carry no time filter
-  return !timeNarrowed(state, layer);
+  // a time-enabled layer stays native while the slider narrows: its tile URL carries datetime=
+  return !!tilesOf(state, layer);
 }
 
 /** maplibre colour expression of a layer's fill: its palette on color_property, or one colour. */
@@ -45,15 +44,28 @@ function addLayerOnce(map, spec) {
   if (!map.getLayer(spec.id)) map.addLayer(spec, map.getLayer(BEFORE) ? BEFORE : undefined);
 }
 
-/** Create the sources and style layers of a native layer (hidden until syncNative shows it). */
+/**
+ * Create the sources and style layers of a native layer (hidden until syncNative shows it), or
+ * point its existing source at the slider's current time window.
+ */
 function ensure(map, state, layer) {
   const slug = layer.slug;
-  if (map.getSource(src(slug))) return;
+  const existing = map.getSource(src(slug));
+  const template = tileTemplate(tileUrlOf(state, layer));
+  map.__nativeTiles = map.__nativeTiles || {};
+  if (existing) {
+    // the time slider moved: same source, tiles of the new window
+    if (map.__nativeTiles[slug] !== template) {
+      map.__nativeTiles[slug] = template;
+      existing.setTiles([template]);
+    }
+    return;
+  }
+  map.__nativeTiles[slug] = template;
   const tiles = state.tileUrls[slug];
-  const minzoom = Math.max(0, Math.floor(minZoomOf(layer)));
   map.addSource(src(slug), {
     type: 'vector',
-    tiles: [tileTemplate(tiles.url)],
+    tiles: [template],
     minzoom: Math.min(tiles.minzoom ?? 0, MAX_TILE_ZOOM),
     maxzoom: Math.min(tiles.maxzoom ?? 14, MAX_TILE_ZOOM),
   });

@@ -30,11 +30,50 @@ export function minZoomOf(layer) {
   return isLarge(layer) ? Math.max(s.min_zoom, LARGE_MIN_ZOOM) : s.min_zoom;
 }
 
-/** True when the time slider narrows a time-enabled layer whose features are loaded. */
-export function timeNarrowed(state, layer) {
+/** True when the time slider shows less than the whole extent. */
+export function timeActive(state) {
   const tm = state.time;
-  const active = !!tm && (tm.from > tm.min || tm.to < tm.max);
-  return Boolean(layer.time_field && active && state.data[layer.slug]);
+  return !!tm && (tm.from > tm.min || tm.to < tm.max);
+}
+
+/** ISO text of an instant, without milliseconds when there are none (whole hours: 2026-01-01T07:00:00Z). */
+export function isoZ(ms) {
+  return new Date(ms).toISOString().replace('.000Z', 'Z');
+}
+
+/**
+ * The OGC `datetime` interval the slider asks of a time-enabled layer's tiles ('..' for an
+ * end left at the extent's edge), or null when the slider shows everything or the layer's
+ * tiles take no time filter. Slider ends sit on whole hours, so the server caches the tiles.
+ */
+export function tileDatetime(state, layer) {
+  const tiles = state.tileUrls[layer.slug];
+  if (!tiles || !tiles.time || !timeActive(state)) return null;
+  const tm = state.time;
+  const from = tm.from > tm.min ? isoZ(tm.from) : '..';
+  const to = tm.to < tm.max ? isoZ(tm.to) : '..';
+  return `${from}/${to}`;
+}
+
+/**
+ * The tiles a layer is drawn from, or null for GeoJSON: no tile service, or a time-enabled
+ * layer narrowed by the slider whose tiles take no datetime filter (a server older than the
+ * `time` key of TileJSON), which then filters its loaded GeoJSON on the GPU instead.
+ */
+export function tilesOf(state, layer) {
+  const tiles = state.useTiles ? state.tileUrls[layer.slug] : null;
+  if (!tiles) return null;
+  if (layer.time_field && !tiles.time && timeActive(state) && state.data[layer.slug]) return null;
+  return tiles;
+}
+
+/** A layer's tile URL template, with the slider's datetime filter for a time-enabled layer. */
+export function tileUrlOf(state, layer) {
+  const tiles = state.tileUrls[layer.slug];
+  if (!tiles) return null;
+  const dt = tileDatetime(state, layer);
+  if (!dt) return tiles.url;
+  return `${tiles.url}${tiles.url.includes('?') ? '&' : '?'}${tiles.time.parameter || 'datetime'}=${dt}`;
 }
 
 /** Accessor (feature → RGBA) honouring color_property + palette. */

@@ -131,6 +131,7 @@ export async function showChoropleth(app, code, period = null) {
       indicator: body.indicator,
       period: body.period,
       grain: body.grain || prov.grain,
+      inProgress: !!body.in_progress,
       periods: (prov.periods || []).filter((p, i) => prov.series.some((s) => s.values[i] !== null)),
       values: body.values || {},
       breaks,
@@ -239,7 +240,7 @@ function renderLegend(app) {
   const direction = ch.hib === true ? t('ind.higher_better') : ch.hib === false ? t('ind.lower_better') : '';
   box.append(
     el('div', { class: 'choro-title', id: 'choro-title' }, nameOf(d), d.unit ? el('span', { class: 'muted' }, ` (${d.unit})`) : null),
-    el('div', { class: 'row small' }, el('label', { class: 'muted' }, `${t('ind.period')} `, picker), el('button', { class: 'btn tiny ghost', id: 'choro-clear', onclick: () => clearChoropleth(app) }, t('ind.clear'))),
+    el('div', { class: 'row small' }, el('label', { class: 'muted' }, `${t('ind.period')} `, picker), ch.inProgress ? el('span', { class: 'pill partial', id: 'choro-partial' }, t('ind.in_progress')) : null, el('button', { class: 'btn tiny ghost', id: 'choro-clear', onclick: () => clearChoropleth(app) }, t('ind.clear'))),
     el('ul', { class: 'legend choro-classes', id: 'choro-classes' }, rows),
     direction ? el('div', { class: 'muted small' }, direction) : null,
   );
@@ -250,35 +251,22 @@ export function choroplethTip(app, code) {
   const ch = app.state.choropleth;
   if (!ch || code === undefined || code === null) return null;
   const v = ch.values[String(code)];
-  return `${nameOf(ch.indicator)} (${periodLabel(ch.period, ch.grain)}): ${fmtValue(v, ch.indicator)}`;
+  const running = ch.inProgress ? `, ${t('ind.in_progress')}` : '';
+  return `${nameOf(ch.indicator)} (${periodLabel(ch.period, ch.grain)}${running}): ${fmtValue(v, ch.indicator)}`;
 }
 
 // ---- charts of one subject --------------------------------------------------------------
 
-/** The subject key of a clicked feature: matched by position (and name) among the indicator's subjects. */
-async function subjectKey(app, slug, feature, defn) {
-  if (slug === 'admin_communes') return String(feature.properties.code);
-  const latest = defn.latest_period;
-  if (!latest) return null;
-  const body = await cached(`/api/indicators/${encodeURIComponent(defn.code)}?level=feature&start=${latest}&end=${latest}`);
-  const p = feature.properties || {};
-  const g = feature.geometry;
-  const pt = g && g.type === 'Point' ? g.coordinates : null;
-  let best = null;
-  let bestD = Infinity;
-  for (const s of body.series || []) {
-    const sub = s.subject;
-    if (sub.layer && sub.layer !== slug) continue;
-    if (p.name && sub.name === p.name && !pt) return sub.key;
-    if (!pt || sub.lng === null) continue;
-    const dist = (sub.lng - pt[0]) ** 2 + (sub.lat - pt[1]) ** 2 - (sub.name === p.name ? 1e-9 : 0);
-    if (dist < bestD) {
-      bestD = dist;
-      best = sub.key;
-    }
-  }
-  // within ~10 m: the subject's point is the feature's point
-  return bestD < 1e-8 ? best : null;
+/**
+ * The subject key of a clicked feature: a commune's code, else the feature's `source_key`
+ * (every feature of the tiles and the GeoJSON carries it; a clustered point does not). The
+ * property is the one TileJSON names as `feature_key`.
+ */
+export function subjectKey(slug, feature, keyProp = 'source_key') {
+  const p = (feature && feature.properties) || {};
+  if (slug === 'admin_communes') return p.code === undefined || p.code === null ? null : String(p.code);
+  const v = p[keyProp];
+  return v === undefined || v === null || v === '' ? null : String(v);
 }
 
 /** Indicators that have values for a subject of this layer (every indicator for a commune). */
@@ -307,7 +295,8 @@ export async function renderSubjectCharts(app, slug, feature) {
   }
   const items = indicatorsFor(defs, slug);
   if (!items.length) return paint(el('p', { class: 'muted' }, t('ind.no_data')));
-  const fid = `${slug}:${feature.id ?? feature.properties.code ?? feature.properties.name}`;
+  const keyProp = (app.state.tileUrls[slug] && app.state.tileUrls[slug].featureKey) || 'source_key';
+  const fid = `${slug}:${subjectKey(slug, feature, keyProp) ?? feature.id ?? feature.properties.name}`;
   const chosen = app.indChoice && app.indChoice.fid === fid ? app.indChoice.code : null;
   const ch = app.state.choropleth;
   const code = chosen || (slug === 'admin_communes' && ch ? ch.code : items[0].code);
@@ -326,13 +315,17 @@ export async function renderSubjectCharts(app, slug, feature) {
   );
   paint(select, el('p', { class: 'muted small' }, t('layer.loading')));
   try {
-    const key = await subjectKey(app, slug, feature, defn);
+    const key = subjectKey(slug, feature, keyProp);
     if (!key) return paint(select, el('p', { class: 'muted' }, t('ind.no_subject')));
     const level = slug === 'admin_communes' ? 'commune' : 'feature';
     const body = await cached(`/api/indicators/${encodeURIComponent(defn.code)}?level=${level}&subject=${encodeURIComponent(key)}&forecast=${FORECAST}`);
     const series = (body.series || [])[0];
     if (!series) return paint(select, el('p', { class: 'muted' }, t('ind.no_data')));
-    const last = lastValue(body.periods, series.values);
+    // the running period (this month so far) is never the headline: the last complete one is
+    const running = body.in_progress || null;
+    const complete = series.values.map((v, i) => (running && body.periods[i] >= running ? null : v));
+    const last = lastValue(body.periods, complete);
+    const now = running ? lastValue(body.periods, series.values) : null;
     const trend = series.trend;
     paint(
       select,
@@ -343,7 +336,10 @@ export async function renderSubjectCharts(app, slug, feature) {
         el('span', { class: 'muted small' }, ` ${periodLabel(last.period, body.grain)}`),
         trend ? el('span', { class: `small trend ${trendClass(trend.slope, defn)}` }, ` ${trend.slope >= 0 ? '▲' : '▼'} ${fmtNumber(Math.abs(trend.slope), 2)}/${t(`ind.grain.${body.grain}`)}`) : null,
       ),
-      lineChart(body.periods, series.values, series.forecast || [], body.grain, defn),
+      now && now.period && now.period >= running
+        ? el('div', { class: 'muted small ind-partial-note', id: 'ind-partial' }, t('ind.so_far', { v: fmtValue(now.value, defn), p: periodLabel(now.period, body.grain) }))
+        : null,
+      lineChart(body.periods, series.values, series.forecast || [], body.grain, defn, running),
       el(
         'div',
         { class: 'chart-key muted small' },
@@ -376,8 +372,10 @@ function svg(tag, attrs = {}) {
 /**
  * A dependency-free SVG line chart: the observed series, its least-squares trend line, and
  * the forecast (mean, dashed) inside its band. Long daily series show their last 120 days.
+ * Periods from `running` on (still in progress) are drawn apart: a lighter dashed stretch and
+ * hollow dots, outside the trend fit.
  */
-export function lineChart(periods, values, forecast, grain, defn) {
+export function lineChart(periods, values, forecast, grain, defn, running = null) {
   const W = 320;
   const H = 150;
   const pad = { l: 44, r: 8, t: 8, b: 22 };
@@ -385,7 +383,12 @@ export function lineChart(periods, values, forecast, grain, defn) {
   const from = Math.max(0, periods.length - maxPts);
   const ps = periods.slice(from);
   const vs = values.slice(from);
-  const n = ps.length + forecast.length;
+  const partial = ps.map((p) => !!running && p >= running);
+  const done = vs.map((v, i) => (partial[i] ? null : v));
+  // the forecast continues the axis; a forecast period that is the running one shares its x
+  const axis = [...ps, ...forecast.map((f) => f.period).filter((p) => !ps.includes(p))];
+  const xi = new Map(axis.map((p, i) => [p, i]));
+  const n = axis.length;
   const all = [...vs.filter((v) => v !== null), ...forecast.flatMap((f) => [f.lower, f.upper, f.value])];
   let lo = Math.min(...all);
   let hi = Math.max(...all);
@@ -393,6 +396,7 @@ export function lineChart(periods, values, forecast, grain, defn) {
   if (!Number.isFinite(hi) || hi === lo) hi = lo + 1;
   const x = (i) => pad.l + (i / Math.max(1, n - 1)) * (W - pad.l - pad.r);
   const y = (v) => pad.t + (1 - (v - lo) / (hi - lo)) * (H - pad.t - pad.b);
+  const pt = (i, v) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`;
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'ind-chart', id: 'ind-chart', role: 'img', 'aria-label': nameOf(defn) });
   root.append(svg('line', { x1: pad.l, x2: W - pad.r, y1: y(lo), y2: y(lo), class: 'axis' }));
   for (const v of [lo, (lo + hi) / 2, hi]) {
@@ -402,20 +406,19 @@ export function lineChart(periods, values, forecast, grain, defn) {
   }
   const first = svg('text', { x: pad.l, y: H - 6, class: 'tick' });
   first.textContent = periodLabel(ps[0], grain);
-  const lastP = forecast.length ? forecast[forecast.length - 1].period : ps[ps.length - 1];
   const lastL = svg('text', { x: W - pad.r, y: H - 6, 'text-anchor': 'end', class: 'tick' });
-  lastL.textContent = periodLabel(lastP, grain);
+  lastL.textContent = periodLabel(axis[axis.length - 1], grain);
   root.append(first, lastL);
+  const lastIdx = done.map((v, i) => (v === null ? -1 : i)).filter((i) => i >= 0).pop();
   if (forecast.length) {
-    const base = ps.length;
-    const upper = forecast.map((f, i) => `${x(base + i).toFixed(1)},${y(f.upper).toFixed(1)}`);
-    const lower = forecast.map((f, i) => `${x(base + i).toFixed(1)},${y(f.lower).toFixed(1)}`).reverse();
+    const fx = forecast.map((f) => xi.get(f.period));
+    const upper = forecast.map((f, i) => pt(fx[i], f.upper));
+    const lower = forecast.map((f, i) => pt(fx[i], f.lower)).reverse();
     root.append(svg('polygon', { points: [...upper, ...lower].join(' '), class: 'ind-band' }));
-    const lastIdx = vs.map((v, i) => (v === null ? -1 : i)).filter((i) => i >= 0).pop();
-    const start = lastIdx !== undefined ? [`${x(lastIdx).toFixed(1)},${y(vs[lastIdx]).toFixed(1)}`] : [];
-    root.append(svg('polyline', { points: [...start, ...forecast.map((f, i) => `${x(base + i).toFixed(1)},${y(f.value).toFixed(1)}`)].join(' '), class: 'ind-forecast' }));
+    const start = lastIdx !== undefined ? [pt(lastIdx, done[lastIdx])] : [];
+    root.append(svg('polyline', { points: [...start, ...forecast.map((f, i) => pt(fx[i], f.value))].join(' '), class: 'ind-forecast' }));
   }
-  // the observed series, broken at gaps
+  // the observed complete periods, broken at gaps
   let seg = [];
   const flush = () => {
     if (seg.length > 1) root.append(svg('polyline', { points: seg.join(' '), class: 'ind-series' }));
@@ -425,9 +428,22 @@ export function lineChart(periods, values, forecast, grain, defn) {
     }
     seg = [];
   };
-  vs.forEach((v, i) => (v === null ? flush() : seg.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`)));
+  done.forEach((v, i) => (v === null ? flush() : seg.push(pt(i, v))));
   flush();
-  const fit = leastSquares(vs);
+  // the running period(s): values so far, lighter and hollow
+  const open = vs.map((v, i) => (partial[i] && v !== null ? i : -1)).filter((i) => i >= 0);
+  if (open.length) {
+    const head = lastIdx !== undefined ? [pt(lastIdx, done[lastIdx])] : [];
+    root.append(svg('polyline', { points: [...head, ...open.map((i) => pt(i, vs[i]))].join(' '), class: 'ind-partial-line' }));
+    for (const i of open) {
+      const dot = svg('circle', { cx: x(i).toFixed(1), cy: y(vs[i]).toFixed(1), r: 3, class: 'ind-partial' });
+      const tip = svg('title');
+      tip.textContent = `${periodLabel(ps[i], grain)}: ${fmtValue(vs[i], defn)} (${t('ind.in_progress')})`;
+      dot.append(tip);
+      root.append(dot);
+    }
+  }
+  const fit = leastSquares(done);
   if (fit) root.append(svg('line', { x1: x(fit.i0), y1: y(fit.a + fit.b * fit.i0), x2: x(fit.i1), y2: y(fit.a + fit.b * fit.i1), class: 'ind-trend' }));
   return root;
 }
@@ -450,8 +466,8 @@ export function leastSquares(values) {
 
 // ---- dashboards ---------------------------------------------------------------------------
 
-/** Bars of a series (by period) as a small SVG. */
-function barChart(rows, defn) {
+/** Bars of a series (by period) as a small SVG; a period still running is a lighter bar. */
+function barChart(rows, defn, grain) {
   const W = 300;
   const H = 70;
   const vals = rows.map((r) => r.value).filter((v) => v !== null);
@@ -461,9 +477,16 @@ function barChart(rows, defn) {
   rows.forEach((r, i) => {
     if (r.value === null) return;
     const h = Math.max(1, (r.value / hi) * (H - 4));
-    const bar = svg('rect', { x: (i * bw + 1).toFixed(1), y: (H - h).toFixed(1), width: Math.max(1, bw - 2).toFixed(1), height: h.toFixed(1), class: 'bar' });
+    const bar = svg('rect', {
+      x: (i * bw + 1).toFixed(1),
+      y: (H - h).toFixed(1),
+      width: Math.max(1, bw - 2).toFixed(1),
+      height: h.toFixed(1),
+      class: r.partial ? 'bar partial' : 'bar',
+      'data-period': r.period,
+    });
     const tip = svg('title');
-    tip.textContent = `${periodLabel(r.period, defn.frequency)}: ${fmtValue(r.value, defn)}`;
+    tip.textContent = `${periodLabel(r.period, grain)}: ${fmtValue(r.value, defn)}${r.partial ? ` (${t('ind.in_progress')})` : ''}`;
     bar.append(tip);
     root.append(bar);
   });
@@ -488,16 +511,35 @@ function changeBadge(kpi) {
 
 function kpiCard(kpi) {
   const d = kpi.indicator;
+  // the grain the dashboard reads this KPI at (feedback counts by month though collected daily)
+  const grain = kpi.grain || d.frequency;
   const byUnit = kpi.by_unit || [];
   const max = Math.max(...byUnit.map((u) => u.value || 0), 0) || 1;
+  const cur = kpi.current;
   return el(
     'article',
-    { class: 'dash-kpi card', 'data-indicator': d.code },
+    { class: 'dash-kpi card', 'data-indicator': d.code, 'data-grain': grain },
     el('h3', {}, nameOf(d)),
-    el('div', { class: 'dash-head' }, el('span', { class: 'dash-latest' }, fmtValue(kpi.latest, d)), el('span', { class: 'muted small' }, ` ${periodLabel(kpi.latest_period, d.frequency)} `), changeBadge(kpi)),
+    // the headline is the last complete period; the running one is shown beside it, never as it
+    el(
+      'div',
+      { class: 'dash-head' },
+      el('span', { class: 'dash-latest' }, fmtValue(kpi.latest, d)),
+      el('span', { class: 'muted small dash-period', 'data-period': kpi.latest_period || '' }, ` ${periodLabel(kpi.latest_period, grain)} `),
+      changeBadge(kpi),
+    ),
     el('div', { class: 'muted small' }, `${t('ind.previous')}: ${fmtValue(kpi.previous, d)}`),
+    cur && cur.value !== null && cur.value !== undefined
+      ? el(
+          'div',
+          { class: 'small dash-current', 'data-period': cur.period },
+          el('span', { class: 'pill partial' }, t('ind.in_progress')),
+          ` ${periodLabel(cur.period, grain)}: `,
+          el('span', { class: 'dash-current-value' }, fmtValue(cur.value, d)),
+        )
+      : null,
     el('h4', {}, t('ind.by_period')),
-    barChart(kpi.by_period || [], d),
+    barChart(kpi.by_period || [], d, grain),
     byUnit.length ? el('h4', {}, t('ind.by_unit')) : null,
     byUnit.length
       ? el(

@@ -1,27 +1,52 @@
 // Time slider with play for the time-enabled layers (field reports, events, sensors...).
-// It sets state.time {from,to}; layers filter on the GPU, H3 re-aggregates.
+// It sets state.time {from,to} on whole hours/days; tiled layers reload with ?datetime=from/to,
+// GeoJSON-only layers filter on the GPU, and the H3 view re-aggregates for the window.
 
-import { fmtDate, layerTitle, t } from '../i18n.js';
+import { fmtDate, fmtDay, layerTitle, t } from '../i18n.js';
 import { el } from '../util.js';
 import { refreshH3 } from './h3view.js';
 
+const HOUR = 3600000;
 const DAY = 86400000;
 const WINDOWS = [7, 30, 90, 0]; // 0 = whole extent
+// play walks the extent in about this many steps (each a whole number of hours or days)
+const PLAY_STEPS = 120;
 
 function timeLayers(state) {
   return state.catalog.filter((l) => l.time_field && state.visible[l.slug]);
 }
 
-/** Compute the extent from the catalog (time_extent) or, failing that, the loaded features. */
+/** Start of the hour holding ms; with step DAY, of the local day (still a whole hour). */
+function snapDown(ms, step) {
+  let out = ms;
+  if (step === DAY) {
+    const d = new Date(ms);
+    d.setHours(0, 0, 0, 0);
+    out = d.getTime();
+  }
+  // a whole hour, whatever the zone's offset: the server caches tiles of whole-hour windows
+  return Math.floor(out / HOUR) * HOUR;
+}
+
+/**
+ * The time extent: each time-enabled layer's TileJSON `time.extent`, else the catalog's
+ * time_extent, widened by the loaded features; snapped outwards to whole hours (whole days
+ * when it spans more than three), which are the slider's steps.
+ */
 export function initTime(app) {
   const { state } = app;
   let min = Infinity;
   let max = -Infinity;
+  const widen = (a, b) => {
+    const lo = Date.parse(a);
+    const hi = Date.parse(b);
+    if (!Number.isNaN(lo)) min = Math.min(min, lo);
+    if (!Number.isNaN(hi)) max = Math.max(max, hi);
+  };
   for (const layer of state.catalog.filter((l) => l.time_field)) {
-    if (layer.time_extent) {
-      min = Math.min(min, Date.parse(layer.time_extent[0]));
-      max = Math.max(max, Date.parse(layer.time_extent[1]));
-    }
+    const tiles = state.tileUrls[layer.slug];
+    if (tiles && tiles.time && tiles.time.extent) widen(...tiles.time.extent);
+    else if (layer.time_extent) widen(...layer.time_extent);
     for (const f of state.data[layer.slug] || []) {
       const ms = Date.parse(f.properties[layer.time_field]);
       if (!Number.isNaN(ms)) {
@@ -34,13 +59,23 @@ export function initTime(app) {
     state.time = null;
     return;
   }
+  const step = max - min > 3 * DAY ? DAY : HOUR;
+  const lo = snapDown(min, step);
+  const hi = lo + Math.max(1, Math.ceil((max - lo + 1) / step)) * step;
   const prev = state.time;
-  if (prev && prev.min === min && prev.max === max) return;
-  state.time = { t0: min, min, max: max + 1, from: min, to: max + 1, windowDays: 0, playing: false };
+  if (prev && prev.min === lo && prev.max === hi) return;
+  state.time = { t0: lo, min: lo, max: hi, step, from: lo, to: hi, windowDays: 0, playing: false };
 }
 
+/** Number of slider steps across the extent. */
+function stepCount(tm) {
+  return Math.max(1, Math.round((tm.max - tm.min) / tm.step));
+}
+
+/** Put the window's end at `end` (snapped to a whole step) and its start a window before it. */
 function applyWindow(tm, end) {
-  tm.to = Math.min(Math.max(end, tm.min), tm.max);
+  const k = Math.round((Math.min(Math.max(end, tm.min), tm.max) - tm.min) / tm.step);
+  tm.to = Math.min(tm.max, tm.min + k * tm.step);
   tm.from = tm.windowDays ? Math.max(tm.min, tm.to - tm.windowDays * DAY) : tm.min;
 }
 
@@ -74,17 +109,17 @@ export function renderTime(app) {
     },
     tm.playing ? `⏸ ${t('time.pause')}` : `▶ ${t('time.play')}`,
   );
-  const steps = 400;
+  const steps = stepCount(tm);
   const slider = el('input', {
     type: 'range',
     id: 'time-slider',
     min: '0',
     max: String(steps),
     step: '1',
-    value: String(Math.round(((tm.to - tm.min) / (tm.max - tm.min || 1)) * steps)),
+    value: String(Math.round((tm.to - tm.min) / tm.step)),
     'aria-label': t('time.title'),
     oninput: (e) => {
-      applyWindow(tm, tm.min + (Number(e.target.value) / steps) * (tm.max - tm.min));
+      applyWindow(tm, tm.min + Number(e.target.value) * tm.step);
       changed(app);
     },
   });
@@ -95,7 +130,8 @@ export function renderTime(app) {
       'aria-label': t('time.window'),
       onchange: (e) => {
         tm.windowDays = Number(e.target.value);
-        applyWindow(tm, tm.to);
+        // "all" is the whole extent again: tiles without a datetime filter
+        applyWindow(tm, tm.windowDays ? tm.to : tm.max);
         changed(app);
       },
     },
@@ -113,9 +149,10 @@ function renderTimeLabels(app) {
   const box = document.getElementById('time-labels');
   const tm = app.state.time;
   if (!box || !tm) return;
-  box.textContent = `${fmtDate(tm.from)} → ${fmtDate(tm.to)}`;
+  const fmt = tm.step === DAY ? fmtDay : fmtDate;
+  box.textContent = `${fmt(tm.from)} → ${fmt(tm.to)}`;
   const slider = document.getElementById('time-slider');
-  if (slider && document.activeElement !== slider) slider.value = String(Math.round(((tm.to - tm.min) / (tm.max - tm.min || 1)) * 400));
+  if (slider && document.activeElement !== slider) slider.value = String(Math.round((tm.to - tm.min) / tm.step));
 }
 
 function startPlay(app) {
@@ -124,7 +161,8 @@ function startPlay(app) {
   if (tm.to >= tm.max) applyWindow(tm, tm.min + tm.windowDays * DAY);
   stopPlay(app);
   app.playTimer = setInterval(() => {
-    const step = Math.max(DAY, (tm.max - tm.min) / 120);
+    // whole hours or days per tick, so every window played is one the server caches
+    const step = tm.step * Math.max(1, Math.round(stepCount(tm) / PLAY_STEPS));
     if (tm.to >= tm.max) {
       tm.playing = false;
       stopPlay(app);
