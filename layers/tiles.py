@@ -45,10 +45,13 @@ PIXEL = EXTENT // 256
 # CLUSTER_MAX_ZOOM points are drawn one by one (unless the byte budget says otherwise).
 CLUSTER_MAX_ZOOM = 13
 # Lines/polygons whose bbox covers less than this many pixels squared (and is not long) are dropped,
-# by zoom; at high zoom everything is kept.
-MIN_SIZE_PX_BY_ZOOM = {z: (1.0 if z < 14 else 0.0) for z in range(MAX_ZOOM + 1)}
+# by zoom: up to z14 (whose tiles the web map draws until map zoom 14.5) such a shape is a speck.
+# From COMPLETE_ZOOM on every feature is kept; the map overzooms z15 tiles beyond it, so any
+# closer look shows every parcel.
+COMPLETE_ZOOM = 15
+MIN_SIZE_PX_BY_ZOOM = {z: (1.0 if z < COMPLETE_ZOOM else 0.0) for z in range(MAX_ZOOM + 1)}
 # Below this zoom a line/polygon tile keeps at most MAX_SHAPES_PER_TILE features, the largest
-# first (bbox half-perimeter): about 45 bytes each, so a dense cadastre stays under budget.
+# first (by lod_size): about 45 bytes each, so a dense cadastre stays under budget.
 TOP_N_MAX_ZOOM = 14
 MAX_SHAPES_PER_TILE = 8_000
 # At this zoom a cheap bounded count decides whether the largest-first cap is needed.

@@ -174,6 +174,68 @@ def test_low_zoom_keeps_exactly_the_shapes_that_cover_a_pixel(seeded: Engine) ->
     assert inside <= got <= near
 
 
+def test_z14_drops_specks_and_z15_keeps_every_parcel(seeded: Engine) -> None:
+    # Specks (under a pixel at z14), a parcel just over it and a long thin strip are added next
+    # to the demo's parcels; the rule is computed again here from shapely bboxes.
+    import geopandas as gpd
+
+    px = _pixel_deg(14)
+    assert tiles.MIN_SIZE_PX_BY_ZOOM[14] == 1.0
+    assert all(tiles.MIN_SIZE_PX_BY_ZOOM[z] == 0.0 for z in range(15, tiles.MAX_ZOOM + 1))
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "land_parcels")
+        _, (lon, lat) = _parcel_tile(conn, 14)
+        shapes = [  # (dx, dy, width, height) in z14 pixels
+            (0.0, 0.0, 0.3, 0.3),
+            (0.5, 0.0, 0.9, 0.9),
+            (1.0, 0.5, 0.6, 0.2),
+            (2.0, 0.0, 1.1, 1.1),
+            (4.0, 0.0, 4.5, 0.05),  # long and thin: a quarter of its length covers a pixel
+        ]
+        added = [
+            conn.execute(
+                text(
+                    "INSERT INTO feature (layer_id, geom) VALUES (:l,"
+                    " ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)) RETURNING id"
+                ),
+                {
+                    "l": info.id,
+                    "x0": lon + dx * px,
+                    "y0": lat + dy * px,
+                    "x1": lon + (dx + w) * px,
+                    "y1": lat + (dy + h) * px,
+                },
+            ).scalar_one()
+            for dx, dy, w, h in shapes
+        ]
+        gdf = gpd.read_postgis(
+            text("SELECT id, geom FROM feature WHERE layer_id = :l"),
+            conn,
+            params={"l": info.id},
+            geom_col="geom",
+        )
+        got: dict[int, set[int]] = {}
+        tile_of: dict[int, tiles.TileAddress] = {}
+        for z in (14, 15):
+            tile_of[z] = tile_at(lon + 0.5 * px, lat + 0.5 * px, z)
+            data = tiles.render_tile(conn, info, tile_of[z], ())
+            got[z] = {int(f["id"]) for f in decode(data, "land_parcels")}  # type: ignore[call-overload]
+        conn.rollback()
+    b = gdf.geometry.bounds
+    w, h = b.maxx - b.minx, b.maxy - b.miny
+    size = ((w * h) ** 0.5).combine((w / 4).combine(h / 4, max), max)
+    specks = set(gdf[size < px]["id"].astype(int)) & set(added)
+    assert specks == set(added[:3])
+    for z, keep in ((14, gdf[size >= px]), (15, gdf)):
+        lon0, lat0, lon1, lat1 = tile_of[z].lonlat_bounds()
+        inside = set(keep[keep.within(box(lon0, lat0, lon1, lat1))]["id"].astype(int))
+        lon0, lat0, lon1, lat1 = tile_of[z].lonlat_bounds(tiles.BUFFER / tiles.EXTENT)
+        near = set(keep[keep.intersects(box(lon0, lat0, lon1, lat1))]["id"].astype(int))
+        assert inside <= got[z] <= near, z
+    assert set(added[3:]) <= got[14] and not specks & got[14]
+    assert set(added) <= got[15]
+
+
 def test_tile_size_sql_matches_the_lod_column_and_indexes_of_0008() -> None:
     # The planner uses those indexes only if the query tests the column they test, and the
     # trigger must compute the very measure the tile query means.
