@@ -161,12 +161,13 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/indicators/{code}"): AUTHENTICATED,
     ("GET", "/api/indicators/{code}/choropleth"): AUTHENTICATED,
     # alerts
-    ("GET", "/api/alerts"): roles(*ALERT_READERS),
-    ("GET", "/api/alerts/stream"): roles(*ALERT_READERS),
+    # commune staff see the alerts about their own communes (filtered inside the queries)
+    ("GET", "/api/alerts"): roles(*ALERT_READERS, "commune_staff"),
+    ("GET", "/api/alerts/stream"): roles(*ALERT_READERS, "commune_staff"),
     ("GET", "/api/alerts/rules"): roles(*ALERT_READERS),
     ("PUT", "/api/alerts/rules"): roles("operator", "leader"),
     ("POST", "/api/alerts/evaluate"): roles("operator", "leader"),
-    ("GET", "/api/alerts/{alert_id}"): roles(*ALERT_READERS),
+    ("GET", "/api/alerts/{alert_id}"): roles(*ALERT_READERS, "commune_staff"),
     ("POST", "/api/alerts/{alert_id}/ack"): roles("operator", "leader"),
     ("POST", "/api/alerts/{alert_id}/resolve"): roles("operator", "leader"),
     # cameras and events

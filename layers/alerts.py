@@ -14,7 +14,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 from pydantic import BaseModel
-from sqlalchemy import Connection, and_, bindparam, func, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from layers.errors import ConflictError, InvalidInputError, NotFoundError
@@ -307,9 +307,12 @@ def list_alerts(
     since: datetime | None = None,
     bbox: tuple[float, float, float, float] | None = None,
     limit: int = 100,
+    units: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Alerts, newest first, filtered by status, severity, rule, time and bbox."""
+    """Alerts, newest first, filtered by status, severity, rule, time, bbox and admin units."""
     stmt = select(*_alert_cols()).select_from(alert.join(alert_rule))
+    if units is not None:
+        stmt = stmt.where(_within_units(units))
     if status:
         stmt = stmt.where(alert.c.status.in_(list(status)))
     if severity:
@@ -324,15 +327,34 @@ def list_alerts(
     return [_row(r) for r in conn.execute(stmt).mappings()]
 
 
-def get_alert(conn: Connection, alert_id: int) -> dict[str, Any]:
-    """One alert, or NotFoundError."""
-    row = (
-        conn.execute(
-            select(*_alert_cols()).select_from(alert.join(alert_rule)).where(alert.c.id == alert_id)
+def _within_units(units: Sequence[str]) -> Any:
+    """Alerts about one of these communes: named by code, or located inside one of them.
+
+    Province-wide alerts are left out: a commune user acts on their own communes only.
+    """
+    codes = list(units)
+    inside = (
+        select(admin_unit.c.id)
+        .where(
+            admin_unit.c.code.in_(codes),
+            admin_unit.c.valid_to.is_(None),
+            # a point of the alert's area, not any overlap: neighbours share their borders
+            func.ST_Covers(admin_unit.c.geom, func.ST_PointOnSurface(alert.c.geom)),
         )
-        .mappings()
-        .first()
+        .exists()
     )
+    named = and_(alert.c.area_kind == "commune", alert.c.area_ref.in_(codes))
+    return and_(alert.c.area_kind != "province", or_(named, inside))
+
+
+def get_alert(
+    conn: Connection, alert_id: int, units: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """One alert (visible within `units` when given), or NotFoundError."""
+    stmt = select(*_alert_cols()).select_from(alert.join(alert_rule)).where(alert.c.id == alert_id)
+    if units is not None:
+        stmt = stmt.where(_within_units(units))
+    row = conn.execute(stmt).mappings().first()
     if row is None:
         raise NotFoundError(f"alert {alert_id} does not exist", alert_id=alert_id)
     return _row(row)

@@ -14,25 +14,35 @@ from starlette.concurrency import run_in_threadpool
 
 from analytics import alerting, rules
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
+from geo_api.security import RequiredUser, current_user
 from layers import alerts as adb
 from layers.cluster import database_url, libpq_url
+from layers.errors import NotFoundError
 from layers.features import check_limit, parse_bbox
+from layers.users import User
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 
 class AlertAction(BaseModel):
-    """Who acknowledges or resolves, and an optional note."""
+    """An optional note on acknowledging or resolving (the actor is the signed-in user)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    actor: str = "operator"
     note: str = ""
+
+
+def _units(user: User | None) -> tuple[str, ...] | None:
+    """The communes a commune_staff caller is limited to; None for province-wide roles."""
+    if user is not None and user.role == "commune_staff":
+        return user.admin_units
+    return None
 
 
 @router.get("", summary="Alerts, newest first, with filters")
 def list_alerts(
     conn: ConnDep,
+    user: RequiredUser,
     status: Annotated[list[str] | None, Query(description="open, acknowledged, resolved")] = None,
     severity: Annotated[list[str] | None, Query(description="info, warning, critical")] = None,
     rule: Annotated[str | None, Query(description="Rule slug")] = None,
@@ -49,6 +59,7 @@ def list_alerts(
         since=since,
         bbox=parse_bbox(bbox),
         limit=check_limit(limit, 1000),
+        units=_units(user),
     )
 
 
@@ -56,6 +67,7 @@ def list_alerts(
 async def stream(request: Request, engine: EngineDep, settings: SettingsDep) -> EventSourceResponse:
     """One event per alert change (event: new/acknowledged/resolved; data: the alert as JSON)."""
     conninfo = libpq_url(database_url(settings))
+    units = _units(current_user(request))
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async for kind, alert_id in adb.listen_alerts(conninfo):
@@ -65,11 +77,16 @@ async def stream(request: Request, engine: EngineDep, settings: SettingsDep) -> 
             if await request.is_disconnected():
                 break
 
-            def load(i: int = alert_id) -> dict[str, Any]:
+            def load(i: int = alert_id) -> dict[str, Any] | None:
                 with engine.connect() as conn:
-                    return adb.get_alert(conn, i)
+                    try:
+                        return adb.get_alert(conn, i, units)
+                    except NotFoundError:
+                        return None  # outside the caller's communes, or already gone
 
             doc = await run_in_threadpool(load)
+            if doc is None:
+                continue
             yield {"event": kind, "id": str(alert_id), "data": orjson.dumps(doc).decode()}
 
     return EventSourceResponse(events(), ping=15)
@@ -102,20 +119,24 @@ def evaluate(engine: EngineDep) -> dict[str, Any]:
 
 
 @router.get("/{alert_id}", summary="One alert")
-def get_alert(alert_id: int, conn: ConnDep) -> dict[str, Any]:
+def get_alert(alert_id: int, conn: ConnDep, user: RequiredUser) -> dict[str, Any]:
     """One alert with its evidence."""
-    return adb.get_alert(conn, alert_id)
+    return adb.get_alert(conn, alert_id, _units(user))
 
 
 @router.post("/{alert_id}/ack", summary="Acknowledge an open alert")
-def acknowledge(alert_id: int, conn: ConnDep, body: AlertAction | None = None) -> dict[str, Any]:
-    """Move an open alert to acknowledged."""
+def acknowledge(
+    alert_id: int, conn: ConnDep, user: RequiredUser, body: AlertAction | None = None
+) -> dict[str, Any]:
+    """Move an open alert to acknowledged, in the caller's name."""
     b = body or AlertAction()
-    return adb.transition(conn, alert_id, "acknowledged", b.actor, b.note)
+    return adb.transition(conn, alert_id, "acknowledged", user.username, b.note)
 
 
 @router.post("/{alert_id}/resolve", summary="Resolve an alert")
-def resolve(alert_id: int, conn: ConnDep, body: AlertAction | None = None) -> dict[str, Any]:
-    """Move an open or acknowledged alert to resolved."""
+def resolve(
+    alert_id: int, conn: ConnDep, user: RequiredUser, body: AlertAction | None = None
+) -> dict[str, Any]:
+    """Move an open or acknowledged alert to resolved, in the caller's name."""
     b = body or AlertAction()
-    return adb.transition(conn, alert_id, "resolved", b.actor, b.note)
+    return adb.transition(conn, alert_id, "resolved", user.username, b.note)

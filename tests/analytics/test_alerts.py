@@ -15,6 +15,7 @@ import shapely
 import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy import text as sa_text
 
 from analytics import alerting, h3jobs, rules
 from analytics.alerting import EvalReport
@@ -254,11 +255,11 @@ def test_alert_api_filters_ack_resolve(
             client.get("/api/alerts", params={"bbox": "0,0,1,1", "rule": "rule_al_api"}).json()
             == []
         )
-        r = client.post(f"/api/alerts/{alert_id}/ack", json={"actor": "duty officer"})
+        r = client.post(f"/api/alerts/{alert_id}/ack", json={"note": "duty officer"})
         assert r.status_code == 200 and r.json()["status"] == "acknowledged"
         assert client.post(f"/api/alerts/{alert_id}/ack").status_code == 409
         r = client.post(f"/api/alerts/{alert_id}/resolve")
-        assert r.json()["status"] == "resolved" and r.json()["resolved_by"] == "operator"
+        assert r.json()["status"] == "resolved" and r.json()["resolved_by"] == "t_operator"
         assert client.get("/api/alerts/999999").status_code == 404
         # once resolved, the same condition opens a new alert
         with engine.begin() as conn:
@@ -317,3 +318,66 @@ def test_sse_stream_delivers_new_alert(
                 got = orjson.loads(line.split(":", 1)[1])
                 break
     assert got["id"] == alert_id and got["status"] == "open"
+
+
+def test_commune_staff_see_only_their_communes_alerts(
+    seeded: Engine, settings: Settings, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    with seeded.begin() as conn:
+        own, other = conn.execute(
+            sa_text(
+                "SELECT code FROM admin_unit WHERE level = 'commune' AND valid_to IS NULL "
+                "ORDER BY population DESC NULLS LAST, code LIMIT 2"
+            )
+        ).scalars()
+        spec = rules.RuleSpec(
+            slug="rule_cs_scope", name="scope", kind="count", layer="field_reports", threshold=1
+        )
+        (rule_id,) = alerting.install_rules(conn, [spec])
+        new, _ = adb.write_alerts(
+            conn,
+            [
+                adb.AlertWrite(
+                    rule_id=rule_id,
+                    dedup_key=f"c:{code}",
+                    severity="warning",
+                    title=f"commune {code}",
+                    area_kind="commune",
+                    area_ref=code,
+                    commune_code=code,
+                )
+                for code in (own, other)
+            ]
+            + [
+                adb.AlertWrite(
+                    rule_id=rule_id,
+                    dedup_key="province",
+                    severity="warning",
+                    title="province",
+                    area_kind="province",
+                    area_ref="40",
+                    commune_code=own,
+                )
+            ],
+        )
+    own_id, other_id, province_id = new
+    try:
+        with TestClient(create_app(settings)) as client:
+            staff = auth_headers("commune_staff", [own])
+            listed = client.get("/api/alerts", params={"rule": "rule_cs_scope"}, headers=staff)
+            assert listed.status_code == 200
+            assert [a["id"] for a in listed.json()] == [own_id]
+            assert client.get(f"/api/alerts/{own_id}", headers=staff).status_code == 200
+            # another commune's alert, and a province-wide one, do not exist for them
+            assert client.get(f"/api/alerts/{other_id}", headers=staff).status_code == 404
+            assert client.get(f"/api/alerts/{province_id}", headers=staff).status_code == 404
+            assert client.post(f"/api/alerts/{own_id}/ack", headers=staff).status_code == 403
+            leader = auth_headers("leader")
+            every = client.get("/api/alerts", params={"rule": "rule_cs_scope"}, headers=leader)
+            assert {a["id"] for a in every.json()} == {own_id, other_id, province_id}
+            acked = client.post(f"/api/alerts/{own_id}/ack", headers=leader)
+            assert acked.json()["acknowledged_by"] == "t_leader"
+    finally:
+        with seeded.begin() as conn:
+            conn.execute(sa_text("DELETE FROM alert WHERE rule_id = :r"), {"r": rule_id})
+            conn.execute(sa_text("DELETE FROM alert_rule WHERE id = :r"), {"r": rule_id})

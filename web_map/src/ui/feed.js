@@ -102,7 +102,7 @@ async function acknowledge(app, item) {
   const { caps } = app.state;
   if (!caps.alertAck) return;
   try {
-    const doc = await sendJSON(fillPath(caps.alertAck, { alert_id: item.id, id: item.id }), { actor: 'web-map' });
+    const doc = await sendJSON(fillPath(caps.alertAck, { alert_id: item.id, id: item.id }), {});
     upsert(app, alertItem(doc && doc.id !== undefined ? doc : { ...item, status: 'acknowledged' }));
   } catch (err) {
     app.setStatus(err.message, 'error');
