@@ -74,11 +74,42 @@ export function layerTitle(layer) {
 }
 
 /** Locale-aware number formatting (Vietnamese uses dots for thousands). */
-export function fmtNumber(n, digits = 0) {
+export function fmtNumber(n, digits = 0, minDigits = 0) {
   if (n === null || n === undefined || Number.isNaN(n)) return '—';
   return Number(n).toLocaleString(current === 'en' ? 'en-GB' : 'vi-VN', {
     maximumFractionDigits: digits,
+    minimumFractionDigits: Math.min(minDigits, digits),
   });
+}
+
+/** A unit of measure (stored in Vietnamese) in the active language: hồ sơ → dossiers; may be ''. */
+export function unitLabel(unit) {
+  if (!unit) return '';
+  const key = `unit.${unit}`;
+  const label = key in STRINGS[current] ? STRINGS[current][key] : unit;
+  // "–" marks a unit with no word in that language ("lượt": the English name says Visitors)
+  return label === '–' ? '' : label;
+}
+
+let abbrCache = null;
+
+/**
+ * Shorten a Vietnamese unit name the usual way (Bệnh viện đa khoa → BVĐK, Trạm y tế → TYT),
+ * from the `abbr.*` entries of the translation file, longest prefix first.
+ */
+export function abbreviate(name) {
+  if (!name) return name;
+  if (!abbrCache) {
+    abbrCache = Object.keys(STRINGS.vi)
+      .filter((k) => k.startsWith('abbr.'))
+      .map((k) => [k.slice(5), STRINGS.vi[k]])
+      .sort((a, b) => b[0].length - a[0].length);
+  }
+  for (const [prefix, short] of abbrCache) {
+    if (name.startsWith(`${prefix} `)) return `${short} ${name.slice(prefix.length + 1)}`;
+    if (name === prefix) return short;
+  }
+  return name;
 }
 
 /** Locale-aware date-time formatting. */

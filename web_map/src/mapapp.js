@@ -11,7 +11,7 @@ import { hoverNative, nativePick, syncNative } from './nativeLayers.js';
 import { pageOf, renderChrome, setStatus } from './shell.js';
 import { isLarge, minZoomOf } from './style.js';
 import { debounce, el } from './util.js';
-import { renderLayerPanel } from './ui/layerPanel.js';
+import { lockedLayer, renderLayerPanel } from './ui/layerPanel.js';
 import { tooltipFor, showDetails, renderDetails } from './ui/details.js';
 import { renderKpis } from './ui/kpi.js';
 import { initTime, renderTime } from './ui/time.js';
@@ -117,6 +117,11 @@ async function loadLayer(app, layer) {
   const { state } = app;
   const slug = layer.slug;
   if (state.useTiles && state.tileUrls[slug] && !needsFeatures(layer)) return;
+  if (lockedLayer(app, layer)) {
+    // a sensitive layer while signed out: the panel says "sign in to see", no error toast
+    state.data[slug] = [];
+    return;
+  }
   if (isLarge(layer)) {
     if (state.zoom < minZoomOf(layer) || !state.bounds) {
       state.data[slug] = null;
@@ -143,9 +148,12 @@ async function loadLayer(app, layer) {
     state.data[slug] = await loadFeatures(slug, { maxFeatures: LARGE_FETCH_CAP });
     state.dataVersion[slug] = (state.dataVersion[slug] || 0) + 1;
   } catch (err) {
-    console.warn(err);
     state.data[slug] = [];
-    setStatus(`${t('app.error')}: ${layerTitle(layer)}`, 'error');
+    if (err.status === 401 || err.status === 403) state.locked[slug] = true;
+    else {
+      console.warn(err);
+      setStatus(`${t('app.error')}: ${layerTitle(layer)}`, 'error');
+    }
   } finally {
     state.loading[slug] = false;
   }
@@ -159,12 +167,20 @@ function needsFeatures(layer) {
 }
 
 /** Probe TileJSON for every layer once; a layer without tiles falls back to GeoJSON. */
-async function detectTiles(app) {
+async function detectTiles(app, userKnown = Promise.resolve()) {
   const { state } = app;
   if (!state.caps.tiles || !state.useTiles) return;
   await Promise.all(
     state.catalog.map(async (layer) => {
       if (BASEMAP_SLUGS.has(layer.slug)) return; // maplibre draws these from its own source
+      if (layer.sensitive) {
+        // a signed-out visitor would only get a 401 for it: wait to know who is there
+        await userKnown;
+        if (lockedLayer(app, layer)) {
+          state.tileUrls[layer.slug] = null;
+          return;
+        }
+      }
       try {
         if (state.caps.tilejson) {
           const tj = await getJSON(`/tiles/${encodeURIComponent(layer.slug)}.json`);
@@ -200,7 +216,7 @@ function relativeTemplate(url) {
  */
 async function loadCameraStatus(app) {
   const { caps, data } = app.state;
-  if (!caps.cameras || !data.cameras) return;
+  if (!caps.cameras || !data.cameras || !data.cameras.length) return;
   try {
     const rows = await getJSON('/api/cameras');
     const byId = new Map((Array.isArray(rows) ? rows : []).map((c) => [String(c.camera_id), c]));
@@ -343,7 +359,8 @@ export async function start(app, prefetch) {
   app.state.zoom = map.getZoom();
   const b = map.getBounds();
   app.state.bounds = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
-  await Promise.all([loadUser(app), detectTiles(app)]);
+  const userKnown = loadUser(app);
+  await Promise.all([userKnown, detectTiles(app, userKnown)]);
   initTime(app);
   initH3(app);
   initQuery(app);

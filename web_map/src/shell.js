@@ -22,6 +22,7 @@ export function initialState() {
     data: {},
     dataVersion: {},
     loading: {},
+    locked: {},
     zoom: 8,
     bounds: null,
     caps: null,

@@ -2,7 +2,7 @@
 // detections, zones), field report (photo, history, unit) and the commune KPI card.
 
 import { fillPath, getJSON } from '../api.js';
-import { fmtDate, fmtNumber, lang, layerTitle, propLabel, t, valueLabel } from '../i18n.js';
+import { fmtDate, fmtNumber, lang, layerTitle, propLabel, t, unitLabel, valueLabel } from '../i18n.js';
 import { representativePoint } from '../geo.js';
 import { communeStats } from './kpi.js';
 import { el, esc } from '../util.js';
@@ -65,7 +65,7 @@ export function tooltipFor(app, info) {
     .map((k) => `<div><span class="tt-k">${esc(propLabel(k))}:</span> ${esc(fmtValue(k, p[k]))}</div>`)
     .join('');
   const ch = app.state.choropleth;
-  const choro = slug === 'admin_communes' && ch ? `<div class="tt-ind">${esc(lang() === 'en' ? ch.indicator.name_en : ch.indicator.name_vi)}: <b>${esc(fmtNumber(ch.values[String(p.code)], 1))}</b>${ch.values[String(p.code)] !== undefined && ch.indicator.unit ? ` ${esc(ch.indicator.unit)}` : ''}</div>` : '';
+  const choro = slug === 'admin_communes' && ch ? `<div class="tt-ind">${esc(lang() === 'en' ? ch.indicator.name_en : ch.indicator.name_vi)}: <b>${esc(fmtNumber(ch.values[String(p.code)], 1))}</b>${ch.values[String(p.code)] !== undefined && unitLabel(ch.indicator.unit) ? `${ch.indicator.unit === '%' ? '' : ' '}${esc(unitLabel(ch.indicator.unit))}` : ''}</div>` : '';
   return {
     html: `<div class="tt-layer">${esc(layer ? layerTitle(layer) : slug)}</div><div class="tt-title">${esc(featureName(f))}</div>${choro}${rows}`,
     className: 'tt',

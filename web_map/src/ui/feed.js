@@ -49,8 +49,14 @@ function upsert(app, item) {
 
 /** Load the recent alerts and events, then subscribe to both streams. */
 export async function initFeed(app) {
-  const { caps } = app.state;
+  const { caps, user } = app.state;
   app.feedStatus = caps.alerts || caps.events ? 'live' : 'unavailable';
+  // alerts and events need a signed-in role: a visitor is asked to sign in, not shown 401s
+  if (!user && caps.paths && caps.paths['/api/auth/login']) {
+    app.feedStatus = 'signin';
+    app.renderRight();
+    return;
+  }
   const jobs = [];
   if (caps.alerts) {
     jobs.push(
@@ -93,7 +99,9 @@ function subscribe(app, path, names, toItem) {
   }
   source.onerror = () => {
     // EventSource retries by itself; a 401/403 closes it for good, which is fine
-    if (source.readyState === EventSource.CLOSED) app.feedStatus = 'unavailable';
+    // (a role may read alerts but not camera events): only when every stream is closed is
+    // the feed unavailable
+    if (source.readyState === EventSource.CLOSED && (app.streams || []).every((x) => x.readyState === EventSource.CLOSED)) app.feedStatus = 'unavailable';
   };
   (app.streams = app.streams || []).push(source);
 }
@@ -129,6 +137,10 @@ export function renderFeed(app) {
   if (!box) return;
   const { state } = app;
   box.innerHTML = '';
+  if (app.feedStatus === 'signin') {
+    box.append(el('p', { class: 'muted', id: 'feed-signin' }, t('feed.sign_in')), el('button', { class: 'btn small primary', onclick: () => document.getElementById('login-btn')?.click() }, t('auth.sign_in')));
+    return;
+  }
   if (app.feedStatus === 'unavailable' && !state.feed.length) {
     box.append(el('p', { class: 'muted' }, t('feed.unavailable')));
     return;

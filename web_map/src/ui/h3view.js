@@ -165,7 +165,7 @@ export function renderViewSwitch(app) {
         el('div', { class: 'small' }, `${t('h3.legend')} · ${t('h3.resolution')} ${state.h3.res}`),
         el('div', { class: 'ramp', style: `background:linear-gradient(90deg,${stops})` }),
         el('div', { class: 'ramp-labels small' }, el('span', {}, '1'), el('span', {}, fmtNumber(state.h3.max))),
-        el('div', { class: 'muted small' }, `${fmtNumber(state.h3.cells.length)} H3 · ${state.h3.source === 'server' ? t('h3.source_server') : t('h3.source_client')}`),
+        el('div', { class: 'muted small' }, `${fmtNumber(state.h3.cells.length)} ${t('h3.cells')} · ${state.h3.source === 'server' ? t('h3.source_server') : t('h3.source_client')}`),
       ),
     );
   }

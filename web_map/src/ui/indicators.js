@@ -5,7 +5,7 @@
 // which needs a signed-in user.
 
 import { getJSON } from '../api.js';
-import { fmtNumber, lang, t } from '../i18n.js';
+import { abbreviate, fmtNumber, lang, t, unitLabel } from '../i18n.js';
 import { el } from '../util.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -86,11 +86,24 @@ export function periodLabel(iso, grain) {
   }
 }
 
+/** True for indicators read as a share (rates, percentages): always one decimal, 28,0%. */
+function isRate(defn) {
+  return !!defn && (defn.rollup === 'rate' || defn.unit === '%');
+}
+
 function fmtValue(v, defn) {
   if (v === null || v === undefined || Number.isNaN(v)) return '—';
-  const digits = defn && defn.rollup === 'rate' ? 1 : Math.abs(v) < 100 && !Number.isInteger(v) ? 1 : 0;
-  const unit = defn && defn.unit ? (defn.unit === '%' ? '%' : ` ${defn.unit}`) : '';
-  return `${fmtNumber(v, digits)}${unit}`;
+  const rate = isRate(defn);
+  const digits = rate ? 1 : Math.abs(v) < 100 && !Number.isInteger(v) ? 1 : 0;
+  const label = defn && defn.unit ? unitLabel(defn.unit) : '';
+  const unit = !label ? '' : label === '%' ? '%' : ` ${label}`;
+  return `${fmtNumber(v, digits, rate ? 1 : 0)}${unit}`;
+}
+
+/** A legend bound: one fixed decimal for rates and small ranges, whole numbers for counts. */
+function fmtBound(v, defn, span) {
+  const digits = isRate(defn) || span < 10 ? 1 : 0;
+  return fmtNumber(v, digits, digits);
 }
 
 /** The definitions ({sectors, indicators, byCode}), or null when signed out / unavailable. */
@@ -122,6 +135,16 @@ export async function showChoropleth(app, code, period = null) {
   renderIndicatorPanel(app);
   try {
     const [body, prov] = await Promise.all([cached(`/api/indicators/${encodeURIComponent(code)}/choropleth?${q}`), cached(`/api/indicators/${encodeURIComponent(code)}?level=province`)]);
+    const withData = (prov.periods || []).filter((p, i) => prov.series.some((sr) => sr.values[i] !== null));
+    if (!period && body.in_progress) {
+      // like the dashboards, the map opens on the last complete period (the running month is
+      // partial: its late-dossier rate or visit counts are not comparable yet); it stays pickable
+      const done = withData.filter((p) => p < body.period);
+      if (done.length) {
+        state.choroplethLoading = null;
+        return showChoropleth(app, code, done[done.length - 1]);
+      }
+    }
     const colours = palette(body.higher_is_better);
     const breaks = body.breaks || [];
     const colors = {};
@@ -132,7 +155,7 @@ export async function showChoropleth(app, code, period = null) {
       period: body.period,
       grain: body.grain || prov.grain,
       inProgress: !!body.in_progress,
-      periods: (prov.periods || []).filter((p, i) => prov.series.some((s) => s.values[i] !== null)),
+      periods: withData,
       values: body.values || {},
       breaks,
       hib: body.higher_is_better,
@@ -231,16 +254,21 @@ function renderLegend(app) {
     [...ch.periods].reverse().map((p) => el('option', { value: p, selected: p === ch.period }, periodLabel(p, ch.grain))),
   );
   const rows = [];
-  let lo = Math.min(...Object.values(ch.values));
+  const vals = Object.values(ch.values);
+  let lo = vals.length ? Math.min(...vals) : 0;
+  const span = (ch.breaks.length ? ch.breaks[ch.breaks.length - 1] : lo) - lo;
   ch.breaks.forEach((b, i) => {
-    rows.push(el('li', { 'data-class': String(i) }, el('span', { class: 'sw', style: `background:${ch.palette[i]}` }), `${fmtNumber(lo, 1)} – ${fmtNumber(b, 1)}`));
+    const a = fmtBound(lo, d, span);
+    const z = fmtBound(b, d, span);
+    // a class whose bounds print alike (many equal values) reads as one value, never "2 – 2"
+    rows.push(el('li', { 'data-class': String(i) }, el('span', { class: 'sw', style: `background:${ch.palette[i]}` }), a === z ? a : `${a} – ${z}`));
     lo = b;
   });
   rows.push(el('li', {}, el('span', { class: 'sw', style: `background:${NO_DATA}` }), t('ind.no_data')));
   const direction = ch.hib === true ? t('ind.higher_better') : ch.hib === false ? t('ind.lower_better') : '';
   box.append(
-    el('div', { class: 'choro-title', id: 'choro-title' }, nameOf(d), d.unit ? el('span', { class: 'muted' }, ` (${d.unit})`) : null),
-    el('div', { class: 'row small' }, el('label', { class: 'muted' }, `${t('ind.period')} `, picker), ch.inProgress ? el('span', { class: 'pill partial', id: 'choro-partial' }, t('ind.in_progress')) : null, el('button', { class: 'btn tiny ghost', id: 'choro-clear', onclick: () => clearChoropleth(app) }, t('ind.clear'))),
+    el('div', { class: 'choro-title', id: 'choro-title' }, nameOf(d), unitLabel(d.unit) ? el('span', { class: 'muted' }, ` (${unitLabel(d.unit)})`) : null),
+    el('div', { class: 'row small' }, el('label', { class: 'muted' }, `${t('ind.period')} `, picker, ch.inProgress ? el('span', { class: 'pill partial', id: 'choro-partial' }, t('ind.in_progress')) : null), el('button', { class: 'btn tiny ghost', id: 'choro-clear', onclick: () => clearChoropleth(app) }, t('ind.clear'))),
     el('ul', { class: 'legend choro-classes', id: 'choro-classes' }, rows),
     direction ? el('div', { class: 'muted small' }, direction) : null,
   );
@@ -466,20 +494,29 @@ export function leastSquares(values) {
 
 // ---- dashboards ---------------------------------------------------------------------------
 
-/** Bars of a series (by period) as a small SVG; a period still running is a lighter bar. */
-function barChart(rows, defn, grain) {
+/**
+ * Bars of a series (by period) as a small SVG, with the first and last periods named under
+ * them; a period still running is a lighter bar. Periods before the first value are left out
+ * (a series that starts late would otherwise leave the chart half empty), and bars are at
+ * most 36 units wide so two yearly values do not read as two slabs.
+ */
+function barChart(allRows, defn, grain) {
   const W = 300;
-  const H = 70;
+  const BARS = 70;
+  const H = BARS + 14;
+  const start = allRows.findIndex((r) => r.value !== null && r.value !== undefined);
+  const rows = start < 0 ? [] : allRows.slice(start);
   const vals = rows.map((r) => r.value).filter((v) => v !== null);
   const hi = Math.max(...vals, 0) || 1;
-  const bw = W / Math.max(rows.length, 1);
+  const bw = Math.min(36, W / Math.max(rows.length, 1));
+  const x0 = W - bw * rows.length; // right-aligned: the latest period sits at the same place on every card
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'dash-bars', role: 'img', 'aria-label': nameOf(defn) });
   rows.forEach((r, i) => {
     if (r.value === null) return;
-    const h = Math.max(1, (r.value / hi) * (H - 4));
+    const h = Math.max(1, (r.value / hi) * (BARS - 4));
     const bar = svg('rect', {
-      x: (i * bw + 1).toFixed(1),
-      y: (H - h).toFixed(1),
+      x: (x0 + i * bw + 1).toFixed(1),
+      y: (BARS - h).toFixed(1),
       width: Math.max(1, bw - 2).toFixed(1),
       height: h.toFixed(1),
       class: r.partial ? 'bar partial' : 'bar',
@@ -490,23 +527,60 @@ function barChart(rows, defn, grain) {
     bar.append(tip);
     root.append(bar);
   });
+  if (rows.length) {
+    // the latest period is always named; the first one too when both fit (~5 units a character)
+    const firstText = periodLabel(rows[0].period, grain);
+    const lastText = periodLabel(rows[rows.length - 1].period, grain);
+    if (rows.length > 1 && (firstText.length + lastText.length) * 5 + 8 < W - x0) {
+      const first = svg('text', { x: x0 + 1, y: H - 2, class: 'tick' });
+      first.textContent = firstText;
+      root.append(first);
+    }
+    const last = svg('text', { x: W - 1, y: H - 2, 'text-anchor': 'end', class: 'tick' });
+    last.textContent = lastText;
+    root.append(last);
+  }
   return root;
+}
+
+/** A unit's name shortened with the usual abbreviations (BVĐK, TYT, THPT, UBND). */
+export function shortName(name) {
+  return abbreviate(name);
+}
+
+// narrow lists show what differs ("BVĐKKV Quỳnh Lưu", not "Bệnh viện đa khoa khu v…"); the
+// full name stays in the tooltip
+function unitName(u) {
+  const full = u.name || u.key;
+  return el('span', { class: 'uname', title: full }, shortName(full));
 }
 
 function unitList(rows, defn, cls) {
   return el(
     'ol',
     { class: `dash-units ${cls}` },
-    rows.map((u) => el('li', { 'data-key': u.key }, el('span', { class: 'uname' }, u.name || u.key), el('span', { class: 'uval' }, fmtValue(u.value, defn)))),
+    rows.map((u) => el('li', { 'data-key': u.key }, unitName(u), el('span', { class: 'uval' }, fmtValue(u.value, defn)))),
   );
+}
+
+/** The change between two rates in points, from the values as shown (one decimal each). */
+export function pointsBetween(previous, latest) {
+  return (Math.round(latest * 10) - Math.round(previous * 10)) / 10;
 }
 
 function changeBadge(kpi) {
   const c = kpi.change_pct;
   if (c === null || c === undefined) return null;
   const d = kpi.indicator;
+  // a change that prints as 0,0% is no change: grey "•", never a red arrow over "0%"
+  if (Math.abs(c) < 0.05) return el('span', { class: 'badge neutral' }, '• 0%');
   const cls = c === 0 || d.higher_is_better === null || d.higher_is_better === undefined ? 'neutral' : c > 0 === d.higher_is_better ? 'good' : 'bad';
-  return el('span', { class: `badge ${cls}` }, `${c > 0 ? '▲' : c < 0 ? '▼' : '•'} ${fmtNumber(Math.abs(c), 1)}%`);
+  const arrow = c > 0 ? '▲' : c < 0 ? '▼' : '•';
+  // a rate moves in percentage points (5,5% after 6,2% is 0,7 points down, not "10,3%")
+  if (d.unit === '%' && Number.isFinite(kpi.latest) && Number.isFinite(kpi.previous)) {
+    return el('span', { class: `badge ${cls}`, title: `${fmtNumber(Math.abs(c), 1)}%` }, `${arrow} ${fmtNumber(Math.abs(pointsBetween(kpi.previous, kpi.latest)), 1, 1)} ${t('ind.points')}`);
+  }
+  return el('span', { class: `badge ${cls}` }, `${arrow} ${fmtNumber(Math.abs(c), 1)}%`);
 }
 
 function kpiCard(kpi) {
@@ -545,7 +619,7 @@ function kpiCard(kpi) {
       ? el(
           'ul',
           { class: 'plain dash-byunit' },
-          byUnit.map((u) => el('li', {}, el('span', { class: 'uname' }, u.name || u.key), el('span', { class: 'hbar', style: `width:${Math.round(((u.value || 0) / max) * 100)}%` }), el('span', { class: 'uval' }, fmtValue(u.value, d)))),
+          byUnit.map((u) => el('li', {}, unitName(u), el('span', { class: 'hbar', style: `width:${Math.round(((u.value || 0) / max) * 100)}%` }), el('span', { class: 'uval' }, fmtValue(u.value, d)))),
         )
       : null,
     (kpi.top || []).length

@@ -54,6 +54,13 @@ export function renderLayerPanel(app) {
   list.scrollTop = keepScroll;
 }
 
+/** A sensitive layer the signed-out visitor may not read (the server has sign-in, no user yet). */
+export function lockedLayer(app, layer) {
+  const { caps, user, locked } = app.state;
+  if (locked && locked[layer.slug]) return true;
+  return !!layer.sensitive && !user && !!(caps && caps.paths && caps.paths['/api/auth/login']);
+}
+
 function layerRow(app, layer) {
   const { state } = app;
   const slug = layer.slug;
@@ -64,6 +71,7 @@ function layerRow(app, layer) {
   const meta = [];
   if (count !== null && count !== undefined) meta.push(`${fmtNumber(count)} ${t('layer.features')}`);
   if (layer.synthetic) meta.push(t('layer.synthetic'));
+  if (lockedLayer(app, layer)) meta.push(t(state.user ? 'layer.no_access' : 'layer.sign_in'));
   if (state.useTiles && state.tileUrls[slug]) meta.push('MVT');
   if (state.loading[slug]) meta.push(t('layer.loading'));
   const checkbox = el('input', {

@@ -23,8 +23,11 @@ export function renderLogin(app) {
   if (!btn) return;
   const { caps, user } = app.state;
   btn.hidden = !caps || !caps.paths['/api/auth/login'];
-  btn.textContent = user ? `${user.username} · ${valueLabel(user.role)}` : t('auth.sign_in');
-  btn.title = user ? t('auth.sign_out') : t('auth.sign_in');
+  // the role is what a leader needs to see; the account name is in the tooltip (the KPI strip
+  // needs the width on a laptop)
+  btn.textContent = user ? valueLabel(user.role) : t('auth.sign_in');
+  btn.dataset.user = user ? user.username : '';
+  btn.title = user ? `${user.username} · ${t('auth.sign_out')}` : t('auth.sign_in');
   btn.onclick = () => (user ? signOut() : openDialog());
 }
 
