@@ -795,10 +795,23 @@ def latest_column(vals: IndicatorValues) -> int | None:
     return int(cols[-1]) if len(cols) else None
 
 
-def ranked(vals: IndicatorValues, col: int, n: int, *, top: bool) -> list[dict[str, Any]]:
-    """The n subjects with the highest (top) or lowest values in a column."""
+def ranked(
+    vals: IndicatorValues,
+    col: int,
+    n: int,
+    *,
+    top: bool,
+    exclude: Sequence[dict[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """The n subjects with the highest (top) or lowest values in a column, minus `exclude`."""
     v = vals.values[:, col]
-    idx = [i for i in np.argsort(v, kind="stable") if np.isfinite(v[i])]
+    # a unit already listed as a top unit is not also a bottom one (few units, or many ties)
+    skip = {e["key"] for e in exclude}
+    idx = [
+        i
+        for i in np.argsort(v, kind="stable")
+        if np.isfinite(v[i]) and vals.subjects[i].key not in skip
+    ]
     if top:
         idx = sorted(idx, key=lambda i: -v[i])
     return [
@@ -904,7 +917,7 @@ def _kpi(
         if units.periods:
             by_unit = ranked(units, 0, 10, top=True)
             top = ranked(units, 0, 5, top=True)
-            bottom = ranked(units, 0, 5, top=False)
+            bottom = ranked(units, 0, 5, top=False, exclude=top)
     return {
         "indicator": defn.model_dump(),
         "grain": prov.grain,
@@ -995,11 +1008,12 @@ def summary(conn: Connection, vals: IndicatorValues, *, filtered: bool) -> dict[
         conn, vals.indicator.code, level="province", start=p, end=p, grain=vals.grain
     )
     total = _finite(prov.values[0, 0]) if prov.values.size else None
+    top = ranked(full, col, 5, top=True)
     return {
         "latest_period": p.isoformat(),
         "total": total,
-        "top": ranked(full, col, 5, top=True),
-        "bottom": ranked(full, col, 5, top=False),
+        "top": top,
+        "bottom": ranked(full, col, 5, top=False, exclude=top),
     }
 
 

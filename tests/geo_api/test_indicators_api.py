@@ -233,6 +233,8 @@ def test_dashboard_of_a_sector(
     last = health[health["day"] == END].sort_values("records", ascending=False)
     assert [u["key"] for u in rec["by_unit"]] == list(last["key"][:10])
     assert [u["value"] for u in rec["bottom"]] == sorted(last["records"])[:5]
+    # a unit is never both a top and a bottom one
+    assert not {u["key"] for u in rec["top"]} & {u["key"] for u in rec["bottom"]}
     assert kpis["yt_deaths"]["latest"] is None
     # without a window: the last 30 days up to the latest day with data
     r = client.get("/api/indicators/dashboards/yte", headers=auth_headers("leader"))
