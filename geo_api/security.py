@@ -135,6 +135,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): layer_read("collection_id"),
     ("GET", "/tiles/{slug}.json"): layer_read("slug"),
     ("GET", "/tiles/{slug}/{z}/{x}/{y}.mvt"): layer_read("slug"),
+    ("GET", "/tiles/{slug}/{z}/{x}/{y}.png"): layer_read("slug"),
     ("POST", "/api/query/within"): QUERY,
     ("POST", "/api/query/radius"): QUERY,
     ("POST", "/api/query/near-layer"): QUERY,

@@ -32,12 +32,15 @@ class TileKey:
     # The datetime filter's canonical text ("" for none): a filtered tile never answers for an
     # unfiltered one, nor for another interval.
     time: str = ""
+    # What the bytes are: "" for a vector tile, "png" for a raster overview of the same z/x/y.
+    fmt: str = ""
 
     def etag(self) -> str:
         """Strong ETag of the tile (quoted), derived from the key alone: no rendering needed."""
         return (
             f'"{TILE_FORMAT}.{self.layer_id}-{self.data_version}-{self.schema_stamp}-'
-            f'{self.z}-{self.x}-{self.y}-{self.props}{self.time}"'
+            f"{self.z}-{self.x}-{self.y}-{self.props}{self.time}"
+            f'{"." + self.fmt if self.fmt else ""}"'
         )
 
 

@@ -75,10 +75,13 @@ PAN_ZOOM = """async (vinh) => {
 }"""
 BENCH_USER = "bench_web_planner"
 # The ways of drawing the parcels compared, as page parameters: maplibre with a reduced pixel
-# ratio while moving (what ships: it turns on by itself on a software renderer), maplibre at
+# ratio while moving (what ships: it turns on by itself on a software renderer; dense polygon
+# layers from PNG overview tiles below z15), the same with vector tiles only, maplibre at
 # full resolution, and deck.gl MVTLayers at full resolution (the previous way).
 RENDERERS = {
     "native-lowres": "",
+    # the same without the PNG overview tiles below z15: parcels as vector triangles throughout
+    "native-lowres-vector": "&raster=0",
     "native": "&lowres=0",
     "deck": "&renderer=deck&lowres=0",
 }
@@ -222,6 +225,7 @@ def pan_zoom(browser: Any, base: str, cookie: tuple[str, str], renderer: str) ->
     load_after = load_avg()
     context.close()
     parcel_tiles = [t for t in tiles if "/tiles/land_parcels/" in t["url"]]
+    png_lat = [t["ms"] for t in parcel_tiles if ".png" in t["url"] and t["ms"] >= 0]
     lat = [t["ms"] for t in tiles if t["ms"] >= 0]
     return {
         "renderer": renderer,
@@ -235,12 +239,48 @@ def pan_zoom(browser: Any, base: str, cookie: tuple[str, str], renderer: str) ->
         "frames_gt_50ms": sum(1 for f in frames if f > 50),
         "tile_requests": len(tiles),
         "parcel_tile_requests": len(parcel_tiles),
+        "parcel_png_requests": sum(1 for t in parcel_tiles if ".png" in t["url"]),
+        "parcel_png_ms_p95": _pct(png_lat, 0.95) if png_lat else None,
         "tile_non_200": sum(1 for t in tiles if t["status"] not in (200, 204, None)),
         "tile_ms_median": _pct(lat, 0.5),
         "tile_ms_p95": _pct(lat, 0.95),
         "load_before": load_before,
         "load_after": load_after,
     }
+
+
+# PNG overview tiles timed on their own, cold then warm: Vinh's parcels at the zooms drawn
+# from them (min_zoom 12 to 14), a 3x3 block of tiles around the city centre at each.
+PNG_ZOOMS = (12, 13, 14)
+
+
+def png_tiles(base: str, cookie: tuple[str, str]) -> dict[str, Any]:
+    """Server time and bytes of the parcels' PNG tiles over Vinh: cold (rendered), then warm."""
+    import math
+
+    out: dict[str, Any] = {}
+    with httpx.Client(base_url=base, cookies={cookie[0]: cookie[1]}, timeout=120) as client:
+        for z in PNG_ZOOMS:
+            n = 1 << z
+            cx = int((VINH[0] + 180) / 360 * n)
+            cy = int((1 - math.asinh(math.tan(math.radians(VINH[1]))) / math.pi) / 2 * n)
+            cold, warm, sizes = [], [], []
+            for x in (cx - 1, cx, cx + 1):
+                for y in (cy - 1, cy, cy + 1):
+                    for times in (cold, warm):
+                        t0 = time.perf_counter()
+                        r = client.get(f"/tiles/land_parcels/{z}/{x}/{y}.png")
+                        times.append((time.perf_counter() - t0) * 1000)
+                    if r.status_code == 200:
+                        sizes.append(len(r.content))
+            out[f"z{z}"] = {
+                "cold_ms_median": _pct(cold, 0.5),
+                "cold_ms_max": round(max(cold), 1),
+                "warm_ms_median": _pct(warm, 0.5),
+                "bytes_median": int(statistics.median(sizes)) if sizes else 0,
+                "tiles": len(sizes),
+            }
+    return out
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -251,6 +291,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "frame_ms_p95",
         "frames_gt_50ms",
         "tile_requests",
+        "parcel_png_requests",
         "tile_ms_p95",
         "load_before",
     ]
@@ -303,6 +344,8 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.3)
+        png = png_tiles(base, cookie)
+        log(json.dumps({"png_tiles": png}))
         fcp, wards, wards_page, settled = [], [], [], []
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
@@ -353,6 +396,7 @@ def main() -> None:
         "js_worker_bytes": workers,
         "css_bytes": css,
         "pan_zoom": summary,
+        "parcel_png_tiles": png,
         "goal_first_paint_s": 2.0,
         "load_avg_end": load_avg(),
     }
@@ -361,6 +405,10 @@ def main() -> None:
             result[f"{name}_vs_deck_fps"] = round(
                 summary[name]["fps"] / max(summary["deck"]["fps"], 1e-3), 2
             )
+    if "native-lowres" in summary and "native-lowres-vector" in summary:
+        result["png_overview_vs_vector_fps"] = round(
+            summary["native-lowres"]["fps"] / max(summary["native-lowres-vector"]["fps"], 1e-3), 2
+        )
     print(json.dumps(result))
 
 

@@ -516,3 +516,70 @@ def test_source_key_in_tiles_and_sensitive_layers_stay_closed(
         assert client.get(f"/tiles/{slug}/{z}/{x}/{y}.mvt").status_code == 401
         assert client.get(f"/tiles/{slug}/{z}/{x}/{y}.mvt?properties=source_key").status_code == 401
         assert client.get(f"/tiles/{slug}.json").status_code == 401
+
+
+PNG = "image/png"
+
+
+def test_png_overview_tiles_are_cached_validated_and_invalidated(
+    client: TestClient, seeded: Engine
+) -> None:
+    spec = LayerSpec(
+        slug="png_cache_probe",
+        title_vi="Thử ảnh",
+        title_en="PNG probe",
+        sector="other",
+        geometry_type="Polygon",
+        property_schema={"type": "object", "properties": {"n": {"type": "integer"}}},
+    )
+    square = shapely.box(105.675, 18.665, 105.685, 18.675)
+    with seeded.begin() as conn:
+        layer_id = create_or_update_layer(conn, spec)
+        upsert_features(conn, layer_id, [FeatureRow("a", square, {"n": 1})], delete_missing=True)
+    try:
+        z, x, y = xyz(105.68, 18.67, 13)
+        url = f"/tiles/png_cache_probe/{z}/{x}/{y}.png"
+        first = client.get(url)
+        assert first.status_code == 200
+        assert first.headers["content-type"] == PNG
+        assert first.content.startswith(b"\x89PNG")
+        assert "content-encoding" not in first.headers
+        etag = first.headers["etag"]
+        # not the vector tile's ETag: a browser never takes one for the other
+        assert client.get(f"/tiles/png_cache_probe/{z}/{x}/{y}.mvt").headers["etag"] != etag
+        assert client.get(url).content == first.content
+        assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+        # a change of the layer: new ETag, new pixels
+        with seeded.begin() as conn:
+            upsert_features(
+                conn,
+                layer_id,
+                [FeatureRow("a", shapely.box(105.675, 18.665, 105.69, 18.68), {"n": 1})],
+            )
+        after = client.get(url, headers={"If-None-Match": etag})
+        assert after.status_code == 200
+        assert after.headers["etag"] != etag
+        assert after.content != first.content
+        with seeded.begin() as conn:
+            upsert_features(conn, layer_id, [], delete_missing=True)
+        empty = client.get(url)
+        assert empty.status_code == 204 and empty.headers["etag"]
+    finally:
+        with seeded.begin() as conn:
+            delete_layer(conn, "png_cache_probe")
+
+
+def test_png_tile_errors_and_sensitive_layer(
+    client: TestClient, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    z, x, y = xyz(105.68, 18.72, 13)
+    assert client.get(f"/tiles/nope/{z}/{x}/{y}.png").status_code == 404
+    assert client.get("/tiles/admin_communes/2/9/0.png").status_code == 400
+    # points have no overview raster
+    assert client.get(f"/tiles/hospitals/{z}/{x}/{y}.png").status_code == 400
+    # land_parcels is sensitive: closed to anonymous callers, open to a planner
+    url = f"/tiles/land_parcels/{z}/{x}/{y}.png"
+    assert client.get(url).status_code == 401
+    r = client.get(url, headers=auth_headers("planner"))
+    assert r.status_code in (200, 204)
+    assert client.get(url).status_code == 401  # cached now, and still closed

@@ -14,11 +14,30 @@ const OUTLINE_MIN_ZOOM = 15.5;
 // Layers drawn natively sit above the wards and below the province outline.
 const BEFORE = 'province-line';
 const HOVER_SOURCE = 'native-hover';
+// Dense polygon layers (more features than this, not time-enabled) are drawn from the server's
+// PNG overview tiles below RASTER_UNTIL_ZOOM: one textured quad per tile instead of thousands
+// of few-pixel triangles. From that zoom on, the vector fill (and picking) takes over.
+const DENSE_FEATURES = 100_000;
+const RASTER_UNTIL_ZOOM = 15;
+const RASTER_MAX_TILE_ZOOM = RASTER_UNTIL_ZOOM - 1;
 
 const css = (c, alpha) => `rgba(${c[0]},${c[1]},${c[2]},${(alpha ?? (c.length > 3 ? c[3] / 255 : 1)).toFixed(3)})`;
 const src = (slug) => `native-${slug}`;
 const fillId = (slug) => `native-${slug}-fill`;
 const lineId = (slug) => `native-${slug}-line`;
+const rasterId = (slug) => `native-${slug}-raster`;
+
+/** True when a polygon layer is dense enough to be drawn from PNG overview tiles at low zooms. */
+export function isDense(layer) {
+  // ?raster=0 keeps the vector tiles at every zoom (the web map bench compares both)
+  if (typeof location !== 'undefined' && new URLSearchParams(location.search).get('raster') === '0') return false;
+  return /polygon/i.test(layer.geometry_type || '') && !layer.time_field && (layer.feature_count ?? 0) > DENSE_FEATURES;
+}
+
+/** The PNG overview tile template of a layer, from its vector one (same z/x/y, no query). */
+function rasterTemplate(template) {
+  return template.replace(/\.mvt(\?.*)?$/, '.png');
+}
 
 /** True when the app draws this layer with maplibre rather than deck.gl. */
 export function isNative(state, layer) {
@@ -71,7 +90,30 @@ function ensure(map, state, layer) {
   });
   const s = styleOf(layer);
   const polygon = /polygon/i.test(layer.geometry_type || '');
+  const dense = isDense(layer);
   const base = { source: src(slug), 'source-layer': slug, layout: { visibility: 'none' }, minzoom: minZoomOf(layer) };
+  if (dense) {
+    const bbox = Array.isArray(layer.bbox) && layer.bbox.length === 4 ? { bounds: layer.bbox } : {};
+    map.addSource(rasterId(slug), {
+      type: 'raster',
+      tiles: [rasterTemplate(template)],
+      tileSize: 512,
+      minzoom: Math.min(minZoomOf(layer), RASTER_MAX_TILE_ZOOM),
+      maxzoom: RASTER_MAX_TILE_ZOOM,
+      ...bbox,
+    });
+    addLayerOnce(map, {
+      id: rasterId(slug),
+      type: 'raster',
+      source: rasterId(slug),
+      layout: { visibility: 'none' },
+      minzoom: minZoomOf(layer),
+      maxzoom: RASTER_UNTIL_ZOOM,
+      paint: { 'raster-fade-duration': 0 },
+    });
+    // the vector tiles are fetched only from the zoom where a layer of theirs shows
+    base.minzoom = Math.max(minZoomOf(layer), RASTER_UNTIL_ZOOM);
+  }
   if (polygon) {
     // no fill-antialias: it draws every polygon's outline a second time
     addLayerOnce(map, { ...base, id: fillId(slug), type: 'fill', paint: { 'fill-color': fillColour(layer), 'fill-antialias': false } });
@@ -79,7 +121,7 @@ function ensure(map, state, layer) {
       ...base,
       id: lineId(slug),
       type: 'line',
-      minzoom: Math.max(minZoomOf(layer), OUTLINE_MIN_ZOOM),
+      minzoom: Math.max(base.minzoom, OUTLINE_MIN_ZOOM),
       paint: { 'line-color': css(s.line_color), 'line-width': Math.max(0.5, s.line_width) },
     });
   } else {
@@ -116,6 +158,8 @@ export function syncNative(map, state) {
     const op = state.opacity[slug] ?? 1;
     setVisible(map, fillId(slug), on);
     setVisible(map, lineId(slug), on);
+    setVisible(map, rasterId(slug), on);
+    setPaint(map, rasterId(slug), 'raster-opacity', op);
     setPaint(map, fillId(slug), 'fill-opacity', op);
     setPaint(map, lineId(slug), 'line-opacity', op);
   }
