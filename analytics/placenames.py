@@ -102,10 +102,15 @@ PERSON_NAME_WORDS: frozenset[str] = frozenset(
 )
 
 
-def fold(text: str) -> str:
-    """Fold for matching: NFD, combining marks stripped, đ→d, lower case."""
+def strip_marks(text: str) -> str:
+    """Text without accents or tone marks (NFD, combining marks stripped, đ→d), case kept."""
     s = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    return "".join(c for c in s if not unicodedata.combining(c)).lower()
+    return "".join(c for c in s if not unicodedata.combining(c))
+
+
+def fold(text: str) -> str:
+    """Fold for matching: marks stripped (`strip_marks`), lower case."""
+    return strip_marks(text).lower()
 
 
 def _build_table() -> dict[int, str]:

@@ -1019,6 +1019,22 @@ def summary(conn: Connection, vals: IndicatorValues, *, filtered: bool) -> dict[
 
 # --- derived indicators (computed from our own layers; run by analytics.kpi_jobs) -----------
 
+# Resolved field reports per commune and local day of resolution; on-time ones are a subset.
+_RESOLVED_REPORTS = (
+    "SELECT properties->>'commune_code', "
+    "(CAST(properties->>'resolved_at' AS timestamptz) AT TIME ZONE :tz)::date, count(*) "
+    "FROM feature WHERE layer_id = :lid AND properties->>'commune_code' IS NOT NULL "
+    "AND properties->>'status' = 'resolved' AND properties->>'resolved_at' IS NOT NULL "
+)
+# News items placed on a commune, per commune and local day of publication.
+_PLACED_NEWS = (
+    "SELECT properties->>'commune_code', "
+    "(CAST(properties->>'published_at' AS timestamptz) AT TIME ZONE :tz)::date, count(*) "
+    "FROM feature WHERE layer_id = :lid AND properties->>'commune_code' IS NOT NULL "
+    "AND properties->>'published_at' IS NOT NULL "
+    "AND COALESCE(properties->>'match', 'matched') = 'matched' "
+)
+
 # code -> (source layer, subject layer or None for communes, SQL giving (subject, day, value)).
 # Days are local days of `:tz`; only features of the source layer (`:lid`) are read.
 _DERIVED_SQL: dict[str, tuple[str, str | None, str]] = {
@@ -1030,44 +1046,19 @@ _DERIVED_SQL: dict[str, tuple[str, str | None, str]] = {
         "FROM feature WHERE layer_id = :lid AND properties->>'commune_code' IS NOT NULL "
         "AND properties->>'received_at' IS NOT NULL GROUP BY 1, 2",
     ),
-    "pa_resolved": (
-        "field_reports",
-        None,
-        "SELECT properties->>'commune_code', "
-        "(CAST(properties->>'resolved_at' AS timestamptz) AT TIME ZONE :tz)::date, count(*) "
-        "FROM feature WHERE layer_id = :lid AND properties->>'commune_code' IS NOT NULL "
-        "AND properties->>'status' = 'resolved' AND properties->>'resolved_at' IS NOT NULL "
-        "GROUP BY 1, 2",
-    ),
+    "pa_resolved": ("field_reports", None, _RESOLVED_REPORTS + "GROUP BY 1, 2"),
     "pa_on_time": (
         "field_reports",
         None,
-        "SELECT properties->>'commune_code', "
-        "(CAST(properties->>'resolved_at' AS timestamptz) AT TIME ZONE :tz)::date, count(*) "
-        "FROM feature WHERE layer_id = :lid AND properties->>'commune_code' IS NOT NULL "
-        "AND properties->>'status' = 'resolved' AND properties->>'resolved_at' IS NOT NULL "
-        "AND properties->>'due_at' IS NOT NULL "
+        _RESOLVED_REPORTS + "AND properties->>'due_at' IS NOT NULL "
         "AND CAST(properties->>'resolved_at' AS timestamptz) "
         "<= CAST(properties->>'due_at' AS timestamptz) GROUP BY 1, 2",
     ),
-    "tt_news": (
-        "news_items",
-        None,
-        "SELECT properties->>'commune_code', "
-        "(CAST(properties->>'published_at' AS timestamptz) AT TIME ZONE :tz)::date, count(*) "
-        "FROM feature WHERE layer_id = :lid AND properties->>'commune_code' IS NOT NULL "
-        "AND properties->>'published_at' IS NOT NULL "
-        "AND COALESCE(properties->>'match', 'matched') = 'matched' GROUP BY 1, 2",
-    ),
+    "tt_news": ("news_items", None, _PLACED_NEWS + "GROUP BY 1, 2"),
     "tt_news_negative": (
         "news_items",
         None,
-        "SELECT properties->>'commune_code', "
-        "(CAST(properties->>'published_at' AS timestamptz) AT TIME ZONE :tz)::date, count(*) "
-        "FROM feature WHERE layer_id = :lid AND properties->>'commune_code' IS NOT NULL "
-        "AND properties->>'published_at' IS NOT NULL "
-        "AND COALESCE(properties->>'match', 'matched') = 'matched' "
-        "AND properties->>'sentiment' = 'negative' GROUP BY 1, 2",
+        _PLACED_NEWS + "AND properties->>'sentiment' = 'negative' GROUP BY 1, 2",
     ),
     "gt_vehicles": (
         "traffic_counts",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine
@@ -10,8 +11,12 @@ from sqlalchemy import Engine
 from layers import cluster, migrate
 from layers.db import make_engine
 from layers.errors import NotFoundError
+from layers.indicators import ObservationIn
 from layers.settings import Settings
 from layers.testing import create_database, drop_database, settings_for
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +114,19 @@ def auth_headers(
         return cache[key]
 
     return make
+
+
+def hospital_observations(df: pd.DataFrame) -> list[ObservationIn]:
+    """yt_records and yt_insured observations of daily hospital rows (key, day, records, insured)."""
+    return [
+        ObservationIn(
+            indicator=code,
+            subject_layer="hospitals",
+            subject_key=r.key,
+            period_start=r.day,
+            period_end=r.day,
+            value=getattr(r, col),
+        )
+        for r in df.itertuples(index=False)
+        for code, col in (("yt_records", "records"), ("yt_insured", "insured"))
+    ]

@@ -94,6 +94,27 @@ def layer_tilejson(
     return JSONResponse(tiles.tilejson(info, url, bbox, times))
 
 
+def _tile_key(
+    ver: LayerVersion,
+    z: int,
+    x: int,
+    y: int,
+    props: tuple[str, ...] | None,
+    time_filter: tiles.TimeFilter | None,
+) -> TileKey:
+    """The cache key (and so the ETag) of one tile of a layer version and its filters."""
+    return TileKey(
+        ver.id,
+        ver.data_version,
+        ver.stamp,
+        z,
+        x,
+        y,
+        tiles.props_key(props),
+        time_filter.key if time_filter else "",
+    )
+
+
 async def _version(request: Request, slug: str) -> LayerVersion:
     """The layer's current version: from memory while notifications are listened to."""
     versions: LayerVersionCache | None = getattr(request.app.state, "tile_versions", None)
@@ -132,16 +153,7 @@ async def layer_tile(
     info = await layer_state.layer_info(request, slug, ver)
     props = tiles.parse_properties(info, properties)
     time_filter = tiles.parse_time_filter(info, when)
-    key = TileKey(
-        ver.id,
-        ver.data_version,
-        ver.stamp,
-        z,
-        x,
-        y,
-        tiles.props_key(props),
-        time_filter.key if time_filter else "",
-    )
+    key = _tile_key(ver, z, x, y, props, time_filter)
     etag = key.etag()
     headers = {
         "ETag": etag,
@@ -273,16 +285,7 @@ def _warm_hit(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | No
         time_filter = tiles.parse_time_filter(info, raw.get("datetime"))
     except InvalidInputError:
         return None
-    key = TileKey(
-        ver.id,
-        ver.data_version,
-        ver.stamp,
-        z,
-        x,
-        y,
-        tiles.props_key(props),
-        time_filter.key if time_filter else "",
-    )
+    key = _tile_key(ver, z, x, y, props, time_filter)
     etag = key.etag()
     inm = b""
     accept = b""

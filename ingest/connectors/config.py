@@ -13,29 +13,28 @@ from layers.errors import InvalidInputError
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,62}$")]
 
 
-class _Base(BaseModel):
+class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Slug
-    layer: Slug
     interval_s: float = Field(default=300.0, gt=0)
     retries: int = Field(default=3, ge=0, le=10)
     backoff_s: float = Field(default=2.0, ge=0)
     enabled: bool = True
 
 
-class HttpPull(_Base):
-    """An LGSP-style REST API returning records or GeoJSON, paged, with incremental fetch."""
+class _Base(_Common):
+    """The fields of a connector that writes features into one layer."""
 
-    kind: Literal["http_pull"]
+    layer: Slug
+
+
+class _Paging(BaseModel):
+    """How to page through an API and fetch only what changed since the last run."""
+
     url: str
     headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization")
-    format: Literal["records", "geojson"] = "records"
     records_path: str | None = Field(default="data", description="Key of the list of records")
-    lon_field: str = "lon"
-    lat_field: str = "lat"
-    key: str | None = None
-    mode: Literal["append", "upsert", "replace"] = "upsert"
     page_param: str | None = "page"
     page_size_param: str | None = "page_size"
     page_size: int = Field(default=500, ge=1)
@@ -44,6 +43,17 @@ class HttpPull(_Base):
     cursor_field: str | None = Field(default=None, description="Record field that increases")
     timeout_s: float = 30.0
     max_pages: int = 10_000
+
+
+class HttpPull(_Base, _Paging):
+    """An LGSP-style REST API returning records or GeoJSON, paged, with incremental fetch."""
+
+    kind: Literal["http_pull"]
+    format: Literal["records", "geojson"] = "records"
+    lon_field: str = "lon"
+    lat_field: str = "lat"
+    key: str | None = None
+    mode: Literal["append", "upsert", "replace"] = "upsert"
     crs: str | None = None
 
 
@@ -74,31 +84,10 @@ class Mqtt(_Base):
     client_id: str | None = Field(default=None, description="Set for a persistent session")
 
 
-class _Common(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Paged(_Paging):
+    """A sector API's paging, with fixed query parameters."""
 
-    name: Slug
-    interval_s: float = Field(default=300.0, gt=0)
-    retries: int = Field(default=3, ge=0, le=10)
-    backoff_s: float = Field(default=2.0, ge=0)
-    enabled: bool = True
-
-
-class _Paged(BaseModel):
-    """How to page through a sector API and fetch only what changed since the last run."""
-
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization")
     params: dict[str, str | int] = Field(default_factory=dict, description="Fixed query params")
-    records_path: str | None = Field(default="data", description="Key of the list of records")
-    page_param: str | None = "page"
-    page_size_param: str | None = "page_size"
-    page_size: int = Field(default=500, ge=1)
-    next_field: str | None = Field(default="next", description="Link to the next page, if any")
-    since_param: str | None = None
-    cursor_field: str | None = Field(default=None, description="Record field that increases")
-    timeout_s: float = 30.0
-    max_pages: int = 10_000
 
 
 Frequency = Literal["day", "month", "quarter", "year", "school_year"]

@@ -13,11 +13,11 @@ import json
 import math
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert
@@ -33,6 +33,8 @@ from layers.models.ingest import connector_state
 from layers.settings import Settings
 
 MAX_ERRORS_IN_BATCH = 50
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -372,16 +374,14 @@ def land_records(
                 raise InvalidInputError(f"{cfg.name}: observations refused: {first}")
             report.inserted, report.updated = counts.inserted, counts.updated
             report.unchanged = counts.unchanged
-            _quarantine(conn, batch_id, rejects)
+            report.reasons = quarantine(conn, batch_id, rejects)
             report.rejected = len(rejects)
-            for r in rejects:
-                report.reasons[r.reason] = report.reasons.get(r.reason, 0) + 1
-            if cursor is not None:
-                save_cursor(conn, cfg.name, cursor)
-            finish_batch(
+            succeed_batch(
                 conn,
                 batch_id,
-                status="succeeded",
+                cfg.name,
+                cursor,
+                rejects,
                 counts={
                     "records": len(records),
                     "observations": len(rows),
@@ -391,20 +391,50 @@ def land_records(
                     "rejected": len(rejects),
                 },
                 report={"source": source, "reasons": report.reasons, "cursor": cursor},
-                errors=[r.line() for r in rejects[:MAX_ERRORS_IN_BATCH]],
             )
     except Exception as exc:
-        message = exc.detail if isinstance(exc, IocError) else f"{type(exc).__name__}: {exc}"
-        with engine.begin() as conn:
-            finish_batch(
-                conn, batch_id, status="failed", counts={"records": len(records)},
-                report={"source": source}, errors=[message],
-            )  # fmt: skip
-        raise LandingFailed(message, batch_id) from exc
+        raise fail_batch(engine, batch_id, exc, len(records), {"source": source}) from exc
     return report
 
 
-def _quarantine(conn: Connection, batch_id: int, rejects: list[Reject]) -> None:
+def succeed_batch(
+    conn: Connection,
+    batch_id: int,
+    connector: str,
+    cursor: str | None,
+    rejects: Sequence[Reject],
+    *,
+    counts: dict[str, int],
+    report: dict[str, Any],
+) -> None:
+    """Close a landed fetch's batch as succeeded; its cursor moves in the same transaction."""
+    if cursor is not None:
+        save_cursor(conn, connector, cursor)
+    finish_batch(
+        conn,
+        batch_id,
+        status="succeeded",
+        counts=counts,
+        report=report,
+        errors=[r.line() for r in rejects[:MAX_ERRORS_IN_BATCH]],
+    )
+
+
+def fail_batch(
+    engine: Engine, batch_id: int, exc: Exception, records: int, report: dict[str, Any]
+) -> LandingFailed:
+    """Mark a batch failed in its own transaction; the error to raise from `exc`."""
+    message = exc.detail if isinstance(exc, IocError) else f"{type(exc).__name__}: {exc}"
+    with engine.begin() as conn:
+        finish_batch(
+            conn, batch_id, status="failed", counts={"records": records},
+            report=report, errors=[message],
+        )  # fmt: skip
+    return LandingFailed(message, batch_id)
+
+
+def quarantine(conn: Connection, batch_id: int, rejects: Sequence[Reject]) -> dict[str, int]:
+    """Write the rejects to import_reject; how many there are of each reason."""
     write_rejects(
         conn,
         batch_id,
@@ -418,9 +448,33 @@ def _quarantine(conn: Connection, batch_id: int, rejects: list[Reject]) -> None:
             for r in rejects
         ],
     )
+    reasons: dict[str, int] = {}
+    for r in rejects:
+        reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    return reasons
 
 
 # ---------------------------------------------------------------- runs
+
+
+def load_cursor(engine: Engine, name: str) -> str | None:
+    """The connector's saved cursor, None before its first landed fetch."""
+    with engine.connect() as conn:
+        state = conn.execute(
+            select(connector_state.c.cursor).where(connector_state.c.name == name)
+        ).scalar()
+    cursor = (state or {}).get("since")
+    return None if cursor is None else str(cursor)
+
+
+def drain_spool(spool: Path, land: Callable[[list[Any], dict[str, Any]], R]) -> list[R]:
+    """Land every spooled fetch (records, meta), oldest first; each file goes once landed."""
+    out = []
+    for path in sources.pending_records_spool(spool):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        out.append(land(doc.get("records") or [], doc.get("iocmap") or {}))
+        path.unlink()
+    return out
 
 
 def run_pull(
@@ -428,12 +482,7 @@ def run_pull(
 ) -> list[LandReport]:
     """Land leftover fetches, then fetch what changed since the cursor and land it."""
     reports = land_spool(engine, cfg, spool, attempt)
-    with engine.connect() as conn:
-        state = conn.execute(
-            select(connector_state.c.cursor).where(connector_state.c.name == cfg.name)
-        ).scalar()
-    cursor = (state or {}).get("since")
-    records, new_cursor = sources.fetch_records(cfg, cursor)
+    records, new_cursor = sources.fetch_records(cfg, load_cursor(engine, cfg.name))
     if not records:
         return reports
     sources.write_records_spool(
@@ -444,22 +493,17 @@ def run_pull(
 
 def land_spool(engine: Engine, cfg: IndicatorPull, spool: Path, attempt: int) -> list[LandReport]:
     """Land every spooled fetch, oldest first; each file is deleted once it has landed."""
-    out = []
-    for path in sources.pending_records_spool(spool):
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        meta = doc.get("iocmap") or {}
-        out.append(
-            land_records(
-                engine,
-                cfg,
-                doc.get("records") or [],
-                source=f"{cfg.name}: {meta.get('url', cfg.url)}",
-                attempt=attempt,
-                cursor=meta.get("cursor"),
-            )
-        )
-        path.unlink()
-    return out
+    return drain_spool(
+        spool,
+        lambda records, meta: land_records(
+            engine,
+            cfg,
+            records,
+            source=f"{cfg.name}: {meta.get('url', cfg.url)}",
+            attempt=attempt,
+            cursor=meta.get("cursor"),
+        ),
+    )
 
 
 def read_table(path: Path, sheet: str | None) -> tuple[list[dict[str, Any]], list[int]]:

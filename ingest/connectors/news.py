@@ -8,10 +8,9 @@ never dropped silently. One fetch lands as one batch, in one transaction, cursor
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,38 +25,28 @@ from analytics.placenames import Gazetteer
 from ingest.connectors import sources
 from ingest.connectors.config import NewsPull
 from ingest.connectors.indicators import (
-    MAX_ERRORS_IN_BATCH,
-    LandingFailed,
+    LandReport,
     Reject,
-    save_cursor,
+    drain_spool,
+    fail_batch,
+    load_cursor,
+    quarantine,
+    succeed_batch,
 )
-from ingest.load import create_batch, finish_batch, write_rejects
+from ingest.load import create_batch
 from layers.bulk import FeatureRow, upsert_features
-from layers.errors import IocError, NotFoundError
+from layers.errors import NotFoundError
 from layers.gazetteer import current_units
 from layers.models import admin_unit, layer
-from layers.models.ingest import connector_state
 from layers.registry import create_or_update_layer
 from layers.settings import Settings
 
 
 @dataclass
-class NewsReport:
-    """What one fetch of the feed did."""
+class NewsReport(LandReport):
+    """What one fetch of the feed did (written: features inserted or updated)."""
 
-    batch_id: int | None = None
-    records: int = 0
     matched: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def written(self) -> int:
-        """Features inserted or updated."""
-        return self.inserted + self.updated
 
 
 def _published(value: Any) -> datetime:
@@ -193,26 +182,16 @@ def land_items(
             gazetteer = Gazetteer.from_units(current_units(conn))
             rows, rejects = items_to_features(records, cfg, gazetteer, communes)
             counts = upsert_features(conn, layer_id, rows, batch_id=batch_id)
-            write_rejects(
-                conn,
-                batch_id,
-                [
-                    (r.row, r.reason, (f"{r.field}: " if r.field else "") + r.detail,
-                     r.original if isinstance(r.original, dict) else {"value": r.original})
-                    for r in rejects
-                ],
-            )  # fmt: skip
-            for r in rejects:
-                report.reasons[r.reason] = report.reasons.get(r.reason, 0) + 1
+            report.reasons = quarantine(conn, batch_id, rejects)
             report.matched = len(rows)
             report.inserted, report.updated = counts.inserted, counts.updated
             report.unchanged, report.rejected = counts.unchanged, len(rejects)
-            if cursor is not None:
-                save_cursor(conn, cfg.name, cursor)
-            finish_batch(
+            succeed_batch(
                 conn,
                 batch_id,
-                status="succeeded",
+                cfg.name,
+                cursor,
+                rejects,
                 counts={
                     "records": len(records),
                     "matched": len(rows),
@@ -224,16 +203,9 @@ def land_items(
                     "rejected": len(rejects),
                 },
                 report={"reasons": report.reasons, "cursor": cursor},
-                errors=[r.line() for r in rejects[:MAX_ERRORS_IN_BATCH]],
             )
     except Exception as exc:
-        message = exc.detail if isinstance(exc, IocError) else f"{type(exc).__name__}: {exc}"
-        with engine.begin() as conn:
-            finish_batch(
-                conn, batch_id, status="failed", counts={"records": len(records)},
-                report={}, errors=[message],
-            )  # fmt: skip
-        raise LandingFailed(message, batch_id) from exc
+        raise fail_batch(engine, batch_id, exc, len(records), {}) from exc
     return report
 
 
@@ -245,10 +217,7 @@ def run_news(
     with engine.connect() as conn:
         if not conn.execute(select(admin_unit.c.code).limit(1)).first():
             raise NotFoundError("no admin units: place names cannot be matched (seed first)")
-        state = conn.execute(
-            select(connector_state.c.cursor).where(connector_state.c.name == cfg.name)
-        ).scalar()
-    records, new_cursor = sources.fetch_records(cfg, (state or {}).get("since"))
+    records, new_cursor = sources.fetch_records(cfg, load_cursor(engine, cfg.name))
     if not records:
         return reports
     sources.write_records_spool(spool, records, {"cursor": new_cursor, "count": len(records)})
@@ -256,13 +225,9 @@ def run_news(
 
 
 def _land_spool(engine: Engine, cfg: NewsPull, spool: Path, attempt: int) -> list[NewsReport]:
-    out = []
-    for path in sources.pending_records_spool(spool):
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        meta = doc.get("iocmap") or {}
-        out.append(
-            land_items(engine, cfg, doc.get("records") or [], attempt=attempt,
-                       cursor=meta.get("cursor"))
-        )  # fmt: skip
-        path.unlink()
-    return out
+    return drain_spool(
+        spool,
+        lambda records, meta: land_items(
+            engine, cfg, records, attempt=attempt, cursor=meta.get("cursor")
+        ),
+    )

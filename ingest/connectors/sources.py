@@ -6,7 +6,7 @@ import fnmatch
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,63 +36,20 @@ def _record_feature(rec: dict[str, Any], cfg: HttpPull) -> dict[str, Any]:
     return {"type": "Feature", "properties": props, "geometry": geom}
 
 
-def fetch_http(cfg: HttpPull, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """Every page since `cursor`, as GeoJSON features, plus the new cursor value."""
-    features: list[dict[str, Any]] = []
-    params: dict[str, Any] = {}
-    if cfg.since_param and cursor:
-        params[cfg.since_param] = cursor
-    if cfg.page_size_param:
-        params[cfg.page_size_param] = cfg.page_size
-    url: str | None = cfg.url
-    page = 1
-    new_cursor = cursor
-    with httpx.Client(timeout=cfg.timeout_s, headers=cfg.headers) as client:
-        for _ in range(cfg.max_pages):
-            if url is None:
-                break
-            query = dict(params)
-            if cfg.page_param and url == cfg.url:
-                query[cfg.page_param] = page
-            try:
-                resp = client.get(url, params=query if url == cfg.url else None)
-                resp.raise_for_status()
-                doc = resp.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                raise UnavailableError(f"{cfg.name}: fetching {url} failed: {exc}") from exc
-            if cfg.format == "geojson":
-                items = doc.get("features", []) if isinstance(doc, dict) else []
-                page_features = list(items)
-                records = [f.get("properties") or {} for f in page_features]
-            else:
-                records = _dig(doc, cfg.records_path) if isinstance(doc, dict) else doc
-                records = records if isinstance(records, list) else []
-                page_features = [_record_feature(r, cfg) for r in records]
-            features.extend(page_features)
-            if cfg.cursor_field:
-                values = [str(r[cfg.cursor_field]) for r in records if r.get(cfg.cursor_field)]
-                if values:
-                    top = max(values)
-                    new_cursor = top if new_cursor is None else max(new_cursor, top)
-            nxt = _dig(doc, cfg.next_field) if cfg.next_field and isinstance(doc, dict) else None
-            if isinstance(nxt, str) and nxt:
-                url = nxt
-                continue
-            if not cfg.page_param or len(records) < cfg.page_size or not records:
-                break
-            page += 1
-    return features, new_cursor
-
-
-def fetch_records(
-    cfg: IndicatorPull | NewsPull, cursor: str | None
+def _fetch_paged(
+    cfg: HttpPull | IndicatorPull | NewsPull,
+    cursor: str | None,
+    params: dict[str, Any],
+    page_items: Callable[[Any], tuple[list[Any], list[Any]]],
 ) -> tuple[list[Any], str | None]:
-    """Every record since `cursor` (raw, malformed ones included), plus the new cursor value.
+    """Every page since `cursor`: the items `page_items` keeps of each, and the new cursor.
 
-    Pages follow a `next` link when the body has one, else page numbers until a short page.
+    `page_items(doc)` gives (items kept, the page's records); the records drive the cursor and
+    paging. Pages follow a `next` link when the body has one, else page numbers until a short
+    page.
     """
     out: list[Any] = []
-    params: dict[str, Any] = dict(cfg.params)
+    params = dict(params)
     if cfg.since_param and cursor:
         params[cfg.since_param] = cursor
     if cfg.page_size_param:
@@ -114,9 +71,8 @@ def fetch_records(
                 doc = resp.json()
             except (httpx.HTTPError, ValueError) as exc:
                 raise UnavailableError(f"{cfg.name}: fetching {url} failed: {exc}") from exc
-            records = _dig(doc, cfg.records_path) if isinstance(doc, dict) else doc
-            records = records if isinstance(records, list) else []
-            out.extend(records)
+            items, records = page_items(doc)
+            out.extend(items)
             if cfg.cursor_field:
                 values = [
                     str(r[cfg.cursor_field])
@@ -134,6 +90,39 @@ def fetch_records(
                 break
             page += 1
     return out, new_cursor
+
+
+def _page_records(doc: Any, records_path: str | None) -> list[Any]:
+    records = _dig(doc, records_path) if isinstance(doc, dict) else doc
+    return records if isinstance(records, list) else []
+
+
+def fetch_http(cfg: HttpPull, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Every page since `cursor`, as GeoJSON features, plus the new cursor value."""
+
+    def page_items(doc: Any) -> tuple[list[Any], list[Any]]:
+        if cfg.format == "geojson":
+            features = list(doc.get("features", []) if isinstance(doc, dict) else [])
+            return features, [f.get("properties") or {} for f in features]
+        records = _page_records(doc, cfg.records_path)
+        return [_record_feature(r, cfg) for r in records], records
+
+    return _fetch_paged(cfg, cursor, {}, page_items)
+
+
+def fetch_records(
+    cfg: IndicatorPull | NewsPull, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """Every record since `cursor` (raw, malformed ones included), plus the new cursor value.
+
+    Pages follow a `next` link when the body has one, else page numbers until a short page.
+    """
+
+    def page_items(doc: Any) -> tuple[list[Any], list[Any]]:
+        records = _page_records(doc, cfg.records_path)
+        return records, records
+
+    return _fetch_paged(cfg, cursor, dict(cfg.params), page_items)
 
 
 def write_records_spool(folder: Path, records: list[Any], meta: dict[str, Any]) -> Path:

@@ -9,8 +9,7 @@ quarantine is exercised by the demo and the tests.
 from __future__ import annotations
 
 import calendar
-import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import lru_cache
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from analytics.placenames import strip_marks as strip_diacritics
 from layers.demo import synthetic
 from layers.demo.boundaries import Ward, load_wards
 
@@ -161,6 +161,18 @@ def _season(m: date) -> float:
     return {1: 0.95, 2: 0.72, 6: 1.02, 12: 1.15}.get(m.month, 1.0)
 
 
+def _released_months(
+    seed: int, system: str, today: date
+) -> Iterator[tuple[int, date, str, float, np.random.Generator]]:
+    """(month number since FIRST_MONTH, month, updated, share, generator) of each released month."""
+    for idx, m in enumerate(month_starts(FIRST_MONTH, today)):
+        rel = month_release(m, today)
+        if rel is None:
+            continue
+        updated, share = rel
+        yield idx, m, updated, share, rng(seed, system, m)
+
+
 def _scale(values: np.ndarray, share: float) -> np.ndarray:
     return np.rint(values * share).astype(np.int64) if share < 1.0 else values
 
@@ -193,12 +205,7 @@ def igate(units: Units, seed: int, today: date) -> list[Record]:
     sizes = np.array([u.size for u in ags])
     base = np.where(np.array([u.kind == "so_nganh" for u in ags]), 900.0, sizes / 30_000.0 * 420.0)
     spike = np.array([u.commune_code == LATE_SPIKE_COMMUNE and u.kind == "ubnd_xa" for u in ags])
-    for idx, m in enumerate(month_starts(FIRST_MONTH, today)):
-        rel = month_release(m, today)
-        if rel is None:
-            continue
-        updated, share = rel
-        r = rng(seed, "igate", m)
+    for idx, m, updated, share, r in _released_months(seed, "igate", today):
         trend = 1.0 + 0.04 * idx / 12
         received = _scale(r.poisson(base * _season(m) * trend), share)
         resolved = r.binomial(received, 0.955)
@@ -403,12 +410,7 @@ def tourism(units: Units, seed: int, today: date) -> list[Record]:
     out: list[Record] = []
     st = units.sites
     vpy = np.array([u.size for u in st])
-    for idx, m in enumerate(month_starts(FIRST_MONTH, today)):
-        rel = month_release(m, today)
-        if rel is None:
-            continue
-        updated, share = rel
-        r = rng(seed, "dulich", m)
+    for idx, m, updated, share, r in _released_months(seed, "dulich", today):
         season = np.array(
             [_TOURISM_SEASON.get(u.kind, _TOURISM_SEASON["default"])[m.month - 1] for u in st]
         )
@@ -437,12 +439,7 @@ def soc(units: Units, seed: int, today: date) -> list[Record]:
     out: list[Record] = []
     ags = units.agencies
     lam = np.array([4.0 if u.kind == "so_nganh" else 0.6 for u in ags])
-    for m in month_starts(FIRST_MONTH, today):
-        rel = month_release(m, today)
-        if rel is None:
-            continue
-        updated, share = rel
-        r = rng(seed, "soc", m)
+    for _idx, m, updated, share, r in _released_months(seed, "soc", today):
         incidents = _scale(r.poisson(lam), share)
         resolved = r.binomial(incidents, 0.92)
         critical = r.binomial(incidents, 0.06)
@@ -540,13 +537,6 @@ NO_PLACE = (
     ("Dự báo thời tiết: miền Trung có mưa rào", "Khu vực Bắc Trung Bộ có mưa rào và dông rải rác."),
 )
 SENTIMENT_P = (0.33, 0.47, 0.20)
-
-
-def strip_diacritics(text: str) -> str:
-    """Vietnamese text without accents, as typed on many social-media posts."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    text = unicodedata.normalize("NFD", text)
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
 
 
 def _place(u: Unit) -> str:

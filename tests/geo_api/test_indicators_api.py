@@ -13,8 +13,8 @@ from sqlalchemy import Engine, text
 
 from geo_api.main import create_app
 from layers import indicators as ind
-from layers.indicators import ObservationIn
 from layers.settings import Settings
+from tests.conftest import hospital_observations
 
 Headers = Callable[..., dict[str, str]]
 # A year no other test writes, read with explicit windows.
@@ -42,18 +42,7 @@ def health(seeded: Engine) -> pd.DataFrame:
                 n = base + d + float(rng.integers(0, 20))  # a rising trend
                 recs.append((key, commune, D0 + timedelta(days=d), n, float(int(n * 0.9))))
         df = pd.DataFrame(recs, columns=["key", "commune", "day", "records", "insured"])
-        rows = [
-            ObservationIn(
-                indicator=code,
-                subject_layer="hospitals",
-                subject_key=r.key,
-                period_start=r.day,
-                period_end=r.day,
-                value=getattr(r, col),
-            )
-            for r in df.itertuples(index=False)
-            for code, col in (("yt_records", "records"), ("yt_insured", "insured"))
-        ]
+        rows = hospital_observations(df)
         assert ind.upsert_observations(conn, None, rows).rejected == []
     return df.assign(month=[d.replace(day=1) for d in df["day"]])
 

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 import mapbox_vector_tile
 import pytest
@@ -153,14 +154,12 @@ def _point_layer(engine: Engine, slug: str, title: str = "Version probe") -> int
     return layer_id
 
 
-def test_warm_hit_touches_no_database(client: TestClient) -> None:
-    z, x, y = xyz(105.68, 18.67, 13)
-    url = f"/tiles/admin_communes/{z}/{x}/{y}.mvt"
-    first = client.get(url)
-    state = client.app.state  # type: ignore[attr-defined]
-    assert state.tile_versions.listening
+def _refetch_counting_queries(
+    client: TestClient, url: str, etag: str
+) -> tuple[Any, Any, list[str]]:
+    """Get `url` again, then revalidate it with `etag`, recording the probe's queries."""
     calls: list[str] = []
-    probe = state.layer_probe
+    probe = client.app.state.layer_probe  # type: ignore[attr-defined]
     real = probe.fetchone
 
     async def counting(sql: str, *args: object, **kwargs: object) -> object:
@@ -170,9 +169,19 @@ def test_warm_hit_touches_no_database(client: TestClient) -> None:
     probe.fetchone = counting
     try:
         again = client.get(url)
-        revalidated = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+        revalidated = client.get(url, headers={"If-None-Match": etag})
     finally:
         del probe.fetchone
+    return again, revalidated, calls
+
+
+def test_warm_hit_touches_no_database(client: TestClient) -> None:
+    z, x, y = xyz(105.68, 18.67, 13)
+    url = f"/tiles/admin_communes/{z}/{x}/{y}.mvt"
+    first = client.get(url)
+    state = client.app.state  # type: ignore[attr-defined]
+    assert state.tile_versions.listening
+    again, revalidated, calls = _refetch_counting_queries(client, url, first.headers["etag"])
     assert again.status_code == 200 and again.content == first.content
     assert again.headers["etag"] == first.headers["etag"]
     assert revalidated.status_code == 304
@@ -442,21 +451,7 @@ def test_filtered_warm_hit_touches_no_database(
         return hit
 
     monkeypatch.setattr(tiles_router, "_warm_hit", spy)
-    state = client.app.state  # type: ignore[attr-defined]
-    calls: list[str] = []
-    probe = state.layer_probe
-    real = probe.fetchone
-
-    async def counting(sql: str, *args: object, **kwargs: object) -> object:
-        calls.append(sql)
-        return await real(sql, *args, **kwargs)
-
-    probe.fetchone = counting
-    try:
-        again = client.get(url)
-        revalidated = client.get(url, headers={"If-None-Match": first.headers["etag"]})
-    finally:
-        del probe.fetchone
+    again, revalidated, calls = _refetch_counting_queries(client, url, first.headers["etag"])
     assert first.status_code == again.status_code
     assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
     assert revalidated.status_code == 304

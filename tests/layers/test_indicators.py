@@ -13,6 +13,7 @@ from layers import indicator_catalog
 from layers import indicators as ind
 from layers.errors import InvalidInputError, NotFoundError
 from layers.indicators import ObservationIn
+from tests.conftest import hospital_observations
 
 # Tests write into years nobody else uses, and always read with start/end, so the shared
 # seeded database may hold other observations.
@@ -58,18 +59,7 @@ def health(seeded: Engine) -> pd.DataFrame:
                 n = float(rng.integers(20, 400))
                 recs.append((key, commune, day, n, float(rng.integers(0, int(n) + 1))))
         df = pd.DataFrame(recs, columns=["key", "commune", "day", "records", "insured"])
-        rows = [
-            ObservationIn(
-                indicator=code,
-                subject_layer="hospitals",
-                subject_key=r.key,
-                period_start=r.day,
-                period_end=r.day,
-                value=getattr(r, col),
-            )
-            for r in df.itertuples(index=False)
-            for code, col in (("yt_records", "records"), ("yt_insured", "insured"))
-        ]
+        rows = hospital_observations(df)
         counts = ind.upsert_observations(conn, _batch(conn, "test-health"), rows)
     assert counts.rejected == []
     assert counts.inserted + counts.unchanged == len(rows)

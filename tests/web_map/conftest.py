@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,6 +41,35 @@ CHROMIUM_ARGS = [
 # The map is checked against exact demo contents (51 cameras, the demo's layers), so these
 # tests get a pristine demo database of their own instead of the session's shared one, which
 # other packages' tests add layers and rows to.
+def admin_token(engine: Engine, settings: Settings) -> str:
+    """A session token of an admin: cameras, alerts and imports need a signed-in role."""
+    from geo_api.security import issue_token
+    from layers import users
+    from layers.errors import NotFoundError
+
+    with engine.begin() as conn:
+        try:
+            user = users.get_user(conn, "t_web_admin")
+        except NotFoundError:
+            user = users.create_user(conn, "t_web_admin", "web admin password", "admin")
+    return issue_token(settings, user)
+
+
+def signed_in_context(browser: Any, live_server: str, engine: Engine, settings: Settings) -> Any:
+    """A 1440x810 Vietnamese browser context carrying an admin's session cookie."""
+    context = browser.new_context(viewport={"width": 1440, "height": 810}, locale="vi-VN")
+    context.add_cookies(
+        [
+            {
+                "name": settings.session_cookie_name,
+                "value": admin_token(engine, settings),
+                "url": live_server,
+            }
+        ]
+    )
+    return context
+
+
 @pytest.fixture(scope="session")
 def settings(
     base_settings: Settings, tmp_path_factory: pytest.TempPathFactory

@@ -15,6 +15,7 @@ from PIL import Image
 from sqlalchemy import Engine
 
 from layers.settings import Settings
+from tests.web_map.conftest import signed_in_context
 
 pytestmark = pytest.mark.browser
 
@@ -56,33 +57,10 @@ def wait_for(pg: Any, expression: str, timeout_s: float = 30.0) -> Any:
         pg.wait_for_timeout(100)
 
 
-def _admin_token(engine: Engine, settings: Settings) -> str:
-    """A session token of an admin: cameras, alerts and imports need a signed-in role."""
-    from geo_api.security import issue_token
-    from layers import users
-    from layers.errors import NotFoundError
-
-    with engine.begin() as conn:
-        try:
-            user = users.get_user(conn, "t_web_admin")
-        except NotFoundError:
-            user = users.create_user(conn, "t_web_admin", "web admin password", "admin")
-    return issue_token(settings, user)
-
-
 @pytest.fixture(scope="module")
 def page(browser: Any, live_server: str, seeded: Engine, settings: Settings) -> Iterator[Any]:
     """One 1440x810 page on the map for the module, Vietnamese, fully loaded, real CSP."""
-    context = browser.new_context(viewport={"width": 1440, "height": 810}, locale="vi-VN")
-    context.add_cookies(
-        [
-            {
-                "name": settings.session_cookie_name,
-                "value": _admin_token(seeded, settings),
-                "url": live_server,
-            }
-        ]
-    )
+    context = signed_in_context(browser, live_server, seeded, settings)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))

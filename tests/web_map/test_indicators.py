@@ -9,10 +9,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from layers.settings import Settings
-from tests.web_map.test_browser import _admin_token, map_image, settle, share_near, wait_for
+from tests.web_map.conftest import signed_in_context
+from tests.web_map.test_browser import map_image, settle, share_near, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -22,22 +23,22 @@ FIRST_DAY = date(2026, 1, 1)
 GOOD_UP = [(215, 48, 39), (252, 141, 89), (254, 224, 139), (145, 207, 96), (26, 152, 80)]
 
 
+def _source_keys(conn: Connection, slug: str) -> list[str]:
+    """The source keys of a layer's features, in order."""
+    sql = text(
+        "SELECT f.source_key FROM feature f JOIN layer l ON l.id = f.layer_id"
+        " WHERE l.slug = :slug ORDER BY f.source_key"
+    )
+    return [r[0] for r in conn.execute(sql, {"slug": slug})]
+
+
 @pytest.fixture(scope="module")
 def indicator_data(seeded: Engine) -> dict[str, Any]:
     """Daily medical records (and insured) for every hospital: rising, distinct per hospital."""
     from layers import indicators as ind
 
     with seeded.begin() as conn:
-        keys = [
-            r[0]
-            for r in conn.execute(
-                text(
-                    "SELECT f.source_key FROM feature f JOIN layer l ON l.id = f.layer_id"
-                    " WHERE l.slug = :slug ORDER BY f.source_key"
-                ),
-                {"slug": "hospitals"},
-            )
-        ]
+        keys = _source_keys(conn, "hospitals")
         rows = [
             ind.ObservationIn(
                 indicator=code,
@@ -62,16 +63,7 @@ def ind_page(
     browser: Any, live_server: str, seeded: Engine, settings: Settings, indicator_data: Any
 ) -> Iterator[Any]:
     """A signed-in page on the map with the indicator data in place."""
-    context = browser.new_context(viewport={"width": 1440, "height": 810}, locale="vi-VN")
-    context.add_cookies(
-        [
-            {
-                "name": settings.session_cookie_name,
-                "value": _admin_token(seeded, settings),
-                "url": live_server,
-            }
-        ]
-    )
+    context = signed_in_context(browser, live_server, seeded, settings)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -206,15 +198,7 @@ def test_dashboard_running_month_is_not_the_headline(
     today = ind.today_local()
     months = [_month(today, k) for k in (3, 2, 1, 0)]
     with seeded.begin() as conn:
-        keys = [
-            r[0]
-            for r in conn.execute(
-                text(
-                    "SELECT f.source_key FROM feature f JOIN layer l ON l.id = f.layer_id"
-                    " WHERE l.slug = 'tourism_sites' ORDER BY f.source_key LIMIT 6"
-                )
-            )
-        ]
+        keys = _source_keys(conn, "tourism_sites")[:6]
         rows = [
             ind.ObservationIn(
                 indicator="dl_visitors",

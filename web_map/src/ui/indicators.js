@@ -60,6 +60,29 @@ function signInPrompt() {
   );
 }
 
+/** What a failed request shows: the sign-in prompt when it was refused, else the error. */
+function failure(err, prefix = '') {
+  return err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, prefix + err.message);
+}
+
+/** The indicator definitions, or null once `paint` has shown why there are none. */
+async function definitionsOr(app, paint, prefix = '') {
+  if (!available(app)) {
+    paint(el('p', { class: 'muted' }, t('ind.unavailable')));
+    return null;
+  }
+  if (signedOut(app)) {
+    paint(signInPrompt());
+    return null;
+  }
+  try {
+    return await definitions(app);
+  } catch (err) {
+    paint(failure(err, prefix));
+    return null;
+  }
+}
+
 /** Name of a definition or sector in the active language. */
 export function nameOf(item) {
   if (!item) return '';
@@ -191,14 +214,8 @@ export async function renderIndicatorPanel(app) {
     box.innerHTML = '';
     box.append(el('h2', { id: 'ind-h' }, t('ind.title')), ...children.filter(Boolean));
   };
-  if (!available(app)) return paint(el('p', { class: 'muted' }, t('ind.unavailable')));
-  if (signedOut(app)) return paint(signInPrompt());
-  let defs;
-  try {
-    defs = await definitions(app);
-  } catch (err) {
-    return paint(err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, `${t('app.error')}: ${err.message}`));
-  }
+  const defs = await definitionsOr(app, paint, `${t('app.error')}: `);
+  if (!defs) return;
   const list = el('div', { class: 'ind-list', id: 'ind-list' });
   const keepScroll = box.querySelector('#ind-list')?.scrollTop || 0;
   for (const sector of defs.sectors) {
@@ -313,14 +330,8 @@ export async function renderSubjectCharts(app, slug, feature) {
     box.innerHTML = '';
     box.append(el('h3', {}, t('ind.charts')), ...children.filter(Boolean));
   };
-  if (!available(app)) return paint(el('p', { class: 'muted' }, t('ind.unavailable')));
-  if (signedOut(app)) return paint(signInPrompt());
-  let defs;
-  try {
-    defs = await definitions(app);
-  } catch (err) {
-    return paint(err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, err.message));
-  }
+  const defs = await definitionsOr(app, paint);
+  if (!defs) return;
   const items = indicatorsFor(defs, slug);
   if (!items.length) return paint(el('p', { class: 'muted' }, t('ind.no_data')));
   const keyProp = (app.state.tileUrls[slug] && app.state.tileUrls[slug].featureKey) || 'source_key';
@@ -377,7 +388,7 @@ export async function renderSubjectCharts(app, slug, feature) {
       ),
     );
   } catch (err) {
-    paint(select, err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, err.message));
+    paint(select, failure(err));
   }
 }
 
@@ -641,14 +652,8 @@ export async function renderDashboardPage(app) {
     page.innerHTML = '';
     page.append(el('div', { class: 'dash-wrap', id: 'dash-page' }, el('h1', {}, t('ind.dashboards')), ...children.filter(Boolean)));
   };
-  if (!available(app)) return paint(el('p', { class: 'muted' }, t('ind.unavailable')));
-  if (signedOut(app)) return paint(signInPrompt());
-  let defs;
-  try {
-    defs = await definitions(app);
-  } catch (err) {
-    return paint(err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, err.message));
-  }
+  const defs = await definitionsOr(app, paint);
+  if (!defs) return;
   const wanted = location.hash.split('/')[2];
   const sector = defs.sectors.find((s) => s.code === wanted) || defs.sectors[0];
   const tabs = el(
@@ -667,6 +672,6 @@ export async function renderDashboardPage(app) {
       kpis.length ? el('div', { class: 'dash-grid' }, kpis.map(kpiCard)) : el('p', { class: 'muted' }, t('ind.no_data')),
     );
   } catch (err) {
-    paint(tabs, err.status === 401 || err.status === 403 ? signInPrompt() : el('p', { class: 'warn' }, err.message));
+    paint(tabs, failure(err));
   }
 }
