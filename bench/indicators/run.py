@@ -16,17 +16,14 @@ import argparse
 import json
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-import psycopg
-from psycopg import sql
 from sqlalchemy import text
 
-from layers import cluster, migrate
+from layers import cluster, migrate, testing
 from layers import indicators as ind
 from layers.db import make_engine
 from layers.demo.seed import seed_demo
@@ -54,10 +51,7 @@ def main() -> None:
 
     base = Settings()
     cluster.ensure_running(base)
-    name = f"iocmap_bench_ind_{uuid.uuid4().hex[:6]}"
-    admin = cluster.libpq_url(cluster.database_url(base, "postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    name = testing.create_database(base, "iocmap_bench_ind")
     try:
         settings = base.model_copy(
             update={"database_url": cluster.database_url(base, name), "demo_parcels": 1000}
@@ -154,10 +148,7 @@ def main() -> None:
             anchor_s = _p50(anchor, args.repeat)
         engine.dispose()
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        testing.drop_database(base, name)
     print(
         json.dumps(
             {

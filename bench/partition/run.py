@@ -11,12 +11,10 @@ import argparse
 import json
 import statistics
 import time
-import uuid
 
 import psycopg
-from psycopg import sql
 
-from layers import cluster, migrate
+from layers import cluster, migrate, testing
 from layers.db import make_engine
 from layers.demo.seed import seed_demo
 from layers.settings import Settings
@@ -58,10 +56,7 @@ def main() -> None:
 
     base = Settings()
     cluster.ensure_running(base)
-    name = f"iocmap_bench_part_{uuid.uuid4().hex[:6]}"
-    admin = cluster.libpq_url(cluster.database_url(base, "postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    name = testing.create_database(base, "iocmap_bench_part")
     try:
         settings = base.model_copy(
             update={"database_url": cluster.database_url(base, name), "demo_parcels": args.parcels}
@@ -96,10 +91,7 @@ def main() -> None:
                     f"{label:18s} partitioned {row['feature']:8.3f} ms   flat {row['feature_flat']:8.3f} ms   x{row['speedup']:.2f}"
                 )
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        testing.drop_database(base, name)
     print(
         json.dumps(
             {
