@@ -160,12 +160,13 @@ def encode_rows(columns: Sequence[CopyColumn], n: int) -> bytes:
 
 
 def iter_copy_chunks(
-    columns: Sequence[CopyColumn], n: int, chunk_rows: int = 50_000
+    columns: Sequence[CopyColumn], n: int, chunk_rows: int = 50_000, first: int = 0
 ) -> Iterator[bytes]:
-    """The whole binary COPY stream (header, tuples, trailer) in chunks of rows."""
+    """The whole binary COPY stream (header, tuples, trailer) of rows first..first+n-1."""
     yield COPY_HEADER
-    for start in range(0, n, chunk_rows):
-        stop = min(n, start + chunk_rows)
+    end = first + n
+    for start in range(first, end, chunk_rows):
+        stop = min(end, start + chunk_rows)
         part = [_slice(c, start, stop) for c in columns]
         yield encode_rows(part, stop - start)
     yield COPY_TRAILER

@@ -1,7 +1,9 @@
 """Atomic loads: binary COPY, then set-based SQL; a partition swap for replace and fresh layers.
 
-Everything for one import happens in the caller's single transaction, so a crash or kill
-at any point leaves the layer as it was (the new tables vanish with the rollback).
+Every change to the layer happens in the caller's single transaction, so a crash or kill at
+any point leaves the layer as it was. A replacement partition is built beforehand on side
+connections (see ingest.build); a killed import leaves only that unattached table, which the
+next import drops.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pyarrow as pa
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, text
 
+from ingest.build import BuildSet, PartitionBuild
 from ingest.copybin import CopyColumn, iter_copy_chunks
 from ingest.validate import Early, Prepared
 from layers.models import import_batch
@@ -87,7 +90,6 @@ def copy_columns(prepared: Prepared, layer_id: int | None, batch_id: int) -> lis
     )
 
 
-_FEATURE_COLUMNS = "layer_id, geom, properties, source_key, observed_at, import_batch_id, lod_size"
 _STAGE_COLUMNS = "k, geom, properties, source_key, observed_at, import_batch_id, lod_size"
 
 
@@ -139,24 +141,21 @@ def load(
     batch_id: int,
     prepared: Prepared,
     mode: Mode,
+    builds: BuildSet,
     progress: Progress | None = None,
 ) -> LoadCounts:
-    """Write the prepared rows into the layer in the caller's transaction."""
+    """Write the prepared rows into the layer in the caller's transaction.
+
+    `builds` collects the side tables this creates; close it once the transaction ended.
+    """
     _lock_layer(conn, layer_id)
     n = prepared.count
     if progress:
         progress("encode", 0, n)
     if mode == "replace" or _partition_is_empty(conn, layer_id):
-        _create_new_partition(conn, layer_id, batch_id)
-        _copy(
-            conn,
-            _new_table(batch_id),
-            _FEATURE_COLUMNS,
-            copy_columns(prepared, layer_id, batch_id),
-            n,
-            progress,
-        )
-        counts = _swap_partition(conn, layer_id, batch_id, n, progress)
+        build = builds.open(conn, layer_id, batch_id)
+        build.copy(copy_columns(prepared, layer_id, batch_id), n, progress)
+        counts = _swap_in(conn, build, n, progress)
     else:
         _create_stage(conn, batch_id)
         _copy(
@@ -189,81 +188,23 @@ def _finish_load(
     return counts
 
 
-def _new_table(batch_id: int) -> str:
-    return quote_ident(f"ingest_new_{batch_id}")
-
-
 def _stage_table(batch_id: int) -> str:
     return quote_ident(f"ingest_stage_{batch_id}")
 
 
-def _create_new_partition(conn: Connection, layer_id: int, batch_id: int) -> None:
-    """The table that will replace the layer's partition (rows come by COPY)."""
-    new = f"ingest_new_{batch_id}"
-    lid = int(layer_id)  # DDL takes no bind parameters; an int from our own sequence
-    # The CHECK is declared up front, so COPY tests it per row and no later scan is needed.
-    conn.execute(
-        text(
-            f"CREATE TABLE {quote_ident(new)} (LIKE feature INCLUDING DEFAULTS, "
-            f"CONSTRAINT {quote_ident(new + '_layer')} "
-            f"CHECK (layer_id IS NOT NULL AND layer_id = {lid}))"
-        )
-    )
-
-
-def _swap_partition(
-    conn: Connection,
-    layer_id: int,
-    batch_id: int,
-    n: int,
-    progress: Progress | None,
+def _swap_in(
+    conn: Connection, build: PartitionBuild, n: int, progress: Progress | None
 ) -> LoadCounts:
-    """Index the loaded new table in bulk, then swap it in as the layer's partition."""
-    new = f"ingest_new_{batch_id}"
-    new_q = quote_ident(new)
-    old_q = quote_ident(partition_name(layer_id))
-    lid = int(layer_id)
-    if progress:
-        progress("index", 0, n)
-    # Parallel index builds lost to serial ones here (2 cores, already busy with the import).
-    conn.execute(text("SET LOCAL max_parallel_maintenance_workers = 0"))
-    # Indexes and constraints matching the parent's, so ATTACH adopts them without a rebuild.
-    for ddl in (
-        f"ALTER TABLE {new_q} ADD CONSTRAINT {quote_ident(new + '_pk')} PRIMARY KEY (layer_id, id)",
-        f"ALTER TABLE {new_q} ADD CONSTRAINT {quote_ident(new + '_key')} "
-        "UNIQUE (layer_id, source_key)",
-        f"CREATE INDEX {quote_ident(new + '_geom')} ON {new_q} USING gist (geom)",
-        f"CREATE INDEX {quote_ident(new + '_obs')} ON {new_q} (layer_id, observed_at)",
-        f"ALTER TABLE {new_q} ADD CONSTRAINT {quote_ident(new + '_fk_layer')} "
-        "FOREIGN KEY (layer_id) REFERENCES layer (id) ON DELETE CASCADE",
-        f"ALTER TABLE {new_q} ADD CONSTRAINT {quote_ident(new + '_fk_batch')} "
-        "FOREIGN KEY (import_batch_id) REFERENCES import_batch (id) ON DELETE SET NULL",
-    ):
-        conn.execute(text(ddl))
-    count_sql = f"SELECT count(*) FROM {old_q}"  # noqa: S608  (quoted identifier)
-    before = conn.execute(text(count_sql)).scalar_one()
+    """Index the loaded build table, then swap it in as the layer's partition."""
+    plans = build.build_indexes(progress, n)
     if progress:
         progress("swap", n, n)
-    conn.execute(text(f"ALTER TABLE feature DETACH PARTITION {old_q}"))
-    conn.execute(text(f"DROP TABLE {old_q}"))
-    conn.execute(text(f"ALTER TABLE {new_q} RENAME TO {old_q}"))
-    part = partition_name(layer_id)
-    for suffix, final in (("_pk", "_pkey"), ("_key", "_layer_id_source_key_key")):
-        conn.execute(
-            text(
-                f"ALTER TABLE {old_q} RENAME CONSTRAINT {quote_ident(new + suffix)} "
-                f"TO {quote_ident(part + final)}"
-            )
-        )
-    for suffix, final in (("_geom", "_geom_idx"), ("_obs", "_layer_id_observed_at_idx")):
-        conn.execute(
-            text(f"ALTER INDEX {quote_ident(new + suffix)} RENAME TO {quote_ident(part + final)}")
-        )
-    conn.execute(text(f"ALTER TABLE feature ATTACH PARTITION {old_q} FOR VALUES IN ({lid})"))
+    before = build.swap(conn, plans)
     # Statistics for the planner now, except the jsonb column whose sort dominates ANALYZE
     # (autovacuum fills it in later).
-    conn.execute(text(f"ANALYZE {old_q} ({_ANALYZE_COLUMNS})"))
-    return LoadCounts(n, 0, 0, int(before), "partition_swap")
+    part = quote_ident(partition_name(build.layer_id))
+    conn.execute(text(f"ANALYZE {part} ({_ANALYZE_COLUMNS})"))
+    return LoadCounts(n, 0, 0, before, "partition_swap")
 
 
 def _create_stage(conn: Connection, batch_id: int) -> None:
@@ -347,81 +288,100 @@ EARLY_MAX_FIX_SHARE = 0.02
 
 
 class EarlyLoad:
-    """A COPY that starts while validation is still running, on the server's own core.
+    """A COPY that starts while validation is still running, on the server's own cores.
 
-    prepare(early=...) hands over transformed rows with final properties; a thread COPYs
-    them into the new partition (or the staging table) under a savepoint. When validation
-    ends, rows it quarantined are deleted, rows it rewrote are updated and rows it kept but
-    never sent are added; if those fixes are many, or the COPY failed, the savepoint is
-    rolled back and the ordinary load runs. Either way it is all in the caller's transaction.
+    prepare(early=...) hands over transformed rows with final properties. For a swap they are
+    COPYed into the build table on side connections (see ingest.build); otherwise a thread
+    COPYs them into the staging table under a savepoint of the caller's transaction. When
+    validation ends, rows it quarantined are deleted, rows it rewrote are updated and rows it
+    kept but never sent are added; if those fixes are many, or the COPY failed, the early
+    work is thrown away and the ordinary load runs.
     """
 
     SAVEPOINT = "ingest_early"
 
-    def __init__(self, conn: Connection, batch_id: int, mode: Mode) -> None:
+    def __init__(self, conn: Connection, batch_id: int, mode: Mode, builds: BuildSet) -> None:
+        """Nothing starts until start(); `builds` is closed by the caller after its
+        transaction."""
         self.conn = conn
         self.batch_id = batch_id
         self.mode = mode
+        self.builds = builds
         self.layer_id: int | None = None
-        self.swap = False
+        self.build: PartitionBuild | None = None
         self.rows: np.ndarray | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self.copy_seconds = 0.0  # how long the early COPY ran (for the report's timings)
+        self._copy_seconds = 0.0
 
     @property
     def started(self) -> bool:
         """True once a COPY has been started."""
-        return self._thread is not None
+        return self._thread is not None or self.build is not None
+
+    @property
+    def copy_seconds(self) -> float:
+        """How long the early COPY ran (for the report's timings)."""
+        return self.build.copy_seconds if self.build is not None else self._copy_seconds
 
     def start(self, layer_id: int, early: Early) -> None:
         """Lock the layer, create the target table and start COPYing the early rows."""
         conn = self.conn
         _lock_layer(conn, layer_id)
         self.layer_id = layer_id
-        self.swap = self.mode == "replace" or _partition_is_empty(conn, layer_id)
         self.rows = early.rows
         n = len(early.rows)
+        if self.mode == "replace" or _partition_is_empty(conn, layer_id):
+            self.build = self.builds.open(conn, layer_id, self.batch_id)
+            self.build.start_copy(
+                _columns(
+                    early.wkb, early.properties, early.source_key, early.observed_at,
+                    layer_id, self.batch_id,
+                ),
+                n,
+            )  # fmt: skip
+            return
         conn.execute(text(f"SAVEPOINT {self.SAVEPOINT}"))
-        if self.swap:
-            _create_new_partition(conn, layer_id, self.batch_id)
-            table, names = _new_table(self.batch_id), _FEATURE_COLUMNS
-            cols = _columns(
-                early.wkb, early.properties, early.source_key, early.observed_at,
-                layer_id, self.batch_id,
-            )  # fmt: skip
-        else:
-            _create_stage(conn, self.batch_id)
-            table, names = _stage_table(self.batch_id), _STAGE_COLUMNS
-            cols = _columns(
-                early.wkb, early.properties, early.source_key, early.observed_at,
-                None, self.batch_id, k=np.arange(n, dtype=np.int64),
-            )  # fmt: skip
+        _create_stage(conn, self.batch_id)
+        cols = _columns(
+            early.wkb, early.properties, early.source_key, early.observed_at,
+            None, self.batch_id, k=np.arange(n, dtype=np.int64),
+        )  # fmt: skip
 
         def run() -> None:
             t0 = time.perf_counter()
             try:
-                _copy(conn, table, names, cols, n, None)
+                _copy(conn, _stage_table(self.batch_id), _STAGE_COLUMNS, cols, n, None)
             except BaseException as exc:  # handed to the main thread in finish()
                 self._error = exc
-            self.copy_seconds = round(time.perf_counter() - t0, 3)
+            self._copy_seconds = round(time.perf_counter() - t0, 3)
 
         self._thread = threading.Thread(target=run, name="iocmap-early-copy", daemon=True)
         self._thread.start()
 
     def wait(self) -> None:
-        """Wait for the COPY thread (call before using the connection again)."""
+        """Wait for the COPY threads (call before using the connection again)."""
         if self._thread is not None:
             self._thread.join()
+        if self.build is not None:
+            error = self.build.wait()
+            self._error = self._error or error
+
+    def _abandon(self) -> None:
+        if self.build is not None:
+            self.builds.discard(self.build)
+            self.build = None
+        else:
+            self.conn.execute(text(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}"))
+        self._thread = None
 
     def finish(self, prepared: Prepared, progress: Progress | None = None) -> LoadCounts | None:
         """Fix up and complete the load; None if the caller must run the ordinary load."""
         self.wait()
-        conn = self.conn
         assert self.layer_id is not None and self.rows is not None
         sent = self.rows
         if self._error is not None or prepared.early_rows is None:
-            conn.execute(text(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}"))
+            self._abandon()
             return None
         n = prepared.count
         kept = np.asarray(prepared.row_numbers, dtype=np.int64) - 1
@@ -431,19 +391,51 @@ class EarlyLoad:
         rewritten = np.zeros(n, dtype=bool) if prepared.rewritten is None else prepared.rewritten
         upd = np.flatnonzero(rewritten & was_sent)  # positions among kept rows
         if len(drop) + len(add) + len(upd) > max(EARLY_MAX_FIXES, EARLY_MAX_FIX_SHARE * len(sent)):
-            conn.execute(text(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}"))
+            self._abandon()
             return None
-        conn.execute(text(f"RELEASE SAVEPOINT {self.SAVEPOINT}"))
         if progress:
             progress("copy", n, n)
-        self._fix(prepared, kept, drop, add, upd)
-        if self.swap:
-            counts = _swap_partition(conn, self.layer_id, self.batch_id, n, progress)
+        if self.build is not None:
+            self._fix_build(self.build, prepared, kept, drop, add, upd)
+            counts = _swap_in(self.conn, self.build, n, progress)
         else:
-            counts = _merge(conn, self.layer_id, self.batch_id, n, self.mode, progress)
-        return _finish_load(conn, self.layer_id, counts, n, progress)
+            self.conn.execute(text(f"RELEASE SAVEPOINT {self.SAVEPOINT}"))
+            self._fix_stage(prepared, kept, drop, add, upd)
+            counts = _merge(self.conn, self.layer_id, self.batch_id, n, self.mode, progress)
+        return _finish_load(self.conn, self.layer_id, counts, n, progress)
 
-    def _fix(
+    @staticmethod
+    def _added(prepared: Prepared, add: np.ndarray) -> tuple[Any, Any, Any, Any]:
+        sel = pa.array(add, pa.int64())
+        return (
+            prepared.wkb.take(sel),
+            prepared.properties.take(sel),
+            None if prepared.source_key is None else prepared.source_key.take(sel),
+            None if prepared.observed_at is None else prepared.observed_at.take(sel),
+        )
+
+    def _fix_build(
+        self,
+        build: PartitionBuild,
+        prepared: Prepared,
+        kept: np.ndarray,
+        drop: np.ndarray,
+        add: np.ndarray,
+        upd: np.ndarray,
+    ) -> None:
+        """Make the build table hold exactly the prepared rows (committed before indexing)."""
+        assert self.rows is not None and self.layer_id is not None
+        upd_ids = build.ids_at(np.searchsorted(self.rows, kept[upd]))
+        upd_wkb = prepared.wkb.take(pa.array(upd, pa.int64())).to_pylist() if len(upd) else []
+        drop_ids = build.ids_at(drop)
+        cols = (
+            _columns(*self._added(prepared, add), self.layer_id, self.batch_id)
+            if len(add)
+            else None
+        )
+        build.fix(upd_ids, upd_wkb, drop_ids, cols, len(add))
+
+    def _fix_stage(
         self,
         prepared: Prepared,
         kept: np.ndarray,
@@ -451,58 +443,33 @@ class EarlyLoad:
         add: np.ndarray,
         upd: np.ndarray,
     ) -> None:
-        """Delete, update and add rows so the table holds exactly the prepared rows."""
-        assert self.rows is not None and self.layer_id is not None
+        """Delete, update and add rows so the staging table holds exactly the prepared rows."""
+        assert self.rows is not None
         conn = self.conn
-        if self.swap:
-            table = _new_table(self.batch_id)
-            # COPY took ids from the sequence in row order: the k-th smallest id is row k.
-            pos = (
-                f"(SELECT id AS row_id, (row_number() OVER (ORDER BY id) - 1)::int AS k "  # noqa: S608
-                f"FROM {table})"
-            )
-            key_sql = "t.id = p.row_id"
-        else:
-            table = _stage_table(self.batch_id)
-            pos = f"(SELECT k AS row_id, k FROM {table})"  # noqa: S608
-            key_sql = "t.k = p.row_id"
+        table = _stage_table(self.batch_id)
         if len(upd):
             at = np.searchsorted(self.rows, kept[upd])
             wkb = prepared.wkb.take(pa.array(upd, pa.int64())).to_pylist()
             conn.execute(
                 text(
-                    # No trigger on these tables: the size is recomputed here (0008_lod_size).
+                    # No trigger on this table: the size is recomputed here (0008_lod_size).
                     f"UPDATE {table} t SET geom = ST_SetSRID(ST_GeomFromWKB(u.wkb), 4326), "  # noqa: S608
                     "lod_size = feature_lod_size(ST_GeomFromWKB(u.wkb)) "
-                    f"FROM {pos} p, unnest(CAST(:ks AS int[]), CAST(:wkbs AS bytea[])) "
-                    f"AS u(k, wkb) WHERE {key_sql} AND p.k = u.k"
+                    "FROM unnest(CAST(:ks AS int[]), CAST(:wkbs AS bytea[])) AS u(k, wkb) "
+                    "WHERE t.k = u.k"
                 ),
                 {"ks": [int(v) for v in at], "wkbs": wkb},
             )
         if len(drop):
             conn.execute(
-                text(
-                    f"DELETE FROM {table} t USING {pos} p "  # noqa: S608
-                    f"WHERE {key_sql} AND p.k = ANY(CAST(:ks AS int[]))"
-                ),
+                text(f"DELETE FROM {table} WHERE k = ANY(CAST(:ks AS int[]))"),  # noqa: S608
                 {"ks": [int(v) for v in drop]},
             )
         if len(add):
-            sel = pa.array(add, pa.int64())
-            sub = (
-                prepared.wkb.take(sel),
-                prepared.properties.take(sel),
-                None if prepared.source_key is None else prepared.source_key.take(sel),
-                None if prepared.observed_at is None else prepared.observed_at.take(sel),
-            )
-            if self.swap:
-                cols = _columns(*sub, self.layer_id, self.batch_id)
-                _copy(conn, table, _FEATURE_COLUMNS, cols, len(add), None)
-            else:
-                # Stage positions past the early ones; merge order follows k.
-                k = len(self.rows) + np.arange(len(add), dtype=np.int64)
-                cols = _columns(*sub, None, self.batch_id, k=k)
-                _copy(conn, table, _STAGE_COLUMNS, cols, len(add), None)
+            # Stage positions past the early ones; merge order follows k.
+            k = len(self.rows) + np.arange(len(add), dtype=np.int64)
+            cols = _columns(*self._added(prepared, add), None, self.batch_id, k=k)
+            _copy(conn, table, _STAGE_COLUMNS, cols, len(add), None)
 
 
 def create_batch(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Engine, select
 
 from ingest import crs as crsmod
+from ingest.build import BuildSet
 from ingest.formats import SourceData, read_source
 from ingest.load import (
     EarlyLoad,
@@ -355,9 +356,10 @@ def run_import(
             time_field=opts.time_field,
         )
 
+    builds = BuildSet(engine)  # side tables of this import, closed once its transaction ended
     try:
         with engine.begin() as conn:
-            early_load = EarlyLoad(conn, batch_id, opts.mode)
+            early_load = EarlyLoad(conn, batch_id, opts.mode, builds)
 
             def on_early(early: Early) -> bool:
                 # Load while validation runs (the server works on its own core meanwhile).
@@ -386,7 +388,7 @@ def run_import(
             counts = early_load.finish(prepared, progress) if early_load.started else None
             write_rejects(conn, batch_id, rejects)
             if counts is None:
-                counts = load(conn, layer_id, batch_id, prepared, opts.mode, progress)
+                counts = load(conn, layer_id, batch_id, prepared, opts.mode, builds, progress)
             report = build_report(
                 opts, source, choice, prepared, rejects,
                 created=created, batch_id=batch_id, counts=counts,
@@ -423,3 +425,5 @@ def run_import(
         with engine.begin() as conn:
             finish_batch(conn, batch_id, status="failed", counts={}, report={}, errors=[detail])
         raise
+    finally:
+        builds.close()

@@ -150,7 +150,7 @@ def test_http_pull_keeps_what_it_fetched_when_the_import_fails(
     assert len(spooled) == 1  # nothing fetched is lost
     api.records.clear()  # the source has nothing new; the spool still holds the data
     ok = run_connector(engine, settings, cfg)
-    assert ok.status == "succeeded"
+    assert ok.status == "succeeded", ok.message
     assert _count(engine, "conn_lost") == 24 and ok.rejected == 1
     assert not list(spool_dir(settings, "lgsp_lost").glob("*.geojson"))
 

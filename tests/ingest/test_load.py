@@ -202,16 +202,51 @@ def test_kill_mid_import_leaves_layer_as_before(
         _kill_during_copy(settings, engine, big, "load_kill", mode)
         assert _state(engine, "load_kill") == before
         with engine.connect() as conn:
-            leftovers = conn.execute(
-                text("SELECT count(*) FROM pg_class WHERE relname LIKE 'ingest\\_%'")
-            ).scalar_one()
             running = conn.execute(
                 text(
                     "SELECT count(*) FROM import_batch WHERE status = 'running' AND source = 'big.gpkg'"
                 )
             ).scalar_one()
-        assert leftovers == 0
+        # Only an unattached build table may be left (the staging table vanished with the
+        # rollback); it is no part of the layer.
+        left = _ingest_tables(engine)
+        assert all(name.startswith("ingest_build_") for name in left), left
         assert running >= 1  # the killed batch stays visible as not finished
+    # The next import drops what the killed ones left behind.
+    other = tmp_path / "other.gpkg"
+    _parcels(20, seed=7, start=90_000).to_file(other)
+    do_import(other, "load_kill_next", mode="replace")
+    assert _ingest_tables(engine) == []
+    assert _state(engine, "load_kill") == before
+
+
+def _ingest_tables(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text("SELECT relname FROM pg_class WHERE relname LIKE 'ingest\\_%' ORDER BY 1")
+            ).scalars()
+        )
+
+
+def test_sweep_spares_a_live_build(engine: Engine) -> None:
+    """A build table whose import still holds its lock survives another import's sweep."""
+    from ingest.build import BuildSet, sweep_orphan_builds
+
+    builds = BuildSet(engine)
+    with engine.begin() as conn:
+        layer_id = conn.execute(text("SELECT min(id) FROM layer")).scalar_one() or 1
+        live = builds.open(conn, layer_id, 990_001)
+    try:
+        import psycopg
+
+        with psycopg.connect(live.url, autocommit=True) as other:
+            other.execute("CREATE TABLE ingest_build_990002 (x int)")  # its owner is gone
+            assert sweep_orphan_builds(other) == ["ingest_build_990002"]
+        assert live.name in _ingest_tables(engine)
+    finally:
+        builds.close()
+    assert live.name not in _ingest_tables(engine)
 
 
 def _messy_parcels() -> gpd.GeoDataFrame:
@@ -222,7 +257,8 @@ def _messy_parcels() -> gpd.GeoDataFrame:
     # Self-touching ring: invalid, and make_valid keeps it a Polygon (with a hole).
     ring = [(0, 0), (4, 0), (4, 4), (2, 4), (3, 2), (1, 2), (2, 4), (0, 4), (0, 0)]
     gdf.loc[10, "geometry"] = shapely.Polygon([(x0 + a * d, y0 + b * d) for a, b in ring])
-    gdf.loc[20, "geometry"] = shapely.box(110.0, 10.0, 110.001, 10.001)
+    # In the second half, so a COPY split over two connections has fixes in both parts.
+    gdf.loc[300, "geometry"] = shapely.box(110.0, 10.0, 110.001, 10.001)
     gdf.loc[31, "ma_thua"] = gdf.loc[30, "ma_thua"]
     return gdf
 
@@ -259,6 +295,7 @@ def test_early_load_matches_ordinary_load(
     tmp_path: Path, engine: Engine, do_import, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """Loading while validating gives the same layer as loading after it, on every path."""
+    import ingest.build
     import ingest.load
     import ingest.wkbfast
     from ingest.load import EarlyLoad
@@ -285,7 +322,7 @@ def test_early_load_matches_ordinary_load(
         elif name == "fallback":  # too many fixes: the savepoint is rolled back
             monkeypatch.setattr(ingest.load, "EARLY_MAX_FIXES", 0)
             monkeypatch.setattr(ingest.load, "EARLY_MAX_FIX_SHARE", 0.0)
-        elif name == "unsent":  # rows held back from the early COPY are added after it
+        elif name in ("unsent", "split"):  # rows held back from the early COPY are added after
 
             def fewer(wkb, where):  # type: ignore[no-untyped-def]
                 ok = real_sound(wkb, where)
@@ -293,9 +330,11 @@ def test_early_load_matches_ordinary_load(
                 return ok
 
             monkeypatch.setattr(ingest.wkbfast, "sound_rows", fewer)
+            if name == "split":  # the build table's COPY runs on two connections at once
+                monkeypatch.setattr(ingest.build, "MIN_ROWS_PER_WORKER", 100)
 
     results = {}
-    for name in ("ordinary", "early", "fallback", "unsent"):
+    for name in ("ordinary", "early", "fallback", "unsent", "split"):
         variant(name)
         slug = f"load_early_{name}"
         fresh = do_import(path, slug, key="ma_thua", mode="replace")
@@ -323,7 +362,7 @@ def test_early_load_matches_ordinary_load(
     assert ordinary[2] == 1
     assert ordinary[3] == {"outside_province": 1, "duplicate_key": 1}
     assert len(ordinary[0]) == 398 and len(ordinary[1]) == 448
-    for name in ("early", "fallback", "unsent"):
+    for name in ("early", "fallback", "unsent", "split"):
         assert results[name] == ordinary, name
 
 
