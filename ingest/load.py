@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import orjson
@@ -287,6 +287,13 @@ EARLY_MAX_FIXES = 1000
 EARLY_MAX_FIX_SHARE = 0.02
 
 
+class _Fixes(NamedTuple):
+    kept: np.ndarray  # source positions of the rows validation kept
+    drop: np.ndarray  # positions in the COPY of rows to delete
+    add: np.ndarray  # positions among kept rows never sent
+    upd: np.ndarray  # positions among kept rows sent, then rewritten
+
+
 class EarlyLoad:
     """A COPY that starts while validation is still running, on the server's own cores.
 
@@ -396,11 +403,11 @@ class EarlyLoad:
         if progress:
             progress("copy", n, n)
         if self.build is not None:
-            self._fix_build(self.build, prepared, kept, drop, add, upd)
+            self._fix_build(self.build, prepared, _Fixes(kept, drop, add, upd))
             counts = _swap_in(self.conn, self.build, n, progress)
         else:
             self.conn.execute(text(f"RELEASE SAVEPOINT {self.SAVEPOINT}"))
-            self._fix_stage(prepared, kept, drop, add, upd)
+            self._fix_stage(prepared, _Fixes(kept, drop, add, upd))
             counts = _merge(self.conn, self.layer_id, self.batch_id, n, self.mode, progress)
         return _finish_load(self.conn, self.layer_id, counts, n, progress)
 
@@ -414,17 +421,10 @@ class EarlyLoad:
             None if prepared.observed_at is None else prepared.observed_at.take(sel),
         )
 
-    def _fix_build(
-        self,
-        build: PartitionBuild,
-        prepared: Prepared,
-        kept: np.ndarray,
-        drop: np.ndarray,
-        add: np.ndarray,
-        upd: np.ndarray,
-    ) -> None:
+    def _fix_build(self, build: PartitionBuild, prepared: Prepared, fixes: _Fixes) -> None:
         """Make the build table hold exactly the prepared rows (committed before indexing)."""
         assert self.rows is not None and self.layer_id is not None
+        kept, drop, add, upd = fixes
         upd_ids = build.ids_at(np.searchsorted(self.rows, kept[upd]))
         upd_wkb = prepared.wkb.take(pa.array(upd, pa.int64())).to_pylist() if len(upd) else []
         drop_ids = build.ids_at(drop)
@@ -435,16 +435,10 @@ class EarlyLoad:
         )
         build.fix(upd_ids, upd_wkb, drop_ids, cols, len(add))
 
-    def _fix_stage(
-        self,
-        prepared: Prepared,
-        kept: np.ndarray,
-        drop: np.ndarray,
-        add: np.ndarray,
-        upd: np.ndarray,
-    ) -> None:
+    def _fix_stage(self, prepared: Prepared, fixes: _Fixes) -> None:
         """Delete, update and add rows so the staging table holds exactly the prepared rows."""
         assert self.rows is not None
+        kept, drop, add, upd = fixes
         conn = self.conn
         table = _stage_table(self.batch_id)
         if len(upd):
