@@ -95,7 +95,9 @@ def _rings(wkbs: list[bytes], tile: TileAddress) -> tuple[list[np.ndarray], np.n
     px = ((coords[:, 0] + 180.0) / 360.0 * n - tile.x) * scale
     py = ((1.0 - np.arcsinh(np.tan(lat)) / np.pi) / 2.0 * n - tile.y) * scale
     pts = np.rint(np.column_stack((px, py))).astype(np.int32)
-    rings = np.split(pts, ring_starts[1:-1])
+    bounds = ring_starts.tolist()
+    # Plain slices: np.split costs several times more per ring (tens of thousands of them).
+    rings = [pts[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return rings, keep[ring_of_geom]
 
 
