@@ -94,7 +94,13 @@ feature = Table(
     PrimaryKeyConstraint("layer_id", "id"),
     UniqueConstraint("layer_id", "source_key"),
     Index("ix_feature_geom", "geom", postgresql_using="gist"),
-    Index("ix_feature_observed_at", "layer_id", "observed_at"),
+    # Partial (0009): layers without a time field add nothing to it.
+    Index(
+        "ix_feature_observed_at",
+        "layer_id",
+        "observed_at",
+        postgresql_where=text("observed_at IS NOT NULL"),
+    ),
     postgresql_partition_by="LIST (layer_id)",
 )
 

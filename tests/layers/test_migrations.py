@@ -104,3 +104,22 @@ def test_0008_backfills_lod_size_and_moves_the_lod_indexes_onto_it(fresh_db: Eng
         cols = {c["name"] for c in inspect(conn).get_columns("feature")}
     assert len(defs) == 2 and all("st_xmax" in d.lower() for d in defs)
     assert "lod_size" not in cols
+
+
+def test_0009_time_index_leaves_out_rows_without_a_time(engine: Engine) -> None:
+    """Only time-enabled rows are in the time index, and a time-window query still uses it."""
+    with engine.begin() as conn:
+        (definition,) = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_feature_observed_at'")
+        ).one()
+        assert "WHERE (observed_at IS NOT NULL)" in definition
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(
+            conn.execute(
+                text(
+                    "EXPLAIN SELECT id FROM feature WHERE layer_id = 1 "
+                    "AND observed_at >= now() - interval '1 day'"
+                )
+            ).scalars()
+        )
+    assert "observed_at" in plan and "Index" in plan, plan
