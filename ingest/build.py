@@ -330,7 +330,12 @@ class PartitionBuild:
         for k, parent in enumerate(self.template.indexes):
             name = f"{self.name}_i{k}"
             unique = "UNIQUE " if parent.unique else ""
-            final = f"{part}_{parent.name.removeprefix('ix_feature_').removeprefix('feature_')}"
+            # The parent's name with the partition's in it: pk_feature -> pk_feature_l7.
+            final = (
+                parent.name.replace("feature", part, 1)
+                if "feature" in parent.name
+                else f"{part}_{parent.name}"
+            )
             plans.append(
                 _IndexPlan(
                     name=name,

@@ -243,7 +243,7 @@ def _merge(
                     SELECT :layer_id, s.geom, s.properties, s.source_key, s.observed_at, :batch_id,
                            s.lod_size
                     FROM {stage_q} s
-                    ON CONFLICT (layer_id, source_key) DO UPDATE
+                    ON CONFLICT (layer_id, source_key) WHERE source_key IS NOT NULL DO UPDATE
                        SET geom = EXCLUDED.geom, lod_size = EXCLUDED.lod_size,
                            properties = EXCLUDED.properties,
                            observed_at = EXCLUDED.observed_at,
@@ -270,7 +270,7 @@ def _merge(
                 SELECT :layer_id, s.geom, s.properties, s.source_key, s.observed_at, :batch_id,
                        s.lod_size
                 FROM {stage_q} s
-                ON CONFLICT (layer_id, source_key) DO NOTHING
+                ON CONFLICT (layer_id, source_key) WHERE source_key IS NOT NULL DO NOTHING
                 """  # noqa: S608
             ),
             params,

@@ -52,7 +52,7 @@ _UPSERT = text(
         SELECT :layer_id, ST_SetSRID(ST_GeomFromWKB(s.geom_wkb), 4326), s.properties, s.source_key,
                s.observed_at, :batch_id
         FROM _feature_stage s
-        ON CONFLICT (layer_id, source_key) DO UPDATE
+        ON CONFLICT (layer_id, source_key) WHERE source_key IS NOT NULL DO UPDATE
            SET geom = EXCLUDED.geom, lod_size = EXCLUDED.lod_size, properties = EXCLUDED.properties,
                observed_at = EXCLUDED.observed_at, import_batch_id = EXCLUDED.import_batch_id,
                updated_at = now()

@@ -281,6 +281,7 @@ def upsert_traffic_counts(conn: Connection, counts: Sequence[CountIn]) -> int:
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[feature.c.layer_id, feature.c.source_key],
+                index_where=feature.c.source_key.isnot(None),
                 set_={"properties": summed, "updated_at": func.now()},
             )
         )

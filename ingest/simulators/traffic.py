@@ -84,7 +84,7 @@ _INSERT = text(
                 CAST(:minutes AS text[]), CAST(:keys AS text[]),
                 CAST(:lons AS double precision[]), CAST(:lats AS double precision[]))
          AS t(cam, cls, n, minute, key, lon, lat)
-    ON CONFLICT (layer_id, source_key) DO NOTHING
+    ON CONFLICT (layer_id, source_key) WHERE source_key IS NOT NULL DO NOTHING
     """
 )
 

@@ -92,7 +92,14 @@ feature = Table(
     # or by the trigger of migration 0008_lod_size, and tested by the partial LOD indexes.
     Column("lod_size", Double),
     PrimaryKeyConstraint("layer_id", "id"),
-    UniqueConstraint("layer_id", "source_key"),
+    # Partial (0010): rows without a key are never in conflict, so they are not indexed.
+    Index(
+        "uq_feature_layer_id_source_key",
+        "layer_id",
+        "source_key",
+        unique=True,
+        postgresql_where=text("source_key IS NOT NULL"),
+    ),
     Index("ix_feature_geom", "geom", postgresql_using="gist"),
     # Partial (0009): layers without a time field add nothing to it.
     Index(

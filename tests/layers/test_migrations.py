@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from layers import migrate
 
@@ -123,3 +124,30 @@ def test_0009_time_index_leaves_out_rows_without_a_time(engine: Engine) -> None:
             ).scalars()
         )
     assert "observed_at" in plan and "Index" in plan, plan
+
+
+def test_0010_source_key_unique_per_layer_for_rows_that_have_one(engine: Engine) -> None:
+    """Keys stay unique within a layer; rows without a key are not indexed at all."""
+    with engine.connect() as conn:
+        (definition,) = conn.execute(
+            text(
+                "SELECT indexdef FROM pg_indexes "
+                "WHERE indexname = 'uq_feature_layer_id_source_key'"
+            )
+        ).one()
+        assert "UNIQUE" in definition and "WHERE (source_key IS NOT NULL)" in definition
+        layer_id = conn.execute(
+            text(
+                "INSERT INTO layer (slug, title_vi, title_en, sector, geometry_type) "
+                "VALUES ('uq_probe', 'a', 'a', 'other', 'Point') RETURNING id"
+            )
+        ).scalar_one()  # its rows land in the default partition; all rolled back below
+        insert = text(
+            "INSERT INTO feature (layer_id, geom, source_key) "
+            "VALUES (:l, ST_SetSRID(ST_MakePoint(105.6, 18.6), 4326), :k)"
+        )
+        for key in (None, None, "a"):
+            conn.execute(insert, {"l": layer_id, "k": key})
+        with pytest.raises(IntegrityError), conn.begin_nested():
+            conn.execute(insert, {"l": layer_id, "k": "a"})
+        conn.rollback()
