@@ -131,8 +131,7 @@ def test_0010_source_key_unique_per_layer_for_rows_that_have_one(engine: Engine)
     with engine.connect() as conn:
         (definition,) = conn.execute(
             text(
-                "SELECT indexdef FROM pg_indexes "
-                "WHERE indexname = 'uq_feature_layer_id_source_key'"
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_feature_layer_id_source_key'"
             )
         ).one()
         assert "UNIQUE" in definition and "WHERE (source_key IS NOT NULL)" in definition
