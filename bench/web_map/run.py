@@ -7,12 +7,13 @@ Seeds (once; reused by name) a bench database with the demo and N land parcels
 - from navigation start: first contentful paint, the first map paint (province and ward
   boundaries drawn), and every layer settled; the bundle sizes;
 - pan/zoom smoothness over Vinh's land parcels, drawn through tiles, signed in as a planner
-  (the parcels are a sensitive layer): frame times from requestAnimationFrame, frames over
-  50 ms, and the tile requests made during the pan/zoom with their latency. Each renderer
-  (`--renderers`, see RENDERERS: maplibre draws the dense polygon layers, with or without
-  the reduced resolution while moving; or deck.gl MVTLayers, the previous way) is measured in
-  alternation in the same run, so all see the same machine load; the load average is
-  recorded with every figure.
+  (the parcels are a sensitive layer): frame times from requestAnimationFrame (fps is 1000 /
+  the mean frame time), frames over 50 ms, the main thread's JavaScript per frame (maplibre's
+  render, deck's overlay drawn within it), long tasks, and the tile requests made during the
+  pan/zoom with their latency. Each renderer (`--renderers`, see RENDERERS: maplibre draws the
+  tiled sector layers, parcels and points, with or without the reduced resolution while
+  moving; or deck.gl MVTLayers, the previous way) is measured in alternation in the same run,
+  so all see the same machine load; the load average is recorded with every figure.
 
 The anchor is the browser's own first contentful paint of the page shell.
 
@@ -56,12 +57,31 @@ VIEWPORT = {"width": 1440, "height": 810}
 # with both boundary sources loaded was rendered (performance.now(), from navigation start).
 WARDS_DRAWN = "!!(window.__iocmap && window.__iocmap.basemapAt)"
 VINH = [105.68, 18.68]
-# Pans and zooms over Vinh's parcels, timing every frame with requestAnimationFrame.
+# Pans and zooms over Vinh's parcels, timing every frame with requestAnimationFrame, and the
+# main thread's share of it: maplibre's render (which draws deck's overlay from its 'render'
+# event) and the long tasks (> 50 ms; on a software renderer mostly the frame's commit waiting
+# for the GPU process to rasterise and read the canvases back).
 PAN_ZOOM = """async (vinh) => {
   const map = window.__iocmap.app.map;
-  const deltas = [];
-  let last = performance.now(), run = true;
-  const tick = (now) => { deltas.push(now - last); last = now; if (run) requestAnimationFrame(tick); };
+  const deltas = [], renders = [], longTasks = [];
+  const render = map._render;
+  map._render = function (t) { const a = performance.now(); const r = render.call(this, t); renders.push(performance.now() - a); return r; };
+  let observer = null;
+  try {
+    observer = new PerformanceObserver((l) => { for (const e of l.getEntries()) longTasks.push(e.duration); });
+    observer.observe({ type: 'longtask' });
+  } catch (e) { observer = null; }
+  const ratios = {};
+  const app = window.__iocmap.app;
+  let last = performance.now(), run = true, ratio = null, changes = 0;
+  const tick = (now) => {
+    deltas.push(now - last); last = now;
+    const r = app.motionRatio ? String(app.motionRatio()) : '1';
+    ratios[r] = (ratios[r] || 0) + 1;
+    if (ratio !== null && r !== ratio) changes += 1;
+    ratio = r;
+    if (run) requestAnimationFrame(tick);
+  };
   requestAnimationFrame(tick);
   const ease = (o) => new Promise((r) => { map.once('moveend', r); map.easeTo({ ...o, duration: 1500 }); });
   const d = 0.02;
@@ -71,15 +91,21 @@ PAN_ZOOM = """async (vinh) => {
   await ease({ center: [vinh[0] - d, vinh[1]], zoom: 13.5 });
   await ease({ center: [vinh[0], vinh[1]], zoom: 14.5 });
   run = false;
-  return deltas.slice(1);
+  map._render = render;
+  if (observer) observer.disconnect();
+  return { frames: deltas.slice(1), renders, longTasks, ratios, changes };
 }"""
 BENCH_USER = "bench_web_planner"
 # The ways of drawing the parcels compared, as page parameters: maplibre with a reduced pixel
 # ratio while moving (what ships: it turns on by itself on a software renderer; dense polygon
-# layers from PNG overview tiles below z15), the same with vector tiles only, maplibre at
-# full resolution, and deck.gl MVTLayers at full resolution (the previous way).
+# layers from PNG overview tiles below z15; the point layers as maplibre circles), the same with
+# vector tiles only, maplibre at full resolution, and deck.gl MVTLayers for every tiled layer
+# at full resolution (the previous way).
 RENDERERS = {
+    # the pixel ratio while moving chosen by the frame times (0.5, 0.42 or 0.35), as shipped
     "native-lowres": "",
+    # the same at a fixed half ratio while moving (the previous setting)
+    "native-lowres-fixed": "&lowres=0.5",
     # the same without the PNG overview tiles below z15: parcels as vector triangles throughout
     "native-lowres-vector": "&raster=0",
     "native": "&lowres=0",
@@ -217,9 +243,21 @@ def pan_zoom(browser: Any, base: str, cookie: tuple[str, str], renderer: str) ->
         "(() => { const r = window.__iocmap.parcelsRenderer; return r ? r() : null; })()"
     )
     low_res = page.evaluate("!!window.__iocmap.app.lowResMotion")
+    # the schools (a point layer over tiles): maplibre circles, or deck's MVTLayer
+    points = page.evaluate(
+        "(() => { const m = window.__iocmap.app.map;"
+        " return m.getLayer('native-schools-circle') ? 'maplibre' : 'deck'; })()"
+    )
+    # deck's canvas is hidden while it has nothing to draw
+    deck_canvas = page.evaluate(
+        "(() => { const d = window.__iocmap.app.overlay._deck;"
+        " return !!d.getCanvas() && d.getCanvas().style.visibility !== 'hidden'; })()"
+    )
     load_before = load_avg()
     recording[0] = True
-    frames: list[float] = page.evaluate(PAN_ZOOM, VINH)
+    timed: dict[str, list[float]] = page.evaluate(PAN_ZOOM, VINH)
+    frames = timed["frames"]
+    renders = timed["renders"]
     page.wait_for_timeout(300)
     recording[0] = False
     load_after = load_avg()
@@ -232,11 +270,22 @@ def pan_zoom(browser: Any, base: str, cookie: tuple[str, str], renderer: str) ->
         "settled": settled,
         "parcels_drawn_by": drawn,
         "low_res_while_moving": low_res,
+        "points_drawn_by": points,
+        "deck_canvas_shown": deck_canvas,
         "frames": len(frames),
         "fps": round(1000 / statistics.mean(frames), 1) if frames else 0.0,
         "frame_ms_median": _pct(frames, 0.5),
         "frame_ms_p95": _pct(frames, 0.95),
+        "frame_ms_mean": round(statistics.mean(frames), 1) if frames else 0.0,
         "frames_gt_50ms": sum(1 for f in frames if f > 50),
+        # main-thread JavaScript of a frame: maplibre's render, deck's overlay drawn within it
+        "render_js_ms_median": _pct(renders, 0.5),
+        "render_js_ms_p95": _pct(renders, 0.95),
+        "long_tasks": len(timed["longTasks"]),
+        # frames drawn at each pixel ratio (of the device's): 1 at rest, lower while moving
+        "frames_by_ratio": timed["ratios"],
+        # canvas resizes: each change of ratio (movement start and end included)
+        "ratio_changes": timed["changes"],
         "tile_requests": len(tiles),
         "parcel_tile_requests": len(parcel_tiles),
         "parcel_png_requests": sum(1 for t in parcel_tiles if ".png" in t["url"]),
@@ -289,7 +338,10 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "fps",
         "frame_ms_median",
         "frame_ms_p95",
+        "frame_ms_mean",
         "frames_gt_50ms",
+        "render_js_ms_median",
+        "long_tasks",
         "tile_requests",
         "parcel_png_requests",
         "tile_ms_p95",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -60,30 +61,52 @@ def wait_for(pg: Any, expression: str, timeout_s: float = 30.0) -> Any:
 @pytest.fixture(scope="module")
 def page(browser: Any, live_server: str, seeded: Engine, settings: Settings) -> Iterator[Any]:
     """One 1440x810 page on the map for the module, Vietnamese, fully loaded, real CSP."""
-    context = signed_in_context(browser, live_server, seeded, settings)
+    outside: list[str] = []
+
+    def watch(pg: Any, errors: list[str]) -> None:
+        pg.on(
+            "console",
+            lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+        )
+        pg.on(
+            "request",
+            lambda req: (
+                outside.append(req.url)
+                if not req.url.startswith((live_server, "data:", "blob:"))
+                else None
+            ),
+        )
+
+    with map_page(browser, live_server, seeded, settings, watch=watch) as pg:
+        yield pg
+    assert outside == [], f"the map fetched from outside: {outside}"
+
+
+@contextmanager
+def map_page(
+    browser: Any,
+    live_server: str,
+    engine: Engine,
+    settings: Settings,
+    query: str = "lang=vi",
+    watch: Callable[[Any, list[str]], None] | None = None,
+) -> Iterator[Any]:
+    """A signed-in page on the map, loaded and settled; closed on exit, with no page error.
+
+    `watch(page, errors)` adds listeners before the page loads; what they append fails too.
+    """
+    context = signed_in_context(browser, live_server, engine, settings)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on(
-        "console",
-        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
-    outside: list[str] = []
-    pg.on(
-        "request",
-        lambda req: (
-            outside.append(req.url)
-            if not req.url.startswith((live_server, "data:", "blob:"))
-            else None
-        ),
-    )
-    pg.goto(f"{live_server}/?lang=vi")
+    if watch is not None:
+        watch(pg, errors)
+    pg.goto(f"{live_server}/?{query}")
     assert wait_for(pg, "document.body.dataset.ready", 60) == "1"
     settle(pg)
     yield pg
     context.close()
     assert errors == [], errors
-    assert outside == [], f"the map fetched from outside: {outside}"
 
 
 @pytest.fixture
@@ -187,6 +210,16 @@ def test_click_camera_opens_its_panel(fresh: Any, artifacts: Path) -> None:
     assert page.locator("#details-title").inner_text() == cam["name"]
     assert page.locator("#camera-status").is_visible()
     assert page.locator("#camera-events").is_visible()
+    # the view cones are drawn (by maplibre with the camera points, or by deck without tiles)
+    cones = page.evaluate(
+        """(() => { const m = window.__iocmap.app.map;
+          const shown = m.getLayer('native-camera-cones-fill')
+            && m.getLayoutProperty('native-camera-cones-fill', 'visibility') === 'visible';
+          const deck = window.__iocmap.app.overlay._deck.layerManager.getLayers();
+          return {native: shown ? m.querySourceFeatures('native-camera-cones').length : 0,
+                  deck: deck.some(l => l.id === 'camera-cones')}; })()"""
+    )
+    assert cones["native"] > 0 or cones["deck"], cones
     settle(page)
     img = map_image(page, artifacts, "05-camera")
     assert share_near(img, CAMERA_CYANS, tol=40) > 0.002
@@ -295,15 +328,16 @@ def test_polygon_query_lists_results(fresh: Any, artifacts: Path) -> None:
     assert share_near(img, [(255, 64, 129)], tol=40) > 0.0005
 
 
+# The field reports as maplibre draws them (a circle layer on their own vector tile source):
+# who draws them, the source's tile URL and how many distinct points its loaded tiles hold.
 FIELD_REPORT_POINTS = """(() => {
-  const l = window.__iocmap.app.overlay._deck.layerManager.getLayers()
-    .find(x => x.id === 'layer-field_reports');
-  let n = 0;
-  for (const t of l.state.tileset.selectedTiles) {
-    const c = t.content;
-    if (c && c.points) n += c.points.featureIds.value.length;
-  }
-  return {type: l.constructor.layerName, data: l.props.data, n};
+  const map = window.__iocmap.app.map;
+  const src = map.getSource('native-field_reports');
+  const feats = map.querySourceFeatures('native-field_reports', {sourceLayer: 'field_reports'});
+  const ids = new Set(feats.map(f => f.id ?? JSON.stringify(f.geometry.coordinates)));
+  const drawn = map.getLayer('native-field_reports-circle')
+    && map.getLayoutProperty('native-field_reports-circle', 'visibility') === 'visible';
+  return {type: drawn ? 'maplibre' : null, data: src.tiles[0], n: ids.size};
 })()"""
 
 
@@ -314,7 +348,7 @@ def test_time_slider_filters_reports_through_tiles(fresh: Any, artifacts: Path) 
     # the slider's ends sit on whole hours, so the server caches the filtered tiles
     assert tm["min"] % 3_600_000 == 0 and tm["max"] % 3_600_000 == 0
     before = page.evaluate(FIELD_REPORT_POINTS)
-    assert before["type"] == "MVTLayer" and "datetime" not in before["data"]
+    assert before["type"] == "maplibre" and "datetime" not in before["data"]
     assert before["n"] > 0
     urls: list[str] = []
     page.on(
@@ -327,7 +361,7 @@ def test_time_slider_filters_reports_through_tiles(fresh: Any, artifacts: Path) 
     assert tm["from"] % 3_600_000 == 0
     after = page.evaluate(FIELD_REPORT_POINTS)
     # still tiles (no GeoJSON fallback), now filtered by the server
-    assert after["type"] == "MVTLayer"
+    assert after["type"] == "maplibre"
     frm = page.evaluate("ms => new Date(ms).toISOString().replace('.000Z', 'Z')", tm["from"])
     assert f"datetime={frm}/.." in after["data"]
     asked = [parse_qs(urlsplit(u).query).get("datetime") for u in urls]

@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from layers.settings import Settings
-from tests.web_map.conftest import signed_in_context
-from tests.web_map.test_browser import map_image, settle, share_near, wait_for
+from tests.web_map.test_browser import map_image, map_page, settle, share_near, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -63,16 +62,8 @@ def ind_page(
     browser: Any, live_server: str, seeded: Engine, settings: Settings, indicator_data: Any
 ) -> Iterator[Any]:
     """A signed-in page on the map with the indicator data in place."""
-    context = signed_in_context(browser, live_server, seeded, settings)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.goto(f"{live_server}/?lang=vi")
-    assert wait_for(pg, "document.body.dataset.ready", 60) == "1"
-    settle(pg)
-    yield pg
-    context.close()
-    assert errors == [], errors
+    with map_page(browser, live_server, seeded, settings) as pg:
+        yield pg
 
 
 def test_choropleth_by_commune(ind_page: Any, artifacts: Path) -> None:

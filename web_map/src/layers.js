@@ -322,7 +322,7 @@ export function buildLayers(state) {
     // maplibre draws the boundaries from tiles; without a tile service deck draws their GeoJSON
     if (!state.visible[layer.slug] || (BASEMAP_SLUGS.has(layer.slug) && state.basemapTiles !== false)) continue;
     if (analyticOn && layer.slug === state.h3.slug) continue; // the aggregate replaces the points
-    if (isNative(state, layer)) continue; // maplibre draws it from its tiles (nativeLayers.js)
+    if (isNative(state, layer)) continue; // maplibre draws it from its tiles, camera cones too (nativeLayers.js)
     layers.push(...sectorLayers(state, layer));
   }
   layers.push(...analyticLayers(state));

@@ -7,7 +7,7 @@ import { getJSON, loadFeatures } from './api.js';
 import { BASEMAP_SLUGS, hoverWard, syncBasemap, wardAt } from './basemap.js';
 import { layerTitle, lang, onLang, setLang, t } from './i18n.js';
 import { buildLayers } from './layers.js';
-import { hoverNative, nativePick, syncNative } from './nativeLayers.js';
+import { denseRasterLayers, hoverNative, nativePick, pickDense, syncNative } from './nativeLayers.js';
 import { pageOf, renderChrome, setStatus } from './shell.js';
 import { isLarge, minZoomOf } from './style.js';
 import { debounce, el } from './util.js';
@@ -256,6 +256,119 @@ function withWard(app, info) {
   return { ...info, object: ward, layer: { id: 'layer-admin_communes' }, picked: true };
 }
 
+/**
+ * Bring deck's tile layers to the viewport it is about to draw. The overlay redraws deck on
+ * every maplibre frame, but a tile layer picks the tiles of a new viewport only in deck's own
+ * next animation frame, which then draws everything a second time: two draws of every layer per
+ * frame while the map moves. Updating the tile layers here makes the first draw the right one.
+ */
+function refreshTiles(overlay) {
+  const deck = overlay._deck;
+  const manager = deck && deck.layerManager;
+  if (!manager) return;
+  const [viewport] = deck.getViewports();
+  if (viewport) for (const layer of manager.getLayers()) if (layer.isComposite) layer.activateViewport(viewport);
+  if (manager.needsUpdate()) {
+    manager.updateLayers();
+    // about to draw those very layers: nothing is left for deck's own loop to redraw
+    manager.needsRedraw({ clearRedrawFlags: true });
+  }
+}
+
+/**
+ * A click on the map: deck's object, else the maplibre feature under the pointer; where a dense
+ * layer is only a picture (its PNG overview, below z15) the API says which of its features is
+ * there, and only where there is none does the click open the ward.
+ */
+function clickMap(app, info) {
+  const picked = withWard(app, info);
+  const dense = info && !info.object && !(picked && picked.native) && info.coordinate ? denseRasterLayers(app.map, app.state) : [];
+  if (!dense.length) {
+    showDetails(app, picked);
+    return;
+  }
+  // the pointer rested there: the hover already asked
+  const hovered = denseHover(app, info);
+  if (hovered) {
+    showDetails(app, { ...info, ...hovered, picked: true });
+    return;
+  }
+  app.aborts.densePick?.abort();
+  const ctrl = new AbortController();
+  app.aborts.densePick = ctrl;
+  pickDense(app.map, dense, info.coordinate, ctrl.signal)
+    .then((hit) => {
+      if (!ctrl.signal.aborted) showDetails(app, hit ? { ...info, ...hit, picked: true } : picked);
+    })
+    .catch((err) => {
+      if (err.name === 'AbortError') return;
+      console.warn(err);
+      showDetails(app, picked);
+    });
+}
+
+// A pointer resting this long over a dense layer's PNG overview asks the API which feature is
+// there, for the tooltip and the hover outline (never on every pointer move).
+const DENSE_HOVER_MS = 200;
+
+/**
+ * The feature of a dense layer drawn from its PNG overview under a resting pointer: the last
+ * lookup's answer when the pointer is still where it was asked (null otherwise), and a new lookup
+ * scheduled when it has moved. When an answer arrives deck is asked for the tooltip again.
+ */
+function denseHover(app, info) {
+  const h = (app.denseHover = app.denseHover || { x: -1, y: -1, pick: null, timer: null, ctrl: null });
+  const eligible = info && info.x >= 0 && !info.object && info.coordinate;
+  if (eligible && h.x === info.x && h.y === info.y) return h.pick;
+  clearTimeout(h.timer);
+  h.ctrl?.abort();
+  Object.assign(h, { x: -1, y: -1, pick: null, ctrl: null });
+  const dense = eligible ? denseRasterLayers(app.map, app.state) : [];
+  if (!dense.length) return null;
+  Object.assign(h, { x: info.x, y: info.y });
+  h.timer = setTimeout(() => {
+    const ctrl = new AbortController();
+    h.ctrl = ctrl;
+    pickDense(app.map, dense, info.coordinate, ctrl.signal)
+      .then((pick) => {
+        if (ctrl.signal.aborted || !pick) return;
+        h.pick = pick;
+        // the same pointer position again: deck picks, getTooltip finds the answer above
+        app.overlay._deck?._onPointerMove({ type: 'pointermove', offsetCenter: { x: info.x, y: info.y } });
+      })
+      .catch(() => {});
+  }, DENSE_HOVER_MS);
+  return null;
+}
+
+/**
+ * "Zoom in to see individual parcels" while a dense layer is drawn from its PNG overview. Called
+ * on every move: it touches the page only when the answer (or the language) changes.
+ */
+function renderZoomHint(app) {
+  const on = denseRasterLayers(app.map, app.state).length > 0;
+  const key = on ? `on|${lang()}` : 'off';
+  if (key === app.zoomHint) return;
+  app.zoomHint = key;
+  let hint = document.getElementById('zoom-hint');
+  if (!hint) {
+    hint = el('div', { id: 'zoom-hint', class: 'map-hint', role: 'status' });
+    document.getElementById('mapview').append(hint);
+  }
+  hint.hidden = !on;
+  hint.textContent = on ? t('map.zoom_dense') : '';
+}
+
+/**
+ * Hide deck's canvas while it has nothing to draw (every sector layer drawn by maplibre, no
+ * selection, query or H3 view): the browser then neither reads it back nor composites it each
+ * frame. Only the canvas: deck's tooltip lives in the same container and still shows.
+ */
+function showDeckCanvas(overlay, on) {
+  const canvas = overlay._deck && overlay._deck.getCanvas();
+  if (canvas) canvas.style.visibility = on ? '' : 'hidden';
+}
+
 /** Wire the overlay, the map events and the panels; then load the sector layers. */
 export async function start(app, prefetch) {
   const { map } = app;
@@ -263,8 +376,13 @@ export async function start(app, prefetch) {
   app.redraw = () => {
     syncBasemap(map, app.state);
     syncNative(map, app.state);
+    renderZoomHint(app);
     deckLayers = buildLayers(app.state);
-    if (app.overlay) app.overlay.setProps({ layers: deckLayers });
+    if (app.overlay) {
+      app.overlay.setProps({ layers: deckLayers });
+      // a layer over an empty array (a locked layer, no cameras) draws nothing either
+      showDeckCanvas(app.overlay, deckLayers.some((l) => !Array.isArray(l.props.data) || l.props.data.length > 0));
+    }
   };
   app.update = () => {
     app.redraw();
@@ -300,15 +418,25 @@ export async function start(app, prefetch) {
     // interleaved mode (deck in maplibre's own context) throws with maplibre 6 here: two canvases
     interleaved: false,
     layers: [],
+    // deck's own defaults are a 4x multisampled canvas kept between frames (preserveDrawingBuffer):
+    // on a software renderer both cost a pass over every pixel of that canvas each frame, and
+    // the points smooth their own edges in the shader anyway
+    deviceProps: { webgl: { antialias: false, preserveDrawingBuffer: false, stencil: false } },
+    // draw each frame once, with the tiles of the new viewport (see refreshTiles)
+    onBeforeRender: () => refreshTiles(overlay),
     getTooltip: (info) => {
-      const picked = withWard(app, info);
+      let picked = withWard(app, info);
+      if (!(picked && picked.native)) {
+        const dense = denseHover(app, info);
+        if (dense) picked = { ...info, ...dense, picked: true };
+      }
       hoverWard(map, picked && picked.object && picked.layer.id === 'layer-admin_communes' && !(info && info.object) ? picked.object : null);
       hoverNative(map, picked);
       return tooltipFor(app, picked);
     },
     onClick: (info) => {
       if (app.state.draw.mode) return;
-      showDetails(app, withWard(app, info));
+      clickMap(app, info);
     },
   });
   app.overlay = overlay;
@@ -328,6 +456,9 @@ export async function start(app, prefetch) {
   });
 
   const onView = debounce(async () => {
+    // a chained animation is running (its next moveend comes back here): no data loading and
+    // panel rebuilding in the middle of it
+    if (map.isMoving()) return;
     const b = map.getBounds();
     app.state.bounds = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
     const large = app.state.catalog.filter((l) => isLarge(l) && app.state.visible[l.slug]);
@@ -340,10 +471,10 @@ export async function start(app, prefetch) {
     const z = map.getZoom();
     const crossed = app.state.catalog.some((l) => (minZoomOf(l) > z) !== (minZoomOf(l) > app.state.zoom));
     app.state.zoom = z;
-    if (crossed) {
-      app.redraw();
-      renderLayerPanel(app);
-    }
+    renderZoomHint(app);
+    // deck's layers follow at once; the layer panel's "zoom in" notes at moveend (onView), so
+    // the page's DOM is not rebuilt in the middle of a movement
+    if (crossed) app.redraw();
   });
   map.on('moveend', onView);
 
