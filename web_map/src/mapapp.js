@@ -267,7 +267,8 @@ function refreshTiles(overlay) {
   const manager = deck && deck.layerManager;
   if (!manager) return;
   const [viewport] = deck.getViewports();
-  if (viewport) for (const layer of manager.getLayers()) if (layer.isComposite) layer.activateViewport(viewport);
+  // activateViewport is deck's own (9.x, pinned by the lockfile); without it deck redraws as before
+  if (viewport) for (const layer of manager.getLayers()) if (layer.isComposite && typeof layer.activateViewport === 'function') layer.activateViewport(viewport);
   if (manager.needsUpdate()) {
     manager.updateLayers();
     // about to draw those very layers: nothing is left for deck's own loop to redraw
