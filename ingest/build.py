@@ -79,6 +79,13 @@ def sweep_orphan_builds(conn: psycopg.Connection) -> list[str]:
     return dropped
 
 
+def sweep_orphans(engine: Engine) -> list[str]:
+    """sweep_orphan_builds on a connection of its own (e.g. when a command starts)."""
+    url = libpq_url(engine.url.render_as_string(hide_password=False))
+    with _connect(url) as conn:
+        return sweep_orphan_builds(conn)
+
+
 @dataclass(frozen=True)
 class _ParentIndex:
     name: str

@@ -50,11 +50,17 @@ def audit_cli(engine: Engine, action: str, details: dict[str, object]) -> None:
 
 @contextmanager
 def migrated_engine(settings: Settings) -> Iterator[Engine]:
-    """Start the database if needed, migrate it, and yield an engine."""
+    """Start the database if needed, migrate it, drop builds of killed imports, and yield an
+    engine."""
     cluster.ensure_running(settings)
     engine = make_engine(settings)
     try:
         migrate.upgrade(engine)
+        from ingest.build import sweep_orphans
+
+        # A server or import killed mid-import left its unattached build table: drop it now
+        # rather than at the next import (live imports keep theirs: see ingest.build).
+        sweep_orphans(engine)
         yield engine
     finally:
         engine.dispose()

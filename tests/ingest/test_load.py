@@ -249,6 +249,17 @@ def test_sweep_spares_a_live_build(engine: Engine) -> None:
     assert live.name not in _ingest_tables(engine)
 
 
+def test_commands_drop_builds_of_killed_imports(engine: Engine, settings: Settings) -> None:
+    """Every CLI command (serve, up, import…) starts by dropping orphaned build tables."""
+    from geo_api.cli.common import migrated_engine
+
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE ingest_build_990003 (x int)"))
+    with migrated_engine(settings):
+        pass
+    assert "ingest_build_990003" not in _ingest_tables(engine)
+
+
 def _messy_parcels() -> gpd.GeoDataFrame:
     """Parcels with a repairable polygon, one outside the province and a repeated key."""
     gdf = _parcels(400, seed=9)
