@@ -17,21 +17,18 @@ import json
 import statistics
 import sys
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import h3
 import h3ronpy.vector as h3v
 import numpy as np
-import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
-from psycopg import sql
 
 from analytics import h3bin, h3jobs
-from layers import cluster, migrate
+from layers import cluster, migrate, testing
 from layers.bulk import FeatureRow, upsert_features
 from layers.db import make_engine
 from layers.registry import LayerSpec, create_or_update_layer
@@ -103,10 +100,7 @@ def api(n: int, repeat: int) -> dict[str, float]:
 
     base = Settings()
     cluster.ensure_running(base)
-    name = f"iocmap_bench_h3_{uuid.uuid4().hex[:6]}"
-    admin = cluster.libpq_url(cluster.database_url(base, "postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    name = testing.create_database(base, "iocmap_bench_h3")
     try:
         settings = base.model_copy(
             update={"database_url": cluster.database_url(base, name), "analytics_scheduler": False}
@@ -160,10 +154,7 @@ def api(n: int, repeat: int) -> dict[str, float]:
             "api_p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
         }
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        testing.drop_database(base, name)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -88,12 +87,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = 100_000 if args.quick else args.rows
 
-    import psycopg
-    from psycopg import sql
     from sqlalchemy import create_engine, text
 
     from ingest.pipeline import ImportOptions, run_import
-    from layers import cluster, migrate
+    from layers import cluster, migrate, testing
     from layers.db import make_engine
     from layers.settings import Settings
     from layers.sql import quote_ident
@@ -105,10 +102,7 @@ def main() -> None:
 
     base = Settings()
     cluster.ensure_running(base)
-    name = f"iocmap_bench_{uuid.uuid4().hex[:8]}"
-    admin = cluster.libpq_url(cluster.database_url(base, "postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    name = testing.create_database(base, "iocmap_bench")
     url = cluster.database_url(base, name)
     settings = base.model_copy(update={"database_url": url})
     runs: dict[str, list[float]] = {}
@@ -170,10 +164,7 @@ def main() -> None:
                 eng.dispose()
         engine.dispose()
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        testing.drop_database(base, name)
 
     results = {k: float(np.median(v)) for k, v in runs.items()}
     rps = {k: round(rows / v) for k, v in results.items()}

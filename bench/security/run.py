@@ -10,16 +10,13 @@ import argparse
 import asyncio
 import statistics
 import time
-import uuid
 from typing import Any
 
 import orjson
-import psycopg
-from psycopg import sql
 
 from geo_api import security
 from geo_api.main import create_app
-from layers import cluster, migrate, users
+from layers import cluster, migrate, testing, users
 from layers.db import make_engine
 from layers.settings import Settings
 
@@ -62,10 +59,7 @@ def main() -> None:
     n = 500 if args.quick else 5000
     base = Settings()
     cluster.ensure_running(base)
-    name = f"iocmap_bench_sec_{uuid.uuid4().hex[:6]}"
-    admin = cluster.libpq_url(cluster.database_url(base, "postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    name = testing.create_database(base, "iocmap_bench_sec")
     settings = base.model_copy(update={"database_url": cluster.database_url(base, name)})
     engine = make_engine(settings)
     try:
@@ -110,10 +104,7 @@ def main() -> None:
         out["jwt_issue_and_decode_us"] = round((time.perf_counter() - t0) / n * 1e6, 1)
     finally:
         engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        testing.drop_database(base, name)
     print(orjson.dumps(out).decode())
 
 

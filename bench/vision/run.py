@@ -18,7 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -188,21 +187,16 @@ def gating(fps: float, seconds: float) -> dict[str, Any]:
 
 def latency(n_frames: int) -> dict[str, Any]:
     """Frame read → event row committed, through a real camera worker and the real PostGIS."""
-    import psycopg
-    from psycopg import sql
 
-    from layers import cameras, cluster, migrate
+    from layers import cameras, cluster, migrate, testing
     from layers.db import make_engine
     from layers.settings import Settings
     from vision.runner import CameraWorker, RunOptions
 
     base = Settings()
     cluster.ensure_running(base)
-    admin = cluster.libpq_url(cluster.database_url(base, "postgres"))
-    name = f"iocmap_bench_vision_{uuid.uuid4().hex[:6]}"
+    name = testing.create_database(base, "iocmap_bench_vision")
     state = Path(tempfile.mkdtemp(prefix="iocmap-bench-vision-"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         settings = base.model_copy(
             update={"database_url": cluster.database_url(base, name), "state_dir": state}
@@ -241,10 +235,7 @@ def latency(n_frames: int) -> dict[str, Any]:
             "latency_p95_s": round(p95, 4) if p95 is not None else None,
         }
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        testing.drop_database(base, name)
         shutil.rmtree(state, ignore_errors=True)
 
 
