@@ -21,7 +21,7 @@ import numpy as np
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
-from ingest.copybin import CopyColumn, iter_copy_chunks
+from ingest.copybin import COPY_HEADER, COPY_TRAILER, CopyColumn, iter_copy_chunks
 from layers.cluster import libpq_url
 from layers.registry import partition_name
 from layers.sql import quote_ident
@@ -223,27 +223,33 @@ class PartitionBuild:
             self._threads.append(thread)
             thread.start()
 
+    def _copy_into(
+        self, conn: psycopg.Connection, cols: Sequence[CopyColumn], count: int, first: int = 0
+    ) -> None:
+        """COPY rows first..first+count-1 of `cols` into the table over `conn`."""
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY {self.table} ({FEATURE_COLUMNS}) FROM STDIN (FORMAT binary)") as cp,
+        ):
+            sent = 0
+            for chunk in iter_copy_chunks(cols, count, _CHUNK_ROWS, first=first):
+                cp.write(chunk)
+                if chunk is not COPY_HEADER and chunk is not COPY_TRAILER:
+                    rows = min(_CHUNK_ROWS, count - sent)
+                    sent += rows
+                    with self._mutex:
+                        self._copied += rows
+
     def _copy_part(
         self, cols: Sequence[CopyColumn], first: int, count: int, started: float
     ) -> None:
         try:
-            with psycopg.connect(self.url, application_name="iocmap-import") as worker:
+            with _connect(self.url) as worker, worker.transaction():
                 # Each part commits on its own; its transaction id tells its rows apart later.
                 row = worker.execute("SELECT pg_current_xact_id()::text").fetchone()
                 assert row is not None
                 xid = int(row[0]) % (1 << 32)  # xmin holds the low 32 bits
-                with (
-                    worker.cursor() as cur,
-                    cur.copy(
-                        f"COPY {self.table} ({FEATURE_COLUMNS}) FROM STDIN (FORMAT binary)"
-                    ) as cp,
-                ):
-                    for chunk in iter_copy_chunks(cols, count, _CHUNK_ROWS, first=first):
-                        cp.write(chunk)
-                        if len(chunk) > 20:
-                            with self._mutex:
-                                self._copied += min(_CHUNK_ROWS, count)
-                worker.commit()
+                self._copy_into(worker, cols, count, first)
             with self._mutex:
                 self._parts.append((xid, first))
         except BaseException as exc:  # handed to the caller by wait()
@@ -319,14 +325,7 @@ class PartitionBuild:
                     ([int(v) for v in delete_ids],),
                 )
             if add is not None and n_add:
-                with (
-                    self.owner.cursor() as cur,
-                    cur.copy(
-                        f"COPY {self.table} ({FEATURE_COLUMNS}) FROM STDIN (FORMAT binary)"
-                    ) as cp,
-                ):
-                    for chunk in iter_copy_chunks(add, n_add, _CHUNK_ROWS):
-                        cp.write(chunk)
+                self._copy_into(self.owner, add, n_add)
 
     # --- indexes and the swap --------------------------------------------------------------
 
