@@ -8,10 +8,11 @@ a degree margin that is safe for the latitudes involved, so the layer's GiST ind
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import shapely
 from shapely.geometry import shape
 from sqlalchemy import Connection, text
@@ -526,6 +527,8 @@ EXPORT_FORMATS = {
     "geojson": "application/geo+json",
     "csv": "text/csv; charset=utf-8",
     "gpkg": "application/geopackage+sqlite3",
+    "parquet": "application/vnd.apache.parquet",
+    "fgb": "application/flatgeobuf",
 }
 
 
@@ -544,8 +547,28 @@ def to_geodataframe(result: QueryResult) -> Any:
     return gpd.GeoDataFrame(frame, geometry=list(result.geometries), crs="EPSG:4326")
 
 
+def result_arrow(result: QueryResult) -> pa.Table:
+    """The result as an Arrow table: its columns, then the geometry as WKB."""
+    frame = to_geodataframe(result).drop(columns="geometry")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    wkb = [g.wkb if g is not None else None for g in result.geometries]
+    return table.append_column(pa.field("geometry", pa.binary()), pa.array(wkb, pa.binary()))
+
+
+def stream_export(result: QueryResult, fmt: str) -> Iterator[bytes]:
+    """A result as GeoParquet or FlatGeobuf bytes, streamed (see layers.columnar)."""
+    from layers import columnar
+
+    table = result_arrow(result)
+    batches = iter(table.to_batches(max_chunksize=columnar.BATCH_ROWS))
+    if fmt == "parquet":
+        kinds = sorted({g.geom_type for g in result.geometries if g is not None})
+        return columnar.stream_geoparquet(batches, table.schema, kinds)
+    return columnar.stream_flatgeobuf(batches, table.schema, result.name)
+
+
 def export(result: QueryResult, fmt: str) -> bytes:
-    """Serialise a result as GeoJSON, CSV (geometry as WKT) or GeoPackage."""
+    """Serialise a result as GeoJSON, CSV (WKT), GeoPackage, GeoParquet or FlatGeobuf."""
     import orjson
 
     if fmt not in EXPORT_FORMATS:
@@ -579,6 +602,8 @@ def export(result: QueryResult, fmt: str) -> bytes:
         buf = io.StringIO()
         frame.to_csv(buf, index=False)
         return buf.getvalue().encode("utf-8")
+    if fmt in ("parquet", "fgb"):
+        return b"".join(stream_export(result, fmt))
     import tempfile
     from pathlib import Path
 

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         default=200_000, description="Above this many rows numberMatched is the planner estimate."
     )
     query_max_results: int = 50_000
+    # columnar downloads (issue 22): a whole layer in one GeoParquet/FlatGeobuf response
+    export_max_rows: int = Field(
+        default=2_000_000, ge=1, description="Rows at most in one format=parquet|fgb download."
+    )
 
     analytics_scheduler: bool | None = Field(
         default=None,

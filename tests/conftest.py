@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -130,3 +134,39 @@ def hospital_observations(df: pd.DataFrame) -> list[ObservationIn]:
         for r in df.itertuples(index=False)
         for code, col in (("yt_records", "records"), ("yt_insured", "insured"))
     ]
+
+
+@contextlib.contextmanager
+def live_server_for(settings: Settings) -> Iterator[str]:
+    """A real uvicorn serving create_app(settings) on a free loopback port; yields its base URL."""
+    import httpx
+    import uvicorn
+
+    from geo_api.main import create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="iocmap-test-server", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/api/layers", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            pytest.fail("the test server did not come up")
+        time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import Engine
 
-from geo_api.deps import ConnDep, SettingsDep
+from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.schemas import LayerOut
-from layers import features, ogc, registry
+from layers import columnar, features, ogc, registry
 from layers.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
 
-RESERVED_PARAMS = {"bbox", "limit", "after", "datetime"}
+RESERVED_PARAMS = {"bbox", "limit", "after", "datetime", "format"}
+FeaturesFormat = Literal["geojson", "parquet", "fgb"]
 
 
 @router.get("", response_model=list[LayerOut], summary="Layer catalog with counts and bbox")
@@ -39,12 +41,21 @@ def get_layer(slug: str, conn: ConnDep) -> LayerOut:
 @router.get(
     "/{slug}/features",
     summary="Features as a GeoJSON FeatureCollection",
-    responses={200: {"content": {"application/geo+json": {}}}},
+    responses={
+        200: {
+            "content": {
+                "application/geo+json": {},
+                "application/vnd.apache.parquet": {},
+                "application/flatgeobuf": {},
+            }
+        }
+    },
 )
 def layer_features(
     slug: str,
     request: Request,
     conn: ConnDep,
+    engine: EngineDep,
     settings: SettingsDep,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in WGS84")] = None,
     limit: Annotated[int | None, Query(description="Features per page (max 10,000)")] = None,
@@ -58,6 +69,13 @@ def layer_features(
             description="Instant or interval a/b ('..' open), as OGC API datetime; time layers only",
         ),
     ] = None,
+    format: Annotated[
+        FeaturesFormat,
+        Query(
+            description="geojson (a page, default), or every matching feature as parquet "
+            "(GeoParquet) or fgb (FlatGeobuf), streamed; `limit` then caps the rows"
+        ),
+    ] = "geojson",
 ) -> Response:
     """A page of features; other query parameters are property (or source_key) equality filters."""
     info = registry.get_layer(conn, slug)
@@ -66,17 +84,19 @@ def layer_features(
         raise InvalidInputError(
             f"layer '{info.slug}' has no time field; datetime cannot filter it", param="datetime"
         )
-    page_limit = features.check_limit(
-        limit if limit is not None else settings.features_default_limit, settings.features_max_limit
-    )
     equals = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMS}
     query = features.FeatureQuery(
         bbox=features.parse_bbox(bbox),
-        limit=page_limit,
+        limit=1,
         after_id=after,
         equals=equals,
         time_from=interval[0] if interval else None,
         time_to=interval[1] if interval else None,
+    )
+    if format != "geojson":
+        return _columnar(engine, info, query, format, limit, settings.export_max_rows)
+    query.limit = features.check_limit(
+        limit if limit is not None else settings.features_default_limit, settings.features_max_limit
     )
     page = features.query_features(conn, info, query)
     links: list[dict[str, Any]] = []
@@ -97,3 +117,24 @@ def layer_features(
     ).decode()
     body = head[:-1] + ',"features":[' + ",".join(page.features_json) + "]}"
     return Response(body, media_type="application/geo+json")
+
+
+def _columnar(
+    engine: Engine,
+    info: registry.LayerInfo,
+    query: features.FeatureQuery,
+    fmt: FeaturesFormat,
+    limit: int | None,
+    max_rows: int,
+) -> Response:
+    rows = features.check_limit(limit if limit is not None else max_rows, max_rows)
+    # Checks (layer, filters) run now, so a bad request is a 4xx before any byte is sent.
+    features.feature_conditions(info, query)
+    batches = columnar.stream_feature_batches(engine, info, query, rows)
+    schema = columnar.layer_schema(info)
+    if fmt == "parquet":
+        body = columnar.stream_geoparquet(batches, schema, columnar.geometry_types_of(info))
+    else:
+        body = columnar.stream_flatgeobuf(batches, schema, info.slug)
+    headers = {"Content-Disposition": f'attachment; filename="{info.slug}.{fmt}"'}
+    return StreamingResponse(body, media_type=columnar.MEDIA_TYPES[fmt], headers=headers)

@@ -13,8 +13,10 @@ from layers import queries
 
 router = APIRouter(prefix="/api/query", tags=["query"])
 
-Format = Literal["geojson", "csv", "gpkg"]
-FormatQuery = Annotated[Format, Query(description="geojson (default), csv or gpkg")]
+Format = Literal["geojson", "csv", "gpkg", "parquet", "fgb"]
+FormatQuery = Annotated[
+    Format, Query(description="geojson (default), csv, gpkg, parquet (GeoParquet) or fgb")
+]
 Where = dict[str, str]
 
 
@@ -93,13 +95,14 @@ def _limit(body: _Limited, cap: int) -> int:
 
 
 def _respond(result: queries.QueryResult, fmt: Format) -> Response:
-    data = queries.export(result, fmt)
     headers = {
         "X-Result-Count": str(len(result)),
         "X-Result-Truncated": str(result.truncated).lower(),
     }
     if fmt != "geojson":
         headers["Content-Disposition"] = f'attachment; filename="{result.name}.{fmt}"'
+    # A result is already in memory (capped at query_max_results rows), so it goes whole.
+    data = queries.export(result, fmt)
     return Response(data, media_type=queries.EXPORT_FORMATS[fmt], headers=headers)
 
 

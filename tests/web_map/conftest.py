@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
-from geo_api.main import create_app
 from layers import migrate
 from layers.db import make_engine
 from layers.settings import Settings
 from layers.testing import create_database, drop_database, settings_for
+from tests.conftest import live_server_for
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_MAP = ROOT / "web_map"
@@ -111,37 +106,11 @@ def dist() -> Path:
     return DIST
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def live_server(seeded: Engine, settings: Settings, dist: Path) -> Iterator[str]:
-    """A real uvicorn serving create_app(settings) on a free loopback port; yields its base URL."""
-    port = _free_port()
-    app = create_app(settings.model_copy(update={"web_dist_dir": dist}))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="web-map-test-server", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/api/layers", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            pytest.fail("the test server did not come up")
-        time.sleep(0.1)
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    """A real uvicorn serving the web map and the API; yields its base URL."""
+    with live_server_for(settings.model_copy(update={"web_dist_dir": dist})) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")
