@@ -26,6 +26,15 @@ class HotSpots:
     spot: NDArray[np.int8]
 
 
+def ring_neighbours(study: U64, k: int) -> tuple[I64, I64]:
+    """Pairs (i, j) of positions in the sorted `study` cells within k rings (i == j included)."""
+    owner, neigh = _disk(study, k)
+    idx = np.searchsorted(study, neigh)
+    idx[idx >= len(study)] = 0
+    found = study[idx] == neigh
+    return owner[found], idx[found]
+
+
 def _disk(cells: U64, k: int) -> tuple[I64, U64]:
     arr = pa.array(h3ronpy.grid_disk(np.asarray(cells, dtype=np.uint64), k))
     offsets = np.asarray(arr.offsets, dtype=np.int64)
@@ -56,12 +65,9 @@ def gi_star(
     if n < 3:
         z0 = np.zeros(n)
         return HotSpots(study, x, z0, np.ones(n), np.zeros(n, dtype=np.int8))
-    owner, neigh = _disk(study, k)
-    idx = np.searchsorted(study, neigh)
-    idx[idx >= n] = 0
-    found = study[idx] == neigh
-    w_sum = np.bincount(owner[found], minlength=n).astype(np.float64)
-    wx = np.bincount(owner[found], weights=x[idx[found]], minlength=n)
+    owner, other = ring_neighbours(study, k)
+    w_sum = np.bincount(owner, minlength=n).astype(np.float64)
+    wx = np.bincount(owner, weights=x[other], minlength=n)
     xbar = x.mean()
     s = np.sqrt(max((x * x).mean() - xbar * xbar, 0.0))
     denom = s * np.sqrt(np.maximum(n * w_sum - w_sum * w_sum, 0.0) / (n - 1))

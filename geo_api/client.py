@@ -339,9 +339,11 @@ class IocMap:
         h3: str | None = None,
         h3_res: int = 7,
         indicator: str | None = None,
+        extra_layers: Sequence[pdk.Layer] = (),
     ) -> pdk.Deck:
-        """A pydeck map: the province and wards as basemap, the layers in their catalogue
-        colours, optional H3 cells and an indicator choropleth. Works offline (no token)."""
+        """A pydeck map: the province and wards as basemap, an indicator choropleth, H3 cells,
+        the layers in their catalogue colours, then `extra_layers` (e.g. frame_layer results).
+        Works offline (no token, no online basemap)."""
         import pydeck as pdk
 
         deck_layers: list[pdk.Layer] = [self._basemap_layer()]
@@ -351,6 +353,7 @@ class IocMap:
             deck_layers.append(self._h3_layer(h3, h3_res))
         for slug in layers:
             deck_layers.append(self._feature_layer(slug))
+        deck_layers.extend(extra_layers)
         return pdk.Deck(
             layers=deck_layers,
             initial_view_state=pdk.ViewState(**PROVINCE_VIEW),
@@ -448,6 +451,34 @@ class IocMap:
             line_width_min_pixels=1,
             pickable=True,
         )
+
+
+def frame_layer(
+    frame: gpd.GeoDataFrame, column: str, layer_id: str, label: str | None = None
+) -> pdk.Layer:
+    """A pydeck layer of an analysis result, coloured by quintiles of `column` with the web
+    map's ramp (low yellow to high red); `label` names the column shown on hover."""
+    import pydeck as pdk
+
+    doc = _geo_interface(frame.to_crs(4326))
+    colours = ramp_colours([float(v) for v in frame[column].fillna(0)])
+    for feat, colour in zip(doc["features"], colours, strict=True):
+        props = feat["properties"]
+        props["_fill"] = colour
+        props["_label"] = f"{props.get(label or column, '')}: {props.get(column)}"
+    return pdk.Layer(
+        "GeoJsonLayer",
+        data=doc,
+        id=layer_id,
+        filled=True,
+        stroked=True,
+        get_fill_color="properties._fill",
+        get_line_color=[255, 255, 255, 160],
+        get_point_radius=6.0,
+        point_radius_units="'pixels'",
+        line_width_min_pixels=1,
+        pickable=True,
+    )
 
 
 def _as_4326(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

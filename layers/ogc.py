@@ -121,6 +121,9 @@ def parse_bbox_in(raw: str | None, crs: Crs) -> tuple[float, float, float, float
 
 def _parse_instant(raw: str) -> datetime:
     value = raw.strip()
+    if len(value) == 11 and value[10] in "Tt":
+        # GDAL's OAPIF driver (3.6, Debian 12) turns a date literal of -where into "2026-06-01T".
+        value = value[:10]
     try:
         if len(value) == 10:
             parsed = datetime.fromisoformat(value)

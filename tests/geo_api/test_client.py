@@ -200,3 +200,32 @@ def test_pydeck_map_is_offline(planner: IocMap, tmp_path: Path) -> None:
     html = offline_html(deck)
     assert not re.search(r"<(script|link)[^>]+(src|href)=['\"]?https?://", html)
     (tmp_path / "map.html").write_text(html, encoding="utf-8")
+
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "scripts/notebooks/schools_far_from_health.ipynb"
+
+
+def test_analyst_notebook_runs(server: str, tmp_path: Path) -> None:
+    """The walkthrough notebook runs end to end against the server (its parameters injected)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    params.source = (
+        f"URL = {server!r}\nUSERNAME = 'client_planner'\nPASSWORD = {PASSWORD!r}\n"
+        "OUT_HTML = 'answer.html'"
+    )
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    ).execute()
+    html = (tmp_path / "answer.html").read_text(encoding="utf-8")
+    assert "pupil-weighted-km" in html
+    table = next(
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code" and 'weighted_km"]].head(10)' in cell.source
+        for out in cell.outputs
+        if out.get("output_type") == "execute_result"
+    )
+    assert "weighted_km" in table["data"]["text/plain"]

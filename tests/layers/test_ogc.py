@@ -47,6 +47,8 @@ def test_crs_and_bbox_and_datetime_parsing() -> None:
     )
     with pytest.raises(InvalidInputError, match="RFC 3339"):
         ogc.parse_datetime("yesterday")
+    # what GDAL 3.6's OAPIF driver sends for -where "received_at >= '2026-06-01'"
+    assert ogc.parse_datetime("2026-06-01T/..") == (datetime(2026, 6, 1, tzinfo=UTC), None)
 
 
 def test_filters_count_like_sql(seeded: Engine) -> None:
