@@ -24,8 +24,10 @@ from geo_api.routers import (
     indicators,
     layers,
     ogc,
+    ogc_tiles,
     query,
     reports,
+    styles,
     tiles,
 )
 from geo_api.web import mount_web_map
@@ -36,6 +38,8 @@ ROUTERS = (
     health,
     layers,
     ogc,
+    ogc_tiles,
+    styles,
     tiles,
     query,
     imports,

@@ -208,6 +208,13 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/reports/{code}/resolve"): roles(*REPORT_WORKERS, max_body="photo"),
     ("POST", "/api/reports/{code}/reject"): roles(*REPORT_WORKERS),
     ("POST", "/api/reports/{code}/rating"): roles("citizen"),
+    # OGC API - Tiles and MapLibre styles (issue 22): metadata of readable layers
+    ("GET", "/ogc/tileMatrixSets"): PUBLIC,
+    ("GET", "/ogc/tileMatrixSets/{tms_id}"): PUBLIC,
+    ("GET", "/ogc/collections/{collection_id}/tiles"): layer_read("collection_id"),
+    ("GET", "/ogc/collections/{collection_id}/tiles/{tms_id}"): layer_read("collection_id"),
+    ("GET", "/styles/map.json"): PUBLIC,
+    ("GET", "/styles/{slug}.json"): layer_read("slug"),
 }
 
 

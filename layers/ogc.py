@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Text
 
+from layers import ogc_tiles
 from layers.errors import InvalidInputError, NotFoundError
 from layers.features import equality_condition, parse_bbox, properties_expr
 from layers.models import feature
@@ -39,6 +40,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    *ogc_tiles.CONFORMANCE,
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
 ]
 
@@ -388,6 +390,7 @@ def collection_doc(
                 "title": "Schema",
                 "href": f"{href}/queryables",
             },
+            *ogc_tiles.collection_tile_links(base, info.slug),
         ],
     }
 
@@ -417,6 +420,12 @@ def landing_doc(base: str, title: str) -> dict[str, Any]:
                 "type": "application/json",
                 "title": "Collections",
                 "href": f"{base}/collections",
+            },
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+                "type": "application/json",
+                "title": "Tile matrix sets",
+                "href": f"{base}/tileMatrixSets",
             },
         ],
     }
