@@ -1107,13 +1107,15 @@ def job_refreshed_at(conn: Connection, job: str) -> datetime | None:
     return v if isinstance(v, datetime) else None
 
 
-def set_job_version(conn: Connection, job: str, version: int) -> None:
-    """Record that `job` is up to date with its source's data_version."""
-    stmt = insert(indicator_job_state).values(job=job, source_version=version)
+def set_job_version(conn: Connection, job: str, version: int, at: datetime | None = None) -> None:
+    """Record that `job` is up to date with its source's data_version (as of `at`, or now)."""
+    # The caller's clock when given: the job compares it with its own clock later.
+    when: Any = at if at is not None else text("now()")
+    stmt = insert(indicator_job_state).values(job=job, source_version=version, refreshed_at=when)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[indicator_job_state.c.job],
-            set_={"source_version": version, "refreshed_at": text("now()")},
+            set_={"source_version": version, "refreshed_at": when},
         )
     )
 

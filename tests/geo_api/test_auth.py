@@ -78,6 +78,7 @@ def test_session_cookie_is_httponly_secure_strict(client: TestClient) -> None:
     assert client.get("/api/auth/me").status_code == 401
 
 
+@pytest.mark.clock
 def test_expired_tampered_and_disabled_tokens_are_refused(
     client: TestClient, seeded: Engine, settings: Settings
 ) -> None:
