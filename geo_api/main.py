@@ -22,6 +22,7 @@ from geo_api.routers import (
     health,
     imports,
     indicators,
+    jobs,
     layers,
     ogc,
     query,
@@ -47,6 +48,7 @@ ROUTERS = (
     auth,
     audit,
     indicators,
+    jobs,  # issue 14
 )
 
 

@@ -218,6 +218,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/reports/{code}/resolve"): roles(*REPORT_WORKERS, max_body="photo"),
     ("POST", "/api/reports/{code}/reject"): roles(*REPORT_WORKERS),
     ("POST", "/api/reports/{code}/rating"): roles("citizen"),
+    # security and reliability (issue 14)
+    ("GET", "/api/jobs"): roles("operator", "leader", "gis_staff"),
 }
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Date,
+    Text,
     cast,
     delete,
     func,
@@ -42,6 +43,7 @@ from layers.models.indicators import (
     indicator_observation_revision,
     indicator_subject,
 )
+from layers.sql import any_of
 
 Frequency = Literal["day", "month", "quarter", "year", "school_year"]
 Rollup = Literal["sum", "mean", "rate"]
@@ -379,6 +381,9 @@ def _lookup_subjects(
     return found
 
 
+SUBJECT_CHUNK = 5_000
+
+
 def _subject_ids(
     conn: Connection, subjects: dict[tuple[str | None, str], tuple[str | None, bool]]
 ) -> dict[tuple[str | None, str], int]:
@@ -389,15 +394,17 @@ def _subject_ids(
         {"layer": lay or "", "key": key, "commune_code": commune, "is_province": prov}
         for (lay, key), (commune, prov) in subjects.items()
     ]
-    stmt = insert(indicator_subject).values(rows)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[indicator_subject.c.layer, indicator_subject.c.key],
-            set_={"commune_code": stmt.excluded.commune_code},
-            # Only rewrite rows whose feature moved to another commune.
-            where=indicator_subject.c.commune_code.is_distinct_from(stmt.excluded.commune_code),
+    # Chunks keep each statement's parameter count (4 per row) far below PostgreSQL's 65,535.
+    for i in range(0, len(rows), SUBJECT_CHUNK):
+        stmt = insert(indicator_subject).values(rows[i : i + SUBJECT_CHUNK])
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[indicator_subject.c.layer, indicator_subject.c.key],
+                set_={"commune_code": stmt.excluded.commune_code},
+                # Only rewrite rows whose feature moved to another commune.
+                where=indicator_subject.c.commune_code.is_distinct_from(stmt.excluded.commune_code),
+            )
         )
-    )
     by_layer: dict[str, list[str]] = {}
     for lay, key in subjects:
         by_layer.setdefault(lay or "", []).append(key)
@@ -405,7 +412,7 @@ def _subject_ids(
     for lay, keys in by_layer.items():
         for sid, key in conn.execute(
             select(indicator_subject.c.id, indicator_subject.c.key).where(
-                indicator_subject.c.layer == lay, indicator_subject.c.key.in_(keys)
+                indicator_subject.c.layer == lay, any_of(indicator_subject.c.key, keys, Text)
             )
         ):
             ids[(lay or None, key)] = sid

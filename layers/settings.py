@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     analytics_interval_s: float = Field(
         default=60.0, description="Seconds between scheduled H3 refreshes and rule evaluations."
     )
+    analytics_retry_base_s: float = Field(
+        default=10.0, description="First retry delay of a failed scheduled job (doubles each time)."
+    )
+    analytics_retry_max_s: float = Field(
+        default=900.0, description="Longest retry delay of a failed scheduled job."
+    )
 
     media_dir: Path | None = None
     vision_detector: str = Field(
