@@ -27,13 +27,21 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 import jwt
 import orjson
+import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from layers import audit
-from layers.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
+from layers.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    PermissionDeniedError,
+    UnavailableError,
+)
 from layers.models.core import layer
 from layers.settings import DEFAULT_SECRET, Settings
 from layers.users import ROLES, User, active_user
@@ -58,6 +66,14 @@ USER_STATE_KEY = "iocmap_user"
 CALL_STATE_KEY = "iocmap_call"
 # What a layer slug can look like (layers.registry.LayerDef.slug); anything else names no layer.
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+# What a database that is restarting, down or saturated raises (answered 503 + Retry-After).
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    OperationalError,
+    PoolTimeoutError,
+    psycopg.OperationalError,
+    UnavailableError,
+)
 
 # --- the policy table ---------------------------------------------------------------------
 
@@ -352,7 +368,15 @@ class LayerFlags:
         with self._lock:
             stale = [s for s in slugs if self._flags.get(s, (False, 0.0))[1] <= now]
         if stale:
-            found = set(_sensitive_layers(engine, stale))
+            try:
+                found = set(_sensitive_layers(engine, stale))
+            except DATABASE_AWAY as exc:
+                # Database away: known flags (even expired) still decide, so cached public
+                # tiles are served; an unknown layer cannot be judged.
+                with self._lock:
+                    if all(s in self._flags for s in slugs):
+                        return {s for s in slugs if self._flags[s][0]}
+                raise UnavailableError("the database is unreachable; retry shortly") from exc
             with self._lock:
                 if len(self._flags) > 10_000:  # arbitrary slugs must not grow it
                     self._flags.clear()
@@ -605,14 +629,19 @@ class SecurityMiddleware:
             return
         engine: Engine | None = getattr(scope["app"].state, "engine", None)
         token, call.via_cookie = _token(scope, self.settings)
-        if token and engine is not None:
-            call.user = await self._user(engine, token)
-        scope.setdefault("state", {})[USER_STATE_KEY] = call.user
+        scope.setdefault("state", {})[USER_STATE_KEY] = None
         scope["state"][CALL_STATE_KEY] = call
         enforce = ENFORCE_ALL or template.startswith(OWN_PREFIXES)
         try:
-            if enforce:
-                receive = await self._check(scope, receive, call, engine)
+            try:
+                if token and engine is not None:
+                    call.user = await self._user(engine, token)
+                scope["state"][USER_STATE_KEY] = call.user
+                if enforce:
+                    receive = await self._check(scope, receive, call, engine)
+            except DATABASE_AWAY as exc:
+                log.warning("database away during the access check: %s", type(exc).__name__)
+                raise _Refused(unavailable(self.settings)) from exc
         except _Refused as refused:
             await _respond(send_with_headers, call, refused.response)
         else:
@@ -681,6 +710,14 @@ class _Refused(Exception):
     def __init__(self, response: tuple[int, bytes, list[tuple[bytes, bytes]]]) -> None:
         super().__init__(response[0])
         self.response = response
+
+
+def unavailable(settings: Settings) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """503 with Retry-After: the database is away or the server is saturated."""
+    status, body, headers = _error(
+        503, "unavailable", "the service is busy or its database is unreachable; retry shortly"
+    )
+    return status, body, [*headers, (b"retry-after", str(settings.retry_after_s).encode())]
 
 
 def _denied(user: User | None, why: str = "") -> tuple[int, bytes, list[tuple[bytes, bytes]]]:

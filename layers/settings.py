@@ -148,6 +148,28 @@ class Settings(BaseSettings):
         default=None, description="Built web map assets (default: web_map/dist in the package)."
     )
 
+    # security and reliability (issue 14): pools sized on purpose, load shed with 503s
+    db_max_overflow: int = Field(
+        default=8, description="Extra SQLAlchemy connections beyond db_pool_size under load."
+    )
+    db_pool_timeout_s: float = Field(
+        default=3.0, description="Longest wait for a pooled connection before answering 503."
+    )
+    read_pool_size: int = Field(
+        default=8, description="Async connections for tiles and layer versions (psycopg_pool)."
+    )
+    max_inflight_requests: int | None = Field(
+        default=None,
+        description="Requests handled at once (default db_pool_size + db_max_overflow); others"
+        " wait up to request_queue_timeout_s, then get 503 with Retry-After.",
+    )
+    request_queue_timeout_s: float = Field(
+        default=10.0, description="Longest wait for a request slot before a 503."
+    )
+    retry_after_s: int = Field(
+        default=5, description="Retry-After of 503 answers (database away, server busy)."
+    )
+
     @property
     def pg_data_dir(self) -> Path:
         """Data directory of the managed PostgreSQL cluster."""
