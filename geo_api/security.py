@@ -43,7 +43,7 @@ from layers.errors import (
     UnavailableError,
 )
 from layers.models.core import layer
-from layers.settings import DEFAULT_SECRET, Settings
+from layers.settings import PUBLIC_SECRETS, Settings
 from layers.users import ROLES, User, active_user
 
 Scope = MutableMapping[str, Any]
@@ -259,16 +259,21 @@ class InsecureConfigurationError(RuntimeError):
 
 
 def check_settings(settings: Settings) -> None:
-    """Refuse production mode with the default (or a short) secret key."""
-    if settings.environment != "production":
+    """Refuse a published secret key anywhere, and a short one in production.
+
+    Without IOC_SECRET_KEY a random key is created in the state directory (and used).
+    """
+    if settings.secret_key is None:
+        settings.signing_key()  # created now (mode 0600), not at the first sign-in
         return
     secret = settings.secret_key.get_secret_value()
-    if secret == DEFAULT_SECRET:
+    if secret in PUBLIC_SECRETS:
         raise InsecureConfigurationError(
-            "IOC_SECRET_KEY is the default development secret; refusing to start in production. "
-            "Set IOC_SECRET_KEY to a long random value (e.g. `openssl rand -hex 32`)."
+            "IOC_SECRET_KEY is the old published development secret; refusing to start. "
+            "Unset it (a random key is then kept in the state directory) or set a long random "
+            "value (e.g. `openssl rand -hex 32`)."
         )
-    if len(secret) < 32:
+    if settings.environment == "production" and len(secret) < 32:
         raise InsecureConfigurationError(
             "IOC_SECRET_KEY must be at least 32 characters in production."
         )
@@ -286,7 +291,7 @@ def issue_token(settings: Settings, user: User, now: datetime | None = None) -> 
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=settings.token_ttl_s)).timestamp()),
     }
-    return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=JWT_ALGORITHM)
+    return jwt.encode(claims, settings.signing_key(), algorithm=JWT_ALGORITHM)
 
 
 def decode_token(settings: Settings, token: str) -> tuple[int, str]:
@@ -294,7 +299,7 @@ def decode_token(settings: Settings, token: str) -> tuple[int, str]:
     try:
         claims = jwt.decode(
             token,
-            settings.secret_key.get_secret_value(),
+            settings.signing_key(),
             algorithms=[JWT_ALGORITHM],
             issuer=JWT_ISSUER,
             options={"require": ["exp", "iat", "sub", "iss"]},

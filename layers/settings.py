@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import getpass
 import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET = "change-me-dev-only-secret"
+# Once the built-in development key: public, so refused wherever it is still configured.
+PUBLIC_SECRETS = frozenset({"change-me-dev-only-secret"})
+SECRET_FILE = "secret_key"
+
+
+def state_secret(state_dir: Path) -> str:
+    """The signing key kept in the state directory (mode 0600), created at first use.
+
+    Random (256 bits); created with O_EXCL so processes starting together agree on one key.
+    """
+    path = state_dir / SECRET_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip()
 
 
 def _default_state_dir() -> Path:
@@ -48,7 +71,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="JWT signing key; by default a random key kept in STATE_DIR/secret_key"
+        " (set it, the same on every replica, to share sessions between them).",
+    )
     cors_origins: list[str] = Field(default_factory=list)
     session_cookie_name: str = "iocmap_session"
     session_cookie_secure: bool = Field(
@@ -169,6 +196,12 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(
         default=5, description="Retry-After of 503 answers (database away, server busy)."
     )
+
+    def signing_key(self) -> str:
+        """The key tokens are signed with: IOC_SECRET_KEY, else the state directory's own."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return state_secret(self.state_dir)
 
     @property
     def pg_data_dir(self) -> Path:

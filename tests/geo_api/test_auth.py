@@ -41,7 +41,7 @@ def test_password_flow_issues_a_working_jwt(client: TestClient, settings: Settin
     assert body["token_type"] == "bearer" and body["user"]["role"] == "planner"
     claims = jwt.decode(
         body["access_token"],
-        settings.secret_key.get_secret_value(),
+        settings.signing_key(),
         algorithms=["HS256"],
         issuer="iocmap",
     )
@@ -158,7 +158,9 @@ def test_login_attempts_are_rate_limited(seeded: Engine, settings: Settings) -> 
 
 def test_production_refuses_the_default_secret(settings: Settings) -> None:
     with pytest.raises(InsecureConfigurationError, match="IOC_SECRET_KEY"):
-        create_app(settings.model_copy(update={"environment": "production"}))
+        create_app(
+            settings.model_copy(update={"secret_key": SecretStr("change-me-dev-only-secret")})
+        )
     with pytest.raises(InsecureConfigurationError, match="32"):
         create_app(
             settings.model_copy(
