@@ -76,6 +76,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if status == 503:
             headers = {"Retry-After": str(_retry_after(request))}
+        if status == 429 and isinstance(exc.context.get("retry_after_s"), int | float):
+            headers = {"Retry-After": str(max(1, int(exc.context["retry_after_s"])))}
         return JSONResponse(
             error_body(
                 status,

@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     )
     login_rate_burst: int = 10
     login_rate_per_minute: float = 10.0
+    login_free_failures: int = Field(
+        default=5, description="Failed sign-ins per (account, address) before a wait is imposed."
+    )
+    login_backoff_base_s: float = Field(
+        default=2.0, description="First wait after the free failures; doubles each failure."
+    )
+    login_backoff_max_s: float = Field(
+        default=900.0, description="Longest wait between sign-in attempts of one pair."
+    )
 
     province_code: str = "40"
     province_name: str = "Nghệ An"
