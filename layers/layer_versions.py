@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, Pool, event
+from sqlalchemy.exc import InvalidRequestError
 
 from layers.cluster import database_url, libpq_url
 from layers.errors import UnavailableError
@@ -63,8 +64,13 @@ def _on_commit(conn: Connection) -> None:
 
 
 def _on_rollback(conn: Connection) -> None:
-    conn.info.pop(LAYER_CHANGED_INFO, None)
-    conn.info.pop(_COMMITTED_INFO, None)
+    # A connection the database dropped (a restart) has no info to clean, and asking for it
+    # would raise inside the rollback, turning a 503 into a 500.
+    if conn.invalidated:
+        return
+    with contextlib.suppress(InvalidRequestError):
+        conn.info.pop(LAYER_CHANGED_INFO, None)
+        conn.info.pop(_COMMITTED_INFO, None)
 
 
 def _on_checkin(dbapi_connection: Any, record: Any) -> None:
