@@ -123,6 +123,10 @@ class Settings(BaseSettings):
         default="Asia/Ho_Chi_Minh", description="Zone of naive timestamps in imported files."
     )
     ingest_max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    ingest_replace_min_share: float = Field(
+        default=0.5,
+        description="A replace keeping fewer than this share of the layer's rows needs force.",
+    )
     ingest_connectors_file: Path | None = Field(
         default=None, description="YAML file of sector connectors (HTTP pull, drop folder, MQTT)."
     )

@@ -29,6 +29,12 @@ def create_import(
     mode: Annotated[Literal["append", "upsert", "replace"], Form()] = "append",
     encoding: Annotated[str | None, Form()] = None,
     dry_run: Annotated[bool, Form()] = False,
+    allow_empty: Annotated[
+        bool, Form(description="Let a replace with no valid row empty the layer")
+    ] = False,
+    force: Annotated[
+        bool, Form(description="Confirm a replace that drops most of the layer's rows")
+    ] = False,
 ) -> JSONResponse:
     """Start an import job (202 with its id), or return a dry run's report (200)."""
     path = jobs.save_upload(settings, file.filename or "upload", file.file)
@@ -41,6 +47,8 @@ def create_import(
         mode=mode,
         encoding=encoding or None,
         dry_run=dry_run,
+        allow_empty=allow_empty,
+        force=force,
         actor="api",
         kind="upload",
         source_name=file.filename,
