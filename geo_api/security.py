@@ -638,6 +638,9 @@ class SecurityMiddleware:
         scope["state"][CALL_STATE_KEY] = call
         enforce = ENFORCE_ALL or template.startswith(OWN_PREFIXES)
         try:
+            bad = _malformed_params(scope, call.params)
+            if bad is not None:
+                raise _Refused(_error(400, "invalid_input", bad))
             try:
                 if token and engine is not None:
                     call.user = await self._user(engine, token)
@@ -715,6 +718,31 @@ class _Refused(Exception):
     def __init__(self, response: tuple[int, bytes, list[tuple[bytes, bytes]]]) -> None:
         super().__init__(response[0])
         self.response = response
+
+
+INT64_MAX = 2**63 - 1
+
+
+def _malformed_params(scope: Scope, params: dict[str, str]) -> str | None:
+    """Why a path or query parameter can never be valid (NUL bytes, ids beyond 64 bits).
+
+    Only refusals, decided before any handler or SQL sees the values; what passes is
+    validated again by the handler's own parsing.
+    """
+    from urllib.parse import parse_qsl
+
+    for name, value in params.items():
+        if "\x00" in value:
+            return f"path parameter '{name}': NUL bytes are not allowed"
+        if value.isdigit() and len(value) > 18 and int(value) > INT64_MAX:
+            return f"path parameter '{name}': {value[:40]} is beyond the 64-bit integer range"
+    query = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                shown = name.replace("\x00", "\\x00")[:64]
+                return f"query parameter '{shown}': NUL bytes are not allowed"
+    return None
 
 
 def unavailable(settings: Settings) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, select
 
 from ingest import crs as crsmod
 from ingest.build import BuildSet
-from ingest.formats import SourceData, read_source
+from ingest.formats import ReadLimits, SourceData, read_source
 from ingest.load import (
     EarlyLoad,
     LoadCounts,
@@ -224,6 +224,18 @@ def _existing_layer(conn: Connection, slug: str) -> LayerInfo | None:
         return None
 
 
+def read_limits(settings: Settings) -> ReadLimits:
+    """The import limits of these settings."""
+    return ReadLimits(
+        uncompressed_bytes=settings.ingest_max_uncompressed_bytes,
+        compression_ratio=settings.ingest_max_compression_ratio,
+        archive_members=settings.ingest_max_archive_members,
+        rows=settings.ingest_max_rows,
+        columns=settings.ingest_max_columns,
+        line_bytes=settings.ingest_max_line_bytes,
+    )
+
+
 def analyse(
     conn: Connection,
     settings: Settings,
@@ -234,7 +246,7 @@ def analyse(
     """Read, resolve the CRS and validate; writes nothing itself (`early` may start a load)."""
     if progress:
         progress("read", 0, 0)
-    source = read_source(opts.path, opts.source_layer, opts.encoding)
+    source = read_source(opts.path, opts.source_layer, opts.encoding, read_limits(settings))
     info = _existing_layer(conn, opts.layer)
     boundary = province_boundary(settings, conn)
     choice = resolve_crs(source, opts.crs, boundary, settings)

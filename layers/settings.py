@@ -123,6 +123,22 @@ class Settings(BaseSettings):
         default="Asia/Ho_Chi_Minh", description="Zone of naive timestamps in imported files."
     )
     ingest_max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    ingest_max_uncompressed_bytes: int = Field(
+        default=1024**3, description="An archive may hold at most this much once uncompressed."
+    )
+    ingest_max_compression_ratio: float = Field(
+        default=200.0, description="Uncompressed/compressed size an archive may reach."
+    )
+    ingest_max_archive_members: int = 10_000
+    ingest_max_rows: int = Field(default=5_000_000, description="Rows one import may hold.")
+    ingest_max_columns: int = Field(default=2_000, description="Columns of a CSV table at most.")
+    ingest_max_line_bytes: int = Field(
+        default=1024**2, description="Longest CSV line (and so field) accepted."
+    )
+    ingest_worker_memory_bytes: int = Field(
+        default=6 * 1024**3,
+        description="Address-space limit of the process an API import runs in (RLIMIT_AS).",
+    )
     ingest_replace_min_share: float = Field(
         default=0.5,
         description="A replace keeping fewer than this share of the layer's rows needs force.",

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from geo_api.deps import ConnDep, SettingsDep
 from geo_api.security import authorize_layers
@@ -17,7 +17,16 @@ router = APIRouter(prefix="/api/query", tags=["query"])
 
 Format = Literal["geojson", "csv", "gpkg"]
 FormatQuery = Annotated[Format, Query(description="geojson (default), csv or gpkg")]
-Where = dict[str, str]
+
+
+def _no_nul(value: dict[str, str]) -> dict[str, str]:
+    for k, v in value.items():
+        if "\x00" in k or "\x00" in v:
+            raise ValueError("NUL bytes are not allowed in filter names or values")
+    return value
+
+
+Where = Annotated[dict[str, str], AfterValidator(_no_nul)]
 
 
 class _Body(BaseModel):
