@@ -94,10 +94,11 @@ def refresh_job(
     if not force and ind.job_version(conn, job) == lv[1]:
         return DerivedReport(job=job, source=source, status="up_to_date")
     since: date | None = None
+    # One clock for the whole job (this process's), stored with the run and compared later.
+    now = datetime.now(UTC)
     if source in ind.INCREMENTAL_SOURCES and not force:
         last = ind.job_refreshed_at(conn, job)
         full = ind.job_refreshed_at(conn, job + ":full")
-        now = datetime.now(UTC)
         if last is not None and full is not None and now - full < FULL_EVERY:
             since = last.astimezone(ZoneInfo(tz)).date() - timedelta(days=1)
     rep = DerivedReport(job=job, source=source, status="refreshed", since=since)
@@ -112,9 +113,9 @@ def refresh_job(
         room = MAX_REJECT_SAMPLES - len(rep.reject_samples)
         rep.reject_samples += [(i, f"{code}: {r}") for i, r in counts.rejected[:room]]
     _finish(conn, rep.batch_id, rep)
-    ind.set_job_version(conn, job, lv[1])
+    ind.set_job_version(conn, job, lv[1], now)
     if since is None:
-        ind.set_job_version(conn, job + ":full", lv[1])
+        ind.set_job_version(conn, job + ":full", lv[1], now)
     return rep
 
 

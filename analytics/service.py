@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy import Connection
@@ -15,6 +16,7 @@ from analytics.h3jobs import AggTarget, target_for
 from layers import h3 as h3db
 from layers.errors import InvalidInputError, NotFoundError
 from layers.features import BBox
+from layers.indicators import PERIOD_TZ
 from layers.registry import get_layer
 
 
@@ -351,7 +353,8 @@ def commune_indicators(conn: Connection) -> list[dict[str, Any]]:
 
 
 def default_window(days: int = 30) -> tuple[datetime, datetime]:
-    """The last `days` whole days up to the next midnight UTC."""
-    now = datetime.now(UTC)
-    end = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+    """The last `days` whole Vietnam days up to the next midnight in Vietnam."""
+    local = ZoneInfo(PERIOD_TZ)
+    now = datetime.now(local)
+    end = datetime(now.year, now.month, now.day, tzinfo=local) + timedelta(days=1)
     return end - timedelta(days=days), end

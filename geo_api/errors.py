@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from layers.errors import (
     AuthenticationError,
@@ -20,6 +25,8 @@ from layers.errors import (
     RateLimitedError,
     UnavailableError,
 )
+
+log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[IocError], int] = {
     NotFoundError: 404,
@@ -55,6 +62,11 @@ def error_body(
 _RESERVED_KEYS = frozenset({"status", "code", "detail", "description"})
 
 
+def _retry_after(request: Request) -> int:
+    settings = getattr(request.app.state, "settings", None)
+    return int(getattr(settings, "retry_after_s", 5))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn domain and validation errors into JSON 4xx."""
 
@@ -62,6 +74,10 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, IocError)
         status = status_for(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 503:
+            headers = {"Retry-After": str(_retry_after(request))}
+        if status == 429 and isinstance(exc.context.get("retry_after_s"), int | float):
+            headers = {"Retry-After": str(max(1, int(exc.context["retry_after_s"])))}
         return JSONResponse(
             error_body(
                 status,
@@ -84,5 +100,28 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=400,
         )
 
+    async def on_database_away(request: Request, exc: Exception) -> JSONResponse:
+        # Restarting, down or saturated: a 503 the client may retry, never a 500.
+        log.warning("database away: %s", type(exc).__name__)
+        detail = "the service is busy or its database is unreachable; retry shortly"
+        return JSONResponse(
+            error_body(503, "unavailable", detail),
+            status_code=503,
+            headers={"Retry-After": str(_retry_after(request))},
+        )
+
+    async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
+        # SQLSTATE class 22 (a value out of range, a NUL byte, bad text): the request's data
+        # is at fault. The handlers validate first; this is the backstop, logged to be fixed.
+        log.warning("data error reached the edge: %s", str(exc).splitlines()[0][:300])
+        orig = getattr(exc, "orig", None)
+        first = str(orig or exc).strip().splitlines()[0][:200] if str(orig or exc) else ""
+        detail = f"a value in the request is out of range or malformed ({first})"
+        return JSONResponse(error_body(400, "invalid_input", detail), status_code=400)
+
     app.add_exception_handler(IocError, on_domain_error)
+    app.add_exception_handler(DataError, on_data_error)
+    app.add_exception_handler(psycopg.DataError, on_data_error)
+    for cls in (OperationalError, PoolTimeoutError, psycopg.OperationalError, PoolTimeout):
+        app.add_exception_handler(cls, on_database_away)
     app.add_exception_handler(RequestValidationError, on_validation_error)

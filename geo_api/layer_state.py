@@ -25,7 +25,7 @@ def read_pool(app: FastAPI) -> LayerVersionProbe:
     probe: LayerVersionProbe | None = getattr(app.state, "layer_probe", None)
     if probe is None:
         settings: Settings = app.state.settings
-        probe = LayerVersionProbe(settings, size=max(2, settings.db_pool_size))
+        probe = LayerVersionProbe(settings)
         app.state.layer_probe = probe
         app.state.layer_infos = {}
     return probe

@@ -12,6 +12,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 
 from geo_api import security
 from geo_api.errors import install_error_handlers
+from geo_api.load import LoadShedMiddleware
 from geo_api.routers import (
     alerts,
     audit,
@@ -22,6 +23,7 @@ from geo_api.routers import (
     health,
     imports,
     indicators,
+    jobs,
     layers,
     ogc,
     ogc_tiles,
@@ -51,6 +53,7 @@ ROUTERS = (
     auth,
     audit,
     indicators,
+    jobs,  # issue 14
 )
 
 
@@ -95,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     security.install(app, settings)
+    # Outermost: a request waits for a slot before anything (auth included) holds a connection.
+    app.add_middleware(LoadShedMiddleware, settings=settings)
     for module in ROUTERS:
         app.include_router(module.router)
     mount_web_map(app, web_dist_dir(settings))

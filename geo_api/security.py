@@ -3,8 +3,13 @@
 `POLICY` maps (method, route path template) to who may call it. `SecurityMiddleware`,
 installed by create_app, matches each request to its route template, resolves the caller
 (bearer JWT or the web map's session cookie), checks the policy (deny for routes missing from
-the table), checks layer sensitivity for generic layer/tiles/OGC/query/H3 routes inside the
-request, limits the body size, adds security headers and writes the audit trail.
+the table), checks the layer named in the path of generic layer/tiles/OGC/H3 routes, limits the
+body size, adds security headers and writes the audit trail.
+
+Layers named in a request body are checked by the handler itself, on the body FastAPI parsed
+and validated for it (`authorize_layers`), never by a second parser here; a route whose rule
+says `layers_in_body` and whose handler did not call it answers 500 instead of data. Both
+paths end in ONE decision, `layer_allowed`, and record the layers read in the audit entry.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -21,15 +27,23 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 import jwt
 import orjson
+import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from layers import audit
-from layers.errors import AuthenticationError
+from layers.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    PermissionDeniedError,
+    UnavailableError,
+)
 from layers.models.core import layer
-from layers.settings import DEFAULT_SECRET, Settings
+from layers.settings import PUBLIC_SECRETS, Settings
 from layers.users import ROLES, User, active_user
 
 Scope = MutableMapping[str, Any]
@@ -49,6 +63,17 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "iocmap"
 USER_STATE_KEY = "iocmap_user"
+CALL_STATE_KEY = "iocmap_call"
+# What a layer slug can look like (layers.registry.LayerDef.slug); anything else names no layer.
+SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+# What a database that is restarting, down or saturated raises (answered 503 + Retry-After).
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    OperationalError,
+    PoolTimeoutError,
+    psycopg.OperationalError,
+    UnavailableError,
+)
 
 # --- the policy table ---------------------------------------------------------------------
 
@@ -60,7 +85,7 @@ class Rule:
     roles: frozenset[str] | None = None
     authenticated: bool = False
     layer_param: str | None = None
-    body_layers: tuple[str, ...] = ()
+    layers_in_body: bool = False
     audit: bool | None = None
     audit_action: str | None = None
     max_body: Literal["default", "reports", "photo", "imports"] = "default"
@@ -109,7 +134,8 @@ SENSITIVE_LAYER_ROLES: dict[str, frozenset[str]] = {
     "cameras": frozenset({"admin", "operator", "leader", "gis_staff"}),
 }
 DEFAULT_SENSITIVE_ROLES = frozenset({"admin", "leader", "planner", "gis_staff", "operator"})
-QUERY = Rule(body_layers=("layer", "other_layer"))
+# The handlers check the layers of their validated body (authorize_layers).
+QUERY = Rule(layers_in_body=True)
 
 POLICY: dict[tuple[str, str], Rule] = {
     # web map, docs, health
@@ -215,6 +241,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/ogc/collections/{collection_id}/tiles/{tms_id}"): layer_read("collection_id"),
     ("GET", "/styles/map.json"): PUBLIC,
     ("GET", "/styles/{slug}.json"): layer_read("slug"),
+    # security and reliability (issue 14)
+    ("GET", "/api/jobs"): roles("operator", "leader", "gis_staff"),
 }
 
 
@@ -238,16 +266,21 @@ class InsecureConfigurationError(RuntimeError):
 
 
 def check_settings(settings: Settings) -> None:
-    """Refuse production mode with the default (or a short) secret key."""
-    if settings.environment != "production":
+    """Refuse a published secret key anywhere, and a short one in production.
+
+    Without IOC_SECRET_KEY a random key is created in the state directory (and used).
+    """
+    if settings.secret_key is None:
+        settings.signing_key()  # created now (mode 0600), not at the first sign-in
         return
     secret = settings.secret_key.get_secret_value()
-    if secret == DEFAULT_SECRET:
+    if secret in PUBLIC_SECRETS:
         raise InsecureConfigurationError(
-            "IOC_SECRET_KEY is the default development secret; refusing to start in production. "
-            "Set IOC_SECRET_KEY to a long random value (e.g. `openssl rand -hex 32`)."
+            "IOC_SECRET_KEY is the old published development secret; refusing to start. "
+            "Unset it (a random key is then kept in the state directory) or set a long random "
+            "value (e.g. `openssl rand -hex 32`)."
         )
-    if len(secret) < 32:
+    if settings.environment == "production" and len(secret) < 32:
         raise InsecureConfigurationError(
             "IOC_SECRET_KEY must be at least 32 characters in production."
         )
@@ -265,7 +298,7 @@ def issue_token(settings: Settings, user: User, now: datetime | None = None) -> 
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=settings.token_ttl_s)).timestamp()),
     }
-    return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=JWT_ALGORITHM)
+    return jwt.encode(claims, settings.signing_key(), algorithm=JWT_ALGORITHM)
 
 
 def decode_token(settings: Settings, token: str) -> tuple[int, str]:
@@ -273,7 +306,7 @@ def decode_token(settings: Settings, token: str) -> tuple[int, str]:
     try:
         claims = jwt.decode(
             token,
-            settings.secret_key.get_secret_value(),
+            settings.signing_key(),
             algorithms=[JWT_ALGORITHM],
             issuer=JWT_ISSUER,
             options={"require": ["exp", "iat", "sub", "iss"]},
@@ -318,6 +351,112 @@ def get_now() -> datetime:
 NowDep = Annotated[datetime, Depends(get_now)]
 CurrentUser = Annotated[User | None, Depends(current_user)]
 RequiredUser = Annotated[User, Depends(required_user)]
+
+# --- layer access: the one decision ------------------------------------------------------
+
+
+def layer_allowed(user: User | None, slug: str, sensitive: bool) -> bool:
+    """THE layer-permission decision: may this caller read layer `slug`?"""
+    if not sensitive:
+        return True
+    if user is None:
+        return False
+    return user.role in SENSITIVE_LAYER_ROLES.get(slug, DEFAULT_SENSITIVE_ROLES)
+
+
+class LayerFlags:
+    """Which layers are sensitive, cached for a few seconds per process so tile bursts do not
+    each pay a catalog query (one per app, on app.state)."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, tuple[bool, float]] = {}
+        self._lock = threading.Lock()
+
+    def sensitive(self, engine: Engine | None, slugs: Sequence[str]) -> set[str]:
+        """The sensitive ones among `slugs` (all of them when there is no database)."""
+        if engine is None:
+            return set(slugs)
+        now = time.monotonic()
+        with self._lock:
+            stale = [s for s in slugs if self._flags.get(s, (False, 0.0))[1] <= now]
+        if stale:
+            try:
+                found = set(_sensitive_layers(engine, stale))
+            except DATABASE_AWAY as exc:
+                # Database away: known flags (even expired) still decide, so cached public
+                # tiles are served; an unknown layer cannot be judged.
+                with self._lock:
+                    if all(s in self._flags for s in slugs):
+                        return {s for s in slugs if self._flags[s][0]}
+                raise UnavailableError("the database is unreachable; retry shortly") from exc
+            with self._lock:
+                if len(self._flags) > 10_000:  # arbitrary slugs must not grow it
+                    self._flags.clear()
+                for slug in stale:
+                    self._flags[slug] = (slug in found, now + SENSITIVITY_TTL_S)
+        with self._lock:
+            return {s for s in slugs if self._flags.get(s, (True, 0.0))[0]}
+
+
+def _valid_slugs(slugs: Sequence[str], param: str) -> list[str]:
+    """The distinct slugs, in order; InvalidInputError naming `param` for a malformed one."""
+    out: list[str] = []
+    for slug in slugs:
+        if not SLUG_RE.match(slug):
+            shown = slug[:64].encode("unicode_escape").decode("ascii")
+            raise InvalidInputError(f"{param}: '{shown}' is not a layer slug", param=param)
+        if slug not in out:
+            out.append(slug)
+    return out
+
+
+def _decide(
+    flags: LayerFlags,
+    engine: Engine | None,
+    call: _Call | None,
+    user: User | None,
+    slugs: list[str],
+) -> None:
+    """Record the layers in the audit entry, then refuse the first one the caller may not read."""
+    if call is not None:
+        call.details["layers"] = slugs
+        call.layers_checked = True
+    sensitive = flags.sensitive(engine, slugs)
+    for slug in slugs:
+        if not layer_allowed(user, slug, slug in sensitive):
+            if call is not None:
+                call.details["sensitive_layer"] = slug
+            if user is None:
+                raise AuthenticationError(f"layer '{slug}' is restricted: sign in", layer=slug)
+            raise PermissionDeniedError(
+                f"layer '{slug}' is restricted for role '{user.role}'", layer=slug
+            )
+
+
+def authorize_layers(request: Request, slugs: Sequence[str], param: str = "layer") -> None:
+    """Check (and audit) the layers a handler's validated request names, before it reads them.
+
+    Raises InvalidInputError for a malformed slug, AuthenticationError / PermissionDeniedError
+    when the caller may not read one of them.
+    """
+    state = request.scope.get("state", {})
+    call = state.get(CALL_STATE_KEY)
+    user = state.get(USER_STATE_KEY)
+    _decide(
+        _layer_flags(request.app),
+        getattr(request.app.state, "engine", None),
+        call if isinstance(call, _Call) else None,
+        user if isinstance(user, User) else None,
+        _valid_slugs(slugs, param),
+    )
+
+
+def _layer_flags(app: Any) -> LayerFlags:
+    flags = getattr(app.state, "layer_flags", None)
+    if not isinstance(flags, LayerFlags):
+        flags = app.state.layer_flags = LayerFlags()
+    return flags
+
 
 # --- route matching -----------------------------------------------------------------------
 
@@ -424,6 +563,7 @@ class _Call:
     via_cookie: bool = False
     status: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    layers_checked: bool = False
 
 
 class SecurityMiddleware:
@@ -433,7 +573,6 @@ class SecurityMiddleware:
         self.app = app
         self.settings = settings
         self._routes: list[RouteEntry] | None = None
-        self._layer_flags: dict[str, tuple[bool, float]] = {}
         self._users: dict[str, tuple[User | None, float]] = {}
 
     async def _user(self, engine: Engine, token: str) -> User | None:
@@ -451,19 +590,6 @@ class SecurityMiddleware:
             self._users[token] = (user, now + ttl)
         return user
 
-    async def _sensitive(self, engine: Engine, slugs: list[str]) -> list[str]:
-        """Which of these layers are sensitive; flags are cached for a few seconds per process
-        so tile bursts do not each pay a catalog query."""
-        now = time.monotonic()
-        stale = [s for s in slugs if self._layer_flags.get(s, (False, 0.0))[1] <= now]
-        if stale:
-            found = await anyio.to_thread.run_sync(_sensitive_layers, engine, stale)
-            if len(self._layer_flags) > 10_000:  # arbitrary slugs in URLs must not grow it
-                self._layer_flags.clear()
-            for slug in stale:
-                self._layer_flags[slug] = (slug in found, now + SENSITIVITY_TTL_S)
-        return [s for s in slugs if self._layer_flags[s][0]]
-
     def _entries(self, scope: Scope) -> list[RouteEntry]:
         if self._routes is None:
             self._routes = app_routes(scope["app"])
@@ -477,9 +603,30 @@ class SecurityMiddleware:
         path = scope["path"]
         headers_out = security_headers(path, self.settings)
 
+        dropped = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal dropped
+            if dropped:
+                return
             if message["type"] == "http.response.start":
-                call.status = int(message["status"])
+                status = int(message["status"])
+                if (
+                    status < 400
+                    and rule is not None
+                    and rule.layers_in_body
+                    and not (call.layers_checked)
+                ):
+                    # Fail closed: the handler answered without checking its body's layers.
+                    log.error("%s %s answered without authorize_layers", method, template)
+                    dropped = True
+                    await _respond(
+                        send,
+                        call,
+                        _error(500, "internal", "the layer access check did not run"),
+                    )
+                    return
+                call.status = status
                 message.setdefault("headers", [])
                 message["headers"] = list(message["headers"]) + headers_out
             await send(message)
@@ -494,13 +641,22 @@ class SecurityMiddleware:
             return
         engine: Engine | None = getattr(scope["app"].state, "engine", None)
         token, call.via_cookie = _token(scope, self.settings)
-        if token and engine is not None:
-            call.user = await self._user(engine, token)
-        scope.setdefault("state", {})[USER_STATE_KEY] = call.user
+        scope.setdefault("state", {})[USER_STATE_KEY] = None
+        scope["state"][CALL_STATE_KEY] = call
         enforce = ENFORCE_ALL or template.startswith(OWN_PREFIXES)
         try:
-            if enforce:
-                receive = await self._check(scope, receive, call, engine)
+            bad = _malformed_params(scope, call.params)
+            if bad is not None:
+                raise _Refused(_error(400, "invalid_input", bad))
+            try:
+                if token and engine is not None:
+                    call.user = await self._user(engine, token)
+                scope["state"][USER_STATE_KEY] = call.user
+                if enforce:
+                    receive = await self._check(scope, receive, call, engine)
+            except DATABASE_AWAY as exc:
+                log.warning("database away during the access check: %s", type(exc).__name__)
+                raise _Refused(unavailable(self.settings)) from exc
         except _Refused as refused:
             await _respond(send_with_headers, call, refused.response)
         else:
@@ -550,28 +706,18 @@ class SecurityMiddleware:
                 _error(413, "payload_too_large", f"request body over the {limit}-byte limit")
             )
         receive = _limited(receive, limit)
-        slugs: list[str] = []
-        if rule.layer_param:
-            slug = call.params.get(rule.layer_param) or _query_param(scope, rule.layer_param)
-            if slug:
-                slugs.append(slug)
-        if rule.body_layers:
+        # A layer in the path is the very string the router hands the handler.
+        slug = call.params.get(rule.layer_param) if rule.layer_param else None
+        if slug is not None:
             try:
-                body = await _read_body(receive)
-            except BodyTooLarge as exc:
-                raise _Refused(
-                    _error(413, "payload_too_large", f"request body over the {limit}-byte limit")
-                ) from exc
-            receive = _replay(body)
-            slugs += _body_slugs(body, rule.body_layers)
-        if slugs:
-            # Without a database the flags are unknown: treat every layer as sensitive.
-            sensitive = await self._sensitive(engine, slugs) if engine is not None else slugs
-            for slug in sensitive:
-                allowed = SENSITIVE_LAYER_ROLES.get(slug, DEFAULT_SENSITIVE_ROLES)
-                if call.user is None or call.user.role not in allowed:
-                    call.details["sensitive_layer"] = slug
-                    raise _Refused(_denied(call.user, f"layer '{slug}' is restricted"))
+                slugs = _valid_slugs([slug], rule.layer_param or "layer")
+                await anyio.to_thread.run_sync(
+                    _decide, _layer_flags(scope["app"]), engine, call, call.user, slugs
+                )
+            except InvalidInputError as exc:
+                raise _Refused(_error(400, "invalid_input", exc.detail)) from exc
+            except (AuthenticationError, PermissionDeniedError) as exc:
+                raise _Refused(_denied(call.user, exc.detail)) from exc
         return receive
 
 
@@ -579,6 +725,39 @@ class _Refused(Exception):
     def __init__(self, response: tuple[int, bytes, list[tuple[bytes, bytes]]]) -> None:
         super().__init__(response[0])
         self.response = response
+
+
+INT64_MAX = 2**63 - 1
+
+
+def _malformed_params(scope: Scope, params: dict[str, str]) -> str | None:
+    """Why a path or query parameter can never be valid (NUL bytes, ids beyond 64 bits).
+
+    Only refusals, decided before any handler or SQL sees the values; what passes is
+    validated again by the handler's own parsing.
+    """
+    from urllib.parse import parse_qsl
+
+    for name, value in params.items():
+        if "\x00" in value:
+            return f"path parameter '{name}': NUL bytes are not allowed"
+        if value.isdigit() and len(value) > 18 and int(value) > INT64_MAX:
+            return f"path parameter '{name}': {value[:40]} is beyond the 64-bit integer range"
+    query = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                shown = name.replace("\x00", "\\x00")[:64]
+                return f"query parameter '{shown}': NUL bytes are not allowed"
+    return None
+
+
+def unavailable(settings: Settings) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """503 with Retry-After: the database is away or the server is saturated."""
+    status, body, headers = _error(
+        503, "unavailable", "the service is busy or its database is unreachable; retry shortly"
+    )
+    return status, body, [*headers, (b"retry-after", str(settings.retry_after_s).encode())]
 
 
 def _denied(user: User | None, why: str = "") -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
@@ -649,13 +828,6 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _query_param(scope: Scope, name: str) -> str | None:
-    from urllib.parse import parse_qs
-
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
-    return values[0] if values else None
-
-
 class BodyTooLarge(BaseException):
     """Raised while streaming a body past its limit (no Content-Length was sent).
 
@@ -694,41 +866,6 @@ def _limited(receive: Receive, limit: int) -> Receive:
         return message
 
     return wrapped
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    return replay
-
-
-def _body_slugs(body: bytes, names: tuple[str, ...]) -> list[str]:
-    try:
-        data = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(data, dict):
-        return []
-    return [str(data[n]) for n in names if isinstance(data.get(n), str)]
 
 
 def _audited(call: _Call) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from ingest.encoding import (
     normalise_encoding_name,
     tcvn3_to_unicode,
 )
-from layers.errors import InvalidInputError
+from layers.errors import InvalidInputError, PayloadTooLargeError
 
 VECTOR_FORMATS = {
     ".gpkg": "GPKG",
@@ -74,6 +76,69 @@ class SourceData:
         return int(self.attributes.num_rows)
 
 
+@dataclass(frozen=True)
+class ReadLimits:
+    """What one import may hold (settings ingest_max_*); beyond it a clear 413, never a crash."""
+
+    uncompressed_bytes: int = 1024**3
+    compression_ratio: float = 200.0
+    archive_members: int = 10_000
+    rows: int = 5_000_000
+    columns: int = 2_000
+    line_bytes: int = 1024**2
+
+
+def hide_paths(message: str, path: Path) -> str:
+    """A driver's message without the server's directories (only the file's own name)."""
+    for place in (str(path), str(path.parent)):
+        message = message.replace(place + "/", "").replace(place, path.name)
+    return message
+
+
+def check_archive(path: Path, limits: ReadLimits) -> None:
+    """Refuse zip bombs before anything is extracted: members, total size and ratio."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidInputError(f"{path.name}: not a readable zip archive", file=path.name) from exc
+    if len(infos) > limits.archive_members:
+        raise PayloadTooLargeError(
+            f"{path.name}: {len(infos)} files in the archive; at most {limits.archive_members}",
+            file=path.name,
+        )
+    total = sum(i.file_size for i in infos)
+    packed = max(1, sum(i.compress_size for i in infos))
+    if total > limits.uncompressed_bytes:
+        raise PayloadTooLargeError(
+            f"{path.name}: {total} bytes once uncompressed; at most {limits.uncompressed_bytes}",
+            file=path.name,
+        )
+    if total > 1024**2 and total / packed > limits.compression_ratio:
+        raise PayloadTooLargeError(
+            f"{path.name}: compressed {total / packed:.0f} to 1 (a zip bomb?); at most"
+            f" {limits.compression_ratio:.0f} to 1",
+            file=path.name,
+        )
+
+
+def _extract(path: Path, member: str, into: Path, limits: ReadLimits) -> Path:
+    """Stream one member out of a zip, counting the bytes against the limit as they come."""
+    target = into / Path(member).name
+    written = 0
+    with zipfile.ZipFile(path) as zf, zf.open(member) as src, target.open("wb") as out:
+        while chunk := src.read(1024 * 1024):
+            written += len(chunk)
+            if written > limits.uncompressed_bytes:
+                raise PayloadTooLargeError(
+                    f"{path.name}: '{Path(member).name}' is more than"
+                    f" {limits.uncompressed_bytes} bytes once uncompressed",
+                    file=path.name,
+                )
+            out.write(chunk)
+    return target
+
+
 def _zip_member(path: Path) -> tuple[str, str]:
     """The dataset inside a zip: (GDAL path, extension)."""
     with zipfile.ZipFile(path) as zf:
@@ -107,28 +172,44 @@ def read_source(
     path: Path,
     source_layer: str | None = None,
     encoding: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> SourceData:
     """Read any supported file; `source_layer` picks a GeoPackage layer or an XLSX sheet."""
+    limits = limits or ReadLimits()
     if not path.exists():
-        raise InvalidInputError(f"{path} does not exist")
+        raise InvalidInputError(f"{path.name} does not exist", file=path.name)
     fmt = detect_format(path)
     ext = path.suffix.lower()
+    if ext in (".zip", ".kmz"):
+        check_archive(path, limits)
     if ext == ".zip":
         member, inner = _zip_member(path)
         if inner in TABULAR_FORMATS:
-            import tempfile
-
             tmpdir = Path(tempfile.mkdtemp(prefix="iocmap-unzip-"))
-            with zipfile.ZipFile(path) as zf:
-                extracted = Path(zf.extract(member, tmpdir))
-            data = read_source(extracted, source_layer, encoding)
+            try:
+                extracted = _extract(path, member, tmpdir, limits)
+                data = read_source(extracted, source_layer, encoding, limits)
+            finally:  # the table is in memory by now: nothing may stay on disk
+                shutil.rmtree(tmpdir, ignore_errors=True)
             data.format = fmt
+            data.path = path
             return data
         gdal_path = f"/vsizip/{path}/{member}"
-        return _read_vector(path, gdal_path, inner, fmt, source_layer, encoding, zipped=True)
-    if ext in TABULAR_FORMATS:
-        return _read_tabular(path, fmt, source_layer, encoding)
-    return _read_vector(path, str(path), ext, fmt, source_layer, encoding, zipped=False)
+        data = _read_vector(
+            path, gdal_path, inner, fmt, source_layer, encoding, zipped=True, limits=limits
+        )
+    elif ext in TABULAR_FORMATS:
+        data = _read_tabular(path, fmt, source_layer, encoding, limits)
+    else:
+        data = _read_vector(
+            path, str(path), ext, fmt, source_layer, encoding, zipped=False, limits=limits
+        )
+    if data.num_rows > limits.rows:
+        raise PayloadTooLargeError(
+            f"{path.name}: {data.num_rows} rows; at most {limits.rows} per import",
+            file=path.name,
+        )
+    return data
 
 
 def _shapefile_encoding(
@@ -181,12 +262,16 @@ def _read_vector(
     source_layer: str | None,
     encoding: str | None,
     zipped: bool,
+    limits: ReadLimits | None = None,
 ) -> SourceData:
+    limits = limits or ReadLimits()
     notes: list[str] = []
     try:
         layer_list = [str(row[0]) for row in pyogrio.list_layers(gdal_path)]
     except Exception as exc:
-        raise InvalidInputError(f"{path.name}: cannot open as {fmt}: {exc}") from exc
+        raise InvalidInputError(
+            hide_paths(f"{path.name}: cannot open as {fmt}: {exc}", path), file=path.name
+        ) from exc
     if source_layer is not None and source_layer not in layer_list:
         raise InvalidInputError(
             f"{path.name} has no layer '{source_layer}'; it has: {', '.join(layer_list)}"
@@ -210,13 +295,26 @@ def _read_vector(
         elif read_encoding:
             kwargs["ENCODING"] = read_encoding
             read_encoding = None
+    try:
+        # Counted before reading (GDAL scans the file without keeping the features).
+        count = int(
+            pyogrio.read_info(gdal_path, layer=chosen, force_feature_count=True)["features"]
+        )
+    except Exception:  # an unknown count: the row limit applies after reading
+        count = -1
+    if count > limits.rows:
+        raise PayloadTooLargeError(
+            f"{path.name}: {count} rows; at most {limits.rows} per import", file=path.name
+        )
     if ext == ".dxf":
         # Closed polylines are cadastral parcels: read them as polygons.
         pyogrio.set_gdal_config_options({"DXF_CLOSED_LINE_AS_POLYGON": "TRUE"})
     try:
         meta, table = pyogrio.read_arrow(gdal_path, layer=chosen, encoding=read_encoding, **kwargs)
     except Exception as exc:
-        raise InvalidInputError(f"{path.name}: cannot read layer '{chosen}': {exc}") from exc
+        raise InvalidInputError(
+            hide_paths(f"{path.name}: cannot read layer '{chosen}': {exc}", path), file=path.name
+        ) from exc
     geom_name = meta.get("geometry_name") or "wkb_geometry"
     if geom_name not in table.column_names:
         geom_name = next(
@@ -303,7 +401,11 @@ def _decode_one(value: bytes | None, codec: str) -> str | None:
 
 
 def _read_tabular(
-    path: Path, fmt: str, source_layer: str | None, encoding: str | None
+    path: Path,
+    fmt: str,
+    source_layer: str | None,
+    encoding: str | None,
+    limits: ReadLimits | None = None,
 ) -> SourceData:
     notes: list[str] = []
     if fmt == "XLSX":
@@ -313,7 +415,8 @@ def _read_tabular(
         chosen: str | None = sheet
     else:
         enc = normalise_encoding_name(encoding) if encoding else None
-        table, read_notes, _delim = tabular.read_csv(path, enc)
+        lim = limits or ReadLimits()
+        table, read_notes, _delim = tabular.read_csv(path, enc, lim.columns, lim.line_bytes)
         layers = [path.stem]
         chosen = path.stem
     notes.extend(read_notes)

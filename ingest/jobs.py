@@ -16,18 +16,22 @@ from typing import Any, BinaryIO
 from sqlalchemy import Engine, desc, select, text
 from sqlalchemy.exc import DBAPIError
 
-from ingest.load import create_batch, set_progress
-from ingest.pipeline import ImportOptions, Progress, run_import
-from layers.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from ingest.load import create_batch, finish_batch, set_progress
+from ingest.pipeline import ImportOptions, Progress
+from layers.errors import InvalidInputError, IocError, NotFoundError, PayloadTooLargeError
 from layers.models import import_batch, layer
 from layers.settings import Settings
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_NAME_CHARS = 120
 
 
 def save_upload(settings: Settings, filename: str, stream: BinaryIO) -> Path:
     """Store an uploaded file under MEDIA/imports/<uuid>/, refusing oversize uploads."""
     name = _SAFE_NAME.sub("_", Path(filename or "upload").name).strip("._") or "upload"
+    if len(name) > MAX_NAME_CHARS:  # the file system allows 255 bytes; keep the extension
+        suffix = Path(name).suffix[:16]
+        name = name[: MAX_NAME_CHARS - len(suffix)] + suffix
     folder = settings.media_root / "imports" / uuid.uuid4().hex
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
@@ -59,7 +63,8 @@ def start_job(engine: Engine, opts: ImportOptions) -> int:
         )
 
 
-def _progress_writer(engine: Engine, batch_id: int) -> Progress:
+def progress_writer(engine: Engine, batch_id: int) -> Progress:
+    """A progress callback that records stages on the batch (best effort, never waits)."""
     last = [0.0]
 
     def write(stage: str, done: int, total: int) -> None:
@@ -80,15 +85,27 @@ def _progress_writer(engine: Engine, batch_id: int) -> Progress:
 
 
 def run_job(engine: Engine, settings: Settings, opts: ImportOptions, batch_id: int) -> None:
-    """Run one import job; its outcome (report or error) is stored on the batch."""
-    progress = _progress_writer(engine, batch_id)
+    """Run one import job in a memory-limited worker; its outcome is stored on the batch."""
+    from ingest.worker import run_import_in_worker
+
     try:
-        report = run_import(engine, settings, opts, progress, batch_id=batch_id)
-        progress("done", report.rows_read, report.rows_read)
-    except Exception:  # run_import already stored the failure on the batch
-        pass
+        run_import_in_worker(settings, opts, batch_id)
+    except Exception as exc:
+        # run_import stored its own failures; a worker that died could not: do it here.
+        detail = exc.detail if isinstance(exc, IocError) else f"{type(exc).__name__}: {exc}"
+        fail_if_running(engine, batch_id, detail)
     finally:
         shutil.rmtree(opts.path.parent, ignore_errors=True)
+
+
+def fail_if_running(engine: Engine, batch_id: int, detail: str) -> None:
+    """Mark a batch failed unless it already finished (its worker died or was killed)."""
+    with engine.begin() as conn:
+        status = conn.execute(
+            select(import_batch.c.status).where(import_batch.c.id == batch_id)
+        ).scalar()
+        if status == "running":
+            finish_batch(conn, batch_id, status="failed", counts={}, report={}, errors=[detail])
 
 
 def job_status(engine: Engine, batch_id: int) -> dict[str, Any]:

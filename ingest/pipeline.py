@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, select
 
 from ingest import crs as crsmod
 from ingest.build import BuildSet
-from ingest.formats import SourceData, read_source
+from ingest.formats import ReadLimits, SourceData, read_source
 from ingest.load import (
     EarlyLoad,
     LoadCounts,
@@ -26,7 +26,8 @@ from ingest.load import (
 )
 from ingest.province import province_boundary, tolerant_boundary
 from ingest.validate import Early, Prepared, prepare
-from layers.errors import InvalidInputError, IocError, NotFoundError
+from layers.errors import ConflictError, InvalidInputError, IocError, NotFoundError
+from layers.features import layer_row_count
 from layers.models import layer
 from layers.registry import LayerInfo, LayerSpec, create_or_update_layer, get_layer
 from layers.settings import Settings
@@ -49,6 +50,10 @@ class ImportOptions(BaseModel):
     mode: Literal["append", "upsert", "replace"] = "append"
     encoding: str | None = None
     dry_run: bool = False
+    # A replace that would leave the layer empty needs allow_empty; one that keeps less than
+    # settings.ingest_replace_min_share of the rows needs force (the page asks to confirm).
+    allow_empty: bool = False
+    force: bool = False
     actor: str = "cli"
     kind: str = "file"
     connector: str | None = None
@@ -219,6 +224,18 @@ def _existing_layer(conn: Connection, slug: str) -> LayerInfo | None:
         return None
 
 
+def read_limits(settings: Settings) -> ReadLimits:
+    """The import limits of these settings."""
+    return ReadLimits(
+        uncompressed_bytes=settings.ingest_max_uncompressed_bytes,
+        compression_ratio=settings.ingest_max_compression_ratio,
+        archive_members=settings.ingest_max_archive_members,
+        rows=settings.ingest_max_rows,
+        columns=settings.ingest_max_columns,
+        line_bytes=settings.ingest_max_line_bytes,
+    )
+
+
 def analyse(
     conn: Connection,
     settings: Settings,
@@ -229,7 +246,7 @@ def analyse(
     """Read, resolve the CRS and validate; writes nothing itself (`early` may start a load)."""
     if progress:
         progress("read", 0, 0)
-    source = read_source(opts.path, opts.source_layer, opts.encoding)
+    source = read_source(opts.path, opts.source_layer, opts.encoding, read_limits(settings))
     info = _existing_layer(conn, opts.layer)
     boundary = province_boundary(settings, conn)
     choice = resolve_crs(source, opts.crs, boundary, settings)
@@ -251,6 +268,33 @@ def analyse(
         geometry_arrow=source.geometry_arrow,
     )
     return source, choice, prepared, info
+
+
+def check_replace(
+    conn: Connection, settings: Settings, opts: ImportOptions, info: LayerInfo | None, kept: int
+) -> None:
+    """Refuse a replace that would empty the layer or drop most of it without confirmation."""
+    if opts.mode != "replace" or info is None:
+        return
+    before = layer_row_count(conn, info.id)
+    if kept == 0 and before > 0 and not opts.allow_empty:
+        raise InvalidInputError(
+            f"replace would empty layer '{opts.layer}' ({before} rows): the file has no valid"
+            " row; fix the file, or give --allow-empty (API: allow_empty=true) to empty it",
+            param="file",
+            rows_before=before,
+            rows_kept=0,
+        )
+    share = settings.ingest_replace_min_share
+    if 0 < kept < share * before and not opts.force:
+        raise ConflictError(
+            f"replace would keep only {kept} of the {before} rows of layer '{opts.layer}'"
+            f" (less than {share:.0%}); confirm with --force (API: force=true)",
+            param="force",
+            rows_before=before,
+            rows_kept=kept,
+            confirm="force",
+        )
 
 
 def build_report(
@@ -323,6 +367,7 @@ def run_import(
     if opts.dry_run:
         with engine.connect() as conn:
             source, choice, prepared, info = analyse(conn, settings, opts, progress)
+            check_replace(conn, settings, opts, info, prepared.count)
             rejects = _reject_rows(source, prepared)
             conn.rollback()
         return build_report(
@@ -379,6 +424,7 @@ def run_import(
             finally:
                 early_load.wait()  # never leave the COPY thread holding the connection
             created = info is None
+            check_replace(conn, settings, opts, info, prepared.count)
             if info is None:
                 spec = new_layer_spec(prepared.geometry_type, prepared.property_schema)
                 layer_id = create_or_update_layer(conn, spec)

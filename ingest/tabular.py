@@ -140,24 +140,51 @@ def sniff_delimiter(header_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def read_csv(path: Path, encoding: str | None) -> tuple[pa.Table, list[str], str]:
-    """Every column as strings; also notes and the delimiter used."""
+def read_csv(
+    path: Path,
+    encoding: str | None,
+    max_columns: int = 2_000,
+    max_line_bytes: int = 1024**2,
+) -> tuple[pa.Table, list[str], str]:
+    """Every column as strings; also notes and the delimiter used.
+
+    A header of more than `max_columns` columns, or a line or field longer than
+    `max_line_bytes`, is refused with the file and row named.
+    """
     raw = path.read_bytes()
+    end = raw.find(b"\n", 0, max_line_bytes + 1)
+    if end == -1 and len(raw) > max_line_bytes:
+        raise InvalidInputError(
+            f"{path.name}: the header line is longer than {max_line_bytes} bytes", file=path.name
+        )
     text, _enc, notes = decode_text(raw, encoding)
     first = text.split("\n", 1)[0]
     delim = sniff_delimiter(first)
     header = next(csv.reader(io.StringIO(first), delimiter=delim))
+    if len(header) > max_columns:
+        raise InvalidInputError(
+            f"{path.name}: {len(header)} columns; at most {max_columns}", file=path.name
+        )
     names = _dedupe(header)
-    table = pacsv.read_csv(
-        io.BytesIO(text.encode("utf-8")),
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
-        parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()),
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            # A row may not straddle more than one block: this bounds a line (and a field).
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, block_size=max_line_bytes
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        msg = str(exc).strip().splitlines()[0][:300]
+        if "straddl" in msg or "block" in msg:
+            msg = f"a line or field is longer than {max_line_bytes} bytes"
+        raise InvalidInputError(f"{path.name}: unreadable CSV: {msg}", file=path.name) from exc
     notes.append(f"CSV delimiter {delim!r}")
     return table, notes, delim
 

@@ -5,14 +5,18 @@ Property names are checked against the layer's schema; every value is a bound pa
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
 from pygeofilter import ast, values
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     and_,
     cast,
@@ -29,6 +33,11 @@ from sqlalchemy.types import DateTime, Text
 from layers.errors import InvalidInputError
 from layers.models import feature
 from layers.registry import LayerInfo, property_names
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Deeper filters (e.g. an AND chain of 1,000 terms) would exhaust the recursion of the parser,
+# the translation and SQLAlchemy's compiler; no real filter comes near.
+MAX_FILTER_DEPTH = 100
 
 GEOMETRY_NAMES = frozenset({"geometry", "geom", "the_geom"})
 TIME_NAMES = frozenset({"datetime", "observed_at"})
@@ -196,8 +205,15 @@ class _Translator:
                 raise InvalidInputError(f"property '{name}' is not boolean", param="filter")
             return value
         if kind in ("integer", "number"):
-            if isinstance(value, int | float):
+            if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
                 return value
+            if isinstance(value, int | float):
+                as_float = float(value)  # a 38-digit literal compares as a double
+                if not math.isfinite(as_float):
+                    raise InvalidInputError(
+                        f"property '{name}': {value!r} is not a finite number", param="filter"
+                    )
+                return as_float
             try:
                 return float(str(value))
             except ValueError as exc:
@@ -230,11 +246,16 @@ class _Translator:
             return literal(_as_datetime(value), DateTime(timezone=True))
         if kind == "id":
             try:
-                return literal(int(value))
+                as_int = int(value)
             except (TypeError, ValueError) as exc:
                 raise InvalidInputError(
                     f"id must be an integer; got {value!r}", param="filter"
                 ) from exc
+            if not INT64_MIN <= as_int <= INT64_MAX:
+                raise InvalidInputError(
+                    f"id must be a 64-bit integer; got {value!r}", param="filter"
+                )
+            return literal(as_int, BigInteger)
         doc = orjson.dumps(self._json_value(name, kind, value)).decode()
         return cast(literal(doc, Text), JSONB)
 
@@ -273,15 +294,40 @@ class _Translator:
     # --- geometry ---------------------------------------------------------------------------
     def geometry_literal(self, node: Any) -> ColumnElement[Any]:
         if isinstance(node, values.Geometry):
+            self._check_coordinates(list(_numbers(node.geometry.get("coordinates"))))
             gj = orjson.dumps(node.geometry).decode()
             geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(literal(gj, Text)), self.crs.srid)
         elif isinstance(node, values.Envelope):
+            self._check_coordinates([node.x1, node.y1, node.x2, node.y2])
             geom = func.ST_MakeEnvelope(node.x1, node.y1, node.x2, node.y2, self.crs.srid)
         else:
             raise InvalidInputError(
                 f"expected a geometry literal (WKT), got {node!r}", param="filter"
             )
         return self._to_storage(geom)
+
+    def _check_coordinates(self, flat: list[float]) -> None:
+        """Refuse coordinates that are not finite or lie outside the filter-crs's area."""
+        if any(not math.isfinite(v) for v in flat):
+            raise InvalidInputError("filter: coordinates must be finite numbers", param="filter")
+        xs, ys = flat[0::2], flat[1::2]
+        if self.crs.lat_lon:
+            xs, ys = ys, xs
+        if self.crs.srid == 4326:
+            lon, lat = xs, ys
+        else:
+            lon, lat = _to_lonlat(self.crs.srid, xs, ys)
+        area = _area_of_use(self.crs.srid)
+        ok = all(
+            math.isfinite(x) and math.isfinite(y) and area[0] <= x <= area[2]
+            and area[1] <= y <= area[3]
+            for x, y in zip(lon, lat, strict=False)
+        )  # fmt: skip
+        if not ok:
+            raise InvalidInputError(
+                f"filter: coordinates outside the area of EPSG:{self.crs.srid} (filter-crs)",
+                param="filter-crs",
+            )
 
     def _to_storage(self, geom: ColumnElement[Any]) -> ColumnElement[Any]:
         if self.crs.lat_lon:
@@ -469,8 +515,55 @@ def _as_interval(value: Any) -> tuple[datetime | None, datetime | None]:
     return instant, instant
 
 
+def _numbers(value: Any) -> Iterator[float]:
+    """Every number in nested GeoJSON coordinates, in order."""
+    stack = [value]
+    out: list[float] = []
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list | tuple):
+            stack.extend(reversed(v))
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            out.append(float(v))
+    return iter(out)
+
+
+@lru_cache(maxsize=32)
+def _area_of_use(srid: int) -> tuple[float, float, float, float]:
+    """(west, south, east, north) in degrees where a CRS is valid (a little margin)."""
+    from pyproj import CRS
+
+    area = CRS.from_epsg(srid).area_of_use
+    if area is None:
+        return (-180.0, -90.0, 180.0, 90.0)
+    return (area.west - 1, area.south - 1, area.east + 1, area.north + 1)
+
+
+def _to_lonlat(srid: int, xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(srid, 4326, always_xy=True)
+    lon, lat = t.transform(xs, ys, errcheck=False)
+    return list(map(float, lon)), list(map(float, lat))
+
+
+def _check_depth(node: Any) -> None:
+    stack = [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        if depth > MAX_FILTER_DEPTH:
+            raise InvalidInputError(
+                f"filter is nested more than {MAX_FILTER_DEPTH} levels (e.g. a long chain of"
+                " AND/OR); use IN (...) or split it",
+                param="filter",
+            )
+        if isinstance(n, ast.Node):
+            stack.extend((c, depth + 1) for c in n.get_sub_nodes())
+
+
 def to_sql(node: ast.Node, info: LayerInfo, crs: FilterCrs | None = None) -> ColumnElement[bool]:
     """SQLAlchemy condition equivalent to a CQL2 AST, against one layer's features."""
+    _check_depth(node)
     return _Translator(info, crs or FilterCrs())(node)
 
 
@@ -478,12 +571,14 @@ def compile_filter(
     text: str, info: LayerInfo, lang: str = "cql2-text", crs: FilterCrs | None = None
 ) -> ColumnElement[bool]:
     """Parse and translate a filter in the given language (cql2-text or cql2-json)."""
-    if lang == "cql2-text":
-        node = parse_cql2_text(text)
-    elif lang == "cql2-json":
-        node = parse_cql2_json(text)
-    else:
+    if lang not in ("cql2-text", "cql2-json"):
         raise InvalidInputError(
             f"filter-lang must be cql2-text or cql2-json; got {lang!r}", param="filter-lang"
         )
+    try:
+        node = parse_cql2_text(text) if lang == "cql2-text" else parse_cql2_json(text)
+    except RecursionError as exc:
+        raise InvalidInputError(
+            f"filter is nested more than {MAX_FILTER_DEPTH} levels", param="filter"
+        ) from exc
     return to_sql(node, info, crs)

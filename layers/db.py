@@ -20,7 +20,9 @@ def make_engine(settings: Settings, database: str | None = None) -> Engine:
     return create_engine(
         database_url(settings, database),
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        # A few seconds, then a 503 (geo_api.errors), never a 30-second queue.
+        pool_timeout=settings.db_pool_timeout_s,
         pool_pre_ping=True,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,

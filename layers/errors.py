@@ -15,6 +15,14 @@ class IocError(Exception):
         self.detail = detail
         self.context = context
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps the context when the error crosses a process boundary (import workers).
+        return (_rebuild, (type(self), self.detail, self.context))
+
+
+def _rebuild(cls: type[IocError], detail: str, context: dict[str, Any]) -> IocError:
+    return cls(detail, **context)
+
 
 class NotFoundError(IocError):
     """The named resource (layer, feature, camera…) does not exist."""

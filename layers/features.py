@@ -155,6 +155,15 @@ def query_features(conn: Connection, info: LayerInfo, query: FeatureQuery) -> Fe
     return FeaturePage([str(r[1]) for r in rows], next_after)
 
 
+def layer_row_count(conn: Connection, layer_id: int) -> int:
+    """How many features the layer holds now (exact)."""
+    return int(
+        conn.execute(
+            select(func.count()).select_from(feature).where(feature.c.layer_id == layer_id)
+        ).scalar_one()
+    )
+
+
 def count_features(conn: Connection, info: LayerInfo, query: FeatureQuery) -> int:
     """Exact number of features matching the query (without paging)."""
     stmt = select(func.count()).select_from(feature).where(and_(*feature_conditions(info, query)))

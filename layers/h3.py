@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import NDArray
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, text
+from sqlalchemy import BigInteger, Connection, and_, bindparam, delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from layers.errors import InvalidInputError
 from layers.models import feature, layer
 from layers.models.analytics import h3_agg, h3_feature_state, h3_state
 from layers.registry import LayerInfo
+from layers.sql import any_of
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -84,7 +85,7 @@ def load_features(
     if timed:
         conds.append(feature.c.observed_at.is_not(None))
     if ids is not None:
-        conds.append(feature.c.id.in_(list(ids)))
+        conds.append(any_of(feature.c.id, ids, BigInteger))
     if region_wkb is not None:
         region = func.ST_GeomFromWKB(bindparam("region", region_wkb), 4326)
         conds.append(geom.op("&&")(region))
@@ -154,7 +155,7 @@ def read_feature_state(
         func.extract("epoch", s.t),
     ).where(s.layer_id == layer_id)
     if feature_ids is not None:
-        stmt = stmt.where(s.feature_id.in_(list(feature_ids)))
+        stmt = stmt.where(any_of(s.feature_id, feature_ids, BigInteger))
     rows = conn.execute(stmt).all()
     if not rows:
         e = np.zeros(0, dtype=np.int64)
@@ -282,7 +283,7 @@ def delete_feature_state(
     if feature_ids is not None:
         if not feature_ids:
             return
-        stmt = stmt.where(h3_feature_state.c.feature_id.in_(list(feature_ids)))
+        stmt = stmt.where(any_of(h3_feature_state.c.feature_id, feature_ids, BigInteger))
     conn.execute(stmt)
 
 
@@ -446,7 +447,7 @@ def db_now(conn: Connection) -> datetime:
 def layer_versions(conn: Connection, layer_ids: Sequence[int]) -> dict[str, int]:
     """data_version of each layer, keyed by id as text."""
     rows = conn.execute(
-        select(layer.c.id, layer.c.data_version).where(layer.c.id.in_(list(layer_ids)))
+        select(layer.c.id, layer.c.data_version).where(any_of(layer.c.id, layer_ids, BigInteger))
     ).all()
     return {str(int(r[0])): int(r[1]) for r in rows}
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Date,
+    Text,
     cast,
     delete,
     func,
@@ -42,6 +43,7 @@ from layers.models.indicators import (
     indicator_observation_revision,
     indicator_subject,
 )
+from layers.sql import any_of
 
 Frequency = Literal["day", "month", "quarter", "year", "school_year"]
 Rollup = Literal["sum", "mean", "rate"]
@@ -379,6 +381,9 @@ def _lookup_subjects(
     return found
 
 
+SUBJECT_CHUNK = 5_000
+
+
 def _subject_ids(
     conn: Connection, subjects: dict[tuple[str | None, str], tuple[str | None, bool]]
 ) -> dict[tuple[str | None, str], int]:
@@ -389,15 +394,17 @@ def _subject_ids(
         {"layer": lay or "", "key": key, "commune_code": commune, "is_province": prov}
         for (lay, key), (commune, prov) in subjects.items()
     ]
-    stmt = insert(indicator_subject).values(rows)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[indicator_subject.c.layer, indicator_subject.c.key],
-            set_={"commune_code": stmt.excluded.commune_code},
-            # Only rewrite rows whose feature moved to another commune.
-            where=indicator_subject.c.commune_code.is_distinct_from(stmt.excluded.commune_code),
+    # Chunks keep each statement's parameter count (4 per row) far below PostgreSQL's 65,535.
+    for i in range(0, len(rows), SUBJECT_CHUNK):
+        stmt = insert(indicator_subject).values(rows[i : i + SUBJECT_CHUNK])
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[indicator_subject.c.layer, indicator_subject.c.key],
+                set_={"commune_code": stmt.excluded.commune_code},
+                # Only rewrite rows whose feature moved to another commune.
+                where=indicator_subject.c.commune_code.is_distinct_from(stmt.excluded.commune_code),
+            )
         )
-    )
     by_layer: dict[str, list[str]] = {}
     for lay, key in subjects:
         by_layer.setdefault(lay or "", []).append(key)
@@ -405,7 +412,7 @@ def _subject_ids(
     for lay, keys in by_layer.items():
         for sid, key in conn.execute(
             select(indicator_subject.c.id, indicator_subject.c.key).where(
-                indicator_subject.c.layer == lay, indicator_subject.c.key.in_(keys)
+                indicator_subject.c.layer == lay, any_of(indicator_subject.c.key, keys, Text)
             )
         ):
             ids[(lay or None, key)] = sid
@@ -1107,13 +1114,15 @@ def job_refreshed_at(conn: Connection, job: str) -> datetime | None:
     return v if isinstance(v, datetime) else None
 
 
-def set_job_version(conn: Connection, job: str, version: int) -> None:
-    """Record that `job` is up to date with its source's data_version."""
-    stmt = insert(indicator_job_state).values(job=job, source_version=version)
+def set_job_version(conn: Connection, job: str, version: int, at: datetime | None = None) -> None:
+    """Record that `job` is up to date with its source's data_version (as of `at`, or now)."""
+    # The caller's clock when given: the job compares it with its own clock later.
+    when: Any = at if at is not None else text("now()")
+    stmt = insert(indicator_job_state).values(job=job, source_version=version, refreshed_at=when)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[indicator_job_state.c.job],
-            set_={"source_version": version, "refreshed_at": text("now()")},
+            set_={"source_version": version, "refreshed_at": when},
         )
     )
 

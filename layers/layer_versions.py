@@ -22,9 +22,12 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, Pool, event
+from sqlalchemy.exc import InvalidRequestError
 
 from layers.cluster import database_url, libpq_url
+from layers.errors import UnavailableError
 from layers.registry import LAYER_CHANGED_INFO
 from layers.settings import Settings
 from layers.sql import ident
@@ -35,6 +38,9 @@ CHANNEL = "iocmap_layer_changed"
 # change the registry knows of notifies).
 VERSION_TTL_S = 5.0
 RECONNECT_S = 1.0
+# After a failed look-up, cached tiles are served from the last known versions this long
+# before the database is tried again (each try may wait for the pool timeout).
+DOWN_RETRY_S = 1.0
 CONNECT_TIMEOUT_S = 5.0
 
 log = logging.getLogger(__name__)
@@ -58,8 +64,13 @@ def _on_commit(conn: Connection) -> None:
 
 
 def _on_rollback(conn: Connection) -> None:
-    conn.info.pop(LAYER_CHANGED_INFO, None)
-    conn.info.pop(_COMMITTED_INFO, None)
+    # A connection the database dropped (a restart) has no info to clean, and asking for it
+    # would raise inside the rollback, turning a 503 into a 500.
+    if conn.invalidated:
+        return
+    with contextlib.suppress(InvalidRequestError):
+        conn.info.pop(LAYER_CHANGED_INFO, None)
+        conn.info.pop(_COMMITTED_INFO, None)
 
 
 def _on_checkin(dbapi_connection: Any, record: Any) -> None:
@@ -88,34 +99,43 @@ class LayerVersion:
 
 
 class LayerVersionProbe:
-    """A small pool of autocommit async connections for hot read paths (versions, tiles)."""
+    """A pool of autocommit async connections for hot read paths (versions, tiles).
 
-    def __init__(self, settings: Settings, size: int = 4) -> None:
-        self._conninfo = libpq_url(database_url(settings))
-        self._size = size
-        self._idle: asyncio.Queue[psycopg.AsyncConnection[tuple[object, ...]]] = asyncio.Queue()
-        self._open = 0
-        self._lock = asyncio.Lock()
+    psycopg_pool checks every connection as it is handed out, so one that died while idle
+    (a database restart) is replaced instead of failing the request; a caller waits at most
+    settings.db_pool_timeout_s for a connection, then UnavailableError (503, Retry-After).
+    """
 
-    async def _acquire(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
-        if self._idle.empty():
-            async with self._lock:
-                if self._open < self._size:
-                    self._open += 1
-                    try:
-                        # Custom plans always: a generic plan cannot prune the layer's partition
-                        # nor judge the tile envelope, and may scan a million parcels. No
-                        # parallel workers: requests already run side by side on few cores.
-                        return await psycopg.AsyncConnection.connect(
-                            self._conninfo,
-                            autocommit=True,
-                            application_name="iocmap-tiles",
-                            options="-c plan_cache_mode=force_custom_plan -c max_parallel_workers_per_gather=0",
-                        )
-                    except Exception:
-                        self._open -= 1
-                        raise
-        return await self._idle.get()
+    def __init__(self, settings: Settings, size: int | None = None) -> None:
+        self._timeout = settings.db_pool_timeout_s
+        # Custom plans always: a generic plan cannot prune the layer's partition nor judge the
+        # tile envelope, and may scan a million parcels. No parallel workers: requests already
+        # run side by side on few cores.
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = (
+            AsyncConnectionPool(
+                libpq_url(database_url(settings)),
+                min_size=1,
+                max_size=max(1, size or settings.read_pool_size),
+                open=False,
+                check=AsyncConnectionPool.check_connection,
+                timeout=self._timeout,
+                name="iocmap-tiles",
+                kwargs={
+                    "autocommit": True,
+                    "application_name": "iocmap-tiles",
+                    "connect_timeout": max(1, int(CONNECT_TIMEOUT_S)),
+                    "options": "-c plan_cache_mode=force_custom_plan"
+                    " -c max_parallel_workers_per_gather=0",
+                },
+            )
+        )
+        self._opened = False
+
+    async def _open(self) -> None:
+        if not self._opened:
+            self._opened = True
+            # Not waiting: an unreachable database must not hold up the first request.
+            await self._pool.open(wait=False)
 
     async def fetchone(
         self,
@@ -129,24 +149,15 @@ class LayerVersionProbe:
         `binary` asks for the result in binary format: a tile's bytea then crosses the wire
         as is, not hex-encoded by the server and decoded again here.
         """
-        for attempt in (1, 2):
-            conn = await self._acquire()
-            try:
+        await self._open()
+        try:
+            async with self._pool.connection() as conn:
                 cur = await conn.execute(sql, params, prepare=prepare, binary=binary)
-                row = await cur.fetchone()
-            except psycopg.OperationalError:
-                # A dropped connection: discard it and try once more on a fresh one.
-                self._open -= 1
-                await conn.close()
-                if attempt == 2:
-                    raise
-                continue
-            except BaseException:
-                self._idle.put_nowait(conn)
-                raise
-            self._idle.put_nowait(conn)
-            return row
-        return None
+                return await cur.fetchone()
+        except PoolTimeout as exc:
+            raise UnavailableError(
+                "the database is busy or unreachable; retry shortly", retry_after=1
+            ) from exc
 
     async def get(self, slug: str) -> LayerVersion | None:
         """The layer's current version, or None if no such layer."""
@@ -157,12 +168,14 @@ class LayerVersionProbe:
         assert isinstance(updated, datetime)
         return LayerVersion(int(id_), int(version), updated)
 
+    def stats(self) -> dict[str, int]:
+        """The pool's counters (size, idle, waiting...)."""
+        return dict(self._pool.get_stats())
+
     async def close(self) -> None:
-        """Close every idle connection."""
-        while not self._idle.empty():
-            conn = self._idle.get_nowait()
-            self._open -= 1
-            await conn.close()
+        """Close every connection."""
+        if self._opened:
+            await self._pool.close()
 
 
 class LayerVersionCache:
@@ -181,6 +194,10 @@ class LayerVersionCache:
         self._conninfo = libpq_url(database_url(settings))
         self._ttl = ttl_s
         self._versions: dict[str, tuple[LayerVersion, float]] = {}
+        # The last version read of each layer, kept to serve cached tiles while the database
+        # is away (nothing can change a layer then), and until when to not even try it.
+        self._last: dict[str, LayerVersion] = {}
+        self._down_until = 0.0
         # Bumped by every notification (and connection loss): a look-up that started before
         # a bump must not store what it read.
         self.generation = 0
@@ -290,7 +307,21 @@ class LayerVersionCache:
         if hit is not None:
             return hit
         generation = self.generation
-        ver = await self._probe.get(slug)
+        stale = self._last.get(slug)
+        if stale is not None and time.monotonic() < self._down_until:
+            return stale
+        try:
+            ver = await self._probe.get(slug)
+        except (UnavailableError, psycopg.OperationalError):
+            if stale is None:
+                raise
+            self._down_until = time.monotonic() + DOWN_RETRY_S
+            log.warning("database away: serving layer '%s' at its last known version", slug)
+            return stale
+        if ver is not None:
+            if len(self._last) > 10_000:
+                self._last.clear()
+            self._last[slug] = ver
         if ver is not None and self._conn is not None:
             # A notification may have arrived while we waited: then what we read may predate
             # the change it announces, so it is not kept.

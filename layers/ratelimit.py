@@ -47,3 +47,54 @@ def retry_after_s(
     if tokens is None or tokens >= 1 or rate_per_s <= 0:
         return 1
     return max(1, math.ceil(round((1 - float(tokens)) / rate_per_s, 6)))
+
+
+# --- failure backoff (sign-in per account and address) --------------------------------------
+# The same table, another meaning under its own keys: `tokens` counts failures in a row and
+# `updated_at` is the last one. A run of failures older than FAILURE_MEMORY starts afresh.
+FAILURE_MEMORY_S = 3600.0
+
+_FAIL = text(
+    """
+    INSERT INTO rate_bucket AS b (key, tokens, updated_at) VALUES (:key, 1, :now)
+    ON CONFLICT (key) DO UPDATE
+       SET tokens = CASE WHEN b.updated_at < :now - make_interval(secs => :memory)
+                         THEN 1 ELSE b.tokens + 1 END,
+           updated_at = GREATEST(b.updated_at, :now)
+    """
+)
+
+
+def backoff_s(failures: int, free: int, base_s: float, max_s: float) -> float:
+    """The wait imposed after `failures` failures in a row: none for the first `free`, then
+    doubling from `base_s` up to `max_s`."""
+    if failures < free:
+        return 0.0
+    return float(min(base_s * 2 ** (failures - free), max_s))
+
+
+def failure_wait_s(
+    conn: Connection, key: str, now: datetime, free: int, base_s: float, max_s: float
+) -> int:
+    """Seconds before `key` may try again (0: now)."""
+    row = conn.execute(
+        text("SELECT tokens, updated_at FROM rate_bucket WHERE key = :key"), {"key": key}
+    ).first()
+    if row is None:
+        return 0
+    failures, last = int(row[0]), row[1]
+    since = (now - last).total_seconds()
+    if since > FAILURE_MEMORY_S:
+        return 0
+    wait = backoff_s(failures, free, base_s, max_s) - since
+    return max(0, math.ceil(wait)) if wait > 0 else 0
+
+
+def record_failure(conn: Connection, key: str, now: datetime) -> None:
+    """Count one more failure of `key`."""
+    conn.execute(_FAIL, {"key": key, "now": now, "memory": FAILURE_MEMORY_S})
+
+
+def clear(conn: Connection, key: str) -> None:
+    """Forget `key` (after a success)."""
+    conn.execute(text("DELETE FROM rate_bucket WHERE key = :key"), {"key": key})

@@ -89,6 +89,8 @@ def process_photo(raw: bytes, max_bytes: int, name: str = "photo") -> Photo:
             img.load()
     except InvalidInputError:
         raise
+    except Image.DecompressionBombError as exc:  # far beyond MAX_PIXELS: refused unread
+        raise InvalidInputError(f"{name}: more than {MAX_PIXELS} pixels", file=name) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Warning) as exc:
         raise InvalidInputError(
             f"{name}: not a readable JPEG or PNG image ({exc})", file=name

@@ -18,6 +18,7 @@ import shapely
 from geoalchemy2.shape import from_shape
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     and_,
@@ -42,6 +43,7 @@ from layers.models.reports import (
     field_report_photo,
 )
 from layers.registry import get_layer
+from layers.sql import any_of
 from layers.users import User
 
 Category = Literal["traffic", "environment", "urban_order", "infrastructure", "security", "other"]
@@ -796,7 +798,7 @@ def sync_features(conn: Connection, report_ids: list[int] | None = None) -> int:
 
     stmt = select(*_cols()).order_by(field_report.c.id)
     if report_ids is not None:
-        stmt = stmt.where(field_report.c.id.in_(report_ids))
+        stmt = stmt.where(any_of(field_report.c.id, report_ids, BigInteger))
     rows = [_feature_row(r) for r in conn.execute(stmt).mappings()]
     if not rows:
         return 0

@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import getpass
 import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET = "change-me-dev-only-secret"
+# Once the built-in development key: public, so refused wherever it is still configured.
+PUBLIC_SECRETS = frozenset({"change-me-dev-only-secret"})
+SECRET_FILE = "secret_key"
+
+
+def state_secret(state_dir: Path) -> str:
+    """The signing key kept in the state directory (mode 0600), created at first use.
+
+    Random (256 bits); created with O_EXCL so processes starting together agree on one key.
+    """
+    path = state_dir / SECRET_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip()
 
 
 def _default_state_dir() -> Path:
@@ -48,7 +71,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="JWT signing key; by default a random key kept in STATE_DIR/secret_key"
+        " (set it, the same on every replica, to share sessions between them).",
+    )
     cors_origins: list[str] = Field(default_factory=list)
     session_cookie_name: str = "iocmap_session"
     session_cookie_secure: bool = Field(
@@ -76,6 +103,15 @@ class Settings(BaseSettings):
     )
     login_rate_burst: int = 10
     login_rate_per_minute: float = 10.0
+    login_free_failures: int = Field(
+        default=5, description="Failed sign-ins per (account, address) before a wait is imposed."
+    )
+    login_backoff_base_s: float = Field(
+        default=2.0, description="First wait after the free failures; doubles each failure."
+    )
+    login_backoff_max_s: float = Field(
+        default=900.0, description="Longest wait between sign-in attempts of one pair."
+    )
 
     province_code: str = "40"
     province_name: str = "Nghệ An"
@@ -87,6 +123,26 @@ class Settings(BaseSettings):
         default="Asia/Ho_Chi_Minh", description="Zone of naive timestamps in imported files."
     )
     ingest_max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    ingest_max_uncompressed_bytes: int = Field(
+        default=1024**3, description="An archive may hold at most this much once uncompressed."
+    )
+    ingest_max_compression_ratio: float = Field(
+        default=200.0, description="Uncompressed/compressed size an archive may reach."
+    )
+    ingest_max_archive_members: int = 10_000
+    ingest_max_rows: int = Field(default=5_000_000, description="Rows one import may hold.")
+    ingest_max_columns: int = Field(default=2_000, description="Columns of a CSV table at most.")
+    ingest_max_line_bytes: int = Field(
+        default=1024**2, description="Longest CSV line (and so field) accepted."
+    )
+    ingest_worker_memory_bytes: int = Field(
+        default=6 * 1024**3,
+        description="Address-space limit of the process an API import runs in (RLIMIT_AS).",
+    )
+    ingest_replace_min_share: float = Field(
+        default=0.5,
+        description="A replace keeping fewer than this share of the layer's rows needs force.",
+    )
     ingest_connectors_file: Path | None = Field(
         default=None, description="YAML file of sector connectors (HTTP pull, drop folder, MQTT)."
     )
@@ -125,6 +181,12 @@ class Settings(BaseSettings):
     analytics_interval_s: float = Field(
         default=60.0, description="Seconds between scheduled H3 refreshes and rule evaluations."
     )
+    analytics_retry_base_s: float = Field(
+        default=10.0, description="First retry delay of a failed scheduled job (doubles each time)."
+    )
+    analytics_retry_max_s: float = Field(
+        default=900.0, description="Longest retry delay of a failed scheduled job."
+    )
 
     media_dir: Path | None = None
     vision_detector: str = Field(
@@ -145,6 +207,34 @@ class Settings(BaseSettings):
     web_dist_dir: Path | None = Field(
         default=None, description="Built web map assets (default: web_map/dist in the package)."
     )
+
+    # security and reliability (issue 14): pools sized on purpose, load shed with 503s
+    db_max_overflow: int = Field(
+        default=8, description="Extra SQLAlchemy connections beyond db_pool_size under load."
+    )
+    db_pool_timeout_s: float = Field(
+        default=3.0, description="Longest wait for a pooled connection before answering 503."
+    )
+    read_pool_size: int = Field(
+        default=8, description="Async connections for tiles and layer versions (psycopg_pool)."
+    )
+    max_inflight_requests: int | None = Field(
+        default=None,
+        description="Requests handled at once (default db_pool_size + db_max_overflow); others"
+        " wait up to request_queue_timeout_s, then get 503 with Retry-After.",
+    )
+    request_queue_timeout_s: float = Field(
+        default=10.0, description="Longest wait for a request slot before a 503."
+    )
+    retry_after_s: int = Field(
+        default=5, description="Retry-After of 503 answers (database away, server busy)."
+    )
+
+    def signing_key(self) -> str:
+        """The key tokens are signed with: IOC_SECRET_KEY, else the state directory's own."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return state_secret(self.state_dir)
 
     @property
     def pg_data_dir(self) -> Path:

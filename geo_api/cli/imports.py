@@ -30,6 +30,12 @@ def import_cmd(
         None, "--encoding", help="Text encoding (e.g. cp1258, tcvn3)"
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and preview; write nothing"),
+    allow_empty: bool = typer.Option(
+        False, "--allow-empty", help="Let a replace with no valid row empty the layer"
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Let a replace drop most of the layer's rows"
+    ),
     show_rejects: int | None = typer.Option(
         None, "--show-rejects", metavar="BATCH", help="List the rejected rows of a batch"
     ),
@@ -75,6 +81,8 @@ def import_cmd(
         mode=mode,
         encoding=encoding,
         dry_run=dry_run,
+        allow_empty=allow_empty,
+        force=force,
         actor="cli",
     )
     with (

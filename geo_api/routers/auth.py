@@ -47,17 +47,27 @@ def _login(
     now: Any,
     how: str,
 ) -> users.User:
-    """Check credentials (rate-limited per address and per name) and audit every attempt."""
+    """Check credentials and audit every attempt.
+
+    Rate-limited per address (one address guessing many names) and, after a few failures,
+    per (account, address) pair with a doubling wait: guesses from one address never keep
+    the account's owner out from another (no lockout anyone can trigger).
+    """
     ip = client_ip(request)
     agent = request.headers.get("user-agent", "")
     rate = settings.login_rate_per_minute / 60
+    pair = f"login:pair:{username[:64]}:{ip}"
     with engine.begin() as conn:
-        # Both buckets: one address guessing many names, many addresses guessing one name.
         by_ip = ratelimit.take(conn, f"login:ip:{ip}", settings.login_rate_burst, rate, now)
-        by_name = ratelimit.take(
-            conn, f"login:user:{username[:64]}", settings.login_rate_burst, rate, now
+        wait = ratelimit.failure_wait_s(
+            conn,
+            pair,
+            now,
+            settings.login_free_failures,
+            settings.login_backoff_base_s,
+            settings.login_backoff_max_s,
         )
-        throttled = not (by_ip and by_name)
+        throttled = not by_ip or wait > 0
         if throttled:
             audit.record(
                 conn,
@@ -72,10 +82,14 @@ def _login(
             )
     # Raised after the commit, so the throttling itself is recorded.
     if throttled:
-        raise RateLimitedError("too many sign-in attempts; wait a minute", retry_after_s=60)
+        retry = wait if wait > 0 else 60
+        raise RateLimitedError(
+            f"too many sign-in attempts; try again in {retry} s", retry_after_s=retry
+        )
     try:
         with engine.begin() as conn:
             user = users.authenticate(conn, username, password, now)
+            ratelimit.clear(conn, pair)
             audit.record(
                 conn,
                 user.username,
@@ -91,6 +105,7 @@ def _login(
         return user
     except AuthenticationError:
         with engine.begin() as conn:
+            ratelimit.record_failure(conn, pair, now)
             audit.record(
                 conn,
                 username[:64],

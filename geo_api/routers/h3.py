@@ -22,7 +22,10 @@ async def analytics_lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     Router lifespans run inside the app's, so app.state.engine already exists.
     """
-    task = scheduler.start(app.state.engine, app.state.settings)
+    settings = app.state.settings
+    board = scheduler.JobBoard(settings.analytics_retry_base_s, settings.analytics_retry_max_s)
+    app.state.jobs = board
+    task = scheduler.start(app.state.engine, settings, board)
     app.state.analytics_task = task
     try:
         yield

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from geo_api.deps import EngineDep
+from geo_api.routers.jobs import job_statuses
 from layers import migrate
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", summary="Database reachable and migrated")
-def health(engine: EngineDep) -> JSONResponse:
+def health(request: Request, engine: EngineDep) -> JSONResponse:
     """Report database reachability and migration state; 503 when either fails."""
     try:
         with engine.connect() as conn:
@@ -33,5 +34,10 @@ def health(engine: EngineDep) -> JSONResponse:
         "migrated": migrated,
         "revision": current,
         "expected_revision": expected,
+        # Scheduled jobs fail alone and retry; a failing one shows here without failing health.
+        "jobs": {
+            j["name"]: {k: j[k] for k in ("last_ok_at", "last_error", "failures", "retry_at")}
+            for j in job_statuses(request)
+        },
     }
     return JSONResponse(body, status_code=200 if migrated else 503)

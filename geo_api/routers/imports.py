@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Query, UploadFile
@@ -9,7 +10,8 @@ from fastapi.responses import JSONResponse
 
 from geo_api.deps import EngineDep, SettingsDep
 from ingest import jobs
-from ingest.pipeline import ImportOptions, run_import
+from ingest.pipeline import ImportOptions
+from ingest.worker import run_import_in_worker
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
 
@@ -22,38 +24,55 @@ def create_import(
     file: Annotated[
         UploadFile, File(description="gpkg, shp (zip), geojson, kml/kmz, fgb, dxf, csv, xlsx")
     ],
-    layer: Annotated[str, Form(description="Target layer slug (created if new)")],
+    layer: Annotated[
+        str,
+        Form(
+            pattern=r"^[a-z][a-z0-9_]{1,62}$",
+            description="Target layer slug (created if new): a-z, 0-9 and _",
+        ),
+    ],
     source_layer: Annotated[str | None, Form()] = None,
     crs: Annotated[str | None, Form(description="e.g. EPSG:9208")] = None,
     key: Annotated[str | None, Form()] = None,
     mode: Annotated[Literal["append", "upsert", "replace"], Form()] = "append",
     encoding: Annotated[str | None, Form()] = None,
     dry_run: Annotated[bool, Form()] = False,
+    allow_empty: Annotated[
+        bool, Form(description="Let a replace with no valid row empty the layer")
+    ] = False,
+    force: Annotated[
+        bool, Form(description="Confirm a replace that drops most of the layer's rows")
+    ] = False,
 ) -> JSONResponse:
     """Start an import job (202 with its id), or return a dry run's report (200)."""
     path = jobs.save_upload(settings, file.filename or "upload", file.file)
-    opts = ImportOptions(
-        path=path,
-        layer=layer,
-        source_layer=source_layer or None,
-        crs=crs or None,
-        key=key or None,
-        mode=mode,
-        encoding=encoding or None,
-        dry_run=dry_run,
-        actor="api",
-        kind="upload",
-        source_name=file.filename,
-    )
-    if dry_run:
-        try:
-            report = run_import(engine, settings, opts)
-        finally:
-            import shutil
-
-            shutil.rmtree(path.parent, ignore_errors=True)
-        return JSONResponse(report.model_dump(mode="json"))
-    batch_id = jobs.start_job(engine, opts)
+    try:
+        opts = ImportOptions(
+            path=path,
+            layer=layer,
+            source_layer=source_layer or None,
+            crs=crs or None,
+            key=key or None,
+            mode=mode,
+            encoding=encoding or None,
+            dry_run=dry_run,
+            allow_empty=allow_empty,
+            force=force,
+            actor="api",
+            kind="upload",
+            source_name=(file.filename or "upload")[:255],
+        )
+        if dry_run:
+            try:
+                report = run_import_in_worker(settings, opts)
+            finally:
+                shutil.rmtree(path.parent, ignore_errors=True)
+            return JSONResponse(report.model_dump(mode="json"))
+        batch_id = jobs.start_job(engine, opts)
+    except BaseException:
+        shutil.rmtree(path.parent, ignore_errors=True)  # nothing may stay behind on a failure
+        raise
+    # run_job removes the upload when it ends, whatever the outcome.
     background.add_task(jobs.run_job, engine, settings, opts, batch_id)
     return JSONResponse(
         {"id": batch_id, "status": "running", "href": f"/api/imports/{batch_id}"},

@@ -58,9 +58,12 @@ def layer_features(
     engine: EngineDep,
     settings: SettingsDep,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in WGS84")] = None,
-    limit: Annotated[int | None, Query(description="Features per page (max 10,000)")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="Features per page (max 10,000)")
+    ] = None,
     after: Annotated[
-        int | None, Query(description="Cursor from the previous page's next link")
+        int | None,
+        Query(ge=0, le=2**63 - 1, description="Cursor from the previous page's next link"),
     ] = None,
     when: Annotated[
         str | None,

@@ -126,9 +126,12 @@ def _int_param(request: Request, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise InvalidInputError(f"{name} must be an integer; got {raw!r}", param=name) from exc
+    if not -(2**63) <= value < 2**63:
+        raise InvalidInputError(f"{name} must be a 64-bit integer; got {raw}", param=name)
+    return value
 
 
 def _items_query(request: Request, info: LayerInfo, settings: Settings) -> ogc.ItemsQuery:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from geo_api.deps import ConnDep, SettingsDep
+from geo_api.security import authorize_layers
 from layers import queries
+from layers.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/query", tags=["query"])
 
@@ -17,14 +19,29 @@ Format = Literal["geojson", "csv", "gpkg", "parquet", "fgb"]
 FormatQuery = Annotated[
     Format, Query(description="geojson (default), csv, gpkg, parquet (GeoParquet) or fgb")
 ]
-Where = dict[str, str]
+
+
+def _no_nul(value: dict[str, str]) -> dict[str, str]:
+    for k, v in value.items():
+        if "\x00" in k or "\x00" in v:
+            raise ValueError("NUL bytes are not allowed in filter names or values")
+    return value
+
+
+Where = Annotated[dict[str, str], AfterValidator(_no_nul)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Infinite or NaN numbers (1e400) are refused at validation, naming the field.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     layer: str = Field(description="Layer slug")
     where: Where = Field(default_factory=dict, description="Property equality filters")
+
+    def layer_slugs(self) -> list[str]:
+        """Every layer this request reads (what the access check decides on)."""
+        other = getattr(self, "other_layer", None)
+        return [self.layer] if other is None else [self.layer, other]
 
 
 class _Limited(_Body):
@@ -108,11 +125,14 @@ def _respond(result: queries.QueryResult, fmt: Format) -> Response:
 
 @router.post("/within", summary="Features within an admin unit or a drawn polygon")
 def within(
-    body: WithinBody, conn: ConnDep, settings: SettingsDep, format: FormatQuery = "geojson"
+    request: Request,
+    body: WithinBody,
+    conn: ConnDep,
+    settings: SettingsDep,
+    format: FormatQuery = "geojson",
 ) -> Response:
     """Give exactly one of admin_code or polygon (GeoJSON, WGS84)."""
-    from layers.errors import InvalidInputError
-
+    authorize_layers(request, body.layer_slugs())
     limit = _limit(body, settings.query_max_results)
     if (body.admin_code is None) == (body.polygon is None):
         raise InvalidInputError("give exactly one of admin_code or polygon", param="admin_code")
@@ -126,9 +146,14 @@ def within(
 
 @router.post("/radius", summary="Features within a radius (metres) of a point")
 def radius(
-    body: RadiusBody, conn: ConnDep, settings: SettingsDep, format: FormatQuery = "geojson"
+    request: Request,
+    body: RadiusBody,
+    conn: ConnDep,
+    settings: SettingsDep,
+    format: FormatQuery = "geojson",
 ) -> Response:
     """Nearest first, each with distance_m."""
+    authorize_layers(request, body.layer_slugs())
     result = queries.within_radius(
         conn,
         body.layer,
@@ -143,9 +168,14 @@ def radius(
 
 @router.post("/near-layer", summary="Features within a radius (metres) of another layer")
 def near_layer(
-    body: NearLayerBody, conn: ConnDep, settings: SettingsDep, format: FormatQuery = "geojson"
+    request: Request,
+    body: NearLayerBody,
+    conn: ConnDep,
+    settings: SettingsDep,
+    format: FormatQuery = "geojson",
 ) -> Response:
     """E.g. schools within 2 km of a hospital; each row names the nearest one."""
+    authorize_layers(request, body.layer_slugs())
     result = queries.near_layer(
         conn,
         body.layer,
@@ -159,31 +189,45 @@ def near_layer(
 
 
 @router.post("/nearest", summary="The k nearest features to a point")
-def nearest(body: NearestBody, conn: ConnDep, format: FormatQuery = "geojson") -> Response:
+def nearest(
+    request: Request, body: NearestBody, conn: ConnDep, format: FormatQuery = "geojson"
+) -> Response:
     """KNN on the index, ranked by true distance in metres."""
+    authorize_layers(request, body.layer_slugs())
     result = queries.nearest(conn, body.layer, body.lon, body.lat, body.k, body.where)
     return _respond(result, format)
 
 
 @router.post("/per-commune", summary="Counts and sums per commune, per N inhabitants")
-def per_commune(body: PerCommuneBody, conn: ConnDep, format: FormatQuery = "geojson") -> Response:
+def per_commune(
+    request: Request, body: PerCommuneBody, conn: ConnDep, format: FormatQuery = "geojson"
+) -> Response:
     """E.g. schools per 10,000 people by commune."""
+    authorize_layers(request, body.layer_slugs())
     result = queries.per_commune(conn, body.layer, body.sum_property, body.per, body.where)
     return _respond(result, format)
 
 
 @router.post("/gaps", summary="Communes with no feature within a radius (metres)")
-def gaps(body: GapsBody, conn: ConnDep, format: FormatQuery = "geojson") -> Response:
+def gaps(
+    request: Request, body: GapsBody, conn: ConnDep, format: FormatQuery = "geojson"
+) -> Response:
     """E.g. communes with no health station within 5 km of their representative point."""
+    authorize_layers(request, body.layer_slugs())
     result = queries.gaps(conn, body.layer, body.radius_m, body.where)
     return _respond(result, format)
 
 
 @router.post("/buffer", summary="Geodesic buffers of a layer")
 def buffer(
-    body: BufferBody, conn: ConnDep, settings: SettingsDep, format: FormatQuery = "geojson"
+    request: Request,
+    body: BufferBody,
+    conn: ConnDep,
+    settings: SettingsDep,
+    format: FormatQuery = "geojson",
 ) -> Response:
     """One buffer per feature, or one dissolved area."""
+    authorize_layers(request, body.layer_slugs())
     result = queries.buffer_layer(
         conn,
         body.layer,
@@ -197,9 +241,14 @@ def buffer(
 
 @router.post("/intersection", summary="Intersection of two layers")
 def intersection(
-    body: IntersectionBody, conn: ConnDep, settings: SettingsDep, format: FormatQuery = "geojson"
+    request: Request,
+    body: IntersectionBody,
+    conn: ConnDep,
+    settings: SettingsDep,
+    format: FormatQuery = "geojson",
 ) -> Response:
     """Pairs of intersecting features with the shared geometry and its area in m²."""
+    authorize_layers(request, body.layer_slugs())
     result = queries.intersection(
         conn,
         body.layer,

@@ -380,6 +380,7 @@ def _hospitals(conn: Connection, n: int) -> list[str]:
 
 
 @pytest.mark.parametrize(("value", "fires"), [(16.7, True), (16.6, False)])
+@pytest.mark.clock
 def test_percentile_for_this_weekday_at_a_hospital(
     seeded: Engine, value: float, fires: bool
 ) -> None:
@@ -519,6 +520,7 @@ def test_spike_of_negative_news_per_commune(seeded: Engine) -> None:
         _cleanup(seeded, "tt_news_negative")
 
 
+@pytest.mark.clock
 def test_example_spike_rule_on_the_simulated_news(seeded: Engine) -> None:
     """The news simulator's planted burst (Diễn Châu, last three days) fires; nothing else does."""
     from analytics import kpi_jobs

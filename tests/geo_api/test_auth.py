@@ -41,7 +41,7 @@ def test_password_flow_issues_a_working_jwt(client: TestClient, settings: Settin
     assert body["token_type"] == "bearer" and body["user"]["role"] == "planner"
     claims = jwt.decode(
         body["access_token"],
-        settings.secret_key.get_secret_value(),
+        settings.signing_key(),
         algorithms=["HS256"],
         issuer="iocmap",
     )
@@ -78,6 +78,7 @@ def test_session_cookie_is_httponly_secure_strict(client: TestClient) -> None:
     assert client.get("/api/auth/me").status_code == 401
 
 
+@pytest.mark.clock
 def test_expired_tampered_and_disabled_tokens_are_refused(
     client: TestClient, seeded: Engine, settings: Settings
 ) -> None:
@@ -157,7 +158,9 @@ def test_login_attempts_are_rate_limited(seeded: Engine, settings: Settings) -> 
 
 def test_production_refuses_the_default_secret(settings: Settings) -> None:
     with pytest.raises(InsecureConfigurationError, match="IOC_SECRET_KEY"):
-        create_app(settings.model_copy(update={"environment": "production"}))
+        create_app(
+            settings.model_copy(update={"secret_key": SecretStr("change-me-dev-only-secret")})
+        )
     with pytest.raises(InsecureConfigurationError, match="32"):
         create_app(
             settings.model_copy(
@@ -228,3 +231,38 @@ def test_cli_user_add_reads_the_password_from_stdin(seeded: Engine, settings: Se
     with seeded.begin() as conn:
         user = users.authenticate(conn, "cli_ward", "cli password 123", datetime.now(UTC))
     assert user.admin_units == (unit,)
+
+
+def test_guesses_from_one_address_never_lock_the_owner_out(
+    seeded: Engine, settings: Settings
+) -> None:
+    """Item 9 of issue 14: backoff per (account, address), not a lockout anyone can trigger."""
+    from geo_api.security import get_now
+
+    with seeded.begin() as conn:
+        conn.execute(rate_bucket.delete())
+        users.create_user(conn, "pair_owner", PASSWORD, "planner")
+    s = settings.model_copy(
+        update={"login_free_failures": 5, "login_backoff_base_s": 2.0, "login_rate_burst": 100}
+    )
+    app = create_app(s)
+    t = [datetime(2026, 5, 1, 8, 0, tzinfo=UTC)]
+    app.dependency_overrides[get_now] = lambda: t[0]
+    wrong = {"username": "pair_owner", "password": "wrong guess"}
+    right = {"username": "pair_owner", "password": PASSWORD}
+    try:
+        with TestClient(app, client=("203.0.113.9", 4000)) as attacker:
+            codes = [attacker.post("/api/auth/token", data=wrong).status_code for _ in range(10)]
+            assert codes[:5] == [401] * 5 and 429 in codes[5:]
+            res = attacker.post("/api/auth/token", data=right)
+            assert res.status_code == 429 and int(res.headers["retry-after"]) >= 1
+        with TestClient(app, client=("198.51.100.7", 4000)) as owner:
+            assert owner.post("/api/auth/token", data=right).status_code == 200
+        # The wait doubles per failure and ends: the attacker's pair may try again later.
+        t[0] += timedelta(minutes=20)
+        with TestClient(app, client=("203.0.113.9", 4000)) as attacker:
+            assert attacker.post("/api/auth/token", data=wrong).status_code == 401
+            assert attacker.post("/api/auth/token", data=wrong).status_code == 429
+    finally:
+        with seeded.begin() as conn:
+            conn.execute(rate_bucket.delete())

@@ -234,6 +234,7 @@ def test_dashboard_of_a_sector(
     assert rec["by_period"][-1]["period"] in (rec["latest_period"], current)
 
 
+@pytest.mark.clock
 def test_a_running_period_is_not_the_headline_nor_in_the_trend(
     client: TestClient,
     auth_headers: Headers,

@@ -30,6 +30,19 @@ PARAMS = {
 }
 PUBLIC_LAYER, SENSITIVE_LAYER = "hospitals", "land_parcels"
 LAYER_PARAMS = {"slug", "layer", "collection_id"}
+# Valid bodies for the query routes: their layers are checked on the validated body.
+VINH = {"lon": 105.69, "lat": 18.68}
+QUERY_BODIES: dict[str, dict[str, object]] = {
+    "/api/query/within": {"polygon": {"type": "Polygon", "coordinates": [[
+        [105.68, 18.67], [105.70, 18.67], [105.70, 18.69], [105.68, 18.67]]]}, "limit": 1},
+    "/api/query/radius": {**VINH, "radius_m": 100, "limit": 1},
+    "/api/query/near-layer": {"other_layer": PUBLIC_LAYER, "radius_m": 100, "limit": 1},
+    "/api/query/nearest": {**VINH, "k": 1},
+    "/api/query/per-commune": {},
+    "/api/query/gaps": {"radius_m": 100},
+    "/api/query/buffer": {"radius_m": 10, "limit": 1},
+    "/api/query/intersection": {"other_layer": PUBLIC_LAYER, "limit": 1},
+}  # fmt: skip
 
 
 def test_every_route_has_a_policy_entry(settings: Settings) -> None:
@@ -43,7 +56,7 @@ def _cases(app: FastAPI) -> list[tuple[str, str, str | None]]:
     out: list[tuple[str, str, str | None]] = []
     for method, template in security.route_keys(app):
         rule = security.POLICY[(method, template)]
-        if rule.layer_param or rule.body_layers:
+        if rule.layer_param or rule.layers_in_body:
             out += [(method, template, PUBLIC_LAYER), (method, template, SENSITIVE_LAYER)]
         else:
             out.append((method, template, None))
@@ -96,8 +109,8 @@ def test_permission_matrix(
             if allowed and template in STREAMS:
                 continue
             kwargs: dict[str, object] = {"headers": headers[role]}
-            if rule.body_layers:
-                kwargs["json"] = {"layer": slug}
+            if rule.layers_in_body:
+                kwargs["json"] = {"layer": slug, **QUERY_BODIES[template]}
             res = client.request(method, url, **kwargs)  # type: ignore[arg-type]
             checked += 1
             if allowed and res.status_code in (401, 403):

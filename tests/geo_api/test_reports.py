@@ -354,6 +354,7 @@ def test_public_submission_is_rate_limited(
             conn.execute(rate_bucket.delete())
 
 
+@pytest.mark.clock
 def test_the_api_raises_overdue_alerts_by_itself(
     seeded: Engine, settings: Settings, communes: list[tuple[str, float, float]], media: Path
 ) -> None:

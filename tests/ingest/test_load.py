@@ -99,7 +99,7 @@ def test_append_then_replace(tmp_path: Path, engine: Engine, do_import) -> None:
     appended = do_import(b, "load_replace", mode="append")
     assert appended.strategy == "stage_append" and appended.inserted == 200
     assert _state(engine, "load_replace")[1] == 500
-    replaced = do_import(b, "load_replace", mode="replace")
+    replaced = do_import(b, "load_replace", mode="replace", force=True)
     assert replaced.strategy == "partition_swap"
     assert (replaced.inserted, replaced.deleted) == (200, 500)
     _, n, rows = _state(engine, "load_replace")
@@ -352,7 +352,7 @@ def test_early_load_matches_ordinary_load(
         replace_content = _content(engine, slug)
         # The importer writes each row's tile size itself (the swapped-in table has no trigger).
         assert _lod_mismatches(engine, slug) == 0, name
-        do_import(base, slug, key="ma_thua", mode="replace")
+        do_import(base, slug, key="ma_thua", mode="replace", force=True)
         appended = do_import(path, slug, key="ma_thua", mode="upsert")
         assert _lod_mismatches(engine, slug) == 0, name
         results[name] = (
