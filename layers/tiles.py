@@ -351,9 +351,12 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             ),
             else_=mvt_geom,
         )
+    # Every property and an added source_key, outside clusters: the key goes to ST_AsMVT as a
+    # column of its own (a NULL one is left out), not merged into a new jsonb per feature.
+    key_column = shape.n_props is None and shape.add_key and not shape.cluster
     if shape.n_props is None:
         props_expr: ColumnElement[Any] = cand.c.properties
-        if shape.add_key:
+        if shape.add_key and not key_column:
             # A NULL source_key gives a JSON null, which ST_AsMVT leaves out.
             props_expr = with_source_key(props_expr, cand.c.source_key)
     elif shape.n_props == 0:
@@ -369,7 +372,10 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             )
             args.extend([cast(key, Text), value])
         props_expr = func.jsonb_build_object(*args)
-    inner = sa_select(cand.c.id.label("id"), props_expr.label("props"), mvt_geom.label("geom"))
+    inner_cols = [cand.c.id.label("id"), props_expr.label("props"), mvt_geom.label("geom")]
+    if key_column:
+        inner_cols.append(cand.c.source_key.label(SOURCE_KEY))
+    inner = sa_select(*inner_cols)
     if shape.cluster or shape.direct:
         # OFFSET 0 fences the subquery, so the clusters' NULL test (or the direct path's
         # emptiness test) is not pushed into the scan, which would build each MVT geometry twice.
@@ -403,15 +409,11 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
         ).subquery("t")
     elif shape.direct:
         # A shape the snapping emptied would still be written, as a feature without geometry.
-        final = (
-            sa_select(rows.c.id, rows.c.props, rows.c.geom)
-            .where(func.ST_IsEmpty(rows.c.geom).is_not(True))
-            .subquery("t")
-        )
+        final = sa_select(*rows.c).where(func.ST_IsEmpty(rows.c.geom).is_not(True)).subquery("t")
     else:
         # No "geom IS NOT NULL" here: PostgreSQL would push it into the scan and build every
         # MVT geometry twice; ST_AsMVT skips NULL geometries by itself.
-        final = sa_select(rows.c.id, rows.c.props, rows.c.geom).subquery("t")
+        final = sa_select(*rows.c).subquery("t")
     return sa_select(
         func.ST_AsMVT(literal_column("t"), bindparam("name", type_=Text), EXTENT, "geom", "id")
     ).select_from(final)
