@@ -323,7 +323,9 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             ),
             else_=cand.c.geom,
         )
-    mvt_geom = func.ST_AsMVTGeom(func.ST_Transform(geom, 3857), env, EXTENT, BUFFER, True)
+    mvt_geom: ColumnElement[Any] = func.ST_AsMVTGeom(
+        func.ST_Transform(geom, 3857), env, EXTENT, BUFFER, True
+    )
     if shape.direct:
         inside = func.ST_MakeEnvelope(
             bindparam("ilon0"), bindparam("ilat0"), bindparam("ilon1"), bindparam("ilat1"), 4326
