@@ -9,6 +9,8 @@ from typing import Literal
 import h3ronpy
 import h3ronpy.vector as h3v
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from numpy.typing import NDArray
 
@@ -347,7 +349,19 @@ def aggregate_points(
 
 
 def count_points(lng: F64, lat: F64, res: int) -> tuple[U64, I64]:
-    """Cells and point counts at one resolution: the fast path (no time, no measures)."""
-    cells = points_to_cells(lng, lat, res)
-    uc, counts = np.unique(cells, return_counts=True)
-    return uc, counts.astype(np.int64)
+    """Cells (ascending) and point counts at one resolution: the fast path (no time, no measures)."""
+    if len(lng) == 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    arr = h3v.coordinates_to_cells(
+        np.ascontiguousarray(lat, dtype=np.float64),
+        np.ascontiguousarray(lng, dtype=np.float64),
+        res,
+    )
+    # One hash pass over the points (Arrow's value_counts, on h3ronpy's own Arrow array): at
+    # 10 M points np.unique's sort of every point cost 0.5 s more CPU. Only the distinct cells
+    # are sorted.
+    vc = pc.value_counts(pa.array(arr))
+    cells = np.asarray(vc.field("values").to_numpy(zero_copy_only=False), dtype=np.uint64)
+    counts = np.asarray(vc.field("counts").to_numpy(zero_copy_only=False), dtype=np.int64)
+    order = np.argsort(cells, kind="stable")
+    return cells[order], counts[order]

@@ -7,10 +7,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Select, and_, cast, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    case,
+    cast,
+    column,
+    func,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import Text
+from sqlalchemy.types import Double, Text
 
 from layers import ogc_tiles
 from layers.errors import InvalidInputError, NotFoundError
@@ -215,7 +228,14 @@ def conditions(info: LayerInfo, query: ItemsQuery) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [feature.c.layer_id == info.id]
     if query.bbox is not None:
         env = func.ST_MakeEnvelope(*query.bbox, 4326)
-        conds.append(func.ST_Intersects(feature.c.geom, env))
+        # A feature whose bbox lies inside the (rectangular) bbox intersects it: only those on
+        # its edge need the exact test, which is most of a count's cost over a big bbox.
+        conds.append(
+            and_(
+                feature.c.geom.op("&&")(env),
+                or_(feature.c.geom.op("@")(env), func.ST_Intersects(feature.c.geom, env)),
+            )
+        )
     if query.datetime is not None:
         start, end = query.datetime
         if start is not None:
@@ -266,6 +286,9 @@ def is_unfiltered(query: ItemsQuery) -> bool:
     )
 
 
+_PG_CLASS = table("pg_class", column("relname", Text), column("reltuples", Double))
+
+
 def query_items(
     conn: Connection,
     info: LayerInfo,
@@ -282,12 +305,26 @@ def query_items(
     if query.before is not None:
         paging.append(feature.c.id < query.before)
     order = feature.c.id.desc() if backwards else feature.c.id
-    stmt = (
-        select(feature.c.id, feature_doc_expr(query.crs, info))
-        .where(and_(*paging))
-        .order_by(order)
-        .limit(query.limit + 1)
-    )
+    columns: list[ColumnElement[Any]] = [feature.c.id, feature_doc_expr(query.crs, info)]
+    if known_total is None:
+        # The exact count rides along in the same round trip, as a scalar subquery PostgreSQL
+        # evaluates once, and only when the partition is small enough for it (else NULL).
+        count = select(func.count()).select_from(feature).where(and_(*conds))
+        reltuples = (
+            select(_PG_CLASS.c.reltuples)
+            .where(_PG_CLASS.c.relname == partition_name(info.id))
+            .scalar_subquery()
+        )
+        columns.append(
+            case(
+                (
+                    func.coalesce(reltuples, -1) <= exact_count_max_rows,
+                    count.scalar_subquery(),
+                ),
+                else_=None,
+            )
+        )
+    stmt = select(*columns).where(and_(*paging)).order_by(order).limit(query.limit + 1)
     rows = list(conn.execute(stmt).all())
     more = len(rows) > query.limit
     rows = rows[: query.limit]
@@ -300,11 +337,13 @@ def query_items(
     else:
         next_after = ids[-1] if more and ids else None
         prev_before = ids[0] if query.after is not None and ids else None
-    matched = (
-        known_total
-        if known_total is not None
-        else number_matched(conn, info, conds, exact_count_max_rows)
-    )
+    matched = known_total
+    if matched is None and rows and rows[0][2] is not None:
+        matched = int(rows[0][2])
+    elif matched is None and not rows and query.after is None and query.before is None:
+        matched = 0  # nothing on an unpaged page: nothing matches
+    if matched is None:
+        matched = number_matched(conn, info, conds, exact_count_max_rows)
     return ItemsPage([str(r[1]) for r in rows], matched, next_after, prev_before)
 
 

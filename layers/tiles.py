@@ -242,6 +242,7 @@ class _Shape:
     min_size: bool
     top_n: bool
     n_props: int | None  # None: every property; else how many selected
+    direct: bool = False  # shapes inside the tile go to tile units by an affine map
     t_from: bool = False  # observed_at >= t0
     t_to: bool = False  # observed_at <= t1
     add_key: bool = False  # every property: source_key added from the column
@@ -250,6 +251,15 @@ class _Shape:
 
 # Above this many vertices a shape is clipped to the tile and simplified before projecting.
 BIG_SHAPE_VERTICES = 64
+# From this zoom on, a line/polygon lying wholly inside the tile skips ST_Transform and
+# ST_AsMVTGeom (clipping, validation: most of a dense tile's render): its lon/lat go straight
+# to tile units through the tile's affine tangent of Web Mercator, snapped to the unit grid.
+# Mercator's curvature over one z14 tile moves a vertex < 0.3 units (of 4096; < 0.02 at
+# z16), under the snapping's own rounding.
+DIRECT_MIN_ZOOM = 14
+# Only shapes at least this many extent units across take that path, so snapping never
+# collapses one (ST_AsMVTGeom drops collapsed shapes; the direct path must never meet one).
+DIRECT_MIN_UNITS = 8
 
 
 def _shape_statement(shape: _Shape) -> Select[Any]:
@@ -272,7 +282,11 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
         conds.append(feature.c.observed_at <= bindparam("t1"))
     if shape.points or not (shape.min_size or shape.top_n):
         cand_q = sa_select(
-            feature.c.id, feature.c.properties, feature.c.source_key, feature.c.geom
+            feature.c.id,
+            feature.c.properties,
+            feature.c.source_key,
+            feature.c.geom,
+            feature.c.lod_size,
         ).where(and_(*conds))
     else:
         size = feature.c.lod_size
@@ -281,7 +295,11 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             # implies a partial index's predicate, so only features this big are read at all.
             conds.append(size >= bindparam("min_deg", type_=Double))
         cand_q = sa_select(
-            feature.c.id, feature.c.properties, feature.c.source_key, feature.c.geom
+            feature.c.id,
+            feature.c.properties,
+            feature.c.source_key,
+            feature.c.geom,
+            feature.c.lod_size,
         ).where(and_(*conds))
         if shape.top_n:
             # Keep the largest shapes; MVT geometry is built only for them, outside this
@@ -305,10 +323,42 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             ),
             else_=cand.c.geom,
         )
-    mvt_geom = func.ST_AsMVTGeom(func.ST_Transform(geom, 3857), env, EXTENT, BUFFER, True)
+    mvt_geom: ColumnElement[Any] = func.ST_AsMVTGeom(
+        func.ST_Transform(geom, 3857), env, EXTENT, BUFFER, True
+    )
+    if shape.direct:
+        inside = func.ST_MakeEnvelope(
+            bindparam("ilon0"), bindparam("ilat0"), bindparam("ilon1"), bindparam("ilat1"), 4326
+        )
+        affine = func.ST_Affine(
+            cand.c.geom,
+            bindparam("ax", type_=Double),
+            0.0,
+            0.0,
+            bindparam("ay", type_=Double),
+            bindparam("ox", type_=Double),
+            bindparam("oy", type_=Double),
+        )
+        # Counter-clockwise in these (y-down) units is what ST_AsMVTGeom writes, and so what
+        # MVT readers take for an outer ring.
+        direct_geom = func.ST_ForcePolygonCCW(func.ST_SnapToGrid(affine, 1.0))
+        mvt_geom = case(
+            (
+                and_(
+                    cand.c.geom.op("@")(inside),
+                    cand.c.lod_size >= bindparam("direct_deg", type_=Double),
+                    func.ST_NPoints(cand.c.geom) <= BIG_SHAPE_VERTICES,
+                ),
+                direct_geom,
+            ),
+            else_=mvt_geom,
+        )
+    # Every property and an added source_key, outside clusters: the key goes to ST_AsMVT as a
+    # column of its own (a NULL one is left out), not merged into a new jsonb per feature.
+    key_column = shape.n_props is None and shape.add_key and not shape.cluster
     if shape.n_props is None:
         props_expr: ColumnElement[Any] = cand.c.properties
-        if shape.add_key:
+        if shape.add_key and not key_column:
             # A NULL source_key gives a JSON null, which ST_AsMVT leaves out.
             props_expr = with_source_key(props_expr, cand.c.source_key)
     elif shape.n_props == 0:
@@ -324,10 +374,13 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             )
             args.extend([cast(key, Text), value])
         props_expr = func.jsonb_build_object(*args)
-    inner = sa_select(cand.c.id.label("id"), props_expr.label("props"), mvt_geom.label("geom"))
-    if shape.cluster:
-        # OFFSET 0 fences the subquery, so the clusters' NULL test is not pushed into the scan
-        # (which would build each MVT point twice).
+    inner_cols = [cand.c.id.label("id"), props_expr.label("props"), mvt_geom.label("geom")]
+    if key_column:
+        inner_cols.append(cand.c.source_key.label(SOURCE_KEY))
+    inner = sa_select(*inner_cols)
+    if shape.cluster or shape.direct:
+        # OFFSET 0 fences the subquery, so the clusters' NULL test (or the direct path's
+        # emptiness test) is not pushed into the scan, which would build each MVT geometry twice.
         inner = inner.offset(0)
     rows = inner.subquery("p")
     if shape.cluster:
@@ -356,10 +409,13 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
             ).label("props"),
             func.ST_MakePoint(clusters.c.cx, clusters.c.cy).label("geom"),
         ).subquery("t")
+    elif shape.direct:
+        # A shape the snapping emptied would still be written, as a feature without geometry.
+        final = sa_select(*rows.c).where(func.ST_IsEmpty(rows.c.geom).is_not(True)).subquery("t")
     else:
         # No "geom IS NOT NULL" here: PostgreSQL would push it into the scan and build every
         # MVT geometry twice; ST_AsMVT skips NULL geometries by itself.
-        final = sa_select(rows.c.id, rows.c.props, rows.c.geom).subquery("t")
+        final = sa_select(*rows.c).subquery("t")
     return sa_select(
         func.ST_AsMVT(literal_column("t"), bindparam("name", type_=Text), EXTENT, "geom", "id")
     ).select_from(final)
@@ -396,6 +452,7 @@ def tile_query(
         min_size=not points and plan.min_size_units > 0,
         top_n=not points and plan.max_shapes is not None,
         n_props=None if props is None else len(props),
+        direct=not points and tile.z >= DIRECT_MIN_ZOOM,
         t_from=when is not None and when.start is not None,
         t_to=when is not None and when.end is not None,
         add_key=props is None and add_key,
@@ -417,6 +474,8 @@ def tile_query(
     }
     if not points:
         params["tolerance"] = deg_per_unit / 2
+    if shape.direct:
+        params.update(direct_params(tile))
     if shape.min_size:
         params["min_deg"] = min_deg
     if shape.top_n:
@@ -431,6 +490,32 @@ def tile_query(
         params["t1"] = when.end if when else None
     sql, constants = _shape_sql(shape)
     return sql, {**dict(constants), **params}
+
+
+def direct_params(tile: TileAddress) -> dict[str, float]:
+    """Bound values of the direct path: the tile's inner bounds in degrees and the affine map
+    (x = ax·lon + ox, y = ay·lat + oy, in extent units, y down) tangent to Web Mercator at the
+    tile's centre."""
+    n = 1 << tile.z
+    lon0, lat0, lon1, lat1 = tile.lonlat_bounds()
+    lon_c, lat_c = (lon0 + lon1) / 2, (lat0 + lat1) / 2
+    world = n * EXTENT  # extent units around the world at this zoom
+    ax = world / 360.0
+    phi = math.radians(lat_c)
+    ay = -world / (2 * math.pi) / math.cos(phi) * math.pi / 180.0
+    x_c = ((lon_c + 180.0) / 360.0 * n - tile.x) * EXTENT
+    y_c = ((1 - math.asinh(math.tan(phi)) / math.pi) / 2 * n - tile.y) * EXTENT
+    return {
+        "ilon0": lon0,
+        "ilat0": lat0,
+        "ilon1": lon1,
+        "ilat1": lat1,
+        "ax": ax,
+        "ay": ay,
+        "ox": x_c - ax * lon_c,
+        "oy": y_c - ay * lat_c,
+        "direct_deg": DIRECT_MIN_UNITS * 360.0 / world,
+    }
 
 
 _COUNT_PROBE_HEAD = (

@@ -455,3 +455,37 @@ def test_tile_cache_bounds_filtered_entries_per_layer() -> None:
     assert len(cache) == 5
     assert cache.drop_layer(1) == 4 and cache.filtered_count(1) == 0
     assert plain.etag() != TileKey(1, 1, "s", 10, 1, 1, "*", "@0~..").etag()
+
+
+def _rings(feature: dict[str, object]) -> list[list[tuple[float, float]]]:
+    geom = feature["geometry"]
+    assert isinstance(geom, dict)
+    polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+    return [[tuple(p) for p in ring] for poly in polys for ring in poly]
+
+
+@pytest.mark.parametrize("z", [14, 15, 16])
+def test_direct_path_draws_what_st_asmvtgeom_draws(
+    seeded: Engine, z: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shapes inside a z14+ tile skip ST_AsMVTGeom: same features, properties and ring
+    orientation, every vertex within one extent unit of what ST_AsMVTGeom gives."""
+    with seeded.connect() as conn:
+        info = registry.get_layer(conn, "land_parcels")
+        tile, _ = _parcel_tile(conn, z)
+        direct = decode(tiles.render_tile(conn, info, tile, None), "land_parcels")
+        monkeypatch.setattr(tiles, "DIRECT_MIN_ZOOM", 99)
+        reference = decode(tiles.render_tile(conn, info, tile, None), "land_parcels")
+    assert reference, "the test tile should hold parcels"
+    by_id = {f["id"]: f for f in reference}
+    assert sorted(by_id) == sorted(f["id"] for f in direct)  # type: ignore[type-var]
+    for f in direct:
+        ref = by_id[f["id"]]
+        assert f["properties"] == ref["properties"]
+        got, want = _rings(f), _rings(ref)
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            # Same orientation (MVT's outer/inner ring rule) and the same vertices, up to one
+            # unit of rounding; a ring may start at another vertex.
+            assert shapely.LinearRing(g).is_ccw == shapely.LinearRing(w).is_ccw
+            assert shapely.hausdorff_distance(shapely.LineString(g), shapely.LineString(w)) <= 1.0
