@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vision.boxes import iou_matrix, nms
-from vision.plugins import Frame
+from vision.plugins import DETECTORS, Frame
 from vision.types import Detections
 
 F32 = NDArray[np.float32]
@@ -103,7 +103,9 @@ def priors(
     out = []
     for f, (ws, hs) in zip(feature_sizes, sizes, strict=True):
         step = size / f
-        cy, cx = np.meshgrid((np.arange(f) + 0.5) * step, (np.arange(f) + 0.5) * step, indexing="ij")
+        cy, cx = np.meshgrid(
+            (np.arange(f) + 0.5) * step, (np.arange(f) + 0.5) * step, indexing="ij"
+        )
         centres = np.stack([cx.ravel(), cy.ravel()], 1)[:, None, :]
         half = np.stack([ws, hs], 1)[None] / 2.0
         out.append(np.concatenate([centres - half, centres + half], 2).reshape(-1, 4) / size)
@@ -217,9 +219,7 @@ class SsdCocoConfig(BaseModel):
     class_min_score: dict[str, float] = Field(
         default_factory=dict, description="Per-class score floors, e.g. {'person': 0.5}"
     )
-    classes: list[Literal["person", "bicycle", "car", "motorcycle", "bus", "truck"]] | None = (
-        None
-    )
+    classes: list[Literal["person", "bicycle", "car", "motorcycle", "bus", "truck"]] | None = None
     merge_riders: bool = True
     rider_overlap: float = Field(0.5, gt=0.0, le=1.0, description="Share of width shared")
     unridden_raise: float = Field(
@@ -423,3 +423,8 @@ def same_detections(
         if abs(a[1][i] - b[1][j]) > score_tol:
             return False
     return True
+
+
+@DETECTORS.register("ssd_coco", SsdCocoConfig)
+def _make_ssd(config: SsdCocoConfig, **_runtime: Any) -> SsdCocoDetector:
+    return SsdCocoDetector(config)
