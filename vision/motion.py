@@ -80,7 +80,7 @@ class MotionDetector:
         self,
         calibration: Calibration | None = None,
         min_width_m: float = 0.4,
-        max_width_m: float | None = None,
+        max_width_m: float | None = 4.0,
         min_area_px: int = 60,
         work_width: int = 640,
         history: int = 500,
@@ -164,7 +164,7 @@ class MotionConfig(BaseModel):
 
     min_width_m: float = Field(0.4, ge=0.0)
     max_width_m: float | None = Field(
-        None, gt=0.0, description="Only applied with a fitted calibration (default: none)"
+        4.0, gt=0.0, description="Applied only with a calibration fitted from control points"
     )
     min_area_px: int = Field(60, ge=1)
     work_width: int = Field(640, ge=64, le=4096)
