@@ -190,7 +190,7 @@ class Settings(BaseSettings):
 
     media_dir: Path | None = None
     vision_detector: str = Field(
-        default="motion", description="Default detector plugin: motion, hog_people, onnx_yolo."
+        default="ssd_coco", description="Default detector plugin: ssd_coco, motion, onnx_yolo."
     )
     vision_detector_params: dict[str, object] = Field(
         default_factory=dict, description="Parameters of the default detector (JSON)."
@@ -204,6 +204,17 @@ class Settings(BaseSettings):
         default=2, description="Camera worker processes the supervisor runs at most."
     )
     vision_max_calibration_error_m: float = 2.0
+    # vision (issue 16): detector schedule, tracker, honest camera status
+    vision_detect_interval_s: float = Field(
+        default=0.2, ge=0.0, description="Seconds between detector runs while there is motion."
+    )
+    vision_tracker: str = Field(default="bytetrack", description="Tracker plugin.")
+    vision_tracker_params: dict[str, object] = Field(
+        default_factory=dict, description="Parameters of the tracker (JSON)."
+    )
+    vision_stale_after_s: float = Field(
+        default=30.0, gt=0, description="A camera is online only while its last frame is younger."
+    )
     web_dist_dir: Path | None = Field(
         default=None, description="Built web map assets (default: web_map/dist in the package)."
     )

@@ -1,4 +1,5 @@
-"""Detector plugins that ship with OpenCV or take a deployment's model: `hog_people`, `onnx_yolo`."""
+"""Detector plugins: `onnx_yolo` (a deployment's own YOLO ONNX); importing this module
+registers every detector (`ssd_coco`, `motion`, `onnx_yolo`)."""
 
 from __future__ import annotations
 
@@ -6,63 +7,19 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
 
 # Import for its registration side effect, so every detector is known once this module is.
 from vision import motion as _motion  # noqa: F401
+from vision import ssd as _ssd  # noqa: F401
 from vision.boxes import nms
 from vision.plugins import DETECTORS, Frame
 from vision.types import Detections
-
-
-class HogPeopleDetector:
-    """OpenCV's HOG + linear SVM pedestrian detector (Dalal & Triggs, 64×128 window)."""
-
-    name = "hog_people"
-
-    def __init__(
-        self,
-        upscale: float = 1.0,
-        win_stride: int = 8,
-        scale: float = 1.05,
-        hit_threshold: float = 0.0,
-        min_score: float = 0.3,
-        nms_iou: float = 0.45,
-    ) -> None:
-        self.upscale = upscale
-        self.win_stride = win_stride
-        self.scale = scale
-        self.hit_threshold = hit_threshold
-        self.min_score = min_score
-        self.nms_iou = nms_iou
-        self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
-
-    def detect(self, frame: Frame) -> Detections:
-        """People boxes; scores are the SVM margins squashed into 0..1."""
-        img = frame
-        if self.upscale != 1.0:
-            img = cv2.resize(frame, None, fx=self.upscale, fy=self.upscale)
-        rects, weights = self._hog.detectMultiScale(
-            img,
-            hitThreshold=self.hit_threshold,
-            winStride=(self.win_stride, self.win_stride),
-            padding=(8, 8),
-            scale=self.scale,
-        )
-        if len(rects) == 0:
-            return Detections.empty()
-        r = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
-        boxes = np.column_stack([r[:, 0], r[:, 1], r[:, 0] + r[:, 2], r[:, 1] + r[:, 3]])
-        boxes /= self.upscale
-        scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, dtype=np.float64).reshape(-1)))
-        ok = scores >= self.min_score
-        boxes, scores = boxes[ok], scores[ok]
-        keep = nms(boxes, scores, iou_threshold=self.nms_iou)
-        return Detections.of(boxes[keep], scores[keep], ["person"] * len(keep))
 
 
 @dataclass(frozen=True)
@@ -194,11 +151,21 @@ class OnnxYoloDetector:
         return dets
 
 
-@DETECTORS.register("hog_people")
-def _make_hog(**params: object) -> HogPeopleDetector:
-    return HogPeopleDetector(**params)  # type: ignore[arg-type]
+class OnnxYoloConfig(BaseModel):
+    """Parameters of the `onnx_yolo` detector (a deployment's own YOLOv8/YOLO11 ONNX)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: Path
+    class_names: list[str] | Path | None = None
+    imgsz: int = Field(640, ge=32, le=2048)
+    conf_threshold: float = Field(0.25, gt=0.0, lt=1.0)
+    iou_threshold: float = Field(0.45, gt=0.0, le=1.0)
+    classes: list[str] | None = None
+    threads: int = Field(1, ge=1, le=64)
+    max_det: int = Field(300, ge=1)
 
 
-@DETECTORS.register("onnx_yolo")
-def _make_yolo(**params: object) -> OnnxYoloDetector:
-    return OnnxYoloDetector(**params)  # type: ignore[arg-type]
+@DETECTORS.register("onnx_yolo", OnnxYoloConfig)
+def _make_yolo(config: OnnxYoloConfig, **_runtime: Any) -> OnnxYoloDetector:
+    return OnnxYoloDetector(**config.model_dump())

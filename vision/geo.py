@@ -91,6 +91,11 @@ class Calibration:
     max_error_m: float
     residuals_m: tuple[float, ...] = field(default=())
 
+    @property
+    def pose_only(self) -> bool:
+        """True for a calibration guessed from the camera's pose (no control points)."""
+        return bool(np.isnan(self.rms_error_m))
+
     @cached_property
     def inverse(self) -> FloatArray:
         """The ground→image homography."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
 
 from vision.geo import Calibration, ground_widths
 from vision.plugins import DETECTORS, Frame
@@ -78,7 +80,7 @@ class MotionDetector:
         self,
         calibration: Calibration | None = None,
         min_width_m: float = 0.4,
-        max_width_m: float = 4.0,
+        max_width_m: float | None = 4.0,
         min_area_px: int = 60,
         work_width: int = 640,
         history: int = 500,
@@ -135,7 +137,12 @@ class MotionDetector:
         if self.calibration is None:
             return Detections.of(b, scores, [self.label or "vehicle"] * len(b))
         widths = ground_widths(self.calibration, b)
-        keep = (widths >= self.min_width_m) & (widths <= self.max_width_m)
+        keep = widths >= self.min_width_m
+        # A pose-only calibration guesses height and tilt: its widths of near vehicles run
+        # 1.5-2x too wide, so an upper bound would drop exactly the vehicles nearest the
+        # camera. The bound applies only to a calibration fitted from control points.
+        if self.max_width_m is not None and not self.calibration.pose_only:
+            keep &= widths <= self.max_width_m
         labels = [self._label_for(w) for w in widths]
         return Detections.of(
             b[keep], scores[keep], [lab for lab, k in zip(labels, keep, strict=True) if k]
@@ -150,6 +157,25 @@ class MotionDetector:
         return self.size_classes[-1][1]
 
 
-@DETECTORS.register("motion")
-def _make_motion(**params: object) -> MotionDetector:
-    return MotionDetector(**params)  # type: ignore[arg-type]
+class MotionConfig(BaseModel):
+    """Parameters of the `motion` detector (an explicit fallback, never the default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_width_m: float = Field(0.4, ge=0.0)
+    max_width_m: float | None = Field(
+        4.0, gt=0.0, description="Applied only with a calibration fitted from control points"
+    )
+    min_area_px: int = Field(60, ge=1)
+    work_width: int = Field(640, ge=64, le=4096)
+    history: int = Field(500, ge=10)
+    var_threshold: float = Field(32.0, gt=0.0)
+    close_px: int = Field(7, ge=1, le=51)
+    label: str | None = None
+
+
+@DETECTORS.register("motion", MotionConfig)
+def _make_motion(
+    config: MotionConfig, calibration: Calibration | None = None, **_runtime: Any
+) -> MotionDetector:
+    return MotionDetector(calibration=calibration, **config.model_dump())

@@ -48,6 +48,7 @@ class Pipeline:
         gate: MotionGate | None = None,
         keepalive_s: float = 0.5,
         max_ground_range_m: float = 500.0,
+        detect_interval_s: float = 0.0,
     ) -> None:
         self.detector = detector
         self.tracker = tracker
@@ -56,6 +57,7 @@ class Pipeline:
         self.gate = gate
         self.keepalive_s = keepalive_s
         self.max_ground_range_m = max_ground_range_m
+        self.detect_interval_s = detect_interval_s
         self.stats = PipelineStats()
         self._last_detect: float | None = None
         self._origin = np.zeros(2)
@@ -67,15 +69,20 @@ class Pipeline:
             bind(calibration)
 
     def _should_detect(self, frame: Frame, now: float) -> bool:
-        """Run the detector on motion, and at least every `keepalive_s` while tracks live."""
+        """Run the detector on its schedule while there is motion, and at least every
+        `keepalive_s` while tracks live; the gate sees every frame (its background model
+        must)."""
         if self.gate is None or not getattr(self.detector, "gated", True):
-            return True
+            return self._due(now, self.detect_interval_s)
         moving = self.gate.moving(frame)
         if moving:
-            return True
+            return self._due(now, self.detect_interval_s)
         has_tracks = self.rules is not None and bool(self.rules.present())
-        due = self._last_detect is None or now - self._last_detect >= self.keepalive_s
-        return has_tracks and due
+        return has_tracks and self._due(now, max(self.keepalive_s, self.detect_interval_s))
+
+    def _due(self, now: float, interval: float) -> bool:
+        # A small slack so a 0.2 s schedule at 25 fps runs every 5th frame, not every 6th.
+        return self._last_detect is None or now - self._last_detect >= interval - 1e-3
 
     def process(self, frame: Frame, t: datetime) -> FrameResult:
         """Process one frame taken at time `t`."""
@@ -90,8 +97,9 @@ class Pipeline:
             dets = self.detector.detect(frame)
             tracks = self.tracker.update(dets)
         else:
-            # Time passes for the tracker too, so lost tracks expire on schedule.
-            self.tracker.update(dets)
+            # Time passes for the tracker too: boxes move on their predicted paths and lost
+            # tracks expire on schedule.
+            tracks = self.tracker.predict()
         observations = self.geolocate(tracks)
         events = self.rules.step(t, observations) if self.rules is not None else []
         self.stats.events += len(events)

@@ -28,16 +28,16 @@ from layers import events as ev_db
 from layers.db import make_engine
 from layers.settings import Settings
 from vision import detectors as _detectors  # noqa: F401  (registers every detector)
+from vision import tracking as _tracking  # noqa: F401  (registers bytetrack)
 from vision.alerting import write_event_alerts
 from vision.draw import draw_overlay, encode_jpeg
 from vision.geo import Calibration, GroundFrame, pose_calibration
 from vision.motion import MotionGate
 from vision.pipeline import FrameResult, Pipeline
-from vision.plugins import DETECTORS, Frame
+from vision.plugins import DETECTORS, TRACKERS, Frame
 from vision.privacy import Blurrer, delete_files, sweep_old_files
 from vision.rules import RuleEngine, RuleSettings, Zone, zone_from_wgs84
 from vision.sources import Backoff, open_source
-from vision.tracking import ByteTrack
 from vision.types import VisionEvent
 
 log = logging.getLogger("iocmap.vision")
@@ -50,6 +50,7 @@ class RunOptions:
     source: str | None = None
     detector: str | None = None
     detector_params: dict[str, Any] | None = None
+    detect_interval_s: float | None = None
     loop: bool = False
     realtime: bool = True
     max_frames: int | None = None
@@ -73,6 +74,22 @@ class RunSummary:
     counts_written: int = 0
     latencies_s: list[float] = field(default_factory=list)
     status: str = "stopped"
+    line_crossings: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON line `iocmap vision run` ends with."""
+        return {
+            "camera_id": self.camera_id,
+            "frames": self.frames,
+            "detector_calls": self.detector_calls,
+            "events": self.events,
+            "events_by_type": self.events,
+            "line_crossings": {
+                "total": sum(self.line_crossings.values()),
+                "by_class": dict(sorted(self.line_crossings.items())),
+            },
+            "counts_written": self.counts_written,
+        }
 
 
 def calibration_for(
@@ -108,20 +125,43 @@ def zones_for(records: list[cam_db.ZoneRecord], frame: GroundFrame) -> list[Zone
     ]
 
 
+@dataclass(frozen=True)
+class PluginChoice:
+    """A camera's detector and tracker by name, with their parameters (validated on use)."""
+
+    detector: str
+    detector_params: dict[str, Any]
+    tracker: str = "bytetrack"
+    tracker_params: dict[str, Any] = field(default_factory=dict)
+    detect_interval_s: float = 0.0
+
+
+def validate_plugins(camera_id: str, choice: PluginChoice) -> None:
+    """Refuse an unknown plugin, key or value with an error naming the camera and the field."""
+    where = f"camera '{camera_id}'"
+    DETECTORS.validate(choice.detector, choice.detector_params, where)
+    TRACKERS.validate(choice.tracker, choice.tracker_params, where)
+
+
 def build_pipeline(
     camera: cam_db.CameraRecord,
     calibration: Calibration,
     zones: list[Zone],
-    detector_name: str,
-    detector_params: dict[str, Any],
+    choice: PluginChoice,
     fps: float,
 ) -> Pipeline:
-    """Assemble the stages for one camera."""
-    detector = DETECTORS.create(detector_name, **detector_params)
+    """Assemble the stages for one camera from the plugin registries."""
+    where = f"camera '{camera.camera_id}'"
+    detector = DETECTORS.create(
+        choice.detector, choice.detector_params, where, calibration=calibration
+    )
+    tracker = TRACKERS.create(choice.tracker, choice.tracker_params, where, frame_rate=fps or 25.0)
+    detector_name = choice.detector
+    # The motion detector is its own gate; every other detector sits behind one.
     gate = None if detector_name == "motion" else MotionGate()
     return Pipeline(
         detector,
-        ByteTrack(frame_rate=fps or 25.0),
+        tracker,
         calibration,
         RuleEngine(
             zones,
@@ -133,6 +173,7 @@ def build_pipeline(
         ),
         gate=gate,
         max_ground_range_m=camera.range_m * 1.5,
+        detect_interval_s=choice.detect_interval_s if detector_name != "motion" else 0.0,
     )
 
 
@@ -262,6 +303,9 @@ class CameraWorker:
                 self.summary.latencies_s.append(time.monotonic() - t_read)
         for e in result.events:
             self.summary.events[e.type] = self.summary.events.get(e.type, 0) + 1
+            if e.type == "line_crossing" and e.class_name:
+                lc = self.summary.line_crossings
+                lc[e.class_name] = lc.get(e.class_name, 0) + 1
         if snapshot_path is None and not write_frame:
             return
         private = self._private(frame)  # blur once, for both images
@@ -321,6 +365,23 @@ class CameraWorker:
 
     # ---- main loop --------------------------------------------------------------------
 
+    def plugin_choice(self) -> PluginChoice:
+        """The detector and tracker this run uses: the options', else the settings'."""
+        o, st = self.opts, self.settings
+        name = o.detector or st.vision_detector
+        if o.detector_params is not None:
+            params = dict(o.detector_params)
+        elif o.detector and o.detector != st.vision_detector:
+            params = {}  # the settings' parameters belong to the settings' detector
+        else:
+            params = dict(st.vision_detector_params)
+        interval = (
+            o.detect_interval_s if o.detect_interval_s is not None else st.vision_detect_interval_s
+        )
+        return PluginChoice(
+            name, params, st.vision_tracker, dict(st.vision_tracker_params), interval
+        )
+
     def run(self) -> RunSummary:
         """Open the source and process frames until told to stop."""
         with self.engine.begin() as conn:
@@ -329,26 +390,25 @@ class CameraWorker:
             zone_recs = cam_db.list_zones(conn, self.camera_id)
             cam_db.set_state(conn, self.camera_id, status="starting", worker_pid=os.getpid())
         self._position = (camera.lon, camera.lat)
+        choice = self.plugin_choice()
+        validate_plugins(self.camera_id, choice)
         url = self.opts.source or camera.stream_url
         if "://" not in url and not Path(url).is_absolute() and not Path(url).exists():
             # Demo stream URLs are relative to the repository (vision/data/...).
             url = str(Path(__file__).resolve().parent.parent / url)
         source = open_source(
             url,
+            {
+                "loop": self.opts.loop,
+                "realtime": self.opts.realtime,
+                "max_width": self.settings.vision_max_width,
+                "max_attempts": self.opts.max_attempts,
+            },
+            where=f"camera '{self.camera_id}'",
             on_status=self.on_status,
-            loop=self.opts.loop,
-            realtime=self.opts.realtime,
-            max_width=self.settings.vision_max_width,
             start_time=self.opts.start_time,
             backoff=Backoff(self.opts.backoff_initial_s),
-            max_attempts=self.opts.max_attempts,
             sleep=lambda s: self.stop.wait(s),
-        )
-        name = self.opts.detector or self.settings.vision_detector
-        params = dict(
-            self.opts.detector_params
-            if self.opts.detector_params is not None
-            else self.settings.vision_detector_params
         )
         started = time.monotonic()
         try:
@@ -358,7 +418,7 @@ class CameraWorker:
                     cal = calibration_for(camera, cal_rec, frame.shape[1], frame.shape[0])
                     zones = zones_for(zone_recs, cal.frame)
                     fps = float(getattr(source, "fps", 0.0) or 25.0)
-                    self.pipeline = build_pipeline(camera, cal, zones, name, params, fps)
+                    self.pipeline = build_pipeline(camera, cal, zones, choice, fps)
                 result = self.pipeline.process(frame, t)
                 self.handle(frame, result, t_read)
                 self.summary.frames += 1

@@ -36,8 +36,19 @@ def camera_snapshot(
         path = _media_file(settings, camera.frame_path, f"camera '{camera_id}'")
         stored = path.read_bytes()
     except NotFoundError:
-        # No worker runs for this camera: show what its stream shows now, so an operator
-        # clicking any camera on the map still sees its picture.
+        # No worker has written a frame for this camera. Its own stream may be grabbed now,
+        # but a stream that another camera also uses (the demo's shared video) is not this
+        # camera's picture: showing it as live would mislead the operator.
+        shared = [
+            c.camera_id
+            for c in cam_db.list_cameras(conn)
+            if c.camera_id != camera_id and c.stream_url == camera.stream_url
+        ]
+        if shared:
+            raise NotFoundError(
+                f"camera '{camera_id}' has no picture of its own yet "
+                f"(its stream is also camera {shared[0]}'s)"
+            ) from None
         stored = encode_jpeg(grab_live_frame(camera.stream_url, settings))
     if not boxes and not zones:
         return stored

@@ -10,9 +10,11 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from vision.plugins import SOURCES, Frame, FrameSource
 
@@ -225,23 +227,61 @@ def file_path(url: str) -> str:
     return url
 
 
-def open_source(url: str, **params: object) -> FrameSource:
-    """The source for a URL: `snapshot+http…` or an http URL of an image → polling; else OpenCV."""
+class OpenCVSourceConfig(BaseModel):
+    """Parameters of the `opencv` source (files, RTSP, HTTP MJPEG)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1)
+    loop: bool = False
+    realtime: bool = False
+    max_width: int | None = Field(None, ge=64)
+    max_attempts: int | None = Field(None, ge=1)
+
+
+class SnapshotSourceConfig(BaseModel):
+    """Parameters of the `snapshot` source (a polled still-image URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1)
+    interval_s: float = Field(1.0, gt=0.0)
+    max_width: int | None = Field(None, ge=64)
+    max_attempts: int | None = Field(None, ge=1)
+    timeout_s: float = Field(5.0, gt=0.0)
+
+
+def source_kind(url: str) -> str:
+    """`snapshot` for `snapshot+http…` or an http URL of an image; else `opencv`."""
     lower = url.lower().split("?")[0]
     if url.startswith("snapshot+") or (
         lower.startswith(("http://", "https://")) and lower.endswith(SNAPSHOT_SUFFIXES)
     ):
-        keep = {"on_status", "interval_s", "max_width", "backoff", "max_attempts", "sleep"}
-        return SnapshotSource(url, **{k: v for k, v in params.items() if k in keep})  # type: ignore[arg-type]
-    drop = {"interval_s"}
-    return OpenCVSource(url, **{k: v for k, v in params.items() if k not in drop})  # type: ignore[arg-type]
+        return "snapshot"
+    return "opencv"
 
 
-@SOURCES.register("opencv")
-def _make_opencv(**params: object) -> OpenCVSource:
-    return OpenCVSource(**params)  # type: ignore[arg-type]
+def open_source(
+    url: str, params: dict[str, Any] | None = None, where: str = "", **runtime: Any
+) -> FrameSource:
+    """The registered source for a URL, built from its typed config and runtime objects.
+
+    `params` holds configuration (validated: an unknown key is refused); `runtime` the
+    objects that are not (on_status, backoff, sleep, start_time).
+    """
+    kind = source_kind(url)
+    # The runner sets the same options for every camera; each kind ignores the other's.
+    other = {"interval_s", "timeout_s"} if kind == "opencv" else {"loop", "realtime"}
+    cfg = {k: v for k, v in (params or {}).items() if k not in other}
+    return SOURCES.create(kind, {"url": url, **cfg}, where=where, **runtime)
 
 
-@SOURCES.register("snapshot")
-def _make_snapshot(**params: object) -> SnapshotSource:
-    return SnapshotSource(**params)  # type: ignore[arg-type]
+@SOURCES.register("opencv", OpenCVSourceConfig)
+def _make_opencv(config: OpenCVSourceConfig, **runtime: Any) -> OpenCVSource:
+    return OpenCVSource(**config.model_dump(), **runtime)
+
+
+@SOURCES.register("snapshot", SnapshotSourceConfig)
+def _make_snapshot(config: SnapshotSourceConfig, **runtime: Any) -> SnapshotSource:
+    keep = {k: v for k, v in runtime.items() if k in ("on_status", "backoff", "sleep")}
+    return SnapshotSource(**config.model_dump(), **keep)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections import Counter
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import linear_sum_assignment
 
 from vision.boxes import iou_matrix
@@ -180,9 +182,45 @@ class ByteTrack:
             iou = iou * np.array([d.score for d in dets])[None, :]
         return 1.0 - iou
 
+    def _advance(self) -> list[_STrack]:
+        """One frame of time: every confirmed or lost track moves by its Kalman prediction."""
+        self.frame_id += 1
+        for t in self.tracked + self.lost:
+            t.matched_now = False
+        pool = [t for t in self.tracked if t.activated] + self.lost
+        for t in pool:
+            assert t.mean is not None and t.cov is not None
+            if t.state != _State.TRACKED:
+                t.mean[7] = 0.0  # a lost track's height velocity is not trusted
+            t.mean, t.cov = self.kf.predict(t.mean, t.cov)
+        return pool
+
+    def predict(self) -> list[Track]:
+        """Advance one frame without detections: confirmed tracks at their predicted boxes.
+
+        The detector runs on a schedule; between its runs this carries the boxes along, so
+        rules see every track move smoothly and nothing is marked lost for want of a look.
+        """
+        self._advance()
+        self.lost = [t for t in self.lost if self.frame_id - t.frame_id <= self.max_lost]
+        out = []
+        for t in self.tracked:
+            if not t.activated or t.mean is None:
+                continue
+            b = _xyah_to_xyxy(t.mean)
+            out.append(
+                Track(
+                    t.track_id,
+                    (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                    t.score,
+                    t.label,
+                )
+            )
+        return out
+
     def update(self, detections: Detections) -> list[Track]:
         """Advance one frame with this frame's detections; return the confirmed tracks."""
-        self.frame_id += 1
+        pool = self._advance()
         fid = self.frame_id
         boxes, scores, labels = detections.boxes, detections.scores, detections.labels
         high = [
@@ -195,16 +233,7 @@ class ByteTrack:
             for i in range(len(scores))
             if self.low_thresh < scores[i] < self.track_thresh
         ]
-        for t in self.tracked + self.lost:
-            t.matched_now = False
         unconfirmed = [t for t in self.tracked if not t.activated]
-        confirmed = [t for t in self.tracked if t.activated]
-        pool = confirmed + self.lost
-        for t in pool:
-            assert t.mean is not None and t.cov is not None
-            if t.state != _State.TRACKED:
-                t.mean[7] = 0.0  # a lost track's height velocity is not trusted
-            t.mean, t.cov = self.kf.predict(t.mean, t.cov)
 
         matches, u_pool, u_high = _assign(
             self._cost(pool, high, self.fuse_score), self.match_thresh
@@ -251,6 +280,21 @@ class ByteTrack:
         ]
 
 
-@TRACKERS.register("bytetrack")
-def _make_bytetrack(**params: object) -> ByteTrack:
-    return ByteTrack(**params)  # type: ignore[arg-type]
+class ByteTrackConfig(BaseModel):
+    """Parameters of the `bytetrack` tracker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    track_thresh: float = Field(0.5, gt=0.0, lt=1.0)
+    low_thresh: float = Field(0.1, ge=0.0, lt=1.0)
+    match_thresh: float = Field(0.8, gt=0.0, le=1.0)
+    new_track_thresh: float | None = Field(None, gt=0.0, le=1.0)
+    lost_buffer: int = Field(30, ge=1, description="Frames (at 30 fps) a lost track is kept")
+    fuse_score: bool = True
+
+
+@TRACKERS.register("bytetrack", ByteTrackConfig)
+def _make_bytetrack(
+    config: ByteTrackConfig, frame_rate: float = 30.0, **_runtime: Any
+) -> ByteTrack:
+    return ByteTrack(frame_rate=frame_rate, **config.model_dump())

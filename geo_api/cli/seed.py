@@ -26,6 +26,11 @@ def run_demo_seed(engine: Engine, settings: Settings, sectors: bool = True) -> N
     with engine.begin() as conn:
         alerting.install_rules(conn, rules.EXAMPLE_RULES)
     typer.echo(f"alert rules: {len(rules.EXAMPLE_RULES)} example rules installed")
+    from vision.demo import DEMO_CAMERA, seed_demo_camera
+
+    with engine.begin() as conn:
+        wrote = seed_demo_camera(conn)
+    typer.echo(f"camera {DEMO_CAMERA}: calibration and zones {'written' if wrote else 'unchanged'}")
     if sectors:
         run_sector_seed(engine, settings)
 

@@ -6,11 +6,13 @@ import json
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
 from layers.errors import InvalidInputError
+from vision.plugins import PluginConfigError
 
 vision_app = typer.Typer(
     help="Cameras: detection pipeline, calibration, zones.", no_args_is_help=True
@@ -24,9 +26,12 @@ def run(
     source: str | None = typer.Option(
         None, help="Override the stream URL (file, rtsp://, http://)"
     ),
-    detector: str | None = typer.Option(None, help="motion, hog_people or onnx_yolo"),
+    detector: str | None = typer.Option(None, help="ssd_coco (default), motion or onnx_yolo"),
     detector_params: str | None = typer.Option(
-        None, help='Detector parameters as JSON, e.g. {"model_path": "yolo11n.onnx"}'
+        None, help='Detector parameters as JSON, e.g. {"input_size": 300}'
+    ),
+    detect_interval: float | None = typer.Option(
+        None, help="Seconds between detector runs (default IOC_VISION_DETECT_INTERVAL_S)"
     ),
     loop: bool = typer.Option(False, help="Loop a file source forever"),
     realtime: bool = typer.Option(True, help="Pace a file source at its frame rate"),
@@ -37,14 +42,12 @@ def run(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = load_settings()
-    try:
-        params = json.loads(detector_params) if detector_params else None
-    except ValueError as exc:
-        raise InvalidInputError(f"--detector-params is not JSON: {exc}") from exc
+    params = _json_object(detector_params, "--detector-params") if detector_params else None
     opts = RunOptions(
         source=source,
         detector=detector,
         detector_params=params,
+        detect_interval_s=detect_interval,
         loop=loop,
         realtime=realtime,
         max_frames=max_frames,
@@ -57,14 +60,112 @@ def run(
         except KeyboardInterrupt:
             worker.stop.set()
             summary = worker.summary
+        except PluginConfigError as exc:
+            raise InvalidInputError(str(exc), camera_id=camera) from exc
+    typer.echo(json.dumps(summary.as_dict()))
+
+
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    """A JSON object given on the command line, or a clear error naming the option."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"{option} is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{option} must be a JSON object")
+    return value
+
+
+def _detector(name: str, params: dict[str, Any]) -> Any:
+    """A detector from the registry, with a clear error for a bad name, key or value."""
+    from vision import detectors as _detectors  # noqa: F401  (registers every detector)
+    from vision.plugins import DETECTORS
+
+    try:
+        return DETECTORS.create(name, params, "--detector-params")
+    except PluginConfigError as exc:
+        raise InvalidInputError(str(exc)) from exc
+
+
+@vision_app.command("detect")
+@friendly_errors
+def detect(
+    images: list[Path] = typer.Argument(..., help="Image files"),
+    detector: str = typer.Option("ssd_coco", help="Detector plugin"),
+    detector_params: str = typer.Option("{}", help="Detector parameters as JSON"),
+    output: str = typer.Option("table", "--format", help="json (one object per image) or table"),
+) -> None:
+    """Run a detector on still images: boxes in each image's own pixels."""
+    import cv2
+
+    if output not in ("json", "table"):
+        raise InvalidInputError("--format must be json or table")
+    det = _detector(detector, _json_object(detector_params, "--detector-params"))
+    for path in images:
+        image = cv2.imread(str(path))
+        if image is None:
+            raise InvalidInputError(f"{path}: not a readable image")
+        found = det.detect(image)
+        items = [
+            {"class": lab, "score": round(float(s), 3), "box": [round(float(v), 1) for v in b]}
+            for lab, s, b in zip(found.labels, found.scores, found.boxes, strict=True)
+        ]
+        if output == "json":
+            doc = {
+                "image": str(path),
+                "width": int(image.shape[1]),
+                "height": int(image.shape[0]),
+                "detections": items,
+            }
+            typer.echo(json.dumps(doc, ensure_ascii=False))
+            continue
+        typer.echo(f"{path} ({image.shape[1]}×{image.shape[0]}): {len(items)} detections")
+        for it in items:
+            x1, y1, x2, y2 = it["box"]
+            typer.echo(
+                f"  {it['class']:<11}{it['score']:6.3f}  {x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}"
+            )
+
+
+@vision_app.command("evaluate")
+@friendly_errors
+def evaluate(
+    directory: Path = typer.Argument(..., help="Images with Pascal VOC .xml beside them"),
+    detector: str = typer.Option("ssd_coco", help="Detector plugin"),
+    detector_params: str = typer.Option("{}", help="Detector parameters as JSON"),
+    split: str | None = typer.Option(None, help="Only this split of DIR/splits.json"),
+) -> None:
+    """Precision, recall and AP@0.5 per class and for all vehicles, as one JSON object.
+
+    AP is over every box the detector gives down to a score of 0.05; precision and recall
+    at the detector's configured `min_score`.
+    """
+    from vision.evaluate import evaluate_dir
+
+    if not directory.is_dir():
+        raise InvalidInputError(f"{directory}: not a directory")
+    params = _json_object(detector_params, "--detector-params")
+    det = _detector(detector, params)
+    threshold = float(getattr(getattr(det, "config", None), "min_score", 0.0))
+    if detector == "ssd_coco":
+        det = _detector(detector, {**params, "min_score": 0.05})
+    try:
+        scores, n = evaluate_dir(det.detect, directory, split, threshold)
+    except (ValueError, OSError) as exc:
+        raise InvalidInputError(str(exc)) from exc
+    if n == 0:
+        raise InvalidInputError(f"{directory}: no image has a VOC .xml beside it")
     typer.echo(
         json.dumps(
             {
-                "camera_id": summary.camera_id,
-                "frames": summary.frames,
-                "detector_calls": summary.detector_calls,
-                "events": summary.events,
-                "counts_written": summary.counts_written,
+                "directory": str(directory),
+                "detector": detector,
+                "split": split,
+                "images": n,
+                "iou": 0.5,
+                "min_score": threshold,
+                "classes": {k: v.as_dict() for k, v in scores.items() if k != "vehicles"},
+                "vehicles": scores["vehicles"].as_dict(),
             }
         )
     )
@@ -163,38 +264,19 @@ def add_zone(
 @vision_app.command("demo-zones")
 @friendly_errors
 def demo_zones(
-    camera: str = typer.Option(..., "--camera"),
-    width: int = typer.Option(640, help="Frame width the zones are laid out on"),
-    height: int = typer.Option(352, help="Frame height the zones are laid out on"),
+    camera: str = typer.Option("CA-01", "--camera"),
 ) -> None:
-    """Give a camera a counting line and a lane laid out in its image (for demos)."""
-    from layers import cameras
-    from vision.runner import calibration_for
+    """Give a camera the demo street's fitted calibration, counting line and lane.
+
+    `iocmap seed demo` already does this for CA-01; every demo camera streams the same
+    video, so any of them can be given the same layout.
+    """
+    from vision.demo import seed_demo_camera
 
     settings = load_settings()
     with migrated_engine(settings) as engine, engine.begin() as conn:
-        cam = cameras.get_camera(conn, camera)
-        cal = calibration_for(cam, cameras.get_calibration(conn, camera), width, height)
-        w, h = float(width), float(height)
-        line = cal.image_to_wgs84([(0.1 * w, 0.65 * h), (0.9 * w, 0.65 * h)]).tolist()
-        lane = cal.image_to_wgs84(
-            [(0.0, h), (w, h), (0.75 * w, 0.45 * h), (0.25 * w, 0.45 * h)]
-        ).tolist()
-        specs = [
-            cameras.ZoneSpec(
-                name="Vạch đếm xe",
-                kind="counting_line",
-                geometry={"type": "LineString", "coordinates": line},
-            ),
-            cameras.ZoneSpec(
-                name="Làn đường",
-                kind="lane",
-                geometry={"type": "Polygon", "coordinates": [[*lane, lane[0]]]},
-                params={"direction_deg": cam.heading_deg, "speed_limit_kmh": 50},
-            ),
-        ]
-        ids = [cameras.add_zone(conn, camera, z) for z in specs]
-    typer.echo(f"zones {ids} added to {camera}")
+        wrote = seed_demo_camera(conn, camera)
+    typer.echo(f"camera {camera}: calibration and zones {'written' if wrote else 'unchanged'}")
 
 
 @vision_app.command("cameras")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -17,8 +17,17 @@ router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _camera_doc(cam: cameras.CameraRecord, last: events.EventOut | None) -> dict[str, Any]:
+def _camera_doc(
+    cam: cameras.CameraRecord, last: events.EventOut | None, stale_after_s: float
+) -> dict[str, Any]:
+    from vision.status import effective_status, picture_doc
+
+    now = datetime.now(UTC)
     doc = cam.model_dump(mode="json", exclude={"frame_path", "overlay"})
+    # The worker's own word is kept; `status` is what an operator may rely on.
+    doc["worker_status"] = cam.status
+    doc["status"] = effective_status(cam.status, cam.last_frame_at, now, stale_after_s)
+    doc["picture"] = picture_doc(cam.status, cam.last_frame_at, now, stale_after_s)
     doc["last_event"] = last.model_dump(mode="json") if last else None
     doc["links"] = {
         "snapshot": f"/api/cameras/{cam.camera_id}/snapshot.jpg",
@@ -29,18 +38,19 @@ def _camera_doc(cam: cameras.CameraRecord, last: events.EventOut | None) -> dict
 
 
 @router.get("", summary="Cameras with status, last frame time and last event")
-def list_cameras(conn: ConnDep) -> list[dict[str, Any]]:
+def list_cameras(conn: ConnDep, settings: SettingsDep) -> list[dict[str, Any]]:
     """Every registered camera."""
     last = events.latest_events(conn)
-    return [_camera_doc(c, last.get(c.camera_id)) for c in cameras.list_cameras(conn)]
+    stale = settings.vision_stale_after_s
+    return [_camera_doc(c, last.get(c.camera_id), stale) for c in cameras.list_cameras(conn)]
 
 
 @router.get("/{camera_id}", summary="One camera")
-def get_camera(camera_id: str, conn: ConnDep) -> dict[str, Any]:
+def get_camera(camera_id: str, conn: ConnDep, settings: SettingsDep) -> dict[str, Any]:
     """One camera with its status and last event."""
     cam = cameras.get_camera(conn, camera_id)
     last = events.query_events(conn, camera_id=camera_id, limit=1)
-    return _camera_doc(cam, last[0] if last else None)
+    return _camera_doc(cam, last[0] if last else None, settings.vision_stale_after_s)
 
 
 @router.get(

@@ -94,3 +94,24 @@ def test_calibrate_zone_run_and_list(cli_env: None, engine: Engine, tmp_path: Pa
     assert "cli_cam\tstopped\ton\tcalibrated" in res.output
     res = runner.invoke(app, ["vision", "run", "--camera", "missing_cam", "--max-frames", "1"])
     assert res.exit_code == 1 and "does not exist" in res.output
+
+
+def test_seed_demo_gives_ca01_its_fitted_calibration_and_zones(
+    seeded: Engine, settings: Settings
+) -> None:
+    from geo_api.cli.seed import run_demo_seed
+    from vision.demo import flow_direction_deg, seed_demo_camera
+
+    run_demo_seed(seeded, settings, sectors=False)
+    with seeded.begin() as conn:
+        cam = cameras.get_camera(conn, "CA-01")
+        cal = cameras.get_calibration(conn, "CA-01")
+        zones = cameras.list_zones(conn, "CA-01")
+        assert cal is not None and len(cal.control_points) == 8
+        assert cal.reprojection_error_m < 0.05
+        assert sorted(z.kind for z in zones) == ["counting_line", "lane"]
+        lane = next(z for z in zones if z.kind == "lane")
+        assert lane.params["direction_deg"] == round(flow_direction_deg(cam.heading_deg), 1)
+        # A second seed changes nothing.
+        assert seed_demo_camera(conn) is False
+        assert [z.id for z in cameras.list_zones(conn, "CA-01")] == [z.id for z in zones]

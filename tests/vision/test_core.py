@@ -20,8 +20,9 @@ from vision.geo import (
 )
 from vision.motion import MotionDetector, MotionGate
 from vision.pipeline import Pipeline
-from vision.plugins import DETECTORS, TRACKERS
+from vision.plugins import DETECTORS, SOURCES, TRACKERS, PluginConfigError
 from vision.rules import RuleEngine, RuleSettings, Zone, zone_from_wgs84
+from vision.sources import open_source
 from vision.synthetic import T0, ReplayDetector, control_points, street_scene
 from vision.tracking import ByteTrack
 from vision.types import Detections, Observation
@@ -113,14 +114,24 @@ def test_bytetrack_keeps_ids_through_a_short_gap() -> None:
     assert all(x == ids[0] for x in ids)
 
 
-def test_registries_build_plugins_by_name() -> None:
-    import vision.detectors  # noqa: F401  (registers hog_people and onnx_yolo)
+def test_registries_build_typed_plugins_and_refuse_bad_keys() -> None:
+    import vision.detectors  # noqa: F401  (registers every detector)
 
-    assert {"motion", "hog_people", "onnx_yolo"} <= set(DETECTORS.names())
-    assert isinstance(DETECTORS.create("motion", min_width_m=0.5), MotionDetector)
-    assert isinstance(TRACKERS.create("bytetrack"), ByteTrack)
-    with pytest.raises(KeyError, match="known"):
+    assert {"ssd_coco", "motion", "onnx_yolo"} == set(DETECTORS.names())
+    assert set(SOURCES.names()) == {"opencv", "snapshot"}
+    assert isinstance(DETECTORS.create("motion", {"min_width_m": 0.5}), MotionDetector)
+    tracker = TRACKERS.create("bytetrack", {"lost_buffer": 10}, frame_rate=15)
+    assert isinstance(tracker, ByteTrack) and tracker.max_lost == 5
+    with pytest.raises(PluginConfigError, match="known"):
         DETECTORS.create("nope")
+    with pytest.raises(
+        PluginConfigError, match=r"camera 'CA-01': detector 'ssd_coco': input_sise: unknown"
+    ):
+        DETECTORS.create("ssd_coco", {"input_sise": 640}, "camera 'CA-01'")
+    with pytest.raises(PluginConfigError, match=r"tracker 'bytetrack': match_thresh: "):
+        TRACKERS.create("bytetrack", {"match_thresh": 3})
+    with pytest.raises(PluginConfigError, match=r"frame source 'opencv': loop: "):
+        open_source("rtsp://cam/1", {"loop": "often"}, where="camera 'CA-02'")
 
 
 def test_synthetic_street_counts_wrong_way_intrusion_and_positions() -> None:

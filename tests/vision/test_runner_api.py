@@ -137,7 +137,9 @@ def test_api_lists_cameras_events_and_snapshots(
     with TestClient(create_app(settings), headers=auth_headers("operator")) as client:
         cams = client.get("/api/cameras").json()
         mine = next(c for c in cams if c["camera_id"] == CAM)
-        assert mine["status"] == "stopped" and mine["last_frame_at"] and mine["last_event"]
+        # The worker has stopped: its last picture is not live, whatever its age.
+        assert mine["worker_status"] == "stopped" and mine["status"] == "offline"
+        assert mine["last_frame_at"] and mine["last_event"] and not mine["picture"]["live"]
         evs = client.get(f"/api/cameras/{CAM}/events", params={"type": "detection"}).json()
         assert evs and all(e["event_type"] == "detection" for e in evs)
         assert evs[0]["lon"] and evs[0]["class_name"]

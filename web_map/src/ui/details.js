@@ -218,6 +218,25 @@ function cameraId(feature) {
   return (feature.properties || {}).camera_id || feature.id;
 }
 
+/** When the picture was taken, and a notice when it is not live (camera stale or offline). */
+function pictureTime(picture) {
+  const box = el('div', { class: 'snapshot-time', id: 'camera-picture' });
+  fillPictureTime(box, picture);
+  return box;
+}
+
+function fillPictureTime(box, picture) {
+  box.replaceChildren();
+  if (!picture || !picture.at) {
+    box.append(el('span', { class: 'muted' }, t('camera.picture_none')));
+    return;
+  }
+  box.append(el('span', { class: 'muted' }, `${t('camera.picture_at')}: `), el('span', { id: 'camera-picture-at' }, fmtDate(picture.at)));
+  if (!picture.live) {
+    box.append(el('div', { class: 'snapshot-old', id: 'camera-picture-old', role: 'status' }, t('camera.picture_old')));
+  }
+}
+
 function cameraSection(app, feature) {
   const { caps } = app.state;
   const p = feature.properties || {};
@@ -227,7 +246,8 @@ function cameraSection(app, feature) {
   wrap.append(el('h3', {}, t('camera.snapshot')));
   if (caps && caps.cameraSnapshot) {
     const url = fillPath(caps.cameraSnapshot, { camera_id: id, id });
-    const img = el('img', { class: 'snapshot', id: 'camera-snapshot', alt: t('camera.snapshot'), src: `${url}?t=${Date.now()}` });
+    // boxes and zones drawn by the server on the picture itself, so they match its pixels
+    const img = el('img', { class: 'snapshot', id: 'camera-snapshot', alt: t('camera.snapshot'), src: `${url}?boxes=1&zones=1&t=${Date.now()}` });
     const missing = el('div', { class: 'snapshot-missing', hidden: true }, t('camera.no_snapshot'));
     img.addEventListener('error', () => {
       img.hidden = true;
@@ -237,7 +257,8 @@ function cameraSection(app, feature) {
       img.hidden = false;
       missing.hidden = true;
     });
-    wrap.append(img, missing);
+    const info = app.cameraInfo && app.cameraInfo.id === id ? app.cameraInfo : null;
+    wrap.append(img, missing, pictureTime(info && info.picture));
   } else {
     wrap.append(el('div', { class: 'snapshot-missing' }, t('camera.no_snapshot')));
   }
@@ -246,7 +267,7 @@ function cameraSection(app, feature) {
       'div',
       { class: 'row' },
       el('span', { class: 'muted' }, `${t('camera.status')}: `),
-      el('span', { class: `badge ${['offline', 'error', 'stopped'].includes(status) ? 'bad' : status === 'online' ? 'good' : 'neutral'}`, id: 'camera-status' }, valueLabel(status || 'unknown')),
+      el('span', { class: `badge ${['offline', 'stale', 'error', 'stopped'].includes(status) ? 'bad' : status === 'online' ? 'good' : 'neutral'}`, id: 'camera-status' }, valueLabel(status || 'unknown')),
     ),
   );
   const info = app.cameraInfo && app.cameraInfo.id === id ? app.cameraInfo : null;
@@ -319,6 +340,7 @@ async function loadCamera(app, feature) {
         .then((body) => {
           const b = body && body.properties ? body.properties : body;
           app.cameraInfo.status = b && (b.status || (b.online === false ? 'offline' : b.online ? 'online' : null));
+          app.cameraInfo.picture = b && b.picture ? b.picture : null;
         })
         .catch(() => {}),
     );
@@ -333,7 +355,21 @@ async function loadCamera(app, feature) {
     const img = document.getElementById('camera-snapshot');
     if (!img) return;
     const base = img.src.split('?')[0];
-    img.src = `${base}?t=${Date.now()}`;
+    img.src = `${base}?boxes=1&zones=1&t=${Date.now()}`;
+    if (!caps.cameraDetail) return;
+    // the picture's time and freshness move with it
+    getJSON(fillPath(caps.cameraDetail, { camera_id: id, id }))
+      .then((body) => {
+        const b = body && body.properties ? body.properties : body;
+        const box = document.getElementById('camera-picture');
+        if (box && b) fillPictureTime(box, b.picture);
+        const badge = document.getElementById('camera-status');
+        if (badge && b && b.status) {
+          badge.textContent = valueLabel(b.status);
+          badge.className = `badge ${b.status === 'online' ? 'good' : ['offline', 'stale', 'error', 'stopped'].includes(b.status) ? 'bad' : 'neutral'}`;
+        }
+      })
+      .catch(() => {});
   }, 3000);
 }
 

