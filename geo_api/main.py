@@ -25,6 +25,7 @@ from geo_api.routers import (
     layers,
     ogc,
     query,
+    rasters,
     reports,
     tiles,
 )
@@ -47,6 +48,7 @@ ROUTERS = (
     auth,
     audit,
     indicators,
+    rasters,
 )
 
 

@@ -208,6 +208,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/reports/{code}/resolve"): roles(*REPORT_WORKERS, max_body="photo"),
     ("POST", "/api/reports/{code}/reject"): roles(*REPORT_WORKERS),
     ("POST", "/api/reports/{code}/rating"): roles("citizen"),
+    # rasters and flood exposure (issue 20); ZonalBody/FloodBody.layer_slugs() name the same
+    ("GET", "/tiles/{slug}/terrain/{z}/{x}/{y}.png"): layer_read("slug"),
+    ("GET", "/api/rasters"): PUBLIC,
+    ("GET", "/api/rasters/{slug}"): layer_read("slug"),
+    ("GET", "/api/rasters/{slug}/point"): layer_read("slug"),
+    ("POST", "/api/rasters/{slug}/profile"): layer_read("slug"),
+    ("POST", "/api/query/zonal"): Rule(body_layers=("raster", "units")),
+    ("POST", "/api/query/flood-exposure"): Rule(body_layers=("depth", "dem", "units")),
 }
 
 
