@@ -94,13 +94,17 @@ class Grid:
         return ok
 
     def row_area_m2(self) -> npt.NDArray[np.float64]:
-        """Ground area of one cell per row (WebMercator scale factor is 1/cos(lat))."""
+        """Ground area (m², WGS84 ellipsoid) of one cell per row."""
         rows = self.shape[0]
         xmin, ymin, xmax, ymax = self.bounds
         dx, dy = self.res
         y = ymax - (np.arange(rows) + 0.5) * dy
         lat = np.arctan(np.sinh(y / EARTH_R))
-        return dx * dy * np.cos(lat) ** 2
+        # EPSG:3857 puts geodetic latitudes through the spherical formula; the ground area of
+        # a cell on the WGS84 ellipsoid is then M·N/a² · cos²φ times its projected area.
+        e2 = 0.00669437999014
+        ellipsoid = (1 - e2) / (1 - e2 * np.sin(lat) ** 2) ** 2
+        return dx * dy * np.cos(lat) ** 2 * ellipsoid
 
     def row_lat(self) -> npt.NDArray[np.float64]:
         """Latitude (degrees) of each row's centre."""

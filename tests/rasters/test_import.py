@@ -114,15 +114,15 @@ def test_crs_option_wins(
     assert read.value_at(settings, r, lon, lat) == [500]
 
 
-def test_bad_files_get_clear_errors(
-    tmp_path: Path, do_import: Callable[..., RasterReport]
-) -> None:
+def test_bad_files_get_clear_errors(tmp_path: Path, do_import: Callable[..., RasterReport]) -> None:
     text_file = tmp_path / "notes.tif"
     text_file.write_text("this is not an image")
     with pytest.raises(InvalidInputError, match=r"notes\.tif: not a raster"):
         do_import(text_file, "t_bad")
 
-    good = lonlat_tif(tmp_path / "whole.tif", np.random.default_rng(1).random((300, 300)).astype("f4"))
+    good = lonlat_tif(
+        tmp_path / "whole.tif", np.random.default_rng(1).random((300, 300)).astype("f4")
+    )
     corrupt = tmp_path / "broken.tif"
     corrupt.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(InvalidInputError, match=r"broken\.tif: .*(corrupt|not a raster)"):
@@ -136,7 +136,9 @@ def test_bad_files_get_clear_errors(
     with pytest.raises(InvalidInputError, match=r"hanoi\.tif: outside the province"):
         do_import(far, "t_bad")
 
-    bare = write_tif(tmp_path / "bare.tif", np.ones((5, 5), np.uint8), rasterio.Affine.identity(), None)
+    bare = write_tif(
+        tmp_path / "bare.tif", np.ones((5, 5), np.uint8), rasterio.Affine.identity(), None
+    )
     with pytest.raises(InvalidInputError, match=r"bare\.tif: unknown CRS"):
         do_import(bare, "t_bad")
 
