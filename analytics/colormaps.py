@@ -68,7 +68,7 @@ def to_rgba(
     """Rescale one band to [lo, hi], colour it, and make invalid pixels fully transparent."""
     span = hi - lo if hi != lo else 1.0
     idx = np.clip((values.astype(np.float32) - lo) * (255.0 / span), 0, 255)
-    rgba = lut(name)[np.nan_to_num(idx, nan=0.0).astype(np.uint8)]
+    rgba: npt.NDArray[np.uint8] = lut(name)[np.nan_to_num(idx, nan=0.0).astype(np.uint8)]
     rgba[~valid] = 0
     return rgba
 

@@ -145,7 +145,7 @@ def exposure(
     merc_units = [read.to_mercator(u.geom) for u in units]
     req = StatRequest(basic=["area_km2"], above=[0.0])
     stats = zonal(grid, merc_units, req) if units else []
-    communes = []
+    communes: list[dict[str, Any]] = []
     totals = {"flooded_km2": 0.0, "people_exposed": 0.0, "communes_flooded": 0.0}
     for u, s in zip(units, stats, strict=True):
         flooded_km2 = float(s.get("area_km2_above_0") or 0.0)
@@ -166,7 +166,7 @@ def exposure(
         totals["flooded_km2"] += flooded_km2
         totals["people_exposed"] += people or 0.0
         totals["communes_flooded"] += 1
-    communes.sort(key=lambda c: -(c["people_exposed"] or 0))
+    communes.sort(key=lambda c: -float(c["people_exposed"] or 0))
     wet_bounds = _wet_bounds(grid)
     exposed: dict[str, list[dict[str, Any]]] = {}
     withheld: list[str] = []

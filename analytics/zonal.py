@@ -104,13 +104,15 @@ class Grid:
         # a cell on the WGS84 ellipsoid is then M·N/a² · cos²φ times its projected area.
         e2 = 0.00669437999014
         ellipsoid = (1 - e2) / (1 - e2 * np.sin(lat) ** 2) ** 2
-        return dx * dy * np.cos(lat) ** 2 * ellipsoid
+        area: npt.NDArray[np.float64] = dx * dy * np.cos(lat) ** 2 * ellipsoid
+        return area
 
     def row_lat(self) -> npt.NDArray[np.float64]:
         """Latitude (degrees) of each row's centre."""
         ymax = self.bounds[3]
         y = ymax - (np.arange(self.shape[0]) + 0.5) * self.res[1]
-        return np.degrees(np.arctan(np.sinh(y / EARTH_R)))
+        lat: npt.NDArray[np.float64] = np.degrees(np.arctan(np.sinh(y / EARTH_R)))
+        return lat
 
 
 def _source(grid: Grid, mat: npt.NDArray[Any], name: str, nodata: float | None) -> Any:

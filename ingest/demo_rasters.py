@@ -95,7 +95,7 @@ def seed_demo_rasters(
                     layer=slug,
                     title_vi=vi,
                     title_en=en,
-                    role=role,  # type: ignore[arg-type]
+                    role=role,
                     synthetic=True,
                     description=f"{desc} {marker}",
                     actor="iocmap seed",

@@ -322,7 +322,7 @@ def read_and_prepare(
         nodata=nodata,
         source_crs=f"EPSG:{choice.srid}" if choice.srid else choice.name,
         crs_source=choice.source,
-        transform=tuple(dst_transform)[:6],  # type: ignore[arg-type]
+        transform=tuple(dst_transform)[:6],
         resolution_m=abs(dst_transform.a) * math.cos(math.radians(lat)),
         bounds=bounds,
         statistics=stats,

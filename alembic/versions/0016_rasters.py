@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import geoalchemy2
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
+
+from alembic import op
 
 revision = "0016_rasters"
 down_revision = "0010_source_key_partial"

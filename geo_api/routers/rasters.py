@@ -256,7 +256,7 @@ class ZonalBody(BaseModel):
         default="admin_communes", description="Polygon layer slug or a GeoJSON polygon"
     )
     stats: list[str | dict[str, float]] = Field(
-        default_factory=lambda: ["min", "max", "mean", "count"],
+        default_factory=lambda: list[str | dict[str, float]](["min", "max", "mean", "count"]),
         description='min, max, mean, sum, count, area_km2, {"area_km2_above": X}',
     )
     band: int = Field(default=1, ge=1)

@@ -63,7 +63,8 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) 
     cw = max(2, shape[1] // cells + 2)
     coarse = rng.standard_normal((ch, cw)).astype(np.float32)
     out = ndimage.zoom(coarse, (shape[0] / ch * 1.0001, shape[1] / cw * 1.0001), order=3)
-    return out[: shape[0], : shape[1]]
+    cropped: np.ndarray = out[: shape[0], : shape[1]]
+    return cropped
 
 
 def _grid(res_m: float) -> tuple[Affine, int, int, float]:
