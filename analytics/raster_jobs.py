@@ -12,7 +12,7 @@ from rasterio import features as rfeatures
 from rasterio.transform import from_bounds
 from sqlalchemy import Connection
 
-from analytics import flood
+from analytics import flood, rules
 from analytics.zonal import Grid, StatRequest, zonal
 from layers.errors import InvalidInputError
 from layers.queries import QueryResult, parse_polygon
@@ -236,4 +236,58 @@ def _under_water(grid: Grid, feats: list[read.ExposedCandidate]) -> list[dict[st
             if s.get("max") is not None and s["max"] > 0:
                 out.append({"key": f.key, "name": f.name, "depth_m": round(float(s["max"]), 3)})
     out.sort(key=lambda h: -h["depth_m"])
+    return out
+
+
+def flood_firings(
+    conn: Connection, spec: rules.RuleSpec, settings: Settings | None
+) -> list[rules.Firing]:
+    """A flood_exposure rule: exposure of the depth raster `spec.layer` against the threshold."""
+    if settings is None:
+        raise InvalidInputError("flood_exposure rules need the settings (the raster directory)")
+    raster = get_raster(conn, spec.layer)
+    got = read.read_grid(settings, raster, settings.raster_query_max_pixels)
+    depth = Grid(
+        flood.depth_from_raster(got.grid.values, got.grid.valid(), 0.0), got.grid.bounds, None
+    )
+    result = exposure(conn, settings, depth, "admin_communes", lambda _s, _x: True, [], 1)
+    measure = spec.measure
+    label = {
+        "people_exposed": "người bị ảnh hưởng / people exposed",
+        "flooded_km2": "km² ngập / km² flooded",
+        "communes_flooded": "xã bị ngập / communes flooded",
+    }[measure]
+    out: list[rules.Firing] = []
+    if spec.area.kind == "commune":
+        for c in result["communes"]:
+            value = float(c.get(measure) or 0.0)
+            if bool(rules.holds(spec.condition, value, spec.threshold)):
+                out.append(
+                    rules.Firing(
+                        key=f"{spec.layer}:{raster.info.data_version}:{c['code']}",
+                        value=value,
+                        threshold=spec.threshold,
+                        title=f"{spec.name}: {c['name']} — {value:,.0f} {label}",
+                        area_kind="commune",
+                        area_ref=str(c["code"]),
+                        extra={"raster": spec.layer, "flooded_km2": c["flooded_km2"]},
+                    )
+                )
+        return out
+    value = float(result["totals"].get(measure, 0.0))
+    if bool(rules.holds(spec.condition, value, spec.threshold)):
+        b = raster.meta.bounds
+        out.append(
+            rules.Firing(
+                key=f"{spec.layer}:{raster.info.data_version}",
+                value=value,
+                threshold=spec.threshold,
+                title=f"{spec.name}: {value:,.0f} {label}",
+                area_kind="feature",
+                area_ref=spec.layer,
+                lng=(b[0] + b[2]) / 2,
+                lat=(b[1] + b[3]) / 2,
+                extra={"raster": spec.layer, "totals": result["totals"]},
+            )
+        )
     return out

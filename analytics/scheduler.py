@@ -26,7 +26,7 @@ LAYER_CHANNEL = "iocmap_layer_changed"
 DEBOUNCE_S = 2.0
 
 
-def run_once(engine: Engine) -> None:
+def run_once(engine: Engine, settings: Settings | None = None) -> None:
     """Refresh stale H3 aggregates and derived indicators, then evaluate every rule (blocking)."""
     for rep in h3jobs.refresh_all(engine):
         if rep.mode != "up_to_date":
@@ -36,7 +36,7 @@ def run_once(engine: Engine) -> None:
         kpi_jobs.refresh_derived(engine)
     except Exception:  # a bad source row must not stop the alert rules
         log.exception("derived indicator refresh failed")
-    res = alerting.evaluate_all(engine)
+    res = alerting.evaluate_all(engine, settings=settings)
     if res.opened:
         log.info("alerts opened: %s", res.opened)
 
@@ -65,7 +65,7 @@ async def run(engine: Engine, settings: Settings) -> None:
     try:
         while True:
             try:
-                await run_in_threadpool(run_once, engine)
+                await run_in_threadpool(run_once, engine, settings)
             except Exception:  # the scheduler must survive a bad rule or a DB blip
                 log.exception("scheduled analytics run failed")
             wake.clear()
