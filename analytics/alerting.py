@@ -21,6 +21,7 @@ from layers import indicators as ind
 from layers.errors import IocError
 from layers.gazetteer import current_units
 from layers.registry import get_layer, property_names
+from layers.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,14 @@ def _hex_wkb(cell: int) -> bytes:
     return bytes(shapely.to_wkb(poly))
 
 
-def firings(conn: Connection, spec: rules.RuleSpec, now: datetime) -> list[rules.Firing]:
+def firings(
+    conn: Connection, spec: rules.RuleSpec, now: datetime, settings: Settings | None = None
+) -> list[rules.Firing]:
     """Where the rule's condition holds at `now` (pure evaluation over inputs read here)."""
+    if spec.kind == "flood_exposure":  # issue 20
+        from analytics.raster_jobs import flood_firings
+
+        return flood_firings(conn, spec, settings)
     if spec.kind == "indicator":
         return _indicator(conn, spec, now)
     info = get_layer(conn, spec.layer)
@@ -216,10 +223,16 @@ def _evidence(spec: rules.RuleSpec, f: rules.Firing) -> dict[str, Any]:
     }
 
 
-def evaluate_rule(conn: Connection, row: dict[str, Any], now: datetime, report: EvalReport) -> None:
+def evaluate_rule(
+    conn: Connection,
+    row: dict[str, Any],
+    now: datetime,
+    report: EvalReport,
+    settings: Settings | None = None,
+) -> None:
     """Evaluate one stored rule and write its alerts (deduplicated while open)."""
     spec = rules.RuleSpec.model_validate(row["spec"])
-    found = firings(conn, spec, now)
+    found = firings(conn, spec, now, settings)
     writes = []
     for f in found:
         window = _window(spec, f, now)
@@ -264,6 +277,7 @@ def evaluate_all(
     now: datetime | None = None,
     layers: Sequence[str] | None = None,
     indicators: Sequence[str] | None = None,
+    settings: Settings | None = None,
 ) -> EvalReport:
     """Evaluate enabled rules (all, or those on `layers`/`indicators`), one transaction each."""
     now = now or datetime.now(UTC)
@@ -287,7 +301,7 @@ def evaluate_all(
                 continue
         try:
             with engine.begin() as conn:
-                evaluate_rule(conn, row, now, report)
+                evaluate_rule(conn, row, now, report, settings)
         except IocError as exc:
             # a missing layer or indicator, a property the layer lacks: reported, not raised
             report.errors[row["slug"]] = exc.detail

@@ -19,6 +19,7 @@ Severity = Literal["info", "warning", "critical"]
 IndicatorLevel = Literal["feature", "commune", "province"]
 IndicatorMode = Literal["threshold", "percentile", "spike"]
 IndicatorPeriod = Literal["current", "latest_complete", "latest"]
+FLOOD_MEASURES = ("people_exposed", "flooded_km2", "communes_flooded")
 # Indicator periods are the province's calendar days and months.
 PERIOD_TZ = "Asia/Ho_Chi_Minh"
 
@@ -62,6 +63,9 @@ class RuleSpec(BaseModel):
       spike) is how far past the percentile or baseline limit it must be, in the indicator's
       unit, so that a subject with a flat history (all zeros) does not fire on a single event.
       `layer` is unused.
+    - flood_exposure (issue 20): the flood-depth raster `layer`; `measure` is people_exposed,
+      flooded_km2 or communes_flooded, compared with `threshold` for the whole province, or
+      per commune with area kind "commune" (communes_flooded then makes no sense).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -70,7 +74,7 @@ class RuleSpec(BaseModel):
     name: str = Field(min_length=1)
     severity: Severity = "warning"
     enabled: bool = True
-    kind: Literal["count", "value", "duration", "percentile", "indicator"]
+    kind: Literal["count", "value", "duration", "percentile", "indicator", "flood_exposure"]
     layer: str = ""
     condition: Condition = ">"
     threshold: float
@@ -118,6 +122,10 @@ class RuleSpec(BaseModel):
     def _check_kind(self) -> RuleSpec:
         if self.kind != "indicator" and not self.layer:
             raise ValueError(f"a '{self.kind}' rule needs `layer`")
+        if self.kind == "flood_exposure" and self.measure not in FLOOD_MEASURES:
+            raise ValueError(
+                f"a 'flood_exposure' rule needs `measure` in {', '.join(FLOOD_MEASURES)}"
+            )
         if self.kind == "value" and not self.property:
             raise ValueError("a 'value' rule needs `property`")
         if self.kind == "percentile" and (self.area.kind != "hex" or not 0 < self.threshold < 100):

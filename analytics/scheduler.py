@@ -31,22 +31,27 @@ DEBOUNCE_S = 2.0
 ERROR_CHARS = 500
 
 
-def _h3(engine: Engine) -> None:
+def _h3(engine: Engine, settings: Settings | None) -> None:
     for rep in h3jobs.refresh_all(engine):
         if rep.mode != "up_to_date":
             log.info("h3 %s: %s (%d changed)", rep.layer, rep.mode, rep.changed)
 
 
-def _alerts(engine: Engine) -> None:
-    res = alerting.evaluate_all(engine)
+def _derived(engine: Engine, settings: Settings | None) -> None:
+    kpi_jobs.refresh_derived(engine)
+
+
+def _alerts(engine: Engine, settings: Settings | None) -> None:
+    # settings give rules that read rasters (flood exposure) their state directory
+    res = alerting.evaluate_all(engine, settings=settings)
     if res.opened:
         log.info("alerts opened: %s", res.opened)
 
 
 # In this order: indicator rules must see today's derived counts. Each job fails alone.
-JOBS: tuple[tuple[str, Callable[[Engine], Any]], ...] = (
+JOBS: tuple[tuple[str, Callable[[Engine, Settings | None], Any]], ...] = (
     ("h3_refresh", _h3),
-    ("derived_indicators", kpi_jobs.refresh_derived),
+    ("derived_indicators", _derived),
     ("alert_rules", _alerts),
 )
 
@@ -101,7 +106,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def run_once(
-    engine: Engine, board: JobBoard | None = None, now: Callable[[], datetime] | None = None
+    engine: Engine,
+    board: JobBoard | None = None,
+    now: Callable[[], datetime] | None = None,
+    settings: Settings | None = None,
 ) -> JobBoard:
     """Run every scheduled job that is not waiting out a backoff, each on its own (blocking)."""
     board = board or JobBoard()
@@ -114,7 +122,7 @@ def run_once(
         st.runs += 1
         st.last_started_at = started
         try:
-            job(engine)
+            job(engine, settings)
         except Exception as exc:  # one failing job must not stop the others
             log.exception("scheduled job %s failed", name)
             st.failures += 1
@@ -155,7 +163,7 @@ async def run(engine: Engine, settings: Settings, board: JobBoard | None = None)
     try:
         while True:
             try:
-                await run_in_threadpool(run_once, engine, board)
+                await run_in_threadpool(run_once, engine, board, None, settings)
             except Exception:  # the loop itself must survive anything
                 log.exception("scheduled analytics run failed")
             wake.clear()

@@ -28,6 +28,7 @@ from geo_api.routers import (
     ogc,
     ogc_tiles,
     query,
+    rasters,
     reports,
     styles,
     tiles,
@@ -54,6 +55,7 @@ ROUTERS = (
     audit,
     indicators,
     jobs,  # issue 14
+    rasters,
 )
 
 

@@ -27,6 +27,7 @@ class LayerOut(BaseModel):
     attribution: str
     time_field: str | None
     sensitive: bool
+    kind: str = "vector"  # 'raster' layers (issue 20) are COGs: /api/rasters/{slug}
     data_version: int
     updated_at: datetime
     feature_count: int | None

@@ -243,6 +243,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/styles/{slug}.json"): layer_read("slug"),
     # security and reliability (issue 14)
     ("GET", "/api/jobs"): roles("operator", "leader", "gis_staff"),
+    # rasters and flood exposure (issue 20); ZonalBody/FloodBody.layer_slugs() name the same
+    ("GET", "/tiles/{slug}/terrain/{z}/{x}/{y}.png"): layer_read("slug"),
+    ("GET", "/api/rasters"): PUBLIC,
+    ("GET", "/api/rasters/{slug}"): layer_read("slug"),
+    ("GET", "/api/rasters/{slug}/point"): layer_read("slug"),
+    ("POST", "/api/rasters/{slug}/profile"): layer_read("slug"),
+    ("POST", "/api/query/zonal"): QUERY,
+    ("POST", "/api/query/flood-exposure"): QUERY,
 }
 
 

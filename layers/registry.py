@@ -70,6 +70,7 @@ class LayerSpec(BaseModel):
     attribution: str = ""
     time_field: str | None = None
     sensitive: bool = False
+    kind: Literal["vector", "raster"] = "vector"
 
 
 class LayerInfo(LayerSpec):

@@ -247,6 +247,25 @@ class Settings(BaseSettings):
             return self.secret_key.get_secret_value()
         return state_secret(self.state_dir)
 
+    # rasters (issue 20)
+    raster_max_pixels: int = Field(
+        default=300_000_000, description="Largest raster an import accepts (pixels x bands)."
+    )
+    raster_demo: bool = Field(
+        default=True, description="Generate the synthetic DEM and flood-depth rasters at seed."
+    )
+    raster_demo_res_m: float = Field(
+        default=30.0, description="Ground resolution of the synthetic demo DEM, in metres."
+    )
+    raster_preview_max_pixels: int = Field(
+        default=3_000_000,
+        description="DEM + water level previews (the map's slider) run on an overview this size.",
+    )
+    raster_query_max_pixels: int = Field(
+        default=120_000_000, description="Pixels a zonal or flood query may read at most."
+    )
+    raster_profile_max_samples: int = Field(default=2000, description="Samples of a profile.")
+
     @property
     def pg_data_dir(self) -> Path:
         """Data directory of the managed PostgreSQL cluster."""

@@ -43,8 +43,9 @@ def install_rules() -> None:
 @friendly_errors
 def evaluate() -> None:
     """Evaluate every enabled alert rule once."""
-    with migrated_engine(load_settings()) as engine:
-        rep = alerting.evaluate_all(engine)
+    settings = load_settings()
+    with migrated_engine(settings) as engine:
+        rep = alerting.evaluate_all(engine, settings=settings)
     typer.echo(
         f"{rep.evaluated} rules evaluated; opened {len(rep.opened)}, "
         f"refreshed {len(rep.refreshed)}, resolved {len(rep.resolved)}"

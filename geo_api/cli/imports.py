@@ -8,6 +8,7 @@ import typer
 
 from geo_api.cli.common import audit_cli, friendly_errors, load_settings, migrated_engine
 from layers.errors import InvalidInputError
+from layers.settings import Settings
 
 ingest_app = typer.Typer(
     help="Sector connectors (HTTP pull, drop folder, MQTT).", no_args_is_help=True
@@ -60,6 +61,11 @@ def import_cmd(
         return
     if path is None or layer is None:
         raise InvalidInputError("give PATH and --layer SLUG (or --show-rejects BATCH)")
+    from ingest.raster import is_raster_path
+
+    if is_raster_path(path):  # issue 20: GeoTIFF/COG and other GDAL rasters
+        _import_raster(settings, path, layer, crs, dry_run, as_json)
+        return
     if mode not in ("append", "upsert", "replace"):
         raise InvalidInputError(f"--mode must be append, upsert or replace; got {mode!r}")
     from rich.progress import (
@@ -113,6 +119,28 @@ def import_cmd(
         if dry_run:
             for row in report.preview:
                 typer.echo(f"  row {row['row']}: {row['properties']} {row['geometry_wkt'][:80]}")
+
+
+def _import_raster(
+    settings: Settings, path: Path, layer: str, crs: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Import a raster file as a COG layer (replacing the layer's raster atomically)."""
+    from ingest.raster import RasterImportOptions, import_raster
+
+    opts = RasterImportOptions(path=path, layer=layer, crs=crs, dry_run=dry_run, actor="cli")
+    with migrated_engine(settings) as engine:
+        report = import_raster(engine, settings, opts)
+        audit_cli(
+            engine,
+            "import.dry_run" if dry_run else "import",
+            {"path": str(path), "layer": layer, "kind": "raster"},
+        )
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps(report.as_dict()).decode())
+    else:
+        typer.echo(report.summary())
 
 
 @ingest_app.command("run")

@@ -23,6 +23,10 @@ def run_demo_seed(engine: Engine, settings: Settings, sectors: bool = True) -> N
         typer.secho("demo accounts (passwords are shown only now):", bold=True)
         for name, password in sorted(report.new_user_passwords.items()):
             typer.echo(f"  {name:20s} {password}")
+    if settings.raster_demo:  # issue 20: synthetic DEM and flood depth, generated here
+        from ingest.demo_rasters import seed_demo_rasters
+
+        seed_demo_rasters(engine, settings, typer.echo)
     with engine.begin() as conn:
         alerting.install_rules(conn, rules.EXAMPLE_RULES)
     typer.echo(f"alert rules: {len(rules.EXAMPLE_RULES)} example rules installed")

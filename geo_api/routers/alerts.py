@@ -106,9 +106,9 @@ def put_rule(spec: rules.RuleSpec, conn: ConnDep) -> dict[str, Any]:
 
 
 @router.post("/evaluate", summary="Evaluate the rules now")
-def evaluate(engine: EngineDep) -> dict[str, Any]:
+def evaluate(engine: EngineDep, request: Request) -> dict[str, Any]:
     """Run every enabled rule once; returns the alerts opened, refreshed and resolved."""
-    rep = alerting.evaluate_all(engine)
+    rep = alerting.evaluate_all(engine, settings=request.app.state.settings)
     return {
         "evaluated": rep.evaluated,
         "opened": rep.opened,

@@ -46,6 +46,36 @@ def create_import(
 ) -> JSONResponse:
     """Start an import job (202 with its id), or return a dry run's report (200)."""
     path = jobs.save_upload(settings, file.filename or "upload", file.file)
+    from ingest.raster import is_raster_path
+
+    if is_raster_path(path):  # issue 20: rasters become COG layers
+        from ingest import raster_jobs
+        from ingest.raster import RasterImportOptions, import_raster
+
+        try:
+            ropts = RasterImportOptions(
+                path=path,
+                layer=layer,
+                crs=crs or None,
+                dry_run=dry_run,
+                actor="api",
+                kind="upload",
+                source_name=(file.filename or "upload")[:255],
+            )
+            if dry_run:
+                try:
+                    return JSONResponse(import_raster(engine, settings, ropts).as_dict())
+                finally:
+                    shutil.rmtree(path.parent, ignore_errors=True)
+            rbatch = raster_jobs.start_raster_job(engine, ropts)
+        except BaseException:
+            shutil.rmtree(path.parent, ignore_errors=True)
+            raise
+        background.add_task(raster_jobs.run_raster_job, engine, settings, ropts, rbatch)
+        return JSONResponse(
+            {"id": rbatch, "status": "running", "href": f"/api/imports/{rbatch}"},
+            status_code=202,
+        )
     try:
         opts = ImportOptions(
             path=path,

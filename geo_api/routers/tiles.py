@@ -80,6 +80,13 @@ def layer_tilejson(
 ) -> JSONResponse:
     """TileJSON describing the layer's vector tiles, fields, bounds and time extent."""
     info = registry.get_layer(conn, slug)
+    if info.kind == "raster":  # issue 20: COG layers have their own TileJSON
+        from geo_api.routers.rasters import raster_tilejson
+        from layers.rasters.store import get_raster
+
+        q = request.query_params
+        meta = get_raster(conn, slug).meta
+        return raster_tilejson(request, info, meta, q.get("colormap"), q.get("rescale"))
     tiles.parse_properties(info, properties)
     tiles.parse_time_filter(info, when)
     bbox = tiles.layer_bounds(conn, info)
@@ -199,16 +206,29 @@ async def layer_tile(
     summary="One 512-px PNG overview tile of a polygon layer (204 when empty)",
     responses={200: {"content": {raster_tiles.MEDIA_TYPE: {}}}, 204: {"description": "Empty tile"}},
 )
-async def layer_raster_tile(slug: str, z: int, x: int, y: int, request: Request) -> Response:
+async def layer_raster_tile(
+    slug: str,
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    colormap: Annotated[str | None, Query(description="Raster layers: colormap name")] = None,
+    rescale: Annotated[str | None, Query(description="Raster layers: 'min,max'")] = None,
+) -> Response:
     """Serve one PNG overview tile (the layer's default style), cached like its vector tiles.
 
     For dense polygon layers at low zooms: one textured quad per tile instead of thousands
     of triangles. Keyed, versioned and validated (ETag/304) exactly as the .mvt tiles.
+    Raster layers (issue 20) get their pixels coloured by `colormap` and `rescale`.
     """
     settings: Settings = request.app.state.settings
     ver = await _version(request, slug)
     tile = tiles.tile_address(z, x, y)
     info = await layer_state.layer_info(request, slug, ver)
+    if info.kind == "raster":
+        from geo_api.routers.rasters import raster_png
+
+        return await raster_png(request, ver, info, z, x, y, colormap, rescale)
     key = TileKey(ver.id, ver.data_version, ver.stamp, z, x, y, "", "", fmt="png")
     etag = key.etag()
     headers = {"ETag": etag, "Cache-Control": _cache_control(settings)}

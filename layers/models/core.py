@@ -43,6 +43,8 @@ layer = Table(
     Column("attribution", Text, nullable=False, server_default=""),
     Column("time_field", Text),
     Column("sensitive", Boolean, nullable=False, server_default=text("false")),
+    # 'vector' (features in `feature`) or 'raster' (a COG described by raster_layer, 0016).
+    Column("kind", Text, nullable=False, server_default="vector"),
     # Bumped on every content change; tile caches and H3 aggregates compare against it.
     Column("data_version", BigInteger, nullable=False, server_default=text("1")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -53,6 +55,7 @@ layer = Table(
         "'Polygon','MultiPolygon','Geometry')",
         name="geometry_type_known",
     ),
+    CheckConstraint("kind IN ('vector','raster')", name="kind_known"),
 )
 
 import_batch = Table(

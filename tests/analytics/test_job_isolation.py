@@ -44,14 +44,14 @@ def test_a_failing_job_fails_alone_and_retries_with_backoff(
 ) -> None:
     ran: list[str] = []
 
-    def boom(engine: Engine) -> None:
+    def boom(engine: Engine, settings: object) -> None:
         ran.append("h3_refresh")
         raise RuntimeError("number of parameters must be between 0 and 65535\nat /srv/x.py")
 
     jobs = (
         ("h3_refresh", boom),
-        ("derived_indicators", lambda e: ran.append("derived_indicators")),
-        ("alert_rules", lambda e: ran.append("alert_rules")),
+        ("derived_indicators", lambda e, s: ran.append("derived_indicators")),
+        ("alert_rules", lambda e, s: ran.append("alert_rules")),
     )
     monkeypatch.setattr(scheduler, "JOBS", jobs)
     board = scheduler.JobBoard(retry_base_s=10, retry_max_s=60)
@@ -74,7 +74,7 @@ def test_a_failing_job_fails_alone_and_retries_with_backoff(
     assert h3.failures == 2 and h3.retry_at == clock.t + timedelta(seconds=20)
     assert board.backoff(10) == timedelta(seconds=60)  # capped
 
-    monkeypatch.setattr(scheduler, "JOBS", (("h3_refresh", lambda e: None), *jobs[1:]))
+    monkeypatch.setattr(scheduler, "JOBS", (("h3_refresh", lambda e, s: None), *jobs[1:]))
     clock.t += timedelta(seconds=21)
     scheduler.run_once(seeded, board, clock)
     assert h3.failures == 0 and h3.last_error is None and h3.last_ok_at == clock.t

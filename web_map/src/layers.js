@@ -13,6 +13,9 @@ import { fillAccessor, isPoint, isPolygonal, minZoomOf, rampColor, styleOf, tile
 import { viewCone } from './geo.js';
 import { BASEMAP_SLUGS } from './basemap.js';
 import { isNative } from './nativeLayers.js';
+import { rasterLayers } from './ui/rasterLayers.js';
+import { floodLayers } from './ui/flood.js';
+import { terrainLayers } from './ui/terrain.js';
 
 const DAY = 86400000;
 const DOWN = new Set(['offline', 'stopped', 'error']);
@@ -20,6 +23,7 @@ const filterExt = new DataFilterExtension({ filterSize: 1 });
 
 /** Order in which layers stack: boundaries below, polygons, lines, points on top. */
 function stackRank(layer) {
+  if (layer.kind === 'raster') return 5; // rasters under every vector layer but the wards
   if (layer.slug === 'admin_communes') return 0;
   if (layer.slug === 'admin_province') return 50;
   if (isPolygonal(layer)) return 10;
@@ -323,9 +327,15 @@ export function buildLayers(state) {
     if (!state.visible[layer.slug] || (BASEMAP_SLUGS.has(layer.slug) && state.basemapTiles !== false)) continue;
     if (analyticOn && layer.slug === state.h3.slug) continue; // the aggregate replaces the points
     if (isNative(state, layer)) continue; // maplibre draws it from its tiles, camera cones too (nativeLayers.js)
+    if (layer.kind === 'raster') {
+      layers.push(...rasterLayers(state, layer));
+      continue;
+    }
     layers.push(...sectorLayers(state, layer));
   }
   layers.push(...analyticLayers(state));
+  layers.unshift(...terrainLayers(state));
+  layers.push(...floodLayers(state));
   layers.push(...overlayLayers(state));
   return layers;
 }

@@ -19,6 +19,8 @@ import { initQuery, handleQueryClick, handleQueryDblClick, renderQuery } from '.
 import { initFeed, renderFeed } from './ui/feed.js';
 import { initH3, refreshH3, renderViewSwitch } from './ui/h3view.js';
 import { loadUser, renderLogin } from './ui/login.js';
+import { initRasters } from './ui/rasterLayers.js';
+import { floodClick, renderFloodPanel, renderRasterTools } from './ui/flood.js';
 
 // pages and panels used by few people or only on demand come in their own chunks
 const lazy = {
@@ -71,6 +73,8 @@ function renderLeft(app) {
   left.querySelector('#left-layers').hidden = app.state.leftTab !== 'layers';
   left.querySelector('#left-indicators').hidden = app.state.leftTab !== 'indicators';
   renderLayerPanel(app);
+  renderRasterTools(app);
+  renderFloodPanel(app);
   renderViewSwitch(app);
   if (app.state.leftTab === 'indicators' || app.state.choropleth) lazy.indicators().then((m) => m.renderIndicatorPanel(app));
 }
@@ -116,6 +120,7 @@ function renderRight(app) {
 async function loadLayer(app, layer) {
   const { state } = app;
   const slug = layer.slug;
+  if (layer.kind === 'raster') return; // drawn from its own tiles (ui/rasterLayers.js)
   if (state.useTiles && state.tileUrls[slug] && !needsFeatures(layer)) return;
   if (lockedLayer(app, layer)) {
     // a sensitive layer while signed out: the panel says "sign in to see", no error toast
@@ -173,6 +178,7 @@ async function detectTiles(app, userKnown = Promise.resolve()) {
   await Promise.all(
     state.catalog.map(async (layer) => {
       if (BASEMAP_SLUGS.has(layer.slug)) return; // maplibre draws these from its own source
+      if (layer.kind === 'raster') return; // PNG tiles of its own (ui/rasterLayers.js)
       if (layer.sensitive) {
         // a signed-out visitor would only get a 401 for it: wait to know who is there
         await userKnown;
@@ -437,6 +443,7 @@ export async function start(app, prefetch) {
     },
     onClick: (info) => {
       if (app.state.draw.mode) return;
+      if (info && info.coordinate && floodClick(app, info.coordinate.slice(0, 2))) return;
       clickMap(app, info);
     },
   });
@@ -485,14 +492,15 @@ export async function start(app, prefetch) {
   app.state.basemapTiles = !!caps.tiles;
   for (const layer of catalog) {
     app.state.bySlug[layer.slug] = layer;
-    app.state.visible[layer.slug] = true;
-    app.state.opacity[layer.slug] = 1;
+    // rasters cover the whole province: off until asked for
+    app.state.visible[layer.slug] = layer.kind !== 'raster';
+    app.state.opacity[layer.slug] = layer.kind === 'raster' ? 0.8 : 1;
   }
   app.state.zoom = map.getZoom();
   const b = map.getBounds();
   app.state.bounds = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
   const userKnown = loadUser(app);
-  await Promise.all([userKnown, detectTiles(app, userKnown)]);
+  await Promise.all([userKnown, detectTiles(app, userKnown), userKnown.then(() => initRasters(app))]);
   initTime(app);
   initH3(app);
   initQuery(app);

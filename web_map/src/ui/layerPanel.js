@@ -3,6 +3,7 @@
 import { fmtNumber, has, layerTitle, t, valueLabel } from '../i18n.js';
 import { isPoint, minZoomOf, rgba, styleOf, swatch } from '../style.js';
 import { el } from '../util.js';
+import { rasterLegend, rasterSwatch } from './rasterLayers.js';
 
 const SECTOR_ORDER = ['admin', 'security', 'health', 'education', 'tourism', 'feedback', 'traffic', 'environment', 'land'];
 
@@ -69,7 +70,8 @@ function layerRow(app, layer) {
   const hiddenByZoom = on && state.zoom < minZoom;
   const count = layer.feature_count;
   const meta = [];
-  if (count !== null && count !== undefined) meta.push(`${fmtNumber(count)} ${t('layer.features')}`);
+  if (layer.kind === 'raster') meta.push(t('raster.kind'));
+  else if (count !== null && count !== undefined) meta.push(`${fmtNumber(count)} ${t('layer.features')}`);
   if (layer.synthetic) meta.push(t('layer.synthetic'));
   if (lockedLayer(app, layer)) meta.push(t(state.user ? 'layer.no_access' : 'layer.sign_in'));
   if (state.useTiles && state.tileUrls[slug]) meta.push('MVT');
@@ -110,12 +112,12 @@ function layerRow(app, layer) {
       'label',
       { class: 'layer-head', for: `toggle-${slug}` },
       checkbox,
-      el('span', { class: `sw ${isPoint(layer) ? 'dotsw' : ''}`, style: `background:${swatch(layer)}` }),
+      el('span', { class: `sw ${isPoint(layer) ? 'dotsw' : ''}`, style: `background:${layer.kind === 'raster' ? rasterSwatch(state, layer) : swatch(layer)}` }),
       el('span', { class: 'layer-title' }, layerTitle(layer)),
     ),
     el('div', { class: 'layer-meta' }, meta.join(' · ')),
     hiddenByZoom ? el('div', { class: 'layer-hint' }, t('layer.zoom_in', { z: minZoom })) : null,
     on ? el('div', { class: 'layer-tools' }, el('span', { class: 'muted' }, t('layer.opacity')), opacity) : null,
-    on ? legend(layer) : null,
+    on ? (layer.kind === 'raster' ? rasterLegend(state, layer) : legend(layer)) : null,
   );
 }

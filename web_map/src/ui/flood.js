@@ -1,0 +1,245 @@
+// Flood mode (issue 20): a water-level slider over the DEM (or the 1-in-100-year depth raster)
+// that redraws the flooded extent and the exposure table live, from /api/query/flood-exposure.
+
+import { GeoJsonLayer } from '@deck.gl/layers';
+
+import { fmtNumber, layerTitle, t } from '../i18n.js';
+import { el } from '../util.js';
+import { rasterOfRole } from './rasterLayers.js';
+import { setTerrain, terrainAvailable } from './terrain.js';
+
+// The Cả (Lam) centreline the demo DEM was carved along (layers/demo/rasters.py): the default
+// seed of the water. A click on the map while flood mode is on moves the seed there instead.
+const CA_RIVER = [
+  [104.02, 19.43], [104.1, 19.38], [104.25, 19.3], [104.39, 19.24], [104.62, 19.14], [104.86, 19.04],
+  [105.03, 18.91], [105.18, 18.94], [105.3, 18.89], [105.4, 18.8], [105.48, 18.72], [105.6, 18.61],
+  [105.705, 18.645], [105.74, 18.7], [105.765, 18.765],
+];
+const DEBOUNCE_MS = 120;
+
+function floodState(app) {
+  const s = app.state;
+  if (!s.flood) s.flood = { on: false, level: 6, source: 'dem', result: null, busy: false, seq: 0, seed: null, error: null, ms: null };
+  return s.flood;
+}
+
+/** The tools under the layer list: flood mode and 3D terrain toggles. */
+export function renderRasterTools(app) {
+  const host = document.getElementById('left-layers');
+  if (!host) return;
+  let box = host.querySelector('#raster-tools');
+  if (!box) {
+    box = el('section', { id: 'raster-tools', class: 'raster-tools' });
+    const foot = host.querySelector('#footnote');
+    host.insertBefore(box, foot || null);
+  }
+  box.innerHTML = '';
+  const dem = rasterOfRole(app.state, 'elevation');
+  if (!dem) return;
+  const fs = floodState(app);
+  box.append(
+    el('h3', {}, t('raster.tools')),
+    el(
+      'div',
+      { class: 'raster-buttons' },
+      el('button', { class: `btn${fs.on ? ' active' : ''}`, id: 'flood-toggle', 'aria-pressed': String(fs.on), onclick: () => setFlood(app, !fs.on) }, t('raster.flood_mode')),
+      terrainAvailable(app)
+        ? el('button', { class: `btn${app.state.terrain3d ? ' active' : ''}`, id: 'terrain-toggle', 'aria-pressed': String(!!app.state.terrain3d), onclick: () => setTerrain(app, !app.state.terrain3d) }, t('raster.terrain_3d'))
+        : null,
+    ),
+  );
+}
+
+/** Switch flood mode on or off. */
+export function setFlood(app, on) {
+  const fs = floodState(app);
+  fs.on = on;
+  if (on) run(app);
+  else fs.result = null;
+  renderFloodPanel(app);
+  renderRasterTools(app);
+  app.redraw();
+}
+
+let timer = null;
+let controller = null;
+
+/** Ask the server for the flood at the current level (debounced; the newest answer wins). */
+function schedule(app) {
+  clearTimeout(timer);
+  timer = setTimeout(() => run(app), DEBOUNCE_MS);
+}
+
+async function run(app) {
+  const fs = floodState(app);
+  const dem = rasterOfRole(app.state, 'elevation');
+  const depth = rasterOfRole(app.state, 'flood_depth');
+  const body =
+    fs.source === 'depth' && depth
+      ? { depth: depth.slug, preview: true, write_layer: null }
+      : {
+          dem: dem.slug,
+          level_m: fs.level,
+          seed: fs.seed ? { type: 'Point', coordinates: fs.seed } : { type: 'LineString', coordinates: CA_RIVER },
+          preview: true,
+          write_layer: null,
+        };
+  controller?.abort();
+  controller = new AbortController();
+  const seq = ++fs.seq;
+  const started = performance.now();
+  fs.busy = true;
+  renderStatus(app);
+  try {
+    const res = await fetch('/api/query/flood-exposure', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+      signal: controller.signal,
+    });
+    const data = await res.json();
+    if (seq !== fs.seq) return;
+    if (!res.ok) throw new Error(typeof data.detail === 'string' ? data.detail : res.status);
+    fs.result = data;
+    fs.error = null;
+    app.redraw();
+    renderFloodPanel(app);
+    // time from the slider's value to the redrawn extent and table (bench/rasters reads it)
+    requestAnimationFrame(() => {
+      fs.ms = performance.now() - started;
+      document.body.dataset.floodLevel = String(fs.source === 'depth' ? 'depth' : fs.level);
+    });
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    fs.error = err.message;
+    renderFloodPanel(app);
+  } finally {
+    if (seq === fs.seq) {
+      fs.busy = false;
+      renderStatus(app);
+    }
+  }
+}
+
+function renderStatus(app) {
+  const fs = floodState(app);
+  const node = document.getElementById('flood-status');
+  if (node) node.textContent = fs.busy ? t('raster.computing') : '';
+}
+
+/** The floating flood panel: slider, source, totals, communes and features under water. */
+export function renderFloodPanel(app) {
+  const fs = floodState(app);
+  let panel = document.getElementById('flood-panel');
+  if (!fs.on) {
+    if (panel) panel.remove();
+    return;
+  }
+  if (!panel) {
+    panel = el('aside', { id: 'flood-panel', class: 'panel flood-panel', 'aria-label': t('raster.flood_mode') });
+    document.getElementById('map').parentElement.append(panel);
+  }
+  const depth = rasterOfRole(app.state, 'flood_depth');
+  const r = fs.result;
+  panel.innerHTML = '';
+  const slider = el('input', {
+    type: 'range',
+    id: 'flood-level',
+    min: '0',
+    max: '30',
+    step: '0.5',
+    value: String(fs.level),
+    'aria-label': t('raster.level'),
+    disabled: fs.source === 'depth',
+    oninput: (e) => {
+      fs.level = Number(e.target.value);
+      panel.querySelector('#flood-level-value').textContent = t('raster.level_value', { m: fs.level.toFixed(1) });
+      schedule(app);
+    },
+  });
+  panel.append(
+    el('div', { class: 'flood-head' }, el('h2', {}, t('raster.flood_mode')), el('button', { class: 'close', title: t('panel.close'), 'aria-label': t('panel.close'), onclick: () => setFlood(app, false) }, '×')),
+    el(
+      'div',
+      { class: 'flood-source' },
+      el('label', {}, el('input', { type: 'radio', name: 'flood-src', value: 'dem', checked: fs.source === 'dem', onchange: () => ((fs.source = 'dem'), run(app), renderFloodPanel(app)) }), t('raster.source_level')),
+      depth
+        ? el('label', {}, el('input', { type: 'radio', name: 'flood-src', id: 'flood-src-depth', value: 'depth', checked: fs.source === 'depth', onchange: () => ((fs.source = 'depth'), run(app), renderFloodPanel(app)) }), t('raster.source_depth'))
+        : null,
+    ),
+    el('div', { class: 'flood-slider' }, slider, el('span', { id: 'flood-level-value', class: 'level' }, t('raster.level_value', { m: fs.level.toFixed(1) }))),
+    el('div', { class: 'muted small' }, fs.seed ? t('raster.seed_point') : t('raster.seed_river'), ' ', el('span', { id: 'flood-status' }, fs.busy ? t('raster.computing') : '')),
+  );
+  if (fs.error) panel.append(el('div', { class: 'error' }, fs.error));
+  if (!r) return;
+  const tot = r.totals || {};
+  panel.append(
+    el(
+      'div',
+      { class: 'flood-totals', id: 'flood-totals' },
+      el('div', {}, el('b', {}, fmtNumber(Math.round(tot.flooded_km2 || 0))), ' km²', el('span', { class: 'muted' }, ` ${t('raster.flooded')}`)),
+      el('div', {}, el('b', {}, fmtNumber(Math.round(tot.people_exposed || 0))), el('span', { class: 'muted' }, ` ${t('raster.people')}`)),
+      el('div', {}, el('b', {}, fmtNumber(tot.communes_flooded || 0)), el('span', { class: 'muted' }, ` ${t('raster.communes')}`)),
+    ),
+  );
+  if (r.synthetic) panel.append(el('div', { class: 'muted small' }, t('raster.synthetic_note')));
+  const rows = (r.communes || []).slice(0, 8);
+  panel.append(
+    el(
+      'table',
+      { class: 'flood-table', id: 'flood-table' },
+      el('thead', {}, el('tr', {}, el('th', {}, t('raster.commune')), el('th', {}, 'km²'), el('th', {}, '%'), el('th', {}, t('raster.people_short')))),
+      el(
+        'tbody',
+        {},
+        rows.length
+          ? rows.map((c) => el('tr', {}, el('td', {}, c.name), el('td', { class: 'num' }, c.flooded_km2.toFixed(1)), el('td', { class: 'num' }, c.share === null ? '–' : (c.share * 100).toFixed(0)), el('td', { class: 'num' }, c.people_exposed === null ? '–' : fmtNumber(c.people_exposed))))
+          : el('tr', {}, el('td', { colspan: '4', class: 'muted' }, t('raster.nothing_flooded'))),
+      ),
+    ),
+  );
+  const exposed = Object.entries(r.exposed || {});
+  if (exposed.length) {
+    panel.append(
+      el('h3', {}, t('raster.under_water')),
+      el(
+        'ul',
+        { class: 'flood-exposed', id: 'flood-exposed' },
+        exposed.map(([slug, hits]) => {
+          const layer = app.state.bySlug[slug];
+          const deepest = hits[0];
+          return el('li', { 'data-layer': slug }, el('b', {}, fmtNumber(hits.length)), ` ${layer ? layerTitle(layer) : slug}`, deepest ? el('span', { class: 'muted' }, ` · ${t('raster.deepest', { name: deepest.name, m: deepest.depth_m.toFixed(1) })}`) : null);
+        }),
+      ),
+    );
+  }
+  if ((r.withheld_layers || []).length) panel.append(el('div', { class: 'muted small' }, t('raster.withheld', { n: r.withheld_layers.length })));
+}
+
+/** A click on the map in flood mode moves the seed of the water there. */
+export function floodClick(app, lonlat) {
+  const fs = floodState(app);
+  if (!fs.on || fs.source !== 'dem') return false;
+  fs.seed = lonlat;
+  run(app);
+  return true;
+}
+
+/** The flooded extent over the map. */
+export function floodLayers(state) {
+  const fs = state.flood;
+  if (!fs || !fs.on || !fs.result || !fs.result.extent) return [];
+  return [
+    new GeoJsonLayer({
+      id: 'flood-extent',
+      data: fs.result.extent,
+      filled: true,
+      stroked: true,
+      getFillColor: [30, 120, 255, 150],
+      getLineColor: [120, 190, 255, 230],
+      lineWidthUnits: 'pixels',
+      getLineWidth: 1,
+      pickable: false,
+    }),
+  ];
+}
