@@ -16,7 +16,7 @@ import logging
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from analytics import alerting, h3jobs, kpi_jobs
+from analytics import alerting, h3jobs, incident_ops, kpi_jobs
 from layers.cluster import database_url, libpq_url
 from layers.settings import Settings
 
@@ -39,6 +39,10 @@ def run_once(engine: Engine) -> None:
     res = alerting.evaluate_all(engine)
     if res.opened:
         log.info("alerts opened: %s", res.opened)
+    try:
+        incident_ops.run_jobs(engine)  # issue 21: overdue tasks escalate; incident KPIs
+    except Exception:
+        log.exception("incident jobs failed")
 
 
 async def _listen(conninfo: str, wake: asyncio.Event) -> None:

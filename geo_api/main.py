@@ -12,7 +12,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 
 from geo_api import security
 from geo_api.errors import install_error_handlers
-from geo_api.routers import (
+from geo_api.routers import (  # issue 21
     alerts,
     audit,
     auth,
@@ -21,11 +21,14 @@ from geo_api.routers import (
     h3,
     health,
     imports,
+    incident_tasks,
+    incidents,
     indicators,
     layers,
     ogc,
     query,
     reports,
+    sops,
     tiles,
 )
 from geo_api.web import mount_web_map
@@ -47,6 +50,9 @@ ROUTERS = (
     auth,
     audit,
     indicators,
+    incidents,
+    incident_tasks,
+    sops,
 )
 
 
