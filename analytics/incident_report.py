@@ -213,6 +213,8 @@ def map_png(conn: Connection, inc: dict[str, Any], ar: dict[str, Any]) -> bytes:
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
     for name, wkb in rows:
         g = shapely.from_wkb(bytes(wkb))
+        if g.is_empty:
+            continue
         for poly in getattr(g, "geoms", [g]):
             if poly.geom_type != "Polygon":
                 continue

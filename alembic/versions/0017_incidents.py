@@ -35,8 +35,23 @@ def _ts(name: str, nullable: bool = True) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
+def _drop_role_check() -> None:
+    # The naming convention prefixed 0005's name; find the role check by what it checks.
+    op.execute(
+        """
+        DO $$ DECLARE c text; BEGIN
+          FOR c IN SELECT conname FROM pg_constraint
+                   WHERE conrelid = 'app_user'::regclass AND contype = 'c'
+                     AND pg_get_constraintdef(oid) LIKE '%role%' LOOP
+            EXECUTE format('ALTER TABLE app_user DROP CONSTRAINT %I', c);
+          END LOOP;
+        END $$;
+        """
+    )
+
+
 def upgrade() -> None:
-    op.execute("ALTER TABLE app_user DROP CONSTRAINT ck_app_user_role_known")
+    _drop_role_check()
     op.execute(
         f"ALTER TABLE app_user ADD CONSTRAINT ck_app_user_role_known CHECK (role IN {NEW_ROLES})"
     )
@@ -200,7 +215,7 @@ def downgrade() -> None:
     for table in ("incident", "sop_version", "sop"):
         op.drop_table(table)
     op.execute("DELETE FROM app_user WHERE role = 'agency_staff'")
-    op.execute("ALTER TABLE app_user DROP CONSTRAINT ck_app_user_role_known")
+    _drop_role_check()
     op.execute(
         f"ALTER TABLE app_user ADD CONSTRAINT ck_app_user_role_known CHECK (role IN {OLD_ROLES})"
     )
