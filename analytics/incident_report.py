@@ -119,7 +119,12 @@ def _log_text(entry: dict[str, Any], t: Translate) -> str:
 def build(conn: Connection, inc: dict[str, Any], t: Translate) -> dict[str, Any]:
     """Everything the report shows, as plain values (strings already translated)."""
     ar = around(conn, int(inc["id"]), with_cameras=False)
-    png = map_png(conn, inc, ar)
+    png = map_png(
+        conn,
+        inc,
+        ar,
+        {k: t(f"inc.legend.{k}") for k in ("hospitals", "police", "fire", "ambulance")},
+    )
     timeline = [
         {
             "at": _local(e["at"]),
@@ -183,7 +188,9 @@ def build(conn: Connection, inc: dict[str, Any], t: Translate) -> dict[str, Any]
     }  # fmt: skip
 
 
-def map_png(conn: Connection, inc: dict[str, Any], ar: dict[str, Any]) -> bytes:
+def map_png(
+    conn: Connection, inc: dict[str, Any], ar: dict[str, Any], labels: dict[str, str]
+) -> bytes:
     """The incident, its affected radius, the communes around and the resources, as a PNG."""
     import matplotlib
 
