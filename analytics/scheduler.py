@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from analytics import alerting, h3jobs, kpi_jobs
+from analytics import alerting, h3jobs, incident_ops, kpi_jobs
 from layers.cluster import database_url, libpq_url
 from layers.settings import Settings
 
@@ -46,6 +46,10 @@ def _alerts(engine: Engine, settings: Settings | None) -> None:
     res = alerting.evaluate_all(engine, settings=settings)
     if res.opened:
         log.info("alerts opened: %s", res.opened)
+    try:
+        incident_ops.run_jobs(engine)  # issue 21: overdue tasks escalate; incident KPIs
+    except Exception:
+        log.exception("incident jobs failed")
 
 
 # In this order: indicator rules must see today's derived counts. Each job fails alone.

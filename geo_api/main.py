@@ -22,6 +22,8 @@ from geo_api.routers import (
     h3,
     health,
     imports,
+    incident_tasks,
+    incidents,
     indicators,
     jobs,
     layers,
@@ -31,6 +33,7 @@ from geo_api.routers import (
     rasters,
     reports,
     styles,
+    sops,
     tiles,
 )
 from geo_api.web import mount_web_map
@@ -56,6 +59,9 @@ ROUTERS = (
     indicators,
     jobs,  # issue 14
     rasters,
+    incidents,
+    incident_tasks,
+    sops,
 )
 
 

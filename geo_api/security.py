@@ -136,6 +136,9 @@ SENSITIVE_LAYER_ROLES: dict[str, frozenset[str]] = {
 DEFAULT_SENSITIVE_ROLES = frozenset({"admin", "leader", "planner", "gis_staff", "operator"})
 # The handlers check the layers of their validated body (authorize_layers).
 QUERY = Rule(layers_in_body=True)
+# issue 21: who reads incidents, and who works on incident tasks
+INCIDENT_READERS = ("operator", "leader", "planner", "commune_staff")
+TASK_WORKERS = ("operator", "agency_staff", "commune_staff")
 
 POLICY: dict[tuple[str, str], Rule] = {
     # web map, docs, health
@@ -251,6 +254,31 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/rasters/{slug}/profile"): layer_read("slug"),
     ("POST", "/api/query/zonal"): QUERY,
     ("POST", "/api/query/flood-exposure"): QUERY,
+    # incident command (issue 21): operators open and run incidents, leaders direct; commune
+    # staff see their communes' incidents and agency staff their agency's tasks (scoped inside
+    # the queries by analytics.incident_ops.scope_of)
+    ("POST", "/api/incidents"): roles("operator", "leader"),
+    ("GET", "/api/incidents"): roles(*INCIDENT_READERS),
+    ("GET", "/api/incidents/stream"): roles(*INCIDENT_READERS, "agency_staff"),
+    ("GET", "/api/incidents/board"): roles("leader", "operator", "planner"),
+    ("GET", "/api/incidents/{incident_id}"): roles(*INCIDENT_READERS),
+    ("PATCH", "/api/incidents/{incident_id}"): roles("operator", "leader"),
+    ("GET", "/api/incidents/{incident_id}/suggested-links"): roles("operator", "leader"),
+    ("POST", "/api/incidents/{incident_id}/links"): roles("operator", "leader"),
+    ("POST", "/api/incidents/{incident_id}/transition"): roles("operator", "leader"),
+    ("POST", "/api/incidents/{incident_id}/directives"): roles("leader"),
+    ("GET", "/api/incidents/{incident_id}/tasks"): roles(*INCIDENT_READERS),
+    ("GET", "/api/incidents/{incident_id}/around"): roles(*INCIDENT_READERS),
+    ("GET", "/api/incidents/{incident_id}/report.html"): roles(*INCIDENT_READERS, audit=True),
+    ("GET", "/api/incidents/{incident_id}/report.pdf"): roles(*INCIDENT_READERS, audit=True),
+    ("GET", "/api/tasks"): roles(*TASK_WORKERS, "leader"),
+    ("GET", "/api/tasks/{task_id}"): roles(*TASK_WORKERS, "leader"),
+    ("POST", "/api/tasks/{task_id}/ack"): roles(*TASK_WORKERS),
+    ("POST", "/api/tasks/{task_id}/note"): roles(*TASK_WORKERS, "leader", max_body="photo"),
+    ("POST", "/api/tasks/{task_id}/complete"): roles(*TASK_WORKERS, "leader"),
+    ("GET", "/api/tasks/{task_id}/notes/{note_id}/photo"): roles(*TASK_WORKERS, "leader"),
+    ("GET", "/api/sops"): roles("operator", "leader", "planner"),
+    ("PUT", "/api/sops"): ADMIN,
 }
 
 

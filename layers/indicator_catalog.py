@@ -19,6 +19,8 @@ SECTORS: tuple[tuple[str, str, str], ...] = (
     ("dulich", "Du lịch", "Tourism"),
     ("attt", "An toàn thông tin", "Information security"),
     ("giaothong", "Trật tự, an toàn giao thông", "Public order and traffic"),
+    ("suco", "Xử lý sự cố", "Incident response"),
+    ("suco_loai", "Xử lý sự cố theo loại", "Incident response by type"),
 )
 
 # Stock-like indicators: a coarser period takes the subject's last value, not the sum.
@@ -168,3 +170,90 @@ INDICATORS: tuple[dict[str, Any], ...] = (
     # traffic (derived from traffic_counts)
     _d("gt_vehicles", "Lượt phương tiện", "Vehicles counted", "lượt", "giaothong", TRAFFIC, "day", "cameras", higher=None),
 )  # fmt: skip
+
+
+# --- incident response KPIs (issue 21), derived by analytics.incident_ops.refresh_kpis -------
+INCIDENTS = "IOC Map: chỉ huy xử lý sự cố"
+INCIDENT_TYPES_VI: dict[str, tuple[str, str]] = {
+    "flood": ("ngập lụt", "flood"),
+    "fire": ("cháy nổ", "fire"),
+    "traffic_accident": ("tai nạn giao thông", "traffic accident"),
+    "crowd": ("tụ tập đông người, ANTT", "crowd, public order"),
+    "infrastructure": ("hạ tầng", "infrastructure"),
+    "health": ("y tế khẩn cấp", "health emergency"),
+    "environment": ("môi trường", "environment"),
+    "other": ("khác", "other"),
+}
+# (measure, name_vi, name_en, unit, higher_is_better)
+INCIDENT_PARTS: tuple[tuple[str, str, str, str, bool | None], ...] = (
+    ("opened", "Sự cố tiếp nhận", "Incidents opened", "sự cố", None),
+    ("confirmed", "Sự cố đã xác nhận", "Incidents confirmed", "sự cố", None),
+    ("confirm_min", "Tổng phút đến khi xác nhận", "Minutes to confirm (sum)", "phút", False),
+    ("responded", "Sự cố có phản ứng đầu tiên", "Incidents with a first response", "sự cố", None),
+    ("response_min", "Tổng phút đến phản ứng đầu tiên", "Minutes to first response (sum)", "phút", False),
+    ("closed", "Sự cố đã kết thúc", "Incidents closed", "sự cố", True),
+    ("close_min", "Tổng phút đến khi kết thúc", "Minutes to close (sum)", "phút", False),
+    ("tasks_done", "Nhiệm vụ hoàn thành", "Tasks completed", "nhiệm vụ", True),
+    ("tasks_on_time", "Nhiệm vụ hoàn thành đúng hạn", "Tasks completed on time", "nhiệm vụ", True),
+)  # fmt: skip
+# (measure, name_vi, name_en, numerator, denominator, unit, scale, higher_is_better)
+INCIDENT_RATES: tuple[tuple[str, str, str, str, str, str, float, bool], ...] = (
+    ("confirm_time", "Thời gian xác nhận trung bình", "Mean time to confirm", "confirm_min", "confirmed", "phút", 1.0, False),
+    ("response_time", "Thời gian phản ứng trung bình", "Mean time to first response", "response_min", "responded", "phút", 1.0, False),
+    ("close_time", "Thời gian xử lý trung bình", "Mean time to close", "close_min", "closed", "phút", 1.0, False),
+    ("tasks_on_time_rate", "Tỷ lệ nhiệm vụ đúng hạn", "Tasks on time", "tasks_on_time", "tasks_done", "%", 100.0, True),
+)  # fmt: skip
+
+
+def incident_kpi_code(measure: str, incident_type: str | None = None) -> str:
+    """Indicator code of an incident KPI, overall or for one incident type."""
+    return f"sc_{measure}" if incident_type is None else f"sc_{incident_type}_{measure}"
+
+
+def _incident_indicators() -> tuple[dict[str, Any], ...]:
+    out: list[dict[str, Any]] = []
+    for t in (None, *INCIDENT_TYPES_VI):
+        sector = "suco" if t is None else "suco_loai"
+        vi, en = (
+            ("", "")
+            if t is None
+            else (f" — {INCIDENT_TYPES_VI[t][0]}", f" — {INCIDENT_TYPES_VI[t][1]}")
+        )
+        for m, nvi, nen, unit, hib in INCIDENT_PARTS:
+            out.append(
+                _d(
+                    incident_kpi_code(m, t),
+                    nvi + vi,
+                    nen + en,
+                    unit,
+                    sector,
+                    INCIDENTS,
+                    "day",
+                    None,
+                    higher=hib,
+                )
+            )
+        for m, nvi, nen, num, den, unit, scale, hib in INCIDENT_RATES:
+            out.append(
+                _rate(
+                    incident_kpi_code(m, t),
+                    nvi + vi,
+                    nen + en,
+                    sector,
+                    INCIDENTS,
+                    "day",
+                    None,
+                    incident_kpi_code(num, t),
+                    incident_kpi_code(den, t),
+                    scale=scale,
+                    unit=unit,
+                    higher=hib,
+                )
+            )
+    return tuple(out)  # fmt: skip
+
+
+INDICATORS = INDICATORS + _incident_indicators()
+INCIDENT_KPI_CODES: frozenset[str] = frozenset(
+    d["code"] for d in INDICATORS if d["sector"] in ("suco", "suco_loai") and d["rollup"] != "rate"
+)

@@ -1170,3 +1170,17 @@ def derived_observations(
         )
         for (key, day), v in sorted(fresh.items())
     ]
+
+
+def nonzero_subject_days(conn: Connection, code: str) -> list[tuple[str, date]]:
+    """(subject key, period start) of an indicator's non-zero observations (derived jobs zero
+    the ones whose source rows went away)."""
+    rows = conn.execute(
+        text(
+            "SELECT s.key, o.period_start FROM indicator_observation o "
+            "JOIN indicator_subject s ON s.id = o.subject_id "
+            "WHERE o.indicator_code = :code AND o.value <> 0"
+        ),
+        {"code": code},
+    ).all()
+    return [(str(k), d) for k, d in rows]

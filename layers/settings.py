@@ -188,6 +188,17 @@ class Settings(BaseSettings):
         default=900.0, description="Longest retry delay of a failed scheduled job."
     )
 
+    # incident command (issue 21)
+    incident_link_distance_m: float = Field(
+        default=2000.0, gt=0, description="Sources this close to an open incident are suggested."
+    )
+    incident_link_window_h: float = Field(
+        default=24.0, gt=0, description="…and seen this many hours before it opened or since."
+    )
+    incident_default_radius_m: float = Field(default=500.0, gt=0, le=50_000)
+    incident_max_radius_m: float = Field(default=50_000.0, gt=0)
+    incident_photo_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+
     media_dir: Path | None = None
     vision_detector: str = Field(
         default="ssd_coco", description="Default detector plugin: ssd_coco, motion, onnx_yolo."

@@ -18,7 +18,16 @@ from layers.errors import AuthenticationError, ConflictError, InvalidInputError,
 from layers.models.core import admin_unit
 from layers.models.reports import app_user
 
-Role = Literal["admin", "leader", "planner", "operator", "gis_staff", "commune_staff", "citizen"]
+Role = Literal[
+    "admin",
+    "leader",
+    "planner",
+    "operator",
+    "gis_staff",
+    "commune_staff",
+    "citizen",
+    "agency_staff",
+]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 # argon2id with the OWASP minimum (19 MiB, t=2, p=1): the library default (64 MiB, p=4) costs
@@ -91,6 +100,11 @@ def _user(row: Any) -> User:
 
 def _check_units(conn: Connection, role: Role, units: Sequence[str]) -> list[str]:
     units = sorted(set(units))
+    if role == "agency_staff":
+        # issue 21: the unit of an agency user is the ma_don_vi of one agency
+        from layers.incidents.store import check_agency_codes
+
+        return check_agency_codes(conn, units)
     if role == "commune_staff" and not units:
         raise InvalidInputError("a commune_staff user needs at least one --unit (commune code)")
     if role != "commune_staff" and units:
@@ -239,6 +253,13 @@ def seed_demo_users(conn: Connection) -> dict[str, str]:
             if code is None:
                 continue
             units = [code]
+        if role == "agency_staff":
+            from layers.incidents.store import demo_agency_code
+
+            agency = demo_agency_code(conn)  # the UBND of the demo commune
+            if agency is None:
+                continue
+            units = [agency]
         password = secrets.token_urlsafe(12)
         create_user(conn, name, password, role, units)
         created[name] = password

@@ -91,7 +91,12 @@ def units_from_wards(wards: Sequence[Ward]) -> Units:
 
     return Units(
         agencies=conv(
-            synthetic.agencies(wards),
+            # the administrative agencies only: the emergency posts (issue 21) file no dossiers
+            [
+                a
+                for a in synthetic.agencies(wards)
+                if a.properties["kind"] in ("so_nganh", "ubnd_xa")
+            ],
             lambda p: 60_000.0 if p["kind"] == "so_nganh" else float(pop[p["commune_code"]]),
         ),
         hospitals=conv(synthetic.hospitals(wards), lambda p: float(p["beds"])),

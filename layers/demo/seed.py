@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from layers.bulk import FeatureRow, UpsertCounts, upsert_features
 from layers.demo import specs, synthetic
 from layers.demo.boundaries import Ward, load_province, load_wards
+from layers.incidents import store as incident_store
 from layers.models import admin_unit, feature, import_batch
 from layers.registry import LayerSpec, create_or_update_layer
 from layers.settings import Settings
@@ -99,6 +100,7 @@ def seed_demo(
         load(specs.TOURISM, synthetic.tourism_sites(wards))
         load(specs.CAMERAS, synthetic.cameras(wards, SAMPLE_VIDEO.as_uri()))
         load(specs.AGENCIES, synthetic.agencies(wards))
+        incident_store.seed_sops(conn)  # issue 21: the Vietnamese SOPs, once
         # news_items is filled by the news connector (iocmap seed runs it); only the layer here.
         create_or_update_layer(conn, specs.NEWS_ITEMS)
         reports_layer = create_or_update_layer(conn, specs.FIELD_REPORTS)

@@ -279,7 +279,8 @@ AGENCIES = LayerSpec(
     title_vi="Cơ quan, đơn vị (sở, ngành, UBND xã)",
     title_en="Agencies (departments and commune People's Committees)",
     description=SYNTHETIC_NOTE
-    + " Mã đơn vị (ma_don_vi) dùng chung cho iGate, iOffice và SOC (mô phỏng).",
+    + " Mã đơn vị (ma_don_vi) dùng chung cho iGate, iOffice và SOC (mô phỏng). Trụ sở công an,"
+    " đội PCCC và CNCH, trạm cấp cứu 115 là điểm mô phỏng (synthetic), không phải vị trí thật.",
     sector="administration",
     geometry_type="Point",
     property_schema=_schema(
@@ -291,7 +292,14 @@ AGENCIES = LayerSpec(
         point_radius=5,
         icon="agency",
         color_property="kind",
-        palette={"so_nganh": (57, 73, 171, 255), "ubnd_xa": (159, 168, 218, 255)},
+        palette={
+            "so_nganh": (57, 73, 171, 255),
+            "ubnd_xa": (159, 168, 218, 255),
+            "cong_an_tinh": (27, 94, 32, 255),
+            "cong_an_xa": (67, 160, 71, 255),
+            "pccc": (229, 57, 53, 255),
+            "cap_cuu_115": (0, 172, 193, 255),
+        },
     ),
     source_system="Danh mục mã đơn vị (mô phỏng)",
     synthetic=True,

@@ -640,7 +640,19 @@ PROVINCIAL_AGENCIES = (
     "Văn phòng Đoàn ĐBQH và HĐND tỉnh",
     "Bảo hiểm xã hội tỉnh",
 )
-AGENCY_KINDS_VI = {"so_nganh": "Sở, ban, ngành", "ubnd_xa": "UBND xã, phường"}
+AGENCY_KINDS_VI = {
+    "so_nganh": "Sở, ban, ngành",
+    "ubnd_xa": "UBND xã, phường",
+    # issue 21: synthetic emergency posts for incident tasks
+    "cong_an_tinh": "Công an tỉnh",
+    "cong_an_xa": "Công an xã, phường",
+    "pccc": "Cảnh sát PCCC và CNCH",
+    "cap_cuu_115": "Trung tâm cấp cứu 115",
+}
+# Where the synthetic fire-and-rescue teams and 115 stations stand outside Vinh: the most
+# populous communes, like the real posts along National Roads 1, 7, 46 and 48.
+FIRE_POSTS_OUTSIDE_VINH = 9
+AMBULANCE_POSTS_OUTSIDE_VINH = 6
 
 
 def agency_code(kind: str, index: int, ward_code: str = "") -> str:
@@ -672,6 +684,7 @@ def agencies(wards: Sequence[Ward]) -> list[SyntheticFeature]:
                 },
             )
         )
+    out += emergency_posts(wards)
     for ward in wards:
         rng = rng_for("agencies", "ubnd", ward.code)
         (pt,) = points_in_ward(ward, 1, rng, spread=0.05)
@@ -690,4 +703,32 @@ def agencies(wards: Sequence[Ward]) -> list[SyntheticFeature]:
                 },
             )
         )
+    return out
+
+
+def _post(kind: str, code: str, name: str, ward: Ward, salt: object) -> SyntheticFeature:
+    (pt,) = points_in_ward(ward, 1, rng_for("agencies", kind, salt), spread=0.08)
+    props = {"name": name, "kind": kind, "kind_vi": AGENCY_KINDS_VI[kind], "ma_don_vi": code}
+    return SyntheticFeature(code, pt, {**props, **_commune_props(ward), "synthetic": True})
+
+
+def emergency_posts(wards: Sequence[Ward]) -> list[SyntheticFeature]:
+    """Synthetic police (province HQ, one post per commune), fire-and-rescue and 115 posts."""
+    vinh = [w for w in wards if w.name in VINH_WARD_NAMES]
+    others = sorted(
+        (w for w in wards if w.name not in VINH_WARD_NAMES), key=lambda w: (-w.population, w.code)
+    )
+    out = [_post("cong_an_tinh", "000.00.90.H40", "Công an tỉnh Nghệ An", vinh[0], 0)]
+    for ward in wards:
+        prefix = "Công an phường" if ward.is_urban else "Công an xã"
+        code = f"000.{ward.code}.90.H40"
+        out.append(_post("cong_an_xa", code, f"{prefix} {ward.name}", ward, ward.code))
+    fire = [vinh[0], vinh[2 % len(vinh)], *others[:FIRE_POSTS_OUTSIDE_VINH]]
+    for i, ward in enumerate(fire, start=1):
+        name = f"Đội Cảnh sát PCCC và CNCH khu vực {ward.name}"
+        out.append(_post("pccc", f"000.00.{90 + i:02d}.H40", name, ward, i))
+    amb = [vinh[1 % len(vinh)], *others[:AMBULANCE_POSTS_OUTSIDE_VINH]]
+    for i, ward in enumerate(amb, start=1):
+        name = "Trung tâm cấp cứu 115 Nghệ An" if i == 1 else f"Trạm cấp cứu 115 {ward.name}"
+        out.append(_post("cap_cuu_115", f"000.00.{110 + i:02d}.H40", name, ward, i))
     return out

@@ -3,6 +3,15 @@
 from layers.models.analytics import alert, alert_rule, h3_agg, h3_feature_state, h3_state  # noqa: F401
 from layers.models.base import metadata
 from layers.models.core import admin_unit, feature, import_batch, layer
+from layers.models.incidents import (  # noqa: F401
+    incident,
+    incident_link,
+    incident_log,
+    incident_task,
+    incident_task_note,
+    sop,
+    sop_version,
+)
 from layers.models.indicators import (  # noqa: F401
     indicator,
     indicator_job_state,

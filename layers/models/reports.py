@@ -22,7 +22,16 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from layers.models.base import metadata
 
-ROLES = ("admin", "leader", "planner", "operator", "gis_staff", "commune_staff", "citizen")
+ROLES = (
+    "admin",
+    "leader",
+    "planner",
+    "operator",
+    "gis_staff",
+    "commune_staff",
+    "citizen",
+    "agency_staff",  # issue 21: bound to one agency (ma_don_vi) in admin_units
+)
 REPORT_STATUSES = ("received", "assigned", "in_progress", "resolved", "rejected")
 RATINGS = ("hai_long", "chap_nhan", "khong_hai_long")
 

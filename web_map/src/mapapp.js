@@ -21,6 +21,7 @@ import { initH3, refreshH3, renderViewSwitch } from './ui/h3view.js';
 import { loadUser, renderLogin } from './ui/login.js';
 import { initRasters } from './ui/rasterLayers.js';
 import { floodClick, renderFloodPanel, renderRasterTools } from './ui/flood.js';
+import { incidentLayers, incidentMapClick, incidentTooltip, initIncidents, renderIncidents } from './ui/incidents.js';
 
 // pages and panels used by few people or only on demand come in their own chunks
 const lazy = {
@@ -85,11 +86,12 @@ function renderRight(app) {
     ['details', t('panel.details')],
     ['query', t('panel.query')],
     ['feed', t('panel.feed')],
+    ['incidents', t('inc.title')],
   ];
   let head = right.querySelector('.tabs');
   if (!head) {
     head = el('div', { class: 'tabs', role: 'tablist' });
-    right.append(head, el('div', { class: 'tabbody', id: 'tab-details' }), el('div', { class: 'tabbody', id: 'tab-query' }), el('div', { class: 'tabbody', id: 'tab-feed' }));
+    right.append(head, el('div', { class: 'tabbody', id: 'tab-details' }), el('div', { class: 'tabbody', id: 'tab-query' }), el('div', { class: 'tabbody', id: 'tab-feed' }), el('div', { class: 'tabbody', id: 'tab-incidents' }));
   }
   head.innerHTML = '';
   for (const [id, label] of tabs) {
@@ -114,6 +116,7 @@ function renderRight(app) {
   renderDetails(app);
   renderQuery(app);
   renderFeed(app);
+  renderIncidents(app);
 }
 
 /** Load a small layer whole, or a large layer for the current viewport. */
@@ -384,7 +387,7 @@ export async function start(app, prefetch) {
     syncBasemap(map, app.state);
     syncNative(map, app.state);
     renderZoomHint(app);
-    deckLayers = buildLayers(app.state);
+    deckLayers = [...buildLayers(app.state), ...incidentLayers(app)];
     if (app.overlay) {
       app.overlay.setProps({ layers: deckLayers });
       // a layer over an empty array (a locked layer, no cameras) draws nothing either
@@ -432,6 +435,8 @@ export async function start(app, prefetch) {
     // draw each frame once, with the tiles of the new viewport (see refreshTiles)
     onBeforeRender: () => refreshTiles(overlay),
     getTooltip: (info) => {
+      const incidentTip = incidentTooltip(info);
+      if (incidentTip) return incidentTip;
       let picked = withWard(app, info);
       if (!(picked && picked.native)) {
         const dense = denseHover(app, info);
@@ -456,6 +461,7 @@ export async function start(app, prefetch) {
   // a failed tile of a native layer is logged, never thrown at the page
   map.on('error', (e) => console.warn('map error', e && e.error ? e.error.message : e));
   map.on('click', (e) => {
+    if (incidentMapClick(app, [e.lngLat.lng, e.lngLat.lat])) return;
     if (app.state.draw.mode) handleQueryClick(app, [e.lngLat.lng, e.lngLat.lat]);
   });
   map.on('dblclick', (e) => {
@@ -511,6 +517,7 @@ export async function start(app, prefetch) {
   initTime(app);
   app.update();
   initFeed(app);
+  initIncidents(app);
   loadIndicators(app);
   loadCameraStatus(app);
   window.__iocmap.ready = true;
