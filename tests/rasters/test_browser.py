@@ -36,7 +36,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "rasters"
 
 @pytest.fixture(scope="module")
 def flood_server(
-    base_settings: Settings, tmp_path_factory: pytest.TempPathFactory, dist: Path  # noqa: F811
+    base_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+    dist: Path,  # noqa: F811
 ) -> Iterator[tuple[str, Engine, Settings]]:
     """A demo database with the synthetic DEM and flood depth (coarse: 250 m), served live."""
     name = create_database(base_settings, "iocmap_flood")
@@ -79,7 +81,13 @@ def open_map(
     base, engine, settings = server
     context = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale="vi-VN")
     context.add_cookies(
-        [{"name": settings.session_cookie_name, "value": admin_token(engine, settings), "url": base}]
+        [
+            {
+                "name": settings.session_cookie_name,
+                "value": admin_token(engine, settings),
+                "url": base,
+            }
+        ]
     )
     page = context.new_page()
     errors: list[str] = []
@@ -102,7 +110,10 @@ def blue_share(png: bytes) -> float:
     ("lang", "size"), [("vi", (1600, 900)), ("en", (390, 844))], ids=["desktop-vi", "phone-en"]
 )
 def test_flood_mode_slider_redraws_extent_and_table(
-    browser: Any, flood_server: tuple[str, Engine, Settings], lang: str, size: tuple[int, int]  # noqa: F811
+    browser: Any,
+    flood_server: tuple[str, Engine, Settings],
+    lang: str,
+    size: tuple[int, int],
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context, page, errors = open_map(browser, flood_server, lang, size)
