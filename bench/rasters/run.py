@@ -121,10 +121,10 @@ def tile_list(
     for z in ZOOMS:
         n = 2**z
 
-        def tx(lon: float) -> int:
+        def tx(lon: float, n: int = n) -> int:
             return int((lon + 180) / 360 * n)
 
-        def ty(lat: float) -> int:
+        def ty(lat: float, n: int = n) -> int:
             r = math.radians(lat)
             return int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n)
 

@@ -110,7 +110,7 @@ def blue_share(png: bytes) -> float:
     ("lang", "size"), [("vi", (1600, 900)), ("en", (390, 844))], ids=["desktop-vi", "phone-en"]
 )
 def test_flood_mode_slider_redraws_extent_and_table(
-    browser: Any,
+    browser: Any,  # noqa: F811
     flood_server: tuple[str, Engine, Settings],
     lang: str,
     size: tuple[int, int],
