@@ -214,8 +214,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/rasters/{slug}"): layer_read("slug"),
     ("GET", "/api/rasters/{slug}/point"): layer_read("slug"),
     ("POST", "/api/rasters/{slug}/profile"): layer_read("slug"),
-    ("POST", "/api/query/zonal"): Rule(body_layers=("raster", "units")),
-    ("POST", "/api/query/flood-exposure"): Rule(body_layers=("depth", "dem", "units")),
+    # ("layer" too: these bodies have no such field and refuse it, but a restricted slug
+    # smuggled in it must still meet the check, as on every other query route)
+    ("POST", "/api/query/zonal"): Rule(body_layers=("raster", "units", "layer")),
+    ("POST", "/api/query/flood-exposure"): Rule(body_layers=("depth", "dem", "units", "layer")),
 }
 
 
