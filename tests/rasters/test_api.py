@@ -410,3 +410,47 @@ def test_access_check_sees_every_named_slug(
         FloodBody(dem="d_m", level_m=1, seed=seed, units="u_u", layers=["l_l"]).layer_slugs()
     ) == {"d_m", "u_u", "l_l"}
     assert json.loads(json.dumps(anon["extent"]))["type"] == "Feature"
+
+
+def test_import_form_takes_a_geotiff(
+    tmp_path: Path, client: TestClient, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    import time
+
+    src = lonlat_tif(tmp_path / "upload.tif", np.full((10, 10), 3.0, np.float32))
+    headers = auth_headers("gis_staff")
+    dry = client.post(
+        "/api/imports",
+        data={"layer": "t_uploaded", "dry_run": "true"},
+        files={"file": ("upload.tif", src.read_bytes(), "image/tiff")},
+        headers=headers,
+    )
+    assert dry.status_code == 200 and dry.json()["kind"] == "raster" and dry.json()["dry_run"]
+    r = client.post(
+        "/api/imports",
+        data={"layer": "t_uploaded"},
+        files={"file": ("upload.tif", src.read_bytes(), "image/tiff")},
+        headers=headers,
+    )
+    assert r.status_code == 202, r.text
+    for _ in range(100):
+        job = client.get(r.json()["href"], headers=headers).json()
+        if job["status"] != "running":
+            break
+        time.sleep(0.1)
+    assert job["status"] == "succeeded" and job["layer"] == "t_uploaded"
+    assert client.get("/api/rasters/t_uploaded").json()["bands"] == 1
+    bad = client.post(
+        "/api/imports",
+        data={"layer": "t_uploaded"},
+        files={"file": ("broken.tif", b"II*\x00 not really", "image/tiff")},
+        headers=headers,
+    )
+    for _ in range(100):
+        job = client.get(bad.json()["href"], headers=headers).json()
+        if job["status"] != "running":
+            break
+        time.sleep(0.1)
+    assert job["status"] == "failed" and "broken.tif" in job["errors"][0]["error"]
+    # The layer is as it was.
+    assert client.get("/api/rasters/t_uploaded").json()["statistics"][0]["mean"] == 3.0

@@ -103,6 +103,37 @@ def test_vn2000_raster_lands_within_half_a_pixel(
         assert read.value_at(settings, r, lon + sx * dlon, lat + sy * dlat) == [500]
 
 
+def test_ascii_grid_with_an_esri_prj_sidecar(
+    tmp_path: Path, engine: Engine, settings: Settings, do_import: Callable[..., RasterReport]
+) -> None:
+    """A surveyor's ASCII grid with the VN-2000 CRS only in its ESRI .prj beside it."""
+    from pyproj import CRS
+
+    x0, y0 = 560_000.0, 2_091_000.0
+    data = np.zeros((40, 40), np.int16)
+    data[17, 23] = 500
+    path = tmp_path / "grid.asc"
+    with rasterio.open(
+        path,
+        "w",
+        driver="AAIGrid",
+        width=40,
+        height=40,
+        count=1,
+        dtype="int16",
+        transform=from_origin(x0, y0, 30.0, 30.0),
+    ) as dst:
+        dst.write(data, 1)
+    (tmp_path / "grid.prj").write_text(CRS.from_epsg(9208).to_wkt(version="WKT1_ESRI"))
+    report = do_import(path, "t_vn2000_asc")
+    assert report.crs["srid"] == 9208 and report.crs["source"] == "file"
+    t = Transformer.from_crs(proj_for_srid(9208), "EPSG:4326", always_xy=True)
+    lon, lat = t.transform(x0 + 23.5 * 30, y0 - 17.5 * 30)
+    with engine.connect() as conn:
+        r = store.get_raster(conn, "t_vn2000_asc")
+    assert read.value_at(settings, r, lon, lat) == [500]
+
+
 def test_crs_option_wins(
     tmp_path: Path, engine: Engine, settings: Settings, do_import: Callable[..., RasterReport]
 ) -> None:

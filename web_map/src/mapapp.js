@@ -391,7 +391,8 @@ export async function start(app, prefetch) {
     if (app.overlay) {
       app.overlay.setProps({ layers: deckLayers });
       // a layer over an empty array (a locked layer, no cameras) draws nothing either
-      showDeckCanvas(app.overlay, deckLayers.some((l) => !Array.isArray(l.props.data) || l.props.data.length > 0));
+      // (the 3D terrain has no `data`: its tiles come from elevationData)
+      showDeckCanvas(app.overlay, deckLayers.some((l) => !Array.isArray(l.props.data) || l.props.data.length > 0 || l.id === 'terrain-3d'));
     }
   };
   app.update = () => {

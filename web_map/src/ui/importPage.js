@@ -5,7 +5,8 @@ import { getJSON } from '../api.js';
 import { fmtDate, fmtNumber, t, valueLabel } from '../i18n.js';
 import { el } from '../util.js';
 
-const ACCEPT = '.gpkg,.zip,.geojson,.json,.kml,.kmz,.fgb,.dxf,.csv,.xlsx';
+// .tif/.tiff and other GDAL rasters become raster (COG) layers (issue 20)
+const ACCEPT = '.gpkg,.zip,.geojson,.json,.kml,.kmz,.fgb,.dxf,.csv,.xlsx,.tif,.tiff,.img,.asc,.vrt,.jp2';
 
 function formData(form, dryRun) {
   const fd = new FormData();
@@ -42,7 +43,27 @@ function fmtCell(v) {
   return String(v).slice(0, 120);
 }
 
+/** The report of a raster import (issue 20): bands, type, nodata, size, resolution, CRS. */
+function rasterReportView(report) {
+  const r = report.raster || {};
+  const crs = report.crs || {};
+  return el(
+    'div',
+    { id: 'imp-report' },
+    el(
+      'table',
+      { class: 'imp-table' },
+      el('tr', {}, el('th', {}, t('import.format')), el('td', {}, `${t('raster.kind')} · COG`)),
+      el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, `${crs.name || '—'} (EPSG:${crs.srid ?? '?'}${crs.source ? `, ${crs.source}` : ''})`)),
+      el('tr', {}, el('th', {}, t('raster.bands')), el('td', {}, `${r.bands} · ${r.dtype} · nodata ${r.nodata ?? '—'}`)),
+      el('tr', {}, el('th', {}, t('raster.size')), el('td', {}, `${fmtNumber(r.width)} × ${fmtNumber(r.height)} · ${t('raster.resolution', { m: fmtNumber(Math.round(r.resolution_m || 0)) })}`)),
+    ),
+    report.notes && report.notes.length ? el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, n))) : null,
+  );
+}
+
 function reportView(report) {
+  if (report.kind === 'raster') return rasterReportView(report);
   const box = el('div', { id: 'imp-report' });
   const crs = report.crs || {};
   box.append(

@@ -3,6 +3,7 @@
 
 import { TerrainLayer } from '@deck.gl/geo-layers';
 import { load } from '@loaders.gl/core';
+import { TerrainLoader } from '@loaders.gl/terrain';
 
 import { rasterOfRole } from './rasterLayers.js';
 
@@ -32,10 +33,11 @@ export function setTerrain(app, on) {
 }
 
 /** Tiles outside the DEM come back as 204: no data, not an error. */
-async function fetchOrNull(url, { loaders, loadOptions, signal }) {
+async function fetchOrNull(url, { layer, loaders, loadOptions, signal }) {
   const res = await fetch(url, { signal });
   if (res.status === 204 || !res.ok) return null;
-  return load(res, loaders, loadOptions);
+  // as deck's own fetch: the layer's loaders (TerrainLoader) unless the call names others
+  return load(res, loaders || layer.props.loaders, loadOptions || layer.getLoadOptions());
 }
 
 /** The TerrainLayer when the 3D view is on. */
@@ -58,7 +60,10 @@ export function terrainLayers(state) {
       meshMaxError: 6,
       color: [120, 140, 120],
       fetch: fetchOrNull,
-      operation: 'terrain+draw',
+      // no worker: the bundle ships no loaders.gl worker scripts (no CDN), so meshes are
+      // built on the main thread (a 256-px tile is a few milliseconds)
+      loaders: [TerrainLoader],
+      loadOptions: { worker: false },
     }),
   ];
 }
