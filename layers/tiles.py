@@ -272,9 +272,16 @@ def _shape_statement(shape: _Shape) -> Select[Any]:
     env4326 = func.ST_MakeEnvelope(
         bindparam("lon0"), bindparam("lat0"), bindparam("lon1"), bindparam("lat1"), 4326
     )
+    # What is selected: points touching the buffer (a symbol drawn across the tile's edge),
+    # lines and polygons touching the tile itself. A map clips each tile's lines and fills to
+    # the tile, so a shape lying wholly in the buffer would never draw a pixel; shapes crossing
+    # the edge still keep their part in the buffer.
+    sel4326 = func.ST_MakeEnvelope(
+        bindparam("slon0"), bindparam("slat0"), bindparam("slon1"), bindparam("slat1"), 4326
+    )
     conds: list[ColumnElement[bool]] = [
         feature.c.layer_id == bindparam("layer_id"),
-        feature.c.geom.op("&&")(env4326),
+        feature.c.geom.op("&&")(sel4326),
     ]
     if shape.t_from:
         conds.append(feature.c.observed_at >= bindparam("t0"))
@@ -472,6 +479,8 @@ def tile_query(
         "layer_id": info.id,
         "name": info.slug,
     }
+    sel = (lon0, lat0, lon1, lat1) if points else tile.lonlat_bounds()
+    params.update(zip(("slon0", "slat0", "slon1", "slat1"), sel, strict=True))
     if not points:
         params["tolerance"] = deg_per_unit / 2
     if shape.direct:

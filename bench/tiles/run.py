@@ -10,7 +10,7 @@ A skeptic's setup, all in one run on the same rows:
   every request of ours is a cold render, and `Accept-Encoding: identity` for both so neither
   sends compressed bytes (ours still gzips each rendered tile once, at level 1, for its cache:
   that cost stays in our figures).
-* The floor: bare `ST_AsMVT` SQL doing our tiles' work (same rows, same margin and buffer, same
+* The floor: bare `ST_AsMVT` SQL doing our tiles' work (same rows, same buffer, same
   low-zoom dropping) over psycopg with 4 connections and binary results, no HTTP. A fourth
   side, `ours_sql`, runs our own tile SQL bare: ours ÷ ours_sql is our server's overhead,
   ours_sql ÷ floor the cost of our SQL's shape.
@@ -83,7 +83,7 @@ WORK = {
     " a tile (the floor does the same); tipg keeps the first 10,000 by id",
     "z14": "different work: ours drops parcels under one pixel (the floor does the same);"
     " tipg keeps every parcel up to 10,000",
-    "z15-16": "same features (ours also selects a 64-unit margin: see features per tile)",
+    "z15-16": "same features: those touching the tile (see features per tile)",
 }
 
 
@@ -355,11 +355,11 @@ def classify(libpq: str, zooms: list[int]) -> dict[tuple[int, int, int], bool]:
 
 
 def floor_query(part: str, tile: tuple[int, int, int]) -> tuple[str, dict[str, Any]]:
-    """Bare ST_AsMVT SQL doing our tile's work: margin, buffer, low-zoom dropping, source_key."""
+    """Bare ST_AsMVT SQL doing our tile's work: buffer, low-zoom dropping, source_key."""
     addr = tiles.TileAddress(*tile)
     z = tile[0]
     x0, y0, x1, y1 = addr.xy_bounds()
-    lon0, lat0, lon1, lat1 = addr.lonlat_bounds(tiles.BUFFER / tiles.EXTENT)
+    lon0, lat0, lon1, lat1 = addr.lonlat_bounds()  # polygons touching the tile itself
     params: dict[str, Any] = dict(
         x0=x0, y0=y0, x1=x1, y1=y1, lon0=lon0, lat0=lat0, lon1=lon1, lat1=lat1
     )
