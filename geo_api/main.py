@@ -32,8 +32,8 @@ from geo_api.routers import (
     query,
     rasters,
     reports,
-    styles,
     sops,
+    styles,
     tiles,
 )
 from geo_api.web import mount_web_map
