@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 from sqlalchemy import Engine
 
-from geo_api.main import create_app
 from ingest.demo_rasters import seed_demo_rasters
 from layers import migrate
 from layers.db import make_engine
 from layers.demo.seed import seed_demo
 from layers.settings import Settings
 from layers.testing import create_database, drop_database, settings_for
+from tests.conftest import live_server_for
 from tests.web_map.conftest import (  # noqa: F401 (fixtures)
-    _free_port,
     admin_token,
     browser,
     dist,
@@ -48,25 +43,8 @@ def flood_server(
     migrate.upgrade(engine)
     seed_demo(engine, settings.model_copy(update={"demo_parcels": 500}))
     seed_demo_rasters(engine, settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/api/layers", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the test server did not come up"
-        time.sleep(0.1)
-    yield base, engine, settings
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server_for(settings) as base:
+        yield base, engine, settings
     engine.dispose()
     drop_database(base_settings, name)
 
