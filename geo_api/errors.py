@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from geo_api import i18n
 from layers.errors import (
     AuthenticationError,
     ConflictError,
@@ -62,11 +63,17 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, IocError)
         status = status_for(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        detail = exc.detail
+        key = exc.context.get("i18n")
+        if isinstance(key, str):
+            # the message in the caller's language, from the one catalogue (web_map/i18n.json)
+            values = {k: v for k, v in exc.context.items() if k != "i18n"}
+            detail = i18n.t(i18n.request_lang(request), key, **values)
         return JSONResponse(
             error_body(
                 status,
                 exc.code,
-                exc.detail,
+                detail,
                 {k: v for k, v in exc.context.items() if isinstance(v, str | int | float)},
             ),
             status_code=status,

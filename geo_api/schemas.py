@@ -27,6 +27,8 @@ class LayerOut(BaseModel):
     attribution: str
     time_field: str | None
     sensitive: bool
+    name_field: str | None = None
+    visibility: dict[str, Any] = {"access": "public", "roles": []}
     data_version: int
     updated_at: datetime
     feature_count: int | None

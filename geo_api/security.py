@@ -93,7 +93,7 @@ def roles(*names: str, **kw: Any) -> Rule:
 
 
 def layer_read(param: str) -> Rule:
-    """Public for ordinary layers; sensitive layers need a role from SENSITIVE_LAYER_ROLES."""
+    """Readable as the layer's catalogue visibility says (public, signed-in or roles)."""
     return Rule(layer_param=param)
 
 
@@ -103,12 +103,6 @@ ADMIN = roles()
 ALERT_READERS = ("leader", "planner", "operator", "gis_staff")
 REPORT_READERS = ("leader", "operator", "planner", "commune_staff")
 REPORT_WORKERS = ("commune_staff", "operator")
-# Who may read sensitive layers (parcel owners, camera sites). Others fall back to the default.
-SENSITIVE_LAYER_ROLES: dict[str, frozenset[str]] = {
-    "land_parcels": frozenset({"admin", "planner", "gis_staff", "leader"}),
-    "cameras": frozenset({"admin", "operator", "leader", "gis_staff"}),
-}
-DEFAULT_SENSITIVE_ROLES = frozenset({"admin", "leader", "planner", "gis_staff", "operator"})
 QUERY = Rule(body_layers=("layer", "other_layer"))
 
 POLICY: dict[tuple[str, str], Rule] = {
@@ -208,6 +202,11 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/reports/{code}/resolve"): roles(*REPORT_WORKERS, max_body="photo"),
     ("POST", "/api/reports/{code}/reject"): roles(*REPORT_WORKERS),
     ("POST", "/api/reports/{code}/rating"): roles("citizen"),
+    # report workflow steps (issue 17); the role per step is checked by analytics.report_workflow
+    ("POST", "/api/reports/{code}/accept"): roles(*REPORT_WORKERS),
+    ("POST", "/api/reports/{code}/request-info"): roles(*REPORT_WORKERS),
+    ("POST", "/api/reports/{code}/info"): roles("citizen", max_body="photo"),
+    ("POST", "/api/reports/{code}/reopen"): roles(*REPORT_WORKERS),
 }
 
 
@@ -426,7 +425,7 @@ class SecurityMiddleware:
         self.app = app
         self.settings = settings
         self._routes: list[RouteEntry] | None = None
-        self._layer_flags: dict[str, tuple[bool, float]] = {}
+        self._layer_flags: dict[str, tuple[dict[str, Any], float]] = {}
         self._users: dict[str, tuple[User | None, float]] = {}
 
     async def _user(self, engine: Engine, token: str) -> User | None:
@@ -444,18 +443,21 @@ class SecurityMiddleware:
             self._users[token] = (user, now + ttl)
         return user
 
-    async def _sensitive(self, engine: Engine, slugs: list[str]) -> list[str]:
-        """Which of these layers are sensitive; flags are cached for a few seconds per process
-        so tile bursts do not each pay a catalog query."""
+    async def _visibility(self, engine: Engine, slugs: list[str]) -> dict[str, dict[str, Any]]:
+        """Each layer's catalogue visibility; cached for a few seconds per process so tile
+        bursts do not each pay a catalog query."""
         now = time.monotonic()
-        stale = [s for s in slugs if self._layer_flags.get(s, (False, 0.0))[1] <= now]
+        stale = [s for s in slugs if self._layer_flags.get(s, ({}, 0.0))[1] <= now]
         if stale:
-            found = await anyio.to_thread.run_sync(_sensitive_layers, engine, stale)
+            found = await anyio.to_thread.run_sync(_layer_visibility, engine, stale)
             if len(self._layer_flags) > 10_000:  # arbitrary slugs in URLs must not grow it
                 self._layer_flags.clear()
             for slug in stale:
-                self._layer_flags[slug] = (slug in found, now + SENSITIVITY_TTL_S)
-        return [s for s in slugs if self._layer_flags[s][0]]
+                self._layer_flags[slug] = (
+                    found.get(slug, PUBLIC_VISIBILITY),
+                    now + SENSITIVITY_TTL_S,
+                )
+        return {s: self._layer_flags[s][0] for s in slugs}
 
     def _entries(self, scope: Scope) -> list[RouteEntry]:
         if self._routes is None:
@@ -558,11 +560,14 @@ class SecurityMiddleware:
             receive = _replay(body)
             slugs += _body_slugs(body, rule.body_layers)
         if slugs:
-            # Without a database the flags are unknown: treat every layer as sensitive.
-            sensitive = await self._sensitive(engine, slugs) if engine is not None else slugs
-            for slug in sensitive:
-                allowed = SENSITIVE_LAYER_ROLES.get(slug, DEFAULT_SENSITIVE_ROLES)
-                if call.user is None or call.user.role not in allowed:
+            # Without a database the catalogue is unknown: only admin may read any layer.
+            visibility = (
+                await self._visibility(engine, slugs)
+                if engine is not None
+                else {s: ADMIN_ONLY_VISIBILITY for s in slugs}
+            )
+            for slug in slugs:
+                if not layer_allows(visibility[slug], call.user):
                     call.details["sensitive_layer"] = slug
                     raise _Refused(_denied(call.user, f"layer '{slug}' is restricted"))
         return receive
@@ -623,13 +628,30 @@ def _resolve_user(engine: Engine, settings: Settings, token: str) -> User | None
     return user
 
 
-def _sensitive_layers(engine: Engine, slugs: list[str]) -> list[str]:
+PUBLIC_VISIBILITY: dict[str, Any] = {"access": "public", "roles": []}
+ADMIN_ONLY_VISIBILITY: dict[str, Any] = {"access": "roles", "roles": ["admin"]}
+
+
+def layer_allows(visibility: dict[str, Any], user: User | None) -> bool:
+    """The per-layer decision: the catalogue's visibility (public, signed_in, roles) vs the caller."""
+    access = visibility.get("access", "public")
+    if access == "public":
+        return True
+    if user is None:
+        return False
+    if access == "signed_in" or user.role == "admin":
+        return True
+    return user.role in visibility.get("roles", ())
+
+
+def _layer_visibility(engine: Engine, slugs: list[str]) -> dict[str, dict[str, Any]]:
     with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(layer.c.slug).where(layer.c.slug.in_(slugs), layer.c.sensitive)
-            ).scalars()
-        )
+        return {
+            str(slug): dict(vis)
+            for slug, vis in conn.execute(
+                select(layer.c.slug, layer.c.visibility).where(layer.c.slug.in_(slugs))
+            )
+        }
 
 
 def _content_length(scope: Scope) -> int | None:

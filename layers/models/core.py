@@ -43,6 +43,14 @@ layer = Table(
     Column("attribution", Text, nullable=False, server_default=""),
     Column("time_field", Text),
     Column("sensitive", Boolean, nullable=False, server_default=text("false")),
+    # The property naming a feature, and who may read the layer (LayerVisibility).
+    Column("name_field", Text),
+    Column(
+        "visibility",
+        JSONB,
+        nullable=False,
+        server_default=text("""'{"access": "public", "roles": []}'::jsonb"""),
+    ),
     # Bumped on every content change; tile caches and H3 aggregates compare against it.
     Column("data_version", BigInteger, nullable=False, server_default=text("1")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
