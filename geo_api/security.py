@@ -203,6 +203,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/reports/{code}/reject"): roles(*REPORT_WORKERS),
     ("POST", "/api/reports/{code}/rating"): roles("citizen"),
     # report workflow steps (issue 17); the role per step is checked by analytics.report_workflow
+    ("GET", "/api/reports/form"): PUBLIC,
     ("POST", "/api/reports/{code}/accept"): roles(*REPORT_WORKERS),
     ("POST", "/api/reports/{code}/request-info"): roles(*REPORT_WORKERS),
     ("POST", "/api/reports/{code}/info"): roles("citizen", max_body="photo"),

@@ -205,6 +205,21 @@ def public_map(
     return JSONResponse(doc, media_type="application/geo+json")
 
 
+@router.get("/form", summary="What the report form needs: categories, photo limits, statuses")
+def form(settings: SettingsDep) -> dict[str, Any]:
+    """Categories with their SLA and department, the photo limits and the workflow's statuses."""
+    return {
+        "categories": [
+            {"code": c, "department": i.department, "sla_hours": i.sla.total_seconds() / 3600}
+            for c, i in wf.CATEGORIES.items()
+        ],
+        "departments": sorted({i.department for i in wf.CATEGORIES.values()}),
+        "statuses": list(wf.STATUSES),
+        "max_photos": settings.report_max_photos,
+        "photo_max_bytes": settings.report_photo_max_bytes,
+    }
+
+
 @router.get("/mine", summary="The caller's own reports")
 def mine(conn: ConnDep, user: RequiredUser, now: NowDep) -> list[dict[str, Any]]:
     """Reports the signed-in citizen submitted."""

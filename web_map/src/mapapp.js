@@ -24,6 +24,7 @@ import { loadUser, renderLogin } from './ui/login.js';
 const lazy = {
   importPage: () => import('./ui/importPage.js'),
   indicators: () => import('./ui/indicators.js'),
+  reports: () => import('./ui/reports.js'),
 };
 
 /** Re-render everything that shows strings or state. */
@@ -36,6 +37,7 @@ function renderAll(app) {
   renderTime(app);
   if (app.state.page === 'import') lazy.importPage().then((m) => m.renderImportPage(app));
   if (app.state.page === 'dashboard') lazy.indicators().then((m) => m.renderDashboardPage(app));
+  if (app.state.page === 'reports') lazy.reports().then((m) => m.renderReportsPage(app));
 }
 
 /** The left panel: the layers, or the sector indicators. */
@@ -407,6 +409,9 @@ export async function start(app, prefetch) {
   });
   document.getElementById('nav-import').addEventListener('click', () => {
     location.hash = '#/import';
+  });
+  document.getElementById('nav-reports').addEventListener('click', () => {
+    location.hash = '#/reports';
   });
   window.addEventListener('hashchange', () => {
     app.state.page = pageOf(location.hash);

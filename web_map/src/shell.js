@@ -55,6 +55,7 @@ export function initialState() {
 /** The page of a location hash: the import page, a sector dashboard, or the map. */
 export function pageOf(hash) {
   if (hash === '#/import') return 'import';
+  if (hash.startsWith('#/reports')) return 'reports';
   if (hash.startsWith('#/dashboard')) return 'dashboard';
   return 'map';
 }
@@ -75,6 +76,7 @@ export function buildShell() {
         el('button', { id: 'nav-map', class: 'navbtn' }),
         el('button', { id: 'nav-dashboard', class: 'navbtn' }),
         el('button', { id: 'nav-import', class: 'navbtn' }),
+        el('button', { id: 'nav-reports', class: 'navbtn' }),
         el('button', { id: 'login-btn', class: 'navbtn', hidden: true }),
         el('button', { id: 'lang-toggle', class: 'langbtn' }),
       ),
@@ -82,6 +84,7 @@ export function buildShell() {
     el('main', { id: 'mapview' }, el('div', { id: 'map' }), el('aside', { id: 'left', class: 'panel' }), el('aside', { id: 'right', class: 'panel' }), el('div', { id: 'timebar', class: 'panel', hidden: true }), el('div', { id: 'choro-legend', class: 'panel', hidden: true }), el('div', { id: 'status', class: 'status' })),
     el('section', { id: 'importpage', hidden: true }),
     el('section', { id: 'dashpage', hidden: true }),
+    el('section', { id: 'reportspage', hidden: true }),
   );
 }
 
@@ -90,7 +93,7 @@ export function renderChrome(app) {
   document.title = t('app.title');
   document.getElementById('brand-title').textContent = t('app.title');
   document.getElementById('brand-sub').textContent = t('app.subtitle');
-  const nav = { map: 'nav-map', dashboard: 'nav-dashboard', import: 'nav-import' };
+  const nav = { map: 'nav-map', dashboard: 'nav-dashboard', import: 'nav-import', reports: 'nav-reports' };
   for (const [page, id] of Object.entries(nav)) {
     const b = document.getElementById(id);
     b.textContent = t(`nav.${page}`);
@@ -102,6 +105,7 @@ export function renderChrome(app) {
   document.getElementById('mapview').hidden = app.state.page !== 'map';
   document.getElementById('importpage').hidden = app.state.page !== 'import';
   document.getElementById('dashpage').hidden = app.state.page !== 'dashboard';
+  document.getElementById('reportspage').hidden = app.state.page !== 'reports';
 }
 
 /** The status line at the bottom of the map. */

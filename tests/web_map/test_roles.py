@@ -1,0 +1,228 @@
+"""Role journeys in Chromium (issue 17), each person signing in through the page as they would.
+
+Citizen on a phone: sends a report with a photo from the device's position, gets a receipt.
+Commune staff of that commune (desktop): find it in the queue, accept, assign, start and resolve
+it with a photo. Staff of another commune do not see it. The citizen sees the resolution and
+its photo, and rates it. Screenshots (vi and en, phone and desktop) go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import Engine, func, select
+
+from layers import users
+from layers.errors import NotFoundError
+from layers.models.core import admin_unit
+from layers.settings import Settings
+from layers.testing import remove_workflow_reports
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1600, "height": 900}
+PASSWORD = "journey password 17"
+# Console errors a signed-out first load may log (the page asks who is signed in).
+EXPECTED = re.compile(r"status of (401|403)\b")
+
+
+def _user(engine: Engine, name: str, role: str, units: list[str] | None = None) -> str:
+    with engine.begin() as conn:
+        try:
+            users.get_user(conn, name)
+        except NotFoundError:
+            users.create_user(conn, name, PASSWORD, role, units or [])
+    return name
+
+
+def _photo(path: Path, colour: tuple[int, int, int]) -> Path:
+    img = Image.new("RGB", (320, 240), colour)
+    for x in range(0, 320, 20):
+        for y in range(0, 240, 20):
+            if (x + y) % 40 == 0:
+                img.putpixel((x, y), (255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+class Person:
+    """One browser context and page of one person; records console errors."""
+
+    def __init__(self, browser: Any, base: str, viewport: dict[str, int], **ctx: Any) -> None:
+        self.context = browser.new_context(viewport=viewport, locale="vi-VN", **ctx)
+        self.page = self.context.new_page()
+        self.base = base
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on(
+            "response",
+            lambda r: self.failed.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
+        self.page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(msg.text)
+                if msg.type == "error" and not EXPECTED.search(msg.text)
+                else None
+            ),
+        )
+
+    def sign_in(self, username: str, lang: str = "vi") -> None:
+        """Open the map, click "Đăng nhập", type the name and password, submit."""
+        pg = self.page
+        pg.goto(f"{self.base}/?lang={lang}#/reports")
+        pg.wait_for_selector("#login-btn:not([hidden])", timeout=60_000)
+        pg.click("#login-btn")
+        pg.fill("#login-user", username)
+        pg.fill("#login-pass", PASSWORD)
+        with pg.expect_navigation(timeout=60_000):
+            pg.click("#login-dialog button[type=submit]")
+        pg.wait_for_function(
+            "(n) => document.getElementById('login-btn')?.dataset.user === n",
+            arg=username,
+            timeout=60_000,
+        )
+
+    def shot(self, artifacts: Path, name: str) -> None:
+        self.page.wait_for_timeout(400)
+        self.page.screenshot(path=str(artifacts / f"roles_{name}.png"))
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.errors == [], (self.errors, self.failed)
+
+
+@pytest.fixture(scope="module")
+def communes(seeded: Engine) -> list[tuple[str, str, float, float]]:
+    """Two communes (code, name, lon, lat of a point inside)."""
+    pt = func.ST_PointOnSurface(admin_unit.c.geom)
+    with seeded.connect() as conn:
+        rows = conn.execute(
+            select(admin_unit.c.code, admin_unit.c.name, func.ST_X(pt), func.ST_Y(pt))
+            .where(admin_unit.c.level == "commune", admin_unit.c.valid_to.is_(None))
+            .order_by(admin_unit.c.population.desc().nulls_last(), admin_unit.c.code)
+            .limit(2)
+        ).all()
+    return [(str(c), str(n), float(x), float(y)) for c, n, x, y in rows]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cleanup(seeded: Engine) -> Iterator[None]:
+    yield
+    remove_workflow_reports(seeded)
+
+
+def test_citizen_and_commune_staff_journey(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    settings: Settings,
+    communes: list[tuple[str, str, float, float]],
+    artifacts: Path,
+    tmp_path: Path,
+) -> None:
+    (code_a, name_a, lon, lat), (code_b, _, _, _) = communes
+    citizen = _user(seeded, "j_citizen", "citizen")
+    staff_a = _user(seeded, "j_staff_a", "commune_staff", [code_a])
+    staff_b = _user(seeded, "j_staff_b", "commune_staff", [code_b])
+    before = _photo(tmp_path / "rac-thai.jpg", (120, 90, 40))
+    after = _photo(tmp_path / "da-don.jpg", (40, 140, 60))
+
+    # 1. The citizen, on a phone, reports from where they stand, with a photo.
+    phone = Person(
+        browser,
+        live_server,
+        PHONE,
+        geolocation={"longitude": lon, "latitude": lat},
+        permissions=["geolocation"],
+        is_mobile=True,
+        has_touch=True,
+    )
+    phone.sign_in(citizen)
+    pg = phone.page
+    pg.wait_for_selector("#rep-form")
+    pg.select_option("#rep-category", "environment")
+    pg.fill("#rep-description", "Rác thải đổ trộm bên đường, bốc mùi nhiều ngày")
+    pg.click("#rep-geolocate")
+    pg.wait_for_function(
+        "() => /\\d/.test(document.getElementById('rep-where').textContent)", timeout=10_000
+    )
+    pg.set_input_files("#rep-photos", str(before))
+    pg.wait_for_selector("#rep-previews img")
+    phone.shot(artifacts, "citizen_form_phone_vi")
+    pg.click("#rep-send")
+    pg.wait_for_selector("#rep-receipt", timeout=30_000)
+    code = pg.inner_text("#rep-receipt-code").strip()
+    assert re.fullmatch(r"PA-\d{4}-\d{6}", code), code
+    assert name_a in pg.inner_text("#rep-receipt")
+    phone.shot(artifacts, "citizen_receipt_phone_vi")
+
+    # 2. Staff of that commune, at a desk: the queue, the panel, the workflow.
+    desk = Person(browser, live_server, DESKTOP)
+    desk.sign_in(staff_a)
+    dp = desk.page
+    dp.wait_for_selector(f"#rep-queue tr[data-code='{code}']", timeout=30_000)
+    dp.click(f"#rep-queue tr[data-code='{code}']")
+    dp.wait_for_selector(f"#rep-detail[data-code='{code}']")
+    assert "Rác thải đổ trộm" in dp.inner_text("#rep-description-text")
+    assert dp.locator("#rep-detail .rep-photo img").count() == 1
+    assert dp.evaluate(
+        "() => document.querySelector('#rep-detail .rep-photo img').naturalWidth"
+    ) == 320
+    for step, status in (("accept", "accepted"), ("assign", "assigned"), ("start", "in_progress")):
+        dp.click(f"#rep-steps button[data-step='{step}']")
+        dp.click("#rep-step-confirm")
+        dp.wait_for_selector(f"#rep-detail[data-status='{status}']")
+    dp.click("#rep-steps button[data-step='resolve']")
+    dp.fill("#rep-step-note", "Đã thu gom rác và đặt biển cấm đổ rác")
+    dp.set_input_files("#rep-step-photo", str(after))
+    desk.shot(artifacts, "staff_resolve_form_desktop_vi")
+    dp.click("#rep-step-confirm")
+    dp.wait_for_selector("#rep-detail[data-status='resolved']")
+    history = dp.inner_text("#rep-history")
+    for words in ("Gửi phản ánh", "Thụ lý", "Phân công", "Bắt đầu xử lý", "Hoàn thành xử lý"):
+        assert words in history, history
+    assert staff_a in history and "Đã thu gom rác" in history
+    desk.shot(artifacts, "staff_resolved_desktop_vi")
+    dp.click("#lang-toggle")
+    dp.wait_for_selector("#rep-history")
+    assert "Resolve" in dp.inner_text("#rep-history")
+    desk.shot(artifacts, "staff_resolved_desktop_en")
+
+    # 3. Staff of another commune see neither the row nor the report itself.
+    other = Person(browser, live_server, DESKTOP)
+    other.sign_in(staff_b)
+    other.page.wait_for_selector("#rep-queue table", timeout=30_000)
+    assert other.page.locator(f"#rep-queue tr[data-code='{code}']").count() == 0
+    assert other.context.request.get(f"{live_server}/api/reports/{code}").status == 404
+    other.shot(artifacts, "other_commune_queue_desktop_vi")
+
+    # 4. The citizen sees the resolution and its photo, and rates it.
+    pg.click("#rep-another")
+    pg.reload()
+    pg.wait_for_selector(f"#rep-mine li[data-code='{code}']", timeout=30_000)
+    pg.click(f"#rep-mine li[data-code='{code}']")
+    pg.wait_for_selector("#rep-resolution")
+    assert "Đã thu gom rác" in pg.inner_text("#rep-resolution")
+    assert pg.locator("#rep-detail .rep-photo.kind-resolution img").count() == 1
+    pg.click("#rep-rate button[data-rating='hai_long']")
+    pg.wait_for_selector("#rep-rated")
+    assert "Hài lòng" in pg.inner_text("#rep-rated")
+    pg.locator("#rep-rated").scroll_into_view_if_needed()
+    phone.shot(artifacts, "citizen_rated_phone_vi")
+    pg.click("#lang-toggle")
+    pg.wait_for_selector("#rep-rated")
+    assert "Satisfied" in pg.inner_text("#rep-rated")
+    pg.evaluate("() => document.getElementById('reportspage').scrollTo(0, 0)")
+    phone.shot(artifacts, "citizen_report_phone_en")
+
+    for person in (phone, desk, other):
+        person.close()
