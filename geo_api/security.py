@@ -114,6 +114,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    ("GET", "/docs-assets/swagger/{path}"): PUBLIC,
+    ("GET", "/docs-assets/redoc/{path}"): PUBLIC,
     # catalog and generic layer reads
     ("GET", "/api/layers"): PUBLIC,
     ("GET", "/api/layers/{slug}"): PUBLIC,
@@ -367,11 +369,10 @@ CSP = (
     "worker-src 'self' blob:; child-src 'self' blob:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-# Swagger UI and ReDoc load their bundle from jsDelivr and start with an inline script.
+# Swagger UI and ReDoc are served by the app (geo_api.docs) and start with an inline script.
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "img-src 'self' data: blob: https:; font-src 'self' data: https://fonts.gstatic.com; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
     "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
     "frame-ancestors 'none'"
 )

@@ -174,9 +174,10 @@ def test_citizen_and_commune_staff_journey(
     dp.wait_for_selector(f"#rep-detail[data-code='{code}']")
     assert "Rác thải đổ trộm" in dp.inner_text("#rep-description-text")
     assert dp.locator("#rep-detail .rep-photo img").count() == 1
-    assert dp.evaluate(
-        "() => document.querySelector('#rep-detail .rep-photo img').naturalWidth"
-    ) == 320
+    assert (
+        dp.evaluate("() => document.querySelector('#rep-detail .rep-photo img').naturalWidth")
+        == 320
+    )
     for step, status in (("accept", "accepted"), ("assign", "assigned"), ("start", "in_progress")):
         dp.click(f"#rep-steps button[data-step='{step}']")
         dp.click("#rep-step-confirm")
@@ -226,3 +227,34 @@ def test_citizen_and_commune_staff_journey(
 
     for person in (phone, desk, other):
         person.close()
+
+
+@pytest.mark.parametrize(("path", "ready"), [("/docs", ".opblock"), ("/redoc", "[role=menuitem]")])
+def test_api_docs_work_offline(
+    browser: Any, live_server: str, artifacts: Path, path: str, ready: str
+) -> None:
+    """/docs and /redoc draw the API from the app's own files; nothing leaves the machine."""
+    context = browser.new_context(viewport=DESKTOP)
+    outside: list[str] = []
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith(live_server):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.goto(f"{live_server}{path}")
+    try:
+        pg.wait_for_selector(ready, timeout=60_000)
+    except Exception as exc:
+        raise AssertionError((outside, errors, pg.content()[:3000])) from exc
+    assert "/api/reports" in pg.inner_text("body")
+    pg.screenshot(path=str(artifacts / f"roles_docs{path.replace('/', '_')}.png"))
+    context.close()
+    assert outside == [] and errors == [], (outside, errors)
