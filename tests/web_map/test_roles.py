@@ -258,3 +258,51 @@ def test_api_docs_work_offline(
     pg.screenshot(path=str(artifacts / f"roles_docs{path.replace('/', '_')}.png"))
     context.close()
     assert outside == [] and errors == [], (outside, errors)
+
+
+def test_planner_asks_the_near_layer_question_and_exports_a_geopackage(
+    browser: Any, live_server: str, seeded: Engine, artifacts: Path, tmp_path: Path
+) -> None:
+    import pyogrio
+
+    planner = Person(browser, live_server, DESKTOP)
+    planner.sign_in(_user(seeded, "j_planner", "planner"))
+    pg = planner.page
+    pg.click("#nav-planner")
+    pg.wait_for_selector("#plan-sentence select[data-param=layer]")
+    # the question reads as a sentence whose values are inputs: schools within 2 km of hospitals
+    assert pg.input_value("#plan-sentence select[data-param=layer]") == "schools"
+    assert pg.input_value("#plan-sentence select[data-param=other]") == "hospitals"
+    assert pg.input_value("#plan-sentence input[data-param=radius_km]") == "2"
+    labels = pg.locator("#plan-presets button").all_inner_texts()
+    assert labels[0].startswith("Trường học trong bán kính 2 km quanh bệnh viện"), labels
+    assert labels[1] == "Xã/phường nào không có trạm y tế xã trong vòng 5 km", labels
+    pg.click("#plan-run")
+    pg.wait_for_selector("#plan-table", timeout=60_000)
+    shown = pg.locator("#plan-table tr.plan-row").count()
+    assert shown > 0
+    distances = pg.locator("#plan-table td[data-col=distance_m]").all_inner_texts()
+    assert distances and all(re.search(r"\d.*(m|km)$", d) for d in distances[:20]), distances[:5]
+    count = int(re.sub(r"\D", "", pg.inner_text("#plan-results h2")))
+    planner.shot(artifacts, "planner_near_layer_desktop_vi")
+    with pg.expect_download() as dl:
+        pg.click("#plan-results button[data-export=gpkg]")
+    path = tmp_path / "answer.gpkg"
+    dl.value.save_as(str(path))
+    frame = pyogrio.read_dataframe(path)
+    assert len(frame) == count and "distance_m" in frame.columns
+    # the gaps question shows the server's distance to the nearest one, not a column of zeros
+    pg.click("#plan-presets button[data-preset=gaps]")
+    pg.click("#plan-run")
+    pg.wait_for_selector("#plan-table td[data-col=nearest_m]", timeout=60_000)
+    assert pg.locator("#plan-table th").all_inner_texts()[:4] == [
+        "Tên",
+        "Mã",
+        "Cơ sở gần nhất cách",
+        "Dân số",
+    ] or "Cơ sở gần nhất cách" in pg.inner_text("#plan-table")
+    pg.click("#lang-toggle")
+    pg.wait_for_selector("#plan-sentence")
+    assert "Which communes have no" in pg.inner_text("#plan-sentence")
+    planner.shot(artifacts, "planner_gaps_desktop_en")
+    planner.close()

@@ -25,6 +25,7 @@ const lazy = {
   importPage: () => import('./ui/importPage.js'),
   indicators: () => import('./ui/indicators.js'),
   reports: () => import('./ui/reports.js'),
+  planner: () => import('./ui/planner.js'),
 };
 
 /** Re-render everything that shows strings or state. */
@@ -38,6 +39,7 @@ function renderAll(app) {
   if (app.state.page === 'import') lazy.importPage().then((m) => m.renderImportPage(app));
   if (app.state.page === 'dashboard') lazy.indicators().then((m) => m.renderDashboardPage(app));
   if (app.state.page === 'reports') lazy.reports().then((m) => m.renderReportsPage(app));
+  if (app.state.page === 'planner') lazy.planner().then((m) => m.renderPlannerPage(app));
 }
 
 /** The left panel: the layers, or the sector indicators. */
@@ -412,6 +414,9 @@ export async function start(app, prefetch) {
   });
   document.getElementById('nav-reports').addEventListener('click', () => {
     location.hash = '#/reports';
+  });
+  document.getElementById('nav-planner').addEventListener('click', () => {
+    location.hash = '#/planner';
   });
   window.addEventListener('hashchange', () => {
     app.state.page = pageOf(location.hash);

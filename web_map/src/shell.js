@@ -56,6 +56,7 @@ export function initialState() {
 export function pageOf(hash) {
   if (hash === '#/import') return 'import';
   if (hash.startsWith('#/reports')) return 'reports';
+  if (hash.startsWith('#/planner')) return 'planner';
   if (hash.startsWith('#/dashboard')) return 'dashboard';
   return 'map';
 }
@@ -77,6 +78,7 @@ export function buildShell() {
         el('button', { id: 'nav-dashboard', class: 'navbtn' }),
         el('button', { id: 'nav-import', class: 'navbtn' }),
         el('button', { id: 'nav-reports', class: 'navbtn' }),
+        el('button', { id: 'nav-planner', class: 'navbtn' }),
         el('button', { id: 'login-btn', class: 'navbtn', hidden: true }),
         el('button', { id: 'lang-toggle', class: 'langbtn' }),
       ),
@@ -85,6 +87,7 @@ export function buildShell() {
     el('section', { id: 'importpage', hidden: true }),
     el('section', { id: 'dashpage', hidden: true }),
     el('section', { id: 'reportspage', hidden: true }),
+    el('section', { id: 'plannerpage', hidden: true }),
   );
 }
 
@@ -93,7 +96,7 @@ export function renderChrome(app) {
   document.title = t('app.title');
   document.getElementById('brand-title').textContent = t('app.title');
   document.getElementById('brand-sub').textContent = t('app.subtitle');
-  const nav = { map: 'nav-map', dashboard: 'nav-dashboard', import: 'nav-import', reports: 'nav-reports' };
+  const nav = { map: 'nav-map', dashboard: 'nav-dashboard', import: 'nav-import', reports: 'nav-reports', planner: 'nav-planner' };
   for (const [page, id] of Object.entries(nav)) {
     const b = document.getElementById(id);
     b.textContent = t(`nav.${page}`);
@@ -106,6 +109,7 @@ export function renderChrome(app) {
   document.getElementById('importpage').hidden = app.state.page !== 'import';
   document.getElementById('dashpage').hidden = app.state.page !== 'dashboard';
   document.getElementById('reportspage').hidden = app.state.page !== 'reports';
+  document.getElementById('plannerpage').hidden = app.state.page !== 'planner';
 }
 
 /** The status line at the bottom of the map. */
