@@ -306,3 +306,137 @@ def test_planner_asks_the_near_layer_question_and_exports_a_geopackage(
     assert "Which communes have no" in pg.inner_text("#plan-sentence")
     planner.shot(artifacts, "planner_gaps_desktop_en")
     planner.close()
+
+
+@pytest.fixture
+def traffic_over_a_camera(seeded: Engine) -> Iterator[tuple[str, float, float]]:
+    """A traffic-count point drawn exactly on a camera, and an open alert on its commune."""
+    import shapely
+
+    from layers import alerts
+    from layers.bulk import FeatureRow, upsert_features
+    from layers.models.analytics import alert, alert_rule
+    from layers.models.core import feature, layer
+    from layers.registry import LayerSpec, LayerStyle, create_or_update_layer, delete_layer
+
+    with seeded.begin() as conn:
+        cam = conn.execute(
+            select(feature.c.source_key, func.ST_X(feature.c.geom), func.ST_Y(feature.c.geom))
+            .select_from(feature.join(layer, layer.c.id == feature.c.layer_id))
+            .where(layer.c.slug == "cameras")
+            .order_by(feature.c.source_key)
+            .limit(1)
+        ).one()
+        camera_id, lon, lat = str(cam[0]), float(cam[1]), float(cam[2])
+        spec = LayerSpec(
+            slug="j_traffic_counts",
+            title_vi="Lưu lượng giao thông (thử)",
+            title_en="Traffic counts (test)",
+            sector="traffic",
+            geometry_type="Point",
+            default_style=LayerStyle(fill_color=(255, 255, 255, 255), point_radius=10),
+            synthetic=True,
+        )
+        layer_id = create_or_update_layer(conn, spec)
+        upsert_features(
+            conn,
+            layer_id,
+            [
+                FeatureRow(
+                    source_key="c1",
+                    geometry=shapely.Point(lon, lat),
+                    properties={"count": 42, "minute": 5, "vehicle_class": "car"},
+                )
+            ],
+        )
+        code = conn.execute(
+            select(admin_unit.c.code)
+            .where(
+                admin_unit.c.level == "commune",
+                admin_unit.c.valid_to.is_(None),
+                func.ST_Covers(
+                    admin_unit.c.geom, func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+                ),
+            )
+            .limit(1)
+        ).scalar_one()
+        rule_id = alerts.save_rule(
+            conn,
+            "j_queue_length",
+            "Hàng chờ dài (thử)",
+            "warning",
+            False,
+            {"slug": "j_queue_length", "name": "x", "severity": "warning", "enabled": False},
+        )
+        alerts.write_alerts(
+            conn,
+            [
+                alerts.AlertWrite(
+                    rule_id=rule_id,
+                    dedup_key="j1",
+                    severity="warning",
+                    title="Ùn tắc kéo dài tại nút giao",
+                    area_kind="commune",
+                    area_ref=str(code),
+                    geom_wkb=shapely.to_wkb(shapely.Point(lon, lat)),
+                    commune_code=str(code),
+                    value=38.0,
+                    threshold=20.0,
+                )
+            ],
+        )
+    yield camera_id, lon, lat
+    with seeded.begin() as conn:
+        delete_layer(conn, "j_traffic_counts")
+        conn.execute(alert.delete().where(alert.c.dedup_key == "j1"))
+        conn.execute(alert_rule.delete().where(alert_rule.c.slug == "j_queue_length"))
+
+
+def test_operator_clicks_the_camera_under_a_traffic_point_and_works_an_alert(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    artifacts: Path,
+    traffic_over_a_camera: tuple[str, float, float],
+) -> None:
+    camera_id, lon, lat = traffic_over_a_camera
+    op = Person(browser, live_server, DESKTOP)
+    op.sign_in(_user(seeded, "j_operator", "operator"))
+    pg = op.page
+    pg.goto(f"{live_server}/?lang=vi")
+    pg.wait_for_function("() => document.body.dataset.ready === '1'", timeout=90_000)
+    pg.evaluate(f"() => window.__iocmap.jumpTo([{lon}, {lat}], 16)")
+    assert pg.evaluate("() => window.__iocmap.settled()") is True
+    x, y = pg.evaluate(f"() => window.__iocmap.project([{lon}, {lat}])")
+    pg.mouse.click(x, y)
+    pg.wait_for_selector("#pick-chooser", timeout=20_000)
+    assert pg.evaluate("() => window.__iocmap.app.state.selected.slug") == "cameras"
+    assert pg.inner_text("#pick-count").startswith("1 / 2")
+    assert camera_id in pg.inner_text("#tab-details")
+    op.shot(artifacts, "operator_camera_chosen_desktop_vi")
+    pg.click("#pick-next")
+    assert pg.evaluate("() => window.__iocmap.app.state.selected.slug") == "j_traffic_counts"
+    assert pg.inner_text("#pick-count").startswith("2 / 2")
+    # the alert: raised when, acknowledged with a note, then resolved; who and when are shown
+    pg.click("#right .tab[data-tab=feed]")
+    item = pg.locator("#feed-list li.alert", has_text="Ùn tắc kéo dài")
+    item.wait_for(timeout=30_000)
+    assert "Phát sinh" in item.inner_text()
+    item.click()
+    pg.wait_for_selector("#feed-list li.alert.focused .alert-why")
+    assert "ngưỡng 20" in pg.inner_text("#feed-list li.alert.focused .alert-why")
+    pg.click("#feed-list li.alert.focused button[data-alert-step=ack]")
+    pg.fill("#feed-list li.alert.focused .alert-note-input", "Đã cử CSGT tới hiện trường")
+    pg.click("#feed-list li.alert.focused button[data-confirm=ack]")
+    pg.wait_for_selector("#feed-list li.alert.focused >> text=j_operator tiếp nhận lúc")
+    pg.select_option("#alert-filter", "acknowledged")
+    assert pg.locator("#feed-list li.alert", has_text="Ùn tắc kéo dài").count() == 1
+    op.shot(artifacts, "operator_alert_acknowledged_desktop_vi")
+    pg.click("#feed-list li.alert.focused button[data-alert-step=resolve]")
+    pg.click("#feed-list li.alert.focused button[data-confirm=resolve]")
+    pg.select_option("#alert-filter", "resolved")
+    done = pg.locator("#feed-list li.alert", has_text="Ùn tắc kéo dài")
+    done.wait_for()
+    assert "j_operator xử lý xong lúc" in done.inner_text()
+    assert "Đã cử CSGT" in done.inner_text()
+    op.close()

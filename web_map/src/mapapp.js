@@ -19,6 +19,7 @@ import { initQuery, handleQueryClick, handleQueryDblClick, renderQuery } from '.
 import { initFeed, renderFeed } from './ui/feed.js';
 import { initH3, refreshH3, renderViewSwitch } from './ui/h3view.js';
 import { loadUser, renderLogin } from './ui/login.js';
+import { openPicks, picksAt, renderChooser } from './ui/picker.js';
 
 // pages and panels used by few people or only on demand come in their own chunks
 const lazy = {
@@ -112,6 +113,7 @@ function renderRight(app) {
   }
   for (const [id] of tabs) right.querySelector(`#tab-${id}`).hidden = app.state.rightTab !== id;
   renderDetails(app);
+  renderChooser(app);
   renderQuery(app);
   renderFeed(app);
 }
@@ -286,6 +288,13 @@ function refreshTiles(overlay) {
  * there, and only where there is none does the click open the ward.
  */
 function clickMap(app, info) {
+  // overlapping features: the camera first, a chooser for the others (ui/picker.js)
+  const picks = picksAt(app, info);
+  if (picks.length) {
+    openPicks(app, picks);
+    return;
+  }
+  app.state.pickChoices = null;
   const picked = withWard(app, info);
   const dense = info && !info.object && !(picked && picked.native) && info.coordinate ? denseRasterLayers(app.map, app.state) : [];
   if (!dense.length) {
