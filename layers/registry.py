@@ -64,6 +64,11 @@ class LayerVisibility(BaseModel):
 
     @model_validator(mode="after")
     def _roles_only_when_restricted(self) -> LayerVisibility:
+        from layers.models.reports import ROLES
+
+        unknown = sorted(set(self.roles) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown roles: {', '.join(unknown)}")
         if self.access == "roles" and not self.roles:
             raise ValueError("visibility 'roles' needs at least one role")
         if self.access != "roles":

@@ -440,3 +440,55 @@ def test_operator_clicks_the_camera_under_a_traffic_point_and_works_an_alert(
     assert "j_operator xử lý xong lúc" in done.inner_text()
     assert "Đã cử CSGT" in done.inner_text()
     op.close()
+
+
+def test_gis_staff_import_a_csv_with_one_bad_row_and_download_the_reject(
+    browser: Any, live_server: str, seeded: Engine, artifacts: Path, tmp_path: Path
+) -> None:
+    from layers.registry import delete_layer
+
+    csv_path = tmp_path / "tram_bom.csv"
+    csv_path.write_text(
+        "ten_tram,lon,lat,cong_suat\n"
+        "Trạm bơm Hưng Lộc,105.70,18.68,120\n"
+        "Trạm bơm Nghi Phú,abc,18.70,80\n"
+        "Trạm bơm Hưng Hòa,105.72,18.66,95\n",
+        encoding="utf-8",
+    )
+    gis = Person(browser, live_server, DESKTOP)
+    try:
+        gis.sign_in(_user(seeded, "j_gis", "gis_staff"))
+        pg = gis.page
+        pg.click("#nav-import")
+        pg.wait_for_selector("#imp-form")
+        pg.set_input_files("#imp-file", str(csv_path))
+        pg.fill("#imp-layer", "j_tram_bom")
+        pg.fill("#imp-title-vi", "Trạm bơm tiêu úng")
+        pg.fill("#imp-title-en", "Drainage pumping stations")
+        pg.select_option("#imp-sector", "infrastructure")
+        pg.fill("#imp-color", "#00aa55")
+        pg.click("#imp-dry")
+        pg.wait_for_selector("#imp-report", timeout=60_000)
+        assert "Tọa độ không phải là số" in pg.inner_text("#imp-out")
+        pg.fill("#imp-name-field", "ten_tram")
+        pg.select_option("#imp-visibility", "roles")
+        pg.check("#imp-roles input[value=planner]")
+        gis.shot(artifacts, "gis_import_form_desktop_vi")
+        pg.click("#imp-commit")
+        pg.wait_for_selector("#imp-rejects", timeout=60_000)
+        row = pg.locator("#imp-rejects tr[data-row='2']").inner_text()
+        assert "lon" in row and "abc" in row and "Tọa độ không phải là số" in row
+        gis.shot(artifacts, "gis_import_rejects_desktop_vi")
+        with pg.expect_download() as dl:
+            pg.click("#imp-rejects-csv")
+        text = Path(dl.value.path()).read_text(encoding="utf-8-sig")
+        lines = text.strip().splitlines()
+        assert lines[0] == "Dòng,Cột,Lý do,Giá trị sai,Chi tiết"
+        assert lines[1].startswith("2,lon,Tọa độ không phải là số,abc,")
+        info = gis.context.request.get(f"{live_server}/api/layers/j_tram_bom").json()
+        assert info["title_en"] == "Drainage pumping stations" and info["name_field"] == "ten_tram"
+        assert info["visibility"] == {"access": "roles", "roles": ["planner"]}
+        gis.close()
+    finally:
+        with seeded.begin() as conn:
+            delete_layer(conn, "j_tram_bom")
