@@ -492,3 +492,107 @@ def test_gis_staff_import_a_csv_with_one_bad_row_and_download_the_reject(
     finally:
         with seeded.begin() as conn:
             delete_layer(conn, "j_tram_bom")
+
+
+def test_leader_sees_hot_spots_with_their_legend(
+    browser: Any, live_server: str, seeded: Engine, artifacts: Path
+) -> None:
+    leader = Person(browser, live_server, DESKTOP)
+    leader.sign_in(_user(seeded, "j_leader", "leader"))
+    pg = leader.page
+    pg.goto(f"{live_server}/?lang=vi")
+    pg.wait_for_function("() => document.body.dataset.ready === '1'", timeout=90_000)
+    pg.click("#viewswitch button[data-view=hotspots]")
+    pg.wait_for_selector("#hotspot-legend .hs-row[data-class=hot99]", timeout=30_000)
+    pg.wait_for_function(
+        "() => { const h = window.__iocmap.app.state.hotspots; return h && !h.loading; }",
+        timeout=60_000,
+    )
+    state = pg.evaluate("() => window.__iocmap.app.state.hotspots")
+    assert state["error"] is None and state["total"] > 0
+    assert sum(state["counts"].values()) == state["total"]
+    legend = pg.inner_text("#hotspot-legend")
+    assert "Điểm nóng, tin cậy 99%" in legend and "Điểm lạnh, tin cậy 95%" in legend
+    hot = pg.locator("#hotspot-legend .hs-row[data-class=hot99] .hs-n").inner_text()
+    assert hot.replace(".", "") == str(state["counts"].get("hot99", 0))
+    leader.shot(artifacts, "leader_hotspots_desktop_vi")
+    pg.click("#lang-toggle")
+    pg.wait_for_selector("#hotspot-legend")
+    assert "Hot spot, 99% confidence" in pg.inner_text("#hotspot-legend")
+    leader.shot(artifacts, "leader_hotspots_desktop_en")
+    leader.close()
+
+
+# A code on screen: snake_case words (ubnd_xa, in_progress) or a catalogue key (rep.step.accept).
+RAW_CODE = re.compile(
+    r"\b[a-z]{2,}(?:_[a-z0-9]+)+\b|\b(?:rep|plan|imp|hs|alert|pick|value|sector)\.[a-z_.]+\b"
+)
+# Codes that are names on purpose (layer slugs typed by GIS staff, user names of the tests).
+ALLOWED_CODES = re.compile(r"^(j_[a-z_]+|t_[a-z_]+)$")
+
+
+def _catalogue() -> dict[str, dict[str, str]]:
+    import json
+
+    data: dict[str, dict[str, str]] = json.loads(
+        (Path(__file__).parents[2] / "web_map" / "i18n.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
+def _wrong_language(text: str, lang: str, strings: dict[str, dict[str, str]]) -> list[str]:
+    """Catalogue strings of the other language that show on a page in `lang`."""
+    other = "en" if lang == "vi" else "vi"
+    mine = set(strings[lang].values())
+    found = []
+    for key, value in strings[other].items():
+        # long enough to be a phrase, different in the two languages, and not a placeholder form
+        if len(value) < 8 or "{" in value or value in mine or strings[lang].get(key) == value:
+            continue
+        if key.startswith(("abbr.", "unit.")):
+            continue
+        if value in text:
+            found.append(f"{key}: {value}")
+    return found
+
+
+def _visible_text(pg: Any) -> str:
+    return str(pg.evaluate("() => document.body.innerText"))
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_every_page_speaks_one_language_without_raw_codes(
+    browser: Any, live_server: str, seeded: Engine, artifacts: Path, lang: str
+) -> None:
+    strings = _catalogue()
+    person = Person(browser, live_server, DESKTOP)
+    person.sign_in(_user(seeded, "j_walk_operator", "operator"), lang=lang)
+    pg = person.page
+    pages = {
+        "reports": "#nav-reports",
+        "planner": "#nav-planner",
+        "import": "#nav-import",
+    }
+    problems: dict[str, list[str]] = {}
+    for name, nav in pages.items():
+        pg.click(nav)
+        pg.wait_for_timeout(1500)
+        if name == "reports":
+            pg.wait_for_selector("#rep-queue table", timeout=30_000)
+            first = pg.locator("#rep-queue tr.rep-row").first
+            if first.count():
+                first.click()
+                pg.wait_for_selector("#rep-detail")
+        if name == "planner":
+            pg.click("#plan-run")
+            pg.wait_for_selector("#plan-table", timeout=60_000)
+        text = _visible_text(pg)
+        codes = sorted(
+            {m.group(0) for m in RAW_CODE.finditer(text) if not ALLOWED_CODES.match(m.group(0))}
+        )
+        wrong = _wrong_language(text, lang, strings)
+        if codes or wrong:
+            problems[name] = codes + wrong
+        person.shot(artifacts, f"walk_{name}_desktop_{lang}")
+    assert problems == {}, problems
+    person.close()
