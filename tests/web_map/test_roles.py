@@ -497,6 +497,10 @@ def test_gis_staff_import_a_csv_with_one_bad_row_and_download_the_reject(
 def test_leader_sees_hot_spots_with_their_legend(
     browser: Any, live_server: str, seeded: Engine, artifacts: Path
 ) -> None:
+    from analytics import h3jobs
+
+    # the hot spots are computed from the H3 aggregates the scheduler keeps; fill them now
+    h3jobs.refresh_layer(seeded, "field_reports")
     leader = Person(browser, live_server, DESKTOP)
     leader.sign_in(_user(seeded, "j_leader", "leader"))
     pg = leader.page
@@ -541,19 +545,23 @@ def _catalogue() -> dict[str, dict[str, str]]:
 
 
 def _wrong_language(text: str, lang: str, strings: dict[str, dict[str, str]]) -> list[str]:
-    """Catalogue strings of the other language that show on a page in `lang`."""
+    """Lines on a page in `lang` that are a catalogue string of the other language.
+
+    Whole lines (a label, a button, a header, an option), so a place or school name that
+    contains a word of the catalogue is not mistaken for an untranslated label.
+    """
     other = "en" if lang == "vi" else "vi"
     mine = set(strings[lang].values())
-    found = []
-    for key, value in strings[other].items():
-        # long enough to be a phrase, different in the two languages, and not a placeholder form
-        if len(value) < 8 or "{" in value or value in mine or strings[lang].get(key) == value:
-            continue
-        if key.startswith(("abbr.", "unit.")):
-            continue
-        if value in text:
-            found.append(f"{key}: {value}")
-    return found
+    theirs = {
+        value: key
+        for key, value in strings[other].items()
+        if len(value) >= 4
+        and "{" not in value
+        and value not in mine
+        and not key.startswith(("abbr.", "unit."))
+    }
+    lines = {line.strip() for line in text.splitlines()}
+    return sorted(f"{theirs[line]}: {line}" for line in lines if line in theirs)
 
 
 def _visible_text(pg: Any) -> str:

@@ -51,6 +51,13 @@ async function call(url, opts = {}) {
   return body;
 }
 
+/** A responsible unit's name in the page's language (the stored name is Vietnamese). */
+function unitName(name) {
+  const key = `dept.${name}`;
+  const label = t(key);
+  return label === key ? name : label;
+}
+
 function isStaff(app) {
   const u = app.state.user;
   return !!u && STAFF.has(u.role);
@@ -335,7 +342,7 @@ function renderStaff(app, page) {
     { class: 'rep-filters' },
     el('label', {}, t('rep.status'), sel('rep-f-status', 'status', [['', t('rep.all')], ...STATUSES.map((s) => [s, valueLabel(s)])])),
     el('label', {}, t('rep.category'), sel('rep-f-category', 'category', [['', t('rep.all')], ...S.form.categories.map((c) => [c.code, valueLabel(c.code)])])),
-    el('label', {}, t('rep.department'), sel('rep-f-unit', 'department', [['', t('rep.all')], ...S.form.departments.map((d) => [d, d])])),
+    el('label', {}, t('rep.department'), sel('rep-f-unit', 'department', [['', t('rep.all')], ...S.form.departments.map((d) => [d, unitName(d)])])),
     el('label', {}, t('rep.sort'), sel('rep-f-sort', 'sort', [['due', t('rep.sort_due')], ['received', t('rep.sort_received')]])),
     el('label', { class: 'rep-check' }, el('input', { type: 'checkbox', id: 'rep-f-overdue', checked: f.overdue, onchange: (e) => { f.overdue = e.target.checked; refresh(); } }), t('rep.overdue_only')),
   );
@@ -400,7 +407,7 @@ function reportDetail(app, r) {
   const box = el('div', { class: 'rep-detail', id: 'rep-detail', 'data-code': r.code, 'data-status': r.status });
   box.append(
     el('div', { class: 'rep-item-head' }, el('h3', {}, r.code), statusChip(r)),
-    el('div', { class: 'muted' }, `${valueLabel(r.category)} · ${r.commune_name}${r.department ? ` · ${r.department}` : ''}`),
+    el('div', { class: 'muted' }, `${valueLabel(r.category)} · ${r.commune_name}${r.department ? ` · ${unitName(r.department)}` : ''}`),
     el('p', { class: 'rep-desc', id: 'rep-description-text' }, r.description),
     el(
       'table',
