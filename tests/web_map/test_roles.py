@@ -577,6 +577,7 @@ def test_every_page_speaks_one_language_without_raw_codes(
     person.sign_in(_user(seeded, "j_walk_operator", "operator"), lang=lang)
     pg = person.page
     pages = {
+        "map": "#nav-map",
         "reports": "#nav-reports",
         "planner": "#nav-planner",
         "import": "#nav-import",
@@ -585,8 +586,12 @@ def test_every_page_speaks_one_language_without_raw_codes(
     for name, nav in pages.items():
         pg.click(nav)
         pg.wait_for_timeout(1500)
+        if name == "map":
+            pg.wait_for_function("() => document.body.dataset.ready === '1'", timeout=90_000)
+            pg.click("#right .tab[data-tab=feed]")
+            pg.wait_for_timeout(1000)
         if name == "reports":
-            pg.wait_for_selector("#rep-queue table", timeout=30_000)
+            pg.wait_for_selector("#rep-queue .muted", timeout=30_000)
             first = pg.locator("#rep-queue tr.rep-row").first
             if first.count():
                 first.click()

@@ -358,6 +358,7 @@ function renderStaff(app, page) {
   } else {
     queue.append(el('div', { class: 'muted small' }, t(S.queue.length === 1 ? 'rep.count_one' : 'rep.count', { n: S.queue.length })));
     if (!S.queue.length) queue.append(el('p', { class: 'muted' }, t('rep.empty')));
+    else {
     const tbl = el('table', { class: 'imp-table rep-table' });
     tbl.append(el('tr', {}, [t('rep.code'), t('rep.category'), t('rep.commune'), t('rep.status'), t('rep.due_at')].map((h) => el('th', {}, h))));
     for (const r of S.queue) {
@@ -374,6 +375,7 @@ function renderStaff(app, page) {
       );
     }
     queue.append(tbl);
+    }
   }
   const panel = el('div', { class: 'imp-card rep-panel', id: 'rep-panel' });
   grid.append(panel);
