@@ -200,7 +200,9 @@ def test_api_import_of_a_csv_whose_coordinates_are_all_bad_says_so_with_examples
         assert res.status_code == 400
         detail = res.json()["detail"]
         assert "không dòng nào trong 3 dòng có tọa độ" in detail
-        assert "2 (lon='abc', lat='18.7')" in detail and "CRS" not in detail and "--crs" not in detail
+        assert (
+            "2 (lon='abc', lat='18.7')" in detail and "CRS" not in detail and "--crs" not in detail
+        )
         en = client.post(
             "/api/imports",
             files={"file": ("hong.csv", broken.encode(), "text/csv")},
