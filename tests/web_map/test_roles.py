@@ -201,7 +201,7 @@ def test_citizen_and_commune_staff_journey(
     # 3. Staff of another commune see neither the row nor the report itself.
     other = Person(browser, live_server, DESKTOP)
     other.sign_in(staff_b)
-    other.page.wait_for_selector("#rep-queue table", timeout=30_000)
+    other.page.wait_for_selector("#rep-queue .muted.small", timeout=30_000)
     assert other.page.locator(f"#rep-queue tr[data-code='{code}']").count() == 0
     assert other.context.request.get(f"{live_server}/api/reports/{code}").status == 404
     other.shot(artifacts, "other_commune_queue_desktop_vi")
