@@ -102,6 +102,10 @@ export function renderChrome(app) {
     b.textContent = t(`nav.${page}`);
     b.classList.toggle('active', app.state.page === page);
   }
+  // pages a role has no use for are not offered (the API refuses them anyway)
+  const role = app.state.user ? app.state.user.role : null;
+  document.getElementById('nav-import').hidden = !!role && !['gis_staff', 'leader', 'admin'].includes(role);
+  document.getElementById('nav-planner').hidden = role === 'citizen';
   const lt = document.getElementById('lang-toggle');
   lt.textContent = t('lang.switch');
   lt.title = t('lang.switch_title');
