@@ -8,6 +8,7 @@ its photo, and rates it. Screenshots (vi and en, phone and desktop) go to test-a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 from collections.abc import Iterator
@@ -468,14 +469,17 @@ def test_gis_staff_import_a_csv_with_one_bad_row_and_download_the_reject(
         pg.select_option("#imp-sector", "infrastructure")
         pg.fill("#imp-color", "#00aa55")
         pg.click("#imp-dry")
-        pg.wait_for_selector("#imp-report", timeout=60_000)
+        try:
+            pg.wait_for_selector("#imp-report", timeout=180_000)
+        except Exception as exc:
+            raise AssertionError(pg.inner_text("#imp-out")) from exc
         assert "Tọa độ không phải là số" in pg.inner_text("#imp-out")
         pg.fill("#imp-name-field", "ten_tram")
         pg.select_option("#imp-visibility", "roles")
         pg.check("#imp-roles input[value=planner]")
         gis.shot(artifacts, "gis_import_form_desktop_vi")
         pg.click("#imp-commit")
-        pg.wait_for_selector("#imp-rejects", timeout=60_000)
+        pg.wait_for_selector("#imp-rejects", timeout=180_000)
         row = pg.locator("#imp-rejects tr[data-row='2']").inner_text()
         assert "lon" in row and "abc" in row and "Tọa độ không phải là số" in row
         gis.shot(artifacts, "gis_import_rejects_desktop_vi")
@@ -490,7 +494,7 @@ def test_gis_staff_import_a_csv_with_one_bad_row_and_download_the_reject(
         assert info["visibility"] == {"access": "roles", "roles": ["planner"]}
         gis.close()
     finally:
-        with seeded.begin() as conn:
+        with seeded.begin() as conn, contextlib.suppress(NotFoundError):
             delete_layer(conn, "j_tram_bom")
 
 
