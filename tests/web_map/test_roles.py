@@ -578,7 +578,7 @@ def test_every_page_speaks_one_language_without_raw_codes(
 ) -> None:
     strings = _catalogue()
     person = Person(browser, live_server, DESKTOP)
-    person.sign_in(_user(seeded, "j_walk_operator", "operator"), lang=lang)
+    person.sign_in(_user(seeded, "j_walk_admin", "admin"), lang=lang)
     pg = person.page
     pages = {
         "map": "#nav-map",
