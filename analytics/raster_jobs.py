@@ -18,6 +18,7 @@ from layers.errors import InvalidInputError
 from layers.queries import QueryResult, parse_polygon
 from layers.rasters import read
 from layers.rasters.store import RasterLayer, get_raster
+from layers.registry import LayerInfo
 from layers.settings import Settings
 
 
@@ -136,7 +137,7 @@ def exposure(
     settings: Settings,
     grid: Grid,
     units_slug: str,
-    may_read: Callable[[str, bool], bool],
+    may_read: Callable[[LayerInfo], bool],
     layers: list[str] | None,
     max_features: int,
 ) -> dict[str, Any]:
@@ -175,7 +176,7 @@ def exposure(
         for info in candidates:
             if layers is not None and info.slug not in layers:
                 continue
-            if not may_read(info.slug, info.sensitive):
+            if not may_read(info):
                 withheld.append(info.slug)
                 continue
             feats = read.features_in_bbox(conn, info.slug, wet_bounds, max_features)
@@ -250,7 +251,7 @@ def flood_firings(
     depth = Grid(
         flood.depth_from_raster(got.grid.values, got.grid.valid(), 0.0), got.grid.bounds, None
     )
-    result = exposure(conn, settings, depth, "admin_communes", lambda _s, _x: True, [], 1)
+    result = exposure(conn, settings, depth, "admin_communes", lambda _info: True, [], 1)
     measure = spec.measure
     label = {
         "people_exposed": "người bị ảnh hưởng / people exposed",

@@ -13,6 +13,7 @@ from psycopg_pool import PoolTimeout
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from geo_api import i18n
 from layers.errors import (
     AuthenticationError,
     ConflictError,
@@ -78,11 +79,17 @@ def install_error_handlers(app: FastAPI) -> None:
             headers = {"Retry-After": str(_retry_after(request))}
         if status == 429 and isinstance(exc.context.get("retry_after_s"), int | float):
             headers = {"Retry-After": str(max(1, int(exc.context["retry_after_s"])))}
+        detail = exc.detail
+        key = exc.context.get("i18n")
+        if isinstance(key, str):
+            # the message in the caller's language, from the one catalogue (web_map/i18n.json)
+            values = {k: v for k, v in exc.context.items() if k != "i18n"}
+            detail = i18n.t(i18n.request_lang(request), key, **values)
         return JSONResponse(
             error_body(
                 status,
                 exc.code,
-                exc.detail,
+                detail,
                 {k: v for k, v in exc.context.items() if isinstance(v, str | int | float)},
             ),
             status_code=status,

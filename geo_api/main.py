@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
 from geo_api import security
+from geo_api.docs import install_docs
 from geo_api.errors import install_error_handlers
 from geo_api.load import LoadShedMiddleware
 from geo_api.routers import (
@@ -89,7 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Bản đồ điều hành thông minh — geospatial API of the provincial IOC",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        # /docs and /redoc are served from local assets by geo_api.docs (no CDN)
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
@@ -110,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LoadShedMiddleware, settings=settings)
     for module in ROUTERS:
         app.include_router(module.router)
+    install_docs(app, web_dist_dir(settings))
     mount_web_map(app, web_dist_dir(settings))
     return app
 

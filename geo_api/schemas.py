@@ -28,6 +28,8 @@ class LayerOut(BaseModel):
     time_field: str | None
     sensitive: bool
     kind: str = "vector"  # 'raster' layers (issue 20) are COGs: /api/rasters/{slug}
+    name_field: str | None = None
+    visibility: dict[str, Any] = {"access": "public", "roles": []}
     data_version: int
     updated_at: datetime
     feature_count: int | None

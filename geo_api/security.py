@@ -19,7 +19,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -118,7 +118,7 @@ def roles(*names: str, **kw: Any) -> Rule:
 
 
 def layer_read(param: str) -> Rule:
-    """Public for ordinary layers; sensitive layers need a role from SENSITIVE_LAYER_ROLES."""
+    """Readable as the layer's catalogue visibility says (public, signed-in or roles)."""
     return Rule(layer_param=param)
 
 
@@ -128,12 +128,6 @@ ADMIN = roles()
 ALERT_READERS = ("leader", "planner", "operator", "gis_staff")
 REPORT_READERS = ("leader", "operator", "planner", "commune_staff")
 REPORT_WORKERS = ("commune_staff", "operator")
-# Who may read sensitive layers (parcel owners, camera sites). Others fall back to the default.
-SENSITIVE_LAYER_ROLES: dict[str, frozenset[str]] = {
-    "land_parcels": frozenset({"admin", "planner", "gis_staff", "leader"}),
-    "cameras": frozenset({"admin", "operator", "leader", "gis_staff"}),
-}
-DEFAULT_SENSITIVE_ROLES = frozenset({"admin", "leader", "planner", "gis_staff", "operator"})
 # The handlers check the layers of their validated body (authorize_layers).
 QUERY = Rule(layers_in_body=True)
 # issue 21: who reads incidents, and who works on incident tasks
@@ -149,6 +143,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    ("GET", "/docs-assets/swagger/{path}"): PUBLIC,
+    ("GET", "/docs-assets/redoc/{path}"): PUBLIC,
     # catalog and generic layer reads
     ("GET", "/api/layers"): PUBLIC,
     ("GET", "/api/layers/{slug}"): PUBLIC,
@@ -279,6 +275,12 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/tasks/{task_id}/notes/{note_id}/photo"): roles(*TASK_WORKERS, "leader"),
     ("GET", "/api/sops"): roles("operator", "leader", "planner"),
     ("PUT", "/api/sops"): ADMIN,
+    # report workflow steps (issue 17); the role per step is checked by analytics.report_workflow
+    ("GET", "/api/reports/form"): PUBLIC,
+    ("POST", "/api/reports/{code}/accept"): roles(*REPORT_WORKERS),
+    ("POST", "/api/reports/{code}/request-info"): roles(*REPORT_WORKERS),
+    ("POST", "/api/reports/{code}/info"): roles("citizen", max_body="photo"),
+    ("POST", "/api/reports/{code}/reopen"): roles(*REPORT_WORKERS),
 }
 
 
@@ -391,47 +393,61 @@ RequiredUser = Annotated[User, Depends(required_user)]
 # --- layer access: the one decision ------------------------------------------------------
 
 
-def layer_allowed(user: User | None, slug: str, sensitive: bool) -> bool:
-    """THE layer-permission decision: may this caller read layer `slug`?"""
-    if not sensitive:
+def layer_allowed(user: User | None, visibility: Mapping[str, Any]) -> bool:
+    """THE layer-permission decision: the layer's catalogue visibility (public, signed_in,
+    roles) against the caller."""
+    access = visibility.get("access", "public")
+    if access == "public":
         return True
     if user is None:
         return False
-    return user.role in SENSITIVE_LAYER_ROLES.get(slug, DEFAULT_SENSITIVE_ROLES)
+    if access == "signed_in" or user.role == "admin":
+        return True
+    return user.role in visibility.get("roles", ())
+
+
+def info_allowed(user: User | None, info: Any) -> bool:
+    """layer_allowed for a catalogue entry (anything with a `visibility` model or mapping)."""
+    vis = info.visibility
+    return layer_allowed(user, vis if isinstance(vis, Mapping) else vis.model_dump())
 
 
 class LayerFlags:
-    """Which layers are sensitive, cached for a few seconds per process so tile bursts do not
-    each pay a catalog query (one per app, on app.state)."""
+    """Each layer's catalogue visibility, cached for a few seconds per process so tile bursts
+    do not each pay a catalog query (one per app, on app.state)."""
 
     def __init__(self) -> None:
-        self._flags: dict[str, tuple[bool, float]] = {}
+        self._flags: dict[str, tuple[dict[str, Any], float]] = {}
         self._lock = threading.Lock()
 
-    def sensitive(self, engine: Engine | None, slugs: Sequence[str]) -> set[str]:
-        """The sensitive ones among `slugs` (all of them when there is no database)."""
+    def visibility(self, engine: Engine | None, slugs: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The visibility of each of `slugs` (admin-only for all when there is no database)."""
         if engine is None:
-            return set(slugs)
+            return {s: ADMIN_ONLY_VISIBILITY for s in slugs}
         now = time.monotonic()
         with self._lock:
-            stale = [s for s in slugs if self._flags.get(s, (False, 0.0))[1] <= now]
+            stale = [s for s in slugs if self._flags.get(s, (PUBLIC_VISIBILITY, 0.0))[1] <= now]
         if stale:
             try:
-                found = set(_sensitive_layers(engine, stale))
+                found = _layer_visibility(engine, stale)
             except DATABASE_AWAY as exc:
-                # Database away: known flags (even expired) still decide, so cached public
+                # Database away: known entries (even expired) still decide, so cached public
                 # tiles are served; an unknown layer cannot be judged.
                 with self._lock:
                     if all(s in self._flags for s in slugs):
-                        return {s for s in slugs if self._flags[s][0]}
+                        return {s: self._flags[s][0] for s in slugs}
                 raise UnavailableError("the database is unreachable; retry shortly") from exc
             with self._lock:
                 if len(self._flags) > 10_000:  # arbitrary slugs must not grow it
                     self._flags.clear()
                 for slug in stale:
-                    self._flags[slug] = (slug in found, now + SENSITIVITY_TTL_S)
+                    # an unknown slug is public here: its handler answers 404
+                    self._flags[slug] = (
+                        found.get(slug, PUBLIC_VISIBILITY),
+                        now + SENSITIVITY_TTL_S,
+                    )
         with self._lock:
-            return {s for s in slugs if self._flags.get(s, (True, 0.0))[0]}
+            return {s: self._flags.get(s, (ADMIN_ONLY_VISIBILITY, 0.0))[0] for s in slugs}
 
 
 def _valid_slugs(slugs: Sequence[str], param: str) -> list[str]:
@@ -457,9 +473,9 @@ def _decide(
     if call is not None:
         call.details["layers"] = slugs
         call.layers_checked = True
-    sensitive = flags.sensitive(engine, slugs)
+    visibility = flags.visibility(engine, slugs)
     for slug in slugs:
-        if not layer_allowed(user, slug, slug in sensitive):
+        if not layer_allowed(user, visibility[slug]):
             if call is not None:
                 call.details["sensitive_layer"] = slug
             if user is None:
@@ -549,11 +565,10 @@ CSP = (
     "worker-src 'self' blob:; child-src 'self' blob:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-# Swagger UI and ReDoc load their bundle from jsDelivr and start with an inline script.
+# Swagger UI and ReDoc are served by the app (geo_api.docs) and start with an inline script.
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "img-src 'self' data: blob: https:; font-src 'self' data: https://fonts.gstatic.com; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
     "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
     "frame-ancestors 'none'"
 )
@@ -845,13 +860,18 @@ def _resolve_user(engine: Engine, settings: Settings, token: str) -> User | None
     return user
 
 
-def _sensitive_layers(engine: Engine, slugs: list[str]) -> list[str]:
+PUBLIC_VISIBILITY: dict[str, Any] = {"access": "public", "roles": []}
+ADMIN_ONLY_VISIBILITY: dict[str, Any] = {"access": "roles", "roles": ["admin"]}
+
+
+def _layer_visibility(engine: Engine, slugs: list[str]) -> dict[str, dict[str, Any]]:
     with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(layer.c.slug).where(layer.c.slug.in_(slugs), layer.c.sensitive)
-            ).scalars()
-        )
+        return {
+            str(slug): dict(vis)
+            for slug, vis in conn.execute(
+                select(layer.c.slug, layer.c.visibility).where(layer.c.slug.in_(slugs))
+            )
+        }
 
 
 def _content_length(scope: Scope) -> int | None:

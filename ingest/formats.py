@@ -68,6 +68,7 @@ class SourceData:
     notes: list[str] = field(default_factory=list)
     coordinate_columns: tuple[str, str] | None = None
     coordinate_errors: np.ndarray | None = None  # rows whose coordinates did not parse
+    coordinate_detail: np.ndarray | None = None  # per bad row: which column and what value
     geometry_arrow: pa.Array | None = None  # the same WKB as an Arrow binary array, if read so
 
     @property
@@ -137,6 +138,46 @@ def _extract(path: Path, member: str, into: Path, limits: ReadLimits) -> Path:
                 )
             out.write(chunk)
     return target
+
+
+def _raw(table: pa.Table, column: str, i: int) -> str:
+    value = table.column(column)[i].as_py()
+    return "" if value is None else str(value)
+
+
+def _coordinate_detail(
+    table: pa.Table, coords: tuple[str, str], bad_x: np.ndarray, bad_y: np.ndarray
+) -> np.ndarray:
+    """Per row with a bad coordinate: the column and its value, as the other rejects say it."""
+    detail = np.full(table.num_rows, None, dtype=object)
+    for i in np.flatnonzero(bad_x | bad_y)[:100_000]:
+        name = coords[0] if bad_x[i] else coords[1]
+        detail[i] = f"'{name}': {_raw(table, name, int(i))!r} is not a number"
+    return detail
+
+
+def _no_usable_coordinates(
+    path: Path, table: pa.Table, coords: tuple[str, str], n: int
+) -> InvalidInputError:
+    """The error for a table none of whose rows has a usable coordinate pair (with examples)."""
+    rows = list(range(min(n, 3)))
+    # row numbers as a spreadsheet shows them: the header is row 1
+    examples = "; ".join(
+        f"{i + 2} ({coords[0]}={_raw(table, coords[0], i)!r}, "
+        f"{coords[1]}={_raw(table, coords[1], i)!r})"
+        for i in rows
+    )
+    return InvalidInputError(
+        f"{path.name}: none of the {n} rows has usable coordinates in columns "
+        f"'{coords[0]}' and '{coords[1]}' (numbers are expected); for example rows {examples}",
+        param="file",
+        i18n="imp.err.no_coordinates",
+        file=path.name,
+        n=str(n),
+        x=coords[0],
+        y=coords[1],
+        examples=examples,
+    )
 
 
 def _zip_member(path: Path) -> tuple[str, str]:
@@ -424,11 +465,15 @@ def _read_tabular(
     coords = tabular.find_coordinate_columns(table.column_names)
     geometry = np.full(n, None, dtype=object)
     coord_errors = np.zeros(n, dtype=bool)
+    coord_detail = None
     if coords is not None:
         xs, bad_x = tabular.parse_numbers(table.column(coords[0]).combine_chunks())
         ys, bad_y = tabular.parse_numbers(table.column(coords[1]).combine_chunks())
         coord_errors = bad_x | bad_y
         ok = np.isfinite(xs) & np.isfinite(ys)
+        coord_detail = _coordinate_detail(table, coords, bad_x, bad_y)
+        if n and not ok.any():
+            raise _no_usable_coordinates(path, table, coords, n)
         pts = np.full(n, None, dtype=object)
         if ok.any():
             pts[ok] = shapely.points(xs[ok], ys[ok])
@@ -463,4 +508,5 @@ def _read_tabular(
         notes=notes,
         coordinate_columns=coords,
         coordinate_errors=coord_errors,
+        coordinate_detail=coord_detail if coords is not None else None,
     )

@@ -8,6 +8,7 @@ next import drops.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -562,12 +563,31 @@ def list_rejects(conn: Connection, batch_id: int, limit: int = 1000) -> list[dic
         .order_by(import_reject.c.row_number)
         .limit(limit)
     ).mappings()
-    return [
-        {
-            "row": int(r["row_number"]),
-            "reason": r["reason"],
-            "detail": r["detail"],
-            "original": r["original"],
-        }
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        field, value = _field_value(r["detail"])
+        out.append(
+            {
+                "row": int(r["row_number"]),
+                "reason": r["reason"],
+                "field": field,
+                "value": value,
+                "detail": r["detail"],
+                "original": r["original"],
+            }
+        )
+    return out
+
+
+_BAD_VALUE = re.compile(r"^'(?P<field>[^']+)': (?P<value>.*) is not ")
+
+
+def _field_value(detail: str | None) -> tuple[str | None, str | None]:
+    """The column and the offending value named in a reject's detail ("'f': 'v' is not …")."""
+    m = _BAD_VALUE.match(detail or "")
+    if m is None:
+        return None, None
+    raw = m.group("value")
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        raw = raw[1:-1]
+    return m.group("field"), raw

@@ -29,7 +29,14 @@ from ingest.validate import Early, Prepared, prepare
 from layers.errors import ConflictError, InvalidInputError, IocError, NotFoundError
 from layers.features import layer_row_count
 from layers.models import layer
-from layers.registry import LayerInfo, LayerSpec, create_or_update_layer, get_layer
+from layers.registry import (
+    LayerInfo,
+    LayerSpec,
+    LayerVisibility,
+    Sector,
+    create_or_update_layer,
+    get_layer,
+)
 from layers.settings import Settings
 
 Progress = Callable[[str, int, int], None]
@@ -60,6 +67,66 @@ class ImportOptions(BaseModel):
     source_name: str | None = None
     time_field: str | None = None
     title: str | None = None
+    # how the layer shows in the catalogue (set by GIS staff on the import form); applied to a
+    # new layer, and to an existing one when given
+    title_en: str | None = Field(default=None, max_length=200)
+    sector: Sector | None = None
+    color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
+    name_field: str | None = Field(default=None, max_length=63)
+    visibility: LayerVisibility | None = None
+
+
+def has_presentation(opts: ImportOptions) -> bool:
+    """Whether the import form said how the layer should show in the catalogue."""
+    return any(
+        v is not None
+        for v in (
+            opts.title,
+            opts.title_en,
+            opts.sector,
+            opts.color,
+            opts.name_field,
+            opts.visibility,
+        )
+    )
+
+
+def check_name_field(property_schema: dict[str, Any] | None, name: str) -> None:
+    """A layer's name field must be one of its properties (InvalidInputError naming them)."""
+    props = (property_schema or {}).get("properties", {})
+    if props and name not in props:
+        raise InvalidInputError(
+            f"name field '{name}' is not a column of the file; columns: "
+            + ", ".join(sorted(props)),
+            param="name_field",
+            i18n="imp.err.name_field",
+            field=name,
+            columns=", ".join(sorted(props)),
+        )
+
+
+def presented(spec: LayerSpec, opts: ImportOptions) -> LayerSpec:
+    """The layer's catalogue entry with the import form's title, sector, colour, name field and
+    visibility (only those given); a name field must be one of the layer's properties."""
+    values = spec.model_dump(include=set(LayerSpec.model_fields))
+    if opts.title:
+        values["title_vi"] = opts.title
+    if opts.title_en:
+        values["title_en"] = opts.title_en
+    if opts.sector:
+        values["sector"] = opts.sector
+    if opts.color:
+        rgb = tuple(int(opts.color[i : i + 2], 16) for i in (1, 3, 5))
+        style = dict(values["default_style"])
+        style["fill_color"] = (*rgb, 200)
+        values["default_style"] = style
+    if opts.name_field:
+        check_name_field(spec.property_schema, opts.name_field)
+        values["name_field"] = opts.name_field
+    if opts.visibility is not None:
+        values["visibility"] = opts.visibility.model_dump()
+    values["sensitive"] = False  # derived again from the visibility
+    return LayerSpec.model_validate(values)
 
 
 class ImportReport(BaseModel):
@@ -263,6 +330,7 @@ def analyse(
         time_field=(info.time_field if info else None) or opts.time_field,
         timezone=settings.timezone,
         coordinate_errors=source.coordinate_errors,
+        coordinate_detail=source.coordinate_detail,
         typed=source.coordinate_columns is None and source.format not in ("CSV", "XLSX"),
         early=early,
         geometry_arrow=source.geometry_arrow,
@@ -370,6 +438,10 @@ def run_import(
             check_replace(conn, settings, opts, info, prepared.count)
             rejects = _reject_rows(source, prepared)
             conn.rollback()
+        if opts.name_field:
+            # the layer's name field must be one of the file's columns: say so at the dry run
+            schema = info.property_schema if info else prepared.property_schema
+            check_name_field(schema, opts.name_field)
         return build_report(
             opts, source, choice, prepared, rejects,
             created=info is None, batch_id=None, counts=None,
@@ -390,16 +462,17 @@ def run_import(
             )
 
     def new_layer_spec(geometry_type: str, property_schema: dict[str, Any]) -> LayerSpec:
-        return LayerSpec(
+        spec = LayerSpec(
             slug=opts.layer,
             title_vi=opts.title or opts.layer,
-            title_en=opts.title or opts.layer,
-            sector="other",
+            title_en=opts.title_en or opts.title or opts.layer,
+            sector=opts.sector or "other",
             geometry_type=geometry_type,
             property_schema=property_schema,
             source_system=f"import: {source_name}",
             time_field=opts.time_field,
         )
+        return presented(spec, opts)
 
     builds = BuildSet(engine)  # side tables of this import, closed once its transaction ended
     try:
@@ -430,6 +503,8 @@ def run_import(
                 layer_id = create_or_update_layer(conn, spec)
             else:
                 layer_id = info.id
+                if has_presentation(opts) and not opts.dry_run:
+                    create_or_update_layer(conn, presented(get_layer(conn, opts.layer), opts))
             rejects = _reject_rows(source, prepared)
             counts = early_load.finish(prepared, progress) if early_load.started else None
             write_rejects(conn, batch_id, rejects)

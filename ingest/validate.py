@@ -433,6 +433,7 @@ def prepare(
     time_field: str | None = None,
     timezone: str = "Asia/Ho_Chi_Minh",
     coordinate_errors: np.ndarray | None = None,
+    coordinate_detail: np.ndarray | None = None,
     typed: bool = False,
     early: Callable[[Early], bool] | None = None,
     geometry_arrow: pa.Array | None = None,
@@ -448,7 +449,11 @@ def prepare(
     q = _Quarantine(n)
     notes: list[str] = []
     if coordinate_errors is not None:
-        q.add(coordinate_errors, "unparsable_coordinates", "coordinate is not a number")
+        q.add(
+            coordinate_errors,
+            "unparsable_coordinates",
+            coordinate_detail if coordinate_detail is not None else "coordinate is not a number",
+        )
     # Points/polygons: rewrite the doubles inside the source WKB; GEOS objects (source
     # CRS) only check validity and types, and serialise just the rows they change.
     source_wkb = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, func, select, text, update
 
 from layers.errors import InvalidInputError, NotFoundError
@@ -49,6 +49,33 @@ class LayerStyle(BaseModel):
     min_zoom: int = 0
 
 
+Access = Literal["public", "signed_in", "roles"]
+# What the old `sensitive` flag meant when a spec sets it without a visibility.
+DEFAULT_RESTRICTED_ROLES = ("admin", "leader", "planner", "gis_staff", "operator")
+
+
+class LayerVisibility(BaseModel):
+    """Who may read a layer: anyone, any signed-in user, or the listed roles (admin always)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    access: Access = "public"
+    roles: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _roles_only_when_restricted(self) -> LayerVisibility:
+        from layers.models.reports import ROLES
+
+        unknown = sorted(set(self.roles) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown roles: {', '.join(unknown)}")
+        if self.access == "roles" and not self.roles:
+            raise ValueError("visibility 'roles' needs at least one role")
+        if self.access != "roles":
+            self.roles = []
+        return self
+
+
 class LayerSpec(BaseModel):
     """Everything the catalog records about a layer; the input to create_or_update_layer."""
 
@@ -69,8 +96,19 @@ class LayerSpec(BaseModel):
     license: str = ""
     attribution: str = ""
     time_field: str | None = None
+    # Kept in step with `visibility` (True when not public) for readers of the old flag.
     sensitive: bool = False
     kind: Literal["vector", "raster"] = "vector"
+    # The property that names a feature (shown as its title instead of its id).
+    name_field: str | None = Field(default=None, max_length=63)
+    visibility: LayerVisibility = Field(default_factory=LayerVisibility)
+
+    @model_validator(mode="after")
+    def _visibility_from_sensitive(self) -> LayerSpec:
+        if self.sensitive and self.visibility.access == "public":
+            self.visibility = LayerVisibility(access="roles", roles=list(DEFAULT_RESTRICTED_ROLES))
+        self.sensitive = self.visibility.access != "public"
+        return self
 
 
 class LayerInfo(LayerSpec):

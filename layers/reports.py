@@ -9,7 +9,6 @@ inside every query here, never only in the UI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +36,9 @@ from layers.errors import ConflictError, InvalidInputError, NotFoundError
 from layers.models.analytics import alert
 from layers.models.core import admin_unit, feature
 from layers.models.reports import (
+    CATEGORY_VI,
+    OPEN_STATUSES,
+    STATUS_VI,
     field_report,
     field_report_event,
     field_report_link,
@@ -47,53 +49,17 @@ from layers.sql import any_of
 from layers.users import User
 
 Category = Literal["traffic", "environment", "urban_order", "infrastructure", "security", "other"]
-Status = Literal["received", "assigned", "in_progress", "resolved", "rejected"]
-Action = Literal["assign", "start", "resolve", "reject"]
+Status = Literal[
+    "received", "accepted", "info_requested", "assigned", "in_progress", "resolved", "rejected"
+]
 Rating = Literal["hai_long", "chap_nhan", "khong_hai_long"]
+Sort = Literal["received", "due"]
 
-
-@dataclass(frozen=True)
-class CategoryInfo:
-    """Vietnamese name, responsible department and SLA of a report category."""
-
-    vi: str
-    department: str
-    sla: timedelta
-
-
-# SLAs match the demo history in layers/demo/synthetic.py, so statistics stay comparable.
-CATEGORIES: dict[str, CategoryInfo] = {
-    "traffic": CategoryInfo("Giao thông", "Sở Xây dựng — Giao thông", timedelta(days=3)),
-    "environment": CategoryInfo("Môi trường", "Sở Nông nghiệp và Môi trường", timedelta(days=5)),
-    "urban_order": CategoryInfo(
-        "Trật tự đô thị", "UBND xã/phường — Trật tự đô thị", timedelta(days=5)
-    ),
-    "infrastructure": CategoryInfo("Hạ tầng", "Sở Xây dựng — Hạ tầng", timedelta(days=10)),
-    "security": CategoryInfo("An ninh trật tự", "Công an tỉnh", timedelta(days=2)),
-    "other": CategoryInfo("Khác", "Văn phòng UBND tỉnh", timedelta(days=7)),
-}
-STATUS_VI = {
-    "received": "Đã tiếp nhận",
-    "assigned": "Đã giao xử lý",
-    "in_progress": "Đang xử lý",
-    "resolved": "Đã xử lý",
-    "rejected": "Từ chối",
-}
-OPEN_STATUSES = ("received", "assigned", "in_progress")
-TRANSITIONS: dict[tuple[str, str], Status] = {
-    ("received", "assign"): "assigned",
-    ("assigned", "start"): "in_progress",
-    ("in_progress", "resolve"): "resolved",
-    ("received", "reject"): "rejected",
-    ("assigned", "reject"): "rejected",
-    ("in_progress", "reject"): "rejected",
-}
 DUPLICATE_RADIUS_M = 50.0
 DUPLICATE_WINDOW = timedelta(hours=48)
 # Roles that read every report; commune_staff read their communes, citizens their own.
 ALL_REPORT_READERS = frozenset({"admin", "leader", "operator", "planner"})
 CONTACT_READERS = frozenset({"admin", "leader", "operator", "commune_staff"})
-WORKERS = frozenset({"admin", "operator", "commune_staff"})
 LAYER_SLUG = "field_reports"
 OVERDUE_RULE = "report_overdue"
 ANON_GRID_DEG = 0.001
@@ -146,6 +112,11 @@ def _work_scope(user: User) -> ColumnElement[bool]:
         return true()
     if user.role == "commune_staff":
         return field_report.c.commune_code.in_(list(user.admin_units))
+    if user.role == "leader":
+        return true()
+    if user.role == "citizen":
+        # a citizen answers a request for information on their own report, nothing more
+        return field_report.c.citizen_user_id == user.id
     return false()
 
 
@@ -273,8 +244,13 @@ def submit(
     user: User | None,
     now: datetime,
     media_root: Path,
+    *,
+    department: str,
+    due_at: datetime,
 ) -> dict[str, Any]:
     """Record a report (or link it to an open duplicate); returns the citizen's view of it.
+
+    The department and due time come from the workflow rules (analytics.report_workflow).
 
     The location is the given point, else the first photo's EXIF GPS. Photos are written only
     after every check passed; if anything later fails they are removed again.
@@ -332,7 +308,6 @@ def submit(
             out = _citizen_view(conn, report_id)
             out["duplicate_of"] = code
             return out
-        info = CATEGORIES[sub.category]
         report_id = int(
             conn.execute(
                 text("SELECT nextval(pg_get_serial_sequence('field_report', 'id'))")
@@ -344,7 +319,7 @@ def submit(
                 id=report_id,
                 code=code,
                 category=sub.category,
-                department=info.department,
+                department=department,
                 description=sub.description,
                 geom=point,
                 location_source=source,
@@ -354,7 +329,7 @@ def submit(
                 citizen_user_id=citizen_id,
                 contact=contact,
                 received_at=now,
-                due_at=now + info.sla,
+                due_at=due_at,
                 updated_at=now,
             )
         )
@@ -404,11 +379,10 @@ def _iso(v: datetime | None) -> str | None:
 
 
 def _shape(row: Any, user: User | None, now: datetime | None = None) -> dict[str, Any]:
-    info = CATEGORIES.get(row["category"])
     out: dict[str, Any] = {
         "code": row["code"],
         "category": row["category"],
-        "category_vi": info.vi if info else row["category"],
+        "category_vi": CATEGORY_VI.get(row["category"], row["category"]),
         "department": row["department"],
         "description": row["description"],
         "lon": row["lon"],
@@ -496,17 +470,20 @@ def list_reports(
     category: str | None = None,
     commune_code: str | None = None,
     overdue: bool | None = None,
+    department: str | None = None,
+    sort: Sort = "received",
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Reports this user may read, newest first, with optional filters."""
-    stmt = (
-        select(*_cols())
-        .where(scope(user))
-        .order_by(field_report.c.received_at.desc(), field_report.c.id.desc())
-        .limit(limit)
-        .offset(offset)
+    """Reports this user may read, newest first (or soonest due), with optional filters."""
+    order = (
+        (field_report.c.due_at.asc(), field_report.c.id.asc())
+        if sort == "due"
+        else (field_report.c.received_at.desc(), field_report.c.id.desc())
     )
+    stmt = select(*_cols()).where(scope(user)).order_by(*order).limit(limit).offset(offset)
+    if department:
+        stmt = stmt.where(field_report.c.department == department)
     if status:
         stmt = stmt.where(field_report.c.status == status)
     if category:
@@ -550,23 +527,17 @@ def photo_file(
 # --- workflow -----------------------------------------------------------------------------
 
 
-def transition(
-    conn: Connection,
-    code: str,
-    action: Action,
-    user: User,
-    now: datetime,
-    *,
-    note: str = "",
-    assignee: str | None = None,
-    department: str | None = None,
-    photo: report_media.Photo | None = None,
-    media_root: Path | None = None,
-) -> dict[str, Any]:
-    """Move a report through the workflow, recording who and when; ConflictError if illegal."""
+def lock_for_step(conn: Connection, code: str, user: User) -> dict[str, Any]:
+    """The report a step is about, locked for update, if the user may work on it (else 404)."""
     row = (
         conn.execute(
-            select(field_report.c.id, field_report.c.status, field_report.c.due_at)
+            select(
+                field_report.c.id,
+                field_report.c.code,
+                field_report.c.status,
+                field_report.c.category,
+                field_report.c.due_at,
+            )
             .where(field_report.c.code == code, scope(user), _work_scope(user))
             .with_for_update()
         )
@@ -575,40 +546,44 @@ def transition(
     )
     if row is None:
         raise NotFoundError(f"report '{code}' does not exist", report=code)
-    current = row["status"]
-    target = TRANSITIONS.get((current, action))
-    if target is None:
-        raise ConflictError(
-            f"report '{code}' is {current}; '{action}' is not allowed from there",
-            report=code,
-            current=current,
-        )
-    if action in ("resolve", "reject") and not note.strip():
-        raise InvalidInputError(f"'{action}' needs a note", param="note")
-    values: dict[str, Any] = {"status": target, "updated_at": now}
-    if action == "assign":
-        values["assigned_to"] = assignee or user.username
-        if department:
-            values["department"] = department
-    if action == "resolve":
-        values["resolved_at"] = now
-        values["resolution_note"] = note.strip()
-    if action == "reject":
-        values["resolution_note"] = note.strip()
-    conn.execute(update(field_report).where(field_report.c.id == row["id"]).values(**values))
-    _event(conn, int(row["id"]), now, user.username, action, current, target, note.strip())
+    return dict(row)
+
+
+def apply_step(
+    conn: Connection,
+    report: dict[str, Any],
+    user: User,
+    now: datetime,
+    *,
+    action: str,
+    to_status: str,
+    note: str,
+    values: dict[str, Any],
+    photo: report_media.Photo | None = None,
+    media_root: Path | None = None,
+) -> dict[str, Any]:
+    """Write a step the workflow allowed: new status and columns, history event, photo, mirror."""
+    report_id = int(report["id"])
+    code = str(report["code"])
+    conn.execute(
+        update(field_report)
+        .where(field_report.c.id == report_id)
+        .values(status=to_status, updated_at=now, **values)
+    )
+    _event(conn, report_id, now, user.username, action, report["status"], to_status, note)
     if photo is not None:
         if media_root is None:
             raise InvalidInputError("no media root to store the resolution photo")
         written: list[str] = []
+        kind = "resolution" if action == "resolve" else "information"
         try:
-            _store_photos(conn, media_root, int(row["id"]), code, "resolution", [photo], written)
+            _store_photos(conn, media_root, report_id, code, kind, [photo], written)
         except BaseException:
             report_media.remove_files(media_root, written)
             raise
-    if target in ("resolved", "rejected"):
+    if to_status in ("resolved", "rejected"):
         _close_overdue_alert(conn, code, user.username)
-    sync_features(conn, [int(row["id"])])
+    sync_features(conn, [report_id])
     return get_report(conn, code, user, now)
 
 
@@ -643,10 +618,11 @@ def rate(conn: Connection, code: str, user: User, rating: Rating, now: datetime)
 # --- SLA / overdue ------------------------------------------------------------------------
 
 
-def _overdue_rule_id(conn: Connection) -> int:
+def overdue_rule_id(conn: Connection) -> int:
+    """The (disabled) alert rule under which SLA alerts are raised; created on first use."""
     from layers import alerts
 
-    # Disabled: the analytics engine must not evaluate it; this module raises its alerts.
+    # Disabled: the analytics engine must not evaluate it; the report workflow raises its alerts.
     return alerts.save_rule(
         conn,
         OVERDUE_RULE,
@@ -666,12 +642,11 @@ def _overdue_rule_id(conn: Connection) -> int:
     )
 
 
-def check_overdue(conn: Connection, now: datetime) -> list[str]:
-    """Open an alert for every open report past its due date (once each); returns their codes."""
-    from layers import alerts
-
-    rows = (
-        conn.execute(
+def claim_overdue(conn: Connection, now: datetime) -> list[dict[str, Any]]:
+    """Open reports past their due time not alerted yet, claimed once (marked and logged)."""
+    rows = [
+        dict(r)
+        for r in conn.execute(
             select(*_cols())
             .where(
                 field_report.c.status.in_(OPEN_STATUSES),
@@ -680,39 +655,10 @@ def check_overdue(conn: Connection, now: datetime) -> list[str]:
             )
             .order_by(field_report.c.due_at)
             .with_for_update(skip_locked=True)
-        )
-        .mappings()
-        .all()
-    )
-    if not rows:
-        return []
-    rule_id = _overdue_rule_id(conn)
-    writes = []
+        ).mappings()
+    ]
     for r in rows:
-        info = CATEGORIES[r["category"]]
         late_h = (now - r["due_at"]).total_seconds() / 3600
-        writes.append(
-            alerts.AlertWrite(
-                rule_id=rule_id,
-                dedup_key=r["code"],
-                severity="warning",
-                title=f"Phản ánh {r['code']} quá hạn ({info.vi}, {r['commune_name']})",
-                area_kind="commune",
-                area_ref=r["commune_code"],
-                geom_wkb=shapely.to_wkb(shapely.Point(r["lon"], r["lat"])),
-                commune_code=r["commune_code"],
-                value=round(late_h, 2),
-                threshold=info.sla.total_seconds() / 3600,
-                evidence={
-                    "report_code": r["code"],
-                    "due_at": r["due_at"].isoformat(),
-                    "status": r["status"],
-                    "links": [f"/api/reports/{r['code']}"],
-                },
-                window_start=r["received_at"],
-                window_end=now,
-            )
-        )
         conn.execute(
             update(field_report).where(field_report.c.id == r["id"]).values(overdue_alerted_at=now)
         )
@@ -724,10 +670,9 @@ def check_overdue(conn: Connection, now: datetime) -> list[str]:
             "overdue",
             r["status"],
             r["status"],
-            f"{late_h:.1f} h late",
+            f"{late_h:.1f} h",
         )
-    alerts.write_alerts(conn, writes)
-    return [str(r["code"]) for r in rows]
+    return rows
 
 
 def _close_overdue_alert(conn: Connection, code: str, actor: str) -> None:
@@ -763,7 +708,6 @@ def _layer_id(conn: Connection) -> int:
 def _feature_row(r: Any) -> Any:
     from layers.bulk import FeatureRow
 
-    info = CATEGORIES[r["category"]]
     resolved = r["resolved_at"]
     return FeatureRow(
         source_key=r["code"],
@@ -775,10 +719,10 @@ def _feature_row(r: Any) -> Any:
         properties={
             "report_code": r["code"],
             "category": r["category"],
-            "category_vi": info.vi,
+            "category_vi": CATEGORY_VI[r["category"]],
             "status": r["status"],
             "status_vi": STATUS_VI[r["status"]],
-            "title": info.vi,
+            "title": CATEGORY_VI[r["category"]],
             "received_at": r["received_at"].isoformat(),
             "due_at": r["due_at"].isoformat(),
             "resolved_at": _iso(resolved),

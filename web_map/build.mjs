@@ -91,6 +91,24 @@ async function copyBriefingVendor() {
   await copyFile(path.join(root, 'node_modules', 'leaflet', 'LICENSE'), path.join(vendor, 'LICENSE'));
 }
 
+/** Swagger UI and ReDoc for the API's /docs and /redoc pages (geo_api/docs.py): no CDN at run time. */
+async function copyApiDocs() {
+  const files = {
+    redoc: ['bundles/redoc.standalone.js', 'LICENSE'],
+    swagger: ['swagger-ui-bundle.js', 'swagger-ui.css', 'favicon-32x32.png', 'LICENSE', 'NOTICE'],
+  };
+  for (const [name, list] of Object.entries(files)) {
+    const vendor = path.join(dist, 'vendor', name);
+    await mkdir(vendor, { recursive: true });
+    const src = path.join(root, 'node_modules', name === 'redoc' ? 'redoc' : 'swagger-ui-dist');
+    for (const f of list) await copyFile(path.join(src, f), path.join(vendor, path.basename(f)));
+  }
+  // ReDoc's sidebar footer shows its logo from cdn.redoc.ly: an empty local image instead
+  const redoc = path.join(dist, 'vendor', 'redoc', 'redoc.standalone.js');
+  const code = await readFile(redoc, 'utf8');
+  await writeFile(redoc, code.replaceAll('https://cdn.redoc.ly/redoc/logo-mini.svg', 'data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E'));
+}
+
 /** loaders.gl's prebuilt MVT worker, served by us (so vector tiles decode off the main thread). */
 async function copyMvtWorker() {
   const src = path.join(root, 'node_modules', '@loaders.gl', 'mvt', 'dist', 'mvt-worker.js');
@@ -103,6 +121,7 @@ async function copyMvtWorker() {
 await rm(dist, { recursive: true, force: true });
 await mkdir(path.join(dist, 'assets'), { recursive: true });
 await copyBriefingVendor();
+await copyApiDocs();
 options.define.__MVT_WORKER_URL__ = JSON.stringify(await copyMvtWorker());
 options.define.__MAPLIBRE_WORKER_URL__ = JSON.stringify(await copyMaplibreWorker());
 

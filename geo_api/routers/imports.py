@@ -7,11 +7,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from geo_api.deps import EngineDep, SettingsDep
 from ingest import jobs
 from ingest.pipeline import ImportOptions
 from ingest.worker import run_import_in_worker
+from layers.errors import InvalidInputError
+from layers.registry import Access, LayerVisibility, Sector
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
 
@@ -43,8 +46,31 @@ def create_import(
     force: Annotated[
         bool, Form(description="Confirm a replace that drops most of the layer's rows")
     ] = False,
+    title_vi: Annotated[str | None, Form(max_length=200)] = None,
+    title_en: Annotated[str | None, Form(max_length=200)] = None,
+    sector: Annotated[Sector | None, Form()] = None,
+    color: Annotated[str | None, Form(pattern=r"^#[0-9a-fA-F]{6}$")] = None,
+    name_field: Annotated[str | None, Form(max_length=63)] = None,
+    visibility: Annotated[Access | None, Form(description="public, signed_in or roles")] = None,
+    roles: Annotated[
+        list[str] | None, Form(description="who may read it (visibility=roles)")
+    ] = None,
 ) -> JSONResponse:
-    """Start an import job (202 with its id), or return a dry run's report (200)."""
+    """Start an import job (202 with its id), or return a dry run's report (200).
+
+    The layer's title (vi/en), sector, colour, name field and visibility set how it shows in
+    the catalogue and who may read it.
+    """
+    vis = None
+    if visibility is not None:
+        try:
+            vis = LayerVisibility(access=visibility, roles=[r for r in roles or [] if r])
+        except ValidationError as exc:
+            raise InvalidInputError(
+                "visibility 'roles' needs at least one role",
+                param="roles",
+                i18n="imp.err.roles_needed",
+            ) from exc
     path = jobs.save_upload(settings, file.filename or "upload", file.file)
     from ingest.raster import is_raster_path
 
@@ -91,6 +117,12 @@ def create_import(
             actor="api",
             kind="upload",
             source_name=(file.filename or "upload")[:255],
+            title=title_vi or None,
+            title_en=title_en or None,
+            sector=sector,
+            color=color or None,
+            name_field=name_field or None,
+            visibility=vis,
         )
         if dry_run:
             try:

@@ -16,7 +16,7 @@ from analytics import raster_jobs
 from analytics.zonal import parse_stats
 from geo_api import layer_state
 from geo_api.deps import ConnDep, SettingsDep
-from geo_api.security import authorize_layers, current_user, layer_allowed
+from geo_api.security import authorize_layers, current_user, info_allowed
 from layers import queries, tiles
 from layers.errors import InvalidInputError
 from layers.layer_versions import LayerVersion
@@ -158,7 +158,7 @@ def list_rasters(conn: ConnDep, user: UserDep) -> list[dict[str, Any]]:
     out = []
     for info in list_layers(conn, with_stats=False):
         meta = metas.get(info.id)
-        if meta is None or not layer_allowed(user, info.slug, info.sensitive):
+        if meta is None or not info_allowed(user, info):
             continue
         out.append(_describe(info, meta))
     return out
@@ -327,7 +327,7 @@ def flood_exposure(
         from layers.registry import get_layer
 
         info = get_layer(conn, slug)
-        if not layer_allowed(user, slug, info.sensitive):
+        if not info_allowed(user, info):
             from layers.errors import PermissionDeniedError
 
             raise PermissionDeniedError(f"layer '{slug}' is restricted")
@@ -346,7 +346,7 @@ def flood_exposure(
         settings,
         grid,
         body.units,
-        lambda slug, sensitive: layer_allowed(user, slug, sensitive),
+        lambda info: info_allowed(user, info),
         body.layers,
         body.max_features,
     )

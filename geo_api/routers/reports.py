@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from analytics import report_workflow as wf
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.security import CurrentUser, NowDep, RequiredUser, client_ip
 from layers import ratelimit, report_media
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def _check_overdue_now(engine: Engine) -> list[str]:
     with engine.begin() as conn:
-        return rep.check_overdue(conn, datetime.now(UTC))
+        return wf.check_overdue(conn, datetime.now(UTC))
 
 
 async def _overdue_loop(app: FastAPI, interval_s: float) -> None:
@@ -154,7 +155,7 @@ def submit(
     # Every photo is decoded before anything is stored: one bad file refuses the whole report.
     checked = [_read_upload(f, settings) for f in files]
     with engine.begin() as conn:
-        out = rep.submit(conn, sub, checked, user, now, settings.media_root)
+        out = wf.submit(conn, sub, checked, user, now, settings.media_root)
     return JSONResponse(out, status_code=200 if out["duplicate_of"] else 201)
 
 
@@ -167,10 +168,12 @@ def list_reports(
     category: rep.Category | None = None,
     commune_code: str | None = None,
     overdue: bool | None = None,
+    department: Annotated[str | None, Query(max_length=200)] = None,
+    sort: rep.Sort = "received",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
-    """Newest first, filtered; scoped to what the caller may read."""
+    """Newest first (or soonest due with sort=due), filtered; scoped to what the caller may read."""
     return rep.list_reports(
         conn,
         user,
@@ -179,6 +182,8 @@ def list_reports(
         category=category,
         commune_code=commune_code,
         overdue=overdue,
+        department=department,
+        sort=sort,
         limit=limit,
         offset=offset,
     )
@@ -198,6 +203,21 @@ def public_map(
         conn, bbox=_bbox(bbox), since=since, status=status, category=category, limit=limit
     )
     return JSONResponse(doc, media_type="application/geo+json")
+
+
+@router.get("/form", summary="What the report form needs: categories, photo limits, statuses")
+def form(settings: SettingsDep) -> dict[str, Any]:
+    """Categories with their SLA and department, the photo limits and the workflow's statuses."""
+    return {
+        "categories": [
+            {"code": c, "department": i.department, "sla_hours": i.sla.total_seconds() / 3600}
+            for c, i in wf.CATEGORIES.items()
+        ],
+        "departments": sorted({i.department for i in wf.CATEGORIES.values()}),
+        "statuses": list(wf.STATUSES),
+        "max_photos": settings.report_max_photos,
+        "photo_max_bytes": settings.report_photo_max_bytes,
+    }
 
 
 @router.get("/mine", summary="The caller's own reports")
@@ -235,7 +255,7 @@ def stats(
 @router.post("/overdue/check", summary="Raise alerts for reports past their SLA")
 def check_overdue(conn: ConnDep, now: NowDep) -> dict[str, Any]:
     """Open one alert per newly overdue report."""
-    return {"alerted": rep.check_overdue(conn, now)}
+    return {"alerted": wf.check_overdue(conn, now)}
 
 
 @router.post("/sync", summary="Re-mirror every report into the field_reports layer (admin)")
@@ -246,8 +266,10 @@ def sync(conn: ConnDep) -> dict[str, Any]:
 
 @router.get("/{code}", summary="One report with history and photos")
 def get_report(code: str, conn: ConnDep, user: CurrentUser, now: NowDep) -> dict[str, Any]:
-    """404 also when the caller may not see it (another commune, another citizen)."""
-    return rep.get_report(conn, code, user, now)
+    """404 also when the caller may not see it; `allowed_steps` are the steps the caller may take."""
+    out = rep.get_report(conn, code, user, now)
+    out["allowed_steps"] = wf.allowed_steps(out["status"], user.role) if user else []
+    return out
 
 
 @router.get("/{code}/photos/{photo_id}", summary="A report photo (EXIF stripped)")
@@ -260,19 +282,59 @@ def photo(
 
 
 def _work(
-    code: str, action: rep.Action, conn: Any, user: Any, now: datetime, body: WorkBody | None
+    code: str, action: str, conn: Any, user: Any, now: datetime, body: WorkBody | None
 ) -> dict[str, Any]:
     b = body or WorkBody()
-    return rep.transition(
+    return wf.take_step(
         conn, code, action, user, now, note=b.note, assignee=b.assignee, department=b.department
     )
 
 
-@router.post("/{code}/assign", summary="received → assigned")
+@router.post("/{code}/accept", summary="received / info_requested → accepted")
+def accept(
+    code: str, conn: ConnDep, user: RequiredUser, now: NowDep, body: WorkBody | None = None
+) -> dict[str, Any]:
+    """Take the report on (thụ lý): it is valid and belongs to this unit."""
+    return _work(code, "accept", conn, user, now, body)
+
+
+@router.post("/{code}/request-info", summary="received / accepted → info_requested")
+def request_info(
+    code: str, conn: ConnDep, user: RequiredUser, now: NowDep, body: WorkBody | None = None
+) -> dict[str, Any]:
+    """Ask the citizen for more information; `note` (the question) is required."""
+    return _work(code, "request_info", conn, user, now, body)
+
+
+@router.post("/{code}/info", summary="The citizen answers: info_requested → received")
+def provide_info(
+    code: str,
+    conn: ConnDep,
+    user: RequiredUser,
+    now: NowDep,
+    settings: SettingsDep,
+    note: Annotated[str, Form(max_length=4000)],
+    photo: Annotated[UploadFile | None, File()] = None,
+) -> dict[str, Any]:
+    """The citizen's answer (and optionally a photo) to a request for information."""
+    checked = _read_upload(photo, settings) if photo is not None and photo.filename else None
+    return wf.take_step(
+        conn,
+        code,
+        "provide_info",
+        user,
+        now,
+        note=note,
+        photo=checked,
+        media_root=settings.media_root,
+    )
+
+
+@router.post("/{code}/assign", summary="received / accepted / assigned → assigned")
 def assign(
     code: str, conn: ConnDep, user: RequiredUser, now: NowDep, body: WorkBody | None = None
 ) -> dict[str, Any]:
-    """Assign to a person (default: the caller) and optionally another department."""
+    """Assign to a person or unit (default: the caller) and optionally another department."""
     return _work(code, "assign", conn, user, now, body)
 
 
@@ -284,12 +346,20 @@ def start(
     return _work(code, "start", conn, user, now, body)
 
 
-@router.post("/{code}/reject", summary="received/assigned/in_progress → rejected")
+@router.post("/{code}/reject", summary="any open status → rejected")
 def reject(
     code: str, conn: ConnDep, user: RequiredUser, now: NowDep, body: WorkBody | None = None
 ) -> dict[str, Any]:
     """Refuse the report; `note` (the reason) is required."""
     return _work(code, "reject", conn, user, now, body)
+
+
+@router.post("/{code}/reopen", summary="resolved → in_progress, rejected → accepted (operator)")
+def reopen(
+    code: str, conn: ConnDep, user: RequiredUser, now: NowDep, body: WorkBody | None = None
+) -> dict[str, Any]:
+    """Reopen a closed report with a reason; it gets a fresh SLA and loses its rating."""
+    return _work(code, "reopen", conn, user, now, body)
 
 
 @router.post("/{code}/resolve", summary="in_progress → resolved, with note and optional photo")
@@ -304,7 +374,7 @@ def resolve(
 ) -> dict[str, Any]:
     """Close the report with a resolution note and photo."""
     checked = _read_upload(photo, settings) if photo is not None and photo.filename else None
-    return rep.transition(
+    return wf.take_step(
         conn, code, "resolve", user, now, note=note, photo=checked, media_root=settings.media_root
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from layers.registry import LayerSpec, LayerStyle
+from layers.registry import LayerSpec, LayerStyle, LayerVisibility
 
 BOUNDARY_LICENSE = "MIT (vietnam-3d-map)"
 BOUNDARY_ATTRIBUTION = "Ranh giới hành chính 2025: vietnam-3d-map (MIT)"
@@ -187,7 +187,7 @@ CAMERAS = LayerSpec(
     source_system="Công an tỉnh / VMS TP Vinh (mô phỏng)",
     synthetic=True,
     license=SYNTHETIC_LICENSE,
-    sensitive=True,
+    visibility=LayerVisibility(access="roles", roles=["admin", "operator", "leader", "gis_staff"]),
 )
 
 FIELD_REPORTS = LayerSpec(
@@ -271,7 +271,7 @@ LAND_PARCELS = LayerSpec(
     source_system="Văn phòng đăng ký đất đai (mô phỏng)",
     synthetic=True,
     license=SYNTHETIC_LICENSE,
-    sensitive=True,
+    visibility=LayerVisibility(access="roles", roles=["admin", "planner", "gis_staff", "leader"]),
 )
 
 AGENCIES = LayerSpec(

@@ -45,6 +45,14 @@ layer = Table(
     Column("sensitive", Boolean, nullable=False, server_default=text("false")),
     # 'vector' (features in `feature`) or 'raster' (a COG described by raster_layer, 0016).
     Column("kind", Text, nullable=False, server_default="vector"),
+    # The property naming a feature, and who may read the layer (LayerVisibility).
+    Column("name_field", Text),
+    Column(
+        "visibility",
+        JSONB,
+        nullable=False,
+        server_default=text("""'{"access": "public", "roles": []}'::jsonb"""),
+    ),
     # Bumped on every content change; tile caches and H3 aggregates compare against it.
     Column("data_version", BigInteger, nullable=False, server_default=text("1")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

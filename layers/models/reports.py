@@ -32,7 +32,36 @@ ROLES = (
     "citizen",
     "agency_staff",  # issue 21: bound to one agency (ma_don_vi) in admin_units
 )
-REPORT_STATUSES = ("received", "assigned", "in_progress", "resolved", "rejected")
+REPORT_STATUSES = (
+    "received",
+    "accepted",
+    "info_requested",
+    "assigned",
+    "in_progress",
+    "resolved",
+    "rejected",
+)
+# Statuses whose SLA clock runs (the workflow's rules are in analytics.report_workflow).
+OPEN_STATUSES = ("received", "accepted", "info_requested", "assigned", "in_progress")
+# One Vietnamese name per status and category, equal to `value.<code>` in web_map/i18n.json
+# (a test keeps them equal); mirrored into the field_reports layer's properties.
+STATUS_VI = {
+    "received": "Mới tiếp nhận",
+    "accepted": "Đã thụ lý",
+    "info_requested": "Chờ bổ sung thông tin",
+    "assigned": "Đã phân công",
+    "in_progress": "Đang xử lý",
+    "resolved": "Đã giải quyết",
+    "rejected": "Từ chối",
+}
+CATEGORY_VI = {
+    "traffic": "Giao thông",
+    "environment": "Môi trường",
+    "urban_order": "Trật tự đô thị",
+    "infrastructure": "Hạ tầng",
+    "security": "An ninh trật tự",
+    "other": "Khác",
+}
 RATINGS = ("hai_long", "chap_nhan", "khong_hai_long")
 
 app_user = Table(
@@ -100,7 +129,9 @@ field_report_photo = Table(
     Column("bytes", BigInteger, nullable=False),
     Column("sha256", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint("kind IN ('submission','resolution','duplicate')", name="kind_known"),
+    CheckConstraint(
+        "kind IN ('submission','resolution','duplicate','information')", name="kind_known"
+    ),
     Index("ix_field_report_photo_report_id", "report_id"),
 )
 

@@ -378,3 +378,96 @@ def test_the_api_raises_overdue_alerts_by_itself(
                 found = conn.execute(select(alert.c.id).where(alert.c.dedup_key == code)).scalar()
             time.sleep(0.05)
     assert found is not None
+
+
+def test_accept_request_info_and_reopen_with_refusals_in_the_callers_language(
+    client: TestClient,
+    clock: Clock,
+    communes: list[tuple[str, float, float]],
+    auth_headers: Headers,
+) -> None:
+    clock.now += timedelta(days=7)
+    code_a, lon, lat = communes[0]
+    citizen = auth_headers("citizen")
+    own_cs = auth_headers("commune_staff", [code_a])
+    op = auth_headers("operator")
+    code = client.post("/api/reports", data=_form("environment", lon, lat), headers=citizen).json()[
+        "code"
+    ]
+    got = client.get(f"/api/reports/{code}", headers=own_cs).json()
+    assert set(got["allowed_steps"]) == {"accept", "request_info", "assign", "reject"}
+    # Asking for information needs the question; the refusal speaks the caller's language.
+    vi = client.post(f"/api/reports/{code}/request-info", headers=own_cs, json={"note": " "})
+    assert vi.status_code == 400 and "ghi chú" in vi.json()["detail"]
+    en = client.post(
+        f"/api/reports/{code}/request-info",
+        headers={**own_cs, "Accept-Language": "en-GB,en;q=0.8"},
+        json={"note": ""},
+    )
+    assert en.status_code == 400 and "note" in en.json()["detail"]
+    asked = client.post(
+        f"/api/reports/{code}/request-info",
+        headers=own_cs,
+        json={"note": "Xin gửi thêm ảnh rõ biển số nhà"},
+    )
+    assert asked.status_code == 200 and asked.json()["status"] == "info_requested"
+    # Only the citizen who sent it answers, and then staff may accept it.
+    assert client.get(f"/api/reports/{code}", headers=citizen).json()["allowed_steps"] == [
+        "provide_info"
+    ]
+    answered = client.post(
+        f"/api/reports/{code}/info",
+        headers=citizen,
+        data={"note": "Số nhà 12, ngõ 3"},
+        files={"photo": ("more.png", png_noise(24), "image/png")},
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["status"] == "received"
+    assert [p["kind"] for p in answered.json()["photos"]] == ["information"]
+    accepted = client.post(f"/api/reports/{code}/accept", headers=own_cs)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+    # accept twice: the workflow refuses, naming the status in words, not codes.
+    again = client.post(f"/api/reports/{code}/accept", headers={**own_cs, "Accept-Language": "en"})
+    assert again.status_code == 409
+    assert "Accepted" in again.json()["detail"] and "accepted" not in again.json()["detail"]
+    for step in ("assign", "start"):
+        assert client.post(f"/api/reports/{code}/{step}", headers=own_cs).status_code == 200
+    done = client.post(f"/api/reports/{code}/resolve", headers=own_cs, data={"note": "Đã dọn"})
+    assert done.status_code == 200
+    # Commune staff may not reopen (a role refusal, in Vietnamese by default); the operator may.
+    refused = client.post(f"/api/reports/{code}/reopen", headers=own_cs, json={"note": "x"})
+    assert refused.status_code == 403 and "Mở lại" in refused.json()["detail"]
+    assert client.post(f"/api/reports/{code}/reopen", headers=op, json={}).status_code == 400
+    clock.now += timedelta(hours=1)
+    reopened = client.post(
+        f"/api/reports/{code}/reopen", headers=op, json={"note": "Người dân báo rác quay lại"}
+    )
+    assert reopened.status_code == 200, reopened.text
+    body = reopened.json()
+    assert body["status"] == "in_progress" and body["resolved_at"] is None
+    assert body["rating"] is None and body["due_at"] > done.json()["due_at"]
+    actions = [h["action"] for h in body["history"]]
+    assert actions == [
+        "submit",
+        "request_info",
+        "provide_info",
+        "accept",
+        "assign",
+        "start",
+        "resolve",
+        "reopen",
+    ]
+    assert all(h["actor"] for h in body["history"])
+    # The citizen may not take staff steps; the planner may not reach the route at all.
+    assert client.post(f"/api/reports/{code}/accept", headers=citizen).status_code == 403
+    assert (
+        client.post(f"/api/reports/{code}/reopen", headers=auth_headers("planner")).status_code
+        == 403
+    )
+    # The queue sorts by SLA due time and filters by unit.
+    queue = client.get("/api/reports?sort=due&limit=1000", headers=op).json()
+    dues = [r["due_at"] for r in queue]
+    assert dues == sorted(dues)
+    unit = body["department"]
+    by_unit = client.get("/api/reports", params={"department": unit}, headers=op).json()
+    assert by_unit and all(r["department"] == unit for r in by_unit)

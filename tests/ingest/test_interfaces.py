@@ -116,3 +116,97 @@ def test_cli_ingest_run_with_yaml(tmp_path: Path, settings: Settings, engine: En
     assert "cli_drop (drop_folder): succeeded" in res.output
     missing = CliRunner().invoke(cli_app, ["ingest", "run", "nope", "--config", str(yml)], env=env)
     assert missing.exit_code == 1 and "no connector named 'nope'" in missing.output
+
+
+CSV_ONE_BAD = (
+    "ten_tram,lon,lat,cong_suat\n"
+    "Trạm bơm Hưng Lộc,105.70,18.68,120\n"
+    "Trạm bơm Nghi Phú,abc,18.70,80\n"
+    "Trạm bơm Hưng Hòa,105.72,18.66,95\n"
+)
+
+
+def test_api_import_sets_title_sector_colour_name_field_and_visibility(
+    settings: Settings, engine: Engine, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    from layers.registry import delete_layer
+
+    form = {
+        "layer": "api_tram_bom",
+        "title_vi": "Trạm bơm tiêu úng",
+        "title_en": "Drainage pumping stations",
+        "sector": "infrastructure",
+        "color": "#00aa55",
+        "name_field": "ten_tram",
+        "visibility": "roles",
+        "roles": ["planner", "gis_staff"],
+    }
+    try:
+        with TestClient(create_app(settings), headers=auth_headers("gis_staff")) as client:
+            started = client.post(
+                "/api/imports",
+                files={"file": ("tram.csv", CSV_ONE_BAD.encode(), "text/csv")},
+                data=form,
+            )
+            assert started.status_code == 202, started.text
+            assert client.get(started.json()["href"]).json()["status"] == "succeeded"
+            rejects = client.get(f"{started.json()['href']}/rejects").json()
+            assert [(r["row"], r["field"], r["value"]) for r in rejects] == [(2, "lon", "abc")]
+            assert rejects[0]["reason"] == "unparsable_coordinates"
+            info = client.get("/api/layers/api_tram_bom").json()
+            assert (info["title_vi"], info["title_en"]) == (form["title_vi"], form["title_en"])
+            assert info["sector"] == "infrastructure" and info["name_field"] == "ten_tram"
+            assert info["default_style"]["fill_color"][:3] == [0, 170, 85]
+            assert info["visibility"] == {"access": "roles", "roles": ["planner", "gis_staff"]}
+            # the catalogue's visibility is what the access policy applies
+            assert client.get("/api/layers/api_tram_bom/features").status_code == 200
+        with TestClient(create_app(settings)) as anon:
+            assert anon.get("/api/layers/api_tram_bom/features").status_code == 401
+        with TestClient(create_app(settings), headers=auth_headers("operator")) as op:
+            assert op.get("/api/layers/api_tram_bom/features").status_code == 403
+        with TestClient(create_app(settings), headers=auth_headers("planner")) as pl:
+            assert pl.get("/api/layers/api_tram_bom/features").status_code == 200
+            # a name field that is not a column, and roles without any role, are refused
+        with TestClient(create_app(settings), headers=auth_headers("gis_staff")) as client:
+            bad = client.post(
+                "/api/imports",
+                files={"file": ("tram.csv", CSV_ONE_BAD.encode(), "text/csv")},
+                data={"layer": "api_tram_bom2", "name_field": "ten", "dry_run": "true"},
+            )
+            assert bad.status_code == 400 and "ten_tram" in bad.json()["detail"]
+            none = client.post(
+                "/api/imports",
+                files={"file": ("tram.csv", CSV_ONE_BAD.encode(), "text/csv")},
+                data={"layer": "api_tram_bom2", "visibility": "roles", "dry_run": "true"},
+                headers={"Accept-Language": "en"},
+            )
+            assert none.status_code == 400 and "at least one role" in none.json()["detail"]
+    finally:
+        with engine.begin() as conn:
+            delete_layer(conn, "api_tram_bom")
+
+
+def test_api_import_of_a_csv_whose_coordinates_are_all_bad_says_so_with_examples(
+    settings: Settings, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    broken = "ten,lon,lat\nA,abc,18.7\nB,105.7,x\nC,,\n"
+    with TestClient(create_app(settings), headers=auth_headers("gis_staff")) as client:
+        res = client.post(
+            "/api/imports",
+            files={"file": ("hong.csv", broken.encode(), "text/csv")},
+            data={"layer": "api_hong", "dry_run": "true"},
+            headers={"Accept-Language": "vi"},
+        )
+        assert res.status_code == 400
+        detail = res.json()["detail"]
+        assert "không dòng nào trong 3 dòng có tọa độ" in detail
+        assert (
+            "2 (lon='abc', lat='18.7')" in detail and "CRS" not in detail and "--crs" not in detail
+        )
+        en = client.post(
+            "/api/imports",
+            files={"file": ("hong.csv", broken.encode(), "text/csv")},
+            data={"layer": "api_hong", "dry_run": "true"},
+            headers={"Accept-Language": "en"},
+        )
+        assert "none of the 3 rows has usable coordinates" in en.json()["detail"]

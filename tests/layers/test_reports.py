@@ -10,6 +10,7 @@ import pytest
 from pyproj import Geod
 from sqlalchemy import Connection, Engine, func, select
 
+from analytics import report_workflow as wf
 from layers import reports as rep
 from layers import users
 from layers.errors import ConflictError, InvalidInputError, NotFoundError
@@ -71,16 +72,16 @@ def test_routing_to_commune_and_department_with_sla(
     t0 = datetime(2031, 1, 1, 8, tzinfo=UTC)
     with seeded.begin() as conn:
         code, lon, lat = _communes(conn)[0]
-        out = rep.submit(conn, _sub("traffic", lon, lat), [], people["cit"], t0, tmp_path)
+        out = wf.submit(conn, _sub("traffic", lon, lat), [], people["cit"], t0, tmp_path)
         assert out["commune_code"] == code and out["duplicate_of"] is None
         assert out["status"] == "received" and out["location_source"] == "point"
         assert datetime.fromisoformat(out["due_at"]) == t0 + timedelta(days=3)
         full = rep.get_report(conn, out["code"], people["op"], t0)
-        assert full["department"] == rep.CATEGORIES["traffic"].department
+        assert full["department"] == wf.CATEGORIES["traffic"].department
         with pytest.raises(InvalidInputError, match="not inside"):
-            rep.submit(conn, _sub("traffic", 100.0, 10.0), [], None, t0, tmp_path)
+            wf.submit(conn, _sub("traffic", 100.0, 10.0), [], None, t0, tmp_path)
         with pytest.raises(InvalidInputError, match="no location"):
-            rep.submit(
+            wf.submit(
                 conn,
                 rep.Submission(category="traffic", description="no place"),
                 [],
@@ -114,9 +115,9 @@ def test_duplicates_at_the_50m_48h_boundaries(
     t0 = datetime(2032, 1, 1, tzinfo=UTC) + timedelta(days=10 * case)
     with seeded.begin() as conn:
         _, lon, lat = _communes(conn)[0]
-        first = rep.submit(conn, _sub("environment", lon, lat), [], people["cit"], t0, tmp_path)
+        first = wf.submit(conn, _sub("environment", lon, lat), [], people["cit"], t0, tmp_path)
         x, y = _offset(lon, lat, metres)
-        second = rep.submit(conn, _sub(category, x, y), [], people["cit2"], t0 + later, tmp_path)
+        second = wf.submit(conn, _sub(category, x, y), [], people["cit2"], t0 + later, tmp_path)
         if linked:
             assert second["duplicate_of"] == first["code"] == second["code"]
             assert second["duplicate_count"] == 1
@@ -132,13 +133,13 @@ def test_workflow_legal_path_records_who_and_when(
     t0 = datetime(2033, 3, 1, tzinfo=UTC)
     with seeded.begin() as conn:
         _, lon, lat = _communes(conn)[0]
-        code = rep.submit(conn, _sub("urban_order", lon, lat), [], people["cit"], t0, tmp_path)[
+        code = wf.submit(conn, _sub("urban_order", lon, lat), [], people["cit"], t0, tmp_path)[
             "code"
         ]
         cs = people["cs_a"]
-        rep.transition(conn, code, "assign", cs, t0 + timedelta(hours=1), department="Đội TTĐT")
-        rep.transition(conn, code, "start", cs, t0 + timedelta(hours=2))
-        done = rep.transition(
+        wf.take_step(conn, code, "assign", cs, t0 + timedelta(hours=1), department="Đội TTĐT")
+        wf.take_step(conn, code, "start", cs, t0 + timedelta(hours=2))
+        done = wf.take_step(
             conn, code, "resolve", cs, t0 + timedelta(hours=3), note="Đã giải toả vỉa hè"
         )
         assert done["status"] == "resolved" and done["on_time"] is True
@@ -174,7 +175,10 @@ def test_workflow_legal_path_records_who_and_when(
 ILLEGAL = [
     ([], "start"),
     ([], "resolve"),
-    (["assign"], "assign"),
+    (["accept"], "accept"),
+    (["assign"], "accept"),
+    ([], "reopen"),
+    (["request_info"], "start"),
     (["assign"], "resolve"),
     (["assign", "start"], "assign"),
     (["assign", "start", "resolve"], "reject"),
@@ -192,12 +196,12 @@ def test_illegal_transitions_are_refused(
     t0 = datetime(2034, 1, 1, tzinfo=UTC) + timedelta(days=5 * ILLEGAL.index((path, action)))
     with seeded.begin() as conn:
         _, lon, lat = _communes(conn)[0]
-        code = rep.submit(conn, _sub("other", lon, lat), [], None, t0, tmp_path)["code"]
+        code = wf.submit(conn, _sub("other", lon, lat), [], None, t0, tmp_path)["code"]
         for step in path:
-            rep.transition(conn, code, step, people["op"], t0, note="ok")  # type: ignore[arg-type]
+            wf.take_step(conn, code, step, people["op"], t0, note="ok")  # type: ignore[arg-type]
         before = conn.execute(select(func.count()).select_from(field_report_event)).scalar_one()
         with pytest.raises(ConflictError, match="not allowed"):
-            rep.transition(conn, code, action, people["op"], t0, note="again")  # type: ignore[arg-type]
+            wf.take_step(conn, code, action, people["op"], t0, note="again")  # type: ignore[arg-type]
         after = conn.execute(select(func.count()).select_from(field_report_event)).scalar_one()
         assert after == before
 
@@ -208,9 +212,9 @@ def test_reject_and_resolve_need_a_note(
     t0 = datetime(2035, 1, 1, tzinfo=UTC)
     with seeded.begin() as conn:
         _, lon, lat = _communes(conn)[0]
-        code = rep.submit(conn, _sub("other", lon, lat), [], None, t0, tmp_path)["code"]
+        code = wf.submit(conn, _sub("other", lon, lat), [], None, t0, tmp_path)["code"]
         with pytest.raises(InvalidInputError, match="note"):
-            rep.transition(conn, code, "reject", people["op"], t0, note="  ")
+            wf.take_step(conn, code, "reject", people["op"], t0, note="  ")
 
 
 def test_sla_overdue_alert_with_an_injected_clock(
@@ -219,13 +223,13 @@ def test_sla_overdue_alert_with_an_injected_clock(
     t0 = datetime(2036, 5, 1, 9, tzinfo=UTC)
     with seeded.begin() as conn:
         _, lon, lat = _communes(conn)[0]
-        code = rep.submit(conn, _sub("security", lon, lat), [], None, t0, tmp_path)["code"]
+        code = wf.submit(conn, _sub("security", lon, lat), [], None, t0, tmp_path)["code"]
         due = t0 + timedelta(days=2)
         # Other tests' reports may be overdue too: look only at this one.
-        assert code not in rep.check_overdue(conn, due - timedelta(seconds=1))
+        assert code not in wf.check_overdue(conn, due - timedelta(seconds=1))
         assert not rep.get_report(conn, code, people["op"], due)["overdue"]
-        assert code in rep.check_overdue(conn, due + timedelta(seconds=1))
-        assert code not in rep.check_overdue(conn, due + timedelta(hours=5))
+        assert code in wf.check_overdue(conn, due + timedelta(seconds=1))
+        assert code not in wf.check_overdue(conn, due + timedelta(hours=5))
         assert rep.get_report(conn, code, people["op"], due + timedelta(seconds=1))["overdue"]
         alerts = conn.execute(
             select(alert.c.status, alert.c.evidence, alert.c.area_ref).where(
@@ -236,7 +240,7 @@ def test_sla_overdue_alert_with_an_injected_clock(
         assert alerts[0][1]["report_code"] == code
         late = rep.list_reports(conn, people["op"], now=due + timedelta(hours=1), overdue=True)
         assert code in {r["code"] for r in late}
-        rep.transition(conn, code, "reject", people["op"], due + timedelta(hours=6), note="trùng")
+        wf.take_step(conn, code, "reject", people["op"], due + timedelta(hours=6), note="trùng")
         status = conn.execute(select(alert.c.status).where(alert.c.dedup_key == code)).scalar_one()
         assert status == "resolved"
 
@@ -247,14 +251,14 @@ def test_commune_staff_are_restricted_inside_the_queries(
     t0 = datetime(2037, 1, 1, tzinfo=UTC)
     with seeded.begin() as conn:
         (code_a, lon_a, lat_a), (code_b, lon_b, lat_b) = _communes(conn)
-        ra = rep.submit(conn, _sub("traffic", lon_a, lat_a), [], None, t0, tmp_path)["code"]
-        rb = rep.submit(conn, _sub("traffic", lon_b, lat_b), [], None, t0, tmp_path)["code"]
+        ra = wf.submit(conn, _sub("traffic", lon_a, lat_a), [], None, t0, tmp_path)["code"]
+        rb = wf.submit(conn, _sub("traffic", lon_b, lat_b), [], None, t0, tmp_path)["code"]
         cs = people["cs_a"]
         assert rep.get_report(conn, ra, cs)["commune_code"] == code_a
         with pytest.raises(NotFoundError):
             rep.get_report(conn, rb, cs)
         with pytest.raises(NotFoundError):
-            rep.transition(conn, rb, "assign", cs, t0)
+            wf.take_step(conn, rb, "assign", cs, t0)
         listed = rep.list_reports(conn, cs, limit=1000)
         assert listed and {r["commune_code"] for r in listed} == {code_a}
         assert rep.list_reports(conn, cs, commune_code=code_b) == []
@@ -270,7 +274,7 @@ def test_statistics_per_category_and_period(seeded: Engine, people: dict[str, us
     with seeded.connect() as conn:
         by_cat = rep.stats(conn, people["op"], "category")
         cats = {s["key"]: s for s in by_cat}
-        assert set(rep.CATEGORIES) <= set(cats)
+        assert set(wf.CATEGORIES) <= set(cats)
         total = sum(s["received"] for s in by_cat)
         assert total >= 600
         for s in by_cat:
@@ -292,3 +296,16 @@ def test_public_map_is_anonymised(seeded: Engine) -> None:
         assert set(f["properties"]) == {"category", "status", "commune_code", "received_on"}
         lon, lat = f["geometry"]["coordinates"]
         assert round(lon, 3) == lon and round(lat, 3) == lat
+
+
+def test_one_name_per_status_from_the_one_catalogue() -> None:
+    """The server's status and category names are the web map's (web_map/i18n.json)."""
+    import json
+
+    from layers.models.reports import CATEGORY_VI, REPORT_STATUSES, STATUS_VI
+
+    vi = json.loads((Path(__file__).parents[2] / "web_map" / "i18n.json").read_text())["vi"]
+    assert set(STATUS_VI) == set(REPORT_STATUSES)
+    assert {s: vi[f"value.{s}"] for s in STATUS_VI} == STATUS_VI
+    assert {c: vi[f"value.{c}"] for c in CATEGORY_VI} == CATEGORY_VI
+    assert set(wf.STATUSES) == set(REPORT_STATUSES)

@@ -410,7 +410,9 @@ def test_alert_feed_live_fly_and_acknowledge(fresh: Any, seeded: Engine, artifac
     centre = page.evaluate("window.__iocmap.app.map.getCenter().toArray()")
     assert abs(centre[0] - lonlat[0]) < 0.01 and abs(centre[1] - lonlat[1]) < 0.01
     map_image(page, artifacts, "12-alert")
-    item.locator("button").click()
+    # acknowledging asks for an optional note first (issue 17)
+    item.locator("button[data-alert-step=ack]").click()
+    item.locator("button[data-confirm=ack]").click()
     page.locator(f'#feed-list li[data-key="alert-{new[0]}"].acked').wait_for(timeout=10_000)
     with seeded.connect() as conn:
         assert adb.get_alert(conn, new[0])["status"] == "acknowledged"

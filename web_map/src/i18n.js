@@ -14,10 +14,16 @@ export function lang() {
   return current;
 }
 
+/** The server answers errors in the page's language: it reads this cookie. */
+function langCookie() {
+  document.cookie = `lang=${current}; path=/; SameSite=Strict; max-age=31536000`;
+}
+
 /** Switch language and notify every subscriber so it can redraw its strings. */
 export function setLang(code) {
   current = code === 'en' ? 'en' : 'vi';
   document.documentElement.lang = current;
+  langCookie();
   try {
     localStorage.setItem('iocmap.lang', current);
   } catch {
@@ -42,6 +48,7 @@ export function initLang() {
   const fromUrl = new URLSearchParams(location.search).get('lang');
   current = fromUrl === 'en' || (!fromUrl && saved === 'en') ? 'en' : 'vi';
   document.documentElement.lang = current;
+  langCookie();
 }
 
 /** Translate a key, filling {placeholders} from vars. */

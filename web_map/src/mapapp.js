@@ -22,11 +22,14 @@ import { loadUser, renderLogin } from './ui/login.js';
 import { initRasters } from './ui/rasterLayers.js';
 import { floodClick, renderFloodPanel, renderRasterTools } from './ui/flood.js';
 import { incidentLayers, incidentMapClick, incidentTooltip, initIncidents, renderIncidents } from './ui/incidents.js';
+import { openPicks, picksAt, renderChooser } from './ui/picker.js';
 
 // pages and panels used by few people or only on demand come in their own chunks
 const lazy = {
   importPage: () => import('./ui/importPage.js'),
   indicators: () => import('./ui/indicators.js'),
+  reports: () => import('./ui/reports.js'),
+  planner: () => import('./ui/planner.js'),
 };
 
 /** Re-render everything that shows strings or state. */
@@ -39,6 +42,8 @@ function renderAll(app) {
   renderTime(app);
   if (app.state.page === 'import') lazy.importPage().then((m) => m.renderImportPage(app));
   if (app.state.page === 'dashboard') lazy.indicators().then((m) => m.renderDashboardPage(app));
+  if (app.state.page === 'reports') lazy.reports().then((m) => m.renderReportsPage(app));
+  if (app.state.page === 'planner') lazy.planner().then((m) => m.renderPlannerPage(app));
 }
 
 /** The left panel: the layers, or the sector indicators. */
@@ -114,6 +119,7 @@ function renderRight(app) {
   }
   for (const [id] of tabs) right.querySelector(`#tab-${id}`).hidden = app.state.rightTab !== id;
   renderDetails(app);
+  renderChooser(app);
   renderQuery(app);
   renderFeed(app);
   renderIncidents(app);
@@ -291,6 +297,13 @@ function refreshTiles(overlay) {
  * there, and only where there is none does the click open the ward.
  */
 function clickMap(app, info) {
+  // overlapping features: the camera first, a chooser for the others (ui/picker.js)
+  const picks = picksAt(app, info);
+  if (picks.length) {
+    openPicks(app, picks);
+    return;
+  }
+  app.state.pickChoices = null;
   const picked = withWard(app, info);
   const dense = info && !info.object && !(picked && picked.native) && info.coordinate ? denseRasterLayers(app.map, app.state) : [];
   if (!dense.length) {
@@ -417,6 +430,12 @@ export async function start(app, prefetch) {
   });
   document.getElementById('nav-import').addEventListener('click', () => {
     location.hash = '#/import';
+  });
+  document.getElementById('nav-reports').addEventListener('click', () => {
+    location.hash = '#/reports';
+  });
+  document.getElementById('nav-planner').addEventListener('click', () => {
+    location.hash = '#/planner';
   });
   window.addEventListener('hashchange', () => {
     app.state.page = pageOf(location.hash);

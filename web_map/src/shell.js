@@ -55,6 +55,8 @@ export function initialState() {
 /** The page of a location hash: the import page, a sector dashboard, or the map. */
 export function pageOf(hash) {
   if (hash === '#/import') return 'import';
+  if (hash.startsWith('#/reports')) return 'reports';
+  if (hash.startsWith('#/planner')) return 'planner';
   if (hash.startsWith('#/dashboard')) return 'dashboard';
   return 'map';
 }
@@ -75,6 +77,8 @@ export function buildShell() {
         el('button', { id: 'nav-map', class: 'navbtn' }),
         el('button', { id: 'nav-dashboard', class: 'navbtn' }),
         el('button', { id: 'nav-import', class: 'navbtn' }),
+        el('button', { id: 'nav-reports', class: 'navbtn' }),
+        el('button', { id: 'nav-planner', class: 'navbtn' }),
         el('button', { id: 'login-btn', class: 'navbtn', hidden: true }),
         el('button', { id: 'lang-toggle', class: 'langbtn' }),
       ),
@@ -82,6 +86,8 @@ export function buildShell() {
     el('main', { id: 'mapview' }, el('div', { id: 'map' }), el('aside', { id: 'left', class: 'panel' }), el('aside', { id: 'right', class: 'panel' }), el('div', { id: 'timebar', class: 'panel', hidden: true }), el('div', { id: 'choro-legend', class: 'panel', hidden: true }), el('div', { id: 'status', class: 'status' })),
     el('section', { id: 'importpage', hidden: true }),
     el('section', { id: 'dashpage', hidden: true }),
+    el('section', { id: 'reportspage', hidden: true }),
+    el('section', { id: 'plannerpage', hidden: true }),
   );
 }
 
@@ -90,18 +96,24 @@ export function renderChrome(app) {
   document.title = t('app.title');
   document.getElementById('brand-title').textContent = t('app.title');
   document.getElementById('brand-sub').textContent = t('app.subtitle');
-  const nav = { map: 'nav-map', dashboard: 'nav-dashboard', import: 'nav-import' };
+  const nav = { map: 'nav-map', dashboard: 'nav-dashboard', import: 'nav-import', reports: 'nav-reports', planner: 'nav-planner' };
   for (const [page, id] of Object.entries(nav)) {
     const b = document.getElementById(id);
     b.textContent = t(`nav.${page}`);
     b.classList.toggle('active', app.state.page === page);
   }
+  // pages a role has no use for are not offered (the API refuses them anyway)
+  const role = app.state.user ? app.state.user.role : null;
+  document.getElementById('nav-import').hidden = !!role && !['gis_staff', 'leader', 'admin'].includes(role);
+  document.getElementById('nav-planner').hidden = role === 'citizen';
   const lt = document.getElementById('lang-toggle');
   lt.textContent = t('lang.switch');
   lt.title = t('lang.switch_title');
   document.getElementById('mapview').hidden = app.state.page !== 'map';
   document.getElementById('importpage').hidden = app.state.page !== 'import';
   document.getElementById('dashpage').hidden = app.state.page !== 'dashboard';
+  document.getElementById('reportspage').hidden = app.state.page !== 'reports';
+  document.getElementById('plannerpage').hidden = app.state.page !== 'planner';
 }
 
 /** The status line at the bottom of the map. */

@@ -39,8 +39,11 @@ export function fmtValue(key, value) {
   return valueLabel(value);
 }
 
-function featureName(f) {
+function featureName(f, layer) {
   const p = f.properties || {};
+  // the layer's own name column (set at import) names its features
+  const own = layer && layer.name_field ? p[layer.name_field] : null;
+  if (own !== null && own !== undefined && own !== '') return String(own);
   return p.name || p.title || p.report_code || p.camera_id || (p.SoThuTuThua !== undefined ? `${t('prop.SoHieuToBanDo')} ${p.SoHieuToBanDo} / ${t('prop.SoThuTuThua')} ${p.SoThuTuThua}` : `#${f.id ?? ''}`);
 }
 
@@ -67,7 +70,7 @@ export function tooltipFor(app, info) {
   const ch = app.state.choropleth;
   const choro = slug === 'admin_communes' && ch ? `<div class="tt-ind">${esc(lang() === 'en' ? ch.indicator.name_en : ch.indicator.name_vi)}: <b>${esc(fmtNumber(ch.values[String(p.code)], 1))}</b>${ch.values[String(p.code)] !== undefined && unitLabel(ch.indicator.unit) ? `${ch.indicator.unit === '%' ? '' : ' '}${esc(unitLabel(ch.indicator.unit))}` : ''}</div>` : '';
   return {
-    html: `<div class="tt-layer">${esc(layer ? layerTitle(layer) : slug)}</div><div class="tt-title">${esc(featureName(f))}</div>${choro}${rows}`,
+    html: `<div class="tt-layer">${esc(layer ? layerTitle(layer) : slug)}</div><div class="tt-title">${esc(featureName(f, layer))}</div>${choro}${rows}`,
     className: 'tt',
   };
 }
@@ -143,7 +146,7 @@ export function renderDetails(app) {
       'div',
       { class: 'details-head' },
       el('div', { class: 'muted small' }, layer ? layerTitle(layer) : slug),
-      el('h2', { class: 'details-title', id: 'details-title' }, featureName(feature)),
+      el('h2', { class: 'details-title', id: 'details-title' }, featureName(feature, layer)),
       el(
         'div',
         { class: 'row' },

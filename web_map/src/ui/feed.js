@@ -7,6 +7,7 @@ import { fmtDate, t, valueLabel } from '../i18n.js';
 import { geometryBBox, representativePoint } from '../geo.js';
 import { el } from '../util.js';
 import { listOf, normaliseEvent } from './details.js';
+import { alertFilterBar, alertRow, focusAlert, passesFilter } from './alertsPanel.js';
 
 const MAX_ITEMS = 200;
 
@@ -18,9 +19,11 @@ function alertItem(a) {
     title: a.title || a.rule || `#${a.id}`,
     severity: a.severity || 'info',
     status: a.status,
-    time: a.last_seen_at || a.first_seen_at,
+    // the time the alert was raised, not the rule's last evaluation
+    time: a.first_seen_at || a.last_seen_at,
     geometry: a.geometry || null,
     acked: a.status && a.status !== 'open',
+    raw: a,
   };
 }
 
@@ -30,7 +33,8 @@ function eventItem(raw) {
     kind: 'event',
     key: `event-${e.id}`,
     id: e.id,
-    title: `${valueLabel(raw.event_type || e.label)}${raw.class_name ? ` · ${valueLabel(raw.class_name)}` : ''}`,
+    // "Phát hiện: xe tải", not "detection · Xe tải"
+    title: raw.class_name ? t('feed.event_title', { type: valueLabel(raw.event_type || e.label), what: valueLabel(raw.class_name).toLowerCase() }) : valueLabel(raw.event_type || e.label),
     camera: raw.camera_id,
     time: e.time,
     geometry: e.position ? { type: 'Point', coordinates: e.position } : null,
@@ -146,12 +150,17 @@ export function renderFeed(app) {
     return;
   }
   box.append(el('div', { class: 'row between' }, el('b', {}, `${t('feed.alerts')} & ${t('feed.events')}`), el('span', { class: 'badge good' }, `● ${t('feed.live')}`)));
+  box.append(alertFilterBar(app, () => renderFeed(app)));
   if (!state.feed.length) {
     box.append(el('p', { class: 'muted' }, t('feed.empty')));
     return;
   }
   const list = el('ul', { class: 'feed', id: 'feed-list' });
-  for (const item of state.feed.slice(0, 100)) {
+  for (const item of state.feed.filter((f) => passesFilter(app, f)).slice(0, 100)) {
+    if (item.kind === 'alert') {
+      list.append(el('li', { class: `alert${item.acked ? ' acked' : ''}${state.focusAlert === item.id ? ' focused' : ''}`, 'data-key': item.key, onclick: () => focusAlert(app, item) }, alertRow(app, item)));
+      continue;
+    }
     list.append(
       el(
         'li',

@@ -10,6 +10,8 @@ import { RAMP, isPoint } from '../style.js';
 import { debounce, el } from '../util.js';
 import { listOf } from './details.js';
 
+const hotspots = () => import('./hotspots.js');
+
 /** H3 resolution for a map zoom: roughly one hexagon per 30–60 screen pixels. */
 export function resForZoom(zoom) {
   if (zoom < 7) return 4;
@@ -108,6 +110,7 @@ export function renderViewSwitch(app) {
     ['vector', t('view.vector')],
     ['h3', t('view.h3')],
     ['heatmap', t('view.heatmap')],
+    ['hotspots', t('view.hotspots')],
   ];
   box.append(
     el(
@@ -126,6 +129,9 @@ export function renderViewSwitch(app) {
                 if (layer) await app.loadLayer(layer);
               }
               if (id === 'h3') refreshH3(app);
+              // Gi* hot spots (ui/hotspots.js) are drawn by maplibre over the basemap
+              if (id === 'hotspots') hotspots().then((m) => m.showHotspots(app));
+              else hotspots().then((m) => m.hideHotspots(app));
               app.redraw();
               renderViewSwitch(app);
             },
@@ -149,6 +155,7 @@ export function renderViewSwitch(app) {
             state.h3.slug = e.target.value;
             await app.loadLayer(state.bySlug[state.h3.slug]);
             refreshH3(app);
+            if (state.view === 'hotspots') hotspots().then((m) => m.showHotspots(app));
             app.redraw();
           },
         },
@@ -156,6 +163,11 @@ export function renderViewSwitch(app) {
       ),
     ),
   );
+  if (state.view === 'hotspots') {
+    const legendSlot = el('div');
+    box.append(legendSlot);
+    hotspots().then((m) => legendSlot.replaceWith(m.hotspotLegend(app)));
+  }
   if (state.view === 'h3') {
     const stops = RAMP.map((c, i) => `rgb(${c.join(',')}) ${Math.round((i / (RAMP.length - 1)) * 100)}%`).join(',');
     box.append(

@@ -2,8 +2,9 @@
 // preview, rejects) → commit → progress → rejects, over /api/imports.
 
 import { getJSON } from '../api.js';
-import { fmtDate, fmtNumber, t, valueLabel } from '../i18n.js';
+import { fmtDate, fmtNumber, lang, t, valueLabel } from '../i18n.js';
 import { el } from '../util.js';
+import { appendLayerFields, layerFields, offerColumns, reasonLabel, rejectsView } from './importLayer.js';
 
 // .tif/.tiff and other GDAL rasters become raster (COG) layers (issue 20)
 const ACCEPT = '.gpkg,.zip,.geojson,.json,.kml,.kmz,.fgb,.dxf,.csv,.xlsx,.tif,.tiff,.img,.asc,.vrt,.jp2';
@@ -19,11 +20,12 @@ function formData(form, dryRun) {
   const key = form.querySelector('#imp-key').value.trim();
   if (key) fd.append('key', key);
   fd.append('dry_run', dryRun ? 'true' : 'false');
+  appendLayerFields(fd, form);
   return fd;
 }
 
 async function post(fd) {
-  const res = await fetch('/api/imports', { method: 'POST', body: fd, headers: { Accept: 'application/json' } });
+  const res = await fetch('/api/imports', { method: 'POST', body: fd, headers: { Accept: 'application/json', 'Accept-Language': lang() } });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(body.detail || body.description || `HTTP ${res.status}`);
   return body;
@@ -92,7 +94,7 @@ function reportView(report) {
   }
   const reasons = Object.entries(report.rejects_by_reason || {});
   if (reasons.length) {
-    box.append(el('h3', {}, t('import.rejects')), table(reasons.map(([reason, n]) => ({ reason, n })), ['reason', 'n'], [t('import.reason'), t('import.count')]));
+    box.append(el('h3', {}, t('import.rejects')), table(reasons.map(([reason, n]) => ({ reason: reasonLabel(reason), n })), ['reason', 'n'], [t('import.reason'), t('import.count')]));
   }
   if (report.notes && report.notes.length) box.append(el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, n))));
   return box;
@@ -119,10 +121,7 @@ async function watchJob(app, id, out) {
     if (job.status !== 'running' && job.status !== 'queued') {
       try {
         const rejects = await getJSON(`/api/imports/${id}/rejects?limit=200`);
-        if (rejects.length) {
-          const cols = Object.keys(rejects[0]).slice(0, 6);
-          out.append(el('h3', {}, `${t('import.rejects')} (${fmtNumber(rejects.length)})`), el('div', { class: 'results-wrap' }, table(rejects, cols)));
-        }
+        if (rejects.length) out.append(rejectsView(rejects, id));
       } catch {
         // no rejects view for this batch
       }
@@ -138,7 +137,7 @@ async function loadHistory(app) {
   if (!box || !app.state.caps.importsList) return;
   try {
     const rows = await getJSON('/api/imports?limit=15');
-    box.replaceChildren(table(rows.map((r) => ({ id: r.id, layer: r.layer, source: r.source, status: valueLabel(r.status), started: fmtDate(r.started_at) })), ['id', 'layer', 'source', 'status', 'started']));
+    box.replaceChildren(table(rows.map((r) => ({ id: r.id, layer: r.layer, source: r.source, status: valueLabel(r.status), started: fmtDate(r.started_at) })), ['id', 'layer', 'source', 'status', 'started'], [t('imp.col.batch'), t('imp.col.layer'), t('imp.col.source'), t('imp.col.status'), t('imp.col.started')]));
   } catch (err) {
     box.replaceChildren(el('p', { class: 'muted' }, err.message));
   }
@@ -170,6 +169,7 @@ export function renderImportPage(app) {
     ),
     el('label', {}, `${t('import.crs')} (EPSG:9208 …)`, el('input', { type: 'text', id: 'imp-crs', placeholder: t('import.crs_auto') })),
     el('label', {}, t('import.key'), el('input', { type: 'text', id: 'imp-key', placeholder: 'ma_doi_tuong' })),
+    layerFields(),
     el(
       'div',
       { class: 'row' },
@@ -185,6 +185,7 @@ export function renderImportPage(app) {
             try {
               const report = await post(formData(form, true));
               out.replaceChildren(el('h2', {}, t('import.report')), reportView(report));
+              offerColumns(report);
               form.querySelector('#imp-commit').disabled = false;
             } catch (err) {
               out.replaceChildren(el('p', { class: 'warn' }, err.message));

@@ -52,7 +52,7 @@ export function handleQueryClick(app, lonlat) {
     } else {
       state.query.radius = Math.max(10, Math.round(distanceM(d.center, lonlat)));
       d.area = { type: 'Polygon', coordinates: [circleRing(d.center, state.query.radius)] };
-      d.areaLabel = `⌀ ${fmtNumber(state.query.radius)} m`;
+      d.areaLabel = t('query.radius_label', { r: fmtNumber(state.query.radius) });
       d.points = [];
       d.mode = null;
       state.query.preset = 'radius';
@@ -303,7 +303,7 @@ export function renderQuery(app) {
     ),
   );
   const table = el('table', { class: 'results', id: 'query-results' });
-  const valueHead = q.preset === 'radius' || q.preset === 'nearest' ? t('query.distance_m') : q.preset === 'per_commune' || q.preset === 'gaps' ? layerTitle(state.bySlug[q.target] || { title_vi: '', title_en: '' }) : '';
+  const valueHead = q.preset === 'radius' || q.preset === 'nearest' ? t('query.distance_m') : q.preset === 'gaps' ? t('plan.col.nearest_m') : q.preset === 'per_commune' ? layerTitle(state.bySlug[q.target] || { title_vi: '', title_en: '' }) : '';
   table.append(el('tr', {}, el('th', {}, t('prop.name')), el('th', {}, t('prop.commune_name')), valueHead ? el('th', {}, valueHead) : null));
   for (const r of state.results.slice(0, 500)) {
     table.append(

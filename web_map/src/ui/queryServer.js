@@ -41,7 +41,11 @@ function rows(state, fc) {
     const p = f.properties || {};
     let value = null;
     let valueLabel = '';
-    if (p.distance_m !== undefined && p.distance_m !== null) {
+    if (q.preset === 'gaps' && p.nearest_m !== undefined && p.nearest_m !== null) {
+      // the server says how far the nearest one is: that, not a column of zeros
+      value = Number(p.nearest_m);
+      valueLabel = value >= 1000 ? `${fmtNumber(value / 1000, 1)} km` : `${fmtNumber(value)} m`;
+    } else if (p.distance_m !== undefined && p.distance_m !== null) {
       value = Number(p.distance_m);
       valueLabel = `${fmtNumber(value)} m`;
     } else if (p.count !== undefined) {
