@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from alembic import op
 
 revision = "0016_rasters"
-down_revision = "0010_source_key_partial"
+down_revision = "0014_reports_workflow"
 branch_labels = None
 depends_on = None
 

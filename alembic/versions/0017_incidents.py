@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from alembic import op
 
 revision = "0017_incidents"
-down_revision = "0010_source_key_partial"
+down_revision = "0016_rasters"
 branch_labels = None
 depends_on = None
 
