@@ -18,14 +18,17 @@ from geo_api.routers import (
     auth,
     cameras,
     events,
+    export,
     h3,
     health,
     imports,
     indicators,
     layers,
+    mapviews,
     ogc,
     query,
     reports,
+    search,
     tiles,
 )
 from geo_api.web import mount_web_map
@@ -47,6 +50,9 @@ ROUTERS = (
     auth,
     audit,
     indicators,
+    search,
+    mapviews,
+    export,
 )
 
 

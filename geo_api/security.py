@@ -29,6 +29,7 @@ from sqlalchemy import Engine, select, text
 from layers import audit
 from layers.errors import AuthenticationError
 from layers.models.core import layer
+from layers.registry import LayerSpec
 from layers.settings import DEFAULT_SECRET, Settings
 from layers.users import ROLES, User, active_user
 
@@ -208,7 +209,23 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/reports/{code}/resolve"): roles(*REPORT_WORKERS, max_body="photo"),
     ("POST", "/api/reports/{code}/reject"): roles(*REPORT_WORKERS),
     ("POST", "/api/reports/{code}/rating"): roles("citizen"),
+    # map search, saved views, briefing export (issue 18): each search result and each exported
+    # layer is checked against may_read_layer / the report scope inside the handler
+    ("GET", "/api/search"): PUBLIC,
+    ("GET", "/api/views"): AUTHENTICATED,
+    ("POST", "/api/views"): AUTHENTICATED,
+    ("PATCH", "/api/views/{view_id}"): AUTHENTICATED,
+    ("DELETE", "/api/views/{view_id}"): AUTHENTICATED,
+    ("GET", "/api/export/briefing"): Rule(audit=True, audit_action="export_briefing"),
 }
+
+
+def may_read_layer(user: User | None, info: LayerSpec) -> bool:
+    """Whether the user may read the layer: every ordinary layer; a sensitive one by role."""
+    if not info.sensitive:
+        return True
+    allowed = SENSITIVE_LAYER_ROLES.get(info.slug, DEFAULT_SENSITIVE_ROLES)
+    return user is not None and user.role in allowed
 
 
 def max_body_bytes(rule: Rule, settings: Settings) -> int:

@@ -15,7 +15,7 @@ from layers.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
 
-RESERVED_PARAMS = {"bbox", "limit", "after", "datetime"}
+RESERVED_PARAMS = {"bbox", "limit", "after", "datetime", "sortby", "offset"}
 
 
 @router.get("", response_model=list[LayerOut], summary="Layer catalog with counts and bbox")
@@ -58,6 +58,10 @@ def layer_features(
             description="Instant or interval a/b ('..' open), as OGC API datetime; time layers only",
         ),
     ] = None,
+    sortby: Annotated[
+        str | None, Query(description="Sort keys, e.g. name,-beds; sorted pages use offset")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip (sorted)")] = 0,
 ) -> Response:
     """A page of features; other query parameters are property (or source_key) equality filters."""
     info = registry.get_layer(conn, slug)
@@ -77,12 +81,15 @@ def layer_features(
         equals=equals,
         time_from=interval[0] if interval else None,
         time_to=interval[1] if interval else None,
+        sortby=ogc.parse_sortby(sortby, info),
+        offset=offset,
     )
     page = features.query_features(conn, info, query)
     links: list[dict[str, Any]] = []
     if page.next_after_id is not None:
-        params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
-        params.append(("after", str(page.next_after_id)))
+        cursor = "offset" if query.sortby else "after"
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != cursor]
+        params.append((cursor, str(page.next_after_id)))
         links.append(
             {
                 "rel": "next",
