@@ -19,6 +19,7 @@ import { initQuery, handleQueryClick, handleQueryDblClick, renderQuery } from '.
 import { initFeed, renderFeed } from './ui/feed.js';
 import { initH3, refreshH3, renderViewSwitch } from './ui/h3view.js';
 import { loadUser, renderLogin } from './ui/login.js';
+import { layersFromUrl } from './ui/urlView.js';
 
 // pages and panels used by few people or only on demand come in their own chunks
 const lazy = {
@@ -379,6 +380,8 @@ export async function start(app, prefetch) {
     syncNative(map, app.state);
     renderZoomHint(app);
     deckLayers = buildLayers(app.state);
+    // labels and other overlays of the tool bar (ui/tools.js)
+    if (app.extraLayers) deckLayers = deckLayers.concat(app.extraLayers());
     if (app.overlay) {
       app.overlay.setProps({ layers: deckLayers });
       // a layer over an empty array (a locked layer, no cameras) draws nothing either
@@ -395,7 +398,7 @@ export async function start(app, prefetch) {
   app.setStatus = setStatus;
   app.lazy = lazy;
   app.flyTo = (lonlat, zoom = 15) => map.flyTo({ center: lonlat, zoom: Math.max(map.getZoom(), zoom), speed: 1.6 });
-  app.fitBounds = (bbox) => map.fitBounds([[bbox[0], bbox[1]], [bbox[2], bbox[3]]], { padding: { top: 40, bottom: 90, left: 310, right: 370 }, maxZoom: 16, duration: 800 });
+  app.fitBounds = (bbox) => map.fitBounds([[bbox[0], bbox[1]], [bbox[2], bbox[3]]], { padding: window.innerWidth < 700 ? 30 : { top: 40, bottom: 90, left: 310, right: 370 }, maxZoom: 16, duration: 800 });
   app.loadLayer = (layer) => loadLayer(app, layer);
 
   document.getElementById('lang-toggle').addEventListener('click', () => setLang(lang() === 'vi' ? 'en' : 'vi'));
@@ -436,7 +439,7 @@ export async function start(app, prefetch) {
       return tooltipFor(app, picked);
     },
     onClick: (info) => {
-      if (app.state.draw.mode) return;
+      if (app.state.draw.mode || app.measuring) return;
       clickMap(app, info);
     },
   });
@@ -488,6 +491,9 @@ export async function start(app, prefetch) {
     app.state.visible[layer.slug] = true;
     app.state.opacity[layer.slug] = 1;
   }
+  // a shared link names the visible layers (?l=…): only those load
+  const wanted = layersFromUrl();
+  if (wanted) for (const layer of catalog) app.state.visible[layer.slug] = wanted.has(layer.slug);
   app.state.zoom = map.getZoom();
   const b = map.getBounds();
   app.state.bounds = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
@@ -505,6 +511,12 @@ export async function start(app, prefetch) {
   initFeed(app);
   loadIndicators(app);
   loadCameraStatus(app);
+  // search, URL state, labels, measure, table, print, views, phone sheets (own chunk)
+  try {
+    await (await import('./ui/tools.js')).initTools(app);
+  } catch (err) {
+    console.error(err);
+  }
   window.__iocmap.ready = true;
   document.body.dataset.ready = '1';
 }
