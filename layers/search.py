@@ -145,9 +145,31 @@ def find_reports(
 
 
 def commune_units(conn: Connection, info: LayerInfo) -> list[FeatureHit]:
-    """Every commune/ward feature of the admin layer, with its point and bbox."""
+    """Every commune/ward feature of the admin layer, with the point and bbox of its main part.
+
+    The main part (largest polygon) is where a person expects to land: Cửa Lò's islands lie
+    25 km offshore and would otherwise zoom the map out to open sea.
+    """
+    parts = func.ST_Dump(feature.c.geom).table_valued("path", "geom").alias("part")
+    main = (
+        select(parts.c.geom)
+        .order_by(func.ST_Area(parts.c.geom).desc())
+        .limit(1)
+        .correlate(feature)
+        .scalar_subquery()
+    )
+    point = func.ST_PointOnSurface(main)
     stmt = (
-        select(feature.c.id, feature.c.properties, *_bbox_cols())
+        select(
+            feature.c.id,
+            feature.c.properties,
+            func.ST_X(point),
+            func.ST_Y(point),
+            func.ST_XMin(main),
+            func.ST_YMin(main),
+            func.ST_XMax(main),
+            func.ST_YMax(main),
+        )
         .where(feature.c.layer_id == info.id)
         .order_by(feature.c.id)
     )

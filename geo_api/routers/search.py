@@ -89,13 +89,19 @@ def _communes(conn: ConnDep, user: User | None, q: str, folded: str) -> list[Res
                 r.score = max(r.score, 105)
     elif m.status == "ambiguous" and m.mentions and m.mentions[0].prefixed and m.candidates:
         parts = [by_code[c] for c in m.candidates if c in by_code]
+        # a city or town (TP, thành phố, TX, thị xã) is made of wards, and the name as typed
+        # ("Vinh") is not another one with tones ("Vĩnh"): keep those when any fit
+        said = m.mentions[0].text.split()[-1].lower()
+        wards = [p for p in parts if str(p.properties.get("kind") or "") == "Phường"]
+        spelled = [p for p in wards if said in p.name.lower().split()]
+        parts = spelled or wards or parts
         if len(parts) > 1:
             box = placesearch.union_bbox([p.bbox for p in parts])
             names = ", ".join(sorted(p.name for p in parts))
             out.append(
                 Result(
                     "place",
-                    m.mentions[0].text,
+                    q.strip(),
                     120,
                     (box[0] + box[2]) / 2,
                     (box[1] + box[3]) / 2,

@@ -36,6 +36,8 @@ def test_cua_lo_spellings(client: TestClient, q: str) -> None:
     top = _first_commune(_search(client, q))
     assert top["label"] == "Cửa Lò"
     assert 105.6 < top["lon"] < 105.8 and 18.7 < top["lat"] < 18.9
+    # the town, not its islands 25 km offshore
+    assert top["bbox"][2] < 105.8
 
 
 @pytest.mark.parametrize("q", ["hung nguyen", "Hưng Nguyên", "hưng nguyen"])
@@ -50,6 +52,8 @@ def test_former_city_of_vinh_is_its_wards(client: TestClient, q: str) -> None:
     assert len(top["codes"]) >= 3
     # the former city: around 18.67 N, 105.68 E
     assert top["bbox"][0] < 105.68 < top["bbox"][2] and top["bbox"][1] < 18.67 < top["bbox"][3]
+    # the wards of the former city only (not the communes named Vĩnh…)
+    assert top["bbox"][2] - top["bbox"][0] < 0.3
 
 
 def test_coordinates_both_orders_and_vn2000(client: TestClient) -> None:
@@ -153,6 +157,12 @@ def test_briefing_export_route(client: TestClient, auth_headers: Headers) -> Non
     assert r.status_code == 200
     assert "attachment" in r.headers["content-disposition"]
     assert "<html" in r.text.lower() and "unpkg" not in r.text
+    # a bbox with none of the layer's features still gives a page (the basemap)
+    far = client.get(
+        "/api/export/briefing",
+        params={"layers": "hospitals,news_items", "bbox": "104,19.9,104.01,19.91"},
+    )
+    assert far.status_code == 200, far.text
     denied = client.get("/api/export/briefing", params={"layers": "land_parcels"})
     assert denied.status_code == 403
     ok = client.get(

@@ -132,10 +132,13 @@ export async function composePage(app, { title, paper = 'A4', orientation = 'lan
   ctx.closePath();
   ctx.fill();
   ctx.restore();
-  ctx.font = font(13 * u, 700);
+  // the letter under the arrow, on its own light plate (readable over a dark basemap)
+  ctx.fillStyle = 'rgba(255,255,255,0.85)';
+  ctx.fillRect(nx - 11 * u, ny + 27 * u, 22 * u, 20 * u);
+  ctx.font = font(14 * u, 700);
   ctx.textAlign = 'center';
   ctx.fillStyle = '#0d1526';
-  ctx.fillText(lang() === 'vi' ? 'B' : 'N', nx, ny - 28 * u);
+  ctx.fillText(lang() === 'vi' ? 'B' : 'N', nx, ny + 43 * u);
   ctx.textAlign = 'left';
   // legend
   const layers = shownLayers(app);
@@ -147,9 +150,17 @@ export async function composePage(app, { title, paper = 'A4', orientation = 'lan
   ctx.fillText(t('print.legend'), lx, ly + 14 * u);
   ly += 26 * u;
   let col = 0;
+  let full = false;
   const y0 = ly;
   const bottom = legendW ? my + mh : H - m - footH;
+  const cols = legendW ? 1 : 2;
+  const fit = (text, width) => {
+    let s = text;
+    while (s.length > 3 && ctx.measureText(s).width > width) s = s.slice(0, -2);
+    return s === text ? s : `${s.trimEnd()}…`;
+  };
   for (const layer of layers) {
+    if (full) break;
     const s = styleOf(layer);
     const entries = [[layerTitle(layer), swatch(layer), true]];
     for (const [k, c] of Object.entries(s.palette || {}).slice(0, 8)) entries.push([valueLabel(k), rgba(c), false]);
@@ -157,7 +168,10 @@ export async function composePage(app, { title, paper = 'A4', orientation = 'lan
       if (ly + 18 * u > bottom) {
         col += 1;
         ly = y0;
-        if (!legendH || col > 1) break;
+        if (col >= cols) {
+          full = true;
+          break;
+        }
       }
       const x = lx + col * colW + (head ? 0 : 14 * u);
       ctx.fillStyle = colour;
@@ -171,7 +185,7 @@ export async function composePage(app, { title, paper = 'A4', orientation = 'lan
       ctx.strokeRect(x, ly, 14 * u, 12 * u);
       ctx.fillStyle = '#0d1526';
       ctx.font = font((head ? 12 : 11) * u, head ? 600 : 400);
-      ctx.fillText(label.length > 34 ? `${label.slice(0, 33)}…` : label, x + 20 * u, ly + 11 * u);
+      ctx.fillText(fit(label, colW - (x - lx - col * colW) - 26 * u), x + 20 * u, ly + 11 * u);
       ly += (head ? 18 : 15) * u;
     }
   }
