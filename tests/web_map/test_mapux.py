@@ -408,7 +408,9 @@ def test_video_wall_rotates_without_console_errors(
             )
         pg.locator("#tool-wall").click()
         wait_for(pg, "document.body.classList.contains('wall')")
-        views = pg.evaluate("window.__iocmap.app.wall.views.length")
+        views = wait_for(
+            pg, "window.__iocmap.app.wall && window.__iocmap.app.wall.views.length", 20
+        )
         assert views >= 2
         # one full rotation and back to the first view
         wait_for(pg, f"Number(document.body.dataset.wallRotations) >= {views + 1}", 5 * views + 30)
