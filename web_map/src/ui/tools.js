@@ -144,10 +144,11 @@ export async function initTools(app) {
   app.map.on('click', () => {
     if (narrow() && app.sheet === 'left') setSheet(app, null);
   });
-  document.getElementById('theme-relabel')?.remove();
   const themeObserver = new MutationObserver(() => relabel(app));
   themeObserver.observe(document.documentElement, { attributes: true, attributeFilter: ['data-theme'] });
-  await applyState(app, location.search);
+  // a shared link's mode, time window and selection (its view and layers were applied at load)
+  const own = new URLSearchParams(location.search);
+  if (['m', 'ind', 't', 'sel'].some((k) => own.has(k))) await applyState(app, location.search);
   initUrlState(app);
   app.redraw();
   if (new URLSearchParams(location.search).get('wall') === '1') (await lazy.wall()).enterWall(app);
