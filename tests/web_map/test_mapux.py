@@ -70,7 +70,12 @@ def open_page(
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on(
+        "console",
+        lambda m: (
+            errors.append(m.text) if m.type == "error" or "cannot fit" in m.text.lower() else None
+        ),
+    )
     pg.goto(f"{live_server}/?{query}")
     assert wait_for(pg, "document.body.dataset.ready", 90) == "1"
     assert pg.evaluate("window.__iocmap.settled()") is True

@@ -72,7 +72,7 @@ async function boot() {
   initLang();
   initialTheme();
   buildShell();
-  const app = { state: initialState(), aborts: {}, map: null, overlay: null };
+  const app = { state: initialState(), aborts: {}, map: null, overlay: null, Popup: maplibregl.Popup };
   installHook(app);
   renderChrome(app);
   setStatus(t('app.loading'));

@@ -380,8 +380,6 @@ export async function start(app, prefetch) {
     syncNative(map, app.state);
     renderZoomHint(app);
     deckLayers = buildLayers(app.state);
-    // labels and other overlays of the tool bar (ui/tools.js)
-    if (app.extraLayers) deckLayers = deckLayers.concat(app.extraLayers());
     if (app.overlay) {
       app.overlay.setProps({ layers: deckLayers });
       // a layer over an empty array (a locked layer, no cameras) draws nothing either

@@ -94,6 +94,30 @@ export async function composePage(app, { title, paper = 'A4', orientation = 'lan
   const sx = (shot.width - sw) / 2;
   const sy = (shot.height - sh) / 2;
   ctx.drawImage(shot, sx, sy, sw, sh, mx, my, mw, mh);
+  // the place names (page text over the map, ui/labels.js) drawn where the page shows them
+  const ratio = shot.width / app.map.getCanvas().clientWidth;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(mx, my, mw, mh);
+  ctx.clip();
+  ctx.textAlign = 'center';
+  ctx.lineJoin = 'round';
+  for (const l of app.labelPlacements || []) {
+    const p = app.map.project(l.lonlat);
+    const x = mx + (p.x * ratio - sx) * scale;
+    let y = my + (p.y * ratio - sy) * scale;
+    const px = l.size * ratio * scale;
+    ctx.font = font(px, l.weight);
+    ctx.textBaseline = l.kind === 'point' ? 'bottom' : 'middle';
+    if (l.kind === 'point') y -= 12 * ratio * scale;
+    ctx.lineWidth = Math.max(2, px / 4);
+    ctx.strokeStyle = document.documentElement.dataset.theme === 'light' ? '#ffffff' : '#070d1a';
+    ctx.strokeText(l.text, x, y);
+    ctx.fillStyle = document.documentElement.dataset.theme === 'light' ? '#14202f' : l.kind === 'point' ? '#fff3c4' : '#eef3fb';
+    ctx.fillText(l.text, x, y);
+  }
+  ctx.restore();
+  ctx.textBaseline = 'middle';
   ctx.strokeStyle = '#0d1526';
   ctx.lineWidth = Math.max(1, 1.5 * u);
   ctx.strokeRect(mx, my, mw, mh);

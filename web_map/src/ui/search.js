@@ -52,6 +52,13 @@ export async function choose(app, r) {
   }
   const point = { type: 'Feature', geometry: { type: 'Point', coordinates: [r.lon, r.lat] }, properties: {} };
   setHit(app, [point]);
+  app.searchPopup?.remove();
+  if (r.kind === 'coordinate') {
+    // both readings of the point: as typed, and in the other system
+    const body = el('div', { class: 'coord-popup' }, el('strong', {}, r.label), el('div', { class: 'muted small' }, r.sublabel));
+    // maplibre is the entry's (main.js hands it over): importing it here would move it out of the entry
+    app.searchPopup = new app.Popup({ closeButton: true, offset: 14 }).setLngLat([r.lon, r.lat]).setDOMContent(body).addTo(map);
+  }
   if (r.kind === 'place' && r.codes) {
     const wards = (app.state.data.admin_communes || []).filter((f) => r.codes.includes(String(f.properties.code)));
     if (wards.length) setHit(app, wards);

@@ -5,7 +5,7 @@
 import { t, onLang } from '../i18n.js';
 import { el } from '../util.js';
 import { installDialogKeys } from './dialog.js';
-import { labelLayers } from './labels.js';
+import { initLabels } from './labels.js';
 import { buildSearch } from './search.js';
 import { initTheme, setTheme, theme } from './theme.js';
 import { applyState, initUrlState } from './urlState.js';
@@ -129,8 +129,7 @@ export async function initTools(app) {
   window.addEventListener('resize', place);
   relabel(app);
   onLang(() => relabel(app));
-  // labels and the search highlight ride on deck's layers
-  app.extraLayers = () => labelLayers(app);
+  initLabels(app);
   // a phone opens the details sheet when something is selected
   let lastSel = app.state.selected;
   const redraw = app.redraw;
