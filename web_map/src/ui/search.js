@@ -34,7 +34,11 @@ function resultLabel(r) {
     const layer = { title_vi: r.layer_title_vi, title_en: r.layer_title_en };
     return [r.label, [layerTitle(layer), r.sublabel].filter(Boolean).join(' · ')];
   }
-  if (r.kind === 'commune') return [r.label, r.sublabel === 'Phường' ? t('search.ward') : r.sublabel === 'Xã' ? t('search.commune') : r.sublabel];
+  if (r.kind === 'commune') {
+    // the unit's kind as stored (Vietnamese), shown in the page's language
+    const kind = String(r.sublabel || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase();
+    return [r.label, kind === 'phuong' ? t('search.ward') : kind === 'xa' ? t('search.commune') : r.sublabel];
+  }
   if (r.kind === 'place') return [r.label, t('search.former', { names: r.sublabel })];
   if (r.kind === 'report') return [r.label, [r.sublabel, r.status ? t(`search.status.${r.status}`) : ''].filter(Boolean).join(' · ')];
   return [r.label, r.sublabel];
