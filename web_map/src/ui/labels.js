@@ -1,11 +1,12 @@
 // Place names on the map as page text over the canvas (system fonts, any Vietnamese letter; no
-// glyph server and no WebGL shader to compile): commune and ward names from zoom 8, names of
+// glyph server and no WebGL shader to compile): commune and ward names from zoom 8.8, names of
 // point features from zoom 14. Collisions are settled whenever the map stops (larger population
 // first, point names over ward names at high zoom); while it moves the kept labels follow.
 
 import { isPoint } from '../style.js';
 
-const COMMUNE_MIN_ZOOM = 8;
+// from one step in from the whole province (at the province view 130 names only crowd the wards)
+const COMMUNE_MIN_ZOOM = 8.8;
 const POINT_MIN_ZOOM = 14;
 const MAX_POINT_LABELS = 400;
 const PAD = 3;
