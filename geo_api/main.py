@@ -20,6 +20,7 @@ from geo_api.routers import (
     auth,
     cameras,
     events,
+    export,
     h3,
     health,
     imports,
@@ -28,11 +29,13 @@ from geo_api.routers import (
     indicators,
     jobs,
     layers,
+    mapviews,
     ogc,
     ogc_tiles,
     query,
     rasters,
     reports,
+    search,
     sops,
     styles,
     tiles,
@@ -63,6 +66,9 @@ ROUTERS = (
     incidents,
     incident_tasks,
     sops,
+    search,
+    mapviews,
+    export,
 )
 
 

@@ -281,6 +281,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/reports/{code}/request-info"): roles(*REPORT_WORKERS),
     ("POST", "/api/reports/{code}/info"): roles("citizen", max_body="photo"),
     ("POST", "/api/reports/{code}/reopen"): roles(*REPORT_WORKERS),
+    # map search, saved views, briefing export (issue 18): each search result and each exported
+    # layer is checked against info_allowed / the report scope inside the handler
+    ("GET", "/api/search"): PUBLIC,
+    ("GET", "/api/views"): AUTHENTICATED,
+    ("POST", "/api/views"): AUTHENTICATED,
+    ("PATCH", "/api/views/{view_id}"): AUTHENTICATED,
+    ("DELETE", "/api/views/{view_id}"): AUTHENTICATED,
+    ("GET", "/api/export/briefing"): Rule(audit=True, audit_action="export_briefing"),
 }
 
 

@@ -95,6 +95,9 @@ class FeatureQuery:
     equals: Mapping[str, str] = field(default_factory=dict)
     time_from: datetime | None = None
     time_to: datetime | None = None
+    # (property, descending): a sorted page is paged by offset, not by after_id
+    sortby: Sequence[tuple[str, bool]] = ()
+    offset: int = 0
 
 
 @dataclass
@@ -142,15 +145,25 @@ def query_features(conn: Connection, info: LayerInfo, query: FeatureQuery) -> Fe
     conds = feature_conditions(info, query)
     if query.after_id is not None:
         conds.append(feature.c.id > query.after_id)
+    order: list[Any] = []
+    for name, desc in query.sortby:
+        col = feature.c.id if name == "id" else feature.c.properties.op("->")(name)
+        order.append(col.desc().nulls_last() if desc else col.asc().nulls_last())
     stmt = (
         select(feature.c.id, geojson_feature_expr(info).label("doc"))
         .where(and_(*conds))
-        .order_by(feature.c.id)
+        .order_by(*order, feature.c.id)
+        .offset(query.offset if query.sortby else None)
         .limit(query.limit + 1)
     )
     rows = conn.execute(stmt).all()
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
+    if query.sortby:
+        # sorted pages: the cursor is the next offset
+        return FeaturePage(
+            [str(r[1]) for r in rows], query.offset + query.limit if has_more else None
+        )
     next_after = int(rows[-1][0]) if has_more and rows else None
     return FeaturePage([str(r[1]) for r in rows], next_after)
 

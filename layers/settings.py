@@ -226,6 +226,14 @@ class Settings(BaseSettings):
     vision_stale_after_s: float = Field(
         default=30.0, gt=0, description="A camera is online only while its last frame is younger."
     )
+    # map search, saved views and the briefing export (issue 18)
+    search_min_chars: int = Field(default=2, description="Shortest name query searched.")
+    search_max_query_chars: int = Field(default=200, description="Longest query accepted.")
+    search_per_layer: int = Field(default=10, description="Name hits per layer at most.")
+    ogc_max_offset: int = Field(default=100_000, description="Deepest offset of sorted items.")
+    map_views_max: int = Field(default=50, description="Saved map views per user at most.")
+    export_max_layers: int = Field(default=12, description="Layers per briefing at most.")
+    export_max_features: int = Field(default=5000, description="Features per briefing layer.")
     web_dist_dir: Path | None = Field(
         default=None, description="Built web map assets (default: web_map/dist in the package)."
     )

@@ -204,6 +204,9 @@ def _tooltip_html(layer: BriefingLayer, props: dict[str, Any], strings: Strings)
 
 
 def _add_layer(fmap: folium.Map, layer: BriefingLayer, strings: Strings) -> None:
+    if not layer.features:
+        # nothing in the asked bbox: folium's tooltip cannot bind to an empty collection
+        return
     style = layer.style
     fill, fill_a = _rgba(style.get("fill_color") or (30, 136, 229, 160))
     line, line_a = _rgba(style.get("line_color") or (255, 255, 255, 200))

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from alembic import op
 
 revision = "0016_rasters"
-down_revision = "0014_reports_workflow"
+down_revision = "0015_map_views"
 branch_labels = None
 depends_on = None
 

@@ -16,7 +16,7 @@ from layers.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
 
-RESERVED_PARAMS = {"bbox", "limit", "after", "datetime", "format"}
+RESERVED_PARAMS = {"bbox", "limit", "after", "datetime", "format", "sortby", "offset"}
 FeaturesFormat = Literal["geojson", "parquet", "fgb"]
 
 
@@ -79,6 +79,10 @@ def layer_features(
             "(GeoParquet) or fgb (FlatGeobuf), streamed; `limit` then caps the rows"
         ),
     ] = "geojson",
+    sortby: Annotated[
+        str | None, Query(description="Sort keys, e.g. name,-beds; sorted pages use offset")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip (sorted)")] = 0,
 ) -> Response:
     """A page of features; other query parameters are property (or source_key) equality filters."""
     info = registry.get_layer(conn, slug)
@@ -95,6 +99,8 @@ def layer_features(
         equals=equals,
         time_from=interval[0] if interval else None,
         time_to=interval[1] if interval else None,
+        sortby=ogc.parse_sortby(sortby, info),
+        offset=offset,
     )
     if format != "geojson":
         return _columnar(engine, info, query, format, limit, settings.export_max_rows)
@@ -104,8 +110,9 @@ def layer_features(
     page = features.query_features(conn, info, query)
     links: list[dict[str, Any]] = []
     if page.next_after_id is not None:
-        params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
-        params.append(("after", str(page.next_after_id)))
+        cursor = "offset" if query.sortby else "after"
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != cursor]
+        params.append((cursor, str(page.next_after_id)))
         links.append(
             {
                 "rel": "next",

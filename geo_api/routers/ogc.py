@@ -34,6 +34,8 @@ ITEMS_PARAMS = {
     "filter-crs",
     "after",
     "before",
+    "sortby",
+    "offset",
 }
 
 
@@ -173,7 +175,16 @@ def _items_query(request: Request, info: LayerInfo, settings: Settings) -> ogc.I
             params.get("filter-lang", "cql2-text"),
             cql.FilterCrs(filter_crs.srid, filter_crs.lat_lon),
         )
+    offset = _int_param(request, "offset") or 0
+    if offset < 0:
+        raise InvalidInputError(f"offset must be 0 or more; got {offset}", param="offset")
+    if offset > settings.ogc_max_offset:
+        raise InvalidInputError(
+            f"offset is limited to {settings.ogc_max_offset}; narrow the filter", param="offset"
+        )
     return ogc.ItemsQuery(
+        sortby=ogc.parse_sortby(params.get("sortby"), info),
+        offset=offset,
         limit=limit,
         bbox=ogc.parse_bbox_in(params.get("bbox"), bbox_crs),
         datetime=when,
@@ -186,7 +197,11 @@ def _items_query(request: Request, info: LayerInfo, settings: Settings) -> ogc.I
 
 
 def _page_link(request: Request, rel: str, key: str, value: int) -> dict[str, str]:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("after", "before")]
+    params = [
+        (k, v)
+        for k, v in request.query_params.multi_items()
+        if k not in ("after", "before", "offset")
+    ]
     params.append((key, str(value)))
     return {
         "rel": rel,
@@ -216,6 +231,10 @@ def _run_items(
                 if len(totals) > 10_000:
                     totals.clear()
                 totals[key] = known
+        if query.sortby:
+            return ogc.query_sorted_items(
+                conn, info, query, settings.ogc_exact_count_max_rows, known
+            )
         return ogc.query_items(conn, info, query, settings.ogc_exact_count_max_rows, known)
 
 
@@ -255,6 +274,10 @@ async def items(collection_id: str, request: Request) -> Response:
         links.append(_page_link(request, "next", "after", page.next_after))
     if page.prev_before is not None:
         links.append(_page_link(request, "prev", "before", page.prev_before))
+    if page.next_offset is not None:
+        links.append(_page_link(request, "next", "offset", page.next_offset))
+    if page.prev_offset is not None:
+        links.append(_page_link(request, "prev", "offset", page.prev_offset))
     head: dict[str, Any] = {
         "type": "FeatureCollection",
         "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),

@@ -20,6 +20,7 @@ from layers.models.indicators import (  # noqa: F401
     indicator_subject,
 )
 from layers.models.ingest import connector_state, import_reject  # noqa: F401
+from layers.models.mapviews import map_view  # noqa: F401
 from layers.models.rasters import raster_layer  # noqa: F401
 from layers.models.reports import app_user, audit_log, field_report, rate_bucket  # noqa: F401
 from layers.models.vision import camera_calibration, camera_state, camera_zone, detection_event  # noqa: F401

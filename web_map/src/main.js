@@ -6,10 +6,12 @@ import * as maplibregl from 'maplibre-gl';
 import 'maplibre-gl/dist/maplibre-gl.css';
 
 import './app.css';
+import './ui/mapux.css';
 import { detectCapabilities, getJSON } from './api.js';
 import { basemapDrawn, basemapStyle } from './basemap.js';
 import { motionResolution } from './motion.js';
 import { initLang, lang, setLang, t } from './i18n.js';
+import { initialTheme, viewFromUrl } from './ui/urlView.js';
 import { HOME_PADDING, NGHE_AN_BOUNDS, buildShell, initialState, renderChrome, setStatus } from './shell.js';
 
 // the app chunk waits for the basemap (it would compete for the one main thread), but never longer
@@ -68,8 +70,9 @@ async function boot() {
   // eslint-disable-next-line no-undef
   maplibregl.setWorkerUrl(__MAPLIBRE_WORKER_URL__);
   initLang();
+  initialTheme();
   buildShell();
-  const app = { state: initialState(), aborts: {}, map: null, overlay: null };
+  const app = { state: initialState(), aborts: {}, map: null, overlay: null, Popup: maplibregl.Popup };
   installHook(app);
   renderChrome(app);
   setStatus(t('app.loading'));
@@ -77,9 +80,9 @@ async function boot() {
   const map = new maplibregl.Map({
     container: 'map',
     style: basemapStyle(location.origin),
-    bounds: NGHE_AN_BOUNDS,
-    // leave room for the layer panel (left), details (right) and the time bar (bottom)
-    fitBoundsOptions: { padding: HOME_PADDING },
+    // a shared link's view (?c=lon,lat&z=zoom), else the province, leaving room for the layer
+    // panel (left), details (right) and the time bar (bottom)
+    ...(viewFromUrl() || { bounds: NGHE_AN_BOUNDS, fitBoundsOptions: { padding: HOME_PADDING } }),
     attributionControl: false,
     maxPitch: 60,
     dragRotate: false,

@@ -23,6 +23,7 @@ import { initRasters } from './ui/rasterLayers.js';
 import { floodClick, renderFloodPanel, renderRasterTools } from './ui/flood.js';
 import { incidentLayers, incidentMapClick, incidentTooltip, initIncidents, renderIncidents } from './ui/incidents.js';
 import { openPicks, picksAt, renderChooser } from './ui/picker.js';
+import { layersFromUrl } from './ui/urlView.js';
 
 // pages and panels used by few people or only on demand come in their own chunks
 const lazy = {
@@ -418,7 +419,7 @@ export async function start(app, prefetch) {
   app.setStatus = setStatus;
   app.lazy = lazy;
   app.flyTo = (lonlat, zoom = 15) => map.flyTo({ center: lonlat, zoom: Math.max(map.getZoom(), zoom), speed: 1.6 });
-  app.fitBounds = (bbox) => map.fitBounds([[bbox[0], bbox[1]], [bbox[2], bbox[3]]], { padding: { top: 40, bottom: 90, left: 310, right: 370 }, maxZoom: 16, duration: 800 });
+  app.fitBounds = (bbox) => map.fitBounds([[bbox[0], bbox[1]], [bbox[2], bbox[3]]], { padding: window.innerWidth < 700 ? 30 : { top: 40, bottom: 90, left: 310, right: 370 }, maxZoom: 16, duration: 800 });
   app.loadLayer = (layer) => loadLayer(app, layer);
 
   document.getElementById('lang-toggle').addEventListener('click', () => setLang(lang() === 'vi' ? 'en' : 'vi'));
@@ -467,7 +468,7 @@ export async function start(app, prefetch) {
       return tooltipFor(app, picked);
     },
     onClick: (info) => {
-      if (app.state.draw.mode) return;
+      if (app.state.draw.mode || app.measuring) return;
       if (info && info.coordinate && floodClick(app, info.coordinate.slice(0, 2))) return;
       clickMap(app, info);
     },
@@ -522,6 +523,9 @@ export async function start(app, prefetch) {
     app.state.visible[layer.slug] = layer.kind !== 'raster';
     app.state.opacity[layer.slug] = layer.kind === 'raster' ? 0.8 : 1;
   }
+  // a shared link names the visible layers (?l=…): only those load
+  const wanted = layersFromUrl();
+  if (wanted) for (const layer of catalog) app.state.visible[layer.slug] = wanted.has(layer.slug);
   app.state.zoom = map.getZoom();
   const b = map.getBounds();
   app.state.bounds = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
@@ -540,6 +544,12 @@ export async function start(app, prefetch) {
   initIncidents(app);
   loadIndicators(app);
   loadCameraStatus(app);
+  // search, URL state, labels, measure, table, print, views, phone sheets (own chunk)
+  try {
+    await (await import('./ui/tools.js')).initTools(app);
+  } catch (err) {
+    console.error(err);
+  }
   window.__iocmap.ready = true;
   document.body.dataset.ready = '1';
 }

@@ -4,7 +4,8 @@
 import { t } from './i18n.js';
 import { el } from './util.js';
 
-export const HOME_PADDING = { top: 30, bottom: 90, left: 300, right: 360 };
+// a phone has no room beside the panels (they are bottom sheets there): fit with a small margin
+export const HOME_PADDING = typeof window !== 'undefined' && window.innerWidth < 700 ? { top: 20, bottom: 70, left: 16, right: 16 } : { top: 30, bottom: 90, left: 300, right: 360 };
 export const NGHE_AN_BOUNDS = [
   [103.87, 18.55],
   [105.82, 20.0],

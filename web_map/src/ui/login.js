@@ -27,16 +27,9 @@ export function renderLogin(app) {
   // needs the width on a laptop)
   btn.textContent = user ? valueLabel(user.role) : t('auth.sign_in');
   btn.dataset.user = user ? user.username : '';
-  btn.title = user ? `${user.username} · ${t('auth.sign_out')}` : t('auth.sign_in');
-  btn.onclick = () => (user ? signOut() : openDialog());
-}
-
-async function signOut() {
-  try {
-    await sendJSON('/api/auth/logout', {});
-  } finally {
-    location.reload();
-  }
+  btn.title = user ? user.username : t('auth.sign_in');
+  // signed in: a menu with a plain "Sign out" entry (ui/userMenu.js)
+  btn.onclick = () => (user ? import('./userMenu.js').then((m) => m.openUserMenu(app, btn)) : openDialog());
 }
 
 function openDialog() {

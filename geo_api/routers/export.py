@@ -1,0 +1,70 @@
+"""The offline HTML briefing (`export-map`) from the page: the layers the caller may read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from geo_api.deps import ConnDep, EngineDep, SettingsDep
+from geo_api.security import current_user, info_allowed
+from layers import registry
+from layers.errors import InvalidInputError, PermissionDeniedError
+from layers.features import parse_bbox
+from layers.users import User
+
+router = APIRouter(prefix="/api/export", tags=["export"])
+UserDep = Annotated[User | None, Depends(current_user)]
+
+
+@router.get(
+    "/briefing",
+    summary="Standalone offline HTML briefing map of the given layers",
+    responses={200: {"content": {"text/html": {}}}},
+)
+async def briefing(
+    conn: ConnDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    user: UserDep,
+    layers: Annotated[str, Query(description="Comma-separated layer slugs")],
+    lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi",
+    title: Annotated[str | None, Query(max_length=200)] = None,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
+) -> Response:
+    """One HTML file with Leaflet inlined and no tiles: opens offline on any laptop."""
+    from web_map.briefing import build_briefing_html, load_layers
+
+    slugs = list(dict.fromkeys(s.strip() for s in layers.split(",") if s.strip()))
+    if not slugs:
+        raise InvalidInputError("layers must name at least one layer", param="layers")
+    if len(slugs) > settings.export_max_layers:
+        raise InvalidInputError(
+            f"at most {settings.export_max_layers} layers per briefing", param="layers"
+        )
+    for slug in slugs:
+        info = registry.get_layer(conn, slug)
+        if not info_allowed(user, info):
+            raise PermissionDeniedError(f"layer '{slug}' is restricted", layer=slug)
+    box = parse_bbox(bbox)
+
+    def build() -> str:
+        from web_map.briefing import Strings
+
+        loaded = load_layers(
+            engine, slugs, Strings(lang), max_features=settings.export_max_features, bbox=box
+        )
+        return build_briefing_html(loaded, lang=lang, title=title)
+
+    page = await run_in_threadpool(build)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    name = quote(f"iocmap-briefing-{stamp}.html")
+    return Response(
+        page,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
+    )
