@@ -18,10 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from analytics import alerting, h3jobs, kpi_jobs
 from layers.cluster import database_url, libpq_url
+from layers.registry import wake_on_layer_change
 from layers.settings import Settings
 
 log = logging.getLogger(__name__)
-LAYER_CHANNEL = "iocmap_layer_changed"
 # Imports and event batches come in bursts: wait this long after a change before running.
 DEBOUNCE_S = 2.0
 
@@ -41,27 +41,10 @@ def run_once(engine: Engine) -> None:
         log.info("alerts opened: %s", res.opened)
 
 
-async def _listen(conninfo: str, wake: asyncio.Event) -> None:
-    import psycopg
-    from psycopg import sql
-
-    from layers.sql import ident
-
-    while True:
-        try:
-            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as aconn:
-                await aconn.execute(sql.SQL("LISTEN {}").format(ident(LAYER_CHANNEL)))
-                async for _ in aconn.notifies():
-                    wake.set()
-        except psycopg.Error as exc:
-            log.warning("layer-change listener lost its connection: %s", exc)
-            await asyncio.sleep(5)
-
-
 async def run(engine: Engine, settings: Settings) -> None:
     """Loop forever: run after each interval, or shortly after a layer-changed NOTIFY."""
     wake = asyncio.Event()
-    listener = asyncio.create_task(_listen(libpq_url(database_url(settings)), wake))
+    listener = asyncio.create_task(wake_on_layer_change(libpq_url(database_url(settings)), wake))
     try:
         while True:
             try:

@@ -31,7 +31,8 @@ from layers.errors import InvalidInputError
 from layers.features import SOURCE_KEY, adds_source_key, with_source_key
 from layers.models import feature
 from layers.ogc import parse_datetime
-from layers.registry import LayerInfo, partition_name, property_names
+from layers.partitions import partition_name
+from layers.registry import LayerInfo, property_names
 
 EXTENT = 4096
 BUFFER = 64
