@@ -24,11 +24,11 @@ import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine
 
-from layers import audit
+from layers import audit, ratelimit
 from layers.errors import AuthenticationError
-from layers.models.core import layer
+from layers.registry import sensitive_slugs
 from layers.settings import DEFAULT_SECRET, Settings
 from layers.users import ROLES, User, active_user
 
@@ -625,11 +625,7 @@ def _resolve_user(engine: Engine, settings: Settings, token: str) -> User | None
 
 def _sensitive_layers(engine: Engine, slugs: list[str]) -> list[str]:
     with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(layer.c.slug).where(layer.c.slug.in_(slugs), layer.c.sensitive)
-            ).scalars()
-        )
+        return sensitive_slugs(conn, slugs)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -762,4 +758,4 @@ def install(app: FastAPI, settings: Settings) -> None:
 def reset_rate_limits(engine: Engine) -> None:
     """Empty every token bucket (tests and operators after an incident)."""
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM rate_bucket"))
+        ratelimit.reset_all(conn)

@@ -47,3 +47,8 @@ def retry_after_s(
     if tokens is None or tokens >= 1 or rate_per_s <= 0:
         return 1
     return max(1, math.ceil(round((1 - float(tokens)) / rate_per_s, 6)))
+
+
+def reset_all(conn: Connection) -> None:
+    """Empty every token bucket (tests, and operators after an incident)."""
+    conn.execute(text("DELETE FROM rate_bucket"))

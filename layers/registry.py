@@ -139,6 +139,15 @@ def layer_slugs(conn: Connection) -> list[str]:
     return [str(r[0]) for r in conn.execute(select(layer.c.slug).order_by(layer.c.id))]
 
 
+def sensitive_slugs(conn: Connection, slugs: list[str]) -> list[str]:
+    """Those of `slugs` whose layer is marked sensitive."""
+    return list(
+        conn.execute(
+            select(layer.c.slug).where(layer.c.slug.in_(slugs), layer.c.sensitive)
+        ).scalars()
+    )
+
+
 def get_layer(conn: Connection, slug: str) -> LayerInfo:
     """Catalog entry of one layer, or NotFoundError naming the slug."""
     row = conn.execute(select(layer).where(layer.c.slug == slug)).mappings().first()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from geo_api.deps import EngineDep
 from layers import migrate
@@ -16,8 +15,7 @@ router = APIRouter(tags=["health"])
 def health(engine: EngineDep) -> JSONResponse:
     """Report database reachability and migration state; 503 when either fails."""
     try:
-        with engine.connect() as conn:
-            postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
+        postgis = migrate.postgis_version(engine)
         current = sorted(migrate.current_heads(engine))
         expected = sorted(migrate.expected_heads(engine))
     except Exception as exc:  # any driver error means "not reachable" to a health probe

@@ -154,7 +154,11 @@ def test_vehicle_counts_per_camera_day(seeded: Engine) -> None:
         ]  # fmt: skip
         upsert_traffic_counts(conn, more)
         rep = kpi_jobs.refresh_job(conn, "traffic_counts")
-        assert rep.status == "refreshed" and rep.since is not None and rep.since < now.date()
+        assert (
+            rep.status == "refreshed"
+            and rep.since is not None
+            and rep.since < now.astimezone(ZoneInfo(kpi_jobs.DEFAULT_TZ)).date()
+        )
 
         def value(day: date) -> float:
             v = ind.indicator_values(
