@@ -8,8 +8,7 @@ the filter is part of the cache key and the ETag.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -26,26 +25,30 @@ from layers.settings import Settings
 from layers.tile_cache import CachedTile, TileCache, TileKey
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Give the app its tile cache (keys carry the layer's data_version) and version cache."""
+async def start_tile_state(app: FastAPI) -> None:
+    """Give the app its tile cache (keys carry the layer's data_version) and version cache.
+
+    Started and stopped by the app's lifespan (geo_api.main).
+    """
     settings: Settings = app.state.settings
     app.state.tile_cache = TileCache(settings.tile_cache_max_bytes)
     versions = LayerVersionCache(layer_state.read_pool(app), settings)
     await versions.start()
     app.state.tile_versions = versions
-    try:
-        async with layer_state.lifespan(app):
-            yield
-    finally:
-        app.state.tile_versions = None
+
+
+async def stop_tile_state(app: FastAPI) -> None:
+    """Stop the version cache's listener."""
+    versions: LayerVersionCache | None = getattr(app.state, "tile_versions", None)
+    app.state.tile_versions = None
+    if versions is not None:
         await versions.close()
 
 
 # Compressing a bigger tile would hold the event loop for more than a millisecond or so.
 GZIP_IN_THREAD_BYTES = 64 * 1024
 
-router = APIRouter(prefix="/tiles", tags=["tiles"], lifespan=lifespan)
+router = APIRouter(prefix="/tiles", tags=["tiles"])
 
 PropertiesQuery = Annotated[
     str | None,
