@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import cv2
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-
-from geo_api.main import create_app
-from layers.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
-
 
 Headers = Callable[..., dict[str, str]]
 
