@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine
 
-from analytics import h3bin, rules
+from analytics import dashboards, h3bin, rules
 from analytics.h3jobs import target_for
 from layers import alerts as adb
 from layers import h3 as h3db
@@ -182,7 +182,7 @@ def _indicator(conn: Connection, spec: rules.RuleSpec, now: datetime) -> list[ru
     by_key = {s.key: s for s in subs}
     for f in out:
         s = by_key[f.area_ref]
-        f.extra["subject"] = ind.subject_dict(s)
+        f.extra["subject"] = dashboards.subject_dict(s)
         f.extra["unit"] = defn.unit
         f.extra["links"] = [f"/api/indicators/{defn.code}?level={spec.level}&subject={s.key}"]
     return out

@@ -12,7 +12,7 @@ import h3ronpy
 import h3ronpy.vector as h3v
 import numpy as np
 import shapely
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from analytics import h3bin
 from analytics.traffic import (
@@ -23,8 +23,7 @@ from analytics.traffic import (
     ensure_density_layer,
 )
 from layers import h3 as h3db
-from layers.models import layer
-from layers.registry import LayerInfo, get_layer, list_layers
+from layers.registry import LayerInfo, get_layer, layer_slugs, list_layers
 
 # Changed rows are looked up from a little before the last refresh: a transaction that
 # started earlier may have committed rows with an older updated_at after we read.
@@ -334,7 +333,7 @@ def refresh_all(engine: Engine, full: bool = False) -> list[RefreshReport]:
     with engine.begin() as conn:
         ensure_density_layer(conn)
     with engine.connect() as conn:
-        slugs = [str(r[0]) for r in conn.execute(select(layer.c.slug).order_by(layer.c.id))]
+        slugs = layer_slugs(conn)
     out = []
     for slug in slugs:
         rep = refresh_layer(engine, slug, full=full)

@@ -196,7 +196,8 @@ def map_png(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sqlalchemy import text
+
+    from layers.incidents.store import commune_shapes_in
 
     lng, lat = float(inc["lng"]), float(inc["lat"])
     # Metres to degrees near the incident: good to a fraction of a percent at this scale.
@@ -209,14 +210,7 @@ def map_png(
         lng + span / math.cos(math.radians(lat)),
         lat + span,
     )
-    rows = conn.execute(
-        text(
-            "SELECT name, ST_AsBinary(ST_Intersection(geom, ST_MakeEnvelope(:a, :b, :c, :d, 4326)))"
-            " FROM admin_unit WHERE level = 'commune' AND valid_to IS NULL"
-            " AND geom && ST_MakeEnvelope(:a, :b, :c, :d, 4326)"
-        ),
-        {"a": extent[0], "b": extent[1], "c": extent[2], "d": extent[3]},
-    ).all()  # fmt: skip
+    rows = commune_shapes_in(conn, extent)
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=110)
     for name, wkb in rows:
         g = shapely.from_wkb(bytes(wkb))

@@ -12,12 +12,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from layers import indicators as ind
+from layers.batches import create_batch, finish_batch
 
 log = logging.getLogger(__name__)
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
@@ -51,30 +52,27 @@ def jobs() -> dict[str, list[str]]:
 
 
 def _batch(conn: Connection, source: str) -> int:
-    return int(
-        conn.execute(
-            text(
-                "INSERT INTO import_batch (source, kind, actor, mode, status) "
-                "VALUES (:s, 'derived', 'analytics.kpi_jobs', 'upsert', 'running') RETURNING id"
-            ),
-            {"s": f"derived:{source}"},
-        ).scalar_one()
+    return create_batch(
+        conn,
+        layer_id=None,
+        source=f"derived:{source}",
+        actor="analytics.kpi_jobs",
+        mode="upsert",
+        kind="derived",
     )
 
 
 def _finish(conn: Connection, batch_id: int, rep: DerivedReport) -> None:
-    counts = {k: v for k, v in asdict(rep).items() if k in ("inserted", "updated", "unchanged")}
+    counts: dict[str, Any] = {
+        k: v for k, v in asdict(rep).items() if k in ("inserted", "updated", "unchanged")
+    }
     counts["rejected"] = rep.rejected
-    conn.execute(
-        text(
-            "UPDATE import_batch SET status = 'succeeded', finished_at = now(), "
-            "counts = CAST(:c AS jsonb), errors = CAST(:e AS jsonb) WHERE id = :id"
-        ),
-        {
-            "id": batch_id,
-            "c": orjson.dumps(counts).decode(),
-            "e": orjson.dumps([{"row": i, "reason": r} for i, r in rep.reject_samples]).decode(),
-        },
+    finish_batch(
+        conn,
+        batch_id,
+        status="succeeded",
+        counts=counts,
+        errors=[{"row": i, "reason": r} for i, r in rep.reject_samples],
     )
 
 

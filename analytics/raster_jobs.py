@@ -13,10 +13,11 @@ from rasterio.transform import from_bounds
 from sqlalchemy import Connection
 
 from analytics import flood, rules
-from analytics.zonal import Grid, StatRequest, zonal
+from analytics.zonal import StatRequest, zonal
 from layers.errors import InvalidInputError
 from layers.queries import QueryResult, parse_polygon
 from layers.rasters import read
+from layers.rasters.grid import Grid
 from layers.rasters.store import RasterLayer, get_raster
 from layers.registry import LayerInfo
 from layers.settings import Settings

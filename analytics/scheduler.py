@@ -22,10 +22,10 @@ from starlette.concurrency import run_in_threadpool
 
 from analytics import alerting, h3jobs, incident_ops, kpi_jobs
 from layers.cluster import database_url, libpq_url
+from layers.registry import wake_on_layer_change
 from layers.settings import Settings
 
 log = logging.getLogger(__name__)
-LAYER_CHANNEL = "iocmap_layer_changed"
 # Imports and event batches come in bursts: wait this long after a change before running.
 DEBOUNCE_S = 2.0
 ERROR_CHARS = 500
@@ -141,29 +141,12 @@ def run_once(
     return board
 
 
-async def _listen(conninfo: str, wake: asyncio.Event) -> None:
-    import psycopg
-    from psycopg import sql
-
-    from layers.sql import ident
-
-    while True:
-        try:
-            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as aconn:
-                await aconn.execute(sql.SQL("LISTEN {}").format(ident(LAYER_CHANNEL)))
-                async for _ in aconn.notifies():
-                    wake.set()
-        except psycopg.Error as exc:
-            log.warning("layer-change listener lost its connection: %s", exc)
-            await asyncio.sleep(5)
-
-
 async def run(engine: Engine, settings: Settings, board: JobBoard | None = None) -> None:
     """Loop forever: run after each interval, shortly after a layer-changed NOTIFY, or when a
     failed job's backoff ends."""
     board = board or JobBoard(settings.analytics_retry_base_s, settings.analytics_retry_max_s)
     wake = asyncio.Event()
-    listener = asyncio.create_task(_listen(libpq_url(database_url(settings)), wake))
+    listener = asyncio.create_task(wake_on_layer_change(libpq_url(database_url(settings)), wake))
     try:
         while True:
             try:

@@ -6,9 +6,6 @@ cache keyed by it is never stale, whichever process or replica changed the layer
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI, Request
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -31,10 +28,8 @@ def read_pool(app: FastAPI) -> LayerVersionProbe:
     return probe
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def close_read_pool(app: FastAPI) -> None:
     """Close the version probe's connections at shutdown (it is created on first use)."""
-    yield
     probe: LayerVersionProbe | None = getattr(app.state, "layer_probe", None)
     if probe is not None:
         app.state.layer_probe = None

@@ -1,16 +1,22 @@
-"""The FastAPI application factory: create_app(settings), with a lifespan and no module state."""
+"""The FastAPI application factory: create_app(settings), with one lifespan and no module state.
+
+The lifespan below is the only place background work starts and stops; routers declare none.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
-from geo_api import security
+from analytics import scheduler
+from geo_api import layer_state, security
 from geo_api.docs import install_docs
 from geo_api.errors import install_error_handlers
 from geo_api.load import LoadShedMiddleware
@@ -41,6 +47,7 @@ from geo_api.routers import (
     tiles,
 )
 from geo_api.web import mount_web_map
+from ingest.connectors.scheduler import start_scheduler
 from layers.db import make_engine
 from layers.settings import Settings
 
@@ -79,17 +86,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.engine = make_engine(settings)
-        from ingest.connectors.scheduler import start_scheduler
-
-        connectors = start_scheduler(app.state.engine, settings)  # None unless configured
-        try:
-            yield
-        finally:
+        """Start every background part in this order; stop them in the reverse one."""
+        async with AsyncExitStack() as stack:
+            # 1. The database engine every request and job uses.
+            app.state.settings = settings
+            app.state.engine = make_engine(settings)
+            stack.callback(app.state.engine.dispose)
+            # 2. Connectors on their schedule (None unless configured).
+            connectors = start_scheduler(app.state.engine, settings)
             if connectors is not None:
-                connectors.stop()
-            app.state.engine.dispose()
+                stack.callback(connectors.stop)
+            # 3. Hot reads: the async version pool (tiles, OGC items) and the tile caches.
+            stack.push_async_callback(layer_state.close_read_pool, app)
+            await tiles.start_tile_state(app)
+            stack.push_async_callback(tiles.stop_tile_state, app)
+            # 4. Analytics: H3 refresh, derived indicators, alert rules, incident escalation
+            #    (None in tests); each job's last run and error show in /health and /api/jobs.
+            app.state.jobs = scheduler.JobBoard(
+                settings.analytics_retry_base_s, settings.analytics_retry_max_s
+            )
+            app.state.analytics_task = scheduler.start(app.state.engine, settings, app.state.jobs)
+            stack.push_async_callback(_stop_analytics, app)
+            # 5. Field-report SLA: the overdue check.
+            stack.push_async_callback(_cancel, reports.start_overdue_checks(app))
+            yield
 
     app = FastAPI(
         title="IOC Map API",
@@ -122,6 +142,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, web_dist_dir(settings))
     mount_web_map(app, web_dist_dir(settings))
     return app
+
+
+async def _stop_analytics(app: FastAPI) -> None:
+    await scheduler.stop(app.state.analytics_task)
+    app.state.analytics_task = None
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def web_dist_dir(settings: Settings) -> Path:

@@ -31,18 +31,18 @@ import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from layers import audit
+from layers import audit, ratelimit
 from layers.errors import (
     AuthenticationError,
     InvalidInputError,
     PermissionDeniedError,
     UnavailableError,
 )
-from layers.models.core import layer
+from layers.registry import layer_visibilities
 from layers.settings import PUBLIC_SECRETS, Settings
 from layers.users import ROLES, User, active_user
 
@@ -874,12 +874,7 @@ ADMIN_ONLY_VISIBILITY: dict[str, Any] = {"access": "roles", "roles": ["admin"]}
 
 def _layer_visibility(engine: Engine, slugs: list[str]) -> dict[str, dict[str, Any]]:
     with engine.connect() as conn:
-        return {
-            str(slug): dict(vis)
-            for slug, vis in conn.execute(
-                select(layer.c.slug, layer.c.visibility).where(layer.c.slug.in_(slugs))
-            )
-        }
+        return layer_visibilities(conn, slugs)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -970,4 +965,4 @@ def install(app: FastAPI, settings: Settings) -> None:
 def reset_rate_limits(engine: Engine) -> None:
     """Empty every token bucket (tests and operators after an incident)."""
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM rate_bucket"))
+        ratelimit.reset_all(conn)

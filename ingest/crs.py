@@ -310,7 +310,7 @@ class _Poly:
         block = 32_768
         starts = range(0, n, block)
         if n >= 4 * block:
-            from ingest.parallel import run_pair
+            from layers.parallel import run_pair
 
             half = (len(starts) // 2) * block
             run_pair(

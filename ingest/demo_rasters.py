@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import rasterio
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from ingest.raster import RasterImportOptions, import_raster
 from layers.demo.rasters import GENERATOR, DemoRaster, generate_dem
-from layers.models import layer
 from layers.rasters import store
+from layers.registry import find_layer
 from layers.settings import Settings
 
 DEM_SLUG = "dem_nghe_an"
@@ -40,12 +40,10 @@ def _write(path: Path, r: DemoRaster, description: str) -> Path:
 
 def _current(engine: Engine, settings: Settings, slug: str, marker: str) -> bool:
     with engine.connect() as conn:
-        row = conn.execute(
-            select(layer.c.id, layer.c.description).where(layer.c.slug == slug)
-        ).first()
-        if row is None or marker not in (row.description or ""):
+        info = find_layer(conn, slug)
+        if info is None or marker not in (info.description or ""):
             return False
-        meta = store.get_raster_meta(conn, row.id)
+        meta = store.get_raster_meta(conn, info.id)
     return meta is not None and (store.rasters_dir(settings) / meta.path).exists()
 
 

@@ -13,13 +13,14 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Engine, desc, select, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from ingest.load import create_batch, finish_batch, set_progress
 from ingest.pipeline import ImportOptions, Progress
+from layers import batches
+from layers.batches import create_batch, get_batch, recent_batch_ids, set_progress
 from layers.errors import InvalidInputError, IocError, NotFoundError, PayloadTooLargeError
-from layers.models import import_batch, layer
+from layers.registry import layer_id_of
 from layers.settings import Settings
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -52,7 +53,7 @@ def save_upload(settings: Settings, filename: str, stream: BinaryIO) -> Path:
 def start_job(engine: Engine, opts: ImportOptions) -> int:
     """Record a running batch for an upload; the caller then runs `run_job` in the background."""
     with engine.begin() as conn:
-        layer_id = conn.execute(select(layer.c.id).where(layer.c.slug == opts.layer)).scalar()
+        layer_id = layer_id_of(conn, opts.layer)
         return create_batch(
             conn,
             layer_id=layer_id,
@@ -76,8 +77,12 @@ def progress_writer(engine: Engine, batch_id: int) -> Progress:
         # is best-effort and must never wait for it, or the two would wait on each other.
         try:
             with engine.begin() as conn:
-                conn.execute(text("SET LOCAL lock_timeout = '50ms'"))
-                set_progress(conn, batch_id, {"stage": stage, "done": done, "total": total})
+                set_progress(
+                    conn,
+                    batch_id,
+                    {"stage": stage, "done": done, "total": total},
+                    lock_timeout_ms=50,
+                )
         except DBAPIError:
             return
 
@@ -101,26 +106,16 @@ def run_job(engine: Engine, settings: Settings, opts: ImportOptions, batch_id: i
 def fail_if_running(engine: Engine, batch_id: int, detail: str) -> None:
     """Mark a batch failed unless it already finished (its worker died or was killed)."""
     with engine.begin() as conn:
-        status = conn.execute(
-            select(import_batch.c.status).where(import_batch.c.id == batch_id)
-        ).scalar()
-        if status == "running":
-            finish_batch(conn, batch_id, status="failed", counts={}, report={}, errors=[detail])
+        batches.fail_if_running(conn, batch_id, detail)
 
 
 def job_status(engine: Engine, batch_id: int) -> dict[str, Any]:
     """A batch as the API shows it: status, progress, counts, report and errors."""
     with engine.connect() as conn:
-        row = (
-            conn.execute(select(import_batch).where(import_batch.c.id == batch_id))
-            .mappings()
-            .first()
-        )
-        if row is None:
-            raise NotFoundError(f"import {batch_id} does not exist", id=batch_id)
-        slug = None
-        if row["layer_id"] is not None:
-            slug = conn.execute(select(layer.c.slug).where(layer.c.id == row["layer_id"])).scalar()
+        row = get_batch(conn, batch_id)
+    if row is None:
+        raise NotFoundError(f"import {batch_id} does not exist", id=batch_id)
+    slug = row["layer_slug"]
     return {
         "id": int(row["id"]),
         "layer": slug,
@@ -144,10 +139,7 @@ def list_jobs(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
     if limit < 1 or limit > 1000:
         raise InvalidInputError("limit must be between 1 and 1000")
     with engine.connect() as conn:
-        ids = conn.execute(
-            select(import_batch.c.id).order_by(desc(import_batch.c.id)).limit(limit)
-        ).scalars()
-        id_list = list(ids)
+        id_list = recent_batch_ids(conn, limit)
     out = []
     for i in id_list:
         status = job_status(engine, int(i))

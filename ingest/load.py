@@ -2,13 +2,12 @@
 
 Every change to the layer happens in the caller's single transaction, so a crash or kill at
 any point leaves the layer as it was. A replacement partition is built beforehand on side
-connections (see ingest.build); a killed import leaves only that unattached table, which the
+connections (see layers.partitions); a killed import leaves only that unattached table, which the
 next import drops.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -16,18 +15,27 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-import orjson
 import pyarrow as pa
-from psycopg.copy import QueuedLibpqWriter
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from ingest.build import BuildSet, PartitionBuild
-from ingest.copybin import CopyColumn, iter_copy_chunks
 from ingest.validate import Early, Prepared
-from layers.models import import_batch
-from layers.models.ingest import import_reject
-from layers.registry import mark_layer_changed, partition_name
-from layers.sql import quote_ident
+from layers.copy import CopyColumn
+from layers.db import release_savepoint, rollback_to_savepoint, savepoint
+from layers.partitions import (
+    BuildSet,
+    PartitionBuild,
+    analyze_partition,
+    lock_layer,
+    partition_is_empty,
+)
+from layers.registry import mark_layer_changed
+from layers.staging import (
+    copy_into_stage,
+    create_stage,
+    delete_stage_rows,
+    merge_stage,
+    rewrite_stage_rows,
+)
 
 Mode = Literal["append", "upsert", "replace"]
 Progress = Callable[[str, int, int], None]
@@ -91,49 +99,17 @@ def copy_columns(prepared: Prepared, layer_id: int | None, batch_id: int) -> lis
     )
 
 
-_STAGE_COLUMNS = "k, geom, properties, source_key, observed_at, import_batch_id, lod_size"
-
-
-def _copy(
-    conn: Connection,
-    table: str,
-    columns: str,
-    cols: list[CopyColumn],
-    n: int,
-    progress: Progress | None,
+def _copy_stage(
+    conn: Connection, batch_id: int, cols: list[CopyColumn], n: int, progress: Progress | None
 ) -> None:
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    done = 0
-    chunk = 50_000
-    # Identifiers only: `table` and `columns` are our own generated, quoted names.
-    with (
-        raw.cursor() as cur,
-        cur.copy(
-            f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)",
-            writer=QueuedLibpqWriter(cur),  # a thread feeds the server while we encode
-        ) as cp,
-    ):
-        for part in iter_copy_chunks(cols, n, chunk_rows=chunk):
-            cp.write(part)
-            if len(part) > 20:
-                done = min(n, done + chunk)
-                if progress:
-                    progress("copy", done, n)
+    done = [0]
 
+    def sent(rows: int) -> None:
+        done[0] = min(n, done[0] + rows)
+        if progress:
+            progress("copy", done[0], n)
 
-_ANALYZE_COLUMNS = "geom, layer_id, id, source_key, observed_at, import_batch_id"
-
-
-def _partition_is_empty(conn: Connection, layer_id: int) -> bool:
-    part = quote_ident(partition_name(layer_id))
-    sql = f"SELECT NOT EXISTS (SELECT 1 FROM {part})"  # noqa: S608  (quoted identifier)
-    return conn.execute(text(sql)).scalar_one() is True
-
-
-def _lock_layer(conn: Connection, layer_id: int) -> None:
-    # One import per layer at a time; readers are not blocked by this row lock.
-    conn.execute(text("SELECT id FROM layer WHERE id = :id FOR UPDATE"), {"id": layer_id})
+    copy_into_stage(conn, batch_id, cols, n, sent)
 
 
 def load(
@@ -149,20 +125,19 @@ def load(
 
     `builds` collects the side tables this creates; close it once the transaction ended.
     """
-    _lock_layer(conn, layer_id)
+    lock_layer(conn, layer_id)
     n = prepared.count
     if progress:
         progress("encode", 0, n)
-    if mode == "replace" or _partition_is_empty(conn, layer_id):
+    if mode == "replace" or partition_is_empty(conn, layer_id):
         build = builds.open(conn, layer_id, batch_id)
         build.copy(copy_columns(prepared, layer_id, batch_id), n, progress)
         counts = _swap_in(conn, build, n, progress)
     else:
-        _create_stage(conn, batch_id)
-        _copy(
+        create_stage(conn, batch_id)
+        _copy_stage(
             conn,
-            _stage_table(batch_id),
-            _STAGE_COLUMNS,
+            batch_id,
             _columns(
                 prepared.wkb,
                 prepared.properties,
@@ -189,10 +164,6 @@ def _finish_load(
     return counts
 
 
-def _stage_table(batch_id: int) -> str:
-    return quote_ident(f"ingest_stage_{batch_id}")
-
-
 def _swap_in(
     conn: Connection, build: PartitionBuild, n: int, progress: Progress | None
 ) -> LoadCounts:
@@ -201,23 +172,8 @@ def _swap_in(
     if progress:
         progress("swap", n, n)
     before = build.swap(conn, plans)
-    # Statistics for the planner now, except the jsonb column whose sort dominates ANALYZE
-    # (autovacuum fills it in later).
-    part = quote_ident(partition_name(build.layer_id))
-    conn.execute(text(f"ANALYZE {part} ({_ANALYZE_COLUMNS})"))
+    analyze_partition(conn, build.layer_id)
     return LoadCounts(n, 0, 0, before, "partition_swap")
-
-
-def _create_stage(conn: Connection, batch_id: int) -> None:
-    """An UNLOGGED staging table; `k` is the row's position in the COPY."""
-    conn.execute(
-        text(
-            f"CREATE UNLOGGED TABLE {_stage_table(batch_id)} (k int NOT NULL, "
-            "geom geometry(Geometry, 4326) NOT NULL, properties jsonb NOT NULL, "
-            "source_key text, observed_at timestamptz, import_batch_id bigint, "
-            "lod_size double precision)"
-        )
-    )
 
 
 def _merge(
@@ -229,55 +185,11 @@ def _merge(
     progress: Progress | None,
 ) -> LoadCounts:
     """One INSERT (append) or upsert statement from the staging table into the layer."""
-    stage_q = _stage_table(batch_id)
     if progress:
         progress("merge", 0, n)
-    params = {"layer_id": layer_id, "batch_id": batch_id}
-    if mode == "upsert":
-        inserted, updated = conn.execute(
-            text(
-                f"""
-                WITH upserted AS (
-                    INSERT INTO feature AS f
-                        (layer_id, geom, properties, source_key, observed_at, import_batch_id,
-                         lod_size)
-                    SELECT :layer_id, s.geom, s.properties, s.source_key, s.observed_at, :batch_id,
-                           s.lod_size
-                    FROM {stage_q} s
-                    ON CONFLICT (layer_id, source_key) WHERE source_key IS NOT NULL DO UPDATE
-                       SET geom = EXCLUDED.geom, lod_size = EXCLUDED.lod_size,
-                           properties = EXCLUDED.properties,
-                           observed_at = EXCLUDED.observed_at,
-                           import_batch_id = EXCLUDED.import_batch_id, updated_at = now()
-                     WHERE ST_AsEWKB(f.geom) IS DISTINCT FROM ST_AsEWKB(EXCLUDED.geom)
-                        OR f.properties IS DISTINCT FROM EXCLUDED.properties
-                        OR f.observed_at IS DISTINCT FROM EXCLUDED.observed_at
-                    -- xmax is unavailable on partitioned tables; rows created now are new.
-                    RETURNING (f.created_at = now()) AS inserted
-                )
-                SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-                FROM upserted
-                """  # noqa: S608  (identifiers quoted; values bound)
-            ),
-            params,
-        ).one()
-    else:
-        inserted = conn.execute(
-            text(
-                f"""
-                INSERT INTO feature
-                    (layer_id, geom, properties, source_key, observed_at, import_batch_id,
-                     lod_size)
-                SELECT :layer_id, s.geom, s.properties, s.source_key, s.observed_at, :batch_id,
-                       s.lod_size
-                FROM {stage_q} s
-                ON CONFLICT (layer_id, source_key) WHERE source_key IS NOT NULL DO NOTHING
-                """  # noqa: S608
-            ),
-            params,
-        ).rowcount
-        updated = 0
-    conn.execute(text(f"DROP TABLE {stage_q}"))
+    inserted, updated = merge_stage(
+        conn, layer_id, batch_id, "upsert" if mode == "upsert" else "append"
+    )
     return LoadCounts(
         int(inserted), int(updated), n - int(inserted) - int(updated), 0, f"stage_{mode}"
     )
@@ -299,7 +211,7 @@ class EarlyLoad:
     """A COPY that starts while validation is still running, on the server's own cores.
 
     prepare(early=...) hands over transformed rows with final properties. For a swap they are
-    COPYed into the build table on side connections (see ingest.build); otherwise a thread
+    COPYed into the build table on side connections (see layers.partitions); otherwise a thread
     COPYs them into the staging table under a savepoint of the caller's transaction. When
     validation ends, rows it quarantined are deleted, rows it rewrote are updated and rows it
     kept but never sent are added; if those fixes are many, or the COPY failed, the early
@@ -335,11 +247,11 @@ class EarlyLoad:
     def start(self, layer_id: int, early: Early) -> None:
         """Lock the layer, create the target table and start COPYing the early rows."""
         conn = self.conn
-        _lock_layer(conn, layer_id)
+        lock_layer(conn, layer_id)
         self.layer_id = layer_id
         self.rows = early.rows
         n = len(early.rows)
-        if self.mode == "replace" or _partition_is_empty(conn, layer_id):
+        if self.mode == "replace" or partition_is_empty(conn, layer_id):
             self.build = self.builds.open(conn, layer_id, self.batch_id)
             self.build.start_copy(
                 _columns(
@@ -349,8 +261,8 @@ class EarlyLoad:
                 n,
             )  # fmt: skip
             return
-        conn.execute(text(f"SAVEPOINT {self.SAVEPOINT}"))
-        _create_stage(conn, self.batch_id)
+        savepoint(conn, self.SAVEPOINT)
+        create_stage(conn, self.batch_id)
         cols = _columns(
             early.wkb, early.properties, early.source_key, early.observed_at,
             None, self.batch_id, k=np.arange(n, dtype=np.int64),
@@ -359,7 +271,7 @@ class EarlyLoad:
         def run() -> None:
             t0 = time.perf_counter()
             try:
-                _copy(conn, _stage_table(self.batch_id), _STAGE_COLUMNS, cols, n, None)
+                _copy_stage(conn, self.batch_id, cols, n, None)
             except BaseException as exc:  # handed to the main thread in finish()
                 self._error = exc
             self._copy_seconds = round(time.perf_counter() - t0, 3)
@@ -380,7 +292,7 @@ class EarlyLoad:
             self.builds.discard(self.build)
             self.build = None
         else:
-            self.conn.execute(text(f"ROLLBACK TO SAVEPOINT {self.SAVEPOINT}"))
+            rollback_to_savepoint(self.conn, self.SAVEPOINT)
         self._thread = None
 
     def finish(self, prepared: Prepared, progress: Progress | None = None) -> LoadCounts | None:
@@ -407,7 +319,7 @@ class EarlyLoad:
             self._fix_build(self.build, prepared, _Fixes(kept, drop, add, upd))
             counts = _swap_in(self.conn, self.build, n, progress)
         else:
-            self.conn.execute(text(f"RELEASE SAVEPOINT {self.SAVEPOINT}"))
+            release_savepoint(self.conn, self.SAVEPOINT)
             self._fix_stage(prepared, _Fixes(kept, drop, add, upd))
             counts = _merge(self.conn, self.layer_id, self.batch_id, n, self.mode, progress)
         return _finish_load(self.conn, self.layer_id, counts, n, progress)
@@ -441,153 +353,14 @@ class EarlyLoad:
         assert self.rows is not None
         kept, drop, add, upd = fixes
         conn = self.conn
-        table = _stage_table(self.batch_id)
         if len(upd):
             at = np.searchsorted(self.rows, kept[upd])
             wkb = prepared.wkb.take(pa.array(upd, pa.int64())).to_pylist()
-            conn.execute(
-                text(
-                    # No trigger on this table: the size is recomputed here (0008_lod_size).
-                    f"UPDATE {table} t SET geom = ST_SetSRID(ST_GeomFromWKB(u.wkb), 4326), "  # noqa: S608
-                    "lod_size = feature_lod_size(ST_GeomFromWKB(u.wkb)) "
-                    "FROM unnest(CAST(:ks AS int[]), CAST(:wkbs AS bytea[])) AS u(k, wkb) "
-                    "WHERE t.k = u.k"
-                ),
-                {"ks": [int(v) for v in at], "wkbs": wkb},
-            )
+            rewrite_stage_rows(conn, self.batch_id, [int(v) for v in at], wkb)
         if len(drop):
-            conn.execute(
-                text(f"DELETE FROM {table} WHERE k = ANY(CAST(:ks AS int[]))"),  # noqa: S608
-                {"ks": [int(v) for v in drop]},
-            )
+            delete_stage_rows(conn, self.batch_id, [int(v) for v in drop])
         if len(add):
             # Stage positions past the early ones; merge order follows k.
             k = len(self.rows) + np.arange(len(add), dtype=np.int64)
             cols = _columns(*self._added(prepared, add), None, self.batch_id, k=k)
-            _copy(conn, table, _STAGE_COLUMNS, cols, len(add), None)
-
-
-def create_batch(
-    conn: Connection,
-    *,
-    layer_id: int | None,
-    source: str,
-    actor: str,
-    mode: str,
-    kind: str = "file",
-    connector: str | None = None,
-    attempts: int = 1,
-) -> int:
-    """Record a running batch (commit it before the load, so failures stay visible)."""
-    return int(
-        conn.execute(
-            import_batch.insert()
-            .values(
-                layer_id=layer_id,
-                source=source,
-                actor=actor,
-                mode=mode,
-                kind=kind,
-                connector=connector,
-                attempts=attempts,
-                status="running",
-            )
-            .returning(import_batch.c.id)
-        ).scalar_one()
-    )
-
-
-def finish_batch(
-    conn: Connection,
-    batch_id: int,
-    *,
-    status: str,
-    counts: dict[str, Any],
-    report: dict[str, Any],
-    errors: list[str] | None = None,
-    layer_id: int | None = None,
-) -> None:
-    """Mark a batch succeeded or failed, with its counts and report."""
-    values: dict[str, Any] = {
-        "status": status,
-        "counts": counts,
-        "report": report,
-        "errors": errors or [],
-        "finished_at": text("now()"),
-    }
-    if layer_id is not None:
-        values["layer_id"] = layer_id
-    conn.execute(import_batch.update().where(import_batch.c.id == batch_id).values(**values))
-
-
-def set_progress(conn: Connection, batch_id: int, progress: dict[str, Any]) -> None:
-    """Store a running batch's progress (separate, autocommitted connection)."""
-    conn.execute(
-        import_batch.update().where(import_batch.c.id == batch_id).values(progress=progress)
-    )
-
-
-def write_rejects(
-    conn: Connection,
-    batch_id: int,
-    rows: list[tuple[int, str, str, dict[str, Any]]],
-) -> None:
-    """Store quarantined rows (row number, reason, detail, original values) via COPY."""
-    if not rows:
-        return
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with (
-        raw.cursor() as cur,
-        cur.copy(
-            "COPY import_reject (batch_id, row_number, reason, detail, original) FROM STDIN"
-        ) as cp,
-    ):
-        for row_number, reason, detail, original in rows:
-            cp.write_row(
-                (
-                    batch_id,
-                    row_number,
-                    reason,
-                    detail,
-                    orjson.dumps(original, option=orjson.OPT_NON_STR_KEYS, default=str).decode(),
-                )
-            )
-
-
-def list_rejects(conn: Connection, batch_id: int, limit: int = 1000) -> list[dict[str, Any]]:
-    """Quarantined rows of a batch, in row order."""
-    rows = conn.execute(
-        import_reject.select()
-        .where(import_reject.c.batch_id == batch_id)
-        .order_by(import_reject.c.row_number)
-        .limit(limit)
-    ).mappings()
-    out = []
-    for r in rows:
-        field, value = _field_value(r["detail"])
-        out.append(
-            {
-                "row": int(r["row_number"]),
-                "reason": r["reason"],
-                "field": field,
-                "value": value,
-                "detail": r["detail"],
-                "original": r["original"],
-            }
-        )
-    return out
-
-
-_BAD_VALUE = re.compile(r"^'(?P<field>[^']+)': (?P<value>.*) is not ")
-
-
-def _field_value(detail: str | None) -> tuple[str | None, str | None]:
-    """The column and the offending value named in a reject's detail ("'f': 'v' is not …")."""
-    m = _BAD_VALUE.match(detail or "")
-    if m is None:
-        return None, None
-    raw = m.group("value")
-    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
-        raw = raw[1:-1]
-    return m.group("field"), raw
+            _copy_stage(conn, self.batch_id, cols, len(add), None)

@@ -11,24 +11,17 @@ import numpy as np
 import pyarrow as pa
 import shapely
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from ingest import crs as crsmod
-from ingest.build import BuildSet
 from ingest.formats import ReadLimits, SourceData, read_source
-from ingest.load import (
-    EarlyLoad,
-    LoadCounts,
-    create_batch,
-    finish_batch,
-    load,
-    write_rejects,
-)
+from ingest.load import EarlyLoad, LoadCounts, load
 from ingest.province import province_boundary, tolerant_boundary
 from ingest.validate import Early, Prepared, prepare
+from layers.batches import create_batch, finish_batch, write_rejects
 from layers.errors import ConflictError, InvalidInputError, IocError, NotFoundError
 from layers.features import layer_row_count
-from layers.models import layer
+from layers.partitions import BuildSet
 from layers.registry import (
     LayerInfo,
     LayerSpec,
@@ -36,6 +29,7 @@ from layers.registry import (
     Sector,
     create_or_update_layer,
     get_layer,
+    layer_id_of,
 )
 from layers.settings import Settings
 
@@ -450,7 +444,7 @@ def run_import(
     source_name = opts.source_name or opts.path.name
     if batch_id is None:
         with engine.begin() as conn:
-            existing = conn.execute(select(layer.c.id).where(layer.c.slug == opts.layer)).scalar()
+            existing = layer_id_of(conn, opts.layer)
             batch_id = create_batch(
                 conn,
                 layer_id=existing,

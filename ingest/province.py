@@ -7,8 +7,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from layers.gazetteer import province_boundary_wkb
 from layers.settings import Settings
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "layers" / "data"
@@ -46,22 +47,9 @@ def bundled_boundary(province_code: str) -> shapely.Geometry | None:
 def province_boundary(settings: Settings, conn: Connection | None = None) -> shapely.Geometry:
     """The province boundary in WGS84: admin_unit or admin_province in the DB, else bundled."""
     if conn is not None:
-        row = conn.execute(
-            text(
-                "SELECT ST_AsBinary(ST_Union(geom)) FROM admin_unit "
-                "WHERE level = 'province' AND code = :code AND valid_to IS NULL"
-            ),
-            {"code": settings.province_code},
-        ).scalar()
-        if row is None:
-            row = conn.execute(
-                text(
-                    "SELECT ST_AsBinary(ST_Union(f.geom)) FROM feature f "
-                    "JOIN layer l ON l.id = f.layer_id WHERE l.slug = 'admin_province'"
-                )
-            ).scalar()
+        row = province_boundary_wkb(conn, settings.province_code)
         if row is not None:
-            return shapely.from_wkb(bytes(row))
+            return shapely.from_wkb(row)
     geom = bundled_boundary(settings.province_code)
     if geom is None:
         raise FileNotFoundError(

@@ -25,15 +25,14 @@ from rasterio.io import MemoryFile
 from rasterio.shutil import copy as rio_copy
 from rasterio.transform import Affine, array_bounds
 from rasterio.warp import calculate_default_transform, reproject, transform_bounds
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from ingest import crs as crsmod
 from ingest.province import province_boundary, tolerant_boundary
 from layers.errors import InvalidInputError
-from layers.models import layer
 from layers.rasters import store
 from layers.rasters.store import BandStats, RasterMeta, Role
-from layers.registry import LayerSpec, Sector
+from layers.registry import LayerSpec, Sector, find_layer
 from layers.settings import Settings
 
 RASTER_SUFFIXES = frozenset(
@@ -429,9 +428,8 @@ def import_raster(
     try:
         with engine.begin() as conn:
             before = store.in_use_paths(conn, opts.layer)
-            existing = (
-                conn.execute(select(layer).where(layer.c.slug == opts.layer)).mappings().first()
-            )
+            found = find_layer(conn, opts.layer)
+            existing = found.model_dump() if found is not None else None
             if existing is not None and opts.title_vi is None:
                 spec = spec.model_copy(
                     update={

@@ -14,9 +14,9 @@ import pyarrow.compute as pc
 import shapely
 
 from ingest import values as V
-from ingest import wkbfast
 from ingest.crs import CrsChoice, transform_coords, transform_geometries
-from ingest.parallel import get_coordinates_split, pmap, serial, set_coordinates_split
+from layers import wkbfast
+from layers.parallel import get_coordinates_split, pmap, serial, set_coordinates_split
 
 REASONS = (
     "null_geometry",

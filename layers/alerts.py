@@ -46,6 +46,14 @@ def save_rule(
     return int(conn.execute(stmt.returning(alert_rule.c.id)).scalar_one())
 
 
+def rule_ids_by_slug(conn: Connection, slugs: Sequence[str]) -> dict[str, int]:
+    """slug -> id of the rules that exist among `slugs`."""
+    rows = conn.execute(
+        select(alert_rule.c.slug, alert_rule.c.id).where(alert_rule.c.slug.in_(slugs))
+    )
+    return {str(slug): int(rule_id) for slug, rule_id in rows}
+
+
 def list_rules(conn: Connection, enabled_only: bool = False) -> list[dict[str, Any]]:
     """Every rule row (id, slug, name, severity, enabled, spec)."""
     stmt = select(alert_rule).order_by(alert_rule.c.id)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from layers.cluster import database_url
 from layers.settings import Settings
+from layers.sql import quote_ident
 
 
 def _json_dumps(value: Any) -> str:
@@ -28,3 +29,18 @@ def make_engine(settings: Settings, database: str | None = None) -> Engine:
         json_deserializer=orjson.loads,
         connect_args={"application_name": "iocmap"},
     )
+
+
+def savepoint(conn: Connection, name: str) -> None:
+    """SAVEPOINT `name` in the connection's transaction (kept open across threads)."""
+    conn.execute(text(f"SAVEPOINT {quote_ident(name)}"))
+
+
+def rollback_to_savepoint(conn: Connection, name: str) -> None:
+    """ROLLBACK TO SAVEPOINT `name`."""
+    conn.execute(text(f"ROLLBACK TO SAVEPOINT {quote_ident(name)}"))
+
+
+def release_savepoint(conn: Connection, name: str) -> None:
+    """RELEASE SAVEPOINT `name`."""
+    conn.execute(text(f"RELEASE SAVEPOINT {quote_ident(name)}"))

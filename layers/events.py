@@ -323,3 +323,44 @@ async def listen_events(conninfo: str) -> AsyncIterator[dict[str, Any]]:
                 continue
             if isinstance(payload, dict):
                 yield payload
+
+
+def camera_points(conn: Connection) -> list[tuple[str, float, float, str | None]]:
+    """(source key, lon, lat, owner) of the `cameras` layer's features, by source key."""
+    rows = conn.execute(
+        text(
+            "SELECT f.source_key, ST_X(f.geom), ST_Y(f.geom), f.properties->>'owner' "
+            "FROM feature f JOIN layer l ON l.id = f.layer_id "
+            "WHERE l.slug = 'cameras' AND f.source_key IS NOT NULL ORDER BY f.source_key"
+        )
+    ).all()
+    return [(str(k), float(x), float(y), owner) for k, x, y, owner in rows]
+
+
+_INSERT_COUNTS = text(
+    """
+    INSERT INTO feature (layer_id, geom, properties, source_key, observed_at)
+    SELECT :lid, ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326),
+           jsonb_build_object('camera_id', t.cam, 'zone_id', NULL, 'vehicle_class', t.cls,
+                              'count', t.n, 'minute', t.minute, 'interval_min', CAST(:interval AS integer),
+                              'synthetic', true, 'source', CAST(:source AS text)),
+           t.key, CAST(t.minute AS timestamptz)
+    FROM unnest(CAST(:cams AS text[]), CAST(:classes AS text[]), CAST(:ns AS integer[]),
+                CAST(:minutes AS text[]), CAST(:keys AS text[]),
+                CAST(:lons AS double precision[]), CAST(:lats AS double precision[]))
+         AS t(cam, cls, n, minute, key, lon, lat)
+    ON CONFLICT (layer_id, source_key) WHERE source_key IS NOT NULL DO NOTHING
+    """
+)
+
+
+def insert_counter_counts(
+    conn: Connection, layer_id: int, interval_min: int, source: str, cols: dict[str, list[object]]
+) -> int:
+    """Insert synthetic vehicle counts (parallel lists cams, classes, ns, minutes, keys, lons,
+    lats) into the traffic layer, leaving existing source keys alone; rows added."""
+    res = conn.execute(
+        _INSERT_COUNTS,
+        {"lid": layer_id, "interval": interval_min, "source": source, **cols},
+    )
+    return max(res.rowcount, 0)

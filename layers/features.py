@@ -185,8 +185,19 @@ def count_features(conn: Connection, info: LayerInfo, query: FeatureQuery) -> in
 
 def estimate_layer_rows(conn: Connection, info: LayerInfo) -> int:
     """Planner's row estimate of a layer's partition: cheap numberMatched for huge layers."""
-    from layers.registry import partition_name
+    from layers.partitions import partition_name
 
     stmt = text("SELECT reltuples FROM pg_class WHERE relname = :name")
     value = conn.execute(stmt, {"name": partition_name(info.id)}).scalar()
     return max(int(value or 0), 0)
+
+
+def source_keys_by(conn: Connection, layer_id: int, prop: str | None) -> dict[str, str]:
+    """A layer's source keys by a property's value (by the key itself when `prop` is None)."""
+    code_col = feature.c.properties[prop].astext if prop else feature.c.source_key
+    rows = conn.execute(
+        select(code_col, feature.c.source_key).where(
+            feature.c.layer_id == layer_id, feature.c.source_key.is_not(None)
+        )
+    )
+    return {str(code): str(key) for code, key in rows if code is not None}

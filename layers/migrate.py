@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from alembic import command
 
@@ -52,3 +52,10 @@ def expected_heads(engine: Engine) -> set[str]:
 def is_up_to_date(engine: Engine) -> bool:
     """True when the database is migrated to every head."""
     return current_heads(engine) == expected_heads(engine)
+
+
+def postgis_version(engine: Engine) -> str | None:
+    """The PostGIS library version of the database (raises when it is unreachable)."""
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT postgis_lib_version()")).scalar()
+    return None if found is None else str(found)

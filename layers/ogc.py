@@ -29,7 +29,8 @@ from layers import ogc_tiles
 from layers.errors import InvalidInputError, NotFoundError
 from layers.features import equality_condition, parse_bbox, properties_expr
 from layers.models import feature
-from layers.registry import LayerInfo, partition_name, property_names
+from layers.partitions import partition_name
+from layers.registry import LayerInfo, property_names
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84H = "http://www.opengis.net/def/crs/OGC/1.3/CRS84h"

@@ -98,3 +98,8 @@ def record_failure(conn: Connection, key: str, now: datetime) -> None:
 def clear(conn: Connection, key: str) -> None:
     """Forget `key` (after a success)."""
     conn.execute(text("DELETE FROM rate_bucket WHERE key = :key"), {"key": key})
+
+
+def reset_all(conn: Connection) -> None:
+    """Empty every token bucket (tests, and operators after an incident)."""
+    conn.execute(text("DELETE FROM rate_bucket"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,7 +12,9 @@ from sqlalchemy import Connection, func, select, text, update
 
 from layers.errors import InvalidInputError, NotFoundError
 from layers.models import feature, layer
-from layers.sql import quote_ident
+from layers.partitions import drop_partition, ensure_partition
+
+log = logging.getLogger(__name__)
 
 Sector = Literal[
     "admin",
@@ -126,11 +130,6 @@ class LayerInfo(LayerSpec):
 _SPEC_FIELDS = tuple(LayerSpec.model_fields)
 
 
-def partition_name(layer_id: int) -> str:
-    """Name of the feature partition that holds one layer's rows."""
-    return f"feature_l{layer_id}"
-
-
 def create_or_update_layer(conn: Connection, spec: LayerSpec) -> int:
     """Insert or update a layer by slug, creating its feature partition; returns the layer id.
 
@@ -155,24 +154,10 @@ def create_or_update_layer(conn: Connection, spec: LayerSpec) -> int:
     return layer_id
 
 
-def ensure_partition(conn: Connection, layer_id: int) -> None:
-    """Create the layer's LIST partition of `feature` if it is missing."""
-    name = partition_name(layer_id)
-    exists = conn.execute(text("SELECT to_regclass(:name)"), {"name": name}).scalar()
-    if exists is None:
-        # DDL cannot take bind parameters; layer_id is an int from our own sequence.
-        conn.execute(
-            text(
-                f"CREATE TABLE {quote_ident(name)} PARTITION OF feature "
-                f"FOR VALUES IN ({int(layer_id)})"
-            )
-        )
-
-
 def delete_layer(conn: Connection, slug: str) -> None:
     """Remove a layer, its partition and its features."""
     info = get_layer(conn, slug)
-    conn.execute(text(f"DROP TABLE IF EXISTS {quote_ident(partition_name(info.id))}"))
+    drop_partition(conn, info.id)
     conn.execute(layer.delete().where(layer.c.id == info.id))
     notify_layer_changed(conn, f"{info.id}:deleted")
 
@@ -180,6 +165,29 @@ def delete_layer(conn: Connection, slug: str) -> None:
 def _row_to_info(row: Any) -> LayerInfo:
     data = {k: v for k, v in dict(row).items() if k in LayerInfo.model_fields}
     return LayerInfo.model_validate(data)
+
+
+def layer_id_of(conn: Connection, slug: str) -> int | None:
+    """The id of the layer with this slug, or None."""
+    found = conn.execute(select(layer.c.id).where(layer.c.slug == slug)).scalar()
+    return None if found is None else int(found)
+
+
+def layer_slugs(conn: Connection) -> list[str]:
+    """Every layer's slug, in creation order."""
+    return [str(r[0]) for r in conn.execute(select(layer.c.slug).order_by(layer.c.id))]
+
+
+def find_layer(conn: Connection, slug: str) -> LayerInfo | None:
+    """Catalog entry of one layer, or None when there is no such layer."""
+    row = conn.execute(select(layer).where(layer.c.slug == slug)).mappings().first()
+    return None if row is None else _row_to_info(row)
+
+
+def layer_visibilities(conn: Connection, slugs: list[str]) -> dict[str, dict[str, Any]]:
+    """The catalogue visibility of each of `slugs` that exists (the access policy reads it)."""
+    rows = conn.execute(select(layer.c.slug, layer.c.visibility).where(layer.c.slug.in_(slugs)))
+    return {str(slug): dict(vis) for slug, vis in rows}
 
 
 def get_layer(conn: Connection, slug: str) -> LayerInfo:
@@ -277,3 +285,21 @@ def notify_layer_changed(conn: Connection, payload: str) -> None:
     """NOTIFY iocmap_layer_changed (delivered at commit) and flag the connection for this process."""
     conn.execute(text("SELECT pg_notify('iocmap_layer_changed', :payload)"), {"payload": payload})
     conn.info[LAYER_CHANGED_INFO] = True
+
+
+async def wake_on_layer_change(conninfo: str, wake: asyncio.Event) -> None:
+    """Set `wake` at every iocmap_layer_changed NOTIFY, forever (reconnecting after 5 s)."""
+    import psycopg
+    from psycopg import sql
+
+    from layers.sql import ident
+
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as aconn:
+                await aconn.execute(sql.SQL("LISTEN {}").format(ident(LAYER_CHANGED_INFO)))
+                async for _ in aconn.notifies():
+                    wake.set()
+        except psycopg.Error as exc:
+            log.warning("layer-change listener lost its connection: %s", exc)
+            await asyncio.sleep(5)

@@ -31,7 +31,8 @@ from layers.errors import InvalidInputError
 from layers.features import SOURCE_KEY, adds_source_key, with_source_key
 from layers.models import feature
 from layers.ogc import parse_datetime
-from layers.registry import LayerInfo, partition_name, property_names
+from layers.partitions import partition_name
+from layers.registry import LayerInfo, property_names
 
 EXTENT = 4096
 BUFFER = 64
@@ -569,7 +570,11 @@ async def render_tile_async(
     max_bytes: int = 500_000,
     when: TimeFilter | None = None,
 ) -> bytes:
-    """render_tile over an async executor: `fetch(sql, params)` returns the first column."""
+    """Render one tile; zero bytes is an empty tile. Generalises further until under max_bytes.
+
+    `fetch(sql, params)` runs a statement and returns its first column (the API passes its
+    async read pool).
+    """
     plan = initial_plan(info, tile.z)
     probe = count_probe(info, tile, when)
     if probe is not None and int(await fetch(*probe) or 0) > MAX_SHAPES_PER_TILE:
@@ -578,29 +583,6 @@ async def render_tile_async(
     for _ in range(8):
         sql, params = tile_query(info, tile, props, plan, when)
         data = bytes(await fetch(sql, params) or b"")
-        if len(data) <= max_bytes:
-            return data
-        plan = coarser(info, plan)
-    return data
-
-
-def render_tile(
-    conn: Connection,
-    info: LayerInfo,
-    tile: TileAddress,
-    props: tuple[str, ...] | None,
-    max_bytes: int = 500_000,
-    when: TimeFilter | None = None,
-) -> bytes:
-    """Render one tile; zero bytes is an empty tile. Generalises further until under max_bytes."""
-    plan = initial_plan(info, tile.z)
-    probe = count_probe(info, tile, when)
-    if probe is not None and int(conn.exec_driver_sql(*probe).scalar_one()) > MAX_SHAPES_PER_TILE:
-        plan = TilePlan(plan.cluster_cell, plan.min_size_units, MAX_SHAPES_PER_TILE)
-    data = b""
-    for _ in range(8):
-        sql, params = tile_query(info, tile, props, plan, when)
-        data = bytes(conn.exec_driver_sql(sql, params).scalar_one() or b"")
         if len(data) <= max_bytes:
             return data
         plan = coarser(info, plan)

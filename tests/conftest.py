@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import Engine
@@ -134,6 +134,29 @@ def hospital_observations(df: pd.DataFrame) -> list[ObservationIn]:
         for r in df.itertuples(index=False)
         for code, col in (("yt_records", "records"), ("yt_insured", "insured"))
     ]
+
+
+@pytest.fixture(scope="module")
+def client_options() -> dict[str, Any]:
+    """How `client` builds its app; a module overrides this fixture to change it.
+
+    Keys: `settings` (Settings field updates), `base_url` (https:// for secure cookies),
+    `overrides` (FastAPI dependency overrides). Setup the app needs first goes here too.
+    """
+    return {}
+
+
+@pytest.fixture(scope="module")
+def client(seeded: Engine, settings: Settings, client_options: dict[str, Any]) -> Iterator[Any]:
+    """A TestClient of create_app over the seeded demo, its lifespan running (one per module)."""
+    from fastapi.testclient import TestClient
+
+    from geo_api.main import create_app
+
+    app = create_app(settings.model_copy(update=client_options.get("settings", {})))
+    app.dependency_overrides.update(client_options.get("overrides", {}))
+    with TestClient(app, base_url=client_options.get("base_url", "http://testserver")) as c:
+        yield c
 
 
 @contextlib.contextmanager

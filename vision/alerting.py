@@ -1,19 +1,22 @@
 """Bridge from rule events to the alerts of layers.alerts (the analytics area's mechanism).
 
-Each vision event type gets an `alert_rule` row (slug `vision_<type>`). Those rows are
-stored disabled because the analytics evaluator must not evaluate them (vision fires them
+Each vision event type has an `alert_rule` row (slug `vision_<type>`, installed by migration
+0012_storage; SEVERITY and TITLES_VI here must match it). Those rows are stored disabled because the analytics evaluator must not evaluate them (vision fires them
 itself); alerts written under them are ordinary alerts: deduplicated while open, notified
 on `iocmap_alerts`, acknowledged and resolved through /api/alerts.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection
 
+from layers import alerts as adb
 from vision.types import VisionEvent
+
+log = logging.getLogger(__name__)
 
 SEVERITY = {
     "intrusion": "critical",
@@ -35,34 +38,22 @@ TITLES_VI = {
 
 def write_event_alerts(conn: Connection, camera_id: str, events: Sequence[VisionEvent]) -> int:
     """Open (or refresh) one alert per alerting event; returns how many were new."""
-    try:
-        from layers import alerts as adb
-    except ImportError:  # the alerts area is not installed: nothing to do
-        return 0
-    custom = getattr(adb, "raise_from_detection_events", None)
-    if callable(custom):
-        return int(custom(conn, camera_id, events))
-    rule_ids: dict[str, int] = {}
-    writes: list[Any] = []
+    rule_ids = adb.rule_ids_by_slug(conn, [f"vision_{t}" for t in SEVERITY])
+    writes: list[adb.AlertWrite] = []
     for e in events:
         if e.type not in SEVERITY:
             continue
-        if e.type not in rule_ids:
-            rule_ids[e.type] = adb.save_rule(
-                conn,
-                slug=f"vision_{e.type}",
-                name=f"Camera: {TITLES_VI[e.type]}",
-                severity=SEVERITY[e.type],
-                enabled=False,
-                spec={"source": "vision", "event_type": e.type},
-            )
+        rule_id = rule_ids.get(f"vision_{e.type}")
+        if rule_id is None:  # installed by migration 0012_storage; an operator removed it
+            log.warning("no alert rule vision_%s: camera event not alerted", e.type)
+            continue
         key = f"{camera_id}:{e.type}:{e.zone_id if e.zone_id is not None else '-'}"
         if e.type not in ("crowd", "congestion"):
             key += f":{e.track_id}"
         geom = adb.point_wkb(e.lon, e.lat) if e.lon is not None and e.lat is not None else None
         writes.append(
             adb.AlertWrite(
-                rule_id=rule_ids[e.type],
+                rule_id=rule_id,
                 dedup_key=key,
                 severity=SEVERITY[e.type],
                 title=f"{TITLES_VI[e.type]} — camera {camera_id}",

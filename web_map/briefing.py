@@ -12,12 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import folium
-import orjson
 from branca.element import Element
-from sqlalchemy import Engine
-
-from layers import features, registry
-from layers.errors import InvalidInputError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 I18N_FILE = PACKAGE_DIR / "i18n.json"
@@ -57,6 +52,15 @@ class BriefingLayer:
     attribution: str
     features: list[dict[str, Any]] = field(default_factory=list)
     truncated: bool = False
+
+
+class BriefingError(ValueError):
+    """The briefing cannot be built as asked (the CLI reports it as bad input)."""
+
+    def __init__(self, message: str, param: str) -> None:
+        """`param` names what was wrong (vendor asset, html)."""
+        super().__init__(message)
+        self.param = param
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def vendor_file(name: str) -> Path:
         path = base / name
         if path.exists():
             return path
-    raise InvalidInputError(
+    raise BriefingError(
         f"Leaflet asset {name} not found: build the web map first (cd web_map && npm ci && npm run build)",
         param="vendor",
     )
@@ -129,7 +133,7 @@ def _leaflet_css() -> str:
         name = match.group(1)
         try:
             data = base64.b64encode(vendor_file(f"images/{name}").read_bytes()).decode()
-        except InvalidInputError:
+        except BriefingError:
             return "url(data:,)"
         return f"url(data:image/png;base64,{data})"
 
@@ -145,40 +149,6 @@ def _rgba(colour: list[int] | tuple[int, ...]) -> tuple[str, float]:
     r, g, b = colour[:3]
     a = colour[3] / 255 if len(colour) > 3 else 1.0
     return f"#{r:02x}{g:02x}{b:02x}", round(a, 3)
-
-
-def load_layers(
-    engine: Engine,
-    slugs: list[str],
-    strings: Strings,
-    max_features: int = DEFAULT_MAX_FEATURES,
-    bbox: tuple[float, float, float, float] | None = None,
-) -> list[BriefingLayer]:
-    """Read the basemap and the requested layers (each capped at max_features)."""
-    wanted = list(dict.fromkeys([*BASEMAP, *slugs]))
-    out: list[BriefingLayer] = []
-    with engine.connect() as conn:
-        for slug in wanted:
-            try:
-                info = registry.get_layer(conn, slug)
-            except Exception:
-                if slug in BASEMAP:
-                    continue  # a database without the demo still exports the asked layers
-                raise
-            query = features.FeatureQuery(bbox=bbox, limit=max(1, max_features))
-            page = features.query_features(conn, info, query)
-            layer = BriefingLayer(
-                slug=slug,
-                title=info.title_en if strings.lang == "en" else info.title_vi,
-                style=info.default_style.model_dump(),
-                geometry_type=info.geometry_type,
-                synthetic=info.synthetic,
-                attribution=info.attribution,
-                features=[orjson.loads(doc) for doc in page.features_json],
-                truncated=page.next_after_id is not None,
-            )
-            out.append(layer)
-    return out
 
 
 def _tooltip_html(layer: BriefingLayer, props: dict[str, Any], strings: Strings) -> str:
@@ -363,7 +333,7 @@ def check_offline(page: str) -> None:
     """Refuse a page that would load any script, stylesheet, image or font from the network."""
     found = EXTERNAL_REF.search(page) or CSS_URL.search(page)
     if found:
-        raise InvalidInputError(
+        raise BriefingError(
             f"briefing HTML would fetch from the network: {found.group(0)[:120]}", param="html"
         )
 
@@ -397,17 +367,12 @@ def _bounds(layers: list[BriefingLayer]) -> tuple[float, float, float, float]:
 
 
 def write_briefing(
-    engine: Engine,
-    slugs: list[str],
+    layers: list[BriefingLayer],
     out: Path,
     lang: str = "vi",
     title: str | None = None,
-    max_features: int = DEFAULT_MAX_FEATURES,
-    bbox: tuple[float, float, float, float] | None = None,
 ) -> BriefingSummary:
-    """Export the layers (over the ward/province basemap) to a standalone HTML file."""
-    strings = Strings(lang)
-    layers = load_layers(engine, slugs, strings, max_features=max_features, bbox=bbox)
+    """Write the layers (read by the caller, basemap first) to a standalone HTML file."""
     page = build_briefing_html(layers, lang=lang, title=title)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from alembic import op
 
 revision = "0014_reports_workflow"
-down_revision = "0010_source_key_partial"
+down_revision = "0012_storage"
 branch_labels = None
 depends_on = None
 

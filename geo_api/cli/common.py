@@ -56,10 +56,10 @@ def migrated_engine(settings: Settings) -> Iterator[Engine]:
     engine = make_engine(settings)
     try:
         migrate.upgrade(engine)
-        from ingest.build import sweep_orphans
+        from layers.partitions import sweep_orphans
 
         # A server or import killed mid-import left its unattached build table: drop it now
-        # rather than at the next import (live imports keep theirs: see ingest.build).
+        # rather than at the next import (live imports keep theirs: see layers.partitions).
         sweep_orphans(engine)
         yield engine
     finally:

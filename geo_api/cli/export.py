@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import typer
+from sqlalchemy import Engine
 
 from geo_api.cli.common import audit_cli, friendly_errors, load_settings, migrated_engine
+from layers import features, registry
+from layers.errors import InvalidInputError
 from layers.features import parse_bbox
+from web_map.briefing import (
+    BASEMAP,
+    DEFAULT_MAX_FEATURES,
+    BriefingError,
+    BriefingLayer,
+    BriefingSummary,
+    write_briefing,
+)
 
 LayersOpt = typer.Option(
     ..., "--layers", "-l", help="Comma-separated layer slugs, e.g. hospitals,schools"
@@ -17,6 +29,58 @@ LangOpt = typer.Option("vi", "--lang", help="vi (default) or en")
 TitleOpt = typer.Option(None, "--title", help="Title shown on the map")
 MaxOpt = typer.Option(5000, "--max-features", min=1, help="Features per layer at most")
 BBoxOpt = typer.Option(None, "--bbox", help="minx,miny,maxx,maxy (WGS84)")
+
+
+def load_briefing_layers(
+    engine: Engine,
+    slugs: list[str],
+    lang: str = "vi",
+    max_features: int = DEFAULT_MAX_FEATURES,
+    bbox: tuple[float, float, float, float] | None = None,
+) -> list[BriefingLayer]:
+    """Read the basemap and the requested layers (each capped at max_features)."""
+    wanted = list(dict.fromkeys([*BASEMAP, *slugs]))
+    out: list[BriefingLayer] = []
+    with engine.connect() as conn:
+        for slug in wanted:
+            try:
+                info = registry.get_layer(conn, slug)
+            except Exception:
+                if slug in BASEMAP:
+                    continue  # a database without the demo still exports the asked layers
+                raise
+            query = features.FeatureQuery(bbox=bbox, limit=max(1, max_features))
+            page = features.query_features(conn, info, query)
+            out.append(
+                BriefingLayer(
+                    slug=slug,
+                    title=info.title_en if lang == "en" else info.title_vi,
+                    style=info.default_style.model_dump(),
+                    geometry_type=info.geometry_type,
+                    synthetic=info.synthetic,
+                    attribution=info.attribution,
+                    features=[orjson.loads(doc) for doc in page.features_json],
+                    truncated=page.next_after_id is not None,
+                )
+            )
+    return out
+
+
+def export_briefing(
+    engine: Engine,
+    slugs: list[str],
+    out: Path,
+    lang: str = "vi",
+    title: str | None = None,
+    max_features: int = DEFAULT_MAX_FEATURES,
+    bbox: tuple[float, float, float, float] | None = None,
+) -> BriefingSummary:
+    """Export the layers (over the ward/province basemap) to a standalone HTML file."""
+    layers = load_briefing_layers(engine, slugs, lang, max_features=max_features, bbox=bbox)
+    try:
+        return write_briefing(layers, out, lang=lang, title=title)
+    except BriefingError as exc:
+        raise InvalidInputError(str(exc), param=exc.param) from exc
 
 
 def register(app: typer.Typer) -> None:
@@ -33,12 +97,10 @@ def register(app: typer.Typer) -> None:
         bbox: str | None = BBoxOpt,
     ) -> None:
         """Write a standalone offline HTML briefing map (wards and province as basemap)."""
-        from web_map.briefing import write_briefing
-
         slugs = [s.strip() for s in layers.split(",") if s.strip()]
         settings = load_settings()
         with migrated_engine(settings) as engine:
-            summary = write_briefing(
+            summary = export_briefing(
                 engine,
                 slugs,
                 out,

@@ -45,6 +45,13 @@ def run_sector_seed(engine: Engine, settings: Settings) -> None:
 
     typer.echo("sector systems: running the demo connectors against the simulators…")
     results = seed_sector_data(engine, settings, progress=typer.echo)
+    from analytics.kpi_jobs import refresh_derived
+
+    for rep in refresh_derived(engine):
+        if rep.status == "refreshed":
+            typer.echo(
+                f"derived indicators from {rep.source}: {rep.inserted} new, {rep.updated} updated"
+            )
     failed = [r.name for r in results if r.status == "failed"]
     if failed:
         typer.secho(f"sector connectors failed: {', '.join(failed)}", fg=typer.colors.YELLOW)

@@ -7,10 +7,9 @@ import sys
 
 import typer
 import uvicorn
-from sqlalchemy import func, select
 
 from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
-from layers.models import layer
+from layers.registry import layer_slugs
 from layers.settings import Settings
 
 simulators_app = typer.Typer(
@@ -145,14 +144,14 @@ def up(
         )
     with migrated_engine(settings) as engine:
         with engine.connect() as conn:
-            empty = conn.execute(select(func.count()).select_from(layer)).scalar_one() == 0
-            agencies = conn.execute(select(layer.c.id).where(layer.c.slug == "agencies")).first()
+            slugs = layer_slugs(conn)
+        empty = not slugs
         if empty:
             from geo_api.cli.seed import run_demo_seed
 
             typer.echo("Empty database: seeding the Nghệ An demo…")
             run_demo_seed(engine, settings)
-        elif demo_connectors and agencies is None:
+        elif demo_connectors and "agencies" not in slugs:
             # Never seed demo data into a database that already holds other data.
             typer.secho(
                 "the demo sector connectors need the `agencies` layer: run `iocmap seed demo`",

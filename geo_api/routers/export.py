@@ -37,7 +37,8 @@ async def briefing(
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
 ) -> Response:
     """One HTML file with Leaflet inlined and no tiles: opens offline on any laptop."""
-    from web_map.briefing import build_briefing_html, load_layers
+    from geo_api.cli.export import load_briefing_layers
+    from web_map.briefing import build_briefing_html
 
     slugs = list(dict.fromkeys(s.strip() for s in layers.split(",") if s.strip()))
     if not slugs:
@@ -53,10 +54,8 @@ async def briefing(
     box = parse_bbox(bbox)
 
     def build() -> str:
-        from web_map.briefing import Strings
-
-        loaded = load_layers(
-            engine, slugs, Strings(lang), max_features=settings.export_max_features, bbox=box
+        loaded = load_briefing_layers(
+            engine, slugs, lang, max_features=settings.export_max_features, bbox=box
         )
         return build_briefing_html(loaded, lang=lang, title=title)
 

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from analytics import scheduler, service
+from analytics import service
 from geo_api.deps import ConnDep
 from layers.features import parse_bbox
 
-
-@asynccontextmanager
-async def analytics_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run the analytics scheduler (H3 refresh, alert rules) while the app runs.
-
-    Router lifespans run inside the app's, so app.state.engine already exists.
-    """
-    settings = app.state.settings
-    board = scheduler.JobBoard(settings.analytics_retry_base_s, settings.analytics_retry_max_s)
-    app.state.jobs = board
-    task = scheduler.start(app.state.engine, settings, board)
-    app.state.analytics_task = task
-    try:
-        yield
-    finally:
-        await scheduler.stop(task)
-        app.state.analytics_task = None
-
-
-router = APIRouter(tags=["h3"], lifespan=analytics_lifespan)
+router = APIRouter(tags=["h3"])
 
 Res = Annotated[int, Query(ge=5, le=10, description="H3 resolution 5..10")]
 From = Annotated[datetime | None, Query(alias="from", description="Window start (inclusive)")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from geo_api.deps import EngineDep
 from geo_api.routers.jobs import job_statuses
@@ -17,8 +16,7 @@ router = APIRouter(tags=["health"])
 def health(request: Request, engine: EngineDep) -> JSONResponse:
     """Report database reachability and migration state; 503 when either fails."""
     try:
-        with engine.connect() as conn:
-            postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
+        postgis = migrate.postgis_version(engine)
         current = sorted(migrate.current_heads(engine))
         expected = sorted(migrate.expected_heads(engine))
     except Exception as exc:  # any driver error means "not reachable" to a health probe

@@ -161,7 +161,7 @@ def get_rejects(
     batch_id: int, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000
 ) -> list[dict[str, Any]]:
     """Rejected rows with row numbers, reasons and original values."""
-    from ingest.load import list_rejects
+    from layers.batches import list_rejects
 
     jobs.job_status(engine, batch_id)
     with engine.connect() as conn:

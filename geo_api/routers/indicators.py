@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Query
 
+from analytics import dashboards
 from analytics.forecast import linear_forecast
 from geo_api.deps import ConnDep
 from layers import indicators as ind
@@ -41,7 +42,7 @@ def _series(vals: ind.IndicatorValues, horizon: int, running: date | None) -> li
     n_fit = sum(1 for p in vals.periods if running is None or p < running)
     for s, row in zip(vals.subjects, vals.values, strict=True):
         item: dict[str, Any] = {
-            "subject": ind.subject_dict(s),
+            "subject": dashboards.subject_dict(s),
             "values": [float(v) if np.isfinite(v) else None for v in row],
             "trend": None,
         }
@@ -104,7 +105,7 @@ def sector_dashboard(
     conn: ConnDep, sector: str, start: Start = None, end: End = None
 ) -> dict[str, Any]:
     """Latest and previous province values, series by period, and units ranked per KPI."""
-    return ind.dashboard(conn, sector, start, end)
+    return dashboards.dashboard(conn, sector, start, end)
 
 
 @router.get("/api/indicators/{code}", summary="Values of an indicator, ready for charts")
@@ -136,7 +137,7 @@ def indicator_values(
         # First period still running today (values so far), or null: charts draw it apart.
         "in_progress": _iso(running) if running is not None and running in vals.periods else None,
         "series": _series(vals, forecast, running),
-        "summary": ind.summary(conn, vals, filtered=subject is not None),
+        "summary": dashboards.summary(conn, vals, filtered=subject is not None),
     }
 
 
@@ -148,4 +149,4 @@ def indicator_choropleth(
     grain: Grain = None,
 ) -> dict[str, Any]:
     """Commune values of one period with 5 quantile breaks (upper bounds of 5 classes)."""
-    return ind.choropleth(conn, code, period, grain)
+    return dashboards.choropleth(conn, code, period, grain)

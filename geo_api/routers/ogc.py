@@ -19,7 +19,7 @@ from layers.errors import InvalidInputError, NotFoundError
 from layers.registry import LayerInfo
 from layers.settings import Settings
 
-router = APIRouter(prefix="/ogc", tags=["ogc"], lifespan=layer_state.lifespan)
+router = APIRouter(prefix="/ogc", tags=["ogc"])
 
 GEOJSON = "application/geo+json"
 ITEMS_PARAMS = {

@@ -165,7 +165,7 @@ def list_rasters(conn: ConnDep, user: UserDep) -> list[dict[str, Any]]:
 
 
 def _describe(info: LayerInfo, meta: store.RasterMeta) -> dict[str, Any]:
-    from analytics import colormaps
+    from layers.rasters import colormaps
 
     lo, hi = meta.rescale or (0.0, 1.0)
     return {

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -43,23 +41,20 @@ async def _overdue_loop(app: FastAPI, interval_s: float) -> None:
             log.exception("overdue check failed")
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run the SLA overdue check every report_overdue_interval_s seconds."""
+def start_overdue_checks(app: FastAPI) -> asyncio.Task[None] | None:
+    """Start the SLA overdue check (every report_overdue_interval_s s; None when 0).
+
+    Started and stopped by the app's lifespan (geo_api.main).
+    """
     settings: Settings = app.state.settings
-    task = None
-    if settings.report_overdue_interval_s > 0:
-        task = asyncio.create_task(_overdue_loop(app, settings.report_overdue_interval_s))
-    try:
-        yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+    if settings.report_overdue_interval_s <= 0:
+        return None
+    return asyncio.create_task(
+        _overdue_loop(app, settings.report_overdue_interval_s), name="iocmap-report-overdue"
+    )
 
 
-router = APIRouter(prefix="/api/reports", tags=["reports"], lifespan=lifespan)
+router = APIRouter(prefix="/api/reports", tags=["reports"])
 
 
 class WorkBody(BaseModel):

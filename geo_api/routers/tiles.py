@@ -8,8 +8,8 @@ the filter is part of the cache key and the ETag.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -26,26 +26,30 @@ from layers.settings import Settings
 from layers.tile_cache import CachedTile, TileCache, TileKey
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Give the app its tile cache (keys carry the layer's data_version) and version cache."""
+async def start_tile_state(app: FastAPI) -> None:
+    """Give the app its tile cache (keys carry the layer's data_version) and version cache.
+
+    Started and stopped by the app's lifespan (geo_api.main).
+    """
     settings: Settings = app.state.settings
     app.state.tile_cache = TileCache(settings.tile_cache_max_bytes)
     versions = LayerVersionCache(layer_state.read_pool(app), settings)
     await versions.start()
     app.state.tile_versions = versions
-    try:
-        async with layer_state.lifespan(app):
-            yield
-    finally:
-        app.state.tile_versions = None
+
+
+async def stop_tile_state(app: FastAPI) -> None:
+    """Stop the version cache's listener."""
+    versions: LayerVersionCache | None = getattr(app.state, "tile_versions", None)
+    app.state.tile_versions = None
+    if versions is not None:
         await versions.close()
 
 
 # Compressing a bigger tile would hold the event loop for more than a millisecond or so.
 GZIP_IN_THREAD_BYTES = 64 * 1024
 
-router = APIRouter(prefix="/tiles", tags=["tiles"], lifespan=lifespan)
+router = APIRouter(prefix="/tiles", tags=["tiles"])
 
 PropertiesQuery = Annotated[
     str | None,
@@ -122,6 +126,68 @@ def _tile_key(
     )
 
 
+@dataclass(frozen=True)
+class TileRequest:
+    """What one vector-tile request is, before any cache or database: key, ETag, headers."""
+
+    key: TileKey
+    props: tuple[str, ...] | None
+    time_filter: tiles.TimeFilter | None
+    headers: dict[str, str]  # lower-case names; every answer (200, 204, 304) carries them
+
+    @property
+    def etag(self) -> str:
+        """The tile's ETag (its cache key, hashed)."""
+        return self.headers["etag"]
+
+
+def tile_request(
+    settings: Settings,
+    info: registry.LayerInfo,
+    ver: LayerVersion,
+    z: int,
+    x: int,
+    y: int,
+    properties: str | None,
+    when: str | None,
+) -> TileRequest:
+    """Parse a tile request's parameters into its key and headers (InvalidInputError if bad).
+
+    The one derivation of key, ETag and headers: `layer_tile` and the warm-hit middleware
+    both use it, so they answer alike.
+    """
+    tiles.tile_address(z, x, y)
+    props = tiles.parse_properties(info, properties)
+    time_filter = tiles.parse_time_filter(info, when)
+    key = _tile_key(ver, z, x, y, props, time_filter)
+    headers = {
+        "etag": key.etag(),
+        "cache-control": _cache_control(settings),
+        "vary": "Accept-Encoding",
+    }
+    return TileRequest(key, props, time_filter, headers)
+
+
+def tile_answer(
+    plan: TileRequest, cached: CachedTile | None, if_none_match: str, accept_encoding: str
+) -> tuple[int, dict[str, str], bytes] | None:
+    """(status, headers, body) for a validated or cached tile; None when it must be rendered."""
+    if plan.etag in if_none_match:
+        return 304, plan.headers, b""
+    if cached is None:
+        return None
+    headers = dict(plan.headers)
+    if not cached.data:
+        return 204, headers, b""
+    body = cached.data
+    if cached.gzipped is not None and "gzip" in accept_encoding:
+        body = cached.gzipped
+        headers["content-encoding"] = "gzip"
+    headers["content-type"] = tiles.MEDIA_TYPE
+    headers["content-length"] = str(len(body))
+    return 200, headers, body
+
+
 async def _version(request: Request, slug: str) -> LayerVersion:
     """The layer's current version: from memory while notifications are listened to."""
     versions: LayerVersionCache | None = getattr(request.app.state, "tile_versions", None)
@@ -158,23 +224,17 @@ async def layer_tile(
     ver = await _version(request, slug)
     tile = tiles.tile_address(z, x, y)
     info = await layer_state.layer_info(request, slug, ver)
-    props = tiles.parse_properties(info, properties)
-    time_filter = tiles.parse_time_filter(info, when)
-    key = _tile_key(ver, z, x, y, props, time_filter)
-    etag = key.etag()
-    headers = {
-        "ETag": etag,
-        "Cache-Control": _cache_control(settings),
-        "Vary": "Accept-Encoding",
-    }
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
+    plan = tile_request(settings, info, ver, z, x, y, properties, when)
+    props, time_filter = plan.props, plan.time_filter
+    inm = request.headers.get("if-none-match", "")
+    accept = request.headers.get("accept-encoding", "")
     cache = _cache(request)
     # Intervals off the hour grid are rendered but never stored (see TimeFilter.cacheable).
     if time_filter is not None and not time_filter.cacheable:
         cache = None
-    cached = cache.get(key) if cache is not None else None
-    if cached is None:
+    cached = cache.get(plan.key) if cache is not None and plan.etag not in inm else None
+    answer = tile_answer(plan, cached, inm, accept)
+    if answer is None:
         # The render may see data newer than `ver` (an import committing meanwhile); stored
         # under the older key it is then never asked for again, so nothing stale is served.
         pool = layer_state.read_pool(request.app)
@@ -191,13 +251,11 @@ async def layer_tile(
         else:
             cached = CachedTile.of(data)
         if cache is not None:
-            cache.put(key, cached)
-    if not cached.data:
-        return Response(status_code=204, headers=headers)
-    if cached.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return Response(cached.gzipped, media_type=tiles.MEDIA_TYPE, headers=headers)
-    return Response(cached.data, media_type=tiles.MEDIA_TYPE, headers=headers)
+            cache.put(plan.key, cached)
+        answer = tile_answer(plan, cached, inm, accept)
+        assert answer is not None
+    status, headers, body = answer
+    return Response(body, status_code=status, headers=headers)
 
 
 @router.get(
@@ -260,7 +318,6 @@ def _cache_control(settings: Settings) -> str:
 _TILE_PATH = re.compile(
     r"^/tiles/(?P<slug>[^/]+)/(?P<z>[0-9]{1,2})/(?P<x>[0-9]{1,8})/(?P<y>[0-9]{1,8})\.mvt$"
 )
-_MEDIA_TYPE = tiles.MEDIA_TYPE.encode()
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -300,40 +357,24 @@ def _warm_hit(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | No
             raw[name] = value
     z, x, y = int(m["z"]), int(m["x"]), int(m["y"])
     try:
-        tiles.tile_address(z, x, y)
-        props = tiles.parse_properties(info, raw.get("properties"))
-        time_filter = tiles.parse_time_filter(info, raw.get("datetime"))
+        plan = tile_request(
+            state.settings, info, ver, z, x, y, raw.get("properties"), raw.get("datetime")
+        )
     except InvalidInputError:
         return None
-    key = _tile_key(ver, z, x, y, props, time_filter)
-    etag = key.etag()
-    inm = b""
-    accept = b""
+    inm = ""
+    accept = ""
     for name, value in scope["headers"]:
         if name == b"if-none-match":
-            inm = value
+            inm = value.decode("latin-1")
         elif name == b"accept-encoding":
-            accept = value
-    settings: Settings = state.settings
-    headers = [
-        (b"etag", etag.encode()),
-        (b"cache-control", _cache_control(settings).encode()),
-        (b"vary", b"Accept-Encoding"),
-    ]
-    if etag.encode() in inm:
-        return 304, headers, b""
-    cached = cache.get(key)
-    if cached is None:
+            accept = value.decode("latin-1")
+    cached = cache.get(plan.key) if plan.etag not in inm else None
+    answer = tile_answer(plan, cached, inm, accept)
+    if answer is None:
         return None
-    if not cached.data:
-        return 204, headers, b""
-    body = cached.data
-    if cached.gzipped is not None and b"gzip" in accept:
-        body = cached.gzipped
-        headers.append((b"content-encoding", b"gzip"))
-    headers.append((b"content-type", _MEDIA_TYPE))
-    headers.append((b"content-length", str(len(body)).encode()))
-    return 200, headers, body
+    status, headers, body = answer
+    return status, [(k.encode(), v.encode()) for k, v in headers.items()], body
 
 
 class WarmTileMiddleware:

@@ -19,17 +19,23 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Connection, Engine
 
 from ingest.connectors import sources
 from ingest.connectors.config import IndicatorDrop, IndicatorPull, PeriodSpec
-from ingest.load import create_batch, finish_batch, write_rejects
 from ingest.tabular import normalise_header
+from layers.batches import (
+    connector_state_row,
+    create_batch,
+    finish_batch,
+    save_connector_state,
+    write_rejects,
+)
 from layers.errors import InvalidInputError, IocError, NotFoundError
+from layers.features import source_keys_by
+from layers.gazetteer import current_unit_codes
 from layers.indicators import ObservationIn, catalog, period_end, period_floor, upsert_observations
-from layers.models import admin_unit, feature, layer
-from layers.models.ingest import connector_state
+from layers.registry import layer_id_of
 from layers.settings import Settings
 
 MAX_ERRORS_IN_BATCH = 50
@@ -213,18 +219,11 @@ def unit_code(value: Any) -> str | None:
 def subject_keys(conn: Connection, subject_layer: str | None, prop: str | None) -> dict[str, str]:
     """unit code -> subject key: admin unit codes, or a layer's source keys (or a property)."""
     if subject_layer is None:
-        rows = conn.execute(select(admin_unit.c.code).where(admin_unit.c.valid_to.is_(None)))
-        return {str(c): str(c) for (c,) in rows}
-    layer_id = conn.execute(select(layer.c.id).where(layer.c.slug == subject_layer)).scalar()
+        return {c: c for c in current_unit_codes(conn)}
+    layer_id = layer_id_of(conn, subject_layer)
     if layer_id is None:
         raise NotFoundError(f"subject layer '{subject_layer}' does not exist", slug=subject_layer)
-    code_col = feature.c.properties[prop].astext if prop else feature.c.source_key
-    rows = conn.execute(
-        select(code_col, feature.c.source_key).where(
-            feature.c.layer_id == layer_id, feature.c.source_key.is_not(None)
-        )
-    )
-    return {str(code): str(key) for code, key in rows if code is not None}
+    return source_keys_by(conn, layer_id, prop)
 
 
 def check_indicators(mapping: dict[str, str], subject_layer: str | None) -> dict[str, str]:
@@ -327,17 +326,13 @@ def to_observations(
 
 def save_cursor(conn: Connection, name: str, cursor: str) -> None:
     """Move a connector's incremental cursor (inside the transaction that landed the data)."""
-    stmt = insert(connector_state).values(name=name, cursor={"since": cursor})
-    conn.execute(
-        stmt.on_conflict_do_update(index_elements=["name"], set_={"cursor": {"since": cursor}})
-    )
+    save_connector_state(conn, name, cursor={"since": cursor})
 
 
 def _layer_id(conn: Connection, slug: str | None) -> int | None:
     if slug is None:
         return None
-    found = conn.execute(select(layer.c.id).where(layer.c.slug == slug)).scalar()
-    return int(found) if found is not None else None
+    return layer_id_of(conn, slug)
 
 
 def land_records(
@@ -460,9 +455,8 @@ def quarantine(conn: Connection, batch_id: int, rejects: Sequence[Reject]) -> di
 def load_cursor(engine: Engine, name: str) -> str | None:
     """The connector's saved cursor, None before its first landed fetch."""
     with engine.connect() as conn:
-        state = conn.execute(
-            select(connector_state.c.cursor).where(connector_state.c.name == name)
-        ).scalar()
+        row = connector_state_row(conn, name)
+    state = row["cursor"] if row else None
     cursor = (state or {}).get("since")
     return None if cursor is None else str(cursor)
 

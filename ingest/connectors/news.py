@@ -17,11 +17,9 @@ from typing import Any
 
 import numpy as np
 import shapely
-from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
-from analytics.placenames import Gazetteer
 from ingest.connectors import sources
 from ingest.connectors.config import NewsPull
 from ingest.connectors.indicators import (
@@ -33,12 +31,12 @@ from ingest.connectors.indicators import (
     quarantine,
     succeed_batch,
 )
-from ingest.load import create_batch
+from layers.batches import create_batch
 from layers.bulk import FeatureRow, upsert_features
 from layers.errors import NotFoundError
-from layers.gazetteer import current_units
-from layers.models import admin_unit, layer
-from layers.registry import create_or_update_layer
+from layers.gazetteer import current_communes, current_units, has_admin_units
+from layers.placenames import Gazetteer
+from layers.registry import create_or_update_layer, layer_id_of
 from layers.settings import Settings
 
 
@@ -74,18 +72,13 @@ def _point_in(geom: shapely.Geometry, seed_text: str) -> Point:
 
 
 def _communes(conn: Connection) -> dict[str, tuple[str, shapely.Geometry]]:
-    rows = conn.execute(
-        select(admin_unit.c.code, admin_unit.c.name, admin_unit.c.geom).where(
-            admin_unit.c.level == "commune", admin_unit.c.valid_to.is_(None)
-        )
-    )
-    return {str(c): (str(n), to_shape(g)) for c, n, g in rows}
+    return current_communes(conn)
 
 
 def _layer(conn: Connection, slug: str) -> int:
-    found = conn.execute(select(layer.c.id).where(layer.c.slug == slug)).scalar()
+    found = layer_id_of(conn, slug)
     if found is not None:
-        return int(found)
+        return found
     from layers.demo.specs import NEWS_ITEMS
 
     # A real deployment gets the same layer, without the demo's synthetic flag.
@@ -215,7 +208,7 @@ def run_news(
     """Land leftover fetches, then fetch new items since the cursor and land them."""
     reports = _land_spool(engine, cfg, spool, attempt)
     with engine.connect() as conn:
-        if not conn.execute(select(admin_unit.c.code).limit(1)).first():
+        if not has_admin_units(conn):
             raise NotFoundError("no admin units: place names cannot be matched (seed first)")
     records, new_cursor = sources.fetch_records(cfg, load_cursor(engine, cfg.name))
     if not records:

@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Engine
 
 from ingest.connectors import sources
 from ingest.connectors.config import (
@@ -27,10 +26,14 @@ from ingest.connectors.config import (
     load_config,
 )
 from ingest.connectors.indicators import LandingFailed
-from ingest.load import create_batch, finish_batch
 from ingest.pipeline import ImportOptions, ImportReport, run_import
+from layers.batches import (
+    connector_state_row,
+    create_batch,
+    finish_batch,
+    save_connector_state,
+)
 from layers.errors import IocError, NotFoundError, UnavailableError
-from layers.models.ingest import connector_state
 from layers.settings import Settings
 
 __all__ = ["RunResult", "load_config", "run_connector", "run_connectors"]
@@ -67,18 +70,13 @@ def spool_dir(settings: Settings, name: str) -> Path:
 
 def _state(engine: Engine, name: str) -> dict[str, Any]:
     with engine.connect() as conn:
-        row = (
-            conn.execute(select(connector_state).where(connector_state.c.name == name))
-            .mappings()
-            .first()
-        )
-    return dict(row) if row else {"name": name, "cursor": {}, "failures": 0}
+        row = connector_state_row(conn, name)
+    return row if row else {"name": name, "cursor": {}, "failures": 0}
 
 
 def _save_state(engine: Engine, name: str, **values: Any) -> None:
     with engine.begin() as conn:
-        stmt = insert(connector_state).values(name=name, **values)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+        save_connector_state(conn, name, **values)
 
 
 def _import(

@@ -6,11 +6,11 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from ingest.connectors.config import ConnectorsConfig, load_config
 from ingest.connectors.runner import run_connector
-from layers.models.ingest import connector_state
+from layers.batches import connector_next_attempts
 from layers.settings import Settings
 
 log = logging.getLogger("iocmap.ingest.scheduler")
@@ -47,11 +47,7 @@ class ConnectorScheduler:
         """Names of enabled connectors whose next run time has come."""
         now = datetime.now(UTC)
         with self.engine.connect() as conn:
-            nexts = dict(
-                conn.execute(
-                    select(connector_state.c.name, connector_state.c.next_attempt_at)
-                ).all()
-            )
+            nexts = connector_next_attempts(conn)
         return [
             c.name
             for c in self.cfg.connectors

@@ -1,4 +1,5 @@
-"""The demo's sector data: start the simulators, run every sector connector once, derive KPIs.
+"""The demo's sector data: start the simulators, run every sector connector once (the CLI then
+derives KPIs).
 
 `iocmap seed demo` and `iocmap up` call `seed_sector_data` after the layers are seeded. The
 connectors keep their cursors, so a second seed fetches nothing and writes nothing.
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from ingest.connectors.config import (
     ConnectorsConfig,
@@ -24,7 +25,7 @@ from ingest.simulators.app import DEFAULT_SEED, create_simulator_app, serve_in_t
 from ingest.simulators.ktxh import write_exports
 from ingest.simulators.systems import Units, demo_units, today_ict
 from ingest.simulators.traffic import write_counter_history
-from layers.models import import_batch
+from layers.batches import succeeded_from
 from layers.settings import Settings
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "connectors" / "demo.yaml"
@@ -67,7 +68,7 @@ def seed_sector_data(
     today: date | None = None,
     traffic_days: int = TRAFFIC_DAYS,
 ) -> list[RunResult]:
-    """Run every demo connector once against in-process simulators, then derive KPIs.
+    """Run every demo connector once against in-process simulators (the caller derives KPIs).
 
     `units` and `today` narrow the simulated data (tests); by default the whole demo, today.
     `traffic_days` days of synthetic vehicle counts are written at the cameras (see
@@ -83,15 +84,7 @@ def seed_sector_data(
         # Per database, not per folder: another database sharing the state dir needs its own.
         sources = [f"{name}: {file_name}" for name in drops]
         with engine.connect() as conn:
-            return bool(
-                conn.execute(
-                    select(import_batch.c.id).where(
-                        import_batch.c.kind == "connector",
-                        import_batch.c.status == "succeeded",
-                        import_batch.c.source.in_(sources),
-                    )
-                ).first()
-            )
+            return succeeded_from(conn, "connector", sources)
 
     for folder in drop_folders(cfg, settings):
         for path in write_exports(folder, units, seed, day, landed=landed):
@@ -107,9 +100,6 @@ def seed_sector_data(
         added = write_counter_history(conn, day, days=traffic_days, seed=seed)
     if added:
         say(f"traffic counters (synthetic): {added} counts of 15 minutes at the cameras")
-    from analytics.kpi_jobs import refresh_derived
-
-    for rep in refresh_derived(engine):
-        if rep.status == "refreshed":
-            say(f"derived indicators from {rep.source}: {rep.inserted} new, {rep.updated} updated")
+    # Derived KPIs (analytics.kpi_jobs.refresh_derived) are the caller's: ingest does not
+    # reach into analytics.
     return results

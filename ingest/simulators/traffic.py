@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ingest.simulators.systems import ICT, rng
-from layers.events import ensure_traffic_layer
+from layers.events import camera_points, ensure_traffic_layer, insert_counter_counts
 from layers.registry import mark_layer_changed
 
 INTERVAL_MIN = 15
@@ -62,31 +62,8 @@ def counts_for_day(site: CounterSite, day: date, seed: int) -> np.ndarray:
 
 def counter_sites(conn: Connection) -> list[CounterSite]:
     """The demo's cameras (layer `cameras`), in id order."""
-    rows = conn.execute(
-        text(
-            "SELECT f.source_key, ST_X(f.geom), ST_Y(f.geom), f.properties->>'owner' "
-            "FROM feature f JOIN layer l ON l.id = f.layer_id "
-            "WHERE l.slug = 'cameras' AND f.source_key IS NOT NULL ORDER BY f.source_key"
-        )
-    ).all()
+    rows = camera_points(conn)
     return [CounterSite(str(k), float(x), float(y), owner == "vms_vinh") for k, x, y, owner in rows]
-
-
-_INSERT = text(
-    """
-    INSERT INTO feature (layer_id, geom, properties, source_key, observed_at)
-    SELECT :lid, ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326),
-           jsonb_build_object('camera_id', t.cam, 'zone_id', NULL, 'vehicle_class', t.cls,
-                              'count', t.n, 'minute', t.minute, 'interval_min', CAST(:interval AS integer),
-                              'synthetic', true, 'source', CAST(:source AS text)),
-           t.key, CAST(t.minute AS timestamptz)
-    FROM unnest(CAST(:cams AS text[]), CAST(:classes AS text[]), CAST(:ns AS integer[]),
-                CAST(:minutes AS text[]), CAST(:keys AS text[]),
-                CAST(:lons AS double precision[]), CAST(:lats AS double precision[]))
-         AS t(cam, cls, n, minute, key, lon, lat)
-    ON CONFLICT (layer_id, source_key) WHERE source_key IS NOT NULL DO NOTHING
-    """
-)
 
 
 def write_counter_history(
@@ -131,10 +108,7 @@ def write_counter_history(
                     cols["keys"].append(f"{site.camera_id}|sim|{cls}|{minute}")
                     cols["lons"].append(site.lon)
                     cols["lats"].append(site.lat)
-        res = conn.execute(
-            _INSERT, {"lid": lid, "interval": INTERVAL_MIN, "source": SOURCE, **cols}
-        )
-        added += max(res.rowcount, 0)
+        added += insert_counter_counts(conn, lid, INTERVAL_MIN, SOURCE, cols)
     if added:
         mark_layer_changed(conn, lid)
     return added

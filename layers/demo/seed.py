@@ -13,11 +13,12 @@ from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
+from layers.batches import create_batch, delete_batch, finish_batch
 from layers.bulk import FeatureRow, UpsertCounts, upsert_features
 from layers.demo import specs, synthetic
 from layers.demo.boundaries import Ward, load_province, load_wards
 from layers.incidents import store as incident_store
-from layers.models import admin_unit, feature, import_batch
+from layers.models import admin_unit, feature
 from layers.registry import LayerSpec, create_or_update_layer
 from layers.settings import Settings
 from layers.users import seed_demo_users
@@ -67,12 +68,13 @@ def seed_demo(
     wards = list(load_wards())
     report = SeedReport()
     with engine.begin() as conn:
-        batch_id = int(
-            conn.execute(
-                import_batch.insert()
-                .values(source="iocmap seed demo", kind="seed", actor="iocmap", mode="upsert")
-                .returning(import_batch.c.id)
-            ).scalar_one()
+        batch_id = create_batch(
+            conn,
+            layer_id=None,
+            source="iocmap seed demo",
+            actor="iocmap",
+            mode="upsert",
+            kind="seed",
         )
         report.admin_units_changed = _seed_admin_units(conn, wards)
         say(f"admin units: {report.admin_units_changed} changed")
@@ -114,19 +116,16 @@ def seed_demo(
 
         counts = {slug: c.__dict__ for slug, c in report.layers.items()}
         if report.changed:
-            conn.execute(
-                import_batch.update()
-                .where(import_batch.c.id == batch_id)
-                .values(
-                    status="succeeded",
-                    finished_at=func.now(),
-                    counts=counts,
-                    report={"admin_units_changed": report.admin_units_changed},
-                )
+            finish_batch(
+                conn,
+                batch_id,
+                status="succeeded",
+                counts=counts,
+                report={"admin_units_changed": report.admin_units_changed},
             )
         else:
             # Nothing changed: leave no trace, so a second seed is a true no-op.
-            conn.execute(import_batch.delete().where(import_batch.c.id == batch_id))
+            delete_batch(conn, batch_id)
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE feature"))
     return report

@@ -818,3 +818,18 @@ def kpi_version(conn: Connection) -> int:
 def dumps(obj: Any) -> str:
     """JSON text for JSONB parameters."""
     return orjson.dumps(obj).decode()
+
+
+def commune_shapes_in(
+    conn: Connection, extent: tuple[float, float, float, float]
+) -> list[tuple[str, bytes]]:
+    """(name, WKB) of each current commune clipped to a WGS84 extent (the report's map)."""
+    rows = conn.execute(
+        text(
+            "SELECT name, ST_AsBinary(ST_Intersection(geom, ST_MakeEnvelope(:a, :b, :c, :d, 4326)))"
+            " FROM admin_unit WHERE level = 'commune' AND valid_to IS NULL"
+            " AND geom && ST_MakeEnvelope(:a, :b, :c, :d, 4326)"
+        ),
+        {"a": extent[0], "b": extent[1], "c": extent[2], "d": extent[3]},
+    ).all()  # fmt: skip
+    return [(str(name), bytes(wkb)) for name, wkb in rows]

@@ -14,8 +14,8 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 from sqlalchemy import Connection, text
 
-from analytics.zonal import Grid
 from layers.errors import InvalidInputError
+from layers.rasters.grid import Grid
 from layers.rasters.store import RasterLayer
 from layers.rasters.tiles import open_dataset
 from layers.registry import LayerInfo, get_layer

@@ -19,8 +19,8 @@ from PIL import Image
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from analytics import colormaps
 from layers.errors import InvalidInputError
+from layers.rasters import colormaps
 from layers.rasters.store import RasterMeta
 
 MEDIA_TYPE = "image/png"

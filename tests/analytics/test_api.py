@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import h3
 import pytest
@@ -11,15 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from analytics import h3jobs
-from geo_api.main import create_app
-from layers.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
+def client_options(seeded: Engine) -> dict[str, Any]:
     h3jobs.refresh_all(seeded)
-    with TestClient(create_app(settings)) as c:
-        yield c
+    return {}
 
 
 def _report_window(engine: Engine) -> tuple[datetime, datetime, int]:

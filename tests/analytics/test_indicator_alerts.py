@@ -524,7 +524,6 @@ def test_spike_of_negative_news_per_commune(seeded: Engine) -> None:
 def test_example_spike_rule_on_the_simulated_news(seeded: Engine) -> None:
     """The news simulator's planted burst (Diễn Châu, last three days) fires; nothing else does."""
     from analytics import kpi_jobs
-    from analytics.placenames import Gazetteer
     from ingest.connectors.config import NewsPull
     from ingest.connectors.news import _communes as commune_shapes
     from ingest.connectors.news import items_to_features
@@ -532,6 +531,7 @@ def test_example_spike_rule_on_the_simulated_news(seeded: Engine) -> None:
     from ingest.simulators.demo import demo_config
     from ingest.simulators.systems import NEWS_SPIKE_COMMUNE, demo_units, news
     from layers.gazetteer import current_units
+    from layers.placenames import Gazetteer
 
     spec = next(r for r in rules.EXAMPLE_RULES if r.slug == "news_negative_spike_commune")
     cfg = next(c for c in demo_config().connectors if isinstance(c, NewsPull))

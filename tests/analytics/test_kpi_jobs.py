@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from analytics import kpi_jobs
+from analytics import dashboards, kpi_jobs
 from layers import indicators as ind
 from layers.events import CountIn, upsert_traffic_counts
 
@@ -73,7 +73,7 @@ def test_feedback_indicators_equal_pandas_and_rerun_is_idempotent(seeded: Engine
         assert _stored(conn, "pa_on_time") == on_time.astype(float).to_dict()
         # the derived rate reads like any other indicator
         vals = ind.indicator_values(conn, "pa_on_time_rate", level="province", grain="year")
-        col = ind.latest_column(vals)
+        col = dashboards.latest_column(vals)
         assert col is not None and 0 < vals.values[0, col] <= 100
 
     again = {r.source: r for r in kpi_jobs.refresh_derived(seeded)}

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from geo_api import security
-from geo_api.main import create_app
 from layers import users
-from layers.settings import Settings
 
 Headers = Callable[..., dict[str, str]]
 
 
 @pytest.fixture(scope="module")
-def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
+def client_options(seeded: Engine) -> dict[str, Any]:
     with seeded.begin() as conn:
         users.create_user(conn, "audit_leader", "a long password", "leader")
-    app = create_app(settings.model_copy(update={"report_rate_burst": 100_000}))
-    with TestClient(app) as c:
-        yield c
+    return {"settings": {"report_rate_burst": 100_000}}
 
 
 def _entries(client: TestClient, admin: dict[str, str], **params: str) -> list[dict[str, object]]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -23,15 +23,13 @@ PASSWORD = "a very long password"
 
 
 @pytest.fixture(scope="module")
-def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
+def client_options(seeded: Engine) -> dict[str, Any]:
     with seeded.begin() as conn:
         users.create_user(conn, "auth_planner", PASSWORD, "planner")
         users.create_user(conn, "auth_gone", PASSWORD, "operator")
         conn.execute(rate_bucket.delete())
     # No user-lookup cache here: disabling a user must show at the very next request.
-    app = create_app(settings.model_copy(update={"auth_cache_s": 0.0}))
-    with TestClient(app, base_url="https://testserver") as c:
-        yield c
+    return {"settings": {"auth_cache_s": 0.0}, "base_url": "https://testserver"}
 
 
 def test_password_flow_issues_a_working_jwt(client: TestClient, settings: Settings) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import numpy as np
@@ -11,9 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo_api.main import create_app
 from layers import indicators as ind
-from layers.settings import Settings
 from tests.conftest import hospital_observations
 
 Headers = Callable[..., dict[str, str]]
@@ -45,12 +43,6 @@ def health(seeded: Engine) -> pd.DataFrame:
         rows = hospital_observations(df)
         assert ind.upsert_observations(conn, None, rows).rejected == []
     return df.assign(month=[d.replace(day=1) for d in df["day"]])
-
-
-@pytest.fixture(scope="module")
-def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 WINDOW = {"start": D0.isoformat(), "end": END.isoformat()}

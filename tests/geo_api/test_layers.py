@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-
-from geo_api.main import create_app
-from layers.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
 
 
 def test_health_reports_a_migrated_database(client: TestClient) -> None:

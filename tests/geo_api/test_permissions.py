@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -80,10 +81,8 @@ def _expected(rule: security.Rule, role: str, slug: str | None) -> bool:
 
 
 @pytest.fixture(scope="module")
-def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
-    app = create_app(settings.model_copy(update={"report_rate_burst": 100_000}))
-    with TestClient(app, base_url="https://testserver") as c:
-        yield c
+def client_options() -> dict[str, Any]:
+    return {"settings": {"report_rate_burst": 100_000}, "base_url": "https://testserver"}
 
 
 def _url(template: str, slug: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -15,15 +15,8 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from geo_api.cli import app as cli_app
-from geo_api.main import create_app
 from layers import queries
 from layers.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def a_commune(engine: Engine) -> str:

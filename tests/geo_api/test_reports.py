@@ -52,18 +52,16 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(seeded: Engine, settings: Settings, media: Path, clock: Clock) -> Iterator[TestClient]:
-    app_settings = settings.model_copy(
-        update={
+def client_options(media: Path, clock: Clock) -> dict[str, Any]:
+    return {
+        "settings": {
             "media_dir": media,
             "report_rate_burst": 10_000,
             "report_photo_max_bytes": 200_000,
-        }
-    )
-    app = create_app(app_settings)
-    app.dependency_overrides[get_now] = clock
-    with TestClient(app, base_url="https://testserver") as c:
-        yield c
+        },
+        "overrides": {get_now: clock},
+        "base_url": "https://testserver",
+    }
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from ingest.load import list_rejects
+from layers.batches import list_rejects
 from layers.registry import LayerSpec, create_or_update_layer
 
 SCHEMA = {
@@ -190,7 +190,7 @@ def test_certainly_valid_never_vouches_for_an_invalid_polygon() -> None:
     import pyarrow as pa
     import shapely
 
-    from ingest import wkbfast
+    from layers import wkbfast
 
     rng = np.random.default_rng(3)
     rings = []
@@ -234,9 +234,9 @@ def test_prepare_same_with_and_without_the_validity_shortcut(monkeypatch) -> Non
     import shapely
 
     from ingest import crs as crsmod
-    from ingest import wkbfast
     from ingest.province import bundled_boundary, tolerant_boundary
     from ingest.validate import prepare
+    from layers import wkbfast
     from tests.ingest.conftest import TRUTH_LONLAT, to_srid
 
     x, y = to_srid(TRUTH_LONLAT, 9208)[0]

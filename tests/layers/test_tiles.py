@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
+from typing import Any
 
 import mapbox_vector_tile
 import pytest
 import shapely
 from shapely.geometry import box
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from layers import registry, tiles
 from layers.errors import InvalidInputError
@@ -24,6 +26,22 @@ def tile_at(lon: float, lat: float, z: int) -> tiles.TileAddress:
     x = int((lon + 180) / 360 * n)
     y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
     return tiles.tile_address(z, x, y)
+
+
+def render(
+    conn: Connection,
+    info: registry.LayerInfo,
+    tile: tiles.TileAddress,
+    props: tuple[str, ...] | None,
+    max_bytes: int = 500_000,
+    when: tiles.TimeFilter | None = None,
+) -> bytes:
+    """The API's render path (render_tile_async), fed by this test's connection."""
+
+    async def fetch(sql: str, params: dict[str, Any]) -> Any:
+        return conn.exec_driver_sql(sql, params).scalar_one()
+
+    return asyncio.run(tiles.render_tile_async(fetch, info, tile, props, max_bytes, when))
 
 
 def decode(data: bytes, layer: str) -> list[dict[str, object]]:
@@ -80,7 +98,7 @@ def test_high_zoom_tile_has_exactly_the_parcels_it_touches(seeded: Engine) -> No
     with seeded.connect() as conn:
         info = registry.get_layer(conn, "land_parcels")
         tile, _ = _parcel_tile(conn, 16)
-        data = tiles.render_tile(conn, info, tile, ("MaXa", "DienTich"))
+        data = render(conn, info, tile, ("MaXa", "DienTich"))
         gdf = gpd.read_postgis(
             text("SELECT id, geom FROM feature WHERE layer_id = :l"),
             conn,
@@ -118,9 +136,9 @@ def test_low_zoom_drops_small_parcels_and_respects_budget(seeded: Engine) -> Non
     with seeded.connect() as conn:
         info = registry.get_layer(conn, "land_parcels")
         tile16, _ = _parcel_tile(conn, 16)
-        low = tiles.render_tile(conn, info, tile_at(*_parcel_tile(conn, 8)[1], 8), None)  # type: ignore[misc]
-        high = tiles.render_tile(conn, info, tile16, None)
-        capped = tiles.render_tile(conn, info, _parcel_tile(conn, 13)[0], None, max_bytes=2_000)
+        low = render(conn, info, tile_at(*_parcel_tile(conn, 8)[1], 8), None)  # type: ignore[misc]
+        high = render(conn, info, tile16, None)
+        capped = render(conn, info, _parcel_tile(conn, 13)[0], None, max_bytes=2_000)
     assert len(decode(low, "land_parcels")) < len(decode(high, "land_parcels")) or not low
     assert len(capped) <= 2_000
 
@@ -131,8 +149,8 @@ def test_points_cluster_at_low_zoom_and_counts_add_up(seeded: Engine) -> None:
         total = conn.execute(
             text("SELECT count(*) FROM feature WHERE layer_id = :l"), {"l": info.id}
         ).scalar_one()
-        data = tiles.render_tile(conn, info, tiles.tile_address(0, 0, 0), ("name",))
-        hi = tiles.render_tile(conn, info, tile_at(*VINH, 16), ("name",))
+        data = render(conn, info, tiles.tile_address(0, 0, 0), ("name",))
+        hi = render(conn, info, tile_at(*VINH, 16), ("name",))
     feats = decode(data, "schools")
     clusters = [f for f in feats if f["properties"].get("cluster")]  # type: ignore[union-attr]
     assert clusters, "schools should cluster at zoom 0"
@@ -147,7 +165,7 @@ def test_admin_polygons_are_simplified_at_low_zoom(seeded: Engine) -> None:
         n = conn.execute(
             text("SELECT count(*) FROM feature WHERE layer_id = :l"), {"l": info.id}
         ).scalar_one()
-        z7 = tiles.render_tile(conn, info, tile_at(*VINH, 7), ("code", "name"))
+        z7 = render(conn, info, tile_at(*VINH, 7), ("code", "name"))
     feats = decode(z7, "admin_communes")
     assert 0 < len(feats) <= n
     assert len(z7) < 500_000
@@ -166,7 +184,7 @@ def test_low_zoom_keeps_exactly_the_shapes_that_cover_a_pixel(seeded: Engine) ->
     with seeded.connect() as conn:
         info = registry.get_layer(conn, "land_parcels")
         tile, _ = _parcel_tile(conn, z)
-        data = tiles.render_tile(conn, info, tile, ())
+        data = render(conn, info, tile, ())
         gdf = gpd.read_postgis(
             text("SELECT id, geom FROM feature WHERE layer_id = :l"),
             conn,
@@ -230,7 +248,7 @@ def test_z14_drops_specks_and_z15_keeps_every_parcel(seeded: Engine) -> None:
         tile_of: dict[int, tiles.TileAddress] = {}
         for z in (14, 15):
             tile_of[z] = tile_at(lon + 0.5 * px, lat + 0.5 * px, z)
-            data = tiles.render_tile(conn, info, tile_of[z], ())
+            data = render(conn, info, tile_of[z], ())
             got[z] = {int(f["id"]) for f in decode(data, "land_parcels")}  # type: ignore[call-overload]
         conn.rollback()
     b = gdf.geometry.bounds
@@ -351,10 +369,10 @@ def test_time_filtered_tile_counts_exactly_the_features_in_the_interval(seeded: 
             text("SELECT count(*) FROM feature WHERE layer_id = :l"), {"l": info.id}
         ).scalar_one()
         when = tiles.parse_time_filter(info, f"{start.isoformat()}/{end.isoformat()}")
-        whole = tiles.render_tile(conn, info, tiles.tile_address(0, 0, 0), ())
-        part = tiles.render_tile(conn, info, tiles.tile_address(0, 0, 0), (), when=when)
+        whole = render(conn, info, tiles.tile_address(0, 0, 0), ())
+        part = render(conn, info, tiles.tile_address(0, 0, 0), (), when=when)
         after = tiles.parse_time_filter(info, f"{end.isoformat()}/..")
-        tail = tiles.render_tile(conn, info, tiles.tile_address(0, 0, 0), (), when=after)
+        tail = render(conn, info, tiles.tile_address(0, 0, 0), (), when=after)
 
     def counted(data: bytes) -> int:
         return sum(
@@ -381,7 +399,7 @@ def test_time_filtered_high_zoom_tile_has_only_features_in_the_interval(seeded: 
         ).one()
         tile = tile_at(lon, lat, 14)
         when = tiles.TimeFilter(start, end)
-        data = tiles.render_tile(conn, info, tile, ("received_at", "source_key"), when=when)
+        data = render(conn, info, tile, ("received_at", "source_key"), when=when)
     feats = decode(data, "field_reports")
     assert feats
     for f in feats:
@@ -429,9 +447,9 @@ def test_tiles_carry_source_key_unless_the_layer_has_one(seeded: Engine) -> None
             {"l": info.id},
         ).first()  # type: ignore[misc]
         tile = tile_at(lon, lat, 14)
-        every = decode(tiles.render_tile(conn, info, tile, None), "hospitals")
-        chosen = decode(tiles.render_tile(conn, info, tile, ("source_key", "name")), "hospitals")
-        plain = decode(tiles.render_tile(conn, info, tile, ("name",)), "hospitals")
+        every = decode(render(conn, info, tile, None), "hospitals")
+        chosen = decode(render(conn, info, tile, ("source_key", "name")), "hospitals")
+        plain = decode(render(conn, info, tile, ("name",)), "hospitals")
     assert every and chosen and plain
     for f in every + chosen:
         assert f["properties"]["source_key"] == keys[int(f["id"])]  # type: ignore[index, call-overload]

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-
-from geo_api.main import create_app
-from layers.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
-
 
 Headers = Callable[..., dict[str, str]]
 VIDEO = Path(__file__).resolve().parents[2] / "vision" / "data" / "video" / "street-640x352.mp4"

@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from geo_api.cli import app as cli_app
-from layers.errors import InvalidInputError
+from geo_api.cli.export import export_briefing
 from layers.settings import Settings
-from web_map.briefing import build_briefing_html, check_offline, write_briefing
+from web_map.briefing import BriefingError, build_briefing_html, check_offline
 
 SRC_ATTR = re.compile(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=\s*[\"']?([^\"' >]+)", re.I)
 
@@ -29,7 +29,7 @@ def _assert_offline(page: str) -> None:
 def test_write_briefing_is_offline(seeded: Engine, tmp_path: Path) -> None:
     """The file inlines Leaflet, draws the basemap and the layers, and fetches nothing."""
     out = tmp_path / "briefing.html"
-    summary = write_briefing(seeded, ["hospitals", "cameras"], out)
+    summary = export_briefing(seeded, ["hospitals", "cameras"], out)
     page = out.read_text(encoding="utf-8")
     _assert_offline(page)
     assert summary.layers["admin_communes"] == 130
@@ -45,7 +45,7 @@ def test_write_briefing_is_offline(seeded: Engine, tmp_path: Path) -> None:
 def test_briefing_caps_and_english(seeded: Engine, tmp_path: Path) -> None:
     """--max-features caps big layers (and says so); English uses the English titles."""
     out = tmp_path / "b.html"
-    summary = write_briefing(seeded, ["schools"], out, lang="en", max_features=100)
+    summary = export_briefing(seeded, ["schools"], out, lang="en", max_features=100)
     assert summary.layers["schools"] == 100
     assert "schools" in summary.truncated
     page = out.read_text(encoding="utf-8")
@@ -55,9 +55,9 @@ def test_briefing_caps_and_english(seeded: Engine, tmp_path: Path) -> None:
 
 def test_check_offline_refuses_cdn() -> None:
     """A page that would load from a CDN is refused."""
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(BriefingError):
         check_offline('<script src="https://cdn.jsdelivr.net/npm/leaflet.js"></script>')
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(BriefingError):
         check_offline("<style>@font-face{src:url(https://fonts.gstatic.com/x.woff2)}</style>")
     check_offline("<script>var a = 'https://example.org';</script>")
 
@@ -92,7 +92,7 @@ def test_cli_export_map(
 def test_briefing_displays_in_chromium(seeded: Engine, tmp_path: Path, browser: Any) -> None:
     """Opened from disk, the briefing draws its features without any network request."""
     out = tmp_path / "briefing.html"
-    write_briefing(seeded, ["hospitals", "field_reports"], out)
+    export_briefing(seeded, ["hospitals", "field_reports"], out)
     page = browser.new_page(viewport={"width": 1200, "height": 800})
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))

@@ -32,6 +32,8 @@ export async function sendJSON(url, body, method = 'POST') {
 /**
  * Load every page of a layer's features (following `next` links) up to maxFeatures.
  * Returns the feature array; aborts cleanly through signal.
+ * @param {string} slug
+ * @param {{bbox?: number[], limit?: number, maxFeatures?: number, signal?: AbortSignal, params?: Record<string, string>}} [options]
  */
 export async function loadFeatures(slug, { bbox, limit = 10000, maxFeatures = 60000, signal, params } = {}) {
   const q = new URLSearchParams({ limit: String(limit) });

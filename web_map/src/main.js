@@ -8,6 +8,7 @@ import 'maplibre-gl/dist/maplibre-gl.css';
 import './app.css';
 import './ui/mapux.css';
 import { detectCapabilities, getJSON } from './api.js';
+import { deckLayers } from './internals.js';
 import { basemapDrawn, basemapStyle } from './basemap.js';
 import { motionResolution } from './motion.js';
 import { initLang, lang, setLang, t } from './i18n.js';
@@ -35,8 +36,7 @@ function installHook(app) {
     parcelsRenderer: () => {
       const map = app.map;
       if (map.getLayer('native-land_parcels-fill') && map.getLayoutProperty('native-land_parcels-fill', 'visibility') === 'visible') return 'maplibre';
-      const deck = app.overlay && app.overlay._deck;
-      const ids = deck && deck.layerManager ? deck.layerManager.getLayers().map((l) => l.id) : [];
+      const ids = deckLayers(app.overlay).map((l) => l.id);
       return ids.some((i) => i.startsWith('layer-land_parcels')) ? 'deck' : null;
     },
     home: () => app.map.fitBounds(NGHE_AN_BOUNDS, { padding: HOME_PADDING, duration: 0 }),
@@ -49,8 +49,7 @@ function installHook(app) {
       await window.__iocmap.idle();
       await sleep(400); // the moveend debounce
       while (Date.now() - start < timeoutMs) {
-        const deck = app.overlay && app.overlay._deck;
-        const layers = deck && deck.layerManager ? deck.layerManager.getLayers() : [];
+        const layers = deckLayers(app.overlay);
         const busy = Object.values(app.state.loading).some(Boolean);
         if (!busy && layers.every((l) => l.isLoaded) && app.map.loaded()) {
           await sleep(150);
@@ -58,8 +57,7 @@ function installHook(app) {
         }
         await sleep(100);
       }
-      const deck = app.overlay && app.overlay._deck;
-      const waiting = (deck ? deck.layerManager.getLayers() : []).filter((l) => !l.isLoaded).map((l) => l.id);
+      const waiting = deckLayers(app.overlay).filter((l) => !l.isLoaded).map((l) => l.id);
       const loading = Object.keys(app.state.loading).filter((k) => app.state.loading[k]);
       return `not settled: layers ${waiting.join(',')} loading ${loading.join(',')}`;
     },

@@ -4,6 +4,7 @@
 import { MapboxOverlay } from '@deck.gl/mapbox';
 
 import { getJSON, loadFeatures } from './api.js';
+import { activateViewport, layerManager, overlayDeck, replayPointerMove } from './internals.js';
 import { BASEMAP_SLUGS, hoverWard, syncBasemap, wardAt } from './basemap.js';
 import { layerTitle, lang, onLang, setLang, t } from './i18n.js';
 import { buildLayers } from './layers.js';
@@ -279,12 +280,11 @@ function withWard(app, info) {
  * frame while the map moves. Updating the tile layers here makes the first draw the right one.
  */
 function refreshTiles(overlay) {
-  const deck = overlay._deck;
-  const manager = deck && deck.layerManager;
+  const deck = overlayDeck(overlay);
+  const manager = layerManager(overlay);
   if (!manager) return;
   const [viewport] = deck.getViewports();
-  // activateViewport is deck's own (9.x, pinned by the lockfile); without it deck redraws as before
-  if (viewport) for (const layer of manager.getLayers()) if (layer.isComposite && typeof layer.activateViewport === 'function') layer.activateViewport(viewport);
+  if (viewport) for (const layer of manager.getLayers()) activateViewport(layer, viewport);
   if (manager.needsUpdate()) {
     manager.updateLayers();
     // about to draw those very layers: nothing is left for deck's own loop to redraw
@@ -358,7 +358,7 @@ function denseHover(app, info) {
         if (ctrl.signal.aborted || !pick) return;
         h.pick = pick;
         // the same pointer position again: deck picks, getTooltip finds the answer above
-        app.overlay._deck?._onPointerMove({ type: 'pointermove', offsetCenter: { x: info.x, y: info.y } });
+        replayPointerMove(app.overlay, info.x, info.y);
       })
       .catch(() => {});
   }, DENSE_HOVER_MS);
@@ -389,7 +389,8 @@ function renderZoomHint(app) {
  * frame. Only the canvas: deck's tooltip lives in the same container and still shows.
  */
 function showDeckCanvas(overlay, on) {
-  const canvas = overlay._deck && overlay._deck.getCanvas();
+  const deck = overlayDeck(overlay);
+  const canvas = deck && deck.getCanvas();
   if (canvas) canvas.style.visibility = on ? '' : 'hidden';
 }
 
@@ -486,7 +487,7 @@ export async function start(app, prefetch) {
     if (app.state.draw.mode) handleQueryClick(app, [e.lngLat.lng, e.lngLat.lat]);
   });
   map.on('dblclick', (e) => {
-    if (app.state.draw.mode) handleQueryDblClick(app, [e.lngLat.lng, e.lngLat.lat]);
+    if (app.state.draw.mode) handleQueryDblClick(app);
     else map.easeTo({ center: e.lngLat, zoom: map.getZoom() + 1 });
   });
 

@@ -6,12 +6,14 @@
 // moving frames stay slow; the frame after the movement ends is full resolution again. On a
 // GPU nothing changes.
 
+import { canResizeQuietly, glContext, overriddenPixelRatio, resizeQuietly } from './internals.js';
+
 const SOFTWARE = /swiftshader|llvmpipe|softpipe|software|basic render/i;
 
 /** The WebGL renderer string of the map's context ('' when the browser hides it). */
 export function glRenderer(map) {
   try {
-    const gl = map.painter.context.gl;
+    const gl = glContext(map);
     const ext = gl.getExtension('WEBGL_debug_renderer_info');
     return String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER) || '');
   } catch {
@@ -44,17 +46,16 @@ export function motionResolution(app) {
   const on = param === '1' || fixed || (param !== '0' && SOFTWARE.test(glRenderer(map)));
   // maplibre's public setPixelRatio() goes through resize(), which stops a running camera
   // animation and fires movestart/moveend of its own; the internal resize does neither
-  if (!on || typeof map._resizeInternal !== 'function') return false;
+  if (!on || !canResizeQuietly(map)) return false;
   const full = map.getPixelRatio();
-  const own = map._overridePixelRatio;
+  const own = overriddenPixelRatio(map);
   let low = false;
   // the step of MOTION_RATIOS in use; kept from one movement to the next
   let level = 0;
   let frames = [];
   let last = 0;
   const apply = (r) => {
-    map._overridePixelRatio = r === full ? own : r;
-    map._resizeInternal(false);
+    resizeQuietly(map, r === full ? own : r);
     if (app.overlay) app.overlay.setProps({ useDevicePixels: r === full ? true : r });
     map.triggerRepaint();
     // a resized canvas costs a frame or two of its own: judge the new ratio on the frames after

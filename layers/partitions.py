@@ -1,4 +1,5 @@
-"""A layer's replacement partition, loaded and indexed on side connections, then swapped in.
+"""Feature partitions: one LIST partition of `feature` per layer, its DDL, and the build of a
+replacement partition, loaded and indexed on side connections, then swapped in.
 
 The table is committed but attached to nothing, so no reader sees it, and several server
 processes can COPY into it and build its indexes at once: on two cores the index stage takes
@@ -21,9 +22,8 @@ import numpy as np
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
-from ingest.copybin import COPY_HEADER, COPY_TRAILER, CopyColumn, iter_copy_chunks
 from layers.cluster import libpq_url
-from layers.registry import partition_name
+from layers.copy import CopyColumn, copy_binary_raw
 from layers.sql import quote_ident
 
 Progress = Callable[[str, int, int], None]
@@ -40,6 +40,57 @@ MIN_ROWS_PER_WORKER = 20_000
 _CHUNK_ROWS = 50_000
 # Rough relative cost of building one index, for spreading them over the connections.
 _GIST_COST, _BTREE_COST, _PARTIAL_COST = 3.0, 1.0, 0.5
+
+
+def partition_name(layer_id: int) -> str:
+    """Name of the feature partition that holds one layer's rows."""
+    return f"feature_l{layer_id}"
+
+
+def ensure_partition(conn: Connection, layer_id: int) -> None:
+    """Create the layer's LIST partition of `feature` if it is missing."""
+    name = partition_name(layer_id)
+    exists = conn.execute(text("SELECT to_regclass(:name)"), {"name": name}).scalar()
+    if exists is None:
+        # DDL cannot take bind parameters; layer_id is an int from our own sequence.
+        conn.execute(
+            text(
+                f"CREATE TABLE {quote_ident(name)} PARTITION OF feature "
+                f"FOR VALUES IN ({int(layer_id)})"
+            )
+        )
+
+
+def drop_partition(conn: Connection, layer_id: int) -> None:
+    """Drop a layer's partition and its rows (the layer row is the caller's)."""
+    conn.execute(text(f"DROP TABLE IF EXISTS {quote_ident(partition_name(layer_id))}"))
+
+
+def lock_layer(conn: Connection, layer_id: int) -> None:
+    """Row-lock the layer for the transaction: one import per layer at a time.
+
+    Readers are not blocked by this row lock.
+    """
+    conn.execute(text("SELECT id FROM layer WHERE id = :id FOR UPDATE"), {"id": layer_id})
+
+
+def partition_is_empty(conn: Connection, layer_id: int) -> bool:
+    """True when the layer's partition holds no row."""
+    part = quote_ident(partition_name(layer_id))
+    sql = f"SELECT NOT EXISTS (SELECT 1 FROM {part})"  # noqa: S608  (quoted identifier)
+    return conn.execute(text(sql)).scalar_one() is True
+
+
+_ANALYZE_COLUMNS = "geom, layer_id, id, source_key, observed_at, import_batch_id"
+
+
+def analyze_partition(conn: Connection, layer_id: int) -> None:
+    """Planner statistics for a freshly loaded partition.
+
+    The jsonb column is left out: its sort dominates ANALYZE, and autovacuum fills it in later.
+    """
+    part = quote_ident(partition_name(layer_id))
+    conn.execute(text(f"ANALYZE {part} ({_ANALYZE_COLUMNS})"))
 
 
 def build_table_name(batch_id: int) -> str:
@@ -227,18 +278,15 @@ class PartitionBuild:
         self, conn: psycopg.Connection, cols: Sequence[CopyColumn], count: int, first: int = 0
     ) -> None:
         """COPY rows first..first+count-1 of `cols` into the table over `conn`."""
-        with (
-            conn.cursor() as cur,
-            cur.copy(f"COPY {self.table} ({FEATURE_COLUMNS}) FROM STDIN (FORMAT binary)") as cp,
-        ):
-            sent = 0
-            for chunk in iter_copy_chunks(cols, count, _CHUNK_ROWS, first=first):
-                cp.write(chunk)
-                if chunk is not COPY_HEADER and chunk is not COPY_TRAILER:
-                    rows = min(_CHUNK_ROWS, count - sent)
-                    sent += rows
-                    with self._mutex:
-                        self._copied += rows
+
+        def sent(rows: int) -> None:
+            with self._mutex:
+                self._copied += rows
+
+        copy_binary_raw(
+            conn, self.table, FEATURE_COLUMNS, cols, count,
+            first=first, chunk_rows=_CHUNK_ROWS, on_rows=sent,
+        )  # fmt: skip
 
     def _copy_part(
         self, cols: Sequence[CopyColumn], first: int, count: int, started: float

@@ -1,4 +1,4 @@
-"""PostgreSQL binary COPY built with numpy from Arrow columns, and JSON objects built in Arrow.
+"""PostgreSQL COPY: binary rows built with numpy from Arrow columns, and the COPY runs.
 
 No Python object is created per row: a million parcels are encoded in a few vectorised passes.
 """
@@ -6,16 +6,19 @@ No Python object is created per row: a million parcels are encoded in a few vect
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+from psycopg.copy import QueuedLibpqWriter
+from sqlalchemy import Connection
 
-from ingest.wkbfast import coordinate_positions, read_xy
+from layers.wkbfast import coordinate_positions, read_xy
 
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 COPY_TRAILER = b"\xff\xff"
@@ -176,7 +179,7 @@ def _materialise(col: CopyColumn) -> CopyColumn:
     if col.kind == "geometry":
         import shapely
 
-        from ingest.parallel import pmap
+        from layers.parallel import pmap
 
         geoms = shapely.set_srid(np.asarray(col.values, dtype=object), 4326)
         wkb = pa.array(pmap(shapely.to_wkb, geoms, include_srid=True), pa.binary())
@@ -312,3 +315,68 @@ def json_objects(table: pa.Table) -> pa.Array:
         parts.append(json_fragments(table.column(name)))
     parts.append("}")
     return pc.binary_join_element_wise(*parts, "")
+
+
+# --- running COPY ------------------------------------------------------------------------------
+
+OnRows = Callable[[int], None]
+
+
+def copy_binary_raw(
+    raw: psycopg.Connection[Any],
+    table: str,
+    columns: str,
+    cols: Sequence[CopyColumn],
+    count: int,
+    *,
+    first: int = 0,
+    chunk_rows: int = 50_000,
+    on_rows: OnRows | None = None,
+    queued: bool = False,
+) -> None:
+    """Binary COPY of rows first..first+count-1 of `cols` into `table` over a psycopg connection.
+
+    `table` and `columns` are already quoted identifiers of our own; `on_rows` hears how many
+    rows each chunk sent. `queued` hands the writing to a thread, so encoding overlaps it.
+    """
+    with raw.cursor() as cur:
+        writer = QueuedLibpqWriter(cur) if queued else None
+        with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)", writer=writer) as cp:
+            sent = 0
+            for chunk in iter_copy_chunks(cols, count, chunk_rows, first=first):
+                cp.write(chunk)
+                if chunk is not COPY_HEADER and chunk is not COPY_TRAILER:
+                    rows = min(chunk_rows, count - sent)
+                    sent += rows
+                    if on_rows is not None:
+                        on_rows(rows)
+
+
+def _driver(conn: Connection) -> psycopg.Connection[Any]:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw  # type: ignore[no-any-return]
+
+
+def copy_binary(
+    conn: Connection,
+    table: str,
+    columns: str,
+    cols: Sequence[CopyColumn],
+    count: int,
+    on_rows: OnRows | None = None,
+) -> None:
+    """Binary COPY into `table` in the transaction of a SQLAlchemy connection."""
+    copy_binary_raw(_driver(conn), table, columns, cols, count, on_rows=on_rows, queued=True)
+
+
+def copy_text_rows(
+    conn: Connection, table: str, columns: str, rows: Iterable[Sequence[Any]]
+) -> None:
+    """Text COPY of Python rows into `table` (small row counts: rejects and the like)."""
+    with (
+        _driver(conn).cursor() as cur,
+        cur.copy(f"COPY {table} ({columns}) FROM STDIN") as cp,  # our own identifiers
+    ):
+        for row in rows:
+            cp.write_row(row)

@@ -7,8 +7,8 @@ import unicodedata
 import pytest
 from sqlalchemy import Engine
 
-from analytics.placenames import DEFAULT_PREFIX_ONLY, Gazetteer, fold
 from layers.demo.boundaries import Ward, load_wards
+from layers.placenames import DEFAULT_PREFIX_ONLY, Gazetteer, fold
 
 WARDS = load_wards()
 CODE = {w.name: w.code for w in WARDS}
