@@ -49,10 +49,12 @@ def test_seed_demo_twice_is_idempotent(fresh_db: Engine, tmp_path: Path) -> None
     assert first.exit_code == 0, first.stdout
     assert "land_parcels     inserted     200" in first.stdout
     assert "traffic counters (synthetic)" in first.stdout
+    assert "camera CA-01: calibration and zones written" in first.stdout
     # The sector data came in once (tests/ingest covers a second sector seed): skip it here.
     second = runner.invoke(app, ["seed", "demo", "--parcels", "200", "--no-sectors"], env=env)
     assert second.exit_code == 0
     assert "inserted       0  updated       0  unchanged     200" in second.stdout
+    assert "camera CA-01: calibration and zones unchanged" in second.stdout
     with fresh_db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM layer")).scalar() >= 8
 

@@ -27,7 +27,8 @@ FRAMES = Path(__file__).resolve().parents[2] / "vision" / "data" / "frames"
 
 @pytest.fixture(scope="module")
 def model_path() -> str:
-    """nudenet's 320n.onnx: a real YOLOv8n-architecture detector (faces, 18 classes)."""
+    """A YOLOv8 ONNX to check the adapter with, when one is installed (nudenet's 320n.onnx,
+    YOLOv8n architecture; no longer a dependency: deployments bring their own model)."""
     nudenet = pytest.importorskip("nudenet")
     return os.path.join(os.path.dirname(nudenet.__file__), "320n.onnx")
 
