@@ -148,15 +148,16 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/redoc"): PUBLIC,
     # catalog and generic layer reads
     ("GET", "/api/layers"): PUBLIC,
-    ("GET", "/api/layers/{slug}"): PUBLIC,
+    # Restricted layers' metadata is hidden too (listed only to roles that may read them).
+    ("GET", "/api/layers/{slug}"): layer_read("slug"),
     ("GET", "/api/layers/{slug}/features"): layer_read("slug"),
     ("GET", "/ogc"): PUBLIC,
     ("GET", "/ogc/"): PUBLIC,
     ("GET", "/ogc/api"): PUBLIC,
     ("GET", "/ogc/conformance"): PUBLIC,
     ("GET", "/ogc/collections"): PUBLIC,
-    ("GET", "/ogc/collections/{collection_id}"): PUBLIC,
-    ("GET", "/ogc/collections/{collection_id}/queryables"): PUBLIC,
+    ("GET", "/ogc/collections/{collection_id}"): layer_read("collection_id"),
+    ("GET", "/ogc/collections/{collection_id}/queryables"): layer_read("collection_id"),
     ("GET", "/ogc/collections/{collection_id}/items"): layer_read("collection_id"),
     ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): layer_read("collection_id"),
     ("GET", "/tiles/{slug}.json"): layer_read("slug"),
@@ -389,6 +390,12 @@ class LayerFlags:
                     self._flags[slug] = (slug in found, now + SENSITIVITY_TTL_S)
         with self._lock:
             return {s for s in slugs if self._flags.get(s, (True, 0.0))[0]}
+
+
+def readable(user: User | None, infos: Sequence[Any]) -> list[Any]:
+    """The catalogue entries (anything with .slug and .sensitive) this caller may read: the
+    metadata of a restricted layer is not listed to those who may not read it."""
+    return [i for i in infos if layer_allowed(user, i.slug, bool(i.sensitive))]
 
 
 def _valid_slugs(slugs: Sequence[str], param: str) -> list[str]:

@@ -28,6 +28,7 @@ from ingest.province import province_boundary, tolerant_boundary
 from ingest.validate import Early, Prepared, prepare
 from layers.errors import ConflictError, InvalidInputError, IocError, NotFoundError
 from layers.features import layer_row_count
+from layers.locks import hold_batch, lock_layer_for_import
 from layers.models import layer
 from layers.registry import LayerInfo, LayerSpec, create_or_update_layer, get_layer
 from layers.settings import Settings
@@ -404,6 +405,8 @@ def run_import(
     builds = BuildSet(engine)  # side tables of this import, closed once its transaction ended
     try:
         with engine.begin() as conn:
+            hold_batch(conn, batch_id)
+            lock_layer_for_import(conn, opts.layer, settings.ingest_lock_wait_s)
             early_load = EarlyLoad(conn, batch_id, opts.mode, builds)
 
             def on_early(early: Early) -> bool:
