@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, select
 
 from ingest import crs as crsmod
 from ingest.build import BuildSet
-from ingest.formats import ReadLimits, SourceData, read_source
+from ingest.formats import ReadLimits, SourceData, hide_paths, read_source
 from ingest.load import (
     EarlyLoad,
     LoadCounts,
@@ -471,6 +471,7 @@ def run_import(
         return report
     except Exception as exc:
         detail = exc.detail if isinstance(exc, IocError) else f"{type(exc).__name__}: {exc}"
+        detail = hide_paths(detail, opts.path)  # never the server's directories
         with engine.begin() as conn:
             finish_batch(conn, batch_id, status="failed", counts={}, report={}, errors=[detail])
         raise
