@@ -59,10 +59,25 @@ class LoadShedMiddleware:
         except TimeoutError:
             await _busy(send, self.settings.retry_after_s)
             return
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                sem.release()
+
+        async def send_then_release(message: Message) -> None:
+            await send(message)
+            # The slot is free once the answer is sent: background tasks (an import job)
+            # run after it inside the same call and must not hold it.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                release()
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_then_release)
         finally:
-            sem.release()
+            release()
 
 
 async def _busy(send: Send, retry_after: int) -> None:

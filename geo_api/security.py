@@ -147,15 +147,16 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/docs-assets/redoc/{path}"): PUBLIC,
     # catalog and generic layer reads
     ("GET", "/api/layers"): PUBLIC,
-    ("GET", "/api/layers/{slug}"): PUBLIC,
+    # Restricted layers' metadata is hidden too (listed only to roles that may read them).
+    ("GET", "/api/layers/{slug}"): layer_read("slug"),
     ("GET", "/api/layers/{slug}/features"): layer_read("slug"),
     ("GET", "/ogc"): PUBLIC,
     ("GET", "/ogc/"): PUBLIC,
     ("GET", "/ogc/api"): PUBLIC,
     ("GET", "/ogc/conformance"): PUBLIC,
     ("GET", "/ogc/collections"): PUBLIC,
-    ("GET", "/ogc/collections/{collection_id}"): PUBLIC,
-    ("GET", "/ogc/collections/{collection_id}/queryables"): PUBLIC,
+    ("GET", "/ogc/collections/{collection_id}"): layer_read("collection_id"),
+    ("GET", "/ogc/collections/{collection_id}/queryables"): layer_read("collection_id"),
     ("GET", "/ogc/collections/{collection_id}/items"): layer_read("collection_id"),
     ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): layer_read("collection_id"),
     ("GET", "/tiles/{slug}.json"): layer_read("slug"),
@@ -456,6 +457,12 @@ class LayerFlags:
                     )
         with self._lock:
             return {s: self._flags.get(s, (ADMIN_ONLY_VISIBILITY, 0.0))[0] for s in slugs}
+
+
+def readable(user: User | None, infos: Sequence[Any]) -> list[Any]:
+    """The catalogue entries this caller may read: the metadata of a restricted layer is not
+    listed to those who may not read it."""
+    return [i for i in infos if info_allowed(user, i)]
 
 
 def _valid_slugs(slugs: Sequence[str], param: str) -> list[str]:

@@ -219,10 +219,10 @@ def read_source(
     limits = limits or ReadLimits()
     if not path.exists():
         raise InvalidInputError(f"{path.name} does not exist", file=path.name)
-    fmt = detect_format(path)
     ext = path.suffix.lower()
     if ext in (".zip", ".kmz"):
-        check_archive(path, limits)
+        check_archive(path, limits)  # before anything looks inside
+    fmt = detect_format(path)
     if ext == ".zip":
         member, inner = _zip_member(path)
         if inner in TABULAR_FORMATS:

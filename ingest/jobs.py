@@ -111,6 +111,9 @@ def fail_if_running(engine: Engine, batch_id: int, detail: str) -> None:
 
 def job_status(engine: Engine, batch_id: int) -> dict[str, Any]:
     """A batch as the API shows it: status, progress, counts, report and errors."""
+    from layers.locks import sweep_interrupted_batches
+
+    sweep_interrupted_batches(engine, batch_id)  # a "running" batch whose worker died fails
     with engine.connect() as conn:
         row = get_batch(conn, batch_id)
     if row is None:

@@ -14,13 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Engine
 
 from ingest import crs as crsmod
-from ingest.formats import ReadLimits, SourceData, read_source
+from ingest.formats import ReadLimits, SourceData, hide_paths, read_source
 from ingest.load import EarlyLoad, LoadCounts, load
 from ingest.province import province_boundary, tolerant_boundary
 from ingest.validate import Early, Prepared, prepare
 from layers.batches import create_batch, finish_batch, write_rejects
 from layers.errors import ConflictError, InvalidInputError, IocError, NotFoundError
 from layers.features import layer_row_count
+from layers.locks import hold_batch, lock_layer_for_import
 from layers.partitions import BuildSet
 from layers.registry import (
     LayerInfo,
@@ -471,6 +472,8 @@ def run_import(
     builds = BuildSet(engine)  # side tables of this import, closed once its transaction ended
     try:
         with engine.begin() as conn:
+            hold_batch(conn, batch_id)
+            lock_layer_for_import(conn, opts.layer, settings.ingest_lock_wait_s)
             early_load = EarlyLoad(conn, batch_id, opts.mode, builds)
 
             def on_early(early: Early) -> bool:
@@ -537,6 +540,7 @@ def run_import(
         return report
     except Exception as exc:
         detail = exc.detail if isinstance(exc, IocError) else f"{type(exc).__name__}: {exc}"
+        detail = hide_paths(detail, opts.path)  # never the server's directories
         with engine.begin() as conn:
             finish_batch(conn, batch_id, status="failed", counts={}, report={}, errors=[detail])
         raise

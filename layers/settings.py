@@ -139,6 +139,9 @@ class Settings(BaseSettings):
         default=6 * 1024**3,
         description="Address-space limit of the process an API import runs in (RLIMIT_AS).",
     )
+    ingest_lock_wait_s: float = Field(
+        default=600.0, description="How long an import waits for another into the same layer."
+    )
     ingest_replace_min_share: float = Field(
         default=0.5,
         description="A replace keeping fewer than this share of the layer's rows needs force.",

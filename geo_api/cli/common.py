@@ -61,6 +61,10 @@ def migrated_engine(settings: Settings) -> Iterator[Engine]:
         # A server or import killed mid-import left its unattached build table: drop it now
         # rather than at the next import (live imports keep theirs: see layers.partitions).
         sweep_orphans(engine)
+        from layers.locks import sweep_interrupted_batches
+
+        # ...and its batch, still "running", is marked failed (issue 14).
+        sweep_interrupted_batches(engine)
         yield engine
     finally:
         engine.dispose()

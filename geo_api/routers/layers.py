@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.schemas import LayerOut
+from geo_api.security import CurrentUser, readable
 from layers import columnar, features, ogc, registry
 from layers.errors import InvalidInputError
 
@@ -21,9 +22,9 @@ FeaturesFormat = Literal["geojson", "parquet", "fgb"]
 
 
 @router.get("", response_model=list[LayerOut], summary="Layer catalog with counts and bbox")
-def list_layers(conn: ConnDep) -> list[LayerOut]:
-    """Every layer in the catalog, with its feature count and bbox."""
-    return [LayerOut.from_info(info) for info in registry.list_layers(conn)]
+def list_layers(conn: ConnDep, user: CurrentUser) -> list[LayerOut]:
+    """Every layer in the catalog the caller may read, with its feature count and bbox."""
+    return [LayerOut.from_info(info) for info in readable(user, registry.list_layers(conn))]
 
 
 @router.get("/{slug}", response_model=LayerOut, summary="One layer's catalog entry")

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from geo_api import layer_state
 from geo_api.deps import ConnDep, SettingsDep
+from geo_api.security import CurrentUser, readable
 from layers import cql, features, ogc, registry, tiles
 from layers.errors import InvalidInputError, NotFoundError
 from layers.registry import LayerInfo
@@ -85,13 +86,14 @@ def conformance(request: Request) -> Response:
 
 
 @router.get("/collections", summary="Every layer as a collection")
-def collections(request: Request, conn: ConnDep) -> Response:
-    """The collections (one per layer) with extents and CRS lists."""
+def collections(request: Request, conn: ConnDep, user: CurrentUser) -> Response:
+    """The collections (one per layer) with extents and CRS lists; restricted layers only for
+    the roles that may read them."""
     _check_format(request)
     base = _base(request)
     docs = [
         ogc.collection_doc(info, base, tiles.layer_bounds(conn, info), ogc.time_extent(conn, info))
-        for info in registry.list_layers(conn, with_stats=False)
+        for info in readable(user, registry.list_layers(conn, with_stats=False))
     ]
     body = {
         "links": [

@@ -99,7 +99,16 @@ def test_iocmap_up_migrates_seeds_and_serves(fresh_db: Engine, tmp_path: Path) -
         assert health is not None and health.status_code == 200, "server did not come up"
         layers = httpx.get(f"http://127.0.0.1:{port}/api/layers", timeout=10).json()
         counts = {item["slug"]: item["feature_count"] for item in layers}
-        assert counts["admin_communes"] == 130 and counts["land_parcels"] == 300
+        # land_parcels is restricted: not even listed to an anonymous caller (issue 14)
+        assert counts["admin_communes"] == 130 and "land_parcels" not in counts
+        with fresh_db.connect() as conn:
+            parcels = conn.execute(
+                text(
+                    "SELECT count(*) FROM feature f JOIN layer l ON l.id = f.layer_id"
+                    " WHERE l.slug = 'land_parcels'"
+                )
+            ).scalar_one()
+        assert parcels == 300
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
         assert page.status_code == 200 and "<script" in page.text
     finally:

@@ -79,7 +79,8 @@ def test_landing_conformance_collections(server: str) -> None:
     assert api.json()["openapi"].startswith("3.0")
     cols = get(server + "/collections").json()["collections"]
     ids = {c["id"] for c in cols}
-    assert {"hospitals", "schools", "admin_communes", "land_parcels"} <= ids
+    assert {"hospitals", "schools", "admin_communes"} <= ids
+    assert "land_parcels" not in ids  # restricted: not even listed to anonymous callers
     reports = next(c for c in cols if c["id"] == "field_reports")
     assert reports["extent"]["temporal"]["interval"][0][0] is not None
     assert (
@@ -253,7 +254,7 @@ def test_gdal_ogrinfo_and_ogr2ogr(server: str, seeded: Engine, tmp_path: Path) -
         timeout=300,
         check=True,
     ).stdout
-    assert "hospitals" in out and "land_parcels" in out
+    assert "hospitals" in out and "land_parcels" not in out  # restricted, anonymous here
     info = subprocess.run(
         ["ogrinfo", "-ro", "-so", f"OAPIF:{server}", "hospitals"],
         capture_output=True,
