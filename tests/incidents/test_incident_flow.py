@@ -137,14 +137,22 @@ def test_flood_alert_to_closed_incident_by_the_sop(
     assert ("alert", str(near)) in refs
     assert ("alert", str(far)) not in refs
     assert ("alert", str(first)) not in refs  # already linked
-    r = client.post(f"/api/incidents/{iid}/links", json={"kind": "alert", "ref": str(near)}, headers=op)
+    r = client.post(
+        f"/api/incidents/{iid}/links", json={"kind": "alert", "ref": str(near)}, headers=op
+    )
     assert {x["ref"] for x in r.json()["links"]} == {str(first), str(near)}
 
     # An admin edits the flood SOP while the incident runs: it keeps the version it started on.
     sops = client.get("/api/sops", headers=op).json()
     flood = next(s for s in sops if s["slug"] == "flood_response")
-    edited = {k: flood[k] for k in ("slug", "incident_type", "min_severity", "max_severity", "title_vi", "title_en")}
-    edited["steps"] = [*flood["steps"], {"title_vi": "Bước mới", "title_en": "New step", "role": "operator", "sla_minutes": 5}]
+    edited = {
+        k: flood[k]
+        for k in ("slug", "incident_type", "min_severity", "max_severity", "title_vi", "title_en")
+    }
+    edited["steps"] = [
+        *flood["steps"],
+        {"title_vi": "Bước mới", "title_en": "New step", "role": "operator", "sla_minutes": 5},
+    ]
     edited["note"] = "thêm bước"
     r = client.put("/api/sops", json=edited, headers=admin)
     assert r.status_code == 200 and r.json()["version"] == flood["current_version"] + 1
@@ -164,7 +172,10 @@ def test_flood_alert_to_closed_incident_by_the_sop(
     assert by_kind["so_nganh"]["agency_name"] == "Sở Xây dựng"
     assert by_kind["pccc"]["agency_code"] and by_kind["cap_cuu_115"]["agency_code"]
     assert by_kind["commander"]["agency_code"] is None
-    assert client.post(f"/api/incidents/{iid}/transition", json={"to": "new"}, headers=op).status_code == 409
+    assert (
+        client.post(f"/api/incidents/{iid}/transition", json={"to": "new"}, headers=op).status_code
+        == 409
+    )
 
     # The commune UBND's staff see their tasks only, acknowledge, add a photo, complete.
     agency = auth_headers("agency_staff", [ubnd])
@@ -195,7 +206,11 @@ def test_flood_alert_to_closed_incident_by_the_sop(
     with seeded.begin() as conn:
         assert police_task not in incident_ops.escalate_overdue(conn, late + timedelta(minutes=5))
     det = client.get(f"/api/incidents/{iid}", headers=op).json()
-    esc = [e for e in det["log"] if e["action"] == "escalated" and e["detail"]["task_id"] == police_task]
+    esc = [
+        e
+        for e in det["log"]
+        if e["action"] == "escalated" and e["detail"]["task_id"] == police_task
+    ]
     assert esc and esc[0]["detail"]["commander"] == "t_operator"
     alert = client.get(f"/api/alerts/{esc[0]['detail']['alert_id']}", headers=op).json()
     assert alert["severity"] == "critical" and alert["rule"] == "incident_task_overdue"
@@ -205,7 +220,11 @@ def test_flood_alert_to_closed_incident_by_the_sop(
     d = {"text": "Huy động thêm 2 máy bơm cho phường", "agency_code": ubnd, "sla_minutes": 30}
     assert client.post(f"/api/incidents/{iid}/directives", json=d, headers=op).status_code == 403
     r = client.post(f"/api/incidents/{iid}/directives", json=d, headers=leader)
-    assert r.status_code == 200 and r.json()["origin"] == "directive" and r.json()["agency_code"] == ubnd
+    assert (
+        r.status_code == 200
+        and r.json()["origin"] == "directive"
+        and r.json()["agency_code"] == ubnd
+    )
 
     for to in ("responding", "contained", "closed"):
         clock.now += timedelta(minutes=30)
@@ -230,7 +249,9 @@ def test_flood_alert_to_closed_incident_by_the_sop(
     (art / "report.pdf").write_bytes(pdf.content)
     subprocess.run(["pdftoppm", "-png", "-r", "60", str(out), str(art / "report")], check=True)
     assert list(art.glob("report-*.png"))
-    words = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    words = subprocess.run(
+        ["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True
+    ).stdout
     assert "Dòng thời gian" in words and "Quá hạn — báo chỉ huy" in words
     assert "t_operator" in words and "Sở Xây dựng" in words
     assert "Huy động thêm 2 máy bơm" in words
@@ -279,7 +300,12 @@ def test_commune_staff_see_only_their_communes(
     assert here_id in seen and far_id not in seen
     assert client.get(f"/api/incidents/{far_id}", headers=staff).status_code == 404
     assert client.get(f"/api/incidents/{here_id}", headers=staff).status_code == 200
-    assert client.post("/api/incidents", json={"geometry": here, "title": "x"}, headers=staff).status_code == 403
+    assert (
+        client.post(
+            "/api/incidents", json={"geometry": here, "title": "x"}, headers=staff
+        ).status_code
+        == 403
+    )
     assert client.get("/api/incidents", headers=auth_headers("citizen")).status_code == 403
     around = client.get(f"/api/incidents/{here_id}/around", headers=op).json()
     assert around["hospitals"] and all(h["beds"] for h in around["hospitals"])

@@ -19,7 +19,7 @@ import { initQuery, handleQueryClick, handleQueryDblClick, renderQuery } from '.
 import { initFeed, renderFeed } from './ui/feed.js';
 import { initH3, refreshH3, renderViewSwitch } from './ui/h3view.js';
 import { loadUser, renderLogin } from './ui/login.js';
-import { incidentLayers, incidentMapClick, incidentTooltip, initIncidents, renderIncidents } from './ui/incidents.js';
+import { incidentLayers, incidentMapClick, incidentPicking, incidentTooltip, initIncidents, renderIncidents } from './ui/incidents.js';
 
 // pages and panels used by few people or only on demand come in their own chunks
 const lazy = {
@@ -441,7 +441,7 @@ export async function start(app, prefetch) {
       return tooltipFor(app, picked);
     },
     onClick: (info) => {
-      if (app.state.draw.mode) return;
+      if (app.state.draw.mode || incidentPicking(app)) return;
       clickMap(app, info);
     },
   });
