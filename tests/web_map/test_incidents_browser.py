@@ -178,3 +178,43 @@ def test_agency_officer_works_a_task_on_a_phone(
     finally:
         context.close()
     assert errors == [], errors
+
+
+def test_operator_opens_an_incident_from_an_alert_in_the_feed(
+    browser: Any, live_server: str, seeded: Engine, people: dict[str, Any], artifacts: Path
+) -> None:
+    import shapely
+
+    from layers import alerts as adb
+
+    with seeded.begin() as conn:
+        rule_id = adb.save_rule(
+            conn, "flood_water_level", "Ngập", "critical", False, {"slug": "flood_water_level"}
+        )
+        new, _ = adb.write_alerts(
+            conn,
+            [
+                adb.AlertWrite(
+                    rule_id=rule_id,
+                    dedup_key="web-flood-1",
+                    severity="critical",
+                    title="Cảm biến ngập: 0,7 m tại cầu Bến Thủy",
+                    area_kind="point",
+                    area_ref="web-flood-1",
+                    geom_wkb=bytes(shapely.to_wkb(shapely.Point(people["lng"], people["lat"]))),
+                )
+            ],
+        )
+    context, pg, errors = _page(browser, live_server, 1600, 900, "vi-VN")
+    try:
+        _sign_in(pg, live_server, "t_inc_operator", "vi")
+        pg.click("[data-tab=feed]")
+        pg.click(f"[data-open-incident='alert-{new[0]}']")
+        pg.wait_for_selector(".inc-head")
+        assert "Cảm biến ngập: 0,7 m" in pg.inner_text(".inc-head")
+        text = pg.inner_text("#tab-incidents")
+        assert "Ngập lụt" in text and f"Cảnh báo {new[0]}" in text
+        pg.screenshot(path=str(artifacts / "incident-from-alert-vi-1600.png"))
+    finally:
+        context.close()
+    assert errors == [], errors

@@ -7,6 +7,7 @@ import { fmtDate, t, valueLabel } from '../i18n.js';
 import { geometryBBox, representativePoint } from '../geo.js';
 import { el } from '../util.js';
 import { listOf, normaliseEvent } from './details.js';
+import { openIncidentButton } from './incidents.js';
 
 const MAX_ITEMS = 200;
 
@@ -177,6 +178,7 @@ export function renderFeed(app) {
               ? el('span', { class: 'muted' }, t('feed.acked'))
               : null,
         ),
+        openIncidentButton(app, item),
       ),
     );
   }

@@ -494,3 +494,24 @@ function renderSops(app, body) {
     el('ul', { class: 'small muted' }, ...(e.versions || []).map((v) => el('li', {}, `v${v.version} · ${fmtDate(v.created_at)} · ${v.created_by}${v.note ? ` · ${v.note}` : ''}`))),
   );
 }
+
+/** A feed item's "open an incident from this" button (operators and leaders), or null. */
+export function openIncidentButton(app, item) {
+  if (!can.run(role(app)) || !['alert', 'event'].includes(item.kind) || !item.geometry) return null;
+  const severity = { critical: 3, warning: 2 }[item.severity] || 1;
+  return el(
+    'button',
+    {
+      class: 'btn tiny',
+      'data-open-incident': item.key,
+      onclick: (e) => {
+        e.stopPropagation();
+        act(app, async () => {
+          const doc = await sendJSON('/api/incidents', { source: { kind: item.kind, ref: String(item.id) }, severity });
+          await selectIncident(app, doc.id);
+        })();
+      },
+    },
+    t('inc.open_from_source'),
+  );
+}
