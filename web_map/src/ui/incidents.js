@@ -293,7 +293,7 @@ function renderDetail(app, body, s) {
       el('dt', {}, t('inc.field.type')), el('dd', {}, t(`inc.type.${d.type}`)),
       el('dt', {}, t('inc.field.commune')), el('dd', {}, d.commune_name || '—'),
       el('dt', {}, t('inc.commander')), el('dd', {}, d.commander || '—'),
-      el('dt', {}, t('inc.field.sop')), el('dd', {}, d.sop ? `${d.sop.title_vi} · v${d.sop.version}` : '—'),
+      el('dt', {}, t('inc.field.sop')), el('dd', {}, d.sop ? `${t('inc.lang') === 'en' ? d.sop.title_en : d.sop.title_vi} · v${d.sop.version}` : '—'),
       el('dt', {}, t('inc.field.opened')), el('dd', {}, `${fmtDate(d.opened_at)} · ${ageLabel(d.opened_at)}`),
     ),
   );
