@@ -109,6 +109,12 @@ def auth_headers(
                     code = users.demo_commune_code(conn)
                     assert code, "commune_staff needs admin units: use the `seeded` fixture"
                     unit_list = [code]
+                if role == "agency_staff" and not unit_list:
+                    from layers.incidents.store import demo_agency_code
+
+                    agency = demo_agency_code(conn)
+                    assert agency, "agency_staff needs an agency: use the `seeded` fixture"
+                    unit_list = [agency]
                 name = "t_" + role + "".join(f"_{u}" for u in unit_list)
                 try:
                     user = users.get_user(conn, name)

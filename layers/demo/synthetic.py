@@ -718,7 +718,9 @@ def emergency_posts(wards: Sequence[Ward]) -> list[SyntheticFeature]:
     others = sorted(
         (w for w in wards if w.name not in VINH_WARD_NAMES), key=lambda w: (-w.population, w.code)
     )
-    out = [_post("cong_an_tinh", "000.00.90.H40", "Công an tỉnh Nghệ An", vinh[0], 0)]
+    # Codes 000.00.50-77.H40 stay clear of the departments (01-18) and of the dissolved unit
+    # 000.00.99.H40 the iGate simulator exports on purpose.
+    out = [_post("cong_an_tinh", "000.00.50.H40", "Công an tỉnh Nghệ An", vinh[0], 0)]
     for ward in wards:
         prefix = "Công an phường" if ward.is_urban else "Công an xã"
         code = f"000.{ward.code}.90.H40"
@@ -726,9 +728,9 @@ def emergency_posts(wards: Sequence[Ward]) -> list[SyntheticFeature]:
     fire = [vinh[0], vinh[2 % len(vinh)], *others[:FIRE_POSTS_OUTSIDE_VINH]]
     for i, ward in enumerate(fire, start=1):
         name = f"Đội Cảnh sát PCCC và CNCH khu vực {ward.name}"
-        out.append(_post("pccc", f"000.00.{90 + i:02d}.H40", name, ward, i))
+        out.append(_post("pccc", f"000.00.{50 + i:02d}.H40", name, ward, i))
     amb = [vinh[1 % len(vinh)], *others[:AMBULANCE_POSTS_OUTSIDE_VINH]]
     for i, ward in enumerate(amb, start=1):
         name = "Trung tâm cấp cứu 115 Nghệ An" if i == 1 else f"Trạm cấp cứu 115 {ward.name}"
-        out.append(_post("cap_cuu_115", f"000.00.{110 + i:02d}.H40", name, ward, i))
+        out.append(_post("cap_cuu_115", f"000.00.{70 + i:02d}.H40", name, ward, i))
     return out

@@ -64,7 +64,7 @@ def test_definitions_by_sector(
     r = client.get("/api/indicators", headers=auth_headers("citizen"))
     assert r.status_code == 200, r.text
     body = r.json()
-    assert len(body["sectors"]) == 9
+    assert len(body["sectors"]) == 11  # 9 sectors + incident response overall and by type
     yte = next(s for s in body["sectors"] if s["code"] == "yte")
     assert yte["name_en"] == "Health operations" and "yt_records" in yte["indicators"]
     by_code = {d["code"]: d for d in body["indicators"]}

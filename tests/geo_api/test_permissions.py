@@ -20,7 +20,7 @@ from layers.users import ROLES
 Headers = Callable[..., dict[str, str]]
 CALLERS = ("anonymous", *ROLES)
 # Endpoints that never end when they are allowed (SSE); for those only refusals are requested.
-STREAMS = {"/api/alerts/stream", "/api/events/stream"}
+STREAMS = {"/api/alerts/stream", "/api/events/stream", "/api/incidents/stream"}
 PARAMS = {
     "z": "14",
     "x": "13020",

@@ -202,4 +202,5 @@ def test_demo_users_exist_one_per_role(seeded: Engine) -> None:
         "gis_staff",
         "commune_staff",
         "citizen",
+        "agency_staff",  # issue 21: bound to the UBND of the demo commune
     }

@@ -22,7 +22,7 @@ import { initH3, refreshH3, renderViewSwitch } from './ui/h3view.js';
 import { loadUser, renderLogin } from './ui/login.js';
 import { initRasters } from './ui/rasterLayers.js';
 import { floodClick, renderFloodPanel, renderRasterTools } from './ui/flood.js';
-import { incidentLayers, incidentMapClick, incidentTooltip, initIncidents, renderIncidents } from './ui/incidents.js';
+import { incidentLayers, incidentMapClick, incidentPicking, incidentTooltip, initIncidents, renderIncidents } from './ui/incidents.js';
 import { openPicks, picksAt, renderChooser } from './ui/picker.js';
 import { layersFromUrl } from './ui/urlView.js';
 
@@ -469,7 +469,7 @@ export async function start(app, prefetch) {
       return tooltipFor(app, picked);
     },
     onClick: (info) => {
-      if (app.state.draw.mode || app.measuring) return;
+      if (app.state.draw.mode || app.measuring || incidentPicking(app)) return;
       if (info && info.coordinate && floodClick(app, info.coordinate.slice(0, 2))) return;
       clickMap(app, info);
     },

@@ -8,6 +8,7 @@ import { geometryBBox, representativePoint } from '../geo.js';
 import { el } from '../util.js';
 import { listOf, normaliseEvent } from './details.js';
 import { alertFilterBar, alertRow, focusAlert, passesFilter } from './alertsPanel.js';
+import { openIncidentButton } from './incidents.js';
 
 const MAX_ITEMS = 200;
 
@@ -186,6 +187,7 @@ export function renderFeed(app) {
               ? el('span', { class: 'muted' }, t('feed.acked'))
               : null,
         ),
+        openIncidentButton(app, item),
       ),
     );
   }

@@ -160,10 +160,17 @@ export function incidentMapClick(app, lngLat) {
   const s = app.state.incidents;
   if (!s || !s.picking) return false;
   s.picking = false;
+  s.pickedAt = Date.now();
   s.draft = { lng: lngLat[0], lat: lngLat[1], type: 'flood', severity: 2, title: '', radius_m: 500 };
   app.state.rightTab = 'incidents';
   app.renderRight();
   return true;
+}
+
+/** True while a map click is (or just was) placing a new incident: no ward selection then. */
+export function incidentPicking(app) {
+  const s = app.state.incidents;
+  return !!s && (s.picking || Date.now() - (s.pickedAt || 0) < 500);
 }
 
 /** The tooltip of an incident point. */
@@ -286,7 +293,7 @@ function renderDetail(app, body, s) {
       el('dt', {}, t('inc.field.type')), el('dd', {}, t(`inc.type.${d.type}`)),
       el('dt', {}, t('inc.field.commune')), el('dd', {}, d.commune_name || '—'),
       el('dt', {}, t('inc.commander')), el('dd', {}, d.commander || '—'),
-      el('dt', {}, t('inc.field.sop')), el('dd', {}, d.sop ? `${d.sop.title_vi} · v${d.sop.version}` : '—'),
+      el('dt', {}, t('inc.field.sop')), el('dd', {}, d.sop ? `${t('inc.lang') === 'en' ? d.sop.title_en : d.sop.title_vi} · v${d.sop.version}` : '—'),
       el('dt', {}, t('inc.field.opened')), el('dd', {}, `${fmtDate(d.opened_at)} · ${ageLabel(d.opened_at)}`),
     ),
   );
@@ -319,19 +326,25 @@ function taskList(app, tasks, withIncident) {
     const li = el(
       'li',
       { class: `inc-task${late ? ' late' : ''}`, 'data-task': k.id, 'data-status': k.status },
-      el('div', { class: 'inc-title' }, withIncident ? `#${k.incident_id} · ` : '', k.title),
+      withIncident ? el('div', { class: 'muted small' }, `#${k.incident_id} · ${k.incident_title} · ${t(`inc.type.${k.incident_type}`)}`) : null,
+      el('div', { class: 'inc-title' }, k.title),
       el('div', { class: 'muted small' }, `${owner} · ${t(`inc.task.${k.status}`)} · ${t('inc.report.due')} ${fmtDate(k.due_at)}${late ? ` · ${t('inc.late')}` : ''}${k.evidence !== 'none' ? ` · ${t(`inc.evidence.${k.evidence}`)}` : ''}`),
     );
     if (can.tasks(r) && ['open', 'acknowledged'].includes(k.status) && (r !== 'operator' || !k.agency_code || withIncident)) {
       const note = el('input', { class: 'inc-note', placeholder: t('inc.note_ph'), maxlength: 5000 });
-      const photo = el('input', { type: 'file', accept: 'image/jpeg,image/png', class: 'inc-photo' });
+      const photo = el('input', { type: 'file', accept: 'image/jpeg,image/png', class: 'inc-photo', hidden: true });
+      const photoName = el('span', { class: 'muted small' });
+      photo.addEventListener('change', () => {
+        photoName.textContent = photo.files[0] ? photo.files[0].name : '';
+      });
       li.append(
         el(
           'div',
           { class: 'inc-actions' },
           k.status === 'open' ? el('button', { class: 'btn tiny', 'data-act': 'ack', onclick: act(app, () => sendJSON(`/api/tasks/${k.id}/ack`, {})) }, t('inc.ack')) : null,
           note,
-          photo,
+          el('label', { class: 'btn tiny' }, t('inc.choose_photo'), photo),
+          photoName,
           el('button', { class: 'btn tiny', 'data-act': 'note', onclick: act(app, () => sendNote(k.id, note.value, photo.files[0])) }, t('inc.add_note')),
           el('button', { class: 'btn tiny primary', 'data-act': 'complete', onclick: act(app, () => sendJSON(`/api/tasks/${k.id}/complete`, { note: note.value })) }, t('inc.complete')),
         ),
@@ -479,5 +492,26 @@ function renderSops(app, body) {
       t('inc.save_version'),
     ),
     el('ul', { class: 'small muted' }, ...(e.versions || []).map((v) => el('li', {}, `v${v.version} · ${fmtDate(v.created_at)} · ${v.created_by}${v.note ? ` · ${v.note}` : ''}`))),
+  );
+}
+
+/** A feed item's "open an incident from this" button (operators and leaders), or null. */
+export function openIncidentButton(app, item) {
+  if (!can.run(role(app)) || !['alert', 'event'].includes(item.kind) || !item.geometry) return null;
+  const severity = { critical: 3, warning: 2 }[item.severity] || 1;
+  return el(
+    'button',
+    {
+      class: 'btn tiny',
+      'data-open-incident': item.key,
+      onclick: (e) => {
+        e.stopPropagation();
+        act(app, async () => {
+          const doc = await sendJSON('/api/incidents', { source: { kind: item.kind, ref: String(item.id) }, severity });
+          await selectIncident(app, doc.id);
+        })();
+      },
+    },
+    t('inc.open_from_source'),
   );
 }
