@@ -7,6 +7,10 @@ import { el } from '../util.js';
 
 const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
 
+// the element that had the focus before each dialog opened
+const openers = new WeakMap();
+let keysInstalled = false;
+
 /** The dialog that holds the keyboard now, or null. */
 export function activeDialog() {
   const all = [...document.querySelectorAll('[role="dialog"], .modal')].filter((d) => !d.hidden && d.isConnected && d.getClientRects().length);
@@ -16,7 +20,7 @@ export function activeDialog() {
 /** Close a dialog: its own close callback when it has one, else remove it or hide it. */
 export function closeDialog(dialog) {
   if (!dialog) return;
-  const opener = dialog.__opener;
+  const opener = openers.get(dialog);
   if (typeof dialog.__close === 'function') dialog.__close();
   else if (dialog.dataset.keep === '1') dialog.hidden = true;
   else dialog.remove();
@@ -25,8 +29,8 @@ export function closeDialog(dialog) {
 
 /** Install the Escape and Tab handling once. */
 export function installDialogKeys() {
-  if (window.__iocmapDialogKeys) return;
-  window.__iocmapDialogKeys = true;
+  if (keysInstalled) return;
+  keysInstalled = true;
   document.addEventListener(
     'keydown',
     (e) => {
@@ -49,10 +53,10 @@ export function installDialogKeys() {
       const inside = dialog.contains(document.activeElement);
       if (e.shiftKey && (document.activeElement === first || !inside)) {
         e.preventDefault();
-        last.focus();
+        /** @type {HTMLElement} */ (last).focus();
       } else if (!e.shiftKey && (document.activeElement === last || !inside)) {
         e.preventDefault();
-        first.focus();
+        /** @type {HTMLElement} */ (first).focus();
       }
     },
     true,
@@ -61,9 +65,9 @@ export function installDialogKeys() {
   new MutationObserver(() => {
     const dialog = activeDialog();
     if (dialog && !dialog.contains(document.activeElement)) {
-      dialog.__opener = dialog.__opener || document.activeElement;
+      if (!openers.has(dialog)) openers.set(dialog, document.activeElement);
       const first = dialog.querySelector('[autofocus]') || dialog.querySelector(FOCUSABLE);
-      if (first) first.focus();
+      if (first) /** @type {HTMLElement} */ (first).focus();
     }
   }).observe(document.body, { childList: true, subtree: false });
 }
@@ -72,6 +76,7 @@ export function installDialogKeys() {
  * A modal dialog with a title, a body and a close button; returns {dialog, body, close}.
  * `onClose` runs when it closes (Escape, the button or a click outside).
  */
+/** @param {{id?: string, title?: string, wide?: boolean, onClose?: () => void}} [opts] */
 export function openModal({ id, title, wide = false, onClose } = {}) {
   document.getElementById(id)?.remove();
   const opener = document.activeElement;
@@ -82,7 +87,7 @@ export function openModal({ id, title, wide = false, onClose } = {}) {
   const close = () => {
     dialog.remove();
     if (onClose) onClose();
-    if (opener && opener.isConnected) opener.focus();
+    if (opener && opener.isConnected) /** @type {HTMLElement} */ (opener).focus();
   };
   dialog.__close = close;
   closeBtn.addEventListener('click', close);

@@ -216,7 +216,7 @@ export function renderIncidents(app) {
       el('div', { class: 'inc-views' }, ...views.map((v) => el('button', { class: `btn small${s.view === v ? ' active' : ''}`, 'data-incview': v, onclick: () => { s.view = v; if (v === 'sops') loadSops(app); app.renderRight(); } }, t(`inc.view.${v}`)))),
     );
   }
-  if (s.view === 'tasks') return renderTasks(app, body, s.tasks, true);
+  if (s.view === 'tasks') return renderTasks(app, body, s.tasks);
   if (s.view === 'sops') return renderSops(app, body);
   if (can.run(r)) {
     body.append(

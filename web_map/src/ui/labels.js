@@ -14,6 +14,9 @@ const pointCache = new WeakMap();
 const communeCache = new WeakMap();
 let measureCtx = null;
 
+// the placement each label node shows
+const labelOf = new WeakMap();
+
 /** Area-weighted centroid of a polygon's largest ring (a fine label point for a ward). */
 export function labelPoint(geom) {
   const polys = geom.type === 'MultiPolygon' ? geom.coordinates : geom.type === 'Polygon' ? [geom.coordinates] : [];
@@ -128,8 +131,9 @@ export function placeLabels(app) {
 
 function position(map, nodes) {
   for (const n of nodes) {
-    const p = map.project(n.__label.lonlat);
-    n.style.transform = `translate(${p.x.toFixed(1)}px, ${p.y.toFixed(1)}px) translate(-50%, ${n.__label.kind === 'point' ? 'calc(-100% - 12px)' : '-50%'})`;
+    const l = labelOf.get(n);
+    const p = map.project(l.lonlat);
+    n.style.transform = `translate(${p.x.toFixed(1)}px, ${p.y.toFixed(1)}px) translate(-50%, ${l.kind === 'point' ? 'calc(-100% - 12px)' : '-50%'})`;
   }
 }
 
@@ -144,7 +148,7 @@ export function renderLabels(app) {
     const n = document.createElement('span');
     n.className = `map-label ${l.kind}`;
     n.textContent = l.text;
-    n.__label = l;
+    labelOf.set(n, l);
     nodes.push(n);
   }
   box.append(...nodes);

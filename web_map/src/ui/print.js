@@ -4,9 +4,10 @@
 
 import { fmtDate, lang, layerTitle, t, valueLabel } from '../i18n.js';
 import { isPoint, rgba, styleOf, swatch } from '../style.js';
-import { download, el } from '../util.js';
+import { el } from '../util.js';
 import { lockedLayer } from './layerPanel.js';
 import { openModal } from './dialog.js';
+import { overlayDeck } from '../internals.js';
 import { shareUrl } from './urlState.js';
 
 const PAPER_MM = { A4: [297, 210], A3: [420, 297] };
@@ -25,7 +26,7 @@ export function grabMap(app) {
       c.height = src.height;
       const ctx = c.getContext('2d');
       ctx.drawImage(src, 0, 0);
-      const deck = app.overlay && app.overlay._deck;
+      const deck = app.overlay && overlayDeck(app.overlay);
       const dc = deck && deck.getCanvas && deck.getCanvas();
       if (dc && dc.style.visibility !== 'hidden') {
         // deck keeps no drawing buffer: draw it now, in this same task, and copy it
@@ -56,6 +57,10 @@ function niceLength(m) {
 }
 
 /** Compose the page: title, map, legend, scale bar, north arrow, date and sources. */
+/**
+ * @param {any} app
+ * @param {{title?: string, paper?: string, orientation?: string}} [opts]
+ */
 export async function composePage(app, { title, paper = 'A4', orientation = 'landscape' } = {}) {
   const [a, b] = PAPER_MM[paper] || PAPER_MM.A4;
   const [wmm, hmm] = orientation === 'portrait' ? [b, a] : [a, b];

@@ -30,7 +30,7 @@ function renderAlerts(app) {
 /** Enter the video wall. */
 export async function enterWall(app) {
   if (app.wall) return;
-  const wall = (app.wall = { index: -1, timer: null, tick: null, views: [] });
+  const wall = (app.wall = { index: -1, timer: null, tick: null, views: [], onKey: null, alertsTimer: null });
   document.body.classList.add('wall');
   const p = new URLSearchParams(location.search);
   p.set('wall', '1');
