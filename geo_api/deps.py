@@ -31,4 +31,6 @@ def get_connection(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[C
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-ConnDep = Annotated[Connection, Depends(get_connection)]
+# scope="function": the transaction commits before the response is sent, so a client that
+# reads right after a write (POST then GET) sees it.
+ConnDep = Annotated[Connection, Depends(get_connection, scope="function")]
