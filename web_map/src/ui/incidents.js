@@ -89,7 +89,19 @@ async function refresh(app, changedId = null) {
   app.renderRight();
 }
 
-async function loadDetail(app, id, fly = true) {
+// The API commits a request's transaction as its response goes out: a read right after a
+// create may briefly not see the new row, so a 404 is asked again a few times.
+async function loadDetail(app, id, fly = true, tries = 5) {
+  try {
+    await loadDetailOnce(app, id, fly);
+  } catch (err) {
+    if (err.status !== 404 || tries <= 1) throw err;
+    await new Promise((r) => setTimeout(r, 250));
+    await loadDetail(app, id, fly, tries - 1);
+  }
+}
+
+async function loadDetailOnce(app, id, fly) {
   const s = inc(app);
   s.selected = id;
   const r = role(app);
@@ -499,12 +511,16 @@ function renderSops(app, body) {
 export function openIncidentButton(app, item) {
   if (!can.run(role(app)) || !['alert', 'event'].includes(item.kind) || !item.geometry) return null;
   const severity = { critical: 3, warning: 2 }[item.severity] || 1;
+  // a link styled as a button: the feed's own button (acknowledge) stays the item's only <button>
   return el(
-    'button',
+    'a',
     {
       class: 'btn tiny',
+      href: '#',
+      role: 'button',
       'data-open-incident': item.key,
       onclick: (e) => {
+        e.preventDefault();
         e.stopPropagation();
         act(app, async () => {
           const doc = await sendJSON('/api/incidents', { source: { kind: item.kind, ref: String(item.id) }, severity });
