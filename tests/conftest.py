@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -21,6 +24,49 @@ from layers.testing import create_database, drop_database, settings_for
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB_MAP = ROOT / "web_map"
+DIST = WEB_MAP / "dist"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def dist() -> Path:
+    """The built web map; built here with npm when the setup step has not done it yet."""
+    if not (DIST / "index.html").exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("web_map/dist is not built and npm is missing: run ./scripts/setup")
+        if not (WEB_MAP / "node_modules").is_dir():
+            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WEB_MAP, check=True)
+        subprocess.run([npm, "run", "build"], cwd=WEB_MAP, check=True)
+    return DIST
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser build)."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            "Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture(scope="session")

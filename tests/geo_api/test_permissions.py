@@ -34,6 +34,8 @@ PUBLIC_LAYER, SENSITIVE_LAYER = "hospitals", "land_parcels"
 LAYER_PARAMS = {"slug", "layer", "collection_id"}
 # Valid bodies for the query routes: their layers are checked on the validated body.
 VINH = {"lon": 105.69, "lat": 18.68}
+# the body field that names the layer under test (raster queries name a raster or a depth grid)
+SLUG_FIELD = {"/api/query/zonal": "raster", "/api/query/flood-exposure": "depth"}
 QUERY_BODIES: dict[str, dict[str, object]] = {
     "/api/query/within": {"polygon": {"type": "Polygon", "coordinates": [[
         [105.68, 18.67], [105.70, 18.67], [105.70, 18.69], [105.68, 18.67]]]}, "limit": 1},
@@ -44,6 +46,8 @@ QUERY_BODIES: dict[str, dict[str, object]] = {
     "/api/query/gaps": {"radius_m": 100},
     "/api/query/buffer": {"radius_m": 10, "limit": 1},
     "/api/query/intersection": {"other_layer": PUBLIC_LAYER, "limit": 1},
+    "/api/query/zonal": {},
+    "/api/query/flood-exposure": {},
 }  # fmt: skip
 
 
@@ -111,7 +115,8 @@ def test_permission_matrix(
                 continue
             kwargs: dict[str, object] = {"headers": headers[role]}
             if rule.layers_in_body:
-                kwargs["json"] = {"layer": slug, **QUERY_BODIES[template]}
+                field = SLUG_FIELD.get(template, "layer")
+                kwargs["json"] = {field: slug, **QUERY_BODIES[template]}
             res = client.request(method, url, **kwargs)  # type: ignore[arg-type]
             checked += 1
             if allowed and res.status_code in (401, 403):

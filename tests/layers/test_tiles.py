@@ -503,9 +503,9 @@ def test_direct_path_draws_what_st_asmvtgeom_draws(
     with seeded.connect() as conn:
         info = registry.get_layer(conn, "land_parcels")
         tile, _ = _parcel_tile(conn, z)
-        direct = decode(tiles.render_tile(conn, info, tile, None), "land_parcels")
+        direct = decode(render(conn, info, tile, None), "land_parcels")
         monkeypatch.setattr(tiles, "DIRECT_MIN_ZOOM", 99)
-        reference = decode(tiles.render_tile(conn, info, tile, None), "land_parcels")
+        reference = decode(render(conn, info, tile, None), "land_parcels")
     assert reference, "the test tile should hold parcels"
     by_id = {f["id"]: f for f in reference}
     assert sorted(by_id) == sorted(f["id"] for f in direct)  # type: ignore[type-var]

@@ -18,11 +18,7 @@ from layers.demo.seed import seed_demo
 from layers.settings import Settings
 from layers.testing import create_database, drop_database, settings_for
 from tests.conftest import live_server_for
-from tests.web_map.conftest import (  # noqa: F401 (fixtures)
-    admin_token,
-    browser,
-    dist,
-)
+from tests.web_map.conftest import admin_token
 from tests.web_map.test_browser import wait_for
 
 pytestmark = pytest.mark.browser
@@ -33,7 +29,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "rasters"
 def flood_server(
     base_settings: Settings,
     tmp_path_factory: pytest.TempPathFactory,
-    dist: Path,  # noqa: F811
+    dist: Path,
 ) -> Iterator[tuple[str, Engine, Settings]]:
     """A demo database with the synthetic DEM and flood depth (coarse: 250 m), served live."""
     name = create_database(base_settings, "iocmap_flood")
@@ -50,7 +46,7 @@ def flood_server(
 
 
 def open_map(
-    browser: Any,  # noqa: F811
+    browser: Any,
     server: tuple[str, Engine, Settings],
     lang: str,
     size: tuple[int, int],
@@ -88,13 +84,21 @@ def blue_share(png: bytes) -> float:
     ("lang", "size"), [("vi", (1600, 900)), ("en", (390, 844))], ids=["desktop-vi", "phone-en"]
 )
 def test_flood_mode_slider_redraws_extent_and_table(
-    browser: Any,  # noqa: F811
+    browser: Any,
     flood_server: tuple[str, Engine, Settings],
     lang: str,
     size: tuple[int, int],
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context, page, errors = open_map(browser, flood_server, lang, size)
+    phone = size[0] < 700
+
+    def layer_sheet() -> None:
+        # On a phone the layer panel is a bottom sheet, opened and closed by its button.
+        if phone:
+            page.locator("#sheet-btn-left").click()
+
+    layer_sheet()
     # The DEM is in the layer panel with its legend once switched on.
     page.locator("#toggle-dem_nghe_an").check()
     wait_for(page, "document.querySelector('[data-raster-legend=dem_nghe_an] .ramp')")
@@ -114,8 +118,10 @@ def test_flood_mode_slider_redraws_extent_and_table(
     assert int(high.replace(".", "").replace(",", "")) > int(low.replace(".", "").replace(",", ""))
     rows = page.locator("#flood-table tbody tr").count()
     assert rows >= 1
+    layer_sheet()  # the map, not the sheet, for the extent's pixels
     shot = page.screenshot(path=str(ARTIFACTS / f"flood-high-{lang}-{size[0]}.png"))
     assert blue_share(shot) > 0.002
+    layer_sheet()
     # The 1-in-100-year depth raster as the source.
     page.locator("#flood-src-depth").check()
     wait_for(page, "document.body.dataset.floodLevel === 'depth'", 60)
@@ -125,7 +131,7 @@ def test_flood_mode_slider_redraws_extent_and_table(
     assert errors == [], errors
 
 
-def test_terrain_3d_view_tilts(browser: Any, flood_server: tuple[str, Engine, Settings]) -> None:  # noqa: F811
+def test_terrain_3d_view_tilts(browser: Any, flood_server: tuple[str, Engine, Settings]) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context, page, errors = open_map(browser, flood_server, "vi", (1600, 900))
     flat = page.screenshot()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,22 +13,10 @@ from layers import migrate
 from layers.db import make_engine
 from layers.settings import Settings
 from layers.testing import create_database, drop_database, settings_for
-from tests.conftest import live_server_for
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, DIST, WEB_MAP, live_server_for  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
-WEB_MAP = ROOT / "web_map"
-DIST = WEB_MAP / "dist"
 ARTIFACTS = ROOT / "test-artifacts" / "web_map"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 # The map is checked against exact demo contents (51 cameras, the demo's layers), so these
@@ -94,38 +80,10 @@ def seeded(engine: Engine, settings: Settings) -> Engine:
 
 
 @pytest.fixture(scope="session")
-def dist() -> Path:
-    """The built web map; built here with npm when the setup step has not done it yet."""
-    if not (DIST / "index.html").exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("web_map/dist is not built and npm is missing: run ./scripts/setup")
-        if not (WEB_MAP / "node_modules").is_dir():
-            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WEB_MAP, check=True)
-        subprocess.run([npm, "run", "build"], cwd=WEB_MAP, check=True)
-    return DIST
-
-
-@pytest.fixture(scope="session")
 def live_server(seeded: Engine, settings: Settings, dist: Path) -> Iterator[str]:
     """A real uvicorn serving the web map and the API; yields its base URL."""
     with live_server_for(settings.model_copy(update={"web_dist_dir": dist})) as base:
         yield base
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    """Debian's Chromium driven by Playwright (never a downloaded browser build)."""
-    if not CHROMIUM.exists():
-        pytest.skip(
-            "Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="session")
