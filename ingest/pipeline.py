@@ -347,6 +347,9 @@ def check_replace(
             param="file",
             rows_before=before,
             rows_kept=0,
+            layer=opts.layer,
+            confirm="allow_empty",
+            i18n="imp.err.replace_empty",
         )
     share = settings.ingest_replace_min_share
     if 0 < kept < share * before and not opts.force:
@@ -356,7 +359,10 @@ def check_replace(
             param="force",
             rows_before=before,
             rows_kept=kept,
+            layer=opts.layer,
+            share=f"{share:.0%}",
             confirm="force",
+            i18n="imp.err.replace_few",
         )
 
 

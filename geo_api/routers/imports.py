@@ -130,6 +130,10 @@ def create_import(
             finally:
                 shutil.rmtree(path.parent, ignore_errors=True)
             return JSONResponse(report.model_dump(mode="json"))
+        if mode == "replace" and not (force and allow_empty):
+            # A replace that needs confirmation answers now (as its dry run does), not
+            # later as a failed background batch: the page can ask, then resubmit.
+            run_import_in_worker(settings, opts.model_copy(update={"dry_run": True}))
         batch_id = jobs.start_job(engine, opts)
     except BaseException:
         shutil.rmtree(path.parent, ignore_errors=True)  # nothing may stay behind on a failure

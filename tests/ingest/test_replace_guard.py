@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -124,3 +125,45 @@ def test_replace_keeping_few_rows_needs_force(
         assert res.status_code == 200 and res.json()["rows_valid"] == 2
     rep = do_import(mostly_out, "guard_share", mode="replace", force=True)
     assert rep.inserted == 2 and _count(engine, "guard_share") == 2
+
+
+def test_api_replace_keeping_few_rows_answers_409_before_starting_a_job(
+    tmp_path: Path,
+    engine: Engine,
+    seeded: Engine,
+    settings: Settings,
+    do_import: Callable[..., ImportReport],
+    auth_headers: Headers,
+) -> None:
+    do_import(_points(tmp_path / "good.geojson", VINH), "guard_api")
+    mostly_out = _points(tmp_path / "few.geojson", VINH[:2] + [(2.35, 48.85)] * 8)
+    empty = _points(tmp_path / "empty.geojson", [])
+    with TestClient(create_app(settings)) as c:
+
+        def post(path: Path, **extra: str) -> Any:
+            with path.open("rb") as f:
+                return c.post(
+                    "/api/imports",
+                    data={"layer": "guard_api", "mode": "replace", **extra},
+                    files={"file": (path.name, f, "application/geo+json")},
+                    headers={**auth_headers("gis_staff"), "Accept-Language": "vi"},
+                )
+
+        before = c.get("/api/imports?limit=1000", headers=auth_headers("gis_staff")).json()
+        res = post(mostly_out)
+        assert res.status_code == 409, res.text
+        body = res.json()
+        assert body["confirm"] == "force" and (body["rows_kept"], body["rows_before"]) == (2, 10)
+        assert "chỉ giữ 2 trong 10" in body["detail"] and "guard_api" in body["detail"]
+        res = post(empty)
+        assert res.status_code == 400 and res.json()["confirm"] == "allow_empty", res.text
+        assert "xóa hết 10" in res.json()["detail"]
+        # nothing started, nothing changed
+        after = c.get("/api/imports?limit=1000", headers=auth_headers("gis_staff")).json()
+        assert len(after) == len(before)
+        assert _count(engine, "guard_api") == 10
+        res = post(mostly_out, force="true")
+        assert res.status_code == 202, res.text
+        job = c.get(res.json()["href"], headers=auth_headers("gis_staff")).json()
+        assert job["status"] == "succeeded", job
+    assert _count(engine, "guard_api") == 2

@@ -613,3 +613,97 @@ def test_every_page_speaks_one_language_without_raw_codes(
         person.shot(artifacts, f"walk_{name}_desktop_{lang}")
     assert problems == {}, problems
     person.close()
+
+
+def test_gis_staff_confirm_a_replace_that_drops_most_rows(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    settings: Settings,
+    artifacts: Path,
+    tmp_path: Path,
+) -> None:
+    from ingest.pipeline import ImportOptions, run_import
+    from layers.registry import delete_layer
+
+    def points(name: str, coords: list[tuple[float, float]]) -> Path:
+        path = tmp_path / name
+        rows = [f"Trạm {i},{x:.5f},{y:.5f}" for i, (x, y) in enumerate(coords)]
+        path.write_text("ten_tram,lon,lat\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        return path
+
+    vinh = [(105.70 + i * 0.002, 18.68 - i * 0.002) for i in range(10)]
+    # two points in Vinh, eight in Paris (outside the province): a replace keeps 2 of 10
+    few = points("tram_few.csv", vinh[:2] + [(2.35, 48.85)] * 8)
+    slug = "j_tram_replace"
+
+    def count() -> int:
+        from layers.models.core import feature, layer
+
+        with seeded.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(feature.join(layer, layer.c.id == feature.c.layer_id))
+                    .where(layer.c.slug == slug)
+                ).scalar_one()
+            )
+
+    gis = Person(browser, live_server, DESKTOP)
+    try:
+        gis.sign_in(_user(seeded, "j_gis", "gis_staff"))
+        pg = gis.page
+        pg.click("#nav-import")
+        pg.wait_for_selector("#imp-form")
+
+        def upload(path: Path, mode: str) -> None:
+            pg.set_input_files("#imp-file", str(path))
+            pg.fill("#imp-layer", slug)
+            pg.select_option("#imp-mode", mode)
+            pg.fill("#imp-crs", "EPSG:4326")  # most rows are far outside: no guessing
+            pg.click("#imp-dry")
+            try:
+                pg.wait_for_selector("#imp-report", timeout=180_000)
+            except Exception as exc:
+                gis.shot(artifacts, "gis_import_confirm_failed")
+                raise AssertionError(pg.inner_text("#imp-out")) from exc
+            pg.click("#imp-commit")
+
+        opts = ImportOptions(
+            path=points("tram_all.csv", vinh), layer=slug, crs="EPSG:4326", actor="test"
+        )
+        rep = run_import(seeded, settings, opts)
+        assert rep.inserted == 10 and count() == 10, (rep.rejects_by_reason, rep.reject_examples)
+        upload(few, "replace")
+        # the dry run already warns; the commit asks for confirmation in Vietnamese
+        dialog = pg.wait_for_selector("#imp-confirm", timeout=180_000)
+        assert "chỉ giữ 2 trong 10" in pg.inner_text("#imp-replace-warn")
+        text = dialog.inner_text()
+        assert "Lần nhập này sẽ thay thế 10 đối tượng" in text and "bằng 2" in text, text
+        assert pg.evaluate(
+            "() => document.getElementById('imp-confirm').contains(document.activeElement)"
+        )
+        gis.shot(artifacts, "gis_import_confirm_replace_desktop_vi")
+        pg.click("#imp-confirm-cancel")
+        pg.wait_for_selector("#imp-cancelled")
+        assert pg.locator("#imp-confirm").count() == 0
+        assert count() == 10
+        # Escape closes it too, and it is a cancel
+        pg.click("#imp-commit")
+        pg.wait_for_selector("#imp-confirm", timeout=180_000)
+        pg.keyboard.press("Escape")
+        pg.wait_for_selector("#imp-cancelled")
+        assert count() == 10
+        pg.click("#imp-commit")
+        pg.wait_for_selector("#imp-confirm", timeout=180_000)
+        pg.click("#imp-confirm-ok")
+        pg.wait_for_selector("#imp-rejects", timeout=180_000)
+        assert "Nằm ngoài ranh giới tỉnh" in pg.inner_text("#imp-out")
+        assert count() == 2
+        gis.shot(artifacts, "gis_import_replaced_desktop_vi")
+        # the 409s of the refused commits are the only expected console errors
+        gis.errors = [e for e in gis.errors if not re.search(r"status of 409\b", e)]
+        gis.close()
+    finally:
+        with seeded.begin() as conn, contextlib.suppress(NotFoundError):
+            delete_layer(conn, slug)

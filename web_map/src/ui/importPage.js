@@ -4,6 +4,7 @@
 import { getJSON } from '../api.js';
 import { fmtDate, fmtNumber, lang, t, valueLabel } from '../i18n.js';
 import { el } from '../util.js';
+import { openModal } from './dialog.js';
 import { appendLayerFields, layerFields, offerColumns, reasonLabel, rejectsView } from './importLayer.js';
 
 // .tif/.tiff and other GDAL rasters become raster (COG) layers (issue 20)
@@ -24,11 +25,44 @@ function formData(form, dryRun) {
   return fd;
 }
 
+/** An import the server refused; `body` is its JSON error (a replace to confirm has `confirm`). */
+class ImportError extends Error {
+  /** @param {string} message @param {any} body */
+  constructor(message, body) {
+    super(message);
+    this.body = body;
+  }
+}
+
 async function post(fd) {
   const res = await fetch('/api/imports', { method: 'POST', body: fd, headers: { Accept: 'application/json', 'Accept-Language': lang() } });
   const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.detail || body.description || `HTTP ${res.status}`);
+  if (!res.ok) throw new ImportError(body.detail || body.description || `HTTP ${res.status}`, body);
   return body;
+}
+
+/** The flag a refused replace asks for ('force' or 'allow_empty'), or null. */
+function confirmFlag(err) {
+  const flag = err instanceof ImportError ? err.body?.confirm : null;
+  return flag === 'force' || flag === 'allow_empty' ? flag : null;
+}
+
+/** Ask whether to go on with a replace that drops most (or all) of the layer; true to go on. */
+function askReplace(body) {
+  return new Promise((resolve) => {
+    let answer = false;
+    const { body: box, close } = openModal({ id: 'imp-confirm', title: t('imp.confirm.title'), onClose: () => resolve(answer) });
+    const values = { old: fmtNumber(body.rows_before), new: fmtNumber(body.rows_kept), layer: body.layer ?? '' };
+    const ok = el('button', { class: 'btn primary', id: 'imp-confirm-ok', type: 'button' }, t('imp.confirm.ok'));
+    const cancel = el('button', { class: 'btn', id: 'imp-confirm-cancel', type: 'button', autofocus: true }, t('imp.confirm.cancel'));
+    ok.addEventListener('click', () => {
+      answer = true;
+      close();
+    });
+    cancel.addEventListener('click', () => close());
+    box.append(el('p', { id: 'imp-confirm-text' }, t(body.confirm === 'allow_empty' ? 'imp.confirm.empty' : 'imp.confirm.force', values)), el('div', { class: 'row' }, cancel, ok));
+    cancel.focus();
+  });
 }
 
 function table(rows, cols, heads) {
@@ -183,8 +217,20 @@ export function renderImportPage(app) {
             if (!form.reportValidity()) return;
             out.replaceChildren(el('p', { class: 'muted' }, t('app.loading')));
             try {
-              const report = await post(formData(form, true));
-              out.replaceChildren(el('h2', {}, t('import.report')), reportView(report));
+              let warning = null;
+              let report;
+              try {
+                report = await post(formData(form, true));
+              } catch (err) {
+                const flag = confirmFlag(err);
+                if (!flag) throw err;
+                // show what the replace would leave; the commit asks for confirmation
+                warning = el('p', { class: 'warn', id: 'imp-replace-warn' }, err.message);
+                const fd = formData(form, true);
+                fd.append(flag, 'true');
+                report = await post(fd);
+              }
+              out.replaceChildren(el('h2', {}, t('import.report')), ...(warning ? [warning] : []), reportView(report));
               offerColumns(report);
               form.querySelector('#imp-commit').disabled = false;
             } catch (err) {
@@ -204,7 +250,20 @@ export function renderImportPage(app) {
           onclick: async () => {
             if (!form.reportValidity()) return;
             try {
-              const job = await post(formData(form, false));
+              let job;
+              try {
+                job = await post(formData(form, false));
+              } catch (err) {
+                const flag = confirmFlag(err);
+                if (!flag) throw err;
+                if (!(await askReplace(err.body))) {
+                  out.replaceChildren(el('p', { class: 'muted', id: 'imp-cancelled' }, t('imp.confirm.cancelled', { layer: err.body.layer ?? '' })));
+                  return;
+                }
+                const fd = formData(form, false);
+                fd.append(flag, 'true');
+                job = await post(fd);
+              }
               out.replaceChildren(el('h2', {}, t('import.progress')));
               const live = el('div');
               out.append(live);
