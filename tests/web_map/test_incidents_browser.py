@@ -219,3 +219,47 @@ def test_operator_opens_an_incident_from_an_alert_in_the_feed(
     finally:
         context.close()
     assert errors == [], errors
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_operator_opens_an_incident_from_a_citizen_report(
+    browser: Any, live_server: str, people: dict[str, Any], artifacts: Path, lang: str
+) -> None:
+    import httpx
+
+    words = {"vi": "Cây đổ chắn ngang đường sau mưa lớn", "en": "Fallen tree blocks the road"}
+    r = httpx.post(
+        f"{live_server}/api/reports",
+        data={
+            # one report per language, apart (two alike nearby are merged as duplicates)
+            "category": {"vi": "urban_order", "en": "environment"}[lang],
+            "description": f"{words[lang]} ({lang})",
+            "lon": str(people["lng"] + {"vi": 0.001, "en": -0.004}[lang]),
+            "lat": str(people["lat"] + {"vi": 0.001, "en": -0.004}[lang]),
+        },
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    context, pg, errors = _page(browser, live_server, 1600, 900, f"{lang}-VN")
+    try:
+        _sign_in(pg, live_server, "t_inc_operator", lang)
+        pg.click("#nav-reports")
+        pg.wait_for_selector(f"#rep-queue tr[data-code='{code}']", timeout=30_000)
+        pg.click(f"#rep-queue tr[data-code='{code}']")
+        pg.wait_for_selector(f"#rep-detail[data-code='{code}']")
+        button = pg.locator("#rep-open-incident")
+        assert button.inner_text().strip() == {"vi": "Mở sự cố", "en": "Open incident"}[lang]
+        pg.screenshot(path=str(artifacts / f"incident-report-button-{lang}-1600.png"))
+        button.click()
+        pg.wait_for_selector(".inc-head", timeout=30_000)
+        assert wait_for(pg, "!document.getElementById('mapview').hidden")
+        assert words[lang] in pg.inner_text(".inc-head")
+        wait_for(pg, f"document.getElementById('tab-incidents').innerText.includes('{code}')")
+        text = pg.inner_text("#tab-incidents")
+        assert "inc." not in text
+        pg.wait_for_timeout(600)
+        pg.screenshot(path=str(artifacts / f"incident-from-report-{lang}-1600.png"))
+    finally:
+        context.close()
+    assert errors == [], errors

@@ -531,3 +531,32 @@ export function openIncidentButton(app, item) {
     t('inc.open_from_source'),
   );
 }
+
+/** A citizen report's "open an incident" button (operators and leaders), or null: the new
+ * incident is linked to the report and shown on the map's incident panel. */
+export function openIncidentFromReportButton(app, report) {
+  if (!can.run(role(app)) || !report || report.lon == null || report.lat == null) return null;
+  let busy = false;
+  return el(
+    'button',
+    {
+      type: 'button',
+      class: 'btn small',
+      id: 'rep-open-incident',
+      'data-open-incident': `report-${report.code}`,
+      title: t('inc.open_from_report_hint'),
+      onclick: act(app, async () => {
+        if (busy) return;
+        busy = true;
+        try {
+          const doc = await sendJSON('/api/incidents', { source: { kind: 'report', ref: String(report.code) }, severity: 2 });
+          location.hash = '';
+          await selectIncident(app, doc.id);
+        } finally {
+          busy = false;
+        }
+      }),
+    },
+    t('inc.open_from_report'),
+  );
+}
