@@ -153,12 +153,48 @@ def test_operator_opens_and_confirms_an_incident(opened: dict[str, Any], artifac
     pg.evaluate("window.__iocmap.setLang('vi')")
 
 
+def test_the_panel_counts_people_under_a_flood_extent(
+    opened: dict[str, Any], seeded: Engine, people: dict[str, Any], artifacts: Path
+) -> None:
+    import shapely
+
+    from layers.rasters.extent import write_extent
+    from layers.registry import delete_layer
+
+    pg = opened["page"]
+    assert pg.locator("#inc-flood").count() == 0  # no flood analysis yet: nothing claimed
+    x, y = people["lng"], people["lat"]
+    with seeded.begin() as conn:
+        write_extent(
+            conn,
+            "flood_extent",
+            shapely.box(x - 0.05, y - 0.05, x + 0.05, y + 0.05),
+            {"source": "test_dem", "level_m": 4.0},
+            True,
+        )
+    try:
+        pg.click("#inc-back")
+        pg.click(".inc-item:has-text('Ngập sâu khu dân cư khối 5')")
+        pg.wait_for_selector("#inc-flood")
+        flooded = int(pg.inner_text("#inc-flood-pop").replace(".", ""))
+        assert flooded == int(pg.inner_text("#inc-pop").replace(".", "")) > 0
+        assert "Trong vùng ngập" in pg.inner_text("#inc-flood")
+        pg.locator("#inc-flood").scroll_into_view_if_needed()
+        pg.screenshot(path=str(artifacts / "incident-flood-vi-1600.png"))
+    finally:
+        with seeded.begin() as conn:
+            delete_layer(conn, "flood_extent")
+
+
 def test_agency_officer_works_a_task_on_a_phone(
     opened: dict[str, Any], browser: Any, live_server: str, artifacts: Path
 ) -> None:
     context, pg, errors = _page(browser, live_server, 390, 844, "vi-VN")
     try:
         _sign_in(pg, live_server, "t_inc_agency", "vi")
+        # on a phone the right panel is a sheet behind its button
+        if pg.locator("#sheet-btn-right").is_visible():
+            pg.click("#sheet-btn-right")
         pg.click("[data-tab=incidents]")
         pg.wait_for_selector(".inc-task")
         text = pg.inner_text("#tab-incidents")
