@@ -25,11 +25,13 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 Translate = Callable[[str], str]
 SEVERITY_COLORS = {1: "#fbc02d", 2: "#fb8c00", 3: "#e53935", 4: "#8e24aa"}
 NEAREST_N = 5
+# The layer POST /api/query/flood-exposure writes by default (the newest extent replaces it).
+FLOOD_EXTENT_LAYER = "flood_extent"
 
 
 def around(conn: Connection, incident_id: int, *, with_cameras: bool) -> dict[str, Any]:
     """Nearest hospitals (with beds), police, fire and 115 posts; cameras, schools and people
-    inside the affected radius."""
+    inside the affected radius, and inside its part under the flood extent where one exists."""
     inc = store.get_incident(conn, incident_id)
 
     def slim(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
@@ -72,12 +74,38 @@ def around(conn: Connection, incident_id: int, *, with_cameras: bool) -> dict[st
         "communes": communes,
         "cameras": None,
     }
+    out["flood"] = _flood(conn, incident_id, slim)
     if with_cameras:
         cams = slim(store.within(conn, incident_id, "cameras", 50), "camera_id", "owner")
         for c in cams:
             c["snapshot"] = f"/api/cameras/{c['camera_id']}/snapshot.jpg"
         out["cameras"] = cams
     return out
+
+
+def _flood(
+    conn: Connection, incident_id: int, slim: Callable[..., list[dict[str, Any]]]
+) -> dict[str, Any] | None:
+    """People and schools inside both the radius and the flood extent, where one was written."""
+    info = store.flood_extent_info(conn, FLOOD_EXTENT_LAYER)
+    if info is None:
+        return None
+    area_m2, people, communes = store.population_in_flood(conn, incident_id, FLOOD_EXTENT_LAYER)
+    schools = store.within_flood(conn, incident_id, FLOOD_EXTENT_LAYER, "schools", 200)
+    props = info["properties"]
+    return {
+        "layer": info["layer"],
+        "synthetic": info["synthetic"],
+        "written_at": info["written_at"],
+        "source": props.get("source"),
+        "level_m": props.get("level_m"),
+        "flooded_km2": round(area_m2 / 1e6, 4),
+        "population": round(people),
+        "communes": communes,
+        "schools": slim(schools, "level", "pupils"),
+        "pupils": sum(int((s["properties"] or {}).get("pupils") or 0) for s in schools),
+        "assumption": "commune population x share of the commune's area under water",
+    }
 
 
 def _local(ts: datetime | None) -> str:

@@ -779,6 +779,79 @@ def population_within(conn: Connection, incident_id: int) -> tuple[float, list[s
     return float(row[0] or 0.0), list(row[1] or [])
 
 
+# The flood extent near the incident (e) and its part inside the radius (w). People under water:
+# each commune's population times the flooded share of its area (as the flood exposure counts).
+_FLOOD_POPULATION_SQL = """
+WITH i AS (SELECT geom, radius_m, ST_Buffer(geom::geography, radius_m)::geometry AS g
+           FROM incident WHERE id = :iid),
+e AS (SELECT ST_Union(ST_MakeValid(f.geom)) AS g
+      FROM feature f JOIN layer l ON l.id = f.layer_id AND l.slug = :slug, i
+      WHERE ST_DWithin(f.geom::geography, i.geom::geography, i.radius_m)),
+w AS (SELECT ST_Intersection(i.g, e.g) AS g FROM i, e WHERE e.g IS NOT NULL)
+SELECT (SELECT ST_Area(w.g::geography) FROM w) AS flooded_m2,
+       COALESCE(SUM(a.population * ST_Area(ST_Intersection(a.geom, w.g)::geography)
+                    / NULLIF(ST_Area(a.geom::geography), 0)), 0) AS population,
+       COALESCE(array_agg(a.name ORDER BY a.name)
+                FILTER (WHERE a.code IS NOT NULL), '{}') AS communes
+FROM w LEFT JOIN admin_unit a
+  ON a.level = 'commune' AND a.valid_to IS NULL AND ST_Intersects(a.geom, w.g)
+"""
+
+_FLOOD_WITHIN_SQL = """
+WITH i AS (SELECT geom, radius_m, ST_Buffer(geom::geography, radius_m)::geometry AS g
+           FROM incident WHERE id = :iid),
+e AS (SELECT ST_Union(ST_MakeValid(f.geom)) AS g
+      FROM feature f JOIN layer l ON l.id = f.layer_id AND l.slug = :slug, i
+      WHERE ST_DWithin(f.geom::geography, i.geom::geography, i.radius_m))
+-- inside the radius exactly as `within` counts it (distance), and touching the water
+SELECT f.id, f.properties->>'name' AS name, f.properties AS properties,
+       ST_X(ST_PointOnSurface(f.geom)) AS lng, ST_Y(ST_PointOnSurface(f.geom)) AS lat,
+       ST_Distance(f.geom::geography, i.geom::geography) AS distance_m
+FROM feature f JOIN layer l ON l.id = f.layer_id AND l.slug = :within, e, i
+WHERE ST_DWithin(f.geom::geography, i.geom::geography, i.radius_m) AND ST_Intersects(f.geom, e.g)
+ORDER BY distance_m
+LIMIT :n
+"""
+
+
+def flood_extent_info(conn: Connection, slug: str) -> dict[str, Any] | None:
+    """The extent layer's newest write (when, what it came from), or None if there is none."""
+    row = conn.execute(
+        select(layer.c.synthetic, feature.c.properties, feature.c.observed_at)
+        .select_from(layer.outerjoin(feature, feature.c.layer_id == layer.c.id))
+        .where(layer.c.slug == slug)
+        .order_by(feature.c.observed_at.desc().nulls_last())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    # an extent layer with no feature: the last analysis found no water
+    return {
+        "layer": slug,
+        "synthetic": bool(row.synthetic),
+        "written_at": row.observed_at,
+        "properties": dict(row.properties or {}),
+    }
+
+
+def population_in_flood(
+    conn: Connection, incident_id: int, slug: str
+) -> tuple[float, float, list[str]]:
+    """Flooded m² inside the radius, the people there, and the communes they live in."""
+    row = conn.execute(text(_FLOOD_POPULATION_SQL), {"iid": incident_id, "slug": slug}).one()
+    return float(row.flooded_m2 or 0.0), float(row.population or 0.0), list(row.communes or [])
+
+
+def within_flood(
+    conn: Connection, incident_id: int, slug: str, within: str, n: int
+) -> list[dict[str, Any]]:
+    """Features of a layer inside both the incident's radius and the flood extent, nearest first."""
+    rows = conn.execute(
+        text(_FLOOD_WITHIN_SQL), {"iid": incident_id, "slug": slug, "within": within, "n": n}
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
 def kpi_rows(conn: Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every incident with a commune and every task, as the KPI job reads them."""
     incs = [

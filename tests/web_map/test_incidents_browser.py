@@ -153,12 +153,48 @@ def test_operator_opens_and_confirms_an_incident(opened: dict[str, Any], artifac
     pg.evaluate("window.__iocmap.setLang('vi')")
 
 
+def test_the_panel_counts_people_under_a_flood_extent(
+    opened: dict[str, Any], seeded: Engine, people: dict[str, Any], artifacts: Path
+) -> None:
+    import shapely
+
+    from layers.rasters.extent import write_extent
+    from layers.registry import delete_layer
+
+    pg = opened["page"]
+    assert pg.locator("#inc-flood").count() == 0  # no flood analysis yet: nothing claimed
+    x, y = people["lng"], people["lat"]
+    with seeded.begin() as conn:
+        write_extent(
+            conn,
+            "flood_extent",
+            shapely.box(x - 0.05, y - 0.05, x + 0.05, y + 0.05),
+            {"source": "test_dem", "level_m": 4.0},
+            True,
+        )
+    try:
+        pg.click("#inc-back")
+        pg.click(".inc-item:has-text('Ngập sâu khu dân cư khối 5')")
+        pg.wait_for_selector("#inc-flood")
+        flooded = int(pg.inner_text("#inc-flood-pop").replace(".", ""))
+        assert flooded == int(pg.inner_text("#inc-pop").replace(".", "")) > 0
+        assert "Trong vùng ngập" in pg.inner_text("#inc-flood")
+        pg.locator("#inc-flood").scroll_into_view_if_needed()
+        pg.screenshot(path=str(artifacts / "incident-flood-vi-1600.png"))
+    finally:
+        with seeded.begin() as conn:
+            delete_layer(conn, "flood_extent")
+
+
 def test_agency_officer_works_a_task_on_a_phone(
     opened: dict[str, Any], browser: Any, live_server: str, artifacts: Path
 ) -> None:
     context, pg, errors = _page(browser, live_server, 390, 844, "vi-VN")
     try:
         _sign_in(pg, live_server, "t_inc_agency", "vi")
+        # on a phone the right panel is a sheet behind its button
+        if pg.locator("#sheet-btn-right").is_visible():
+            pg.click("#sheet-btn-right")
         pg.click("[data-tab=incidents]")
         pg.wait_for_selector(".inc-task")
         text = pg.inner_text("#tab-incidents")
@@ -216,6 +252,50 @@ def test_operator_opens_an_incident_from_an_alert_in_the_feed(
         text = pg.inner_text("#tab-incidents")
         assert "Ngập lụt" in text and f"Cảnh báo {new[0]}" in text
         pg.screenshot(path=str(artifacts / "incident-from-alert-vi-1600.png"))
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_operator_opens_an_incident_from_a_citizen_report(
+    browser: Any, live_server: str, people: dict[str, Any], artifacts: Path, lang: str
+) -> None:
+    import httpx
+
+    words = {"vi": "Cây đổ chắn ngang đường sau mưa lớn", "en": "Fallen tree blocks the road"}
+    r = httpx.post(
+        f"{live_server}/api/reports",
+        data={
+            # one report per language, apart (two alike nearby are merged as duplicates)
+            "category": {"vi": "urban_order", "en": "environment"}[lang],
+            "description": f"{words[lang]} ({lang})",
+            "lon": str(people["lng"] + {"vi": 0.001, "en": -0.004}[lang]),
+            "lat": str(people["lat"] + {"vi": 0.001, "en": -0.004}[lang]),
+        },
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    context, pg, errors = _page(browser, live_server, 1600, 900, f"{lang}-VN")
+    try:
+        _sign_in(pg, live_server, "t_inc_operator", lang)
+        pg.click("#nav-reports")
+        pg.wait_for_selector(f"#rep-queue tr[data-code='{code}']", timeout=30_000)
+        pg.click(f"#rep-queue tr[data-code='{code}']")
+        pg.wait_for_selector(f"#rep-detail[data-code='{code}']")
+        button = pg.locator("#rep-open-incident")
+        assert button.inner_text().strip() == {"vi": "Mở sự cố", "en": "Open incident"}[lang]
+        pg.screenshot(path=str(artifacts / f"incident-report-button-{lang}-1600.png"))
+        button.click()
+        pg.wait_for_selector(".inc-head", timeout=30_000)
+        assert wait_for(pg, "!document.getElementById('mapview').hidden")
+        assert words[lang] in pg.inner_text(".inc-head")
+        wait_for(pg, f"document.getElementById('tab-incidents').innerText.includes('{code}')")
+        text = pg.inner_text("#tab-incidents")
+        assert "inc." not in text
+        pg.wait_for_timeout(600)
+        pg.screenshot(path=str(artifacts / f"incident-from-report-{lang}-1600.png"))
     finally:
         context.close()
     assert errors == [], errors

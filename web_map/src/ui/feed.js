@@ -159,7 +159,7 @@ export function renderFeed(app) {
   const list = el('ul', { class: 'feed', id: 'feed-list' });
   for (const item of state.feed.filter((f) => passesFilter(app, f)).slice(0, 100)) {
     if (item.kind === 'alert') {
-      list.append(el('li', { class: `alert${item.acked ? ' acked' : ''}${state.focusAlert === item.id ? ' focused' : ''}`, 'data-key': item.key, onclick: () => focusAlert(app, item) }, alertRow(app, item)));
+      list.append(el('li', { class: `alert${item.acked ? ' acked' : ''}${state.focusAlert === item.id ? ' focused' : ''}`, 'data-key': item.key, onclick: () => focusAlert(app, item) }, alertRow(app, item), openIncidentButton(app, item)));
       continue;
     }
     list.append(

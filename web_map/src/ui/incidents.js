@@ -408,6 +408,19 @@ function linksList(app, d, s) {
   return wrap;
 }
 
+/** People and schools inside the radius under the last flood extent (POST /api/query/flood-exposure). */
+function floodView(f) {
+  const when = f.written_at ? ` · ${fmtDate(f.written_at)}` : '';
+  return el(
+    'div',
+    { class: 'inc-counts inc-flood', id: 'inc-flood' },
+    el('div', { class: 'small muted' }, `${t('inc.flood.title')}${when}${f.synthetic ? ` · ${t('inc.flood.synthetic')}` : ''}`),
+    el('span', {}, `${t('inc.flood.population')}: `, el('b', { id: 'inc-flood-pop' }, fmtNumber(f.population))),
+    el('span', {}, ` · ${t('inc.flood.schools')}: `, el('b', { id: 'inc-flood-schools' }, `${f.schools.length} (${fmtNumber(f.pupils)} ${t('inc.pupils')})`)),
+    el('div', { class: 'small muted' }, `${t('inc.flood.area')}: ${fmtNumber(f.flooded_km2, 2)} km²`),
+  );
+}
+
 function aroundView(app, a) {
   const list = (title, rows, fmt) => el('div', { class: 'inc-around' }, el('div', { class: 'small' }, el('b', {}, title)), el('ul', {}, ...(rows || []).map((x) => el('li', { class: 'small' }, fmt(x)))));
   const km = (m) => `${fmtNumber(m / 1000, 1)} km`;
@@ -415,6 +428,7 @@ function aroundView(app, a) {
     'div',
     {},
     el('div', { class: 'inc-counts' }, el('span', {}, `${t('inc.field.population')}: `, el('b', { id: 'inc-pop' }, fmtNumber(a.population))), el('span', {}, ` · ${t('inc.field.schools')}: `, el('b', {}, `${a.schools.length} (${fmtNumber(a.pupils)} ${t('inc.pupils')})`))),
+    a.flood ? floodView(a.flood) : null,
     list(t('inc.report.hospitals'), a.hospitals, (h) => `${h.name} · ${fmtNumber(h.beds)} ${t('inc.beds')} · ${km(h.distance_m)}`),
     list(t('inc.police'), a.police, (h) => `${h.name} · ${km(h.distance_m)}`),
     list(t('inc.fire'), a.fire, (h) => `${h.name} · ${km(h.distance_m)}`),
@@ -529,5 +543,34 @@ export function openIncidentButton(app, item) {
       },
     },
     t('inc.open_from_source'),
+  );
+}
+
+/** A citizen report's "open an incident" button (operators and leaders), or null: the new
+ * incident is linked to the report and shown on the map's incident panel. */
+export function openIncidentFromReportButton(app, report) {
+  if (!can.run(role(app)) || !report || report.lon == null || report.lat == null) return null;
+  let busy = false;
+  return el(
+    'button',
+    {
+      type: 'button',
+      class: 'btn small',
+      id: 'rep-open-incident',
+      'data-open-incident': `report-${report.code}`,
+      title: t('inc.open_from_report_hint'),
+      onclick: act(app, async () => {
+        if (busy) return;
+        busy = true;
+        try {
+          const doc = await sendJSON('/api/incidents', { source: { kind: 'report', ref: String(report.code) }, severity: 2 });
+          location.hash = '';
+          await selectIncident(app, doc.id);
+        } finally {
+          busy = false;
+        }
+      }),
+    },
+    t('inc.open_from_report'),
   );
 }

@@ -10,6 +10,7 @@ import { getJSON } from '../api.js';
 import { basemapStyle } from '../basemap.js';
 import { NGHE_AN_BOUNDS } from '../shell.js';
 import { fmtDate, lang, t, valueLabel } from '../i18n.js';
+import { openIncidentFromReportButton } from './incidents.js';
 import { el } from '../util.js';
 
 const STAFF = new Set(['commune_staff', 'operator', 'leader', 'planner', 'admin']);
@@ -441,6 +442,8 @@ function reportDetail(app, r) {
   box.append(mapBox);
   setTimeout(() => mapBox.isConnected && miniMap(mapBox, [r.lon, r.lat], null), 0);
   box.append(stepsBox(app, r));
+  const openInc = openIncidentFromReportButton(app, r);
+  if (openInc) box.append(el('div', { class: 'rep-incident' }, openInc));
   if (app.state.user && app.state.user.role === 'citizen' && r.status === 'resolved') box.append(ratingBox(app, r));
   box.append(el('div', { class: 'rep-label' }, t('rep.history')), historyTable(r));
   return box;
