@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from analytics.placenames import Gazetteer, fold
 from fastapi import APIRouter, Depends, Query
 from pyproj import CRS, Transformer
 
 from analytics import placesearch
-from analytics.placenames import Gazetteer, fold
 from analytics.placesearch import Result
 from geo_api.deps import ConnDep, SettingsDep
 from geo_api.security import current_user, info_allowed
