@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 from datetime import datetime
 from typing import Any
@@ -41,7 +42,11 @@ def render(
     async def fetch(sql: str, params: dict[str, Any]) -> Any:
         return conn.exec_driver_sql(sql, params).scalar_one()
 
-    return asyncio.run(tiles.render_tile_async(fetch, info, tile, props, max_bytes, when))
+    # On a thread of its own: a browser test's Playwright may keep a loop running on this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(
+            asyncio.run, tiles.render_tile_async(fetch, info, tile, props, max_bytes, when)
+        ).result()
 
 
 def decode(data: bytes, layer: str) -> list[dict[str, object]]:

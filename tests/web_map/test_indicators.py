@@ -72,7 +72,7 @@ def test_choropleth_by_commune(ind_page: Any, artifacts: Path) -> None:
     page.evaluate("window.__iocmap.home()")
     page.locator('[data-lefttab="indicators"]').click()
     page.locator('.ind-sector[data-sector="yte"]').wait_for(timeout=15_000)
-    assert page.locator(".ind-sector").count() == 9
+    assert page.locator(".ind-sector").count() == 11  # 9 sector systems + incidents (issue 21)
     before = map_image(page, artifacts, "20-before-choropleth")
     page.locator('[data-indicator="yt_records"]').click()
     page.locator("#choro-classes").wait_for(timeout=15_000)
