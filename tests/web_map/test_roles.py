@@ -98,7 +98,14 @@ class Person:
 
     def close(self) -> None:
         self.context.close()
-        assert self.errors == [], (self.errors, self.failed)
+        # A camera with no picture of its own answers 404 to its snapshot (issue 16) and the
+        # panel says "no picture": those 404s are expected, any other error is not.
+        errors = list(self.errors)
+        for _ in (f for f in self.failed if f.startswith("404 ") and "/snapshot.jpg" in f):
+            found = next((e for e in errors if "status of 404" in e), None)
+            if found is not None:
+                errors.remove(found)
+        assert errors == [], (errors, self.failed)
 
 
 @pytest.fixture(scope="module")
