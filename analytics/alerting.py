@@ -15,12 +15,12 @@ from sqlalchemy import Connection, Engine
 
 from analytics import dashboards, h3bin, rules
 from analytics.h3jobs import target_for
-from layers import alerts as adb
-from layers import h3 as h3db
-from layers import indicators as ind
+from layers.analytics import alerts as adb
+from layers.analytics import h3 as h3db
 from layers.errors import IocError
-from layers.gazetteer import current_units
-from layers.registry import get_layer, property_names
+from layers.features.gazetteer import current_units
+from layers.features.registry import get_layer, property_names
+from layers.indicators import store as ind
 from layers.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Indicator dashboards and roll-ups: the views leaders read (a sector's KPIs, a choropleth,
-rankings), built on the storage reads of layers.indicators.
+rankings), built on the storage reads of layers.indicators.store.
 
 The rules live here: which period is the headline (the last complete one), how long a
 dashboard window is, which indicators are tracked by month, how units are ranked.
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection
 
-from layers import indicators as ind
 from layers.errors import InvalidInputError, NotFoundError
-from layers.indicators import (
+from layers.indicators import store as ind
+from layers.indicators.store import (
     Frequency,
     IndicatorDef,
     IndicatorValues,

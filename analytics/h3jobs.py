@@ -22,8 +22,8 @@ from analytics.traffic import (
     TRAFFIC_DENSITY,
     ensure_density_layer,
 )
-from layers import h3 as h3db
-from layers.registry import LayerInfo, get_layer, layer_slugs, list_layers
+from layers.analytics import h3 as h3db
+from layers.features.registry import LayerInfo, get_layer, layer_slugs, list_layers
 
 # Changed rows are looked up from a little before the last refresh: a transaction that
 # started earlier may have committed rows with an older updated_at after we read.

@@ -16,14 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, Engine
 
 from analytics import incidents as rules
-from layers import alerts as adb
-from layers import indicator_catalog, report_media
-from layers import indicators as ind
+from layers.analytics import alerts as adb
+from layers.auth.users import User
 from layers.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from layers.incidents import store
 from layers.incidents.store import Scope
+from layers.indicators import catalog as indicator_catalog
+from layers.indicators import store as ind
+from layers.reports import media as report_media
 from layers.settings import Settings
-from layers.users import User
 
 log = logging.getLogger(__name__)
 KPI_JOB = "derived:incidents"

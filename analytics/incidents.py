@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from layers.errors import ConflictError, InvalidInputError
-from layers.indicator_catalog import incident_kpi_code
+from layers.indicators.catalog import incident_kpi_code
 
 IncidentType = Literal[
     "flood",

@@ -1,7 +1,7 @@
 """Derived sector indicators (pa_*, tt_*, gt_vehicles): recomputed from our own layers.
 
 Each job reads one source layer and writes daily observations through
-layers.indicators.upsert_observations, as one import batch per run. A job runs when its
+layers.indicators.store.upsert_observations, as one import batch per run. A job runs when its
 source layer's data_version moved since the last run (or when forced), skips a layer that
 does not exist yet, and is idempotent: rerunning it changes nothing.
 """
@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine
 
-from layers import indicators as ind
-from layers.batches import create_batch, finish_batch
+from layers.indicators import store as ind
+from layers.ingest.batches import create_batch, finish_batch
 
 log = logging.getLogger(__name__)
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"

@@ -1,6 +1,6 @@
 """Pure parts of the one-box place search: reading coordinates, scoring names, ordering results.
 
-The storage lookups are in `layers.search`; the route (`GET /api/search`) composes both.
+The storage lookups are in `layers.features.search`; the route (`GET /api/search`) composes both.
 """
 
 from __future__ import annotations

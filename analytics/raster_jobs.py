@@ -15,11 +15,11 @@ from sqlalchemy import Connection
 from analytics import flood, rules
 from analytics.zonal import StatRequest, zonal
 from layers.errors import InvalidInputError
-from layers.queries import QueryResult, parse_polygon
+from layers.features.queries import QueryResult, parse_polygon
+from layers.features.registry import LayerInfo
 from layers.rasters import read
 from layers.rasters.grid import Grid
 from layers.rasters.store import RasterLayer, get_raster
-from layers.registry import LayerInfo
 from layers.settings import Settings
 
 

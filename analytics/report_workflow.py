@@ -1,6 +1,6 @@
 """The field-report workflow: statuses, steps, who may take them, and the SLA (pure rules).
 
-Storage (the `field_report` tables, scoping, photos) stays in `layers.reports`, which calls
+Storage (the `field_report` tables, scoping, photos) stays in `layers.reports.store`, which calls
 `plan_step` before it writes anything. Nothing here touches a database or the clock.
 """
 
@@ -14,12 +14,12 @@ from typing import Any, Literal, get_args
 import shapely
 from sqlalchemy import Connection
 
-from layers import report_media
-from layers import reports as storage
+from layers.auth.users import User
 from layers.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from layers.models.reports import CATEGORY_VI, OPEN_STATUSES, STATUS_VI
-from layers.reports import Status
-from layers.users import User
+from layers.reports import media as report_media
+from layers.reports import store as storage
+from layers.reports.store import Status
 
 Action = Literal[
     "accept", "request_info", "provide_info", "assign", "start", "resolve", "reject", "reopen"
@@ -176,7 +176,7 @@ def hours_late(due: datetime, now: datetime) -> float:
     return (now - due).total_seconds() / 3600
 
 
-# --- the thin jobs: rules above, storage in layers.reports ---------------------------------
+# --- the thin jobs: rules above, storage in layers.reports.store ---------------------------------
 
 
 def submit(
@@ -271,7 +271,7 @@ def _domain_error(refused: StepRefused, code: str) -> Exception:
 
 def check_overdue(conn: Connection, now: datetime) -> list[str]:
     """Open one SLA alert per newly overdue report (each once); returns their codes."""
-    from layers import alerts
+    from layers.analytics import alerts
 
     rows = storage.claim_overdue(conn, now)
     if not rows:

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from analytics import alerting, h3jobs, incident_ops, kpi_jobs
 from layers.cluster import database_url, libpq_url
-from layers.registry import wake_on_layer_change
+from layers.features.registry import wake_on_layer_change
 from layers.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from sqlalchemy import Connection
 
 from analytics import forecast, h3bin, hotspots, indicators
 from analytics.h3jobs import AggTarget, target_for
-from layers import h3 as h3db
+from layers.analytics import h3 as h3db
 from layers.errors import InvalidInputError, NotFoundError
-from layers.features import BBox
-from layers.indicators import PERIOD_TZ
-from layers.registry import get_layer
+from layers.features.items import BBox
+from layers.features.registry import get_layer
+from layers.indicators.store import PERIOD_TZ
 
 
 def _epoch(dt: datetime | None) -> float | None:

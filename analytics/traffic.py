@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from layers.events import TRAFFIC_COUNTS as TRAFFIC_COUNTS_LAYER
-from layers.registry import LayerSpec, LayerStyle, create_or_update_layer, list_layers
+from layers.features.registry import LayerSpec, LayerStyle, create_or_update_layer, list_layers
+from layers.vision.events import TRAFFIC_COUNTS as TRAFFIC_COUNTS_LAYER
 
 TRAFFIC_COUNTS = TRAFFIC_COUNTS_LAYER.slug
 TRAFFIC_DENSITY = "traffic_density"

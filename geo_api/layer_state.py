@@ -10,10 +10,10 @@ from fastapi import FastAPI, Request
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from layers import registry
 from layers.errors import NotFoundError
-from layers.layer_versions import LayerVersion, LayerVersionProbe
-from layers.registry import LayerInfo
+from layers.features import registry
+from layers.features.layer_versions import LayerVersion, LayerVersionProbe
+from layers.features.registry import LayerInfo
 from layers.settings import Settings
 
 

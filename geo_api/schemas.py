@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from layers.registry import LayerInfo
+from layers.features.registry import LayerInfo
 
 
 class LayerOut(BaseModel):

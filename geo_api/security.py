@@ -35,16 +35,16 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from layers import audit, ratelimit
+from layers.auth import audit, ratelimit
+from layers.auth.users import ROLES, User, active_user
 from layers.errors import (
     AuthenticationError,
     InvalidInputError,
     PermissionDeniedError,
     UnavailableError,
 )
-from layers.registry import layer_visibilities
+from layers.features.registry import layer_visibilities
 from layers.settings import PUBLIC_SECRETS, Settings
-from layers.users import ROLES, User, active_user
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,7 +64,7 @@ JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "iocmap"
 USER_STATE_KEY = "iocmap_user"
 CALL_STATE_KEY = "iocmap_call"
-# What a layer slug can look like (layers.registry.LayerDef.slug); anything else names no layer.
+# What a layer slug can look like (layers.features.registry.LayerDef.slug); anything else names no layer.
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 
 # What a database that is restarting, down or saturated raises (answered 503 + Retry-After).
@@ -219,7 +219,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/auth/users"): ADMIN,
     ("POST", "/api/auth/users"): ADMIN,
     ("GET", "/api/audit"): ADMIN,
-    # field reports: scoping by commune / owner happens inside the queries (layers.reports)
+    # field reports: scoping by commune / owner happens inside the queries (layers.reports.store)
     ("POST", "/api/reports"): Rule(max_body="reports", audit_action="report_submit"),
     ("GET", "/api/reports"): roles(*REPORT_READERS),
     ("GET", "/api/reports/map"): PUBLIC,

@@ -12,8 +12,13 @@ import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
-from layers.crs import VN2000_TM3_SRIDS, towgs84_clause, vn2000_candidate_srids, vn2000_proj4
 from layers.errors import InvalidInputError
+from layers.features.crs import (
+    VN2000_TM3_SRIDS,
+    towgs84_clause,
+    vn2000_candidate_srids,
+    vn2000_proj4,
+)
 
 WGS84 = 4326
 VN2000_GEOGRAPHIC = 4756
@@ -310,7 +315,7 @@ class _Poly:
         block = 32_768
         starts = range(0, n, block)
         if n >= 4 * block:
-            from layers.parallel import run_pair
+            from layers.ingest.parallel import run_pair
 
             half = (len(starts) // 2) * block
             run_pair(

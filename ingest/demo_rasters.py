@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 
 from ingest.raster import RasterImportOptions, import_raster
 from layers.demo.rasters import GENERATOR, DemoRaster, generate_dem
+from layers.features.registry import find_layer
 from layers.rasters import store
-from layers.registry import find_layer
 from layers.settings import Settings
 
 DEM_SLUG = "dem_nghe_an"

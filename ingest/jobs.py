@@ -17,10 +17,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ingest.pipeline import ImportOptions, Progress
-from layers import batches
-from layers.batches import create_batch, get_batch, recent_batch_ids, set_progress
 from layers.errors import InvalidInputError, IocError, NotFoundError, PayloadTooLargeError
-from layers.registry import layer_id_of
+from layers.features.registry import layer_id_of
+from layers.ingest import batches
+from layers.ingest.batches import create_batch, get_batch, recent_batch_ids, set_progress
 from layers.settings import Settings
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -111,7 +111,7 @@ def fail_if_running(engine: Engine, batch_id: int, detail: str) -> None:
 
 def job_status(engine: Engine, batch_id: int) -> dict[str, Any]:
     """A batch as the API shows it: status, progress, counts, report and errors."""
-    from layers.locks import sweep_interrupted_batches
+    from layers.ingest.locks import sweep_interrupted_batches
 
     sweep_interrupted_batches(engine, batch_id)  # a "running" batch whose worker died fails
     with engine.connect() as conn:

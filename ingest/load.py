@@ -2,7 +2,7 @@
 
 Every change to the layer happens in the caller's single transaction, so a crash or kill at
 any point leaves the layer as it was. A replacement partition is built beforehand on side
-connections (see layers.partitions); a killed import leaves only that unattached table, which the
+connections (see layers.features.partitions); a killed import leaves only that unattached table, which the
 next import drops.
 """
 
@@ -19,17 +19,17 @@ import pyarrow as pa
 from sqlalchemy import Connection
 
 from ingest.validate import Early, Prepared
-from layers.copy import CopyColumn
 from layers.db import release_savepoint, rollback_to_savepoint, savepoint
-from layers.partitions import (
+from layers.features.partitions import (
     BuildSet,
     PartitionBuild,
     analyze_partition,
     lock_layer,
     partition_is_empty,
 )
-from layers.registry import mark_layer_changed
-from layers.staging import (
+from layers.features.registry import mark_layer_changed
+from layers.ingest.copy import CopyColumn
+from layers.ingest.staging import (
     copy_into_stage,
     create_stage,
     delete_stage_rows,
@@ -211,7 +211,7 @@ class EarlyLoad:
     """A COPY that starts while validation is still running, on the server's own cores.
 
     prepare(early=...) hands over transformed rows with final properties. For a swap they are
-    COPYed into the build table on side connections (see layers.partitions); otherwise a thread
+    COPYed into the build table on side connections (see layers.features.partitions); otherwise a thread
     COPYs them into the staging table under a savepoint of the caller's transaction. When
     validation ends, rows it quarantined are deleted, rows it rewrote are updated and rows it
     kept but never sent are added; if those fixes are many, or the COPY failed, the early

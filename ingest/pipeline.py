@@ -18,12 +18,10 @@ from ingest.formats import ReadLimits, SourceData, hide_paths, read_source
 from ingest.load import EarlyLoad, LoadCounts, load
 from ingest.province import province_boundary, tolerant_boundary
 from ingest.validate import Early, Prepared, prepare
-from layers.batches import create_batch, finish_batch, write_rejects
 from layers.errors import ConflictError, InvalidInputError, IocError, NotFoundError
-from layers.features import layer_row_count
-from layers.locks import hold_batch, lock_layer_for_import
-from layers.partitions import BuildSet
-from layers.registry import (
+from layers.features.items import layer_row_count
+from layers.features.partitions import BuildSet
+from layers.features.registry import (
     LayerInfo,
     LayerSpec,
     LayerVisibility,
@@ -32,6 +30,8 @@ from layers.registry import (
     get_layer,
     layer_id_of,
 )
+from layers.ingest.batches import create_batch, finish_batch, write_rejects
+from layers.ingest.locks import hold_batch, lock_layer_for_import
 from layers.settings import Settings
 
 Progress = Callable[[str, int, int], None]

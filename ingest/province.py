@@ -9,7 +9,7 @@ from pathlib import Path
 import shapely
 from sqlalchemy import Connection
 
-from layers.gazetteer import province_boundary_wkb
+from layers.features.gazetteer import province_boundary_wkb
 from layers.settings import Settings
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "layers" / "data"

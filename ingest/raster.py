@@ -30,9 +30,9 @@ from sqlalchemy import Engine
 from ingest import crs as crsmod
 from ingest.province import province_boundary, tolerant_boundary
 from layers.errors import InvalidInputError
+from layers.features.registry import LayerSpec, Sector, find_layer
 from layers.rasters import store
 from layers.rasters.store import BandStats, RasterMeta, Role
-from layers.registry import LayerSpec, Sector, find_layer
 from layers.settings import Settings
 
 RASTER_SUFFIXES = frozenset(

@@ -15,8 +15,8 @@ import shapely
 
 from ingest import values as V
 from ingest.crs import CrsChoice, transform_coords, transform_geometries
-from layers import wkbfast
-from layers.parallel import get_coordinates_split, pmap, serial, set_coordinates_split
+from layers.ingest import wkbfast
+from layers.ingest.parallel import get_coordinates_split, pmap, serial, set_coordinates_split
 
 REASONS = (
     "null_geometry",

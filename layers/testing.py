@@ -55,10 +55,10 @@ def remove_workflow_reports(engine: Engine) -> None:
     """
     from sqlalchemy import select
 
+    from layers.features.registry import mark_layer_changed
     from layers.models.analytics import alert, alert_rule
     from layers.models.core import feature, layer
     from layers.models.reports import field_report
-    from layers.registry import mark_layer_changed
 
     with engine.begin() as conn:
         conn.execute(field_report.delete())

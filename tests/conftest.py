@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from layers import cluster, migrate
 from layers.db import make_engine
 from layers.errors import NotFoundError
-from layers.indicators import ObservationIn
+from layers.indicators.store import ObservationIn
 from layers.settings import Settings
 from layers.testing import create_database, drop_database, settings_for
 
@@ -141,7 +141,7 @@ def auth_headers(
     import secrets
 
     from geo_api.security import issue_token
-    from layers import users
+    from layers.auth import users
 
     cache = request.config.stash.setdefault(_AUTH_CACHE, {})
     db = engine.url.render_as_string(hide_password=True)

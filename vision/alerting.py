@@ -1,4 +1,4 @@
-"""Bridge from rule events to the alerts of layers.alerts (the analytics area's mechanism).
+"""Bridge from rule events to the alerts of layers.analytics.alerts (the analytics area's mechanism).
 
 Each vision event type has an `alert_rule` row (slug `vision_<type>`, installed by migration
 0012_storage; SEVERITY and TITLES_VI here must match it). Those rows are stored disabled because the analytics evaluator must not evaluate them (vision fires them
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
-from layers import alerts as adb
+from layers.analytics import alerts as adb
 from vision.types import VisionEvent
 
 log = logging.getLogger(__name__)

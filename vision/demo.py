@@ -133,7 +133,7 @@ def seed_demo_camera(conn: Connection, camera_id: str = DEMO_CAMERA) -> bool:
     A second run changes nothing. Zones an operator drew under other names are kept; the
     demo's own zones are replaced when they differ (e.g. a lane seeded against the flow).
     """
-    from layers import cameras as cam_db
+    from layers.vision import cameras as cam_db
 
     cam = cam_db.get_camera(conn, camera_id)
     cal = calibration(cam.lon, cam.lat, cam.heading_deg)

@@ -1,9 +1,9 @@
 """The I/O edge of vision: run one camera against the database, and supervise all of them.
 
 A worker reads its camera from the registry, opens the stream, runs the pipeline on
-each frame and writes what comes out: events (with snapshot JPEGs) through layers.events,
-the latest frame and live status through layers.cameras, per-minute counts into the
-`traffic_counts` layer, and alerts through layers.alerts when that module provides a hook.
+each frame and writes what comes out: events (with snapshot JPEGs) through layers.vision.events,
+the latest frame and live status through layers.vision.cameras, per-minute counts into the
+`traffic_counts` layer, and alerts through layers.analytics.alerts when that module provides a hook.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import numpy as np
 import shapely.geometry
 from sqlalchemy import Engine
 
-from layers import cameras as cam_db
-from layers import events as ev_db
 from layers.db import make_engine
 from layers.settings import Settings
+from layers.vision import cameras as cam_db
+from layers.vision import events as ev_db
 from vision import detectors as _detectors  # noqa: F401  (registers every detector)
 from vision import tracking as _tracking  # noqa: F401  (registers bytetrack)
 from vision.alerting import write_event_alerts

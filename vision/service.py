@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 from sqlalchemy import Connection
 
-from layers import cameras as cam_db
-from layers import events as ev_db
 from layers.errors import NotFoundError, UnavailableError
 from layers.settings import Settings
+from layers.vision import cameras as cam_db
+from layers.vision import events as ev_db
 from vision.draw import draw_overlay, encode_jpeg
 from vision.runner import calibration_for
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from alembic import op
-from layers.crs import VN2000_TM3_LEGACY_SRIDS, VN2000_TM3_SRIDS, vn2000_spatial_ref_row
+from layers.features.crs import VN2000_TM3_LEGACY_SRIDS, VN2000_TM3_SRIDS, vn2000_spatial_ref_row
 
 revision = "0001_foundation"
 down_revision = None

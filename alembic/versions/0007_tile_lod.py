@@ -1,8 +1,8 @@
 """Tiles: partial GiST indexes of the features big enough to be drawn at zooms 12 and 10.
 
-A low-zoom tile keeps only the lines/polygons that cover a pixel (`layers.tiles`); on a dense
+A low-zoom tile keeps only the lines/polygons that cover a pixel (`layers.features.tiles`); on a dense
 cadastre almost none do, and without these indexes the tile query reads every parcel under the
-tile to find them. Each predicate is `layers.tiles.TILE_SIZE_SQL >=` one pixel at its zoom, so
+tile to find them. Each predicate is `layers.features.tiles.TILE_SIZE_SQL >=` one pixel at its zoom, so
 the planner proves it from any tile query at that zoom or lower. Partitions created later (new
 layers, import swaps) get them from the partitioned parent.
 
@@ -20,7 +20,7 @@ down_revision = "0006_indicators"
 branch_labels = None
 depends_on = None
 
-# Verbatim the same as layers.tiles.TILE_SIZE_SQL and LOD_INDEX_MIN_DEG (a test checks).
+# Verbatim the same as layers.features.tiles.TILE_SIZE_SQL and LOD_INDEX_MIN_DEG (a test checks).
 TILE_SIZE_SQL = (
     "greatest(sqrt((ST_XMax(geom) - ST_XMin(geom)) * (ST_YMax(geom) - ST_YMin(geom))),"
     " (ST_XMax(geom) - ST_XMin(geom)) / 4, (ST_YMax(geom) - ST_YMin(geom)) / 4)"

@@ -21,7 +21,7 @@ down_revision = "0007_tile_lod"
 branch_labels = None
 depends_on = None
 
-# Verbatim the same as layers.tiles.TILE_SIZE_SQL, LOD_SIZE_COLUMN and LOD_INDEX_MIN_DEG
+# Verbatim the same as layers.features.tiles.TILE_SIZE_SQL, LOD_SIZE_COLUMN and LOD_INDEX_MIN_DEG
 # (a test checks).
 TILE_SIZE_SQL = (
     "greatest(sqrt((ST_XMax(geom) - ST_XMin(geom)) * (ST_YMax(geom) - ST_YMin(geom))),"

@@ -30,9 +30,9 @@ import shapely
 from analytics import h3bin, h3jobs
 from bench.common import load1, paired_ratios, rotations, summary
 from layers import cluster, migrate, testing
-from layers.bulk import FeatureRow, upsert_features
 from layers.db import make_engine
-from layers.registry import LayerSpec, create_or_update_layer
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import LayerSpec, create_or_update_layer
 from layers.settings import Settings
 
 BBOX = (103.87, 18.55, 105.80, 20.00)  # Nghệ An, roughly

@@ -24,10 +24,10 @@ import pandas as pd
 from sqlalchemy import text
 
 from layers import cluster, migrate, testing
-from layers import indicators as ind
 from layers.db import make_engine
 from layers.demo.seed import seed_demo
-from layers.indicators import ObservationIn
+from layers.indicators import store as ind
+from layers.indicators.store import ObservationIn
 from layers.settings import Settings
 
 D0 = date(2023, 1, 1)

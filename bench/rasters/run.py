@@ -87,11 +87,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def seed(settings: Settings) -> None:
     """Communes, hospitals, schools and tourism sites, then the demo rasters."""
     from ingest.demo_rasters import seed_demo_rasters
-    from layers.bulk import FeatureRow, upsert_features
     from layers.demo import specs, synthetic
     from layers.demo.boundaries import load_wards
     from layers.demo.seed import _ward_feature
-    from layers.registry import create_or_update_layer
+    from layers.features.bulk import FeatureRow, upsert_features
+    from layers.features.registry import create_or_update_layer
 
     engine = make_engine(settings)
     migrate.upgrade(engine)

@@ -29,7 +29,8 @@ import orjson
 from pydantic import SecretStr
 
 from geo_api.security import issue_token
-from layers import cluster, migrate, users
+from layers import cluster, migrate
+from layers.auth import users
 from layers.db import make_engine
 from layers.settings import Settings
 

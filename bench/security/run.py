@@ -16,7 +16,8 @@ import orjson
 
 from geo_api import security
 from geo_api.main import create_app
-from layers import cluster, migrate, testing, users
+from layers import cluster, migrate, testing
+from layers.auth import users
 from layers.db import make_engine
 from layers.settings import Settings
 

@@ -58,9 +58,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import interleave, load1, paired_ratios, summary  # noqa: E402
-from layers import cluster, migrate, tiles  # noqa: E402
+from layers import cluster, migrate  # noqa: E402
 from layers.db import make_engine  # noqa: E402
-from layers.registry import partition_name  # noqa: E402
+from layers.features import tiles  # noqa: E402
+from layers.features.registry import partition_name  # noqa: E402
 from layers.settings import Settings  # noqa: E402
 
 # One event loop for the whole bench, so the SQL sides keep their connections between runs.
@@ -612,7 +613,7 @@ def main() -> None:
         procs.append(start(tipg_cmd, tipg_env, tipg + "/collections"))
         procs.append(start(ours_cmd, ours_env, ours + "/ogc"))
 
-        from layers import registry
+        from layers.features import registry
 
         engine = make_engine(settings)
         with engine.connect() as conn:

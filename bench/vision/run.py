@@ -195,9 +195,10 @@ def gating(fps: float, seconds: float) -> dict[str, Any]:
 def latency(n_frames: int) -> dict[str, Any]:
     """Frame read → event row committed, through a real camera worker and the real PostGIS."""
 
-    from layers import cameras, cluster, migrate, testing
+    from layers import cluster, migrate, testing
     from layers.db import make_engine
     from layers.settings import Settings
+    from layers.vision import cameras
     from vision.runner import CameraWorker, RunOptions
 
     base = Settings()

@@ -182,7 +182,7 @@ def planner_cookie(settings: Any, secret: str) -> str:
     from pydantic import SecretStr
 
     from geo_api.security import issue_token
-    from layers import users
+    from layers.auth import users
     from layers.db import make_engine
     from layers.errors import NotFoundError
 

@@ -41,7 +41,7 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 def audit_cli(engine: Engine, action: str, details: dict[str, object]) -> None:
     """Record a CLI action in the audit log, with the OS user as the actor."""
-    from layers import audit
+    from layers.auth import audit
     from layers.settings import current_os_user
 
     with engine.begin() as conn:
@@ -56,12 +56,12 @@ def migrated_engine(settings: Settings) -> Iterator[Engine]:
     engine = make_engine(settings)
     try:
         migrate.upgrade(engine)
-        from layers.partitions import sweep_orphans
+        from layers.features.partitions import sweep_orphans
 
         # A server or import killed mid-import left its unattached build table: drop it now
-        # rather than at the next import (live imports keep theirs: see layers.partitions).
+        # rather than at the next import (live imports keep theirs: see layers.features.partitions).
         sweep_orphans(engine)
-        from layers.locks import sweep_interrupted_batches
+        from layers.ingest.locks import sweep_interrupted_batches
 
         # ...and its batch, still "running", is marked failed (issue 14).
         sweep_interrupted_batches(engine)

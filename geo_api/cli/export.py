@@ -9,9 +9,10 @@ import typer
 from sqlalchemy import Engine
 
 from geo_api.cli.common import audit_cli, friendly_errors, load_settings, migrated_engine
-from layers import features, registry
 from layers.errors import InvalidInputError
-from layers.features import parse_bbox
+from layers.features import items as features
+from layers.features import registry
+from layers.features.items import parse_bbox
 from web_map.briefing import (
     BASEMAP,
     DEFAULT_MAX_FEATURES,

@@ -45,7 +45,7 @@ def import_cmd(
     """Import a GIS file or table into a layer, atomically; rejected rows are quarantined."""
     settings = load_settings()
     if show_rejects is not None:
-        from layers.batches import list_rejects
+        from layers.ingest.batches import list_rejects
 
         with migrated_engine(settings) as engine, engine.connect() as conn:
             rows = list_rejects(conn, show_rejects, limit=100_000)

@@ -11,8 +11,8 @@ import typer
 from sqlalchemy import Connection
 
 from geo_api.cli.common import audit_cli, friendly_errors, load_settings, migrated_engine
-from layers import queries
 from layers.errors import InvalidInputError
+from layers.features import queries
 
 query_app = typer.Typer(help="Spatial queries (distances in metres).", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ import typer
 import uvicorn
 
 from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
-from layers.registry import layer_slugs
+from layers.features.registry import layer_slugs
 from layers.settings import Settings
 
 simulators_app = typer.Typer(

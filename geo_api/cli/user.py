@@ -7,7 +7,7 @@ import sys
 import typer
 
 from geo_api.cli.common import friendly_errors, load_settings, migrated_engine
-from layers import users
+from layers.auth import users
 
 user_app = typer.Typer(help="User accounts and roles.", no_args_is_help=True)
 

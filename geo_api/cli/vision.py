@@ -202,7 +202,7 @@ def calibrate(
     crs: str = typer.Option("local", help="Ground frame: local, or e.g. EPSG:9208"),
 ) -> None:
     """Fit and store a camera's homography from image↔ground control points."""
-    from layers import cameras
+    from layers.vision import cameras
     from vision.geo import CalibrationError, ControlPoint, GroundFrame, fit_homography
 
     settings = load_settings()
@@ -246,7 +246,7 @@ def add_zone(
     params: str = typer.Option("{}", help='Rule parameters as JSON, e.g. {"direction_deg": 90}'),
 ) -> None:
     """Store a zone drawn in map coordinates."""
-    from layers import cameras
+    from layers.vision import cameras
 
     text = Path(geojson).read_text() if Path(geojson).exists() else geojson
     try:
@@ -283,7 +283,7 @@ def demo_zones(
 @friendly_errors
 def list_cameras() -> None:
     """List registered cameras with their status."""
-    from layers import cameras
+    from layers.vision import cameras
 
     settings = load_settings()
     with migrated_engine(settings) as engine, engine.begin() as conn:

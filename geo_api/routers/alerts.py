@@ -15,11 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from analytics import alerting, rules
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.security import RequiredUser, current_user
-from layers import alerts as adb
+from layers.analytics import alerts as adb
+from layers.auth.users import User
 from layers.cluster import database_url, libpq_url
 from layers.errors import NotFoundError
-from layers.features import check_limit, parse_bbox
-from layers.users import User
+from layers.features.items import check_limit, parse_bbox
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 

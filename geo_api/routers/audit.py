@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from geo_api.deps import ConnDep
-from layers import audit
+from layers.auth import audit
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.security import CurrentUser, NowDep, RequiredUser, client_ip, issue_token
-from layers import audit, ratelimit, users
+from layers.auth import audit, ratelimit, users
 from layers.errors import AuthenticationError, RateLimitedError
 from layers.settings import Settings
 

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from geo_api.deps import ConnDep, SettingsDep
-from layers import cameras, events
+from layers.vision import cameras, events
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 

@@ -13,8 +13,8 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
-from layers import events
 from layers.cluster import database_url, libpq_url
+from layers.vision import events
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 

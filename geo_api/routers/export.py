@@ -12,10 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.security import current_user, info_allowed
-from layers import registry
+from layers.auth.users import User
 from layers.errors import InvalidInputError, PermissionDeniedError
-from layers.features import parse_bbox
-from layers.users import User
+from layers.features import registry
+from layers.features.items import parse_bbox
 
 router = APIRouter(prefix="/api/export", tags=["export"])
 UserDep = Annotated[User | None, Depends(current_user)]

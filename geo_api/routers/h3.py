@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from analytics import service
 from geo_api.deps import ConnDep
-from layers.features import parse_bbox
+from layers.features.items import parse_bbox
 
 router = APIRouter(tags=["h3"])
 

@@ -14,7 +14,7 @@ from ingest import jobs
 from ingest.pipeline import ImportOptions
 from ingest.worker import run_import_in_worker
 from layers.errors import InvalidInputError
-from layers.registry import Access, LayerVisibility, Sector
+from layers.features.registry import Access, LayerVisibility, Sector
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
 
@@ -165,7 +165,7 @@ def get_rejects(
     batch_id: int, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000
 ) -> list[dict[str, Any]]:
     """Rejected rows with row numbers, reasons and original values."""
-    from layers.batches import list_rejects
+    from layers.ingest.batches import list_rejects
 
     jobs.job_status(engine, batch_id)
     with engine.connect() as conn:

@@ -18,7 +18,7 @@ from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.security import NowDep, RequiredUser, current_user
 from layers.cluster import database_url, libpq_url
 from layers.errors import InvalidInputError, NotFoundError
-from layers.features import check_limit, parse_bbox
+from layers.features.items import check_limit, parse_bbox
 from layers.incidents import store
 
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query
 from analytics import dashboards
 from analytics.forecast import linear_forecast
 from geo_api.deps import ConnDep
-from layers import indicators as ind
 from layers.errors import InvalidInputError
+from layers.indicators import store as ind
 
 router = APIRouter(tags=["indicators"])
 

@@ -12,8 +12,9 @@ from sqlalchemy import Engine
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.schemas import LayerOut
 from geo_api.security import CurrentUser, readable
-from layers import columnar, features, ogc, registry
 from layers.errors import InvalidInputError
+from layers.features import columnar, ogc, registry
+from layers.features import items as features
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
 

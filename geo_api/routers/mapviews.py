@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from geo_api.deps import ConnDep, SettingsDep
 from geo_api.security import required_user
-from layers import mapviews
-from layers.users import User
+from layers.auth import mapviews
+from layers.auth.users import User
 
 router = APIRouter(prefix="/api/views", tags=["views"])
 UserDep = Annotated[User, Depends(required_user)]

@@ -15,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from geo_api import layer_state
 from geo_api.deps import ConnDep, SettingsDep
 from geo_api.security import CurrentUser, readable
-from layers import cql, features, ogc, registry, tiles
 from layers.errors import InvalidInputError, NotFoundError
-from layers.registry import LayerInfo
+from layers.features import cql, ogc, registry, tiles
+from layers.features import items as features
+from layers.features.registry import LayerInfo
 from layers.settings import Settings
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from geo_api.deps import ConnDep
-from layers import ogc_tiles, registry, tiles
 from layers.errors import NotFoundError
-from layers.registry import LayerInfo
+from layers.features import ogc_tiles, registry, tiles
+from layers.features.registry import LayerInfo
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
 

@@ -10,8 +10,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from geo_api.deps import ConnDep, SettingsDep
 from geo_api.security import authorize_layers
-from layers import queries
 from layers.errors import InvalidInputError
+from layers.features import queries
 
 router = APIRouter(prefix="/api/query", tags=["query"])
 

@@ -17,15 +17,15 @@ from analytics.zonal import parse_stats
 from geo_api import layer_state
 from geo_api.deps import ConnDep, SettingsDep
 from geo_api.security import authorize_layers, current_user, info_allowed
-from layers import queries, tiles
+from layers.auth.users import User
 from layers.errors import InvalidInputError
-from layers.layer_versions import LayerVersion
+from layers.features import queries, tiles
+from layers.features.layer_versions import LayerVersion
+from layers.features.registry import LayerInfo
+from layers.features.tile_cache import CachedTile, TileCache, TileKey
 from layers.rasters import read, store
 from layers.rasters import tiles as rtiles
-from layers.registry import LayerInfo
 from layers.settings import Settings
-from layers.tile_cache import CachedTile, TileCache, TileKey
-from layers.users import User
 
 router = APIRouter(tags=["rasters"])
 UserDep = Annotated[User | None, Depends(current_user)]
@@ -152,7 +152,7 @@ def _require_raster(info: LayerInfo) -> None:
 @router.get("/api/rasters", summary="Raster layers with their bands, statistics and defaults")
 def list_rasters(conn: ConnDep, user: UserDep) -> list[dict[str, Any]]:
     """Every raster layer the caller may read."""
-    from layers.registry import list_layers
+    from layers.features.registry import list_layers
 
     metas = store.list_rasters(conn)
     out = []
@@ -324,7 +324,7 @@ def flood_exposure(
     (only layers the caller may read); the extent as GeoJSON, also written as a layer."""
     authorize_layers(request, body.layer_slugs())
     for slug in body.layers or []:
-        from layers.registry import get_layer
+        from layers.features.registry import get_layer
 
         info = get_layer(conn, slug)
         if not info_allowed(user, info):

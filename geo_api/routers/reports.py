@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from analytics import report_workflow as wf
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.security import CurrentUser, NowDep, RequiredUser, client_ip
-from layers import ratelimit, report_media
-from layers import reports as rep
+from layers.auth import ratelimit
 from layers.errors import InvalidInputError, RateLimitedError
+from layers.reports import media as report_media
+from layers.reports import store as rep
 from layers.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,11 @@ from analytics import placesearch
 from analytics.placesearch import Result
 from geo_api.deps import ConnDep, SettingsDep
 from geo_api.security import current_user, info_allowed
-from layers import registry, reports, search
-from layers.crs import vn2000_proj4
+from layers.auth.users import User
 from layers.errors import InvalidInputError
-from layers.users import User
+from layers.features import registry, search
+from layers.features.crs import vn2000_proj4
+from layers.reports import store as reports
 
 router = APIRouter(prefix="/api/search", tags=["search"])
 

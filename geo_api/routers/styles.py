@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from geo_api.deps import ConnDep
-from layers import ogc_tiles, registry
 from layers.errors import InvalidInputError
+from layers.features import ogc_tiles, registry
 
 router = APIRouter(prefix="/styles", tags=["styles"])
 STYLE_TYPE = "application/vnd.mapbox.style+json"

@@ -19,11 +19,11 @@ from starlette.concurrency import run_in_threadpool
 
 from geo_api import layer_state
 from geo_api.deps import ConnDep
-from layers import ogc, raster_tiles, registry, tiles
 from layers.errors import InvalidInputError, NotFoundError
-from layers.layer_versions import LayerVersion, LayerVersionCache
+from layers.features import ogc, raster_tiles, registry, tiles
+from layers.features.layer_versions import LayerVersion, LayerVersionCache
+from layers.features.tile_cache import CachedTile, TileCache, TileKey
 from layers.settings import Settings
-from layers.tile_cache import CachedTile, TileCache, TileKey
 
 
 async def start_tile_state(app: FastAPI) -> None:

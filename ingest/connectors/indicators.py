@@ -1,7 +1,7 @@
 """Sector connectors whose records are indicator values: a pulled API or a drop folder of exports.
 
 Each fetch lands as one import_batch (kind "connector") in one transaction: the observations
-(layers.indicators.upsert_observations), the quarantined records (import_reject: record
+(layers.indicators.store.upsert_observations), the quarantined records (import_reject: record
 number, reason, field and the original record) and the connector's cursor. A record with any
 bad field is rejected whole, so a record is never half-written; a failure rolls everything
 back and leaves the fetch in the spool for the next attempt.
@@ -24,18 +24,24 @@ from sqlalchemy import Connection, Engine
 from ingest.connectors import sources
 from ingest.connectors.config import IndicatorDrop, IndicatorPull, PeriodSpec
 from ingest.tabular import normalise_header
-from layers.batches import (
+from layers.errors import InvalidInputError, IocError, NotFoundError
+from layers.features.gazetteer import current_unit_codes
+from layers.features.items import source_keys_by
+from layers.features.registry import layer_id_of
+from layers.indicators.store import (
+    ObservationIn,
+    catalog,
+    period_end,
+    period_floor,
+    upsert_observations,
+)
+from layers.ingest.batches import (
     connector_state_row,
     create_batch,
     finish_batch,
     save_connector_state,
     write_rejects,
 )
-from layers.errors import InvalidInputError, IocError, NotFoundError
-from layers.features import source_keys_by
-from layers.gazetteer import current_unit_codes
-from layers.indicators import ObservationIn, catalog, period_end, period_floor, upsert_observations
-from layers.registry import layer_id_of
 from layers.settings import Settings
 
 MAX_ERRORS_IN_BATCH = 50

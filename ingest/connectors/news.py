@@ -31,12 +31,12 @@ from ingest.connectors.indicators import (
     quarantine,
     succeed_batch,
 )
-from layers.batches import create_batch
-from layers.bulk import FeatureRow, upsert_features
 from layers.errors import NotFoundError
-from layers.gazetteer import current_communes, current_units, has_admin_units
-from layers.placenames import Gazetteer
-from layers.registry import create_or_update_layer, layer_id_of
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.gazetteer import current_communes, current_units, has_admin_units
+from layers.features.placenames import Gazetteer
+from layers.features.registry import create_or_update_layer, layer_id_of
+from layers.ingest.batches import create_batch
 from layers.settings import Settings
 
 

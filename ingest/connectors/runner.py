@@ -27,13 +27,13 @@ from ingest.connectors.config import (
 )
 from ingest.connectors.indicators import LandingFailed
 from ingest.pipeline import ImportOptions, ImportReport, run_import
-from layers.batches import (
+from layers.errors import IocError, NotFoundError, UnavailableError
+from layers.ingest.batches import (
     connector_state_row,
     create_batch,
     finish_batch,
     save_connector_state,
 )
-from layers.errors import IocError, NotFoundError, UnavailableError
 from layers.settings import Settings
 
 __all__ = ["RunResult", "load_config", "run_connector", "run_connectors"]

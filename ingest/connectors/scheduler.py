@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from ingest.connectors.config import ConnectorsConfig, load_config
 from ingest.connectors.runner import run_connector
-from layers.batches import connector_next_attempts
+from layers.ingest.batches import connector_next_attempts
 from layers.settings import Settings
 
 log = logging.getLogger("iocmap.ingest.scheduler")

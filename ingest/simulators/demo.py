@@ -25,7 +25,7 @@ from ingest.simulators.app import DEFAULT_SEED, create_simulator_app, serve_in_t
 from ingest.simulators.ktxh import write_exports
 from ingest.simulators.systems import Units, demo_units, today_ict
 from ingest.simulators.traffic import write_counter_history
-from layers.batches import succeeded_from
+from layers.ingest.batches import succeeded_from
 from layers.settings import Settings
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "connectors" / "demo.yaml"

@@ -19,7 +19,7 @@ import numpy as np
 
 from layers.demo import synthetic
 from layers.demo.boundaries import Ward, load_wards
-from layers.placenames import strip_marks as strip_diacritics
+from layers.features.placenames import strip_marks as strip_diacritics
 
 ICT = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has had no DST since 1975
 FIRST_MONTH = date(2024, 1, 1)

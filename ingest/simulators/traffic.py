@@ -18,8 +18,8 @@ import numpy as np
 from sqlalchemy import Connection
 
 from ingest.simulators.systems import ICT, rng
-from layers.events import camera_points, ensure_traffic_layer, insert_counter_counts
-from layers.registry import mark_layer_changed
+from layers.features.registry import mark_layer_changed
+from layers.vision.events import camera_points, ensure_traffic_layer, insert_counter_counts
 
 INTERVAL_MIN = 15
 SLOTS_PER_DAY = 24 * 60 // INTERVAL_MIN

@@ -13,15 +13,15 @@ from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from layers.batches import create_batch, delete_batch, finish_batch
-from layers.bulk import FeatureRow, UpsertCounts, upsert_features
+from layers.auth.users import seed_demo_users
 from layers.demo import specs, synthetic
 from layers.demo.boundaries import Ward, load_province, load_wards
+from layers.features.bulk import FeatureRow, UpsertCounts, upsert_features
+from layers.features.registry import LayerSpec, create_or_update_layer
 from layers.incidents import store as incident_store
+from layers.ingest.batches import create_batch, delete_batch, finish_batch
 from layers.models import admin_unit, feature
-from layers.registry import LayerSpec, create_or_update_layer
 from layers.settings import Settings
-from layers.users import seed_demo_users
 
 REFORM_DATE = date(2025, 7, 1)
 SAMPLE_VIDEO = (

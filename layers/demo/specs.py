@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from layers.registry import LayerSpec, LayerStyle, LayerVisibility
+from layers.features.registry import LayerSpec, LayerStyle, LayerVisibility
 
 BOUNDARY_LICENSE = "MIT (vietnam-3d-map)"
 BOUNDARY_ATTRIBUTION = "Ranh giới hành chính 2025: vietnam-3d-map (MIT)"

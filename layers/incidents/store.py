@@ -673,7 +673,7 @@ def overdue_tasks(conn: Connection, now: datetime) -> list[dict[str, Any]]:
 
 def overdue_rule_id(conn: Connection) -> int:
     """The (disabled) alert rule that escalated tasks' alerts belong to."""
-    from layers import alerts
+    from layers.analytics import alerts
 
     name = "Nhiệm vụ xử lý sự cố quá hạn"
     spec: dict[str, Any] = {

@@ -86,7 +86,7 @@ import_batch = Table(
 
 # LIST-partitioned by layer_id: each layer gets its own GiST index and statistics,
 # so a million parcels do not slow queries on 150 hospitals. Partitions are created
-# by layers.registry when a layer is created.
+# by layers.features.registry when a layer is created.
 feature = Table(
     "feature",
     metadata,
@@ -99,7 +99,7 @@ feature = Table(
     Column("import_batch_id", BigInteger, ForeignKey("import_batch.id", ondelete="SET NULL")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    # How big the shape looks in degrees (layers.tiles.TILE_SIZE_SQL); filled by the importer
+    # How big the shape looks in degrees (layers.features.tiles.TILE_SIZE_SQL); filled by the importer
     # or by the trigger of migration 0008_lod_size, and tested by the partial LOD indexes.
     Column("lod_size", Double),
     PrimaryKeyConstraint("layer_id", "id"),

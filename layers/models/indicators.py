@@ -23,7 +23,7 @@ from sqlalchemy import (
 
 from layers.models.base import metadata
 
-# Synced from layers.indicator_catalog (the source of truth) on first use.
+# Synced from layers.indicators.catalog (the source of truth) on first use.
 indicator = Table(
     "indicator",
     metadata,
@@ -67,7 +67,7 @@ indicator_subject = Table(
 )
 
 # The current value per (indicator, subject, period start); corrections update in place.
-# indicator_code is checked against the catalog in code (layers.indicators), not by a
+# indicator_code is checked against the catalog in code (layers.indicators.store), not by a
 # foreign key: per-row FK triggers were a third of the bulk upsert time.
 indicator_observation = Table(
     "indicator_observation",

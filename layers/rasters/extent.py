@@ -8,8 +8,8 @@ from typing import Any
 import shapely
 from sqlalchemy import Connection
 
-from layers.bulk import FeatureRow, upsert_features
-from layers.registry import LayerSpec, LayerStyle, create_or_update_layer
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import LayerSpec, LayerStyle, create_or_update_layer
 
 
 def write_extent(

@@ -15,10 +15,10 @@ from rasterio.windows import Window
 from sqlalchemy import Connection, text
 
 from layers.errors import InvalidInputError
+from layers.features.registry import LayerInfo, get_layer
 from layers.rasters.grid import Grid
 from layers.rasters.store import RasterLayer
 from layers.rasters.tiles import open_dataset
-from layers.registry import LayerInfo, get_layer
 from layers.settings import Settings
 
 _TO_3857 = Transformer.from_crs(4326, 3857, always_xy=True)
@@ -238,7 +238,7 @@ def features_in_bbox(
 
 def exposure_layers(conn: Connection) -> list[LayerInfo]:
     """Vector point and polygon layers whose features can be under water (not admin units)."""
-    from layers.registry import list_layers
+    from layers.features.registry import list_layers
 
     return [
         i

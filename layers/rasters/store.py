@@ -14,10 +14,10 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from layers.errors import InvalidInputError, NotFoundError
+from layers.features.registry import LayerInfo, LayerSpec, create_or_update_layer, get_layer
+from layers.features.registry import mark_layer_changed as _mark_changed
 from layers.models import import_batch, layer
 from layers.models.rasters import raster_layer
-from layers.registry import LayerInfo, LayerSpec, create_or_update_layer, get_layer
-from layers.registry import mark_layer_changed as _mark_changed
 from layers.settings import Settings
 
 Role = Literal["elevation", "flood_depth", "imagery", "population", "generic"]

@@ -1,6 +1,6 @@
 """Raster tiles of COG layers: windowed reads (from overviews) into WebMercatorQuad tiles.
 
-Distinct from layers/raster_tiles.py, which draws PNG overviews of dense *vector* layers.
+Distinct from layers/features/raster_tiles.py, which draws PNG overviews of dense *vector* layers.
 COGs are stored in EPSG:3857, so a tile is one windowed, decimated read: no warping.
 """
 

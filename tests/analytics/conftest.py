@@ -1,4 +1,4 @@
-"""Helpers for analytics tests: synthetic layers written through layers.bulk."""
+"""Helpers for analytics tests: synthetic layers written through layers.features.bulk."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine
 
-from layers.bulk import FeatureRow, upsert_features
-from layers.registry import LayerSpec, create_or_update_layer
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import LayerSpec, create_or_update_layer
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

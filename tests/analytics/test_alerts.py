@@ -20,9 +20,9 @@ from sqlalchemy import text as sa_text
 from analytics import alerting, h3jobs, rules
 from analytics.alerting import EvalReport
 from geo_api.main import create_app
-from layers import alerts as adb
-from layers.bulk import FeatureRow
-from layers.registry import LayerSpec
+from layers.analytics import alerts as adb
+from layers.features.bulk import FeatureRow
+from layers.features.registry import LayerSpec
 from layers.settings import Settings
 from tests.analytics.conftest import MakeLayer, point_spec
 

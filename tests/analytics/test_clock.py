@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from analytics.service import default_window
-from layers.indicators import today_local
+from layers.indicators.store import today_local
 
 ICT = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -16,11 +16,11 @@ from sqlalchemy import Connection, Engine, text
 from analytics import alerting, rules
 from analytics.alerting import EvalReport
 from geo_api.main import create_app
-from layers import alerts as adb
-from layers import indicators as ind
-from layers.bulk import FeatureRow, upsert_features
-from layers.indicators import ObservationIn
-from layers.registry import get_layer, mark_layer_changed
+from layers.analytics import alerts as adb
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import get_layer, mark_layer_changed
+from layers.indicators import store as ind
+from layers.indicators.store import ObservationIn
 from layers.settings import Settings
 
 # Tests write into 2031, which no other test or the demo uses, and clean up after themselves.
@@ -530,8 +530,8 @@ def test_example_spike_rule_on_the_simulated_news(seeded: Engine) -> None:
     from ingest.simulators.app import DEFAULT_SEED
     from ingest.simulators.demo import demo_config
     from ingest.simulators.systems import NEWS_SPIKE_COMMUNE, demo_units, news
-    from layers.gazetteer import current_units
-    from layers.placenames import Gazetteer
+    from layers.features.gazetteer import current_units
+    from layers.features.placenames import Gazetteer
 
     spec = next(r for r in rules.EXAMPLE_RULES if r.slug == "news_negative_spike_commune")
     cfg = next(c for c in demo_config().connectors if isinstance(c, NewsPull))

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from analytics import scheduler
 from geo_api.main import create_app
-from layers import h3 as h3db
+from layers.analytics import h3 as h3db
 from layers.models.core import layer
 from layers.settings import Settings
 

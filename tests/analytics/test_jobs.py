@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from analytics import alerting, h3jobs, rules, scheduler
 from geo_api.cli import app as cli_app
-from layers import alerts as adb
-from layers import h3 as h3db
-from layers.bulk import FeatureRow, upsert_features
-from layers.registry import get_layer
+from layers.analytics import alerts as adb
+from layers.analytics import h3 as h3db
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import get_layer
 from layers.settings import Settings
 from tests.analytics.conftest import MakeLayer, point_spec
 

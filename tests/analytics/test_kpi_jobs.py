@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from analytics import dashboards, kpi_jobs
-from layers import indicators as ind
-from layers.events import CountIn, upsert_traffic_counts
+from layers.indicators import store as ind
+from layers.vision.events import CountIn, upsert_traffic_counts
 
 TZ = "Asia/Ho_Chi_Minh"
 

@@ -11,9 +11,9 @@ import shapely
 from sqlalchemy import Engine, text
 
 from analytics import h3jobs
-from layers import h3 as h3db
-from layers.bulk import FeatureRow, upsert_features
-from layers.registry import LayerSpec, get_layer
+from layers.analytics import h3 as h3db
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import LayerSpec, get_layer
 from tests.analytics.conftest import T0, MakeLayer, point_spec
 
 

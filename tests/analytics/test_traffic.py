@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 
 from analytics import h3jobs
 from analytics.traffic import TRAFFIC_COUNTS_SPEC, ensure_density_layer
-from layers import h3 as h3db
-from layers.bulk import FeatureRow, upsert_features
-from layers.registry import LayerSpec, create_or_update_layer
+from layers.analytics import h3 as h3db
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import LayerSpec, create_or_update_layer
 from tests.analytics.conftest import T0, MakeLayer
 
 CAMS = {"CAM1": (105.6900, 18.6750), "CAM2": (105.6905, 18.6752), "CAM3": (105.70, 18.70)}

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from geo_api import security
-from layers import users
+from layers.auth import users
 
 Headers = Callable[..., dict[str, str]]
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from geo_api.cli import app as cli_app
 from geo_api.main import create_app
 from geo_api.security import InsecureConfigurationError, issue_token
-from layers import audit, users
+from layers.auth import audit, users
 from layers.models.reports import app_user, rate_bucket
 from layers.settings import Settings
 

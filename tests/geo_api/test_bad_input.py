@@ -273,7 +273,7 @@ def test_a_killed_import_batch_is_marked_failed_by_the_next_command(
     from typer.testing import CliRunner
 
     from geo_api.cli import app as cli_app
-    from layers import locks
+    from layers.ingest import locks
 
     with seeded.begin() as conn:
         bid = conn.execute(

@@ -21,9 +21,9 @@ from geo_api.client import (
     PermissionDeniedError,
     offline_html,
 )
-from layers import users
-from layers.bulk import FeatureRow, upsert_features
-from layers.registry import LayerSpec, create_or_update_layer
+from layers.auth import users
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import LayerSpec, create_or_update_layer
 from layers.settings import Settings
 from tests.conftest import live_server_for
 

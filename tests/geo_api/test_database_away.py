@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from geo_api import security
 from geo_api.main import create_app
 from geo_api.security import issue_token
-from layers import users
+from layers.auth import users
 from layers.settings import Settings
 
 Headers = Callable[..., dict[str, str]]

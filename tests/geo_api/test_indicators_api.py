@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from layers import indicators as ind
+from layers.indicators import store as ind
 from tests.conftest import hospital_observations
 
 Headers = Callable[..., dict[str, str]]

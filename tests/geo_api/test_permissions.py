@@ -13,9 +13,9 @@ from sqlalchemy import Engine
 
 from geo_api import security
 from geo_api.main import create_app
+from layers.auth.users import ROLES
 from layers.demo.specs import LAND_PARCELS
 from layers.settings import Settings
-from layers.users import ROLES
 
 Headers = Callable[..., dict[str, str]]
 CALLERS = ("anonymous", *ROLES)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from geo_api.cli import app as cli_app
-from layers import queries
+from layers.features import queries
 from layers.settings import Settings
 
 

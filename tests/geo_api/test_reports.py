@@ -275,7 +275,7 @@ def test_citizens_see_only_their_own_reports(
     settings: Settings,
 ) -> None:
     from geo_api.security import issue_token
-    from layers import users
+    from layers.auth import users
 
     clock.now += timedelta(days=5)
     with seeded.begin() as conn:

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from geo_api.main import create_app
 from geo_api.security import InsecureConfigurationError, issue_token
-from layers import users
+from layers.auth import users
 from layers.settings import SECRET_FILE, Settings
 
 PUBLISHED = "change-me-dev-only-secret"

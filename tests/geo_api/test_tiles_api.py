@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_api.main import create_app
-from layers.bulk import FeatureRow, upsert_features
-from layers.registry import LayerSpec, create_or_update_layer, delete_layer
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import LayerSpec, create_or_update_layer, delete_layer
 from layers.settings import Settings
 
 MVT = "application/vnd.mapbox-vector-tile"

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from geo_api.main import create_app
+from layers.features.registry import delete_layer, find_layer
 from layers.models.core import admin_unit
 from layers.rasters.extent import write_extent
-from layers.registry import delete_layer, find_layer
 from layers.settings import Settings
 
 Headers = Callable[..., dict[str, str]]

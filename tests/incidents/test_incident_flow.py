@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select, text
 from analytics import incident_ops
 from geo_api.main import create_app
 from geo_api.security import get_now
-from layers import alerts as adb
+from layers.analytics import alerts as adb
 from layers.models.core import admin_unit
 from layers.settings import Settings
 

@@ -129,7 +129,7 @@ CSV_ONE_BAD = (
 def test_api_import_sets_title_sector_colour_name_field_and_visibility(
     settings: Settings, engine: Engine, auth_headers: Callable[..., dict[str, str]]
 ) -> None:
-    from layers.registry import delete_layer
+    from layers.features.registry import delete_layer
 
     form = {
         "layer": "api_tram_bom",

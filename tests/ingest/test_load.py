@@ -231,7 +231,7 @@ def _ingest_tables(engine: Engine) -> list[str]:
 
 def test_sweep_spares_a_live_build(engine: Engine) -> None:
     """A build table whose import still holds its lock survives another import's sweep."""
-    from layers.partitions import BuildSet, sweep_orphan_builds
+    from layers.features.partitions import BuildSet, sweep_orphan_builds
 
     builds = BuildSet(engine)
     with engine.begin() as conn:
@@ -307,15 +307,15 @@ def test_early_load_matches_ordinary_load(
 ) -> None:  # type: ignore[no-untyped-def]
     """Loading while validating gives the same layer as loading after it, on every path."""
     import ingest.load
-    import layers.partitions
-    import layers.wkbfast
+    import layers.features.partitions
+    import layers.ingest.wkbfast
     from ingest.load import EarlyLoad
 
     path = tmp_path / "messy.gpkg"
     _messy_parcels().to_file(path)
     base = tmp_path / "base.gpkg"
     _parcels(50, seed=10, start=5000).to_file(base)
-    real_sound = layers.wkbfast.sound_rows
+    real_sound = layers.ingest.wkbfast.sound_rows
     real_finish = EarlyLoad.finish
     patched: list[bool] = []
 
@@ -340,9 +340,9 @@ def test_early_load_matches_ordinary_load(
                 ok[::7] = False
                 return ok
 
-            monkeypatch.setattr(layers.wkbfast, "sound_rows", fewer)
+            monkeypatch.setattr(layers.ingest.wkbfast, "sound_rows", fewer)
             if name == "split":  # the build table's COPY runs on two connections at once
-                monkeypatch.setattr(layers.partitions, "MIN_ROWS_PER_WORKER", 100)
+                monkeypatch.setattr(layers.features.partitions, "MIN_ROWS_PER_WORKER", 100)
 
     results = {}
     for name in ("ordinary", "early", "fallback", "unsent", "split"):
@@ -390,7 +390,7 @@ def test_lod_sizes_match_postgis(engine: Engine, wkts: list[str]) -> None:
     import pyarrow as pa
     import shapely
 
-    from layers.copy import lod_sizes
+    from layers.ingest.copy import lod_sizes
 
     wkb = pa.array(shapely.to_wkb(shapely.from_wkt(wkts)), pa.binary())
     size, null = lod_sizes(wkb)

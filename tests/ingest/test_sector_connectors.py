@@ -20,8 +20,8 @@ from ingest.simulators.app import Simulator, create_simulator_app, serve_in_thre
 from ingest.simulators.demo import demo_config, seed_sector_data
 from ingest.simulators.ktxh import write_exports
 from ingest.simulators.systems import NEWS_SPIKE_COMMUNE, Units, demo_units
-from layers.batches import list_rejects
-from layers.indicators import observation_history
+from layers.indicators.store import observation_history
+from layers.ingest.batches import list_rejects
 from layers.settings import Settings
 
 TODAY = date(2025, 2, 10)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from layers.batches import list_rejects
-from layers.registry import LayerSpec, create_or_update_layer
+from layers.features.registry import LayerSpec, create_or_update_layer
+from layers.ingest.batches import list_rejects
 
 SCHEMA = {
     "type": "object",
@@ -190,7 +190,7 @@ def test_certainly_valid_never_vouches_for_an_invalid_polygon() -> None:
     import pyarrow as pa
     import shapely
 
-    from layers import wkbfast
+    from layers.ingest import wkbfast
 
     rng = np.random.default_rng(3)
     rings = []
@@ -236,7 +236,7 @@ def test_prepare_same_with_and_without_the_validity_shortcut(monkeypatch) -> Non
     from ingest import crs as crsmod
     from ingest.province import bundled_boundary, tolerant_boundary
     from ingest.validate import prepare
-    from layers import wkbfast
+    from layers.ingest import wkbfast
     from tests.ingest.conftest import TRUTH_LONLAT, to_srid
 
     x, y = to_srid(TRUTH_LONLAT, 9208)[0]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from layers import audit, ratelimit
+from layers.auth import audit, ratelimit
 
 T0 = datetime(2030, 6, 1, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from layers import indicator_catalog
-from layers import indicators as ind
 from layers.errors import InvalidInputError, NotFoundError
-from layers.indicators import ObservationIn
+from layers.indicators import catalog as indicator_catalog
+from layers.indicators import store as ind
+from layers.indicators.store import ObservationIn
 from tests.conftest import hospital_observations
 
 # Tests write into years nobody else uses, and always read with start/end, so the shared

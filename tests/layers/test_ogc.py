@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, func, select
 
-from layers import cql, ogc, registry
 from layers.errors import InvalidInputError
+from layers.features import cql, ogc, registry
 from layers.models import feature
 
 

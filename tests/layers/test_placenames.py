@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine
 
 from layers.demo.boundaries import Ward, load_wards
-from layers.placenames import DEFAULT_PREFIX_ONLY, Gazetteer, fold
+from layers.features.placenames import DEFAULT_PREFIX_ONLY, Gazetteer, fold
 
 WARDS = load_wards()
 CODE = {w.name: w.code for w in WARDS}
@@ -205,7 +205,7 @@ def test_many_items(gaz: Gazetteer) -> None:
 
 
 def test_current_units_from_db(seeded: Engine) -> None:
-    from layers.gazetteer import current_units
+    from layers.features.gazetteer import current_units
 
     with seeded.connect() as conn:
         units = current_units(conn)

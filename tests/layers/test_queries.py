@@ -13,8 +13,8 @@ import pytest
 import shapely
 from sqlalchemy import Engine, text
 
-from layers import queries
 from layers.errors import InvalidInputError, NotFoundError
+from layers.features import queries
 
 METRIC = 9208  # VN-2000 / TM-3, the province's official metric CRS
 BIG = 10**6

@@ -11,10 +11,10 @@ import pytest
 import shapely
 from sqlalchemy import Engine
 
-from layers import raster_tiles, registry, tiles
-from layers.bulk import FeatureRow, upsert_features
 from layers.errors import InvalidInputError
-from layers.registry import LayerSpec, LayerStyle, create_or_update_layer, delete_layer
+from layers.features import raster_tiles, registry, tiles
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import LayerSpec, LayerStyle, create_or_update_layer, delete_layer
 
 RED = (230, 20, 20, 255)
 BLUE = (20, 20, 230, 200)
@@ -140,7 +140,7 @@ def test_parcel_tile_is_drawn_in_the_palette_colours(seeded: Engine) -> None:
 
 
 def test_png_key_and_etag_are_apart_from_the_vector_ones() -> None:
-    from layers.tile_cache import CachedTile, TileCache, TileKey
+    from layers.features.tile_cache import CachedTile, TileCache, TileKey
 
     mvt = TileKey(1, 7, "s", 13, 1, 2, "*")
     png = TileKey(1, 7, "s", 13, 1, 2, "", fmt="png")

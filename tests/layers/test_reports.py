@@ -11,12 +11,12 @@ from pyproj import Geod
 from sqlalchemy import Connection, Engine, func, select
 
 from analytics import report_workflow as wf
-from layers import reports as rep
-from layers import users
+from layers.auth import users
 from layers.errors import ConflictError, InvalidInputError, NotFoundError
 from layers.models.analytics import alert
 from layers.models.core import admin_unit, feature, layer
 from layers.models.reports import field_report_event
+from layers.reports import store as rep
 from layers.testing import remove_workflow_reports
 
 GEOD = Geod(ellps="WGS84")

@@ -14,8 +14,8 @@ import shapely
 from shapely.geometry import box
 from sqlalchemy import Connection, Engine, text
 
-from layers import registry, tiles
 from layers.errors import InvalidInputError
+from layers.features import registry, tiles
 
 VINH = (105.68, 18.67)
 
@@ -475,7 +475,7 @@ def test_tiles_carry_source_key_unless_the_layer_has_one(seeded: Engine) -> None
 
 
 def test_tile_cache_bounds_filtered_entries_per_layer() -> None:
-    from layers.tile_cache import CachedTile, TileCache, TileKey
+    from layers.features.tile_cache import CachedTile, TileCache, TileKey
 
     cache = TileCache(10_000_000, max_filtered_per_layer=3)
     plain = TileKey(1, 1, "s", 10, 1, 1, "*")

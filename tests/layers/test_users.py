@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, select
 
-from layers import users
+from layers.auth import users
 from layers.errors import AuthenticationError, ConflictError, InvalidInputError
 from layers.models.reports import app_user
 

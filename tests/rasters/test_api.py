@@ -17,9 +17,9 @@ from shapely.geometry import Point, Polygon, mapping
 from sqlalchemy import Engine
 
 from ingest.raster import RasterReport
-from layers.bulk import FeatureRow, upsert_features
+from layers.features.bulk import FeatureRow, upsert_features
+from layers.features.registry import LayerSpec, create_or_update_layer
 from layers.rasters.colormaps import decode_terrain_rgb
-from layers.registry import LayerSpec, create_or_update_layer
 from tests.rasters.conftest import LAT0, LON0, lonlat_tif
 
 

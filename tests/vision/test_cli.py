@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from geo_api.cli import app
-from layers import cameras
 from layers.settings import Settings
+from layers.vision import cameras
 from vision.synthetic import control_points, street_scene
 
 

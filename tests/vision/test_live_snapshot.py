@@ -51,7 +51,7 @@ def test_snapshot_without_a_worker_grabs_its_own_stream(
 def test_a_camera_whose_frames_stopped_is_stale_with_the_time_of_its_last_frame(
     client: TestClient, seeded: Engine, auth_headers: Headers
 ) -> None:
-    from layers import cameras
+    from layers.vision import cameras
 
     headers = auth_headers("operator")
     before = client.get("/api/cameras/CA-17", headers=headers).json()

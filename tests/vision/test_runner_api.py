@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_api.main import create_app
-from layers import cameras, events
 from layers.settings import Settings
+from layers.vision import cameras, events
 from vision.geo import GroundFrame, pose_calibration
 from vision.runner import CameraWorker, RunOptions, apply_retention
 

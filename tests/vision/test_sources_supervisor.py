@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, text
 
-from layers import cameras
 from layers.settings import Settings
+from layers.vision import cameras
 from vision.runner import RunOptions, Supervisor
 from vision.sources import Backoff, OpenCVSource, SnapshotSource, open_source
 from vision.synthetic import street_scene

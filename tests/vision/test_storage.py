@@ -8,9 +8,10 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from layers import cameras, cluster, events
+from layers import cluster
 from layers.errors import InvalidInputError, NotFoundError
 from layers.settings import Settings
+from layers.vision import cameras, events
 
 T = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
@@ -219,7 +220,7 @@ def test_snapshot_retention_forgets_old_paths(engine: Engine) -> None:
 
 
 def test_rule_events_open_deduplicated_alerts(engine: Engine) -> None:
-    pytest.importorskip("layers.alerts")
+    pytest.importorskip("layers.analytics.alerts")
     from vision.alerting import write_event_alerts
     from vision.types import VisionEvent
 

@@ -25,7 +25,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "web_map"
 def admin_token(engine: Engine, settings: Settings) -> str:
     """A session token of an admin: cameras, alerts and imports need a signed-in role."""
     from geo_api.security import issue_token
-    from layers import users
+    from layers.auth import users
     from layers.errors import NotFoundError
 
     with engine.begin() as conn:

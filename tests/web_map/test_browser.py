@@ -381,7 +381,7 @@ def test_time_slider_filters_reports_through_tiles(fresh: Any, artifacts: Path) 
 
 def test_alert_feed_live_fly_and_acknowledge(fresh: Any, seeded: Engine, artifacts: Path) -> None:
     """A new alert arrives over SSE, a click flies the map to it, and it can be acknowledged."""
-    from layers import alerts as adb
+    from layers.analytics import alerts as adb
 
     page = fresh
     page.locator('.tab[data-tab="feed"]').click()

@@ -13,8 +13,8 @@ import cv2
 import pytest
 from sqlalchemy import Engine, text
 
-from layers import cameras
 from layers.settings import Settings
+from layers.vision import cameras
 from tests.web_map.conftest import signed_in_context
 
 pytestmark = pytest.mark.browser

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from layers import users
+from layers.auth import users
 from layers.errors import NotFoundError
 from layers.models.core import admin_unit
 
@@ -158,8 +158,8 @@ def test_the_panel_counts_people_under_a_flood_extent(
 ) -> None:
     import shapely
 
+    from layers.features.registry import delete_layer
     from layers.rasters.extent import write_extent
-    from layers.registry import delete_layer
 
     pg = opened["page"]
     assert pg.locator("#inc-flood").count() == 0  # no flood analysis yet: nothing claimed
@@ -222,7 +222,7 @@ def test_operator_opens_an_incident_from_an_alert_in_the_feed(
 ) -> None:
     import shapely
 
-    from layers import alerts as adb
+    from layers.analytics import alerts as adb
 
     with seeded.begin() as conn:
         rule_id = adb.save_rule(

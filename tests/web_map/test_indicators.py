@@ -34,7 +34,7 @@ def _source_keys(conn: Connection, slug: str) -> list[str]:
 @pytest.fixture(scope="module")
 def indicator_data(seeded: Engine) -> dict[str, Any]:
     """Daily medical records (and insured) for every hospital: rising, distinct per hospital."""
-    from layers import indicators as ind
+    from layers.indicators import store as ind
 
     with seeded.begin() as conn:
         keys = _source_keys(conn, "hospitals")
@@ -184,7 +184,7 @@ def test_dashboard_running_month_is_not_the_headline(
     ind_page: Any, seeded: Engine, artifacts: Path
 ) -> None:
     """Visitors up to this month: the headline is last month, this month shows as in progress."""
-    from layers import indicators as ind
+    from layers.indicators import store as ind
 
     today = ind.today_local()
     months = [_month(today, k) for k in (3, 2, 1, 0)]

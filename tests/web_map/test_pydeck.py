@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from geo_api.client import IocMap, offline_html
-from layers import users
+from layers.auth import users
 from layers.errors import NotFoundError
 
 PASSWORD = "pydeck planner password"

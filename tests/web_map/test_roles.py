@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import Engine, func, select
 
-from layers import users
+from layers.auth import users
 from layers.errors import NotFoundError
 from layers.models.core import admin_unit
 from layers.settings import Settings
@@ -321,11 +321,11 @@ def traffic_over_a_camera(seeded: Engine) -> Iterator[tuple[str, float, float]]:
     """A traffic-count point drawn exactly on a camera, and an open alert on its commune."""
     import shapely
 
-    from layers import alerts
-    from layers.bulk import FeatureRow, upsert_features
+    from layers.analytics import alerts
+    from layers.features.bulk import FeatureRow, upsert_features
+    from layers.features.registry import LayerSpec, LayerStyle, create_or_update_layer, delete_layer
     from layers.models.analytics import alert, alert_rule
     from layers.models.core import feature, layer
-    from layers.registry import LayerSpec, LayerStyle, create_or_update_layer, delete_layer
 
     with seeded.begin() as conn:
         cam = conn.execute(
@@ -453,8 +453,8 @@ def test_operator_clicks_the_camera_under_a_traffic_point_and_works_an_alert(
 def test_gis_staff_import_a_csv_with_one_bad_row_and_download_the_reject(
     browser: Any, live_server: str, seeded: Engine, artifacts: Path, tmp_path: Path
 ) -> None:
-    from layers import registry
-    from layers.registry import delete_layer
+    from layers.features import registry
+    from layers.features.registry import delete_layer
 
     csv_path = tmp_path / "tram_bom.csv"
     csv_path.write_text(
@@ -637,7 +637,7 @@ def test_gis_staff_confirm_a_replace_that_drops_most_rows(
     tmp_path: Path,
 ) -> None:
     from ingest.pipeline import ImportOptions, run_import
-    from layers.registry import delete_layer
+    from layers.features.registry import delete_layer
 
     def points(name: str, coords: list[tuple[float, float]]) -> Path:
         path = tmp_path / name

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection
 
-from layers.wkbfast import coordinate_positions, read_xy
+from layers.ingest.wkbfast import coordinate_positions, read_xy
 
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 COPY_TRAILER = b"\xff\xff"
@@ -179,7 +179,7 @@ def _materialise(col: CopyColumn) -> CopyColumn:
     if col.kind == "geometry":
         import shapely
 
-        from layers.parallel import pmap
+        from layers.ingest.parallel import pmap
 
         geoms = shapely.set_srid(np.asarray(col.values, dtype=object), 4326)
         wkb = pa.array(pmap(shapely.to_wkb, geoms, include_srid=True), pa.binary())
@@ -195,7 +195,7 @@ def _materialise(col: CopyColumn) -> CopyColumn:
 
 
 def lod_sizes(wkb: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's drawn size in degrees (layers.tiles.TILE_SIZE_SQL) and its NULL mask.
+    """Each row's drawn size in degrees (layers.features.tiles.TILE_SIZE_SQL) and its NULL mask.
 
     Computed from the WKB's own doubles when every row is a 2-D Point or Polygon (the
     coordinates are gathered in one pass), else from shapely's bounds. Empty or missing

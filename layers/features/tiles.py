@@ -28,11 +28,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import Double, Integer, Text
 
 from layers.errors import InvalidInputError
-from layers.features import SOURCE_KEY, adds_source_key, with_source_key
+from layers.features.items import SOURCE_KEY, adds_source_key, with_source_key
+from layers.features.ogc import parse_datetime
+from layers.features.partitions import partition_name
+from layers.features.registry import LayerInfo, property_names
 from layers.models import feature
-from layers.ogc import parse_datetime
-from layers.partitions import partition_name
-from layers.registry import LayerInfo, property_names
 
 EXTENT = 4096
 BUFFER = 64

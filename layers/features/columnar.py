@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, and_, func, select
 
-from layers.features import FeatureQuery, feature_conditions, properties_expr
+from layers.features.items import FeatureQuery, feature_conditions, properties_expr
+from layers.features.registry import LayerInfo, property_names
 from layers.models import feature
-from layers.registry import LayerInfo, property_names
 
 ColumnarFormat = Literal["parquet", "fgb"]
 MEDIA_TYPES: dict[str, str] = {

@@ -16,9 +16,9 @@ from sqlalchemy import BigInteger, Connection, and_, bindparam, delete, func, or
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from layers.errors import InvalidInputError
+from layers.features.registry import LayerInfo
 from layers.models import feature, layer
 from layers.models.analytics import h3_agg, h3_feature_state, h3_state
-from layers.registry import LayerInfo
 from layers.sql import any_of
 
 F64 = NDArray[np.float64]

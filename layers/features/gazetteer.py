@@ -1,4 +1,4 @@
-"""Admin units in force: names for place-name matching (layers.placenames), codes, shapes."""
+"""Admin units in force: names for place-name matching (layers.features.placenames), codes, shapes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def current_units(
 ) -> list[tuple[str, str, str]]:
     """(code, name, kind) of the units of `level` valid on `as_of` (default: still in force).
 
-    Feed them to `layers.placenames.Gazetteer.from_units`.
+    Feed them to `layers.features.placenames.Gazetteer.from_units`.
     """
     stmt = select(admin_unit.c.code, admin_unit.c.name, admin_unit.c.kind).where(
         admin_unit.c.level == level

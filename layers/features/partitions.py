@@ -23,7 +23,7 @@ import psycopg
 from sqlalchemy import Connection, Engine, text
 
 from layers.cluster import libpq_url
-from layers.copy import CopyColumn, copy_binary_raw
+from layers.ingest.copy import CopyColumn, copy_binary_raw
 from layers.sql import quote_ident
 
 Progress = Callable[[str, int, int], None]

@@ -2,7 +2,7 @@
 
 `LayerVersionProbe.get` is one pooled round trip, no thread. `LayerVersionCache` keeps the
 answers in process memory while a LISTEN connection on `iocmap_layer_changed` is up (every
-`layers.registry.mark_layer_changed` sends it, in the changing transaction): any notification
+`layers.features.registry.mark_layer_changed` sends it, in the changing transaction): any notification
 drops every cached version, so a warm tile hit touches no database and a tile cached under an
 older data_version is still never served, whichever process (or replica) did the import.
 """
@@ -28,7 +28,7 @@ from sqlalchemy.exc import InvalidRequestError
 
 from layers.cluster import database_url, libpq_url
 from layers.errors import UnavailableError
-from layers.registry import LAYER_CHANGED_INFO
+from layers.features.registry import LAYER_CHANGED_INFO
 from layers.settings import Settings
 from layers.sql import ident
 

@@ -31,8 +31,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import DateTime, Text
 
 from layers.errors import InvalidInputError
+from layers.features.registry import LayerInfo, property_names
 from layers.models import feature
-from layers.registry import LayerInfo, property_names
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Deeper filters (e.g. an AND chain of 1,000 terms) would exhaust the recursion of the parser,

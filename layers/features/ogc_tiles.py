@@ -13,7 +13,7 @@ from typing import Any
 import morecantile
 import orjson
 
-from layers.registry import LayerInfo
+from layers.features.registry import LayerInfo
 
 TMS_ID = "WebMercatorQuad"
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"

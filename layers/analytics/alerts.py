@@ -18,9 +18,9 @@ from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, upd
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from layers.errors import ConflictError, InvalidInputError, NotFoundError
+from layers.features.registry import get_layer, require_property
 from layers.models import admin_unit, feature
 from layers.models.analytics import alert, alert_rule
-from layers.registry import get_layer, require_property
 
 ALERTS_CHANNEL = "iocmap_alerts"
 Status = Literal["open", "acknowledged", "resolved"]

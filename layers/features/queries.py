@@ -18,7 +18,7 @@ from shapely.geometry import shape
 from sqlalchemy import Connection, text
 
 from layers.errors import InvalidInputError, NotFoundError
-from layers.registry import LayerInfo, get_layer, require_property
+from layers.features.registry import LayerInfo, get_layer, require_property
 
 METRES_PER_DEGREE_LAT = 110_574.0
 MAX_RADIUS_M = 200_000.0
@@ -127,7 +127,7 @@ def _coerce(name: str, value: str, kind: Any) -> Any:
 
 
 def _max_abs_lat(conn: Connection, info: LayerInfo) -> float:
-    from layers.tiles import layer_bounds
+    from layers.features.tiles import layer_bounds
 
     bounds = layer_bounds(conn, info)
     return 0.0 if bounds is None else max(abs(bounds[1]), abs(bounds[3]))
@@ -556,8 +556,8 @@ def result_arrow(result: QueryResult) -> pa.Table:
 
 
 def stream_export(result: QueryResult, fmt: str) -> Iterator[bytes]:
-    """A result as GeoParquet or FlatGeobuf bytes, streamed (see layers.columnar)."""
-    from layers import columnar
+    """A result as GeoParquet or FlatGeobuf bytes, streamed (see layers.features.columnar)."""
+    from layers.features import columnar
 
     table = result_arrow(result)
     batches = iter(table.to_batches(max_chunksize=columnar.BATCH_ROWS))

@@ -19,8 +19,8 @@ import shapely
 from sqlalchemy import Connection
 
 from layers.errors import InvalidInputError
-from layers.registry import LayerInfo
-from layers.tiles import TileAddress
+from layers.features.registry import LayerInfo
+from layers.features.tiles import TileAddress
 
 MEDIA_TYPE = "image/png"
 # maplibre measures zoom in 512-px tiles: a 512-px raster tile z/x/y covers the map exactly as

@@ -12,15 +12,15 @@ from sqlalchemy import BigInteger, Connection, and_, cast, func, literal_column,
 from sqlalchemy.dialects.postgresql import insert
 
 from layers.errors import InvalidInputError, NotFoundError
-from layers.models import feature
-from layers.models.vision import camera_state, detection_event
-from layers.registry import (
+from layers.features.registry import (
     LayerSpec,
     LayerStyle,
     create_or_update_layer,
     get_layer,
     mark_layer_changed,
 )
+from layers.models import feature
+from layers.models.vision import camera_state, detection_event
 
 EVENTS_CHANNEL = "iocmap_events"
 EVENT_TYPES = (

@@ -11,7 +11,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, text
 
-from layers.copy import CopyColumn, OnRows, copy_binary
+from layers.ingest.copy import CopyColumn, OnRows, copy_binary
 from layers.sql import quote_ident
 
 STAGE_COLUMNS = "k, geom, properties, source_key, observed_at, import_batch_id, lod_size"

@@ -71,7 +71,7 @@ class TileCache:
     used first), so a client sweeping arbitrary intervals cannot push every other tile out.
 
     Correct with any number of processes: a key contains the layer's data_version, which the
-    caller takes from `layers.layer_versions.LayerVersionCache` (memory, dropped by every
+    caller takes from `layers.features.layer_versions.LayerVersionCache` (memory, dropped by every
     layer-change NOTIFY and by this process's own commits) or else from the database.
     """
 

@@ -31,8 +31,9 @@ from sqlalchemy import (
     update,
 )
 
-from layers import report_media
+from layers.auth.users import User
 from layers.errors import ConflictError, InvalidInputError, NotFoundError
+from layers.features.registry import get_layer
 from layers.models.analytics import alert
 from layers.models.core import admin_unit, feature
 from layers.models.reports import (
@@ -44,9 +45,8 @@ from layers.models.reports import (
     field_report_link,
     field_report_photo,
 )
-from layers.registry import get_layer
+from layers.reports import media as report_media
 from layers.sql import any_of
-from layers.users import User
 
 Category = Literal["traffic", "environment", "urban_order", "infrastructure", "security", "other"]
 Status = Literal[
@@ -620,7 +620,7 @@ def rate(conn: Connection, code: str, user: User, rating: Rating, now: datetime)
 
 def overdue_rule_id(conn: Connection) -> int:
     """The (disabled) alert rule under which SLA alerts are raised; created on first use."""
-    from layers import alerts
+    from layers.analytics import alerts
 
     # Disabled: the analytics engine must not evaluate it; the report workflow raises its alerts.
     return alerts.save_rule(
@@ -676,7 +676,7 @@ def claim_overdue(conn: Connection, now: datetime) -> list[dict[str, Any]]:
 
 
 def _close_overdue_alert(conn: Connection, code: str, actor: str) -> None:
-    from layers import alerts
+    from layers.analytics import alerts
     from layers.models.analytics import alert_rule
 
     ids = conn.execute(
@@ -700,13 +700,13 @@ def _layer_id(conn: Connection) -> int:
         return get_layer(conn, LAYER_SLUG).id
     except NotFoundError:
         from layers.demo.specs import FIELD_REPORTS
-        from layers.registry import create_or_update_layer
+        from layers.features.registry import create_or_update_layer
 
         return create_or_update_layer(conn, FIELD_REPORTS)
 
 
 def _feature_row(r: Any) -> Any:
-    from layers.bulk import FeatureRow
+    from layers.features.bulk import FeatureRow
 
     resolved = r["resolved_at"]
     return FeatureRow(
@@ -738,7 +738,7 @@ def _feature_row(r: Any) -> Any:
 
 def sync_features(conn: Connection, report_ids: list[int] | None = None) -> int:
     """Upsert reports (all when `report_ids` is None) into the field_reports layer; returns count."""
-    from layers.bulk import upsert_features
+    from layers.features.bulk import upsert_features
 
     stmt = select(*_cols()).order_by(field_report.c.id)
     if report_ids is not None:

@@ -1,6 +1,6 @@
 """The indicator catalog of issue 9: sectors and indicator definitions (the source of truth).
 
-`layers.indicators` syncs these rows into the `indicator` table on first use, so SQL users
+`layers.indicators.store` syncs these rows into the `indicator` table on first use, so SQL users
 and foreign keys see the same definitions.
 """
 

@@ -12,9 +12,9 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from layers.demo.specs import CAMERAS
 from layers.errors import InvalidInputError, NotFoundError
+from layers.features.registry import create_or_update_layer, get_layer, mark_layer_changed
 from layers.models import feature
 from layers.models.vision import camera_calibration, camera_state, camera_zone
-from layers.registry import create_or_update_layer, get_layer, mark_layer_changed
 
 CAMERAS_SLUG = CAMERAS.slug
 ZoneKind = Literal["forbidden", "no_parking", "counting_line", "lane", "area"]

@@ -11,7 +11,7 @@ import orjson
 import shapely
 from sqlalchemy import Connection, text
 
-from layers.registry import mark_layer_changed
+from layers.features.registry import mark_layer_changed
 
 
 @dataclass(frozen=True)

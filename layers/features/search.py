@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Text, and_, cast, func, literal, or_, select
 
+from layers.features.registry import LayerInfo
 from layers.models.core import feature
 from layers.models.reports import field_report
-from layers.registry import LayerInfo
 
 
 @lru_cache(maxsize=1)

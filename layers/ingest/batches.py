@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import Connection, desc, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from layers.copy import copy_text_rows
+from layers.ingest.copy import copy_text_rows
 from layers.models import import_batch, layer
 from layers.models.ingest import connector_state, import_reject
 

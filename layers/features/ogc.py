@@ -25,12 +25,12 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Double, Text
 
-from layers import ogc_tiles
 from layers.errors import InvalidInputError, NotFoundError
-from layers.features import equality_condition, parse_bbox, properties_expr
+from layers.features import ogc_tiles
+from layers.features.items import equality_condition, parse_bbox, properties_expr
+from layers.features.partitions import partition_name
+from layers.features.registry import LayerInfo, property_names
 from layers.models import feature
-from layers.partitions import partition_name
-from layers.registry import LayerInfo, property_names
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84H = "http://www.opengis.net/def/crs/OGC/1.3/CRS84h"

@@ -12,8 +12,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Text
 
 from layers.errors import InvalidInputError
+from layers.features.registry import LayerInfo, LayerSpec, property_names, require_property
 from layers.models import feature
-from layers.registry import LayerInfo, LayerSpec, property_names, require_property
 
 BBox = tuple[float, float, float, float]
 
@@ -185,7 +185,7 @@ def count_features(conn: Connection, info: LayerInfo, query: FeatureQuery) -> in
 
 def estimate_layer_rows(conn: Connection, info: LayerInfo) -> int:
     """Planner's row estimate of a layer's partition: cheap numberMatched for huge layers."""
-    from layers.partitions import partition_name
+    from layers.features.partitions import partition_name
 
     stmt = text("SELECT reltuples FROM pg_class WHERE relname = :name")
     value = conn.execute(stmt, {"name": partition_name(info.id)}).scalar()

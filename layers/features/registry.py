@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, func, select, text, update
 
 from layers.errors import InvalidInputError, NotFoundError
+from layers.features.partitions import drop_partition, ensure_partition
 from layers.models import feature, layer
-from layers.partitions import drop_partition, ensure_partition
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ def mark_layer_changed(conn: Connection, layer_id: int) -> int:
     return version
 
 
-# Set in a connection's info when it changed a layer; layers.layer_versions reads it at commit
+# Set in a connection's info when it changed a layer; layers.features.layer_versions reads it at commit
 # so this process's cached layer versions are dropped without waiting for the NOTIFY.
 LAYER_CHANGED_INFO = "iocmap_layer_changed"
 

@@ -34,8 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 
-from layers import indicator_catalog
 from layers.errors import InvalidInputError, NotFoundError
+from layers.indicators import catalog as indicator_catalog
 from layers.models.indicators import (
     indicator,
     indicator_job_state,

@@ -1,0 +1,1 @@
+"""Storage of the analytics area: H3 aggregates, alert rules and alerts."""

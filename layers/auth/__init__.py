@@ -1,0 +1,1 @@
+"""Users and roles, rate limits, and the audit trail."""

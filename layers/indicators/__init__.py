@@ -1,0 +1,1 @@
+"""Sector indicators: the catalog and the observations (dashboards: analytics)."""

@@ -1,0 +1,1 @@
+"""Import batches: their lifecycle and rejects, staging tables and binary COPY."""

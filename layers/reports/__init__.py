@@ -1,0 +1,1 @@
+"""Storage of field reports and their photos (the workflow lives in analytics)."""

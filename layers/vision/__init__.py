@@ -1,0 +1,1 @@
+"""Storage of the vision area: cameras, detection events and traffic counts."""
