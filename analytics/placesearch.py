@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from analytics.placenames import PREFIXES, fold
+from layers.features.placenames import PREFIXES, fold
 
 Kind = Literal["coordinate", "place", "commune", "feature", "report", "camera"]
 

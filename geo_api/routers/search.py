@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from analytics.placenames import Gazetteer, fold
+from layers.features.placenames import Gazetteer, fold
 from fastapi import APIRouter, Depends, Query
 from pyproj import CRS, Transformer
 

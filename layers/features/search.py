@@ -1,7 +1,7 @@
 """Storage side of the place search (`GET /api/search`): name lookups over features and reports.
 
 Names are compared folded (marks stripped, đ→d, lower case) inside PostgreSQL with `translate`,
-so no extension is needed and the same fold as `analytics.placenames.fold` applies on both sides.
+so no extension is needed and the same fold as `layers.features.placenames.fold` applies on both sides.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def fold_table() -> tuple[str, str]:
 
 
 def folded_sql(expr: ColumnElement[Any]) -> ColumnElement[str]:
-    """SQL expression: the text folded like analytics.placenames.fold (NFC input)."""
+    """SQL expression: the text folded like layers.features.placenames.fold (NFC input)."""
     src, dst = fold_table()
     return func.translate(func.lower(expr), literal(src, Text), literal(dst, Text))
 

@@ -95,7 +95,7 @@ def test_named_feature_and_bad_query(client: TestClient, seeded: Engine) -> None
             )
         ).scalar()
     assert name
-    from analytics.placenames import strip_marks
+    from layers.features.placenames import strip_marks
 
     hits = _search(client, strip_marks(name).lower())
     assert any(r["layer"] == "hospitals" and r["label"] == name for r in hits)
