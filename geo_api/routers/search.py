@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from layers.features.placenames import Gazetteer, fold
 from fastapi import APIRouter, Depends, Query
 from pyproj import CRS, Transformer
 
@@ -16,6 +15,7 @@ from layers.auth.users import User
 from layers.errors import InvalidInputError
 from layers.features import registry, search
 from layers.features.crs import vn2000_proj4
+from layers.features.placenames import Gazetteer, fold
 from layers.reports import store as reports
 
 router = APIRouter(prefix="/api/search", tags=["search"])
