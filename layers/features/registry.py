@@ -234,7 +234,13 @@ def layer_stats(
         int,
         tuple[int, tuple[float, float, float, float] | None, tuple[datetime, datetime] | None],
     ] = {}
-    for r in conn.execute(stmt).mappings():
+    # This scan locks every partition; an import swapping one in waits on those locks while
+    # holding its own. Give up early (lock_not_available, a 503 to the API) rather than wait
+    # into a deadlock whose victim could be the import.
+    conn.execute(text("SET LOCAL lock_timeout = '300ms'"))
+    rows = conn.execute(stmt).mappings().all()
+    conn.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+    for r in rows:
         bbox = None if r["xmin"] is None else (r["xmin"], r["ymin"], r["xmax"], r["ymax"])
         times = None if r["t0"] is None else (r["t0"], r["t1"])
         out[int(r["layer_id"])] = (int(r["n"]), bbox, times)
