@@ -10,13 +10,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from analytics import report_workflow as wf
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.security import CurrentUser, NowDep, RequiredUser, client_ip
 from layers.auth import ratelimit
+from layers.auth.users import User
 from layers.errors import InvalidInputError, RateLimitedError
 from layers.reports import media as report_media
 from layers.reports import store as rep
@@ -286,6 +287,23 @@ def _work(
     )
 
 
+def _photo_step(
+    code: str,
+    action: str,
+    conn: Connection,
+    user: User,
+    now: datetime,
+    settings: Settings,
+    note: str,
+    photo: UploadFile | None,
+) -> dict[str, Any]:
+    """A workflow step that carries a note and an optional photo (resolve, provide_info)."""
+    checked = _read_upload(photo, settings) if photo is not None and photo.filename else None
+    return wf.take_step(
+        conn, code, action, user, now, note=note, photo=checked, media_root=settings.media_root
+    )
+
+
 @router.post("/{code}/accept", summary="received / info_requested → accepted")
 def accept(
     code: str, conn: ConnDep, user: RequiredUser, now: NowDep, body: WorkBody | None = None
@@ -313,17 +331,7 @@ def provide_info(
     photo: Annotated[UploadFile | None, File()] = None,
 ) -> dict[str, Any]:
     """The citizen's answer (and optionally a photo) to a request for information."""
-    checked = _read_upload(photo, settings) if photo is not None and photo.filename else None
-    return wf.take_step(
-        conn,
-        code,
-        "provide_info",
-        user,
-        now,
-        note=note,
-        photo=checked,
-        media_root=settings.media_root,
-    )
+    return _photo_step(code, "provide_info", conn, user, now, settings, note, photo)
 
 
 @router.post("/{code}/assign", summary="received / accepted / assigned → assigned")
@@ -369,10 +377,7 @@ def resolve(
     photo: Annotated[UploadFile | None, File()] = None,
 ) -> dict[str, Any]:
     """Close the report with a resolution note and photo."""
-    checked = _read_upload(photo, settings) if photo is not None and photo.filename else None
-    return wf.take_step(
-        conn, code, "resolve", user, now, note=note, photo=checked, media_root=settings.media_root
-    )
+    return _photo_step(code, "resolve", conn, user, now, settings, note, photo)
 
 
 @router.post("/{code}/rating", summary="The citizen rates a resolved report")
