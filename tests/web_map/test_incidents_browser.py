@@ -3,7 +3,6 @@ confirm it, see its SOP tasks, timeline and surroundings; an agency officer work
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,20 +13,9 @@ from sqlalchemy import Engine, func, select
 from layers.auth import users
 from layers.errors import NotFoundError
 from layers.models.core import admin_unit
+from tests.web_map.test_browser import wait_for
 
 PASSWORD = "incident test password"
-
-
-def wait_for(pg: Any, expression: str, timeout_s: float = 30.0) -> Any:
-    """Poll a JS expression until truthy (wait_for_function would need 'unsafe-eval')."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = pg.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {expression}")
-        pg.wait_for_timeout(100)
 
 
 @pytest.fixture(scope="module")
