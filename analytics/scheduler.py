@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from analytics import alerting, h3jobs, incident_ops, kpi_jobs
-from layers.cluster import database_url, libpq_url
+from layers.db import conninfo
 from layers.features.registry import wake_on_layer_change
 from layers.settings import Settings
 
@@ -146,7 +146,7 @@ async def run(engine: Engine, settings: Settings, board: JobBoard | None = None)
     failed job's backoff ends."""
     board = board or JobBoard(settings.analytics_retry_base_s, settings.analytics_retry_max_s)
     wake = asyncio.Event()
-    listener = asyncio.create_task(wake_on_layer_change(libpq_url(database_url(settings)), wake))
+    listener = asyncio.create_task(wake_on_layer_change(conninfo(settings), wake))
     try:
         while True:
             try:

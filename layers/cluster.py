@@ -285,10 +285,9 @@ def _wait_for_port(settings: Settings, timeout_s: float) -> None:
 
 
 def _ensure_database(settings: Settings, name: str) -> None:
-    import psycopg
+    from layers.db import connect  # layers.db builds on this module
 
-    conninfo = libpq_url(managed_url(settings, "postgres"))
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(libpq_url(managed_url(settings, "postgres"))) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             from psycopg import sql

@@ -6,29 +6,28 @@ import os
 import uuid
 from pathlib import Path
 
-import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
 
-from layers import cluster
+from layers import cluster, db
 from layers.settings import Settings
 
 
 def _admin_conninfo(settings: Settings) -> str:
-    return cluster.libpq_url(cluster.database_url(settings, "postgres"))
+    return db.conninfo(settings, "postgres")
 
 
 def create_database(base_settings: Settings, prefix: str) -> str:
     """Create an empty database with a unique name; returns the name."""
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(_admin_conninfo(base_settings), autocommit=True) as conn:
+    with db.connect(_admin_conninfo(base_settings)) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return name
 
 
 def drop_database(base_settings: Settings, name: str) -> None:
     """Drop a database made by create_database, even with connections still open."""
-    with psycopg.connect(_admin_conninfo(base_settings), autocommit=True) as conn:
+    with db.connect(_admin_conninfo(base_settings)) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )

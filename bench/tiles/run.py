@@ -61,7 +61,7 @@ from bench.common import interleave, load1, paired_ratios, summary  # noqa: E402
 from layers import cluster, migrate  # noqa: E402
 from layers.db import make_engine  # noqa: E402
 from layers.features import tiles  # noqa: E402
-from layers.features.registry import partition_name  # noqa: E402
+from layers.features.partitions import partition_name  # noqa: E402
 from layers.settings import Settings  # noqa: E402
 
 # One event loop for the whole bench, so the SQL sides keep their connections between runs.

@@ -17,7 +17,7 @@ from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.security import RequiredUser, current_user
 from layers.analytics import alerts as adb
 from layers.auth.users import User
-from layers.cluster import database_url, libpq_url
+from layers.db import conninfo as database_conninfo
 from layers.errors import NotFoundError
 from layers.features.items import check_limit, parse_bbox
 
@@ -66,7 +66,7 @@ def list_alerts(
 @router.get("/stream", summary="New and changed alerts as Server-Sent Events")
 async def stream(request: Request, engine: EngineDep, settings: SettingsDep) -> EventSourceResponse:
     """One event per alert change (event: new/acknowledged/resolved; data: the alert as JSON)."""
-    conninfo = libpq_url(database_url(settings))
+    conninfo = database_conninfo(settings)
     units = _units(current_user(request))
 
     async def events() -> AsyncIterator[dict[str, str]]:

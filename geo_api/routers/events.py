@@ -13,7 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
-from layers.cluster import database_url, libpq_url
+from layers.db import conninfo as database_conninfo
 from layers.vision import events
 
 router = APIRouter(prefix="/api/events", tags=["events"])
@@ -57,7 +57,7 @@ async def stream(
 
     Works across processes: camera workers insert and NOTIFY, every API replica LISTENs.
     """
-    conninfo = libpq_url(database_url(settings))
+    conninfo = database_conninfo(settings)
     wanted = set(_types(type))
 
     async def gen() -> AsyncIterator[dict[str, str]]:

@@ -16,7 +16,7 @@ from analytics import incident_ops as ops
 from analytics import incident_report
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
 from geo_api.security import NowDep, RequiredUser, current_user
-from layers.cluster import database_url, libpq_url
+from layers.db import conninfo as database_conninfo
 from layers.errors import InvalidInputError, NotFoundError
 from layers.features.items import check_limit, parse_bbox
 from layers.incidents import store
@@ -67,7 +67,7 @@ def list_incidents(
 @router.get("/stream", summary="Incident changes as Server-Sent Events")
 async def stream(request: Request, engine: EngineDep, settings: SettingsDep) -> EventSourceResponse:
     """One event per change (event: the log action; data: the incident as JSON)."""
-    conninfo = libpq_url(database_url(settings))
+    conninfo = database_conninfo(settings)
     user = current_user(request)
     scope = ops.scope_of(user) if user is not None else store.EVERYTHING
 

@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Connection, Engine, Pool, event
 from sqlalchemy.exc import InvalidRequestError
 
-from layers.cluster import database_url, libpq_url
+from layers.db import connect_async, conninfo, read_pool
 from layers.errors import UnavailableError
 from layers.features.registry import LAYER_CHANGED_INFO
 from layers.settings import Settings
@@ -108,26 +108,11 @@ class LayerVersionProbe:
 
     def __init__(self, settings: Settings, size: int | None = None) -> None:
         self._timeout = settings.db_pool_timeout_s
-        # Custom plans always: a generic plan cannot prune the layer's partition nor judge the
-        # tile envelope, and may scan a million parcels. No parallel workers: requests already
-        # run side by side on few cores.
-        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = (
-            AsyncConnectionPool(
-                libpq_url(database_url(settings)),
-                min_size=1,
-                max_size=max(1, size or settings.read_pool_size),
-                open=False,
-                check=AsyncConnectionPool.check_connection,
-                timeout=self._timeout,
-                name="iocmap-tiles",
-                kwargs={
-                    "autocommit": True,
-                    "application_name": "iocmap-tiles",
-                    "connect_timeout": max(1, int(CONNECT_TIMEOUT_S)),
-                    "options": "-c plan_cache_mode=force_custom_plan"
-                    " -c max_parallel_workers_per_gather=0",
-                },
-            )
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = read_pool(
+            settings,
+            size=size or settings.read_pool_size,
+            name="iocmap-tiles",
+            connect_timeout_s=CONNECT_TIMEOUT_S,
         )
         self._opened = False
 
@@ -191,7 +176,7 @@ class LayerVersionCache:
 
     def __init__(self, probe: LayerVersionProbe, settings: Settings, ttl_s: float = VERSION_TTL_S):
         self._probe = probe
-        self._conninfo = libpq_url(database_url(settings))
+        self._conninfo = conninfo(settings)
         self._ttl = ttl_s
         self._versions: dict[str, tuple[LayerVersion, float]] = {}
         # The last version read of each layer, kept to serve cached tiles while the database
@@ -222,9 +207,7 @@ class LayerVersionCache:
             self._schedule_reconnect()
 
     async def _connect(self) -> None:
-        conn = await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, application_name="iocmap-tile-versions"
-        )
+        conn = await connect_async(self._conninfo, application_name="iocmap-tile-versions")
         try:
             await conn.execute(sql.SQL("LISTEN {}").format(ident(CHANNEL)))
         except BaseException:

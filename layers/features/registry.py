@@ -298,11 +298,12 @@ async def wake_on_layer_change(conninfo: str, wake: asyncio.Event) -> None:
     import psycopg
     from psycopg import sql
 
+    from layers.db import connect_async
     from layers.sql import ident
 
     while True:
         try:
-            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as aconn:
+            async with await connect_async(conninfo) as aconn:
                 await aconn.execute(sql.SQL("LISTEN {}").format(ident(LAYER_CHANGED_INFO)))
                 async for _ in aconn.notifies():
                     wake.set()

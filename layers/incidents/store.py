@@ -374,12 +374,12 @@ def notify(conn: Connection, kind: str, incident_id: int) -> None:
 
 async def listen(conninfo: str) -> AsyncIterator[tuple[str, int]]:
     """Yield ("listening", 0) once LISTEN is in place, then (kind, incident id) per NOTIFY."""
-    import psycopg
     from psycopg import sql
 
+    from layers.db import connect_async
     from layers.sql import ident
 
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as aconn:
+    async with await connect_async(conninfo) as aconn:
         await aconn.execute(sql.SQL("LISTEN {}").format(ident(CHANNEL)))
         yield "listening", 0
         async for note in aconn.notifies():

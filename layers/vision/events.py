@@ -308,12 +308,12 @@ async def listen_events(conninfo: str) -> AsyncIterator[dict[str, Any]]:
     The first item is `{"listening": True}`, once LISTEN is in place, so a caller can tell
     its client it will not miss what happens next.
     """
-    import psycopg
     from psycopg import sql
 
+    from layers.db import connect_async
     from layers.sql import ident
 
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as aconn:
+    async with await connect_async(conninfo) as aconn:
         await aconn.execute(sql.SQL("LISTEN {}").format(ident(EVENTS_CHANNEL)))
         yield {"listening": True}
         async for note in aconn.notifies():
