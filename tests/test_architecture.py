@@ -2,6 +2,8 @@
 
 - Only `layers/` runs SQL: no statement execution, no `text()` SQL, no COPY in ingest,
   analytics, vision, geo_api or web_map (an AST scan, so comments and strings do not count).
+- Every connection is built in `layers/db.py`: nothing else calls `psycopg.connect`,
+  `AsyncConnection.connect`, `create_engine` or builds a `psycopg_pool` pool.
 - The import contracts in pyproject.toml ([tool.importlinter]) hold (`lint-imports`).
 """
 
@@ -83,6 +85,67 @@ def test_the_scan_sees_sql() -> None:
     finally:
         sample.unlink()
     assert len(sites) == 5, sites
+
+
+# Calls that open a database connection or pool; only layers/db.py may make them.
+CONNECTING = {"connect", "create_engine", "AsyncConnectionPool", "ConnectionPool"}
+CONNECTING_RECEIVERS = {"psycopg", "AsyncConnection", "Connection", ""}
+CONNECTION_BUILDER = ROOT / "layers" / "db.py"
+
+
+def connection_sites(path: Path) -> list[str]:
+    """`file:line: what` for every place in one file that opens a connection or a pool."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    rel = path.relative_to(ROOT)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in CONNECTING - {"connect"}:
+            found.append(f"{rel}:{node.lineno}: {func.id}()")
+        elif isinstance(func, ast.Attribute) and func.attr in CONNECTING:
+            receiver = func.value
+            name = (
+                receiver.attr if isinstance(receiver, ast.Attribute) else _receiver_name(receiver)
+            )
+            if name in CONNECTING_RECEIVERS - {""}:
+                found.append(f"{rel}:{node.lineno}: {name}.{func.attr}()")
+    return found
+
+
+def test_connections_are_built_in_one_place() -> None:
+    """Engines, pools and psycopg connections are all made by layers.db from Settings."""
+    sites = [
+        site
+        for package in (*NOT_STORAGE, "layers")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "node_modules" not in path.parts and path != CONNECTION_BUILDER
+        for site in connection_sites(path)
+    ]
+    assert sites == [], "connections built outside layers/db.py:\n" + "\n".join(sites)
+
+
+def test_the_connection_scan_sees_connects() -> None:
+    """The scan flags each way of opening a connection."""
+    sample = ROOT / "tests" / "_arch_conn_sample.py"
+    sample.write_text(
+        "import psycopg\n"
+        "from sqlalchemy import create_engine\n"
+        "from psycopg_pool import AsyncConnectionPool\n"
+        "async def f(url):\n"
+        "    psycopg.connect(url)\n"
+        "    await psycopg.AsyncConnection.connect(url)\n"
+        "    create_engine(url)\n"
+        "    AsyncConnectionPool(url)\n"
+        "    engine.connect()\n",
+        encoding="utf-8",
+    )
+    try:
+        sites = connection_sites(sample)
+    finally:
+        sample.unlink()
+    assert len(sites) == 4, sites
 
 
 def test_import_contracts() -> None:
