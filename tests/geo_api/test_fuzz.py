@@ -2,7 +2,7 @@
 API's /ogc/api against a live uvicorn server on a loopback port; any 5xx fails the test.
 
 Bounded: a few examples per operation and a time budget per run (IOC_FUZZ_MAX_TIME_S, default
-90 s). Server-Sent Event streams (they never end by design) and camera snapshots (they wait
+60 s). Server-Sent Event streams (they never end by design) and camera snapshots (they wait
 on camera hardware that the test machine does not have) are left out.
 """
 
@@ -24,7 +24,7 @@ from layers.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 Headers = Callable[..., dict[str, str]]
-MAX_TIME_S = os.environ.get("IOC_FUZZ_MAX_TIME_S", "90")
+MAX_TIME_S = os.environ.get("IOC_FUZZ_MAX_TIME_S", "60")
 
 pytestmark = pytest.mark.slow
 
