@@ -300,7 +300,13 @@ def seed(settings: Settings, parcels: int) -> int:
                 conn.execute(text("SELECT id FROM layer WHERE slug = 'land_parcels'")).scalar_one()
             )
             # No authentication for either side: the bench's parcels are public here.
-            conn.execute(text("UPDATE layer SET sensitive = false WHERE id = :i"), {"i": layer_id})
+            conn.execute(
+                text(
+                    "UPDATE layer SET sensitive = false,"
+                    ' visibility = \'{"access": "public"}\'::jsonb WHERE id = :i'
+                ),
+                {"i": layer_id},
+            )
             kinds = conn.execute(
                 text("SELECT DISTINCT GeometryType(geom) FROM feature WHERE layer_id = :i"),
                 {"i": layer_id},
@@ -734,7 +740,20 @@ def main() -> None:
         if not args.keep_db:
             drop_db(base, db_name)
     results["load"] = {"start": load_start, "end": load1()}
+    # A side that answered errors (e.g. 401 after an access change) measured nothing: say so
+    # and fail rather than print ratios of error pages.
+    failed = {
+        name: part["errors"]
+        for name, part in [
+            *results.get("tiles", {}).items(),
+            ("items_bbox", results.get("items_bbox", {})),
+        ]
+        if isinstance(part, dict) and any(part.get("errors", {}).values())
+    }
+    results["valid"] = not failed
     print(json.dumps(results))
+    if failed:
+        sys.exit(f"errors during measurement, figures invalid: {failed}")
 
 
 if __name__ == "__main__":
