@@ -408,7 +408,8 @@ function linksList(app, d, s) {
   return wrap;
 }
 
-/** People and schools inside the radius under the last flood extent (POST /api/query/flood-exposure). */
+/** People, schools and health facilities inside the radius under the last flood extent
+ * (POST /api/query/flood-exposure writes it); the after-action report shows the same. */
 function floodView(f) {
   const when = f.written_at ? ` · ${fmtDate(f.written_at)}` : '';
   return el(
@@ -417,6 +418,7 @@ function floodView(f) {
     el('div', { class: 'small muted' }, `${t('inc.flood.title')}${when}${f.synthetic ? ` · ${t('inc.flood.synthetic')}` : ''}`),
     el('span', {}, `${t('inc.flood.population')}: `, el('b', { id: 'inc-flood-pop' }, fmtNumber(f.population))),
     el('span', {}, ` · ${t('inc.flood.schools')}: `, el('b', { id: 'inc-flood-schools' }, `${f.schools.length} (${fmtNumber(f.pupils)} ${t('inc.pupils')})`)),
+    f.hospitals ? el('span', {}, ` · ${t('inc.flood.hospitals')}: `, el('b', { id: 'inc-flood-hospitals' }, `${f.hospitals.length} (${fmtNumber(f.beds)} ${t('inc.beds')})`)) : null,
     el('div', { class: 'small muted' }, `${t('inc.flood.area')}: ${fmtNumber(f.flooded_km2, 2)} km²`),
   );
 }
@@ -521,10 +523,28 @@ function renderSops(app, body) {
   );
 }
 
+/** POST /api/incidents with this body, then show the new incident in the incidents tab on
+ * the map; a click while the first is on its way is ignored (no second incident). */
+function opener(app, body) {
+  let busy = false;
+  return act(app, async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const doc = await sendJSON('/api/incidents', body());
+      if (location.hash) location.hash = '';
+      await selectIncident(app, doc.id);
+    } finally {
+      busy = false;
+    }
+  });
+}
+
 /** A feed item's "open an incident from this" button (operators and leaders), or null. */
 export function openIncidentButton(app, item) {
   if (!can.run(role(app)) || !['alert', 'event'].includes(item.kind) || !item.geometry) return null;
   const severity = { critical: 3, warning: 2 }[item.severity] || 1;
+  const open = opener(app, () => ({ source: { kind: item.kind, ref: String(item.id) }, severity }));
   // a link styled as a button: the feed's own button (acknowledge) stays the item's only <button>
   return el(
     'a',
@@ -536,10 +556,7 @@ export function openIncidentButton(app, item) {
       onclick: (e) => {
         e.preventDefault();
         e.stopPropagation();
-        act(app, async () => {
-          const doc = await sendJSON('/api/incidents', { source: { kind: item.kind, ref: String(item.id) }, severity });
-          await selectIncident(app, doc.id);
-        })();
+        open();
       },
     },
     t('inc.open_from_source'),
@@ -547,30 +564,69 @@ export function openIncidentButton(app, item) {
 }
 
 /** A citizen report's "open an incident" button (operators and leaders), or null: the new
- * incident is linked to the report and shown on the map's incident panel. */
-export function openIncidentFromReportButton(app, report) {
-  if (!can.run(role(app)) || !report || report.lon == null || report.lat == null) return null;
-  let busy = false;
+ * incident is linked to the report and shown on the map's incident panel. `id` names the
+ * button where the report is shown (the staff report panel, the map's report card). */
+export function openIncidentFromReportButton(app, report, id = 'rep-open-incident') {
+  if (!can.run(role(app)) || !report || !report.code) return null;
   return el(
     'button',
     {
       type: 'button',
       class: 'btn small',
-      id: 'rep-open-incident',
+      id,
       'data-open-incident': `report-${report.code}`,
       title: t('inc.open_from_report_hint'),
-      onclick: act(app, async () => {
-        if (busy) return;
-        busy = true;
-        try {
-          const doc = await sendJSON('/api/incidents', { source: { kind: 'report', ref: String(report.code) }, severity: 2 });
-          location.hash = '';
-          await selectIncident(app, doc.id);
-        } finally {
-          busy = false;
-        }
-      }),
+      onclick: opener(app, () => ({ source: { kind: 'report', ref: String(report.code) }, severity: 2 })),
     },
     t('inc.open_from_report'),
+  );
+}
+
+/** A camera event's "open an incident" link on the map's camera card (operators and leaders),
+ * or null. An event without its own place is opened at its camera. */
+export function openIncidentFromEventButton(app, ev, cameraPoint) {
+  if (!can.run(role(app)) || !ev || ev.id === undefined || ev.id === null || !(ev.position || cameraPoint)) return null;
+  const body = () => ({ source: { kind: 'event', ref: String(ev.id) }, severity: 2, ...(ev.position ? {} : { geometry: { type: 'Point', coordinates: cameraPoint } }) });
+  const open = opener(app, body);
+  return el(
+    'a',
+    {
+      class: 'btn tiny',
+      href: '#',
+      role: 'button',
+      'data-open-incident': `event-${ev.id}`,
+      title: t('inc.open_from_event_hint'),
+      onclick: (e) => {
+        e.preventDefault();
+        open();
+      },
+    },
+    t('inc.open_from_source'),
+  );
+}
+
+/** "Open an incident here" on any feature's card (operators and leaders), or null: the new
+ * incident form opens at the feature's place, named after it. */
+export function openIncidentHereButton(app, point, title) {
+  if (!can.run(role(app)) || !point) return null;
+  return el(
+    'button',
+    {
+      type: 'button',
+      class: 'btn small',
+      id: 'details-open-here',
+      title: t('inc.open_here_hint'),
+      onclick: () => {
+        const s = inc(app);
+        s.picking = false;
+        s.selected = null;
+        s.detail = null;
+        s.view = 'board';
+        s.draft = { lng: point[0], lat: point[1], type: 'other', severity: 2, title: title || '', radius_m: 500 };
+        app.state.rightTab = 'incidents';
+        app.renderRight();
+      },
+    },
+    t('inc.open_here'),
   );
 }
