@@ -506,9 +506,9 @@ def render_pdf(doc: dict[str, Any]) -> bytes:
         ),
         p(t("inc.report.tasks"), h2),
         table(
-            [["#", t("inc.report.task"), t("inc.report.owner"), t("inc.report.status"), t("inc.report.due"), t("inc.report.done"), t("inc.on_time")]]
-            + [[x["no"], x["title"] + "".join("\n" + n for n in x["notes"]), x["owner"], x["status"], x["due"], x["done"], x["on_time"]] for x in doc["tasks"]],
-            [7 * mm, 50 * mm, 35 * mm, 20 * mm, 22 * mm, 26 * mm, 15 * mm],
+            [["#", t("inc.report.task"), t("inc.report.owner"), t("inc.report.status"), t("inc.report.due"), t("inc.report.ack"), t("inc.report.done"), t("inc.on_time")]]
+            + [[x["no"], x["title"] + "".join("\n" + n for n in x["notes"]), x["owner"], x["status"], x["due"], x["ack"], x["done"], x["on_time"]] for x in doc["tasks"]],
+            [7 * mm, 42 * mm, 30 * mm, 17 * mm, 20 * mm, 22 * mm, 22 * mm, 15 * mm],
         ),
         p(t("inc.report.who"), h2),
         table([[k, v] for k, v in doc["who"]] or [["—", ""]], [40 * mm, 135 * mm], header=False),

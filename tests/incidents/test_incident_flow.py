@@ -263,7 +263,7 @@ def test_flood_alert_to_closed_incident_by_the_sop(
     # The KPIs land in the sector model, per commune, and roll up like the others.
     with seeded.begin() as conn:
         incident_ops.refresh_kpis(conn, force=True)
-        got = dict(
+        got: dict[str, float] = dict(
             conn.execute(
                 text(
                     "SELECT o.indicator_code, sum(o.value) FROM indicator_observation o"
@@ -400,5 +400,65 @@ def test_bad_input_is_a_clear_4xx(client: TestClient, auth_headers: Headers) -> 
     assert r.status_code == 400 and "geometry" in r.text
     r = client.post(
         "/api/incidents", json={"source": {"kind": "alert", "ref": "999999"}}, headers=op
+    )
+    assert r.status_code == 404
+
+
+def test_open_from_a_sensor_reading_and_from_a_demo_report(
+    client: TestClient, seeded: Engine, auth_headers: Headers, place: dict[str, Any]
+) -> None:
+    from layers.features.bulk import FeatureRow, upsert_features
+    from layers.features.registry import LayerSpec, create_or_update_layer
+    from layers.models.core import feature, layer
+
+    op = auth_headers("operator")
+    spec = LayerSpec(
+        slug="t_water_level_gauges",
+        title_vi="Trạm đo mực nước (thử)",
+        title_en="Water level gauges (test)",
+        sector="environment",
+        geometry_type="Point",
+        synthetic=True,
+    )
+    when = datetime(2041, 3, 2, 0, 50, tzinfo=UTC)
+    with seeded.begin() as conn:
+        lid = create_or_update_layer(conn, spec)
+        gauge = shapely.Point(place["lng"] + 0.002, place["lat"])
+        upsert_features(conn, lid, [FeatureRow("g1", gauge, {"level_m": 3.4}, when)])
+        fid = conn.execute(
+            select(feature.c.id).where(feature.c.layer_id == lid, feature.c.source_key == "g1")
+        ).scalar_one()
+    r = client.post(
+        "/api/incidents",
+        json={"source": {"kind": "reading", "ref": f"t_water_level_gauges:{fid}"}, "severity": 2},
+        headers=op,
+    )
+    assert r.status_code == 200, r.text
+    inc = r.json()
+    assert inc["type"] == "flood" and inc["commune_code"] == place["code"]
+    assert inc["lng"] == pytest.approx(place["lng"] + 0.002)
+    links = client.get(f"/api/incidents/{inc['id']}", headers=op).json()["links"]
+    assert [(x["kind"], x["ref"]) for x in links] == [("reading", f"t_water_level_gauges:{fid}")]
+
+    # A report of the demo's history is on the map (field_reports) but not in the workflow's
+    # table: its card opens an incident all the same, at the report's place.
+    with seeded.connect() as conn:
+        code, x, y = conn.execute(
+            select(feature.c.source_key, func.ST_X(feature.c.geom), func.ST_Y(feature.c.geom))
+            .join(layer, layer.c.id == feature.c.layer_id)
+            .where(
+                layer.c.slug == "field_reports",
+                feature.c.properties["category"].astext == "traffic",
+            )
+            .order_by(feature.c.source_key)
+            .limit(1)
+        ).one()
+    r = client.post("/api/incidents", json={"source": {"kind": "report", "ref": code}}, headers=op)
+    assert r.status_code == 200, r.text
+    inc = r.json()
+    assert inc["type"] == "traffic_accident" and inc["title"]
+    assert (inc["lng"], inc["lat"]) == (pytest.approx(x), pytest.approx(y))
+    r = client.post(
+        "/api/incidents", json={"source": {"kind": "report", "ref": "PA-none"}}, headers=op
     )
     assert r.status_code == 404

@@ -32,6 +32,8 @@ def people(seeded: Engine) -> dict[str, Any]:
         for name, role, units in (
             ("t_inc_operator", "operator", []),
             ("t_inc_agency", "agency_staff", [f"000.{code}.00.H40"]),
+            ("t_inc_admin", "admin", []),
+            ("t_inc_planner", "planner", []),
         ):
             try:
                 users.get_user(conn, name)
@@ -381,6 +383,23 @@ def test_operator_opens_an_incident_from_a_report_on_the_map(
     assert errors == [], errors
 
 
+def test_a_planner_sees_the_report_card_without_the_open_incident_button(
+    browser: Any, live_server: str, seeded: Engine, people: dict[str, Any], artifacts: Path
+) -> None:
+    code, x, y = _nearest_report(seeded, people["lng"], people["lat"] + 0.02)
+    context, pg, errors = _page(browser, live_server, 1600, 900, "vi-VN")
+    try:
+        _sign_in(pg, live_server, "t_inc_planner", "vi")
+        # planners read incidents but may not open one (POST /api/incidents is operators')
+        _click_on_map(pg, "field_reports", (x, y), f"#tab-details:has-text('{code}')")
+        assert pg.locator("#details-open-incident").count() == 0
+        assert pg.locator("#details-open-here").count() == 0
+        pg.screenshot(path=str(artifacts / "incident-map-report-card-planner-vi-1600.png"))
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
 def test_a_camera_event_and_any_feature_open_an_incident_from_the_map(
     browser: Any, live_server: str, seeded: Engine, artifacts: Path
 ) -> None:
@@ -429,7 +448,9 @@ def test_a_camera_event_and_any_feature_open_an_incident_from_the_map(
             f"document.querySelector('.inc-links').innerText.includes('Sự kiện camera {eid}')",
             20,
         )
-        assert "An ninh, tụ tập đông người" in pg.inner_text("#tab-incidents")  # the type from the event
+        assert "An ninh, tụ tập đông người" in pg.inner_text(
+            "#tab-incidents"
+        )  # the type from the event
         pg.click("[data-tab=details]")
         pg.click("#details-open-here")
         pg.wait_for_selector("#inc-new")
@@ -439,4 +460,39 @@ def test_a_camera_event_and_any_feature_open_an_incident_from_the_map(
         context.close()
         with seeded.begin() as conn:
             conn.execute(text("DELETE FROM detection_event WHERE id = :i"), {"i": eid})
+    assert errors == [], errors
+
+
+def test_admin_edits_an_sop_in_the_page_as_a_new_version(
+    browser: Any, live_server: str, people: dict[str, Any], artifacts: Path
+) -> None:
+    context, pg, errors = _page(browser, live_server, 1600, 900, "vi-VN")
+    try:
+        _sign_in(pg, live_server, "t_inc_admin", "vi")
+        pg.click("[data-tab=incidents]")
+        pg.click("[data-incview=sops]")
+        pg.wait_for_selector("#sop-pick option[value=crowd_response]", state="attached")
+        before = pg.inner_text("#sop-pick option[value=crowd_response]")
+        version = int(before.rsplit("(v", 1)[1].rstrip(")"))
+        pg.select_option("#sop-pick", "crowd_response")
+        pg.wait_for_selector(".sop-step[data-step='1']")
+        steps = pg.locator(".sop-step").count()
+        pg.fill(".sop-step[data-step='1'] .sop-sla", "12")
+        pg.fill("#sop-note", "Rút ngắn thời hạn bước 1")
+        pg.click("#sop-save")
+        after = f"(v{version + 1})"
+        wait_for(
+            pg,
+            "document.querySelector('#sop-pick option[value=crowd_response]')"
+            f".textContent.endsWith('{after}')",
+            20,
+        )
+        text = pg.inner_text("#tab-incidents")
+        assert f"v{version + 1}" in text and "t_inc_admin" in text
+        assert "Rút ngắn thời hạn bước 1" in text
+        assert pg.locator(".sop-step").count() == steps
+        assert pg.input_value(".sop-step[data-step='1'] .sop-sla") == "12"
+        pg.screenshot(path=str(artifacts / "incident-sop-editor-vi-1600.png"))
+    finally:
+        context.close()
     assert errors == [], errors
