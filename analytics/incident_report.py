@@ -445,7 +445,8 @@ def _flood_story(
         return []
     out = [
         p(t("inc.report.flood"), h2),
-        table([[k, v] for k, v in flood["facts"]], [50 * mm, 125 * mm], header=False),
+        # a label column wide enough to keep each figure on its label's line
+        table([[k, v] for k, v in flood["facts"]], [88 * mm, 87 * mm], header=False),
     ]
     if flood["under"]:
         out.append(

@@ -387,6 +387,21 @@ def test_list_filters_and_edits(
     r = client.patch(f"/api/incidents/{ids['here']}", json={"severity": 2}, headers=staff)
     assert r.status_code == 403
 
+    # an area, not a point: kept as drawn, placed in its commune, listed by its bbox
+    d = 0.002
+    ring = [[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]
+    area = {"type": "Polygon", "coordinates": [ring]}
+    r = client.post(
+        "/api/incidents",
+        json={"geometry": area, "type": "environment", "title": "Tràn dầu khu cảng"},
+        headers=op,
+    )
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["geometry"]["type"] == "Polygon" and doc["commune_code"] == place["code"]
+    assert doc["lng"] == pytest.approx(x, abs=d) and doc["lat"] == pytest.approx(y, abs=d)
+    assert doc["id"] in listed(f"bbox={x - 0.01},{y - 0.01},{x + 0.01},{y + 0.01}")
+
 
 def test_bad_input_is_a_clear_4xx(client: TestClient, auth_headers: Headers) -> None:
     op = auth_headers("operator")

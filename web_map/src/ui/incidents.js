@@ -2,7 +2,7 @@
 // panel (timeline, tasks, links, what is around), agency users' tasks, directives, the SOP
 // editor for admins, and live updates from /api/incidents/stream.
 
-import { ScatterplotLayer } from '@deck.gl/layers';
+import { GeoJsonLayer, ScatterplotLayer } from '@deck.gl/layers';
 
 import { getJSON, sendJSON } from '../api.js';
 import { fmtDate, fmtNumber, t } from '../i18n.js';
@@ -126,13 +126,27 @@ export async function selectIncident(app, id) {
   app.renderRight();
 }
 
-/** deck.gl layers: the affected radius and the incident point, coloured by severity. */
+/** deck.gl layers: an incident's area (when it is one), its affected radius and its point,
+ * coloured by severity. */
 export function incidentLayers(app) {
   const s = app.state.incidents;
   if (!s || !s.list.length) return [];
   const sel = s.selected;
   const color = (d, a) => [...(SEV_COLORS[d.severity] || SEV_COLORS[2]), a];
+  const areas = s.list.filter((d) => d.geometry && d.geometry.type !== 'Point').map((d) => ({ type: 'Feature', geometry: d.geometry, properties: d }));
   return [
+    new GeoJsonLayer({
+      id: 'incidents-area',
+      data: areas,
+      filled: true,
+      stroked: true,
+      getFillColor: (f) => color(f.properties, f.properties.id === sel ? 110 : 70),
+      getLineColor: (f) => color(f.properties, 255),
+      lineWidthUnits: 'pixels',
+      getLineWidth: 2,
+      pickable: false,
+      updateTriggers: { getFillColor: sel },
+    }),
     new ScatterplotLayer({
       id: 'incidents-radius',
       data: s.list,
