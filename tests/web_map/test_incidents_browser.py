@@ -311,9 +311,10 @@ def _click_on_map(pg: Any, slug: str, lnglat: tuple[float, float], wanted: str) 
     """Only `slug` on the map; click its feature at `lnglat` and step the chooser (several
     features under the pointer) until the details card shows `wanted`."""
     pg.evaluate(
-        """s => { const a = window.__iocmap.app;
+        """async s => { const a = window.__iocmap.app;
              for (const l of a.state.catalog) a.state.visible[l.slug] = l.slug === s;
-             a.state.selected = null; a.update(); }""",
+             a.state.selected = null; a.update();
+             await a.loadLayer(a.state.bySlug[s]); a.redraw(); }""",
         slug,
     )
     pg.evaluate("c => window.__iocmap.jumpTo(c, 18)", list(lnglat))
