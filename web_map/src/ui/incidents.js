@@ -506,7 +506,7 @@ function renderSops(app, body) {
         el('span', { class: 'muted' }, `${i + 1}.`),
         el('input', { value: st.title_vi, class: 'sop-title', oninput: (ev) => { st.title_vi = ev.target.value; } }),
         owner,
-        el('label', { class: 'small' }, t('inc.sla'), el('input', { type: 'number', min: 1, value: st.sla_minutes, class: 'sop-sla', oninput: (ev) => { st.sla_minutes = Number(ev.target.value); } })),
+        el('label', { class: 'small' }, `${t('inc.sla')} (${t('inc.minutes')})`, el('input', { type: 'number', min: 1, value: st.sla_minutes, class: 'sop-sla', oninput: (ev) => { st.sla_minutes = Number(ev.target.value); } })),
         el('label', { class: 'small' }, t('inc.evidence'), el('select', { onchange: (ev) => { st.evidence = ev.target.value; } }, ...['none', 'note', 'photo'].map((v) => el('option', { value: v, selected: (st.evidence || 'none') === v }, t(`inc.evidence.${v}`))))),
         el('label', { class: 'small' }, t('inc.min_severity'), el('select', { onchange: (ev) => { st.min_severity = Number(ev.target.value); } }, ...[1, 2, 3, 4].map((v) => el('option', { value: v, selected: (st.min_severity || 1) === v }, `≥ ${v}`)))),
         el('button', { class: 'btn tiny ghost', title: t('inc.remove_step'), onclick: () => { e.steps.splice(i, 1); app.renderRight(); } }, '×'),
