@@ -433,7 +433,7 @@ function floodView(f) {
     el('span', {}, `${t('inc.flood.population')}: `, el('b', { id: 'inc-flood-pop' }, fmtNumber(f.population))),
     el('span', {}, ` · ${t('inc.flood.schools')}: `, el('b', { id: 'inc-flood-schools' }, `${f.schools.length} (${fmtNumber(f.pupils)} ${t('inc.pupils')})`)),
     f.hospitals ? el('span', {}, ` · ${t('inc.flood.hospitals')}: `, el('b', { id: 'inc-flood-hospitals' }, `${f.hospitals.length} (${fmtNumber(f.beds)} ${t('inc.beds')})`)) : null,
-    el('div', { class: 'small muted' }, `${t('inc.flood.area')}: ${fmtNumber(f.flooded_km2, 2)} km²`),
+    el('div', { class: 'small muted' }, `${t('inc.flood.area')}: ${fmtNumber(f.flooded_km2, 2, 2)} km²`),
   );
 }
 
