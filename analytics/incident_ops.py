@@ -342,8 +342,10 @@ def add_directive(
 def suggested_links(
     conn: Connection, incident_id: int, settings: Settings, scope: Scope
 ) -> list[dict[str, Any]]:
-    """Unlinked nearby sources of a matching type, nearest first."""
+    """Unlinked nearby sources of a matching type, nearest first (none once it is over)."""
     inc = store.get_incident(conn, incident_id, scope)
+    if inc["status"] not in rules.OPEN_STATUSES:
+        return []
     window = timedelta(hours=settings.incident_link_window_h)
     out = []
     for c in store.link_candidates(conn, incident_id, settings.incident_link_distance_m, window):

@@ -92,6 +92,7 @@ def _flood(
         return None
     area_m2, people, communes = store.population_in_flood(conn, incident_id, FLOOD_EXTENT_LAYER)
     schools = store.within_flood(conn, incident_id, FLOOD_EXTENT_LAYER, "schools", 200)
+    hospitals = store.within_flood(conn, incident_id, FLOOD_EXTENT_LAYER, "hospitals", 200)
     props = info["properties"]
     return {
         "layer": info["layer"],
@@ -104,8 +105,53 @@ def _flood(
         "communes": communes,
         "schools": slim(schools, "level", "pupils"),
         "pupils": sum(int((s["properties"] or {}).get("pupils") or 0) for s in schools),
+        "hospitals": slim(hospitals, "beds", "type", "type_vi"),
+        "beds": sum(int((h["properties"] or {}).get("beds") or 0) for h in hospitals),
         "assumption": "commune population x share of the commune's area under water",
     }
+
+
+def _fmt(value: float, digits: int, lang: str) -> str:
+    """A number as the reader writes it: 12.345,67 in Vietnamese, 12,345.67 in English."""
+    text = f"{value:,.{digits}f}"
+    return text if lang == "en" else text.translate(str.maketrans(",.", ".,"))
+
+
+def _flood_section(fl: dict[str, Any] | None, t: Translate) -> dict[str, Any] | None:
+    """The flood figures of the incident panel (inside the radius, under the newest extent)."""
+    if fl is None:
+        return None
+    lang = t("inc.lang")
+    source = str(fl["source"] or "—") + (
+        f" ({t('inc.flood.synthetic')})" if fl["synthetic"] else ""
+    )
+    facts = [
+        (t("inc.flood.area"), f"{_fmt(fl['flooded_km2'], 2, lang)} km²"),
+        (t("inc.flood.population"), _fmt(fl["population"], 0, lang)),
+        (
+            t("inc.flood.schools"),
+            f"{len(fl['schools'])} ({_fmt(fl['pupils'], 0, lang)} {t('inc.pupils')})",
+        ),
+        (
+            t("inc.flood.hospitals"),
+            f"{len(fl['hospitals'])} ({_fmt(fl['beds'], 0, lang)} {t('inc.beds')})",
+        ),
+        (t("inc.flood.communes"), ", ".join(fl["communes"]) or t("inc.flood.none_under")),
+        (
+            t("inc.flood.level"),
+            f"{_fmt(float(fl['level_m']), 1, lang)} m" if fl["level_m"] is not None else "—",
+        ),
+        (t("inc.flood.source"), source),
+        (t("inc.flood.written"), _local(fl["written_at"])),
+    ]
+    under = [
+        (t("inc.flood.schools"), x["name"], f"{_fmt(x['pupils'] or 0, 0, lang)} {t('inc.pupils')}")
+        for x in fl["schools"]
+    ] + [
+        (t("inc.flood.hospitals"), x["name"], f"{_fmt(x['beds'] or 0, 0, lang)} {t('inc.beds')}")
+        for x in fl["hospitals"]
+    ]
+    return {"facts": facts, "under": under, "note": t("inc.flood.assumption")}  # fmt: skip
 
 
 def _local(ts: datetime | None) -> str:
@@ -147,11 +193,15 @@ def _log_text(entry: dict[str, Any], t: Translate) -> str:
 def build(conn: Connection, inc: dict[str, Any], t: Translate) -> dict[str, Any]:
     """Everything the report shows, as plain values (strings already translated)."""
     ar = around(conn, int(inc["id"]), with_cameras=False)
+    lang = t("inc.lang")
     png = map_png(
         conn,
         inc,
         ar,
-        {k: t(f"inc.legend.{k}") for k in ("hospitals", "police", "fire", "ambulance")},
+        {
+            k: t(f"inc.legend.{k}")
+            for k in ("hospitals", "police", "fire", "ambulance", "flood", "incident")
+        },
     )
     timeline = [
         {
@@ -203,9 +253,10 @@ def build(conn: Connection, inc: dict[str, Any], t: Translate) -> dict[str, Any]
             (t("inc.field.opened"), f"{_local(inc['opened_at'])} ({inc['opened_by']})"),
             (t("inc.kpi.confirm"), _minutes(inc["opened_at"], inc["confirmed_at"])),
             (t("inc.kpi.close"), _minutes(inc["opened_at"], inc["closed_at"])),
-            (t("inc.field.population"), f"{ar['population']:,}".replace(",", ".")),
-            (t("inc.field.schools"), f"{len(ar['schools'])} ({ar['pupils']:,} {t('inc.pupils')})".replace(",", ".")),
+            (t("inc.field.population"), _fmt(ar["population"], 0, lang)),
+            (t("inc.field.schools"), f"{len(ar['schools'])} ({_fmt(ar['pupils'], 0, lang)} {t('inc.pupils')})"),
         ],
+        "flood": _flood_section(ar["flood"], t),
         "timeline": timeline,
         "tasks": tasks,
         "links": [(t(f"inc.link.{x['kind']}"), x["ref"], x["title"]) for x in inc["links"]],
@@ -251,6 +302,22 @@ def map_png(
             ax.fill(xs, ys, facecolor="#eef2f7", edgecolor="#90a4ae", linewidth=0.6)
         c = g.representative_point()
         ax.annotate(name, (c.x, c.y), fontsize=6, color="#546e7a", ha="center")
+    if ar.get("flood") is not None:
+        # the newest flood extent under the incident (the water the flood figures count)
+        first = True
+        for wkb in store.flood_extent_in(conn, FLOOD_EXTENT_LAYER, extent):
+            for poly in _polygons(shapely.from_wkb(wkb)):
+                xs, ys = poly.exterior.xy
+                ax.fill(
+                    xs,
+                    ys,
+                    facecolor="#1e78ff",
+                    alpha=0.45,
+                    edgecolor="#1565c0",
+                    linewidth=0.6,
+                    label=labels.get("flood", "flood") if first else None,
+                )
+                first = False
     geom = shapely.geometry.shape(inc["geometry"])
     color = SEVERITY_COLORS.get(int(inc["severity"]), "#e53935")
     if geom.geom_type != "Point":
@@ -266,7 +333,15 @@ def map_png(
         linestyle="--",
     )
     ax.scatter(
-        [lng], [lat], s=120, c=color, edgecolors="white", linewidths=1.5, zorder=5, marker="o"
+        [lng],
+        [lat],
+        s=120,
+        c=color,
+        edgecolors="white",
+        linewidths=1.5,
+        zorder=5,
+        marker="o",
+        label=labels.get("incident", "incident"),
     )
     for key, mk, col in (
         ("hospitals", "P", "#00897b"),
@@ -282,7 +357,7 @@ def map_png(
             c=col,
             s=36,
             zorder=4,
-            label=key,
+            label=labels.get(key, key),
         )
     ax.set_xlim(extent[0], extent[2])
     ax.set_ylim(extent[1], extent[3])
@@ -309,6 +384,10 @@ th{background:#eef2f7} .facts td:first-child{width:28%;color:#455a64} img{max-wi
 <h1>{{ title }}</h1><div class="muted">{{ t('inc.report.generated') }} {{ generated }}</div>
 <h2>{{ t('inc.report.summary') }}</h2>
 <table class="facts">{% for k, v in facts %}<tr><td>{{ k }}</td><td>{{ v }}</td></tr>{% endfor %}</table>
+{% if flood %}<h2>{{ t('inc.report.flood') }}</h2>
+<table class="facts" id="flood">{% for k, v in flood.facts %}<tr><td>{{ k }}</td><td>{{ v }}</td></tr>{% endfor %}</table>
+{% if flood.under %}<table>{% for k, n, x in flood.under %}<tr><td>{{ k }}</td><td>{{ n }}</td><td>{{ x }}</td></tr>{% endfor %}</table>{% endif %}
+<div class="muted">{{ flood.note }}</div>{% endif %}
 <h2>{{ t('inc.report.map') }}</h2><img alt="map" src="data:image/png;base64,{{ map_b64 }}">
 <h2>{{ t('inc.report.timeline') }}</h2>
 <table><tr><th>{{ t('inc.report.time') }}</th><th>{{ t('inc.report.actor') }}</th><th>{{ t('inc.report.action') }}</th><th></th></tr>
@@ -326,6 +405,15 @@ th{background:#eef2f7} .facts td:first-child{width:28%;color:#455a64} img{max-wi
 )
 
 
+def _polygons(g: Any) -> list[Any]:
+    """The polygons of a geometry (an intersection may also hold lines and points)."""
+    if g.is_empty:
+        return []
+    if g.geom_type == "Polygon":
+        return [g]
+    return [p for part in getattr(g, "geoms", []) for p in _polygons(part)]
+
+
 def render_html(doc: dict[str, Any]) -> str:
     """The report as one self-contained HTML page (the map inlined as PNG)."""
     return _HTML.render(**doc, map_b64=base64.b64encode(doc["map_png"]).decode())
@@ -341,6 +429,31 @@ def _fonts() -> tuple[str, str]:
         pdfmetrics.registerFont(TTFont("DejaVu", str(base / "DejaVuSans.ttf")))
         pdfmetrics.registerFont(TTFont("DejaVu-Bold", str(base / "DejaVuSans-Bold.ttf")))
     return "DejaVu", "DejaVu-Bold"
+
+
+def _flood_story(
+    flood: dict[str, Any] | None,
+    t: Translate,
+    p: Callable[..., Any],
+    table: Callable[..., Any],
+    h2: Any,
+    small: Any,
+    mm: float,
+) -> list[Any]:
+    """The PDF's flood section: its figures, what is under water, and how people are counted."""
+    if flood is None:
+        return []
+    out = [
+        p(t("inc.report.flood"), h2),
+        # a label column wide enough to keep each figure on its label's line
+        table([[k, v] for k, v in flood["facts"]], [88 * mm, 87 * mm], header=False),
+    ]
+    if flood["under"]:
+        out.append(
+            table([list(x) for x in flood["under"]], [50 * mm, 90 * mm, 35 * mm], header=False)
+        )
+    out.append(p(flood["note"], small))
+    return out  # fmt: skip
 
 
 def render_pdf(doc: dict[str, Any]) -> bytes:
@@ -383,6 +496,7 @@ def render_pdf(doc: dict[str, Any]) -> bytes:
         p(f"{t('inc.report.generated')} {doc['generated']}", small),
         p(t("inc.report.summary"), h2),
         table([[k, v] for k, v in doc["facts"]], [50 * mm, 125 * mm], header=False),
+        *_flood_story(doc["flood"], t, p, table, h2, small, mm),
         p(t("inc.report.map"), h2),
         Image(io.BytesIO(doc["map_png"]), width=150 * mm, height=117 * mm),
         p(t("inc.report.timeline"), h2),
@@ -393,9 +507,9 @@ def render_pdf(doc: dict[str, Any]) -> bytes:
         ),
         p(t("inc.report.tasks"), h2),
         table(
-            [["#", t("inc.report.task"), t("inc.report.owner"), t("inc.report.status"), t("inc.report.due"), t("inc.report.done"), t("inc.on_time")]]
-            + [[x["no"], x["title"] + "".join("\n" + n for n in x["notes"]), x["owner"], x["status"], x["due"], x["done"], x["on_time"]] for x in doc["tasks"]],
-            [7 * mm, 50 * mm, 35 * mm, 20 * mm, 22 * mm, 26 * mm, 15 * mm],
+            [["#", t("inc.report.task"), t("inc.report.owner"), t("inc.report.status"), t("inc.report.due"), t("inc.report.ack"), t("inc.report.done"), t("inc.on_time")]]
+            + [[x["no"], x["title"] + "".join("\n" + n for n in x["notes"]), x["owner"], x["status"], x["due"], x["ack"], x["done"], x["on_time"]] for x in doc["tasks"]],
+            [7 * mm, 42 * mm, 30 * mm, 17 * mm, 20 * mm, 22 * mm, 22 * mm, 15 * mm],
         ),
         p(t("inc.report.who"), h2),
         table([[k, v] for k, v in doc["who"]] or [["—", ""]], [40 * mm, 135 * mm], header=False),

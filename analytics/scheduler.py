@@ -42,14 +42,16 @@ def _derived(engine: Engine, settings: Settings | None) -> None:
 
 
 def _alerts(engine: Engine, settings: Settings | None) -> None:
+    # issue 21 first: overdue tasks escalate, and the incident KPIs are fresh when the
+    # indicator rules read them (they alert like the other sector indicators)
+    try:
+        incident_ops.run_jobs(engine)
+    except Exception:
+        log.exception("incident jobs failed")
     # settings give rules that read rasters (flood exposure) their state directory
     res = alerting.evaluate_all(engine, settings=settings)
     if res.opened:
         log.info("alerts opened: %s", res.opened)
-    try:
-        incident_ops.run_jobs(engine)  # issue 21: overdue tasks escalate; incident KPIs
-    except Exception:
-        log.exception("incident jobs failed")
 
 
 # In this order: indicator rules must see today's derived counts. Each job fails alone.

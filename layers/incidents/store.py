@@ -395,10 +395,19 @@ _SOURCE_SQL = {
         SELECT a.id::text AS ref, a.title AS title, r.slug AS label, a.first_seen_at AS at,
                ST_AsBinary(a.geom) AS wkb, a.severity AS severity
         FROM alert a JOIN alert_rule r ON r.id = a.rule_id WHERE a.id::text = :ref""",
+    # The workflow's own report first; else the report as the map shows it in the
+    # field_reports layer (the demo's history of reports lives only there).
     "report": """
-        SELECT code AS ref, description AS title, category AS label, received_at AS at,
-               ST_AsBinary(geom) AS wkb, NULL AS severity
-        FROM field_report WHERE code = :ref""",
+        SELECT ref, title, label, at, wkb, severity FROM (
+            SELECT 0 AS pri, code AS ref, description AS title, category AS label,
+                   received_at AS at, ST_AsBinary(geom) AS wkb, NULL AS severity
+            FROM field_report WHERE code = :ref
+            UNION ALL
+            SELECT 1, f.source_key, coalesce(f.properties->>'title', f.source_key),
+                   f.properties->>'category', f.observed_at, ST_AsBinary(f.geom), NULL
+            FROM feature f JOIN layer l ON l.id = f.layer_id
+            WHERE l.slug = 'field_reports' AND f.source_key = :ref
+        ) s ORDER BY pri LIMIT 1""",
     "event": """
         SELECT id::text AS ref, event_type || ' — ' || camera_id AS title, event_type AS label,
                observed_at AS at, ST_AsBinary(geom) AS wkb, NULL AS severity
@@ -906,3 +915,19 @@ def commune_shapes_in(
         {"a": extent[0], "b": extent[1], "c": extent[2], "d": extent[3]},
     ).all()  # fmt: skip
     return [(str(name), bytes(wkb)) for name, wkb in rows]
+
+
+def flood_extent_in(
+    conn: Connection, slug: str, extent: tuple[float, float, float, float]
+) -> list[bytes]:
+    """WKB of the flood extent layer's water clipped to a WGS84 extent (the report's map)."""
+    rows = conn.execute(
+        text(
+            "SELECT ST_AsBinary(ST_Intersection(ST_MakeValid(f.geom),"
+            " ST_MakeEnvelope(:a, :b, :c, :d, 4326)))"
+            " FROM feature f JOIN layer l ON l.id = f.layer_id AND l.slug = :slug"
+            " WHERE f.geom && ST_MakeEnvelope(:a, :b, :c, :d, 4326)"
+        ),
+        {"slug": slug, "a": extent[0], "b": extent[1], "c": extent[2], "d": extent[3]},
+    ).all()  # fmt: skip
+    return [bytes(r[0]) for r in rows if r[0] is not None]

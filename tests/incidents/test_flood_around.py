@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import shapely
@@ -47,10 +49,10 @@ def _extent(engine: Engine, geom: shapely.Geometry) -> None:
         )
 
 
-def test_around_reports_people_and_schools_under_the_flood_extent(
-    client: TestClient, seeded: Engine, auth_headers: Headers, no_extent: None
-) -> None:
-    op = auth_headers("operator")
+def _flood_incident(
+    client: TestClient, seeded: Engine, op: dict[str, str], title: str, radius_m: float
+) -> tuple[int, float, float]:
+    """A flood incident opened on the map in the most populous commune: id and place."""
     pt = func.ST_PointOnSurface(admin_unit.c.geom)
     with seeded.connect() as conn:
         x, y = conn.execute(
@@ -64,14 +66,21 @@ def test_around_reports_people_and_schools_under_the_flood_extent(
         json={
             "geometry": {"type": "Point", "coordinates": [x, y]},
             "type": "flood",
-            "severity": 2,
-            "title": "Ngập khu dân cư (flood extent test)",
-            "radius_m": 1500,
+            "severity": 3,
+            "title": title,
+            "radius_m": radius_m,
         },
         headers=op,
     )
     assert r.status_code == 200, r.text
-    iid = r.json()["id"]
+    return int(r.json()["id"]), float(x), float(y)
+
+
+def test_around_reports_people_and_schools_under_the_flood_extent(
+    client: TestClient, seeded: Engine, auth_headers: Headers, no_extent: None
+) -> None:
+    op = auth_headers("operator")
+    iid, x, y = _flood_incident(client, seeded, op, "Ngập khu dân cư (flood extent test)", 1500)
 
     # No extent written yet: nothing is claimed about water.
     base = client.get(f"/api/incidents/{iid}/around", headers=op).json()
@@ -86,6 +95,8 @@ def test_around_reports_people_and_schools_under_the_flood_extent(
     assert full["flooded_km2"] == pytest.approx(math.pi * 1.5**2, rel=0.02)
     assert full["population"] == pytest.approx(base["population"], rel=0.001, abs=1)
     assert {s["id"] for s in full["schools"]} == {s["id"] for s in base["schools"]}
+    assert {h["id"] for h in full["hospitals"]} <= {h["id"] for h in base["hospitals"]}
+    assert full["beds"] == sum(h["beds"] or 0 for h in full["hospitals"])
     assert full["pupils"] == base["pupils"] and full["communes"] == base["communes"]
 
     # Only the eastern half under water: half the area, the schools east of the incident.
@@ -109,3 +120,58 @@ def test_around_reports_people_and_schools_under_the_flood_extent(
     none = client.get(f"/api/incidents/{iid}/around", headers=op).json()["flood"]
     assert none is not None and none["population"] == 0 and none["flooded_km2"] == 0
     assert none["schools"] == [] and none["pupils"] == 0
+
+
+def _vi(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}".translate(str.maketrans(",.", ".,"))
+
+
+def _pdf_text(pdf: bytes, out: Path, name: str) -> str:
+    path = out / f"{name}.pdf"
+    path.write_bytes(pdf)
+    # the pages as pictures too (pdftoppm), to look at: the map shows the water
+    subprocess.run(["pdftoppm", "-png", "-r", "60", str(path), str(out / name)], check=True)
+    assert list(out.glob(f"{name}-*.png"))
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_after_action_report_carries_the_flood_figures(
+    client: TestClient, seeded: Engine, auth_headers: Headers, no_extent: None
+) -> None:
+    op = auth_headers("operator")
+    iid, x, y = _flood_incident(client, seeded, op, "Ngập diện rộng (report flood test)", 2000)
+    art = Path("test-artifacts/incidents")
+    art.mkdir(parents=True, exist_ok=True)
+
+    # No extent: the report claims nothing about water.
+    words = _pdf_text(
+        client.get(f"/api/incidents/{iid}/report.pdf", headers=op).content, art, "dry"
+    )
+    assert "Vùng ngập trong bán kính" not in words
+    assert "Vùng ngập" not in client.get(f"/api/incidents/{iid}/report.html", headers=op).text
+
+    # The western half under water: the panel's figures, in the PDF and the HTML, vi and en.
+    _extent(seeded, shapely.box(x - 0.1, y - 0.1, x, y + 0.1))
+    fl = client.get(f"/api/incidents/{iid}/around", headers=op).json()["flood"]
+    assert fl["flooded_km2"] > 0 and fl["population"] > 0 and fl["schools"]
+    pdf = client.get(f"/api/incidents/{iid}/report.pdf?lang=vi", headers=op)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    words = _pdf_text(pdf.content, art, "flood-report")
+    flat = " ".join(words.split())
+    assert "Vùng ngập trong bán kính ảnh hưởng" in flat
+    assert f"Diện tích ngập trong bán kính {_vi(fl['flooded_km2'], 2)} km²" in flat
+    assert f"Dân số bị ngập trong bán kính (ước tính) {_vi(fl['population'], 0)}" in flat
+    assert f"Trường học bị ngập {len(fl['schools'])} ({_vi(fl['pupils'], 0)} học sinh)" in flat
+    assert f"Cơ sở y tế bị ngập {len(fl['hospitals'])}" in flat
+    assert fl["schools"][0]["name"] in flat  # what is under water, by name
+    assert "test_dem (dữ liệu mô phỏng)" in flat and "4,5 m" in flat
+    html = client.get(f"/api/incidents/{iid}/report.html?lang=en", headers=op).text
+    assert "Flooding inside the affected radius" in html
+    assert f"{fl['flooded_km2']:,.2f} km²" in html and f"{fl['population']:,}" in html
+    assert f"{len(fl['schools'])} ({fl['pupils']:,} pupils)" in html
+    en = _pdf_text(
+        client.get(f"/api/incidents/{iid}/report.pdf?lang=en", headers=op).content, art, "flood-en"
+    )
+    assert f"{fl['flooded_km2']:,.2f} km²" in " ".join(en.split())

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import Engine, func, select, text
 
-from analytics import incident_ops
+from analytics import alerting, incident_ops
 from geo_api.main import create_app
 from geo_api.security import get_now
 from layers.analytics import alerts as adb
@@ -232,6 +232,10 @@ def test_flood_alert_to_closed_incident_by_the_sop(
         assert r.status_code == 200, r.text
     det = client.get(f"/api/incidents/{iid}", headers=op).json()
     assert det["status"] == "closed" and det["closed_at"]
+    # a closed incident suggests nothing more, and can no longer be edited
+    assert client.get(f"/api/incidents/{iid}/suggested-links", headers=op).json() == []
+    r = client.patch(f"/api/incidents/{iid}", json={"severity": 4}, headers=op)
+    assert r.status_code == 409
     assert {t["status"] for t in det["tasks"]} <= {"done", "cancelled"}
     with seeded.connect() as conn, pytest.raises(Exception, match="append-only"):
         conn.execute(text("UPDATE incident_log SET actor = 'x' WHERE incident_id = :i"), {"i": iid})
@@ -259,7 +263,7 @@ def test_flood_alert_to_closed_incident_by_the_sop(
     # The KPIs land in the sector model, per commune, and roll up like the others.
     with seeded.begin() as conn:
         incident_ops.refresh_kpis(conn, force=True)
-        got = dict(
+        got: dict[str, float] = dict(
             conn.execute(
                 text(
                     "SELECT o.indicator_code, sum(o.value) FROM indicator_observation o"
@@ -274,6 +278,22 @@ def test_flood_alert_to_closed_incident_by_the_sop(
     assert got["sc_closed"] >= 1 and got["sc_tasks_done"] >= 1
     r = client.get("/api/indicators/sc_confirm_time?level=commune", headers=leader)
     assert r.status_code == 200, r.text
+    # ... and alert like the others: an indicator rule on the flood time-to-confirm fires
+    rule = {
+        "slug": "t_flood_confirm_slow",
+        "name": "Xác nhận sự cố ngập chậm",
+        "kind": "indicator",
+        "indicator": "sc_flood_confirm_time",
+        "level": "commune",
+        "subjects": [place["code"]],
+        "threshold": 10,
+        "period": "latest",
+    }
+    assert client.put("/api/alerts/rules", json=rule, headers=op).status_code == 200
+    rep = alerting.evaluate_all(seeded, now=clock.now, indicators=["sc_flood_confirm_min"])
+    assert rep.opened and not rep.errors, rep
+    fired = client.get(f"/api/alerts/{rep.opened[0]}", headers=op).json()
+    assert fired["rule"] == "t_flood_confirm_slow" and fired["area_ref"] == place["code"]
 
 
 def test_commune_staff_see_only_their_communes(
@@ -313,8 +333,74 @@ def test_commune_staff_see_only_their_communes(
     assert around["population"] > 0 and around["cameras"] is not None
     assert client.get(f"/api/incidents/{here_id}/around", headers=staff).json()["cameras"] is None
     board = client.get("/api/incidents/board", headers=auth_headers("leader")).json()
-    sev = [i["severity"] for i in board["incidents"]]
-    assert sev == sorted(sev, reverse=True)
+    order = [(-i["severity"], datetime.fromisoformat(i["opened_at"])) for i in board["incidents"]]
+    assert order == sorted(order)  # most severe first, then the oldest
+    assert board["by_severity"]["2"] == sum(i["severity"] == 2 for i in board["incidents"])
+    assert all(i["age_minutes"] >= 0 for i in board["incidents"])
+
+
+def test_list_filters_and_edits(
+    client: TestClient, auth_headers: Headers, place: dict[str, Any]
+) -> None:
+    op = auth_headers("operator")
+    here = {"type": "Point", "coordinates": [place["lng"], place["lat"]]}
+    far = {"type": "Point", "coordinates": list(place["far"])}
+    ids = {}
+    for name, geom, itype in (("here", here, "infrastructure"), ("far", far, "environment")):
+        r = client.post(
+            "/api/incidents",
+            json={"geometry": geom, "type": itype, "severity": 1, "title": f"Lọc {name}"},
+            headers=op,
+        )
+        assert r.status_code == 200, r.text
+        ids[name] = r.json()["id"]
+
+    def listed(query: str) -> set[int]:
+        r = client.get(f"/api/incidents?{query}", headers=op)
+        assert r.status_code == 200, r.text
+        return {i["id"] for i in r.json()}
+
+    got = listed("type=infrastructure&status=new")
+    assert ids["here"] in got and ids["far"] not in got
+    x, y = place["lng"], place["lat"]
+    got = listed(f"bbox={x - 0.01},{y - 0.01},{x + 0.01},{y + 0.01}")
+    assert ids["here"] in got and ids["far"] not in got
+    assert ids["here"] not in listed("status=confirmed")
+    assert client.get("/api/incidents?bbox=1,2,3", headers=op).status_code == 400
+
+    # PATCH: each change logged with its old and new value; the SOP follows the new type
+    r = client.patch(
+        f"/api/incidents/{ids['here']}",
+        json={"severity": 3, "type": "flood", "title": "Ngập cục bộ"},
+        headers=op,
+    )
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["severity"] == 3 and doc["type"] == "flood" and doc["title"] == "Ngập cục bộ"
+    assert doc["sop_version_id"] is not None
+    det = client.get(f"/api/incidents/{ids['here']}", headers=op).json()
+    upd = [e for e in det["log"] if e["action"] == "updated"][-1]
+    assert upd["actor"] == "t_operator" and upd["detail"]["severity"] == {"from": 1, "to": 3}
+    r = client.patch(f"/api/incidents/{ids['here']}", json={"radius_m": 10**9}, headers=op)
+    assert r.status_code == 400 and "radius_m" in r.text
+    staff = auth_headers("commune_staff")
+    r = client.patch(f"/api/incidents/{ids['here']}", json={"severity": 2}, headers=staff)
+    assert r.status_code == 403
+
+    # an area, not a point: kept as drawn, placed in its commune, listed by its bbox
+    d = 0.002
+    ring = [[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]
+    area = {"type": "Polygon", "coordinates": [ring]}
+    r = client.post(
+        "/api/incidents",
+        json={"geometry": area, "type": "environment", "title": "Tràn dầu khu cảng"},
+        headers=op,
+    )
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["geometry"]["type"] == "Polygon" and doc["commune_code"] == place["code"]
+    assert doc["lng"] == pytest.approx(x, abs=d) and doc["lat"] == pytest.approx(y, abs=d)
+    assert doc["id"] in listed(f"bbox={x - 0.01},{y - 0.01},{x + 0.01},{y + 0.01}")
 
 
 def test_bad_input_is_a_clear_4xx(client: TestClient, auth_headers: Headers) -> None:
@@ -329,5 +415,65 @@ def test_bad_input_is_a_clear_4xx(client: TestClient, auth_headers: Headers) -> 
     assert r.status_code == 400 and "geometry" in r.text
     r = client.post(
         "/api/incidents", json={"source": {"kind": "alert", "ref": "999999"}}, headers=op
+    )
+    assert r.status_code == 404
+
+
+def test_open_from_a_sensor_reading_and_from_a_demo_report(
+    client: TestClient, seeded: Engine, auth_headers: Headers, place: dict[str, Any]
+) -> None:
+    from layers.features.bulk import FeatureRow, upsert_features
+    from layers.features.registry import LayerSpec, create_or_update_layer
+    from layers.models.core import feature, layer
+
+    op = auth_headers("operator")
+    spec = LayerSpec(
+        slug="t_water_level_gauges",
+        title_vi="Trạm đo mực nước (thử)",
+        title_en="Water level gauges (test)",
+        sector="environment",
+        geometry_type="Point",
+        synthetic=True,
+    )
+    when = datetime(2041, 3, 2, 0, 50, tzinfo=UTC)
+    with seeded.begin() as conn:
+        lid = create_or_update_layer(conn, spec)
+        gauge = shapely.Point(place["lng"] + 0.002, place["lat"])
+        upsert_features(conn, lid, [FeatureRow("g1", gauge, {"level_m": 3.4}, when)])
+        fid = conn.execute(
+            select(feature.c.id).where(feature.c.layer_id == lid, feature.c.source_key == "g1")
+        ).scalar_one()
+    r = client.post(
+        "/api/incidents",
+        json={"source": {"kind": "reading", "ref": f"t_water_level_gauges:{fid}"}, "severity": 2},
+        headers=op,
+    )
+    assert r.status_code == 200, r.text
+    inc = r.json()
+    assert inc["type"] == "flood" and inc["commune_code"] == place["code"]
+    assert inc["lng"] == pytest.approx(place["lng"] + 0.002)
+    links = client.get(f"/api/incidents/{inc['id']}", headers=op).json()["links"]
+    assert [(x["kind"], x["ref"]) for x in links] == [("reading", f"t_water_level_gauges:{fid}")]
+
+    # A report of the demo's history is on the map (field_reports) but not in the workflow's
+    # table: its card opens an incident all the same, at the report's place.
+    with seeded.connect() as conn:
+        code, x, y = conn.execute(
+            select(feature.c.source_key, func.ST_X(feature.c.geom), func.ST_Y(feature.c.geom))
+            .join(layer, layer.c.id == feature.c.layer_id)
+            .where(
+                layer.c.slug == "field_reports",
+                feature.c.properties["category"].astext == "traffic",
+            )
+            .order_by(feature.c.source_key)
+            .limit(1)
+        ).one()
+    r = client.post("/api/incidents", json={"source": {"kind": "report", "ref": code}}, headers=op)
+    assert r.status_code == 200, r.text
+    inc = r.json()
+    assert inc["type"] == "traffic_accident" and inc["title"]
+    assert (inc["lng"], inc["lat"]) == (pytest.approx(x), pytest.approx(y))
+    r = client.post(
+        "/api/incidents", json={"source": {"kind": "report", "ref": "PA-none"}}, headers=op
     )
     assert r.status_code == 404

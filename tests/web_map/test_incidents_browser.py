@@ -32,6 +32,8 @@ def people(seeded: Engine) -> dict[str, Any]:
         for name, role, units in (
             ("t_inc_operator", "operator", []),
             ("t_inc_agency", "agency_staff", [f"000.{code}.00.H40"]),
+            ("t_inc_admin", "admin", []),
+            ("t_inc_planner", "planner", []),
         ):
             try:
                 users.get_user(conn, name)
@@ -284,6 +286,214 @@ def test_operator_opens_an_incident_from_a_citizen_report(
         assert "inc." not in text
         pg.wait_for_timeout(600)
         pg.screenshot(path=str(artifacts / f"incident-from-report-{lang}-1600.png"))
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
+def _nearest_report(seeded: Engine, lng: float, lat: float) -> tuple[str, float, float]:
+    """The code and place of the field_reports feature nearest a point, as the map draws it."""
+    from layers.models.core import feature, layer
+
+    here = func.ST_SetSRID(func.ST_MakePoint(lng, lat), 4326)
+    with seeded.connect() as conn:
+        code, x, y = conn.execute(
+            select(feature.c.source_key, func.ST_X(feature.c.geom), func.ST_Y(feature.c.geom))
+            .join(layer, layer.c.id == feature.c.layer_id)
+            .where(layer.c.slug == "field_reports")
+            .order_by(feature.c.geom.op("<->")(here))
+            .limit(1)
+        ).one()
+    return str(code), float(x), float(y)
+
+
+def _click_on_map(pg: Any, slug: str, lnglat: tuple[float, float], wanted: str) -> None:
+    """Only `slug` on the map; click its feature at `lnglat` and step the chooser (several
+    features under the pointer) until the details card shows `wanted`."""
+    pg.evaluate(
+        """async s => { const a = window.__iocmap.app;
+             for (const l of a.state.catalog) a.state.visible[l.slug] = l.slug === s;
+             a.state.selected = null; a.update();
+             await a.loadLayer(a.state.bySlug[s]); a.redraw(); }""",
+        slug,
+    )
+    pg.evaluate("c => window.__iocmap.jumpTo(c, 18)", list(lnglat))
+    assert pg.evaluate("window.__iocmap.settled()") is True
+    x, y = pg.evaluate("ll => window.__iocmap.project(ll)", list(lnglat))
+    pg.mouse.move(x, y)
+    pg.wait_for_timeout(150)
+    pg.mouse.click(x, y)
+    pg.wait_for_selector("#details-title", timeout=30_000)
+    for _ in range(12):
+        if pg.locator(wanted).count():
+            return
+        if not pg.locator("#pick-next").count():
+            break
+        pg.click("#pick-next")
+        pg.wait_for_timeout(200)
+    pg.wait_for_selector(wanted, timeout=15_000)
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_operator_opens_an_incident_from_a_report_on_the_map(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    people: dict[str, Any],
+    artifacts: Path,
+    lang: str,
+) -> None:
+    # one report per language, apart: each opens its own incident
+    shift = {"vi": 0.01, "en": -0.01}[lang]
+    code, x, y = _nearest_report(seeded, people["lng"] + shift, people["lat"] + shift)
+    context, pg, errors = _page(browser, live_server, 1600, 900, f"{lang}-VN")
+    try:
+        _sign_in(pg, live_server, "t_inc_operator", lang)
+        button = f"#details-open-incident[data-open-incident='report-{code}']"
+        _click_on_map(pg, "field_reports", (x, y), button)
+        assert pg.inner_text(button).strip() == {"vi": "Mở sự cố", "en": "Open incident"}[lang]
+        # a report is opened from (and linked to) itself, not as a bare point
+        assert pg.locator("#details-open-here").count() == 0
+        pg.screenshot(path=str(artifacts / f"incident-map-report-card-{lang}-1600.png"))
+        # the same card on a phone: the details are a bottom sheet
+        pg.set_viewport_size({"width": 390, "height": 844})
+        sheet = pg.locator("#sheet-btn-right")
+        sheet.wait_for(timeout=10_000)
+        if not pg.evaluate("document.body.classList.contains('sheet-right')"):
+            sheet.click()
+        pg.locator(button).scroll_into_view_if_needed()
+        assert pg.locator(button).is_visible()
+        pg.screenshot(path=str(artifacts / f"incident-map-report-card-{lang}-390.png"))
+        pg.set_viewport_size({"width": 1600, "height": 900})
+        pg.wait_for_timeout(300)
+        pg.click(button)
+        pg.wait_for_selector(".inc-head", timeout=30_000)
+        link = {"vi": "Phản ánh", "en": "Citizen report"}[lang]
+        wait_for(
+            pg,
+            f"document.querySelector('.inc-links').innerText.includes('{link} {code}')",
+            20,
+        )
+        text = pg.inner_text("#tab-incidents")
+        assert pg.get_attribute(".inc-facts dd[data-status]", "data-status") == "new"
+        assert "inc." not in text
+        pg.wait_for_timeout(500)
+        pg.screenshot(path=str(artifacts / f"incident-from-map-report-{lang}-1600.png"))
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
+def test_a_planner_sees_the_report_card_without_the_open_incident_button(
+    browser: Any, live_server: str, seeded: Engine, people: dict[str, Any], artifacts: Path
+) -> None:
+    code, x, y = _nearest_report(seeded, people["lng"], people["lat"] + 0.02)
+    context, pg, errors = _page(browser, live_server, 1600, 900, "vi-VN")
+    try:
+        _sign_in(pg, live_server, "t_inc_planner", "vi")
+        # planners read incidents but may not open one (POST /api/incidents is operators')
+        _click_on_map(pg, "field_reports", (x, y), f"#tab-details:has-text('{code}')")
+        assert pg.locator("#details-open-incident").count() == 0
+        assert pg.locator("#details-open-here").count() == 0
+        pg.screenshot(path=str(artifacts / "incident-map-report-card-planner-vi-1600.png"))
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
+def test_a_camera_event_and_any_feature_open_an_incident_from_the_map(
+    browser: Any, live_server: str, seeded: Engine, artifacts: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from layers.vision import events
+
+    with seeded.connect() as conn:
+        cam = conn.execute(
+            text(
+                "SELECT f.properties->>'camera_id', ST_X(f.geom), ST_Y(f.geom) FROM feature f"
+                " JOIN layer l ON l.id = f.layer_id WHERE l.slug = 'cameras'"
+                " ORDER BY f.properties->>'camera_id' LIMIT 1"
+            )
+        ).one()
+    cam_id, x, y = str(cam[0]), float(cam[1]), float(cam[2])
+    with seeded.begin() as conn:
+        events.ensure_partitions(conn, [datetime.now(UTC)])
+        (eid,) = events.insert_events(
+            conn,
+            [
+                events.EventIn(
+                    camera_id=cam_id,
+                    event_type="crowd",
+                    observed_at=datetime.now(UTC),
+                    class_name="person",
+                    confidence=0.91,
+                    lon=x,
+                    lat=y,
+                )
+            ],
+        )
+    context, pg, errors = _page(browser, live_server, 1600, 900, "vi-VN")
+    try:
+        _sign_in(pg, live_server, "t_inc_operator", "vi")
+        _click_on_map(pg, "cameras", (x, y), f"[data-open-incident='event-{eid}']")
+        # any feature: "open an incident here" puts the new-incident form at its place
+        assert pg.locator("#details-open-here").is_visible()
+        pg.screenshot(path=str(artifacts / "incident-map-camera-event-vi-1600.png"))
+        pg.click(f"[data-open-incident='event-{eid}']")
+        pg.wait_for_selector(".inc-head", timeout=30_000)
+        wait_for(
+            pg,
+            f"document.querySelector('.inc-links').innerText.includes('Sự kiện camera {eid}')",
+            20,
+        )
+        assert "An ninh, tụ tập đông người" in pg.inner_text(
+            "#tab-incidents"
+        )  # the type from the event
+        pg.click("[data-tab=details]")
+        pg.click("#details-open-here")
+        pg.wait_for_selector("#inc-new")
+        assert f"{y:.5f}, {x:.5f}" in pg.inner_text("#inc-new")
+        pg.screenshot(path=str(artifacts / "incident-map-open-here-vi-1600.png"))
+    finally:
+        context.close()
+        with seeded.begin() as conn:
+            conn.execute(text("DELETE FROM detection_event WHERE id = :i"), {"i": eid})
+    assert errors == [], errors
+
+
+def test_admin_edits_an_sop_in_the_page_as_a_new_version(
+    browser: Any, live_server: str, people: dict[str, Any], artifacts: Path
+) -> None:
+    context, pg, errors = _page(browser, live_server, 1600, 900, "vi-VN")
+    try:
+        _sign_in(pg, live_server, "t_inc_admin", "vi")
+        pg.click("[data-tab=incidents]")
+        pg.click("[data-incview=sops]")
+        pg.wait_for_selector("#sop-pick option[value=crowd_response]", state="attached")
+        before = pg.inner_text("#sop-pick option[value=crowd_response]")
+        version = int(before.rsplit("(v", 1)[1].rstrip(")"))
+        pg.select_option("#sop-pick", "crowd_response")
+        pg.wait_for_selector(".sop-step[data-step='1']")
+        steps = pg.locator(".sop-step").count()
+        pg.fill(".sop-step[data-step='1'] .sop-sla", "12")
+        pg.fill("#sop-note", "Rút ngắn thời hạn bước 1")
+        pg.click("#sop-save")
+        after = f"(v{version + 1})"
+        wait_for(
+            pg,
+            "document.querySelector('#sop-pick option[value=crowd_response]')"
+            f".textContent.endsWith('{after}')",
+            20,
+        )
+        text = pg.inner_text("#tab-incidents")
+        assert f"v{version + 1}" in text and "t_inc_admin" in text
+        assert "Rút ngắn thời hạn bước 1" in text
+        assert pg.locator(".sop-step").count() == steps
+        assert pg.input_value(".sop-step[data-step='1'] .sop-sla") == "12"
+        pg.screenshot(path=str(artifacts / "incident-sop-editor-vi-1600.png"))
     finally:
         context.close()
     assert errors == [], errors

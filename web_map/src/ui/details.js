@@ -5,6 +5,7 @@ import { fillPath, getJSON } from '../api.js';
 import { fmtDate, fmtNumber, lang, layerTitle, propLabel, t, unitLabel, valueLabel } from '../i18n.js';
 import { representativePoint } from '../geo.js';
 import { communeStats } from './kpi.js';
+import { openIncidentFromEventButton, openIncidentFromReportButton, openIncidentHereButton } from './incidents.js';
 import { el, esc } from '../util.js';
 
 const TOOLTIP_KEYS = {
@@ -151,6 +152,8 @@ export function renderDetails(app) {
         'div',
         { class: 'row' },
         pt ? el('button', { class: 'btn small', onclick: () => app.flyTo(pt, slug === 'admin_communes' ? 12 : 16) }, t('details.fly')) : null,
+        // a report opens an incident linked to it (in its card); anything else at its place
+        slug === 'field_reports' ? null : openIncidentHereButton(app, pt, featureName(feature, layer)),
         el(
           'button',
           {
@@ -281,8 +284,9 @@ function cameraSection(app, feature) {
   const list = el('ul', { class: 'events', id: 'camera-events' });
   const events = info ? info.events : [];
   if (!events.length) list.append(el('li', { class: 'muted' }, t('camera.no_detections')));
+  const camPoint = feature.geometry && feature.geometry.type === 'Point' ? feature.geometry.coordinates : null;
   for (const ev of events.slice(0, 20)) {
-    list.append(el('li', {}, el('span', { class: 'ev-time' }, fmtDate(ev.time)), ' ', el('b', {}, valueLabel(ev.label)), ev.score ? ` (${Math.round(ev.score * 100)}%)` : ''));
+    list.append(el('li', { 'data-event': ev.id }, el('span', { class: 'ev-time' }, fmtDate(ev.time)), ' ', el('b', {}, valueLabel(ev.label)), ev.score ? ` (${Math.round(ev.score * 100)}%) ` : ' ', openIncidentFromEventButton(app, ev, camPoint)));
   }
   wrap.append(list);
   return wrap;
@@ -396,6 +400,9 @@ function reportSection(app, feature) {
       ];
   for (const h of steps) list.append(el('li', {}, el('span', { class: 'ev-time' }, fmtDate(h.at || h.time || h.changed_at)), ' ', el('b', {}, valueLabel(h.status))));
   wrap.append(list);
+  const code = p.report_code || (app.reportInfo && app.reportInfo.code);
+  const openInc = code ? openIncidentFromReportButton(app, { code }, 'details-open-incident') : null;
+  if (openInc) wrap.append(el('div', { class: 'rep-incident' }, openInc));
   return wrap;
 }
 

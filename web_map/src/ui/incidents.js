@@ -2,7 +2,7 @@
 // panel (timeline, tasks, links, what is around), agency users' tasks, directives, the SOP
 // editor for admins, and live updates from /api/incidents/stream.
 
-import { ScatterplotLayer } from '@deck.gl/layers';
+import { GeoJsonLayer, ScatterplotLayer } from '@deck.gl/layers';
 
 import { getJSON, sendJSON } from '../api.js';
 import { fmtDate, fmtNumber, t } from '../i18n.js';
@@ -126,13 +126,27 @@ export async function selectIncident(app, id) {
   app.renderRight();
 }
 
-/** deck.gl layers: the affected radius and the incident point, coloured by severity. */
+/** deck.gl layers: an incident's area (when it is one), its affected radius and its point,
+ * coloured by severity. */
 export function incidentLayers(app) {
   const s = app.state.incidents;
   if (!s || !s.list.length) return [];
   const sel = s.selected;
   const color = (d, a) => [...(SEV_COLORS[d.severity] || SEV_COLORS[2]), a];
+  const areas = s.list.filter((d) => d.geometry && d.geometry.type !== 'Point').map((d) => ({ type: 'Feature', geometry: d.geometry, properties: d }));
   return [
+    new GeoJsonLayer({
+      id: 'incidents-area',
+      data: areas,
+      filled: true,
+      stroked: true,
+      getFillColor: (f) => color(f.properties, f.properties.id === sel ? 110 : 70),
+      getLineColor: (f) => color(f.properties, 255),
+      lineWidthUnits: 'pixels',
+      getLineWidth: 2,
+      pickable: false,
+      updateTriggers: { getFillColor: sel },
+    }),
     new ScatterplotLayer({
       id: 'incidents-radius',
       data: s.list,
@@ -408,7 +422,8 @@ function linksList(app, d, s) {
   return wrap;
 }
 
-/** People and schools inside the radius under the last flood extent (POST /api/query/flood-exposure). */
+/** People, schools and health facilities inside the radius under the last flood extent
+ * (POST /api/query/flood-exposure writes it); the after-action report shows the same. */
 function floodView(f) {
   const when = f.written_at ? ` · ${fmtDate(f.written_at)}` : '';
   return el(
@@ -417,7 +432,8 @@ function floodView(f) {
     el('div', { class: 'small muted' }, `${t('inc.flood.title')}${when}${f.synthetic ? ` · ${t('inc.flood.synthetic')}` : ''}`),
     el('span', {}, `${t('inc.flood.population')}: `, el('b', { id: 'inc-flood-pop' }, fmtNumber(f.population))),
     el('span', {}, ` · ${t('inc.flood.schools')}: `, el('b', { id: 'inc-flood-schools' }, `${f.schools.length} (${fmtNumber(f.pupils)} ${t('inc.pupils')})`)),
-    el('div', { class: 'small muted' }, `${t('inc.flood.area')}: ${fmtNumber(f.flooded_km2, 2)} km²`),
+    f.hospitals ? el('span', {}, ` · ${t('inc.flood.hospitals')}: `, el('b', { id: 'inc-flood-hospitals' }, `${f.hospitals.length} (${fmtNumber(f.beds)} ${t('inc.beds')})`)) : null,
+    el('div', { class: 'small muted' }, `${t('inc.flood.area')}: ${fmtNumber(f.flooded_km2, 2, 2)} km²`),
   );
 }
 
@@ -490,7 +506,7 @@ function renderSops(app, body) {
         el('span', { class: 'muted' }, `${i + 1}.`),
         el('input', { value: st.title_vi, class: 'sop-title', oninput: (ev) => { st.title_vi = ev.target.value; } }),
         owner,
-        el('label', { class: 'small' }, t('inc.sla'), el('input', { type: 'number', min: 1, value: st.sla_minutes, class: 'sop-sla', oninput: (ev) => { st.sla_minutes = Number(ev.target.value); } })),
+        el('label', { class: 'small' }, `${t('inc.sla')} (${t('inc.minutes')})`, el('input', { type: 'number', min: 1, value: st.sla_minutes, class: 'sop-sla', oninput: (ev) => { st.sla_minutes = Number(ev.target.value); } })),
         el('label', { class: 'small' }, t('inc.evidence'), el('select', { onchange: (ev) => { st.evidence = ev.target.value; } }, ...['none', 'note', 'photo'].map((v) => el('option', { value: v, selected: (st.evidence || 'none') === v }, t(`inc.evidence.${v}`))))),
         el('label', { class: 'small' }, t('inc.min_severity'), el('select', { onchange: (ev) => { st.min_severity = Number(ev.target.value); } }, ...[1, 2, 3, 4].map((v) => el('option', { value: v, selected: (st.min_severity || 1) === v }, `≥ ${v}`)))),
         el('button', { class: 'btn tiny ghost', title: t('inc.remove_step'), onclick: () => { e.steps.splice(i, 1); app.renderRight(); } }, '×'),
@@ -521,10 +537,28 @@ function renderSops(app, body) {
   );
 }
 
+/** POST /api/incidents with this body, then show the new incident in the incidents tab on
+ * the map; a click while the first is on its way is ignored (no second incident). */
+function opener(app, body) {
+  let busy = false;
+  return act(app, async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const doc = await sendJSON('/api/incidents', body());
+      if (location.hash) location.hash = '';
+      await selectIncident(app, doc.id);
+    } finally {
+      busy = false;
+    }
+  });
+}
+
 /** A feed item's "open an incident from this" button (operators and leaders), or null. */
 export function openIncidentButton(app, item) {
   if (!can.run(role(app)) || !['alert', 'event'].includes(item.kind) || !item.geometry) return null;
   const severity = { critical: 3, warning: 2 }[item.severity] || 1;
+  const open = opener(app, () => ({ source: { kind: item.kind, ref: String(item.id) }, severity }));
   // a link styled as a button: the feed's own button (acknowledge) stays the item's only <button>
   return el(
     'a',
@@ -536,10 +570,7 @@ export function openIncidentButton(app, item) {
       onclick: (e) => {
         e.preventDefault();
         e.stopPropagation();
-        act(app, async () => {
-          const doc = await sendJSON('/api/incidents', { source: { kind: item.kind, ref: String(item.id) }, severity });
-          await selectIncident(app, doc.id);
-        })();
+        open();
       },
     },
     t('inc.open_from_source'),
@@ -547,30 +578,69 @@ export function openIncidentButton(app, item) {
 }
 
 /** A citizen report's "open an incident" button (operators and leaders), or null: the new
- * incident is linked to the report and shown on the map's incident panel. */
-export function openIncidentFromReportButton(app, report) {
-  if (!can.run(role(app)) || !report || report.lon == null || report.lat == null) return null;
-  let busy = false;
+ * incident is linked to the report and shown on the map's incident panel. `id` names the
+ * button where the report is shown (the staff report panel, the map's report card). */
+export function openIncidentFromReportButton(app, report, id = 'rep-open-incident') {
+  if (!can.run(role(app)) || !report || !report.code) return null;
   return el(
     'button',
     {
       type: 'button',
       class: 'btn small',
-      id: 'rep-open-incident',
+      id,
       'data-open-incident': `report-${report.code}`,
       title: t('inc.open_from_report_hint'),
-      onclick: act(app, async () => {
-        if (busy) return;
-        busy = true;
-        try {
-          const doc = await sendJSON('/api/incidents', { source: { kind: 'report', ref: String(report.code) }, severity: 2 });
-          location.hash = '';
-          await selectIncident(app, doc.id);
-        } finally {
-          busy = false;
-        }
-      }),
+      onclick: opener(app, () => ({ source: { kind: 'report', ref: String(report.code) }, severity: 2 })),
     },
     t('inc.open_from_report'),
+  );
+}
+
+/** A camera event's "open an incident" link on the map's camera card (operators and leaders),
+ * or null. An event without its own place is opened at its camera. */
+export function openIncidentFromEventButton(app, ev, cameraPoint) {
+  if (!can.run(role(app)) || !ev || ev.id === undefined || ev.id === null || !(ev.position || cameraPoint)) return null;
+  const body = () => ({ source: { kind: 'event', ref: String(ev.id) }, severity: 2, ...(ev.position ? {} : { geometry: { type: 'Point', coordinates: cameraPoint } }) });
+  const open = opener(app, body);
+  return el(
+    'a',
+    {
+      class: 'btn tiny',
+      href: '#',
+      role: 'button',
+      'data-open-incident': `event-${ev.id}`,
+      title: t('inc.open_from_event_hint'),
+      onclick: (e) => {
+        e.preventDefault();
+        open();
+      },
+    },
+    t('inc.open_from_source'),
+  );
+}
+
+/** "Open an incident here" on any feature's card (operators and leaders), or null: the new
+ * incident form opens at the feature's place, named after it. */
+export function openIncidentHereButton(app, point, title) {
+  if (!can.run(role(app)) || !point) return null;
+  return el(
+    'button',
+    {
+      type: 'button',
+      class: 'btn small',
+      id: 'details-open-here',
+      title: t('inc.open_here_hint'),
+      onclick: () => {
+        const s = inc(app);
+        s.picking = false;
+        s.selected = null;
+        s.detail = null;
+        s.view = 'board';
+        s.draft = { lng: point[0], lat: point[1], type: 'other', severity: 2, title: title || '', radius_m: 500 };
+        app.state.rightTab = 'incidents';
+        app.renderRight();
+      },
+    },
+    t('inc.open_here'),
   );
 }
