@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from starlette.concurrency import run_in_threadpool
 
 from analytics import scheduler
 from geo_api import layer_state, security
@@ -48,8 +52,11 @@ from geo_api.routers import (
 )
 from geo_api.web import mount_web_map
 from ingest.connectors.scheduler import start_scheduler
-from layers.db import make_engine
+from layers.auth.signing import ensure_shared_signing_key
+from layers.db import make_engine, make_read_engine
 from layers.settings import Settings
+
+log = logging.getLogger(__name__)
 
 ROUTERS = (
     health,
@@ -92,6 +99,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.settings = settings
             app.state.engine = make_engine(settings)
             stack.callback(app.state.engine.dispose)
+            #    The signing key every replica shares (the database's, issue 23), and the
+            #    standbys' engine for reads when IOC_DATABASE_READ_URLS is set (else None).
+            await run_in_threadpool(_settle_signing_key, app.state.engine, settings)
+            app.state.read_engine = make_read_engine(settings)
+            if app.state.read_engine is not None:
+                stack.callback(app.state.read_engine.dispose)
             # 2. Connectors on their schedule (None unless configured).
             connectors = start_scheduler(app.state.engine, settings)
             if connectors is not None:
@@ -142,6 +155,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, web_dist_dir(settings))
     mount_web_map(app, web_dist_dir(settings))
     return app
+
+
+def _settle_signing_key(engine: Engine, settings: Settings) -> None:
+    try:
+        ensure_shared_signing_key(engine, settings)
+    except (OperationalError, ProgrammingError):
+        # The database is away (or not migrated) at start: the state directory's key (created if missing)
+        # signs until then; replicas may disagree on it, hence the warning.
+        log.warning("database unreachable at start: signing key from the state directory only")
+        settings.signing_key()
 
 
 async def _stop_analytics(app: FastAPI) -> None:

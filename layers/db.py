@@ -2,33 +2,98 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from layers.cluster import database_url
+from layers.cluster import database_url, libpq_url
 from layers.settings import Settings
 from layers.sql import quote_ident
+
+log = logging.getLogger(__name__)
 
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def make_engine(settings: Settings, database: str | None = None) -> Engine:
-    """Create the pooled engine every package uses to reach PostGIS."""
-    return create_engine(
-        database_url(settings, database),
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+def _pool_args(settings: Settings) -> dict[str, Any]:
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
         # A few seconds, then a 503 (geo_api.errors), never a 30-second queue.
-        pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,
-        json_serializer=_json_dumps,
-        json_deserializer=orjson.loads,
-        connect_args={"application_name": "iocmap"},
-    )
+        "pool_timeout": settings.db_pool_timeout_s,
+        "pool_pre_ping": True,
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+    }
+
+
+def is_multi_host(url: str) -> bool:
+    """True for a libpq multi-host URL (postgresql://u:p@h1:p1,h2:p2/db?...)."""
+    netloc = url.split("://", 1)[-1].split("/", 1)[0]
+    return "," in netloc.rsplit("@", 1)[-1]
+
+
+def make_engine(settings: Settings, database: str | None = None) -> Engine:
+    """Create the pooled engine every package uses to reach PostGIS.
+
+    A multi-host IOC_DATABASE_URL (`...@h1:p1,h2:p2/db?target_session_attrs=read-write`) is
+    handed to libpq as is: every new connection goes to whichever host is the primary now,
+    so the API follows a promoted standby without a restart (issue 23).
+    """
+    url = database_url(settings, database)
+    if is_multi_host(url):
+        conninfo = libpq_url(url)
+
+        def connect() -> psycopg.Connection[Any]:
+            return psycopg.connect(conninfo, application_name="iocmap")
+
+        return create_engine("postgresql+psycopg://", creator=connect, **_pool_args(settings))
+    return create_engine(url, connect_args={"application_name": "iocmap"}, **_pool_args(settings))
+
+
+def read_conninfos(settings: Settings) -> list[str]:
+    """libpq URLs of the hot standbys (IOC_DATABASE_READ_URLS), in order."""
+    out = []
+    for url in settings.database_read_urls:
+        scheme, _, rest = url.partition("://")
+        if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError(f"IOC_DATABASE_READ_URLS: not a PostgreSQL URL: {scheme}://…")
+        out.append("postgresql://" + rest)
+    return out
+
+
+def make_read_engine(settings: Settings) -> Engine | None:
+    """An engine over the hot standbys for reads, or None when none is configured.
+
+    Each new connection goes to the next standby in turn; one that does not answer within
+    read_standby_timeout_s is skipped, and with every standby away the primary serves.
+    """
+    standbys = read_conninfos(settings)
+    if not standbys:
+        return None
+    primary = libpq_url(database_url(settings))
+    turn = itertools.count()
+    timeout = max(1, round(settings.read_standby_timeout_s))
+
+    def connect() -> psycopg.Connection[Any]:
+        first = next(turn)
+        for i in range(len(standbys)):
+            conninfo = standbys[(first + i) % len(standbys)]
+            try:
+                return psycopg.connect(
+                    conninfo, application_name="iocmap-read", connect_timeout=timeout
+                )
+            except psycopg.OperationalError as exc:
+                log.warning("standby unreachable, trying the next: %s", exc)
+        return psycopg.connect(primary, application_name="iocmap-read")
+
+    return create_engine("postgresql+psycopg://", creator=connect, **_pool_args(settings))
 
 
 def savepoint(conn: Connection, name: str) -> None:

@@ -263,6 +263,16 @@ class Settings(BaseSettings):
         default=5, description="Retry-After of 503 answers (database away, server busy)."
     )
 
+    # beyond one machine (issue 23): hot standbys for reads, synchronous commit, the broker
+    database_read_urls: list[str] = Field(
+        default_factory=list,
+        description="Hot standbys (JSON list of URLs) for tile, feature, OGC and H3 reads;"
+        " writes and read-after-write stay on IOC_DATABASE_URL. Empty: the primary does all.",
+    )
+    read_standby_timeout_s: float = Field(
+        default=2.0, gt=0, description="Connect timeout of a standby before the next is tried."
+    )
+
     def signing_key(self) -> str:
         """The key tokens are signed with: IOC_SECRET_KEY, else the state directory's own."""
         if self.secret_key is not None:

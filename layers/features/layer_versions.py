@@ -106,23 +106,30 @@ class LayerVersionProbe:
     settings.db_pool_timeout_s for a connection, then UnavailableError (503, Retry-After).
     """
 
-    def __init__(self, settings: Settings, size: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        size: int | None = None,
+        conninfo: str | None = None,
+        name: str = "iocmap-tiles",
+    ) -> None:
+        """Pool on `conninfo` (a hot standby), or on the primary when it is None."""
         self._timeout = settings.db_pool_timeout_s
         # Custom plans always: a generic plan cannot prune the layer's partition nor judge the
         # tile envelope, and may scan a million parcels. No parallel workers: requests already
         # run side by side on few cores.
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = (
             AsyncConnectionPool(
-                libpq_url(database_url(settings)),
+                conninfo or libpq_url(database_url(settings)),
                 min_size=1,
                 max_size=max(1, size or settings.read_pool_size),
                 open=False,
                 check=AsyncConnectionPool.check_connection,
                 timeout=self._timeout,
-                name="iocmap-tiles",
+                name=name,
                 kwargs={
                     "autocommit": True,
-                    "application_name": "iocmap-tiles",
+                    "application_name": name,
                     "connect_timeout": max(1, int(CONNECT_TIMEOUT_S)),
                     "options": "-c plan_cache_mode=force_custom_plan"
                     " -c max_parallel_workers_per_gather=0",
