@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import weakref
 from typing import Any
 
 import orjson
@@ -39,6 +40,16 @@ def is_multi_host(url: str) -> bool:
     return "," in netloc.rsplit("@", 1)[-1]
 
 
+# libpq URLs of engines built with a connection creator (multi-host, standbys): their own
+# URL is the bare dialect, so side connections (imports) are opened from this instead.
+_CONNINFOS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def engine_conninfo(engine: Engine) -> str:
+    """The libpq URL an engine connects with (for psycopg side connections)."""
+    return _CONNINFOS.get(engine) or libpq_url(engine.url.render_as_string(hide_password=False))
+
+
 def make_engine(settings: Settings, database: str | None = None) -> Engine:
     """Create the pooled engine every package uses to reach PostGIS.
 
@@ -53,7 +64,9 @@ def make_engine(settings: Settings, database: str | None = None) -> Engine:
         def connect() -> psycopg.Connection[Any]:
             return psycopg.connect(conninfo, application_name="iocmap")
 
-        return create_engine("postgresql+psycopg://", creator=connect, **_pool_args(settings))
+        engine = create_engine("postgresql+psycopg://", creator=connect, **_pool_args(settings))
+        _CONNINFOS[engine] = conninfo
+        return engine
     return create_engine(url, connect_args={"application_name": "iocmap"}, **_pool_args(settings))
 
 
@@ -93,7 +106,9 @@ def make_read_engine(settings: Settings) -> Engine | None:
                 log.warning("standby unreachable, trying the next: %s", exc)
         return psycopg.connect(primary, application_name="iocmap-read")
 
-    return create_engine("postgresql+psycopg://", creator=connect, **_pool_args(settings))
+    engine = create_engine("postgresql+psycopg://", creator=connect, **_pool_args(settings))
+    _CONNINFOS[engine] = primary  # never written through, but side connections need one
+    return engine
 
 
 def savepoint(conn: Connection, name: str) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
-from layers.cluster import libpq_url
+from layers.db import engine_conninfo
 from layers.ingest.copy import CopyColumn, copy_binary_raw
 from layers.sql import quote_ident
 
@@ -132,7 +132,7 @@ def sweep_orphan_builds(conn: psycopg.Connection) -> list[str]:
 
 def sweep_orphans(engine: Engine) -> list[str]:
     """sweep_orphan_builds on a connection of its own (e.g. when a command starts)."""
-    url = libpq_url(engine.url.render_as_string(hide_password=False))
+    url = engine_conninfo(engine)
     with _connect(url) as conn:
         return sweep_orphan_builds(conn)
 
@@ -232,7 +232,7 @@ class PartitionBuild:
         self.batch_id = int(batch_id)
         self.name = build_table_name(batch_id)
         self.table = quote_ident(self.name)
-        self.url = libpq_url(conn.engine.url.render_as_string(hide_password=False))
+        self.url = engine_conninfo(conn.engine)
         self.owner = _connect(self.url)
         self.copy_seconds = 0.0
         self._parts: list[tuple[int, int]] = []  # (xmin of a COPY, its first row position)
