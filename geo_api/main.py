@@ -55,6 +55,7 @@ from ingest.connectors.scheduler import start_scheduler
 from layers.auth.signing import ensure_shared_signing_key
 from layers.db import make_engine, make_read_engine
 from layers.settings import Settings
+from vision import broker
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(_stop_analytics, app)
             # 5. Field-report SLA: the overdue check.
             stack.push_async_callback(_cancel, reports.start_overdue_checks(app))
+            # 6. Detection events from the broker (IOC_BROKER_URL; issue 23), else nothing.
+            if settings.broker_url:
+                stop_writer = asyncio.Event()
+                writer = asyncio.create_task(
+                    broker.run_writer(app.state.engine, settings, stop_writer),
+                    name="iocmap-broker-writer",
+                )
+                stack.push_async_callback(_stop_writer, stop_writer, writer)
             yield
 
     app = FastAPI(
@@ -165,6 +174,14 @@ def _settle_signing_key(engine: Engine, settings: Settings) -> None:
         # signs until then; replicas may disagree on it, hence the warning.
         log.warning("database unreachable at start: signing key from the state directory only")
         settings.signing_key()
+
+
+async def _stop_writer(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=5)
+    except TimeoutError:
+        await _cancel(task)
 
 
 async def _stop_analytics(app: FastAPI) -> None:
