@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -32,6 +33,7 @@ from layers.db import make_engine
 from layers.features import registry
 from layers.features.bulk import FeatureRow, upsert_features
 from layers.settings import Settings
+from layers.vision.events import EventIn, insert_events
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -85,6 +87,17 @@ def primary_engine(lc: LocalCluster, base: Settings) -> Iterator[Engine]:
     engine = make_engine(base.model_copy(update={"database_url": lc.database_url(base)}))
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def admin_headers(lc: LocalCluster, primary_engine: Engine) -> dict[str, str]:
+    with primary_engine.begin() as conn:
+        users.create_user(conn, "cluster_admin", PASSWORD, "admin")
+    res = httpx.post(
+        lc.url + "/api/auth/token", data={"username": "cluster_admin", "password": PASSWORD}
+    )
+    assert res.status_code == 200, res.text
+    return {"Authorization": f"Bearer {res.json()['access_token']}"}
 
 
 def _tile_xy(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -242,16 +255,53 @@ def test_a_changed_tile_is_never_served_stale_by_any_replica(
         assert sum(served) >= 1, served
 
 
-def test_failover_under_write_load_loses_no_acknowledged_write(
-    lc: LocalCluster, base: Settings, primary_engine: Engine
+def test_one_token_and_one_event_stream_across_replicas(
+    lc: LocalCluster, primary_engine: Engine, admin_headers: dict[str, str]
 ) -> None:
+    """A token signed by either replica works on both; an event stored once reaches the
+    SSE streams of both replicas (NOTIFY on the primary, LISTEN on each)."""
+    replicas = [f"http://127.0.0.1:{lc.api_port(i)}" for i in range(lc.replicas)]
+    for r in replicas:
+        assert httpx.get(r + "/api/auth/me", headers=admin_headers).status_code == 200
+    camera = f"cl-{uuid.uuid4().hex[:6]}"
+    got: dict[str, str] = {}
+
+    def listen(r: str) -> None:
+        with (
+            httpx.Client(timeout=30, headers=admin_headers) as client,
+            client.stream(
+                "GET", r + "/api/events/stream", params={"camera_id": camera, "max_events": 1}
+            ) as res,
+        ):
+            for line in res.iter_lines():
+                if not line.startswith("event:"):
+                    continue
+                name = line.split(":", 1)[1].strip()
+                if name == "ready":
+                    ready.add(r)
+                else:
+                    got[r] = name
+                    return
+
+    ready: set[str] = set()
+    threads = [threading.Thread(target=listen, args=(r,), daemon=True) for r in replicas]
+    for t in threads:
+        t.start()
+    _wait(lambda: len(ready) == len(replicas), 30, "both streams listening")
     with primary_engine.begin() as conn:
-        users.create_user(conn, "cluster_admin", PASSWORD, "admin")
-    res = httpx.post(
-        lc.url + "/api/auth/token", data={"username": "cluster_admin", "password": PASSWORD}
-    )
-    assert res.status_code == 200, res.text
-    headers = {"Authorization": f"Bearer {res.json()['access_token']}"}
+        insert_events(
+            conn,
+            [EventIn(camera_id=camera, event_type="line_crossing", observed_at=datetime.now(UTC))],
+        )
+    for t in threads:
+        t.join(20)
+    assert got == {r: "line_crossing" for r in replicas}
+
+
+def test_failover_under_write_load_loses_no_acknowledged_write(
+    lc: LocalCluster, base: Settings, admin_headers: dict[str, str]
+) -> None:
+    headers = admin_headers
     pids = [lc.pid(f"api{i + 1}") for i in range(lc.replicas)]
     acked: list[tuple[float, str]] = []
     failures: list[str] = []
