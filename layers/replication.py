@@ -43,11 +43,13 @@ class Node:
     name: str
     state_dir: Path
     port: int
+    # Default: STATE_DIR/pgdata, as the managed cluster lays it out.
+    data_path: Path | None = None
 
     @property
     def data_dir(self) -> Path:
         """Its data directory."""
-        return self.state_dir / "pgdata"
+        return self.data_path or self.state_dir / "pgdata"
 
 
 def node_settings(base: Settings, node: Node) -> Settings:
@@ -136,7 +138,7 @@ def in_recovery(url: str) -> bool:
         return bool(row and row[0])
 
 
-def promote(base: Settings, node: Node, timeout_s: float = 60.0) -> None:
+def promote(base: Settings, node: Node, timeout_s: float = 60.0, url: str | None = None) -> None:
     """Promote a standby to primary (`pg_ctl promote`), then stop waiting for standbys it
     does not have: synchronous_standby_names copied from the old primary would otherwise
     make every commit wait forever."""
@@ -152,7 +154,7 @@ def promote(base: Settings, node: Node, timeout_s: float = 60.0) -> None:
         "promote",
         check=False,
     )
-    url = conninfo(base, node)
+    url = url or conninfo(base, node)
     if result.returncode != 0 and in_recovery(url):
         raise DatabaseClusterError("pg_ctl promote failed: " + result.stderr.strip())
     deadline = time.monotonic() + timeout_s

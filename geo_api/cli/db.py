@@ -88,6 +88,9 @@ def promote(
         None, help="Data directory of the standby (default: IOC_DB_DATA_DIR or STATE_DIR/pgdata)"
     ),
     port: int | None = typer.Option(None, help="Its port (default IOC_DB_PORT)"),
+    url: str | None = typer.Option(
+        None, help="URL of the standby as a superuser (default: the managed cluster's)"
+    ),
 ) -> None:
     """Promote this machine's hot standby to primary (after the primary died).
 
@@ -98,10 +101,8 @@ def promote(
     """
     settings = load_settings()
     data = data_dir or settings.pg_data_dir
-    node = replication.Node("standby", data.parent, port or settings.db_port)
-    if data_dir is not None:
-        settings = settings.model_copy(update={"db_data_dir": data})
-    replication.promote(settings, node)
+    node = replication.Node("standby", data.parent, port or settings.db_port, data_path=data)
+    replication.promote(settings, node, url=url)
     typer.echo(f"promoted: {data} now accepts writes on port {node.port}")
 
 

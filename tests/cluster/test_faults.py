@@ -12,6 +12,8 @@ import math
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -35,6 +37,7 @@ from layers.features.bulk import FeatureRow, upsert_features
 from layers.settings import Settings
 from layers.vision.events import EventIn, insert_events
 
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 VINH = (105.68, 18.67)
@@ -334,7 +337,13 @@ def test_failover_under_write_load_loses_no_acknowledged_write(
         killed_at = time.monotonic()
         n_before = len(acked)
         time.sleep(1.0)
-        replication.promote(base, lc.standby)
+        # The documented operator command, as a separate process.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+        env["PYTHONPATH"] = str(ROOT)
+        cmd = [sys.executable, "-m", "geo_api.cli", "db", "promote"]
+        cmd += ["--data-dir", str(lc.standby.data_dir), "--port", str(lc.standby.port)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90)
+        assert done.returncode == 0, done.stderr
         promoted_at = time.monotonic()
         _wait(lambda: sum(t > promoted_at for t, _ in acked) >= 30, 90, "writes after promote")
     finally:
