@@ -64,15 +64,6 @@ async def render_pool(app: FastAPI, ver: LayerVersion) -> LayerVersionProbe:
     return read_pool(app)
 
 
-def read_engine(app: FastAPI) -> Engine:
-    """The engine for reads that may lag a little: the standbys' when configured."""
-    engine: Engine | None = getattr(app.state, "read_engine", None)
-    if engine is None:
-        primary: Engine = app.state.engine
-        return primary
-    return engine
-
-
 async def layer_version(request: Request, slug: str, kind: str = "layer") -> LayerVersion:
     """The layer's current (id, data_version, updated_at), or NotFoundError."""
     ver = await read_pool(request.app).get(slug)
