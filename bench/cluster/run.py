@@ -256,6 +256,9 @@ def main() -> None:
             time.sleep(1.5)
             return asyncio.run(_load(lc.url, paths, 16, seconds))
 
+        for side in ("2_replicas", "1_replica"):  # warm both replicas' pools and plans
+            _haproxy(lc, f"{'enable' if side == '2_replicas' else 'disable'} server apis/api2")
+            asyncio.run(_load(lc.url, paths, 16, 2.0))
         res = interleave(["1_replica", "2_replicas"], repeats, run)
         _haproxy(lc, "enable server apis/api2")
         out["tiles_items"] = {
