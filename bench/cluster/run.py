@@ -268,11 +268,32 @@ def main() -> None:
         out["two_vs_one"] = paired_ratios(
             [x["rps"] for x in res["2_replicas"]], [x["rps"] for x in res["1_replica"]]
         )
-        health = [
-            httpx.get(f"http://127.0.0.1:{lc.api_port(i)}/health").json().get("standby_reads")
-            for i in range(2)
-        ]
-        out["standby_reads"] = health
+
+        # Primary only vs primary + standby reads, 2 replicas (each switch restarts them).
+        def reads(side: str, r: int) -> dict[str, Any]:
+            want = side == "standby_reads"
+            if lc.standby_reads != want:
+                lc.standby_reads = want
+                lc.restart_apis(base)
+                time.sleep(2.0)  # HAProxy sees them UP again
+                asyncio.run(_load(lc.url, paths, 16, 2.0))  # warm
+            res = asyncio.run(_load(lc.url, paths, 16, seconds))
+            if want:
+                res["standby_health"] = [
+                    httpx.get(f"http://127.0.0.1:{lc.api_port(i)}/health").json()["standby_reads"]
+                    for i in range(lc.replicas)
+                ]
+            return res
+
+        rd = interleave(["primary_reads", "standby_reads"], repeats, reads)
+        out["reads"] = {
+            k: {"rps": summary([x["rps"] for x in v]), "errors": sum(x["errors"] for x in v)}
+            for k, v in rd.items()
+        }
+        out["standby_vs_primary"] = paired_ratios(
+            [x["rps"] for x in rd["standby_reads"]], [x["rps"] for x in rd["primary_reads"]]
+        )
+        out["standby_reads"] = rd["standby_reads"][-1]["standby_health"]
         if Path(NATS).exists():
             tmp = root / "broker"
             per = 500 if args.quick else 2000

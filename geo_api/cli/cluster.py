@@ -54,6 +54,8 @@ class LocalCluster:
     base_port: int = DEFAULT_BASE_PORT
     replicas: int = 2
     synchronous: bool = True
+    # The replicas read tiles, features, OGC items and H3 from the standby.
+    standby_reads: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -109,7 +111,9 @@ class LocalCluster:
         env.update(
             {
                 "IOC_DATABASE_URL": self.database_url(base),
-                "IOC_DATABASE_READ_URLS": json.dumps([self.read_url(base)]),
+                "IOC_DATABASE_READ_URLS": json.dumps(
+                    [self.read_url(base)] if self.standby_reads else []
+                ),
                 "IOC_STATE_DIR": str(self.root / f"api{i + 1}"),
                 # Uploads and snapshots must be seen by every replica (a shared volume).
                 "IOC_MEDIA_DIR": str(self.root / "media"),
@@ -191,6 +195,15 @@ backend apis
             cwd=self.root,
         )
         self._save_pid(name, proc.pid)
+
+    def restart_apis(self, base: Settings, timeout_s: float = 120.0) -> None:
+        """Restart every API replica (after a change of settings) and wait until they answer."""
+        for i in range(self.replicas):
+            self.kill_api(i, signal.SIGTERM)
+            self.start_api(base, i)
+        deadline = time.monotonic() + timeout_s
+        for i in range(self.replicas):
+            _wait_http(f"http://127.0.0.1:{self.api_port(i)}/health", deadline)
 
     def kill_api(self, i: int, sig: int = signal.SIGKILL) -> None:
         """Kill API replica i (SIGKILL: a crash)."""
