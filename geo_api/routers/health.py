@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -27,7 +28,7 @@ def health(request: Request, engine: EngineDep) -> JSONResponse:
             status_code=503,
         )
     migrated = current == expected
-    body = {
+    body: dict[str, Any] = {
         "status": "ok" if migrated else "error",
         "database": "ok",
         "postgis": postgis,
