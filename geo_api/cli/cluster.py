@@ -35,6 +35,7 @@ from layers.settings import Settings
 DEFAULT_DIR = Path("/var/tmp/iocmap-cluster")
 DEFAULT_BASE_PORT = 56500
 HAPROXY = "/usr/sbin/haproxy"
+NATS_SERVER = "/usr/sbin/nats-server"
 # HAProxy checks each replica this often and drops it after FALL failed checks in a row.
 CHECK_INTER_MS = 500
 CHECK_FALL = 2
@@ -56,6 +57,8 @@ class LocalCluster:
     synchronous: bool = True
     # The replicas read tiles, features, OGC items and H3 from the standby.
     standby_reads: bool = True
+    # NATS with JetStream between camera workers and the API (IOC_BROKER_URL).
+    broker: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -81,6 +84,16 @@ class LocalCluster:
     def url(self) -> str:
         """The API through HAProxy."""
         return f"http://127.0.0.1:{self.haproxy_port}"
+
+    @property
+    def nats_port(self) -> int:
+        """NATS (JetStream) client port."""
+        return self.base_port + 30
+
+    @property
+    def broker_url(self) -> str:
+        """IOC_BROKER_URL of the replicas and camera workers."""
+        return f"nats://127.0.0.1:{self.nats_port}"
 
     @property
     def haproxy_socket(self) -> Path:
@@ -121,6 +134,8 @@ class LocalCluster:
                 "IOC_PORT": str(self.api_port(i)),
                 "IOC_SESSION_COOKIE_SECURE": "false",
                 "IOC_ENVIRONMENT": base.environment,
+                # Every replica runs a broker writer (one durable consumer, shared).
+                **({"IOC_BROKER_URL": self.broker_url} if self.broker else {}),
                 "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
             }
         )
@@ -231,6 +246,24 @@ backend apis
         )
         self._save_pid("haproxy", proc.pid)
 
+    def start_nats(self) -> None:
+        """Start nats-server with JetStream (file store under the cluster's directory)."""
+        if self.pid("nats") or not self.broker:
+            return
+        if not Path(NATS_SERVER).exists():
+            raise DatabaseClusterError(
+                "nats-server is not installed: apt-get install nats-server (./scripts/setup --test)"
+            )
+        log = (self.root / "nats.log").open("ab")
+        proc = subprocess.Popen(
+            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.nats_port)]
+            + ["-sd", str(self.root / "nats")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._save_pid("nats", proc.pid)
+
     def haproxy_status(self) -> dict[str, str]:
         """Server name -> UP/DOWN/... as HAProxy sees it (from its admin socket)."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -265,6 +298,7 @@ backend apis
         replication.clone_standby(base, self.primary, self.standby)
         if not replication.in_recovery(replication.conninfo(base, self.primary)):
             replication.set_synchronous(base, self.primary, self.synchronous)
+        self.start_nats()
         for i in range(self.replicas):
             self.start_api(base, i)
         self.start_haproxy()
@@ -312,6 +346,8 @@ backend apis
             )
         else:
             out["haproxy"] = "stopped"
+        if "nats" in self._pids():
+            out["nats"] = f"running :{self.nats_port}" if self.pid("nats") else "stopped"
         return out
 
 
@@ -377,9 +413,11 @@ def up_cmd(
     synchronous: bool = typer.Option(
         True, help="Commits wait for the standby (no acknowledged write lost at failover)"
     ),
+    broker: bool = typer.Option(True, help="Run NATS JetStream and set IOC_BROKER_URL"),
 ) -> None:
-    """Start the primary, the standby, two API replicas and HAProxy."""
+    """Start the primary, the standby, NATS, two API replicas and HAProxy."""
     lc = _cluster(root, base_port, synchronous)
+    lc.broker = broker
     lc.up(load_settings())
     typer.echo(f"IOC Map cluster: {lc.url}  (status: iocmap cluster status)")
 

@@ -35,7 +35,8 @@ from layers.db import make_engine
 from layers.features import registry
 from layers.features.bulk import FeatureRow, upsert_features
 from layers.settings import Settings
-from layers.vision.events import EventIn, insert_events
+from layers.vision.events import EventIn, query_events
+from vision.broker import SpooledPublisher
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -174,7 +175,7 @@ def test_killing_an_api_replica_fails_no_request_once_haproxy_dropped_it(
             return False
 
         _wait(dropped, 10 + CHECK_FALL * CHECK_INTER_MS / 1000, "HAProxy to drop api1")
-        _wait(lambda: sum(o.started > down_at[0] for o in load.outcomes) >= 100, 60, "load")
+        _wait(lambda: sum(o.started > down_at[0] for o in load.outcomes) >= 60, 60, "load")
     after = [o for o in load.outcomes if o.started > down_at[0]]
     before = [o for o in load.outcomes if killed_at <= o.started <= down_at[0]]
     failed_after = [o.what for o in after if not o.ok]
@@ -261,8 +262,9 @@ def test_a_changed_tile_is_never_served_stale_by_any_replica(
 def test_one_token_and_one_event_stream_across_replicas(
     lc: LocalCluster, primary_engine: Engine, admin_headers: dict[str, str]
 ) -> None:
-    """A token signed by either replica works on both; an event stored once reaches the
-    SSE streams of both replicas (NOTIFY on the primary, LISTEN on each)."""
+    """A token signed by either replica works on both; an event a worker publishes to the
+    broker is stored once and reaches the SSE streams of both replicas (NOTIFY on the
+    primary, LISTEN on each)."""
     replicas = [f"http://127.0.0.1:{lc.api_port(i)}" for i in range(lc.replicas)]
     for r in replicas:
         assert httpx.get(r + "/api/auth/me", headers=admin_headers).status_code == 200
@@ -291,13 +293,18 @@ def test_one_token_and_one_event_stream_across_replicas(
     for t in threads:
         t.start()
     _wait(lambda: len(ready) == len(replicas), 30, "both streams listening")
-    with primary_engine.begin() as conn:
-        insert_events(
-            conn,
-            [EventIn(camera_id=camera, event_type="line_crossing", observed_at=datetime.now(UTC))],
+    # A camera worker publishes through NATS; a replica's broker writer stores it once.
+    publisher = SpooledPublisher(lc.broker_url, lc.root / "test-spool", "IOCMAP_EVENTS")
+    try:
+        publisher.publish(
+            [EventIn(camera_id=camera, event_type="line_crossing", observed_at=datetime.now(UTC))]
         )
-    for t in threads:
-        t.join(20)
+        for t in threads:
+            t.join(30)
+    finally:
+        publisher.close(timeout_s=5)
+    with primary_engine.connect() as conn:
+        assert len(query_events(conn, camera_id=camera)) == 1
     assert got == {r: "line_crossing" for r in replicas}
 
 
@@ -332,7 +339,7 @@ def test_failover_under_write_load_loses_no_acknowledged_write(
     for t in threads:
         t.start()
     try:
-        _wait(lambda: len(acked) >= 30, 60, "writes before the kill")
+        _wait(lambda: len(acked) >= 20, 60, "writes before the kill")
         replication.kill(base, lc.primary)
         killed_at = time.monotonic()
         n_before = len(acked)
@@ -345,7 +352,7 @@ def test_failover_under_write_load_loses_no_acknowledged_write(
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90)
         assert done.returncode == 0, done.stderr
         promoted_at = time.monotonic()
-        _wait(lambda: sum(t > promoted_at for t, _ in acked) >= 30, 90, "writes after promote")
+        _wait(lambda: sum(t > promoted_at for t, _ in acked) >= 15, 90, "writes after promote")
     finally:
         stop.set()
         for t in threads:
