@@ -57,3 +57,28 @@ def test_read_engine_only_with_read_urls_and_falls_back_to_the_primary(
             assert replayed(conn, registry.get_layer(conn, "land_parcels").id, 0)
     finally:
         engine.dispose()
+
+
+def test_a_multi_host_url_reaches_the_host_that_takes_writes(
+    seeded: Engine, settings: Settings
+) -> None:
+    """IOC_DATABASE_URL may list several hosts (libpq): the engine, the side connections of
+    imports and the version listener all reach whichever one is the primary."""
+    from sqlalchemy import text
+
+    from layers.db import engine_conninfo, is_multi_host, make_engine
+
+    url = libpq_url(database_url(settings))
+    user_host, rest = url.split("@", 1)
+    host, path = rest.split("/", 1)
+    multi = f"{user_host}@127.0.0.1:1,{host}/{path}?target_session_attrs=read-write"
+    assert is_multi_host(multi) and not is_multi_host(url)
+    engine = make_engine(settings.model_copy(update={"database_url": multi}))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT NOT pg_is_in_recovery()")).scalar()
+        assert engine_conninfo(engine).startswith("postgresql://") and "127.0.0.1:1," in (
+            engine_conninfo(engine)
+        )
+    finally:
+        engine.dispose()
