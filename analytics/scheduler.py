@@ -23,11 +23,16 @@ from starlette.concurrency import run_in_threadpool
 from analytics import alerting, h3jobs, incident_ops, kpi_jobs
 from layers.db import conninfo
 from layers.features.registry import wake_on_layer_change
+from layers.leases import Lease
 from layers.settings import Settings
 
 log = logging.getLogger(__name__)
 # Imports and event batches come in bursts: wait this long after a change before running.
 DEBOUNCE_S = 2.0
+# A replica that does not hold the jobs' lease asks again this often (takeover delay when the
+# leader dies); the leader keeps the lease until its connection goes.
+LEASE_RETRY_S = 5.0
+LEASE_NAME = "analytics"
 ERROR_CHARS = 500
 
 
@@ -89,6 +94,8 @@ class JobBoard:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.jobs = {name: JobStatus(name) for name, _ in JOBS}
+        # Whether this replica holds the jobs' lease (only the holder runs them).
+        self.leader = False
 
     def backoff(self, failures: int) -> timedelta:
         """How long a job that failed `failures` times in a row waits before its retry."""
@@ -147,16 +154,23 @@ async def run(engine: Engine, settings: Settings, board: JobBoard | None = None)
     """Loop forever: run after each interval, shortly after a layer-changed NOTIFY, or when a
     failed job's backoff ends."""
     board = board or JobBoard(settings.analytics_retry_base_s, settings.analytics_retry_max_s)
+    dsn = conninfo(settings)
+    # Run once across replicas: only the holder of the lease runs the jobs.
+    lease = Lease(dsn, LEASE_NAME)
     wake = asyncio.Event()
-    listener = asyncio.create_task(wake_on_layer_change(conninfo(settings), wake))
+    listener = asyncio.create_task(wake_on_layer_change(dsn, wake))
     try:
         while True:
-            try:
-                await run_in_threadpool(run_once, engine, board, None, settings)
-            except Exception:  # the loop itself must survive anything
-                log.exception("scheduled analytics run failed")
+            board.leader = await run_in_threadpool(lease.held)
+            if board.leader:
+                try:
+                    await run_in_threadpool(run_once, engine, board, None, settings)
+                except Exception:  # the loop itself must survive anything
+                    log.exception("scheduled analytics run failed")
             wake.clear()
             timeout = settings.analytics_interval_s
+            if not board.leader:
+                timeout = min(timeout, LEASE_RETRY_S)
             retry = board.next_retry()
             if retry is not None:
                 timeout = max(0.5, min(timeout, (retry - datetime.now(UTC)).total_seconds()))
@@ -164,6 +178,7 @@ async def run(engine: Engine, settings: Settings, board: JobBoard | None = None)
                 await asyncio.wait_for(wake.wait(), timeout=timeout)
                 await asyncio.sleep(DEBOUNCE_S)
     finally:
+        await run_in_threadpool(lease.release)
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener

@@ -10,10 +10,12 @@ from fastapi import FastAPI, Request
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from layers.db import read_conninfos
 from layers.errors import NotFoundError
 from layers.features import registry
 from layers.features.layer_versions import LayerVersion, LayerVersionProbe
 from layers.features.registry import LayerInfo
+from layers.features.standby import StandbyPools
 from layers.settings import Settings
 
 
@@ -34,6 +36,32 @@ async def close_read_pool(app: FastAPI) -> None:
     if probe is not None:
         app.state.layer_probe = None
         await probe.close()
+    standbys: StandbyPools | None = getattr(app.state, "standby_pools", None)
+    if standbys is not None:
+        app.state.standby_pools = None
+        await standbys.close()
+
+
+def standby_pools(app: FastAPI) -> StandbyPools | None:
+    """The hot standbys' async pools (IOC_DATABASE_READ_URLS), or None without standbys."""
+    pools: StandbyPools | None = getattr(app.state, "standby_pools", None)
+    if pools is None:
+        settings: Settings = app.state.settings
+        conninfos = read_conninfos(settings)
+        if not conninfos:
+            return None
+        pools = app.state.standby_pools = StandbyPools(settings, conninfos)
+    return pools
+
+
+async def render_pool(app: FastAPI, ver: LayerVersion) -> LayerVersionProbe:
+    """Where to render a tile of `ver`: a standby that has replayed it, else the primary."""
+    pools = standby_pools(app)
+    if pools is not None:
+        probe = await pools.for_version(ver.id, ver.data_version)
+        if probe is not None:
+            return probe
+    return read_pool(app)
 
 
 async def layer_version(request: Request, slug: str, kind: str = "layer") -> LayerVersion:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from starlette.concurrency import run_in_threadpool
 
 from analytics import scheduler
 from geo_api import layer_state, security
@@ -48,8 +52,12 @@ from geo_api.routers import (
 )
 from geo_api.web import mount_web_map
 from ingest.connectors.scheduler import start_scheduler
-from layers.db import make_engine
+from layers.auth.signing import ensure_shared_signing_key
+from layers.db import make_engine, make_read_engine
 from layers.settings import Settings
+from vision import broker
+
+log = logging.getLogger(__name__)
 
 ROUTERS = (
     health,
@@ -92,6 +100,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.settings = settings
             app.state.engine = make_engine(settings)
             stack.callback(app.state.engine.dispose)
+            #    The signing key every replica shares (the database's, issue 23), and the
+            #    standbys' engine for reads when IOC_DATABASE_READ_URLS is set (else None).
+            await run_in_threadpool(_settle_signing_key, app.state.engine, settings)
+            app.state.read_engine = make_read_engine(settings)
+            if app.state.read_engine is not None:
+                stack.callback(app.state.read_engine.dispose)
             # 2. Connectors on their schedule (None unless configured).
             connectors = start_scheduler(app.state.engine, settings)
             if connectors is not None:
@@ -109,6 +123,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(_stop_analytics, app)
             # 5. Field-report SLA: the overdue check.
             stack.push_async_callback(_cancel, reports.start_overdue_checks(app))
+            # 6. Detection events from the broker (IOC_BROKER_URL; issue 23), else nothing.
+            if settings.broker_url:
+                stop_writer = asyncio.Event()
+                writer = asyncio.create_task(
+                    broker.run_writer(app.state.engine, settings, stop_writer),
+                    name="iocmap-broker-writer",
+                )
+                stack.push_async_callback(_stop_writer, stop_writer, writer)
             yield
 
     app = FastAPI(
@@ -142,6 +164,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, web_dist_dir(settings))
     mount_web_map(app, web_dist_dir(settings))
     return app
+
+
+def _settle_signing_key(engine: Engine, settings: Settings) -> None:
+    try:
+        ensure_shared_signing_key(engine, settings)
+    except (OperationalError, ProgrammingError):
+        # The database is away (or not migrated) at start: the state directory's key (created if missing)
+        # signs until then; replicas may disagree on it, hence the warning.
+        log.warning("database unreachable at start: signing key from the state directory only")
+        settings.signing_key()
+
+
+async def _stop_writer(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=5)
+    except TimeoutError:
+        await _cancel(task)
 
 
 async def _stop_analytics(app: FastAPI) -> None:

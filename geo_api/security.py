@@ -315,10 +315,11 @@ class InsecureConfigurationError(RuntimeError):
 def check_settings(settings: Settings) -> None:
     """Refuse a published secret key anywhere, and a short one in production.
 
-    Without IOC_SECRET_KEY a random key is created in the state directory (and used).
+    Without IOC_SECRET_KEY the key every replica shares is settled by the lifespan
+    (`layers.auth.signing.ensure_shared_signing_key`): kept in the database, copied into the
+    state directory.
     """
     if settings.secret_key is None:
-        settings.signing_key()  # created now (mode 0600), not at the first sign-in
         return
     secret = settings.secret_key.get_secret_value()
     if secret in PUBLIC_SECRETS:

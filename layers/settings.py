@@ -263,6 +263,28 @@ class Settings(BaseSettings):
         default=5, description="Retry-After of 503 answers (database away, server busy)."
     )
 
+    # beyond one machine (issue 23): hot standbys for reads, synchronous commit, the broker
+    database_read_urls: list[str] = Field(
+        default_factory=list,
+        description="Hot standbys (JSON list of URLs) for tile, feature, OGC and H3 reads;"
+        " writes and read-after-write stay on IOC_DATABASE_URL. Empty: the primary does all.",
+    )
+    read_standby_timeout_s: float = Field(
+        default=2.0, gt=0, description="Connect timeout of a standby before the next is tried."
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="NATS with JetStream (nats://host:4222): camera workers publish detection"
+        " events there and the API's writers store them. Unset: workers write to PostgreSQL.",
+    )
+    broker_stream: str = Field(default="IOCMAP_EVENTS", description="JetStream stream name.")
+    broker_spool_dir: Path | None = Field(
+        default=None,
+        description="Where a worker buffers events while the broker is away"
+        " (default STATE_DIR/broker-spool).",
+    )
+    broker_batch: int = Field(default=200, ge=1, description="Events the writer stores at once.")
+
     def signing_key(self) -> str:
         """The key tokens are signed with: IOC_SECRET_KEY, else the state directory's own."""
         if self.secret_key is not None:
@@ -297,6 +319,11 @@ class Settings(BaseSettings):
     def media_root(self) -> Path:
         """Where snapshots, uploads and exports are stored."""
         return self.media_dir or self.state_dir / "media"
+
+    @property
+    def broker_spool(self) -> Path:
+        """Where workers buffer events for the broker."""
+        return self.broker_spool_dir or self.state_dir / "broker-spool"
 
     @property
     def uses_managed_cluster(self) -> bool:

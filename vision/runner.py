@@ -30,6 +30,7 @@ from layers.vision import events as ev_db
 from vision import detectors as _detectors  # noqa: F401  (registers every detector)
 from vision import tracking as _tracking  # noqa: F401  (registers bytetrack)
 from vision.alerting import write_event_alerts
+from vision.broker import SpooledPublisher
 from vision.draw import draw_overlay, encode_jpeg
 from vision.geo import Calibration, GroundFrame, pose_calibration
 from vision.motion import MotionGate
@@ -209,6 +210,13 @@ class CameraWorker:
         self._last_frame_write = -1e18
         self._last_snapshot: tuple[float, str] | None = None
         self._position: tuple[float, float] | None = None
+        self.publisher: SpooledPublisher | None = None
+        if settings.broker_url:
+            self.publisher = SpooledPublisher(
+                settings.broker_url,
+                settings.broker_spool / camera_id,
+                settings.broker_stream,
+            )
 
     # ---- status -----------------------------------------------------------------------
 
@@ -289,9 +297,15 @@ class CameraWorker:
         # First the rows operators wait for (commit → NOTIFY → SSE); the images follow,
         # because the privacy blur is the slow part and must not delay the alarm.
         if result.events or counts:
+            events_in = [self._event_in(e, snapshot) for e in result.events]
+            if self.publisher is not None and events_in:
+                # Through the broker (issue 23): spooled on disk first, stored by the API.
+                self.publisher.publish(events_in)
+                events_in = []
             with self.engine.begin() as conn:
+                if events_in:
+                    ev_db.insert_events(conn, events_in)
                 if result.events:
-                    ev_db.insert_events(conn, [self._event_in(e, snapshot) for e in result.events])
                     alerting = [e for e in result.events if e.type in ALERT_EVENT_TYPES]
                     if alerting:
                         write_event_alerts(conn, self.camera_id, alerting)
@@ -445,6 +459,8 @@ class CameraWorker:
                     )
         with self.engine.begin() as conn:
             cam_db.set_state(conn, self.camera_id, status="stopped", detail="")
+        if self.publisher is not None:
+            self.publisher.close()  # what the broker has not taken stays spooled for next time
         if self._own_engine:
             self.engine.dispose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from geo_api.cli import db, export, h3, imports, query, serve, user, vision
+from geo_api.cli import cluster, db, export, h3, imports, query, serve, user, vision
 from geo_api.cli import seed as seed_cmds
 
 app = typer.Typer(
@@ -14,7 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (db, seed_cmds, serve, imports, query, h3, vision, user, export):
+for module in (db, seed_cmds, serve, imports, query, h3, vision, user, export, cluster):
     module.register(app)
 
 

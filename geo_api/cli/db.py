@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from geo_api.cli.common import friendly_errors, load_settings
-from layers import cluster, migrate
+from layers import cluster, migrate, replication
 from layers.db import make_engine
 
 db_app = typer.Typer(
@@ -77,6 +79,31 @@ def migrate_cmd(
         typer.echo("at revision: " + ", ".join(sorted(migrate.current_heads(engine))) or "base")
     finally:
         engine.dispose()
+
+
+@db_app.command()
+@friendly_errors
+def promote(
+    data_dir: Path | None = typer.Option(
+        None, help="Data directory of the standby (default: IOC_DB_DATA_DIR or STATE_DIR/pgdata)"
+    ),
+    port: int | None = typer.Option(None, help="Its port (default IOC_DB_PORT)"),
+    url: str | None = typer.Option(
+        None, help="URL of the standby as a superuser (default: the managed cluster's)"
+    ),
+) -> None:
+    """Promote this machine's hot standby to primary (after the primary died).
+
+    Runs `pg_ctl promote`, waits until the server accepts writes, and clears
+    synchronous_standby_names so that commits do not wait for a standby it does not have.
+    API replicas with a multi-host IOC_DATABASE_URL (target_session_attrs=read-write)
+    reconnect to it by themselves.
+    """
+    settings = load_settings()
+    data = data_dir or settings.pg_data_dir
+    node = replication.Node("standby", data.parent, port or settings.db_port, data_path=data)
+    replication.promote(settings, node, url=url)
+    typer.echo(f"promoted: {data} now accepts writes on port {node.port}")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from analytics import service
-from geo_api.deps import ConnDep
+from geo_api.deps import ReadConnDep as ConnDep  # reads may go to a hot standby
 from layers.features.items import parse_bbox
 
 router = APIRouter(tags=["h3"])

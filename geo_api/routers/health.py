@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -25,7 +28,7 @@ def health(request: Request, engine: EngineDep) -> JSONResponse:
             status_code=503,
         )
     migrated = current == expected
-    body = {
+    body: dict[str, Any] = {
         "status": "ok" if migrated else "error",
         "database": "ok",
         "postgis": postgis,
@@ -38,4 +41,9 @@ def health(request: Request, engine: EngineDep) -> JSONResponse:
             for j in job_statuses(request)
         },
     }
+    standbys = getattr(request.app.state, "standby_pools", None)
+    if standbys is not None:
+        # Hot standby reads (issue 23): renders they did, and the ones the primary did because
+        # the standby had not replayed the version yet or did not answer.
+        body["standby_reads"] = {"standbys": len(standbys), **asdict(standbys.stats)}
     return JSONResponse(body, status_code=200 if migrated else 503)

@@ -21,4 +21,11 @@ def job_statuses(request: Request) -> list[dict[str, Any]]:
 def list_jobs(request: Request) -> dict[str, Any]:
     """The H3 refresh, derived indicators and alert rules jobs of this API process."""
     running = getattr(request.app.state, "analytics_task", None) is not None
-    return {"scheduler": "running" if running else "off", "jobs": job_statuses(request)}
+    board = getattr(request.app.state, "jobs", None)
+    # Several replicas: only the holder of the jobs' lease runs them (issue 23).
+    leader = isinstance(board, JobBoard) and board.leader
+    return {
+        "scheduler": "running" if running else "off",
+        "leader": leader,
+        "jobs": job_statuses(request),
+    }

@@ -15,6 +15,7 @@ from geo_api.security import CurrentUser, readable
 from layers.errors import InvalidInputError
 from layers.features import columnar, ogc, registry
 from layers.features import items as features
+from layers.features.standby import replayed
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
 
@@ -109,7 +110,14 @@ def layer_features(
     query.limit = features.check_limit(
         limit if limit is not None else settings.features_default_limit, settings.features_max_limit
     )
-    page = features.query_features(conn, info, query)
+    standby: Engine | None = getattr(request.app.state, "read_engine", None)
+    if standby is None:
+        page = features.query_features(conn, info, query)
+    else:
+        # A hot standby answers once it has replayed the version the primary has (issue 23).
+        with standby.connect() as read_conn:
+            on_standby = replayed(read_conn, info.id, info.data_version)
+            page = features.query_features(read_conn if on_standby else conn, info, query)
     links: list[dict[str, Any]] = []
     if page.next_after_id is not None:
         cursor = "offset" if query.sortby else "after"

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from geo_api import layer_state
@@ -19,6 +19,7 @@ from layers.errors import InvalidInputError, NotFoundError
 from layers.features import cql, ogc, registry, tiles
 from layers.features import items as features
 from layers.features.registry import LayerInfo
+from layers.features.standby import replayed
 from layers.settings import Settings
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
@@ -221,24 +222,39 @@ def _run_items(
     settings: Settings,
     totals: dict[tuple[int, int], int],
     data_version: int,
+    standby: Engine | None = None,
 ) -> ogc.ItemsPage:
+    if standby is not None:
+        with standby.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            # Only a standby that has replayed `data_version` answers (and so feeds `totals`).
+            if replayed(conn, info.id, data_version):
+                return _items_on(conn, info, query, settings, totals, data_version)
     with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-        known: int | None = None
-        key = (info.id, data_version)
-        if ogc.is_unfiltered(query):
-            known = totals.get(key)
-            if known is None:
-                known = ogc.number_matched(
-                    conn, info, ogc.conditions(info, query), settings.ogc_exact_count_max_rows
-                )
-                if len(totals) > 10_000:
-                    totals.clear()
-                totals[key] = known
-        if query.sortby:
-            return ogc.query_sorted_items(
-                conn, info, query, settings.ogc_exact_count_max_rows, known
+        return _items_on(conn, info, query, settings, totals, data_version)
+
+
+def _items_on(
+    conn: Connection,
+    info: LayerInfo,
+    query: ogc.ItemsQuery,
+    settings: Settings,
+    totals: dict[tuple[int, int], int],
+    data_version: int,
+) -> ogc.ItemsPage:
+    known: int | None = None
+    key = (info.id, data_version)
+    if ogc.is_unfiltered(query):
+        known = totals.get(key)
+        if known is None:
+            known = ogc.number_matched(
+                conn, info, ogc.conditions(info, query), settings.ogc_exact_count_max_rows
             )
-        return ogc.query_items(conn, info, query, settings.ogc_exact_count_max_rows, known)
+            if len(totals) > 10_000:
+                totals.clear()
+            totals[key] = known
+    if query.sortby:
+        return ogc.query_sorted_items(conn, info, query, settings.ogc_exact_count_max_rows, known)
+    return ogc.query_items(conn, info, query, settings.ogc_exact_count_max_rows, known)
 
 
 @router.get(
@@ -261,7 +277,14 @@ async def items(collection_id: str, request: Request) -> Response:
     if totals is None:
         totals = request.app.state.ogc_totals = {}
     page = await run_in_threadpool(
-        _run_items, request.app.state.engine, info, query, settings, totals, ver.data_version
+        _run_items,
+        request.app.state.engine,
+        info,
+        query,
+        settings,
+        totals,
+        ver.data_version,
+        getattr(request.app.state, "read_engine", None),
     )
     base = _base(request)
     links: list[dict[str, str]] = [

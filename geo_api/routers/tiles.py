@@ -237,7 +237,8 @@ async def layer_tile(
     if answer is None:
         # The render may see data newer than `ver` (an import committing meanwhile); stored
         # under the older key it is then never asked for again, so nothing stale is served.
-        pool = layer_state.read_pool(request.app)
+        # A standby renders only once it has replayed `ver` (layers.features.standby).
+        pool = await layer_state.render_pool(request.app, ver)
 
         async def fetch(sql: str, params: dict[str, Any]) -> Any:
             row = await pool.fetchone(sql, params, binary=True)
@@ -295,7 +296,7 @@ async def layer_raster_tile(
     cache = _cache(request)
     cached = cache.get(key) if cache is not None else None
     if cached is None:
-        pool = layer_state.read_pool(request.app)
+        pool = await layer_state.render_pool(request.app, ver)
 
         async def fetch_row(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
             return await pool.fetchone(sql, params, binary=True)

@@ -10,10 +10,14 @@ from sqlalchemy import Engine
 
 from ingest.connectors.config import ConnectorsConfig, load_config
 from ingest.connectors.runner import run_connector
+from layers.cluster import database_url, libpq_url
 from layers.ingest.batches import connector_next_attempts
+from layers.leases import Lease
 from layers.settings import Settings
 
 log = logging.getLogger("iocmap.ingest.scheduler")
+# How often a replica that does not hold the connectors' lease asks for it again.
+LEASE_RETRY_S = 5.0
 
 
 class ConnectorScheduler:
@@ -31,6 +35,8 @@ class ConnectorScheduler:
         self.cfg = cfg
         self.tick_s = tick_s
         self._stop = threading.Event()
+        # With several API replicas only the lease holder runs connectors (issue 23).
+        self.lease = Lease(libpq_url(database_url(settings)), "connectors")
         self._thread = threading.Thread(target=self._loop, name="iocmap-connectors", daemon=True)
 
     def start(self) -> ConnectorScheduler:
@@ -67,11 +73,15 @@ class ConnectorScheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if not self.lease.held():
+                self._stop.wait(max(self.tick_s, LEASE_RETRY_S))
+                continue
             try:
                 self.run_due()
             except Exception:
                 log.exception("connector scheduler tick failed")
             self._stop.wait(self.tick_s)
+        self.lease.release()
 
 
 def start_scheduler(engine: Engine, settings: Settings) -> ConnectorScheduler | None:

@@ -106,13 +106,21 @@ class LayerVersionProbe:
     settings.db_pool_timeout_s for a connection, then UnavailableError (503, Retry-After).
     """
 
-    def __init__(self, settings: Settings, size: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        size: int | None = None,
+        conninfo: str | None = None,
+        name: str = "iocmap-tiles",
+    ) -> None:
+        """Pool on `conninfo` (a hot standby), or on the primary when it is None."""
         self._timeout = settings.db_pool_timeout_s
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = read_pool(
             settings,
             size=size or settings.read_pool_size,
-            name="iocmap-tiles",
+            name=name,
             connect_timeout_s=CONNECT_TIMEOUT_S,
+            dsn=conninfo,
         )
         self._opened = False
 

@@ -2,6 +2,7 @@
 
 from layers.models.analytics import alert, alert_rule, h3_agg, h3_feature_state, h3_state  # noqa: F401
 from layers.models.base import metadata
+from layers.models.cluster import cluster_secret  # noqa: F401
 from layers.models.core import admin_unit, feature, import_batch, layer
 from layers.models.incidents import (  # noqa: F401
     incident,

@@ -21,7 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from layers.models.base import metadata
 
@@ -101,7 +101,10 @@ detection_event = Table(
     Column("snapshot_path", Text),
     Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Set by workers publishing through the broker (issue 23): a redelivered event is stored once.
+    Column("event_uid", UUID(as_uuid=True)),
     PrimaryKeyConstraint("observed_at", "id"),
+    Index("uq_detection_event_uid", "event_uid", "observed_at", unique=True),
     Index("ix_detection_event_observed_at", "observed_at", postgresql_using="brin"),
     Index("ix_detection_event_camera_id_observed_at", "camera_id", "observed_at"),
     Index("ix_detection_event_geom", "geom", postgresql_using="gist"),

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import BigInteger, Connection, and_, cast, func, literal_column, select, text
@@ -78,6 +79,8 @@ class EventIn(BaseModel):
     lat: float | None = Field(default=None, ge=-90, le=90)
     snapshot_path: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # Given by workers that publish through the broker (issue 23): stored at most once.
+    event_uid: UUID | None = None
 
 
 class EventOut(EventIn):
@@ -125,7 +128,11 @@ def notify_payload(event_id: int, e: EventIn) -> str:
 
 
 def insert_events(conn: Connection, events: Sequence[EventIn]) -> list[int]:
-    """Store events, signal each on `iocmap_events`, and stamp the cameras' last_event_at."""
+    """Store events, signal each on `iocmap_events`, and stamp the cameras' last_event_at.
+
+    An event whose event_uid is already stored (a broker redelivery) is skipped: neither
+    stored nor signalled twice. Returns the ids of the rows stored now.
+    """
     if not events:
         return []
     for e in events:
@@ -140,11 +147,15 @@ def insert_events(conn: Connection, events: Sequence[EventIn]) -> list[int]:
             else None
         )
         values = e.model_dump(exclude={"lon", "lat"})
-        eid = int(
-            conn.execute(
-                detection_event.insert().values(**values, geom=geom).returning(detection_event.c.id)
-            ).scalar_one()
-        )
+        stmt = insert(detection_event).values(**values, geom=geom)
+        if e.event_uid is not None:
+            stmt = stmt.on_conflict_do_nothing(
+                index_elements=[detection_event.c.event_uid, detection_event.c.observed_at]
+            )
+        stored = conn.execute(stmt.returning(detection_event.c.id)).scalar()
+        if stored is None:
+            continue  # already there
+        eid = int(stored)
         ids.append(eid)
         conn.execute(
             text("SELECT pg_notify(:channel, :payload)"),
