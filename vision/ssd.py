@@ -129,14 +129,15 @@ def decode(loc: F64, prior: F64) -> F64:
 def detection_output(
     boxes: F64, conf: F64, class_ids: tuple[int, ...], min_score: float
 ) -> tuple[F64, F64, NDArray[np.int64]]:
-    """The DetectionOutput layer for the listed classes: per class top-k and greedy NMS at 0.6,
-    then the best KEEP_TOP_K overall; only scores ≥ `min_score` are returned."""
+    """The DetectionOutput layer for the listed classes (`conf`'s columns, in order): per class
+    top-k and greedy NMS at 0.6, then the best KEEP_TOP_K overall; only scores ≥ `min_score`
+    are returned."""
     all_b: list[F64] = []
     all_s: list[F64] = []
     all_c: list[NDArray[np.int64]] = []
     floor = max(CONFIDENCE_FLOOR, min_score)
-    for c in class_ids:
-        s = conf[:, c]
+    for col, c in enumerate(class_ids):
+        s = conf[:, col]
         idx = np.flatnonzero(s > floor)
         if len(idx) == 0:
             continue
@@ -343,6 +344,43 @@ def openvino_ir(graph: Path, cache_dir: Path) -> Path:
     return xml
 
 
+def keep_class_channels(model: Any, class_ids: tuple[int, ...]) -> Any:
+    """The model with its class-score heads cut to `class_ids` (COCO ids), in that order.
+
+    Each head is a 3×3 convolution giving anchors × 91 class logits per cell, about two
+    thirds of the network's work at 640 px. The model's scores are per-class sigmoids, so
+    the kept channels are computed exactly as before (same weights, same sums): the output
+    for our classes is unchanged and the other 85 classes cost nothing.
+    """
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    for result in list(model.outputs)[6:]:
+        to_nhwc = result.get_node().input_value(0).get_node()
+        add = to_nhwc.input_value(0).get_node()
+        conv = add.input_value(0).get_node()
+        weights = conv.input_value(1).get_node().get_data()
+        bias = add.input_value(1).get_node().get_data()
+        anchors = weights.shape[0] // NUM_CLASSES
+        idx = np.array([a * NUM_CLASSES + c for a in range(anchors) for c in class_ids])
+        attrs = conv.get_attributes()
+        new_conv = ops.convolution(
+            conv.input_value(0),
+            ops.constant(np.ascontiguousarray(weights[idx])),
+            attrs["strides"],
+            attrs["pads_begin"],
+            attrs["pads_end"],
+            attrs["dilations"],
+            attrs["auto_pad"],
+        )
+        biased = ops.add(new_conv, ops.constant(np.ascontiguousarray(bias[:, idx])))
+        nhwc = ops.transpose(biased, ops.constant(np.array([0, 2, 3, 1])))
+        result.get_node().input(0).replace_source_output(nhwc.output(0))
+    model.validate_nodes_and_infer_types()
+    assert isinstance(model, ov.Model)
+    return model
+
+
 class SsdCocoDetector:
     """SSD MobileNet v2 COCO, vocabulary-mapped, riders merged, optionally tiled."""
 
@@ -370,9 +408,20 @@ class SsdCocoDetector:
             import openvino as ov
 
             self._core = ov.Core()
-            self._model = self._core.read_model(
+            model = self._core.read_model(
                 str(openvino_ir(graph, cfg.cache_dir or _default_cache()))
             )
+            model = keep_class_channels(model, self._class_ids)
+            # The frame's own bytes go in (u8, BGR); conversion to RGB floats is in the graph.
+            ppp = ov.preprocess.PrePostProcessor(model)
+            ppp.input(0).tensor().set_element_type(ov.Type.u8).set_layout(
+                ov.Layout("NHWC")
+            ).set_color_format(ov.preprocess.ColorFormat.BGR)
+            ppp.input(0).model().set_layout(ov.Layout("NHWC"))
+            ppp.input(0).preprocess().convert_element_type(ov.Type.f32).convert_color(
+                ov.preprocess.ColorFormat.RGB
+            )
+            self._model = ppp.build()
 
     def input_shape(self, width: int, height: int) -> tuple[int, int]:
         """The network's (width, height) for an image of this size."""
@@ -402,7 +451,8 @@ class SsdCocoDetector:
     # ---- raw network ------------------------------------------------------------------
 
     def raw(self, image: Frame) -> tuple[F64, F64]:
-        """Decoded boxes (0..1 of the image) and class probabilities (N×91) of one image."""
+        """Decoded boxes (0..1 of the image) and probabilities of the decoded classes (N×C,
+        columns in `class_ids` order) of one image."""
         size = self.input_shape(image.shape[1], image.shape[0])
         if self._net is not None:
             blob = cv2.dnn.blobFromImage(image, size=size, swapRB=True)
@@ -414,14 +464,14 @@ class SsdCocoDetector:
             loc = np.asarray(loc_o, dtype=np.float64).reshape(-1, 4)[:, [1, 0, 3, 2]]
             conf = np.asarray(conf_o, dtype=np.float64).reshape(-1, NUM_CLASSES)
             prior = np.asarray(prior_o, dtype=np.float64)[0, 0].reshape(-1, 4)
-            return decode(loc, prior), conf
+            return decode(loc, prior), conf[:, list(self._class_ids)]
         resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-        x = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32)[None]
         request = self._request(size)
-        request.infer({0: x})
+        request.infer({0: np.ascontiguousarray(resized)[None]})
         outs = [np.asarray(request.get_output_tensor(i).data) for i in range(12)]
         loc = np.concatenate([o.reshape(-1, 4) for o in outs[:6]]).astype(np.float64)
-        logits = np.concatenate([o.reshape(-1, NUM_CLASSES) for o in outs[6:]]).astype(np.float64)
+        ncls = len(self._class_ids)
+        logits = np.concatenate([o.reshape(-1, ncls) for o in outs[6:]]).astype(np.float64)
         if size not in self._priors:
             self._priors[size] = priors(
                 size, [(int(o.shape[2]), int(o.shape[1])) for o in outs[:6]], self._prior_sizes
@@ -491,6 +541,27 @@ def same_detections(
             return False
         if abs(a[1][i] - b[1][j]) > score_tol:
             return False
+    return True
+
+
+def detections_match(
+    a: Detections, b: Detections, min_iou: float = 0.99, score_tol: float = 0.01
+) -> bool:
+    """True when two detectors' outputs for one frame are the same detections: as many
+    boxes, paired one to one within a class with IoU ≥ `min_iou` and scores within
+    `score_tol`."""
+    if len(a) != len(b) or sorted(a.labels) != sorted(b.labels):
+        return False
+    if len(a) == 0:
+        return True
+    iou = iou_matrix(a.boxes, b.boxes)
+    iou[np.array(a.labels)[:, None] != np.array(b.labels)[None, :]] = -1.0
+    used: set[int] = set()
+    for i in np.argsort(-iou.max(axis=1)):
+        j = int(np.argmax(np.where([k in used for k in range(len(b))], -1.0, iou[i])))
+        if iou[i, j] < min_iou or abs(a.scores[i] - b.scores[j]) > score_tol:
+            return False
+        used.add(j)
     return True
 
 
