@@ -272,6 +272,11 @@ class SsdCocoConfig(BaseModel):
         description="openvino only: f32 gives OpenCV's detections; bf16 (CPUs with AVX-512 "
         "BF16) is ~2x faster but moves scores by up to ~0.03, so boxes near the threshold differ",
     )
+    score_heads: Literal["ours", "all"] = Field(
+        "ours",
+        description="openvino only: compute the class-score channels of our classes only "
+        "(same output, about twice as fast at 640 px) or of all 91 COCO classes",
+    )
     cache_dir: Path | None = None
 
     @model_validator(mode="after")
@@ -396,6 +401,7 @@ class SsdCocoDetector:
         )  # fmt: skip
         self._priors: dict[tuple[int, int], F64] = {}
         self._prior_sizes = prior_sizes(text_graph)
+        self._heads: tuple[int, ...] = self._class_ids
         self._net: Any = None
         self._model: Any = None
         self._requests: dict[tuple[int, int], Any] = {}
@@ -411,7 +417,8 @@ class SsdCocoDetector:
             model = self._core.read_model(
                 str(openvino_ir(graph, cfg.cache_dir or _default_cache()))
             )
-            model = keep_class_channels(model, self._class_ids)
+            self._heads = self._class_ids if cfg.score_heads == "ours" else tuple(range(91))
+            model = keep_class_channels(model, self._heads)
             # The frame's own bytes go in (u8, BGR); conversion to RGB floats is in the graph.
             ppp = ov.preprocess.PrePostProcessor(model)
             ppp.input(0).tensor().set_element_type(ov.Type.u8).set_layout(
@@ -470,8 +477,10 @@ class SsdCocoDetector:
         request.infer({0: np.ascontiguousarray(resized)[None]})
         outs = [np.asarray(request.get_output_tensor(i).data) for i in range(12)]
         loc = np.concatenate([o.reshape(-1, 4) for o in outs[:6]]).astype(np.float64)
-        ncls = len(self._class_ids)
+        ncls = len(self._heads)
         logits = np.concatenate([o.reshape(-1, ncls) for o in outs[6:]]).astype(np.float64)
+        if ncls != len(self._class_ids):
+            logits = logits[:, list(self._class_ids)]
         if size not in self._priors:
             self._priors[size] = priors(
                 size, [(int(o.shape[2]), int(o.shape[1])) for o in outs[:6]], self._prior_sizes
