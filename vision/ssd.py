@@ -252,7 +252,9 @@ class SsdCocoConfig(BaseModel):
     )
     tiles: int = Field(1, ge=1, le=4, description="Side-by-side tiles, each run at input_size")
     tile_overlap: float = Field(0.1, ge=0.0, lt=0.5)
-    min_score: float = Field(0.4, gt=0.0, lt=1.0, description="Boxes below are dropped")
+    min_score: float = Field(
+        0.35, gt=0.0, lt=1.0, description="Boxes below are dropped (best F1 on the tune split)"
+    )
     class_min_score: dict[str, float] = Field(
         default_factory=dict, description="Per-class score floors, e.g. {'person': 0.5}"
     )
