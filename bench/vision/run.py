@@ -39,7 +39,7 @@ from vision.geo import GroundFrame, pose_calibration  # noqa: E402
 from vision.motion import MotionDetector, MotionGate  # noqa: E402
 from vision.pipeline import Pipeline  # noqa: E402
 from vision.rules import RuleEngine, RuleSettings, Zone, zone_from_wgs84  # noqa: E402
-from vision.ssd import SsdCocoConfig, SsdCocoDetector, same_detections  # noqa: E402
+from vision.ssd import SsdCocoConfig, SsdCocoDetector, detections_match  # noqa: E402
 from vision.synthetic import Mover, ReplayDetector, Scene, street_calibration  # noqa: E402
 from vision.tracking import ByteTrack  # noqa: E402
 from vision.voc import read_voc  # noqa: E402
@@ -259,9 +259,10 @@ def detector_accuracy(split: str) -> dict[str, Any]:
     truths = [read_voc(p.with_suffix(".xml"))[0] for p in images]
     out: dict[str, Any] = {f"ap_{split}_frames": len(images)}
     variants = {
-        "ssd640": {"input_size": 640},
-        "ssd300": {"input_size": 300},
-        "ssd640x2tiles": {"input_size": 640, "tiles": 2},
+        "ssd640": {},  # the camera default: 640 wide at the frame's aspect
+        "ssd640square": {"aspect": "square"},
+        "ssd300": {"input_size": 300, "aspect": "square"},
+        "ssd640x2tiles": {"tiles": 2},
         "ssd960": {"input_size": 960},
     }
     for name, params in variants.items():
@@ -324,34 +325,59 @@ def video_count(detect_interval_s: float) -> dict[str, Any]:
 
 
 def detector_speed(frames: list[np.ndarray], repeats: int) -> dict[str, Any]:
-    """ms/frame (CPU time, one thread) of OpenVINO vs OpenCV DNN on the same frames, interleaved,
-    at 300 and 640 px; and whether both give the same detections on every frame."""
-    out: dict[str, Any] = {}
-    for size in (300, 640):
-        ov = SsdCocoDetector(input_size=size, backend="openvino", threads=1)
-        cv = SsdCocoDetector(input_size=size, backend="opencv", threads=1)
-        out[f"ssd{size}_identical_detections"] = all(
-            same_detections(ov.detect_coco(f), cv.detect_coco(f)) for f in frames
+    """ms/frame (CPU time, one thread) of every way to run ssd_coco at 640 px on the same
+    annotated frames, interleaved round by round, and whether each gives OpenCV DNN's
+    detections (same count and classes, IoU ≥ 0.99, score within 0.01) on every frame.
+
+    OpenCV DNN is the anchor at both input shapes: `square` (640×640, the issue's 237 ms
+    setting) and `keep` (640 wide at the frame's aspect, the camera default)."""
+    options: dict[str, dict[str, Any]] = {
+        "opencv_dnn_square": {"backend": "opencv", "aspect": "square"},
+        "opencv_dnn_keep": {"backend": "opencv"},
+        "openvino_f32_all_classes_square": {"aspect": "square", "score_heads": "all"},
+        "openvino_f32_square": {"aspect": "square"},
+        "openvino_f32_all_classes_keep": {"score_heads": "all"},
+        "openvino_f32_keep": {},
+        "openvino_bf16_keep": {"precision": "bf16"},
+        "ssd300_opencv_dnn": {"backend": "opencv", "input_size": 300, "aspect": "square"},
+        "ssd300_openvino_f32": {"input_size": 300, "aspect": "square"},
+    }
+    dets = {name: SsdCocoDetector(threads=1, **params) for name, params in options.items()}
+    out: dict[str, Any] = {"speed_frames": len(frames)}
+    outputs = {name: [d.detect(f) for f in frames] for name, d in dets.items()}
+    for name in options:
+        ref = (
+            "ssd300_opencv_dnn"
+            if name.startswith("ssd300")
+            else ("opencv_dnn_square" if name.endswith("square") else "opencv_dnn_keep")
         )
-        t_ov, t_cv = [], []
-        for _ in range(repeats):
-            t_ov.append(best_of(lambda d=ov: [d.detect(f) for f in frames], 1))
-            t_cv.append(best_of(lambda d=cv: [d.detect(f) for f in frames], 1))
-        ms_ov = min(t_ov) / len(frames) * 1000
-        ms_cv = min(t_cv) / len(frames) * 1000
-        out[f"ssd{size}_openvino_ms"] = round(ms_ov, 1)
-        out[f"ssd{size}_opencv_dnn_ms"] = round(ms_cv, 1)
-        out[f"ssd{size}_speedup_x"] = round(ms_cv / ms_ov, 2)
-        try:
-            bf = SsdCocoDetector(input_size=size, precision="bf16", threads=1)
-        except RuntimeError as exc:  # a CPU without bf16
-            out[f"ssd{size}_openvino_bf16"] = f"unavailable: {exc}"
-            continue
-        same = sum(same_detections(bf.detect_coco(f), cv.detect_coco(f)) for f in frames)
-        out[f"ssd{size}_bf16_frames_identical"] = f"{same}/{len(frames)}"
-        ms_bf = best_of(lambda d=bf: [d.detect(f) for f in frames], repeats) / len(frames) * 1000
-        out[f"ssd{size}_openvino_bf16_ms"] = round(ms_bf, 1)
-        out[f"ssd{size}_bf16_speedup_x"] = round(ms_cv / ms_bf, 2)
+        same = sum(detections_match(a, b) for a, b in zip(outputs[name], outputs[ref], strict=True))
+        out[f"ssd_{name}_frames_identical"] = f"{same}/{len(frames)}"
+    times: dict[str, list[float]] = {name: [] for name in options}
+    for r in range(repeats):
+        # Rotate the order each round so background load does not favour one option.
+        names = list(options)
+        names = names[r % len(names) :] + names[: r % len(names)]
+        for name in names:
+            d = dets[name]
+            times[name].append(best_of(lambda d=d: [d.detect(f) for f in frames], 1))
+    ms = {name: min(t) / len(frames) * 1000 for name, t in times.items()}
+    for name, v in ms.items():
+        out[f"ssd_{name}_ms"] = round(v, 1)
+    for name in options:
+        if name.startswith("openvino"):
+            anchor = "opencv_dnn_square" if name.endswith("square") else "opencv_dnn_keep"
+            out[f"ssd_{name}_speedup_x"] = round(ms[anchor] / ms[name], 2)
+    out["ssd300_speedup_x"] = round(ms["ssd300_opencv_dnn"] / ms["ssd300_openvino_f32"], 2)
+    # The camera default against the issue's OpenCV DNN setting (640×640): a different
+    # input shape as well as a different runtime, so quoted apart from the like-for-like.
+    out["ssd_default_vs_opencv_dnn_square_x"] = round(
+        ms["opencv_dnn_square"] / ms["openvino_f32_keep"], 2
+    )
+    out["onnxruntime"] = (
+        "not measured: the TF1 frozen graph converts to ONNX only with tf2onnx, which needs "
+        "TensorFlow; OpenVINO reads the graph directly"
+    )
     return out
 
 
@@ -387,8 +413,8 @@ def main() -> None:
     frames = read_frames(120 if q else 480)
     result: dict[str, Any] = {"bench": "vision", "quick": q, "frame_size": "640x352"}
     result.update(bench_pair("motion", MotionDetector, frames, 2 if q else 3))
-    speed_frames = frames[: 8 if q else 24 : 1]
-    result.update(detector_speed(speed_frames, 2 if q else 3))
+    annotated = [np.asarray(cv2.imread(str(p)), dtype=np.uint8) for p in annotated_images(FRAMES)]
+    result.update(detector_speed(annotated[:: 6 if q else 2], 2 if q else 3))
     result.update(per_frame_costs(frames))
     result.update(gating(5.0, 40.0 if q else 60.0))
     result.update(latency(120 if q else 480))
@@ -397,7 +423,7 @@ def main() -> None:
     result.update(video_count(0.2))
     # One camera at 24 fps with 2 detector runs a second: every frame is decoded and gated
     # and its tracks carried (stages), plus two detections at 640 px.
-    det_ms = result["ssd640_openvino_ms"]
+    det_ms = result["ssd_openvino_f32_keep_ms"]
     frame_ms = (
         result["decode_ms_per_frame"]
         + result["gate_ms_per_frame"]
@@ -418,12 +444,16 @@ def main() -> None:
         ),
         "gating_ok": result["gate_call_reduction_x"] >= 3.0,
         "latency_ok": (result["latency_p95_s"] or 0) < 1.0,
-        "ap_report_vehicles_ok": result["ssd960_report"]["vehicles"]["ap50"] >= 0.75,
+        "ap_report_vehicles_ok": result["ssd640_report"]["vehicles"]["ap50"] >= 0.75,
         "video_count_ok": result["video_ssd_coco_line_crossings"] == 8
         and result["video_ssd_coco_wrong_way"] == 0,
-        "speedup_640_ok": result["ssd640_speedup_x"] >= 2.0,
-        "identical_ok": result["ssd640_identical_detections"]
-        and result["ssd300_identical_detections"],
+        "speedup_640_ok": result["ssd_openvino_f32_keep_speedup_x"] >= 2.0
+        and result["ssd_openvino_f32_square_speedup_x"] >= 2.0,
+        "identical_ok": all(
+            v.split("/")[0] == v.split("/")[1]
+            for k, v in result.items()
+            if k.endswith("_frames_identical") and "bf16" not in k
+        ),
     }
     result.update(checks)
     for k, v in result.items():

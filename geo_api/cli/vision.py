@@ -137,8 +137,8 @@ def evaluate(
 ) -> None:
     """Precision, recall and AP@0.5 per class and for all vehicles, as one JSON object.
 
-    AP is over every box the detector gives down to a score of 0.05; precision and recall
-    at the detector's configured `min_score`.
+    AP is over every box the detector gives down to its candidate floor (0.05 for
+    ssd_coco); precision and recall at the detector's configured `min_score`.
     """
     from vision.evaluate import evaluate_dir
 
@@ -148,7 +148,10 @@ def evaluate(
     det = _detector(detector, params)
     threshold = float(getattr(getattr(det, "config", None), "min_score", 0.0))
     if detector == "ssd_coco":
-        det = _detector(detector, {**params, "min_score": 0.05})
+        # Every box down to the floor the rider merge works from: the camera's own boxes are
+        # exactly those of these scoring ≥ its min_score.
+        floor = float(det.config.candidate_min_score)
+        det = _detector(detector, {**params, "min_score": min(floor, threshold)})
     try:
         scores, n = evaluate_dir(det.detect, directory, split, threshold)
     except (ValueError, OSError) as exc:

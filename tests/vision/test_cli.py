@@ -85,6 +85,10 @@ def test_calibrate_zone_run_and_list(cli_env: None, engine: Engine, tmp_path: Pa
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output.strip().splitlines()[-1])
     assert summary["frames"] == 12 and summary["camera_id"] == "cli_cam"
+    # The last line also says what was counted on the line and which events were raised.
+    assert set(summary["line_crossings"]) == {"total", "by_class"}
+    assert summary["line_crossings"]["total"] == sum(summary["line_crossings"]["by_class"].values())
+    assert isinstance(summary["events_by_type"], dict)
     res = runner.invoke(app, ["vision", "demo-zones", "--camera", "cli_cam"])
     assert res.exit_code == 0, res.output
     with engine.connect() as conn:

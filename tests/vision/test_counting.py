@@ -127,3 +127,27 @@ def test_the_demo_counts_the_eight_vehicles_of_the_video_and_no_wrong_way() -> N
     ]:
         assert sum(lo <= f < hi for f in frames_at) == 1, (lo, hi, frames_at)
     assert not [e for e in events if e.type == "wrong_way"]
+
+
+def test_motion_keeps_near_cars_under_a_pose_only_calibration() -> None:
+    """The old default dropped every near car: a pose-only calibration made them 5.7-8 m
+    wide and the 4 m width bound threw them away. The bound now needs a fitted calibration."""
+    from vision.geo import GroundFrame, pose_calibration
+    from vision.motion import MotionDetector, ground_widths
+
+    cal = pose_calibration(GroundFrame(LON, LAT), 640, 352, HEADING, 70.0, 6.0, 30.0)
+    assert cal.pose_only
+    det = MotionDetector(calibration=cal)
+    cap = cv2.VideoCapture(str(VIDEO))
+    near: list[list[float]] = []
+    for i in range(110):
+        ok, frame = cap.read()
+        assert ok
+        dets = det.detect(frame)
+        # frames 48-100: a car crosses the near half of the picture
+        if 60 <= i < 100:
+            near += [b.tolist() for b in dets.boxes if b[3] > 300 and b[2] - b[0] > 120]
+    cap.release()
+    assert len(near) >= 10
+    # ...most of which this calibration makes wider than the old 4 m bound.
+    assert (ground_widths(cal, np.array(near)) > 4.0).sum() >= len(near) // 2

@@ -138,3 +138,84 @@ def test_snapshot_panel_shows_time_boxes_zones_and_old_notice(
     pg.screenshot(path=str(artifacts / f"camera-snapshot-live-{lang}-1600.png"))
     context.close()
     assert errors == [], errors
+
+
+def _hover_ca01(pg: Any) -> str:
+    """Show only the cameras, centre CA-01 and hover it; the tooltip's text."""
+    pg.evaluate(
+        """(() => { const a = window.__iocmap.app;
+             for (const l of a.state.catalog) a.state.visible[l.slug] = l.slug === 'cameras';
+             a.state.selected = null; a.update(); })()"""
+    )
+    cam = pg.evaluate(
+        """(() => window.__iocmap.app.state.data.cameras
+             .find(c => c.properties.camera_id === 'CA-01').geometry.coordinates)()"""
+    )
+    pg.evaluate("c => window.__iocmap.jumpTo(c, 18)", cam)
+    assert pg.evaluate("window.__iocmap.settled()") is True
+    x, y = pg.evaluate("ll => window.__iocmap.project(ll)", cam)
+    pg.mouse.move(x - 40, y - 40)
+    pg.wait_for_timeout(100)
+    pg.mouse.move(x, y)
+    tip = pg.locator(".tt", has_text="CA-01")
+    tip.wait_for(timeout=10_000)
+    return str(tip.inner_text())
+
+
+def _cameras_online(pg: Any) -> tuple[int, int]:
+    text = pg.inner_text("#kpis [data-kpi=cameras_online] .kpi-v")
+    online, total = (int("".join(ch for ch in part if ch.isdigit())) for part in text.split("/"))
+    return online, total
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_camera_tooltip_and_header_count_say_stale_until_frames_come(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    stale_ca01: Path,
+    artifacts: Path,
+    lang: str,
+) -> None:
+    """The worker still says "online" but its last frame is 2 minutes old: the camera's
+    tooltip says stale with the time of that frame and the header does not count it; when
+    frames come again both say online within a refresh."""
+    from tests.web_map.test_roles import Person, _user
+
+    op = Person(browser, live_server, {"width": 1600, "height": 900})
+    op.sign_in(_user(seeded, "j_operator", "operator"), lang)
+    pg = op.page
+    pg.goto(f"{live_server}/?lang={lang}")
+    pg.wait_for_function("() => document.body.dataset.ready === '1'", timeout=90_000)
+    pg.wait_for_function(
+        "() => window.__iocmap.app.state.cameraLive?.get('CA-01')?.status === 'stale'",
+        timeout=30_000,
+    )
+    # The layer itself carries the worker's word, which the map no longer shows.
+    raw = pg.evaluate(
+        """(() => window.__iocmap.app.state.data.cameras
+             .find(c => c.properties.camera_id === 'CA-01').properties.status)()"""
+    )
+    assert raw == "online"
+    t = I18N[lang]
+    tip = _hover_ca01(pg)
+    assert f"{t['prop.status']}: {t['value.stale']}" in tip, tip
+    assert t["value.online"] not in tip
+    frame_line = pg.inner_text(".tt .tt-camera-frame")
+    assert frame_line.startswith(f"{t['camera.last_frame']}: "), frame_line
+    stale_online, total = _cameras_online(pg)
+    assert total >= 51
+    pg.screenshot(path=str(artifacts / f"camera-tooltip-stale-{lang}-1600.png"))
+    # Frames come again: the next refresh says online, and the header counts it.
+    with seeded.begin() as conn:
+        cameras.set_state(conn, "CA-01", last_frame_at=datetime.now(UTC))
+    pg.wait_for_function(
+        "() => window.__iocmap.app.state.cameraLive?.get('CA-01')?.status === 'online'",
+        timeout=30_000,
+    )
+    tip = _hover_ca01(pg)
+    assert f"{t['prop.status']}: {t['value.online']}" in tip, tip
+    assert pg.locator(".tt .tt-camera-frame").count() == 0
+    assert _cameras_online(pg) == (stale_online + 1, total)
+    pg.screenshot(path=str(artifacts / f"camera-tooltip-online-{lang}-1600.png"))
+    op.close()

@@ -11,6 +11,7 @@ import { MVTLoader } from '@loaders.gl/mvt';
 
 import { fillAccessor, isPoint, isPolygonal, minZoomOf, rampColor, styleOf, tileUrlOf, tilesOf } from './style.js';
 import { viewCone } from './geo.js';
+import { cameraStatus } from './cameraStatus.js';
 import { BASEMAP_SLUGS } from './basemap.js';
 import { isNative } from './nativeLayers.js';
 import { rasterLayers } from './ui/rasterLayers.js';
@@ -18,7 +19,7 @@ import { floodLayers } from './ui/flood.js';
 import { terrainLayers } from './ui/terrain.js';
 
 const DAY = 86400000;
-const DOWN = new Set(['offline', 'stopped', 'error']);
+const DOWN = new Set(['offline', 'stale', 'stopped', 'error']);
 const filterExt = new DataFilterExtension({ filterSize: 1 });
 
 /** Order in which layers stack: boundaries below, polygons, lines, points on top. */
@@ -141,7 +142,7 @@ function coneLayer(state, layer) {
       const p = f.properties || {};
       return viewCone(f.geometry.coordinates, p.heading_deg, p.fov_deg, p.range_m);
     },
-    getFillColor: (f) => (DOWN.has(f.properties && f.properties.status) ? [158, 158, 158, 40] : [0, 229, 255, 46]),
+    getFillColor: (f) => (DOWN.has(cameraStatus(state, f.properties)) ? [158, 158, 158, 40] : [0, 229, 255, 46]),
     getLineColor: [0, 229, 255, 150],
     getLineWidth: 1,
     lineWidthUnits: 'pixels',

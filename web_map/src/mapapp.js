@@ -15,6 +15,7 @@ import { debounce, el } from './util.js';
 import { lockedLayer, renderLayerPanel } from './ui/layerPanel.js';
 import { tooltipFor, showDetails, renderDetails } from './ui/details.js';
 import { renderKpis } from './ui/kpi.js';
+import { startCameraStatus } from './cameraStatus.js';
 import { initTime, renderTime } from './ui/time.js';
 import { initQuery, handleQueryClick, handleQueryDblClick, renderQuery } from './ui/query.js';
 import { initFeed, renderFeed } from './ui/feed.js';
@@ -225,27 +226,6 @@ async function detectTiles(app, userKnown = Promise.resolve()) {
 function relativeTemplate(url) {
   const m = /^https?:\/\/[^/]+(\/.*)$/.exec(url);
   return m ? m[1] : url;
-}
-
-/**
- * Live camera status from the vision service (optional): it overrides the layer's static
- * status, so the KPI strip counts cameras really online and offline cones turn grey.
- */
-async function loadCameraStatus(app) {
-  const { caps, data } = app.state;
-  if (!caps.cameras || !data.cameras || !data.cameras.length) return;
-  try {
-    const rows = await getJSON('/api/cameras');
-    const byId = new Map((Array.isArray(rows) ? rows : []).map((c) => [String(c.camera_id), c]));
-    for (const f of data.cameras) {
-      const live = byId.get(String(f.properties.camera_id));
-      if (live && live.status) f.properties.status = live.status;
-    }
-    app.state.dataVersion.cameras = (app.state.dataVersion.cameras || 0) + 1;
-    app.update();
-  } catch {
-    // signed out or no vision service: keep the layer's own status
-  }
 }
 
 /** Per-commune indicators from the analytics service (optional; the KPI card uses them). */
@@ -544,7 +524,7 @@ export async function start(app, prefetch) {
   initFeed(app);
   initIncidents(app);
   loadIndicators(app);
-  loadCameraStatus(app);
+  startCameraStatus(app);
   // search, URL state, labels, measure, table, print, views, phone sheets (own chunk)
   try {
     await (await import('./ui/tools.js')).initTools(app);

@@ -9,6 +9,7 @@
 
 import { getJSON } from './api.js';
 import { pointInGeometry, viewCone } from './geo.js';
+import { cameraStatus } from './cameraStatus.js';
 import { minZoomOf, styleOf, tileUrlOf, tilesOf } from './style.js';
 
 // Source maxzoom: deeper zooms reuse (overzoom) these tiles instead of asking for more.
@@ -44,7 +45,7 @@ const POINT_STROKE = 'rgba(10,16,32,0.863)';
 // grey for a camera that is down), from the loaded cameras with their live status.
 const CONES = 'native-camera-cones';
 const CAMERAS = 'cameras';
-const CAMERA_DOWN = new Set(['offline', 'stopped', 'error']);
+const CAMERA_DOWN = new Set(['offline', 'stale', 'stopped', 'error']);
 
 /** True when a polygon layer is dense enough to be drawn from PNG overview tiles at low zooms. */
 export function isDense(layer) {
@@ -239,7 +240,7 @@ function syncCones(map, state, on, opacity, minzoom) {
         const p = f.properties || {};
         return {
           type: 'Feature',
-          properties: { down: CAMERA_DOWN.has(p.status) },
+          properties: { down: CAMERA_DOWN.has(cameraStatus(state, p)) },
           geometry: { type: 'Polygon', coordinates: [viewCone(f.geometry.coordinates, p.heading_deg, p.fov_deg, p.range_m)] },
         };
       }),

@@ -6,6 +6,7 @@ import { fmtDate, fmtNumber, lang, layerTitle, propLabel, t, unitLabel, valueLab
 import { representativePoint } from '../geo.js';
 import { communeStats } from './kpi.js';
 import { openIncidentFromEventButton, openIncidentFromReportButton, openIncidentHereButton } from './incidents.js';
+import { cameraLastFrame, cameraStatus } from '../cameraStatus.js';
 import { el, esc } from '../util.js';
 
 const TOOLTIP_KEYS = {
@@ -64,10 +65,16 @@ export function tooltipFor(app, info) {
   const layer = app.state.bySlug[slug];
   const f = info.object;
   const p = f.properties || {};
-  const rows = (TOOLTIP_KEYS[slug] || Object.keys(p).slice(0, 3))
-    .filter((k) => p[k] !== undefined && p[k] !== null)
-    .map((k) => `<div><span class="tt-k">${esc(propLabel(k))}:</span> ${esc(fmtValue(k, p[k]))}</div>`)
+  // a camera's status is the honest one (fresh picture or not), with its last frame's time
+  const shown = slug === 'cameras' ? { ...p, status: cameraStatus(app.state, p) } : p;
+  let rows = (TOOLTIP_KEYS[slug] || Object.keys(p).slice(0, 3))
+    .filter((k) => shown[k] !== undefined && shown[k] !== null)
+    .map((k) => `<div${k === 'status' && slug === 'cameras' ? ' class="tt-camera-status"' : ''}><span class="tt-k">${esc(propLabel(k))}:</span> ${esc(fmtValue(k, shown[k]))}</div>`)
     .join('');
+  if (slug === 'cameras' && shown.status !== 'online' && app.state.caps.cameras) {
+    const at = cameraLastFrame(app.state, p);
+    rows += `<div class="tt-camera-frame">${esc(at ? `${t('camera.last_frame')}: ${fmtDate(at)}` : t('camera.no_frame'))}</div>`;
+  }
   const ch = app.state.choropleth;
   const choro = slug === 'admin_communes' && ch ? `<div class="tt-ind">${esc(lang() === 'en' ? ch.indicator.name_en : ch.indicator.name_vi)}: <b>${esc(fmtNumber(ch.values[String(p.code)], 1))}</b>${ch.values[String(p.code)] !== undefined && unitLabel(ch.indicator.unit) ? `${ch.indicator.unit === '%' ? '' : ' '}${esc(unitLabel(ch.indicator.unit))}` : ''}</div>` : '';
   return {
@@ -247,7 +254,7 @@ function cameraSection(app, feature) {
   const { caps } = app.state;
   const p = feature.properties || {};
   const id = cameraId(feature);
-  const status = app.cameraInfo?.id === id ? app.cameraInfo.status || p.status : p.status;
+  const status = (app.cameraInfo?.id === id && app.cameraInfo.status) || cameraStatus(app.state, p);
   const wrap = el('div', { class: 'card camera-card', id: 'camera-card' });
   wrap.append(el('h3', {}, t('camera.snapshot')));
   if (caps && caps.cameraSnapshot) {

@@ -2,6 +2,7 @@
 
 import { fmtNumber, t } from '../i18n.js';
 import { el } from '../util.js';
+import { cameraStatus } from '../cameraStatus.js';
 
 const OPEN = new Set(['received', 'assigned', 'in_progress']);
 
@@ -17,8 +18,8 @@ export function communeStats(app, code) {
     schools: mine('schools').length,
     hospitals: mine('hospitals').length,
     cameras: cams.length,
-    // 'unknown' (no frame seen yet) counts as not online; only a live status says online
-    camerasOnline: cams.filter((f) => ['online', 'ok', 'running'].includes(f.properties.status) && f.properties.enabled !== false).length,
+    // online only while the camera's picture is fresh (the vision service's word, not the worker's)
+    camerasOnline: cams.filter((f) => cameraStatus(app.state, f.properties) === 'online' && f.properties.enabled !== false).length,
     open: reports.filter((f) => OPEN.has(f.properties.status)).length,
     resolved: resolved.length,
     onTime: judged.length ? judged.filter((f) => f.properties.on_time === true).length / judged.length : null,
