@@ -4,9 +4,10 @@
 // no CDN, no fonts or tiles from outside.
 import * as esbuild from 'esbuild';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { constants as zlibConstants, gzipSync } from 'node:zlib';
 
 const root = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(root, 'dist');
@@ -118,6 +119,20 @@ async function copyMvtWorker() {
   return `/assets/${name}`;
 }
 
+/**
+ * A gzip copy (name.gz, best compression) of every script and style sheet under dist/assets:
+ * the server sends it as it is (geo_api/web.py) instead of compressing megabytes of
+ * JavaScript again for every page load.
+ */
+async function precompress() {
+  const assets = path.join(dist, 'assets');
+  for (const name of await readdir(assets)) {
+    if (!/\.(js|css)$/.test(name)) continue;
+    const file = path.join(assets, name);
+    await writeFile(`${file}.gz`, gzipSync(await readFile(file), { level: zlibConstants.Z_BEST_COMPRESSION }));
+  }
+}
+
 await rm(dist, { recursive: true, force: true });
 await mkdir(path.join(dist, 'assets'), { recursive: true });
 await copyBriefingVendor();
@@ -135,6 +150,7 @@ if (watch) {
   const result = await esbuild.build(options);
   await neuterCdn(result.metafile);
   const { js, css } = await writeIndex(result.metafile);
+  await precompress();
   const size = (p) => (result.metafile.outputs[path.relative(root, path.join(dist, p)).split(path.sep).join('/')] || {}).bytes || 0;
   console.log(`web map built: ${js} (${Math.round(size(js) / 1024)} KiB), ${css} (${Math.round(size(css) / 1024)} KiB)`);
 }

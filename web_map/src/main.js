@@ -9,11 +9,13 @@ import './app.css';
 import './ui/mapux.css';
 import { detectCapabilities, getJSON } from './api.js';
 import { deckLayers } from './internals.js';
+import { deckExtrasPending } from './lazyDeck.js';
 import { basemapDrawn, basemapStyle } from './basemap.js';
 import { motionResolution } from './motion.js';
 import { initLang, lang, setLang, t } from './i18n.js';
+import { mark } from './util.js';
 import { initialTheme, viewFromUrl } from './ui/urlView.js';
-import { HOME_PADDING, NGHE_AN_BOUNDS, buildShell, initialState, renderChrome, setStatus } from './shell.js';
+import { HOME_PADDING, NGHE_AN_BOUNDS, buildShell, deferFirstView, initialState, renderChrome, setStatus } from './shell.js';
 
 // the app chunk waits for the basemap (it would compete for the one main thread), but never longer
 const APP_CHUNK_WAIT_MS = 1500;
@@ -50,7 +52,7 @@ function installHook(app) {
       await sleep(400); // the moveend debounce
       while (Date.now() - start < timeoutMs) {
         const layers = deckLayers(app.overlay);
-        const busy = Object.values(app.state.loading).some(Boolean);
+        const busy = Object.values(app.state.loading).some(Boolean) || deckExtrasPending();
         if (!busy && layers.every((l) => l.isLoaded) && app.map.loaded()) {
           await sleep(150);
           return true;
@@ -75,12 +77,13 @@ async function boot() {
   renderChrome(app);
   setStatus(t('app.loading'));
 
+  const linked = viewFromUrl();
   const map = new maplibregl.Map({
     container: 'map',
     style: basemapStyle(location.origin),
     // a shared link's view (?c=lon,lat&z=zoom), else the province, leaving room for the layer
     // panel (left), details (right) and the time bar (bottom)
-    ...(viewFromUrl() || { bounds: NGHE_AN_BOUNDS, fitBoundsOptions: { padding: HOME_PADDING } }),
+    ...(linked || { bounds: NGHE_AN_BOUNDS, fitBoundsOptions: { padding: HOME_PADDING } }),
     attributionControl: false,
     maxPitch: 60,
     dragRotate: false,
@@ -88,11 +91,14 @@ async function boot() {
     fadeDuration: 0,
   });
   app.map = map;
+  // opened on another page: the map has no size yet, its view is set when first shown
+  deferFirstView(app, linked);
   app.lowResMotion = motionResolution(app);
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'bottom-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   map.doubleClickZoom.disable();
   const drawn = basemapDrawn(map).then((ms) => {
+    mark('basemap');
     window.__iocmap.basemapAt = ms;
     document.body.dataset.basemap = '1';
     setStatus(t('app.loading'));
@@ -108,6 +114,7 @@ async function boot() {
   prefetch.catalog.catch(() => {});
   try {
     const { start } = await import('./mapapp.js');
+    mark('app-chunk');
     await start(app, prefetch);
   } catch (err) {
     console.error(err);

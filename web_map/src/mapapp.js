@@ -8,10 +8,11 @@ import { activateViewport, layerManager, overlayDeck, replayPointerMove } from '
 import { BASEMAP_SLUGS, hoverWard, syncBasemap, wardAt } from './basemap.js';
 import { layerTitle, lang, onLang, setLang, t } from './i18n.js';
 import { buildLayers } from './layers.js';
+import { onDeckExtras } from './lazyDeck.js';
 import { denseRasterLayers, hoverNative, nativePick, pickDense, syncNative } from './nativeLayers.js';
-import { pageOf, renderChrome, setStatus } from './shell.js';
+import { pageOf, renderChrome, setStatus, showPendingView } from './shell.js';
 import { isLarge, minZoomOf } from './style.js';
-import { debounce, el } from './util.js';
+import { debounce, el, mark } from './util.js';
 import { lockedLayer, renderLayerPanel } from './ui/layerPanel.js';
 import { tooltipFor, showDetails, renderDetails } from './ui/details.js';
 import { renderKpis } from './ui/kpi.js';
@@ -414,6 +415,8 @@ export async function start(app, prefetch) {
     app.redraw();
     renderAll(app);
   };
+  // a layer whose deck.gl class is in the lazily loaded chunk is drawn once that arrives
+  onDeckExtras(() => app.redraw());
   app.renderRight = () => renderRight(app);
   app.renderLeft = () => renderLeft(app);
   app.renderPanels = () => renderAll(app);
@@ -442,7 +445,8 @@ export async function start(app, prefetch) {
   window.addEventListener('hashchange', () => {
     app.state.page = pageOf(location.hash);
     renderAll(app);
-    if (app.state.page === 'map') map.resize();
+    // the first time the map is shown after opening on another page, its first view is set now
+    if (app.state.page === 'map' && !showPendingView(app)) map.resize();
   });
   onLang(() => app.update());
 
@@ -515,6 +519,7 @@ export async function start(app, prefetch) {
   map.on('moveend', onView);
 
   const [caps, catalog] = await Promise.all([prefetch.caps, prefetch.catalog]);
+  mark('catalog');
   app.state.caps = caps;
   app.state.catalog = catalog;
   app.state.basemapTiles = !!caps.tiles;
@@ -532,6 +537,7 @@ export async function start(app, prefetch) {
   app.state.bounds = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
   const userKnown = loadUser(app);
   await Promise.all([userKnown, detectTiles(app, userKnown), userKnown.then(() => initRasters(app))]);
+  mark('user-tiles');
   initTime(app);
   initH3(app);
   initQuery(app);
@@ -539,6 +545,7 @@ export async function start(app, prefetch) {
   app.redraw();
   setStatus('');
   await Promise.all(catalog.map((l) => loadLayer(app, l).then(() => app.redraw())));
+  mark('layers');
   initTime(app);
   app.update();
   initFeed(app);
@@ -547,10 +554,13 @@ export async function start(app, prefetch) {
   loadCameraStatus(app);
   // search, URL state, labels, measure, table, print, views, phone sheets (own chunk)
   try {
-    await (await import('./ui/tools.js')).initTools(app);
+    const tools = await import('./ui/tools.js');
+    mark('tools-chunk');
+    await tools.initTools(app);
   } catch (err) {
     console.error(err);
   }
+  mark('ready');
   window.__iocmap.ready = true;
   document.body.dataset.ready = '1';
 }
