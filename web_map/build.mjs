@@ -32,6 +32,9 @@ const options = {
   logLevel: 'info',
 };
 
+// chunks the first view imports once the basemap is drawn: prefetched by index.html
+const LATER = ['src/mapapp.js', 'src/ui/tools.js'];
+
 /** Write index.html for the hashed bundle names in the esbuild metafile. */
 async function writeIndex(metafile) {
   const outputs = Object.keys(metafile.outputs).map((p) => path.relative(dist, path.join(root, p)).split(path.sep).join('/'));
@@ -43,9 +46,32 @@ async function writeIndex(metafile) {
     .filter((i) => i.kind === 'import-statement')
     .map((i) => `<link rel="modulepreload" href="/${path.relative(dist, path.join(root, i.path)).split(path.sep).join('/')}">`)
     .join('\n    ');
+  // the app and tool bar chunks (and what they import) are fetched at idle priority while the
+  // basemap paints, so importing them later waits for no download (index.html is no-cache, the
+  // chunks are immutable)
+  const rel = (p) => `/${path.relative(dist, path.join(root, p)).split(path.sep).join('/')}`;
+  const closure = (roots) => {
+    const seen = new Set();
+    const todo = [...roots];
+    while (todo.length) {
+      const p = todo.pop();
+      if (seen.has(p)) continue;
+      seen.add(p);
+      for (const i of metafile.outputs[p].imports) if (i.kind === 'import-statement') todo.push(i.path);
+    }
+    return seen;
+  };
+  const entryClosure = closure(entryOut ? [entryOut[0]] : []);
+  const later = Object.entries(metafile.outputs)
+    .filter(([, o]) => o.entryPoint && LATER.some((e) => o.entryPoint.endsWith(e)))
+    .map(([p]) => p);
+  const prefetch = [...closure(later)]
+    .filter((p) => !entryClosure.has(p))
+    .map((p) => `<link rel="prefetch" href="${rel(p)}" as="script" crossorigin>`)
+    .join('\n    ');
   const template = await readFile(path.join(root, 'src', 'index.html'), 'utf8');
   const html = template
-    .replace('<!--CSS-->', (css ? `<link rel="stylesheet" href="/${css}">` : '') + (preload ? `\n    ${preload}` : ''))
+    .replace('<!--CSS-->', (css ? `<link rel="stylesheet" href="/${css}">` : '') + (preload ? `\n    ${preload}` : '') + (prefetch ? `\n    ${prefetch}` : ''))
     .replace('<!--JS-->', `<script type="module" src="/${js}"></script>`);
   await writeFile(path.join(dist, 'index.html'), html);
   return { js, css };

@@ -7,10 +7,11 @@ import 'maplibre-gl/dist/maplibre-gl.css';
 
 import './app.css';
 import './ui/mapux.css';
-import { detectCapabilities, getJSON } from './api.js';
+import { detectCapabilities, getJSON, loadFeatures, askEarly } from './api.js';
+import { SMALL_FETCH_CAP, isLarge } from './style.js';
 import { deckLayers } from './internals.js';
 import { deckExtrasPending } from './lazyDeck.js';
-import { basemapDrawn, basemapStyle } from './basemap.js';
+import { BASEMAP_SLUGS, basemapDrawn, basemapStyle } from './basemap.js';
 import { motionResolution } from './motion.js';
 import { initLang, lang, setLang, t } from './i18n.js';
 import { mark } from './util.js';
@@ -112,6 +113,23 @@ async function boot() {
     catalog: getJSON('/api/layers'),
   };
   prefetch.catalog.catch(() => {});
+  // who is there, the public small layers' features and the public layers' TileJSON are asked
+  // for as soon as the catalog is in, while the app chunk is still being read (mapapp.js and
+  // login.js take the answers with api.js `early`)
+  app.prefetched = {};
+  Promise.all([prefetch.caps, prefetch.catalog])
+    .then(([caps, catalog]) => {
+      if (caps.paths['/api/auth/me']) askEarly(app, '/api/auth/me', getJSON('/api/auth/me'));
+      for (const layer of catalog) {
+        if (layer.sensitive || layer.kind === 'raster') continue;
+        if (!isLarge(layer)) askEarly(app, `features:${layer.slug}`, loadFeatures(layer.slug, { maxFeatures: SMALL_FETCH_CAP }));
+        if (caps.tilejson && app.state.useTiles && !BASEMAP_SLUGS.has(layer.slug)) {
+          const url = `/tiles/${encodeURIComponent(layer.slug)}.json`;
+          askEarly(app, url, getJSON(url));
+        }
+      }
+    })
+    .catch(() => {});
   try {
     const { start } = await import('./mapapp.js');
     mark('app-chunk');
