@@ -46,9 +46,9 @@ async function writeIndex(metafile) {
     .filter((i) => i.kind === 'import-statement')
     .map((i) => `<link rel="modulepreload" href="/${path.relative(dist, path.join(root, i.path)).split(path.sep).join('/')}">`)
     .join('\n    ');
-  // the app and tool bar chunks (and what they import) are fetched at idle priority while the
-  // basemap paints, so importing them later waits for no download (index.html is no-cache, the
-  // chunks are immutable)
+  // the app and tool bar chunks (and what they import): main.js has them fetched at idle priority
+  // once the map is created (not from the page itself, where they would compete with maplibre's
+  // own download), so importing them after the basemap waits for no download
   const rel = (p) => `/${path.relative(dist, path.join(root, p)).split(path.sep).join('/')}`;
   const closure = (roots) => {
     const seen = new Set();
@@ -65,13 +65,10 @@ async function writeIndex(metafile) {
   const later = Object.entries(metafile.outputs)
     .filter(([, o]) => o.entryPoint && LATER.some((e) => o.entryPoint.endsWith(e)))
     .map(([p]) => p);
-  const prefetch = [...closure(later)]
-    .filter((p) => !entryClosure.has(p))
-    .map((p) => `<link rel="prefetch" href="${rel(p)}" as="script" crossorigin>`)
-    .join('\n    ');
+  const prefetch = JSON.stringify([...closure(later)].filter((p) => !entryClosure.has(p)).map(rel));
   const template = await readFile(path.join(root, 'src', 'index.html'), 'utf8');
   const html = template
-    .replace('<!--CSS-->', (css ? `<link rel="stylesheet" href="/${css}">` : '') + (preload ? `\n    ${preload}` : '') + (prefetch ? `\n    ${prefetch}` : ''))
+    .replace('<!--CSS-->', (css ? `<link rel="stylesheet" href="/${css}">` : '') + (preload ? `\n    ${preload}` : '') + `\n    <script type="application/json" id="later-chunks">${prefetch}</script>`)
     .replace('<!--JS-->', `<script type="module" src="/${js}"></script>`);
   await writeFile(path.join(dist, 'index.html'), html);
   return { js, css };

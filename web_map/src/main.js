@@ -67,6 +67,22 @@ function installHook(app) {
   };
 }
 
+/**
+ * Fetch, at idle priority, the chunks imported once the basemap is drawn (the app and the tool
+ * bar, listed by the build in index.html): their download then overlaps the basemap's tiles.
+ */
+function prefetchLaterChunks() {
+  let urls = [];
+  try {
+    urls = JSON.parse(document.getElementById('later-chunks')?.textContent || '[]');
+  } catch {
+    urls = [];
+  }
+  for (const href of urls) {
+    document.head.append(Object.assign(document.createElement('link'), { rel: 'prefetch', href, as: 'script', crossOrigin: 'anonymous' }));
+  }
+}
+
 async function boot() {
   // eslint-disable-next-line no-undef
   maplibregl.setWorkerUrl(__MAPLIBRE_WORKER_URL__);
@@ -79,12 +95,17 @@ async function boot() {
   setStatus(t('app.loading'));
 
   const linked = viewFromUrl();
+  const container = document.getElementById('map');
+  // opened on another page, the map's container has no size: no fit now (it could only fail),
+  // the province is fitted when the map is first shown (deferFirstView below)
+  const hidden = !container.clientWidth || !container.clientHeight;
+  const home = hidden ? { center: [(NGHE_AN_BOUNDS[0][0] + NGHE_AN_BOUNDS[1][0]) / 2, (NGHE_AN_BOUNDS[0][1] + NGHE_AN_BOUNDS[1][1]) / 2], zoom: 7 } : { bounds: NGHE_AN_BOUNDS, fitBoundsOptions: { padding: HOME_PADDING } };
   const map = new maplibregl.Map({
-    container: 'map',
+    container,
     style: basemapStyle(location.origin),
     // a shared link's view (?c=lon,lat&z=zoom), else the province, leaving room for the layer
     // panel (left), details (right) and the time bar (bottom)
-    ...(linked || { bounds: NGHE_AN_BOUNDS, fitBoundsOptions: { padding: HOME_PADDING } }),
+    ...(linked || home),
     attributionControl: false,
     maxPitch: 60,
     dragRotate: false,
@@ -98,6 +119,7 @@ async function boot() {
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'bottom-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   map.doubleClickZoom.disable();
+  prefetchLaterChunks();
   const drawn = basemapDrawn(map).then((ms) => {
     mark('basemap');
     window.__iocmap.basemapAt = ms;
