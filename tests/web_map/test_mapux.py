@@ -118,7 +118,7 @@ def search(pg: Any, q: str) -> list[str]:
         "!document.getElementById('search-results').hidden && document.querySelectorAll('.sr-item').length > 0",
         20,
     )
-    labels = pg.locator(".sr-item .sr-main").all_inner_texts()
+    labels: list[str] = pg.locator(".sr-item .sr-main").all_inner_texts()
     box.press("Enter")
     idle(pg)
     return labels
@@ -497,7 +497,10 @@ def test_attribute_table_filters_parcels_like_the_server(
 def _legend_ink(img: Image.Image, box: tuple[int, int, int, int]) -> int:
     """Number of clearly coloured (non-white, non-grey) pixels in a box of the page."""
     crop = img.convert("RGB").crop(box)
-    return sum(1 for r, g, b in crop.getdata() if max(r, g, b) - min(r, g, b) > 60)
+    data = crop.tobytes()
+    return sum(
+        1 for i in range(0, len(data), 3) if max(data[i : i + 3]) - min(data[i : i + 3]) > 60
+    )
 
 
 def test_png_and_pdf_exports_open_and_show_the_legend(
