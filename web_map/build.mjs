@@ -4,9 +4,10 @@
 // no CDN, no fonts or tiles from outside.
 import * as esbuild from 'esbuild';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { constants as zlibConstants, gzipSync } from 'node:zlib';
 
 const root = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(root, 'dist');
@@ -31,6 +32,9 @@ const options = {
   logLevel: 'info',
 };
 
+// chunks the first view imports once the basemap is drawn: prefetched by index.html
+const LATER = ['src/mapapp.js', 'src/ui/tools.js'];
+
 /** Write index.html for the hashed bundle names in the esbuild metafile. */
 async function writeIndex(metafile) {
   const outputs = Object.keys(metafile.outputs).map((p) => path.relative(dist, path.join(root, p)).split(path.sep).join('/'));
@@ -42,9 +46,29 @@ async function writeIndex(metafile) {
     .filter((i) => i.kind === 'import-statement')
     .map((i) => `<link rel="modulepreload" href="/${path.relative(dist, path.join(root, i.path)).split(path.sep).join('/')}">`)
     .join('\n    ');
+  // the app and tool bar chunks (and what they import): main.js has them fetched at idle priority
+  // once the map is created (not from the page itself, where they would compete with maplibre's
+  // own download), so importing them after the basemap waits for no download
+  const rel = (p) => `/${path.relative(dist, path.join(root, p)).split(path.sep).join('/')}`;
+  const closure = (roots) => {
+    const seen = new Set();
+    const todo = [...roots];
+    while (todo.length) {
+      const p = todo.pop();
+      if (seen.has(p)) continue;
+      seen.add(p);
+      for (const i of metafile.outputs[p].imports) if (i.kind === 'import-statement') todo.push(i.path);
+    }
+    return seen;
+  };
+  const entryClosure = closure(entryOut ? [entryOut[0]] : []);
+  const later = Object.entries(metafile.outputs)
+    .filter(([, o]) => o.entryPoint && LATER.some((e) => o.entryPoint.endsWith(e)))
+    .map(([p]) => p);
+  const prefetch = JSON.stringify([...closure(later)].filter((p) => !entryClosure.has(p)).map(rel));
   const template = await readFile(path.join(root, 'src', 'index.html'), 'utf8');
   const html = template
-    .replace('<!--CSS-->', (css ? `<link rel="stylesheet" href="/${css}">` : '') + (preload ? `\n    ${preload}` : ''))
+    .replace('<!--CSS-->', (css ? `<link rel="stylesheet" href="/${css}">` : '') + (preload ? `\n    ${preload}` : '') + `\n    <script type="application/json" id="later-chunks">${prefetch}</script>`)
     .replace('<!--JS-->', `<script type="module" src="/${js}"></script>`);
   await writeFile(path.join(dist, 'index.html'), html);
   return { js, css };
@@ -118,6 +142,20 @@ async function copyMvtWorker() {
   return `/assets/${name}`;
 }
 
+/**
+ * A gzip copy (name.gz, best compression) of every script and style sheet under dist/assets:
+ * the server sends it as it is (geo_api/web.py) instead of compressing megabytes of
+ * JavaScript again for every page load.
+ */
+async function precompress() {
+  const assets = path.join(dist, 'assets');
+  for (const name of await readdir(assets)) {
+    if (!/\.(js|css)$/.test(name)) continue;
+    const file = path.join(assets, name);
+    await writeFile(`${file}.gz`, gzipSync(await readFile(file), { level: zlibConstants.Z_BEST_COMPRESSION }));
+  }
+}
+
 await rm(dist, { recursive: true, force: true });
 await mkdir(path.join(dist, 'assets'), { recursive: true });
 await copyBriefingVendor();
@@ -135,6 +173,7 @@ if (watch) {
   const result = await esbuild.build(options);
   await neuterCdn(result.metafile);
   const { js, css } = await writeIndex(result.metafile);
+  await precompress();
   const size = (p) => (result.metafile.outputs[path.relative(root, path.join(dist, p)).split(path.sep).join('/')] || {}).bytes || 0;
   console.log(`web map built: ${js} (${Math.round(size(js) / 1024)} KiB), ${css} (${Math.round(size(css) / 1024)} KiB)`);
 }

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from PIL import Image
@@ -117,7 +118,7 @@ def search(pg: Any, q: str) -> list[str]:
         "!document.getElementById('search-results').hidden && document.querySelectorAll('.sr-item').length > 0",
         20,
     )
-    labels = pg.locator(".sr-item .sr-main").all_inner_texts()
+    labels: list[str] = pg.locator(".sr-item .sr-main").all_inner_texts()
     box.press("Enter")
     idle(pg)
     return labels
@@ -149,6 +150,9 @@ def test_search_spellings_land_on_the_place(
         lon, lat, zoom = centre(pg)
         assert near((lon, lat), where, km), (q, labels[:3], lon, lat)
         assert zoom > 9
+        # the chosen place is highlighted on the map
+        assert pg.evaluate("(window.__iocmap.app.searchHit || []).length") > 0
+        assert pg.evaluate("!!window.__iocmap.app.map.getLayer('search-hit-line')")
         slug = "".join(c if c.isalnum() else "-" for c in q.lower())
         pg.screenshot(path=str(artifacts / f"mapux-search-{slug}.png"))
 
@@ -174,6 +178,201 @@ def test_shared_link_restores_view_and_layers_in_a_new_profile(
         assert pg2.evaluate("window.__iocmap.app.state.visible.hospitals") is True
         assert not pg2.locator("#toggle-schools").is_checked()
         pg2.screenshot(path=str(artifacts / "mapux-shared-link.png"))
+
+
+def _scale_km(pg: Any) -> float:
+    """The length the map's scale bar stands for, in km."""
+    label = pg.locator(".maplibregl-ctrl-scale").inner_text().strip()
+    value, unit = label.split()
+    return float(value) / (1000.0 if unit == "m" else 1.0)
+
+
+def _url_view(url: str) -> tuple[float, float, float]:
+    """(lon, lat, zoom) written in a URL's ?c=&z=."""
+    query = parse_qs(urlsplit(url).query)
+    lon, lat = (float(v) for v in query["c"][0].split(","))
+    return lon, lat, float(query["z"][0])
+
+
+def _inside_province(engine: Engine, lon: float, lat: float) -> bool:
+    """Whether a point lies inside Nghệ An's current boundary."""
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT bool_or(ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)))"
+                    " FROM admin_unit WHERE level = 'province' AND valid_to IS NULL"
+                ),
+                {"x": lon, "y": lat},
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_opened_on_another_page_the_map_shows_the_province(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    settings: Settings,
+    artifacts: Path,
+    size: str,
+) -> None:
+    viewport = DESKTOP if size == "desktop" else PHONE
+    with open_page(
+        browser, live_server, seeded, settings, query="lang=vi#/reports", viewport=viewport
+    ) as (pg, errors):
+        assert pg.evaluate("document.getElementById('mapview').hidden") is True
+        # while the map is hidden, the URL records no view of its stand-in size
+        assert "c=" not in urlsplit(pg.url).query
+        pg.locator("#nav-map").click()
+        wait_for(pg, "!document.getElementById('mapview').hidden")
+        idle(pg)
+        pg.screenshot(path=str(artifacts / f"mapux-first-on-reports-{size}.png"))
+        lon, lat, zoom = centre(pg)
+        km = _scale_km(pg)
+        assert 5 <= km <= 100, km
+        assert _inside_province(seeded, lon, lat), (lon, lat)
+        url_lon, url_lat, url_zoom = _url_view(pg.url)
+        assert abs(url_lon - lon) < 1e-4 and abs(url_lat - lat) < 1e-4, (pg.url, lon, lat)
+        assert abs(url_zoom - zoom) < 0.01, (pg.url, zoom)
+        # the very view the province button gives at this size
+        pg.evaluate("window.__iocmap.home()")
+        home = centre(pg)
+        assert near(home[:2], (lon, lat), 0.5) and abs(home[2] - zoom) < 0.05, (home, zoom)
+        # that first view is no step of its own: back returns to the reports page
+        pg.go_back()
+        wait_for(pg, "document.getElementById('mapview').hidden")
+        assert errors == [], errors
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_a_shared_view_opened_on_another_page_is_restored(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    settings: Settings,
+    artifacts: Path,
+    size: str,
+) -> None:
+    viewport = DESKTOP if size == "desktop" else PHONE
+    query = "lang=en&c=105.70000,18.75000&z=12.50#/reports"
+    with open_page(browser, live_server, seeded, settings, query=query, viewport=viewport) as (
+        pg,
+        errors,
+    ):
+        assert _url_view(pg.url) == (105.70, 18.75, 12.5)
+        pg.locator("#nav-map").click()
+        wait_for(pg, "!document.getElementById('mapview').hidden")
+        idle(pg)
+        pg.screenshot(path=str(artifacts / f"mapux-shared-on-reports-{size}.png"))
+        lon, lat, zoom = centre(pg)
+        assert abs(lon - 105.70) < 1e-4 and abs(lat - 18.75) < 1e-4 and abs(zoom - 12.5) < 0.01
+        assert _url_view(pg.url) == (105.70, 18.75, 12.5)
+        assert _scale_km(pg) < 5
+        assert errors == [], errors
+
+
+def test_shared_link_restores_mode_time_window_and_selection(
+    browser: Any, live_server: str, seeded: Engine, settings: Settings, artifacts: Path
+) -> None:
+    with seeded.connect() as conn:
+        fid, name = conn.execute(
+            text(
+                "SELECT f.id, f.properties->>'name' FROM feature f JOIN layer l ON l.id = f.layer_id"
+                " WHERE l.slug = 'hospitals' ORDER BY f.id LIMIT 1"
+            )
+        ).one()
+    with open_page(browser, live_server, seeded, settings) as (pg, _errors):
+        pg.locator("#time-window").select_option("30")
+        idle(pg)
+        pg.locator("[data-view=h3]").click()
+        idle(pg)
+        search(pg, name)
+        wait_for(pg, "window.__iocmap.app.state.selected")
+        idle(pg)
+        query = parse_qs(urlsplit(pg.url).query)
+        assert query["m"] == ["h3"] and query["w"] == ["30"] and "t" in query
+        assert query["sel"] == [f"hospitals/{fid}"]
+        tm = pg.evaluate("(({from, to}) => [from, to])(window.__iocmap.app.state.time)")
+        url = pg.url
+    with open_page(browser, live_server, seeded, settings, query=url.split("?", 1)[1]) as (
+        pg2,
+        errors,
+    ):
+        wait_for(pg2, "window.__iocmap.app.state.selected")
+        state = pg2.evaluate(
+            "(({view, time, selected}) => [view, time.from, time.to, time.windowDays,"
+            " selected.slug, String(selected.feature.id)])(window.__iocmap.app.state)"
+        )
+        assert state[0] == "h3" and state[3] == 30, state
+        # the link carries the window to the minute
+        assert abs(state[1] - tm[0]) < 60_000 and abs(state[2] - tm[1]) < 60_000, (state, tm)
+        assert state[4:] == ["hospitals", str(fid)], state
+        assert name in pg2.locator("#tab-details").inner_text()
+        assert pg2.locator("[data-view=h3]").get_attribute("class").split().count("active") == 1
+        pg2.screenshot(path=str(artifacts / "mapux-shared-mode-time-selection.png"))
+        assert errors == [], errors
+    # a link to the hot spots draws them, as the button does
+    with open_page(
+        browser, live_server, seeded, settings, query="lang=en&m=hotspots&h=field_reports"
+    ) as (pg3, errors):
+        wait_for(
+            pg3,
+            "window.__iocmap.app.state.hotspots && !window.__iocmap.app.state.hotspots.loading",
+        )
+        assert pg3.evaluate("window.__iocmap.app.state.view") == "hotspots"
+        assert pg3.evaluate("window.__iocmap.app.state.hotspots.slug") == "field_reports"
+        assert pg3.locator("#hotspot-legend").count() == 1
+        assert errors == [], errors
+
+
+def test_labels_name_wards_and_points_without_overlap(
+    browser: Any, live_server: str, seeded: Engine, settings: Settings, artifacts: Path
+) -> None:
+    with seeded.connect() as conn:
+        name, lon, lat = conn.execute(
+            text(
+                "SELECT f.properties->>'name', ST_X(f.geom), ST_Y(f.geom) FROM feature f"
+                " JOIN layer l ON l.id = f.layer_id WHERE l.slug = 'hospitals'"
+                " ORDER BY f.id LIMIT 1"
+            )
+        ).one()
+    boxes = (
+        "[...document.querySelectorAll('#map-labels .map-label.KIND')].map(n => {"
+        " const r = n.getBoundingClientRect(); return [n.textContent, r.left, r.top, r.right,"
+        " r.bottom]; })"
+    )
+
+    def overlaps(rects: list[list[Any]]) -> list[tuple[str, str]]:
+        out = []
+        for i, a in enumerate(rects):
+            for b in rects[i + 1 :]:
+                w = min(a[3], b[3]) - max(a[1], b[1])
+                h = min(a[4], b[4]) - max(a[2], b[2])
+                if w > 2 and h > 2:
+                    out.append((a[0], b[0]))
+        return out
+
+    with open_page(browser, live_server, seeded, settings) as (pg, errors):
+        # the whole province: no ward names crowding the map
+        pg.evaluate("window.__iocmap.home()")
+        idle(pg)
+        assert pg.evaluate(boxes.replace("KIND", "commune")) == []
+        pg.evaluate("window.__iocmap.jumpTo([105.68, 18.72], 11)")
+        idle(pg)
+        wards = pg.evaluate(boxes.replace("KIND", "commune"))
+        assert len(wards) >= 5, wards
+        assert overlaps(wards) == []
+        assert "Cửa Lò" in [w[0] for w in wards]
+        pg.screenshot(path=str(artifacts / "mapux-labels-wards.png"))
+        pg.evaluate(f"window.__iocmap.jumpTo([{lon}, {lat}], 15.5)")
+        idle(pg)
+        points = pg.evaluate(boxes.replace("KIND", "point"))
+        assert name in [p[0] for p in points], points
+        everything = points + pg.evaluate(boxes.replace("KIND", "commune"))
+        assert overlaps(everything) == []
+        pg.screenshot(path=str(artifacts / "mapux-labels-points.png"))
+        assert errors == [], errors
 
 
 def test_back_and_forward_step_through_views(
@@ -252,6 +451,29 @@ def test_attribute_table_filters_parcels_like_the_server(
         assert rows == min(50, expected)
         cells = pg.locator("#table-body tr td:nth-child(6)").all_inner_texts()
         assert all("ONT" in c for c in cells)
+        # only the parcels within the map's view, on request
+        pg.evaluate("window.__iocmap.jumpTo([105.68, 18.68], 14)")
+        idle(pg)
+        bbox = pg.evaluate(
+            "(() => { const b = window.__iocmap.app.map.getBounds();"
+            " return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]"
+            ".map(v => Number(v.toFixed(6))); })()"
+        )
+        with seeded.connect() as conn:
+            in_view = conn.execute(
+                text(
+                    "SELECT count(*) FROM feature f JOIN layer l ON l.id = f.layer_id"
+                    " WHERE l.slug = 'land_parcels'"
+                    " AND upper(f.properties->>'KyHieuMucDichSuDung') LIKE '%ONT%'"
+                    " AND ST_Intersects(f.geom, ST_MakeEnvelope(:w, :s, :e, :n, 4326))"
+                ),
+                dict(zip("wsen", bbox, strict=True)),
+            ).scalar_one()
+        assert in_view < expected
+        pg.locator("#table-inview").check()
+        wait_for(pg, f"document.getElementById('table-count').dataset.total === '{in_view}'", 30)
+        pg.locator("#table-inview").uncheck()
+        wait_for(pg, f"document.getElementById('table-count').dataset.total === '{expected}'", 30)
         # sorted by area, descending, on the server
         pg.locator("[data-sort=DienTich]").click()
         pg.locator("[data-sort=DienTich]").click()
@@ -273,7 +495,10 @@ def test_attribute_table_filters_parcels_like_the_server(
 def _legend_ink(img: Image.Image, box: tuple[int, int, int, int]) -> int:
     """Number of clearly coloured (non-white, non-grey) pixels in a box of the page."""
     crop = img.convert("RGB").crop(box)
-    return sum(1 for r, g, b in crop.getdata() if max(r, g, b) - min(r, g, b) > 60)
+    data = crop.tobytes()
+    return sum(
+        1 for i in range(0, len(data), 3) if max(data[i : i + 3]) - min(data[i : i + 3]) > 60
+    )
 
 
 def test_png_and_pdf_exports_open_and_show_the_legend(
@@ -299,6 +524,12 @@ def test_png_and_pdf_exports_open_and_show_the_legend(
             pg.locator("#print-pdf").click()
         pdf = tmp_path / "map.pdf"
         dl2.value.save_as(pdf)
+        pg.locator("#print-paper").select_option("A4")
+        pg.locator("#print-orient").select_option("portrait")
+        with pg.expect_download() as dl4:
+            pg.locator("#print-pdf").click()
+        portrait = tmp_path / "portrait.pdf"
+        dl4.value.save_as(portrait)
         with pg.expect_download() as dl3:
             pg.locator("#print-briefing").click()
         html = Path(dl3.value.path()).read_text(encoding="utf-8")
@@ -323,6 +554,17 @@ def test_png_and_pdf_exports_open_and_show_the_legend(
     assert w > h  # A3 landscape
     assert abs(w / h - 420 / 297) < 0.01
     assert _legend_ink(page, (int(w * 0.77), int(h * 0.1), w - 5, int(h * 0.7))) > 100
+    subprocess.run(
+        ["pdftoppm", "-r", "60", "-png", "-singlefile", str(portrait), str(tmp_path / "tall")],
+        check=True,
+    )
+    tall = Image.open(tmp_path / "tall.png")
+    tall.load()
+    (artifacts / "mapux-export-pdf-portrait.png").write_bytes((tmp_path / "tall.png").read_bytes())
+    w, h = tall.size
+    assert h > w and abs(h / w - 297 / 210) < 0.01  # A4 portrait
+    # the legend runs under the map on a portrait page
+    assert _legend_ink(tall, (5, int(h * 0.72), w - 5, h - 5)) > 100
 
 
 @pytest.mark.parametrize("lang", ["vi", "en"])

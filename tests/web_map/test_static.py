@@ -91,6 +91,30 @@ def test_bundle_is_split_and_chunks_cached(engine: Engine, settings: Settings, d
             assert res.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
+def test_assets_are_sent_precompressed(engine: Engine, settings: Settings, dist: Path) -> None:
+    """Scripts and styles go out as the build's gzip copies, byte for byte the same once decoded."""
+    assets = dist / "assets"
+    files = [next(assets.glob("app-*.js")), next(assets.glob("app-*.css"))]
+    files.append(max(assets.glob("chunk-*.js"), key=lambda p: p.stat().st_size))
+    with _client(settings, dist) as client:
+        for path in files:
+            packed = path.with_name(f"{path.name}.gz")
+            assert packed.is_file(), packed
+            res = client.get(f"/assets/{path.name}", headers={"Accept-Encoding": "gzip"})
+            assert res.status_code == 200
+            assert res.headers["content-encoding"] == "gzip"
+            assert int(res.headers["content-length"]) == packed.stat().st_size
+            assert res.headers["cache-control"] == "public, max-age=31536000, immutable"
+            assert "accept-encoding" in res.headers["vary"].lower()
+            kind = "css" if path.suffix == ".css" else "javascript"
+            assert kind in res.headers["content-type"]
+            assert res.content == path.read_bytes()
+            # a client without gzip gets the file itself
+            plain = client.get(f"/assets/{path.name}", headers={"Accept-Encoding": "identity"})
+            assert "content-encoding" not in plain.headers
+            assert plain.content == path.read_bytes()
+
+
 @pytest.mark.parametrize("prefix", ["maplibre-gl-worker", "mvt-worker"])
 def test_workers_are_served_as_javascript(
     engine: Engine, settings: Settings, dist: Path, prefix: str

@@ -20,6 +20,21 @@ export async function getJSON(url, opts = {}) {
   return res.json();
 }
 
+/** Remember an answer main.js asks for before the app chunk needs it (see `early`). */
+export function askEarly(app, key, promise) {
+  promise.catch(() => {}); // handled by whoever takes it
+  app.prefetched[key] = promise;
+  return promise;
+}
+
+/** The answer asked for early under this key (taken once), else null. */
+export function early(app, key) {
+  const p = app.prefetched && app.prefetched[key];
+  if (!p) return null;
+  delete app.prefetched[key];
+  return p;
+}
+
 /** POST (or other method) a JSON body and return the JSON answer. */
 export async function sendJSON(url, body, method = 'POST') {
   return getJSON(url, {

@@ -4,10 +4,7 @@
 // selection, query area and results.
 
 import { GeoJsonLayer, PolygonLayer, ScatterplotLayer, PathLayer } from '@deck.gl/layers';
-import { MVTLayer, H3HexagonLayer } from '@deck.gl/geo-layers';
-import { HeatmapLayer } from '@deck.gl/aggregation-layers';
 import { DataFilterExtension } from '@deck.gl/extensions';
-import { MVTLoader } from '@loaders.gl/mvt';
 
 import { fillAccessor, isPoint, isPolygonal, minZoomOf, rampColor, styleOf, tileUrlOf, tilesOf } from './style.js';
 import { viewCone } from './geo.js';
@@ -17,6 +14,7 @@ import { isNative } from './nativeLayers.js';
 import { rasterLayers } from './ui/rasterLayers.js';
 import { floodLayers } from './ui/flood.js';
 import { terrainLayers } from './ui/terrain.js';
+import { deckExtras } from './lazyDeck.js';
 
 const DAY = 86400000;
 const DOWN = new Set(['offline', 'stale', 'stopped', 'error']);
@@ -102,8 +100,11 @@ function sectorLayers(state, layer) {
   const props = vectorProps(state, layer);
   const tiles = tilesOf(state, layer);
   if (tiles) {
+    // deck's tile layer is in the lazily loaded chunk: drawn once it has arrived
+    const X = deckExtras();
+    if (!X) return out;
     out.push(
-      new MVTLayer({
+      new X.MVTLayer({
         ...props,
         // a time-enabled layer's tiles come filtered by the slider (?datetime=from/to): a new
         // window is a new URL, and deck keeps the old tiles on screen until the new ones load
@@ -113,7 +114,7 @@ function sectorLayers(state, layer) {
         binary: true,
         // decode in loaders.gl's MVT worker, shipped in our own assets (never its CDN default);
         // the full loader stays as the main-thread fallback when workers are unavailable
-        loaders: [MVTLoader],
+        loaders: [X.MVTLoader],
         // eslint-disable-next-line no-undef
         loadOptions: { core: { worker: state.mvtWorkers }, mvt: { workerUrl: __MVT_WORKER_URL__ } },
         onTileError: (err) => console.warn('tile error', layer.slug, err && err.message ? err.message : err),
@@ -155,10 +156,13 @@ function coneLayer(state, layer) {
 /** H3 hexagons (server or browser aggregated) or a heatmap of the chosen layer. */
 function analyticLayers(state) {
   const out = [];
+  if (state.view !== 'h3' && state.view !== 'heatmap') return out;
+  const X = deckExtras();
+  if (!X) return out;
   if (state.view === 'h3' && state.h3.cells.length) {
     const max = state.h3.max || 1;
     out.push(
-      new H3HexagonLayer({
+      new X.H3HexagonLayer({
         id: 'h3-view',
         data: state.h3.cells,
         getHexagon: (d) => d.h3,
@@ -175,7 +179,7 @@ function analyticLayers(state) {
   if (state.view === 'heatmap') {
     const pts = filteredPoints(state, state.h3.slug);
     out.push(
-      new HeatmapLayer({
+      new X.HeatmapLayer({
         id: 'heatmap-view',
         data: pts,
         getPosition: (f) => f.geometry.coordinates,

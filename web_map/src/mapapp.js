@@ -3,15 +3,16 @@
 
 import { MapboxOverlay } from '@deck.gl/mapbox';
 
-import { getJSON, loadFeatures } from './api.js';
+import { early, getJSON, loadFeatures } from './api.js';
 import { activateViewport, layerManager, overlayDeck, replayPointerMove } from './internals.js';
 import { BASEMAP_SLUGS, hoverWard, syncBasemap, wardAt } from './basemap.js';
 import { layerTitle, lang, onLang, setLang, t } from './i18n.js';
 import { buildLayers } from './layers.js';
+import { onDeckExtras } from './lazyDeck.js';
 import { denseRasterLayers, hoverNative, nativePick, pickDense, syncNative } from './nativeLayers.js';
-import { pageOf, renderChrome, setStatus } from './shell.js';
-import { isLarge, minZoomOf } from './style.js';
-import { debounce, el } from './util.js';
+import { pageOf, renderChrome, setStatus, showPendingView } from './shell.js';
+import { SMALL_FETCH_CAP, isLarge, minZoomOf } from './style.js';
+import { debounce, el, mark } from './util.js';
 import { lockedLayer, renderLayerPanel } from './ui/layerPanel.js';
 import { tooltipFor, showDetails, renderDetails } from './ui/details.js';
 import { renderKpis } from './ui/kpi.js';
@@ -161,8 +162,10 @@ async function loadLayer(app, layer) {
   }
   if (state.data[slug]) return;
   state.loading[slug] = true;
+  // a public small layer's features were asked for as soon as the catalog came (main.js)
+  const asked = early(app, `features:${slug}`);
   try {
-    state.data[slug] = await loadFeatures(slug, { maxFeatures: LARGE_FETCH_CAP });
+    state.data[slug] = await (asked || loadFeatures(slug, { maxFeatures: SMALL_FETCH_CAP }));
     state.dataVersion[slug] = (state.dataVersion[slug] || 0) + 1;
   } catch (err) {
     state.data[slug] = [];
@@ -175,8 +178,6 @@ async function loadLayer(app, layer) {
     state.loading[slug] = false;
   }
 }
-
-const LARGE_FETCH_CAP = 25000;
 
 /** Small layers are always kept as GeoJSON too: KPIs, cones, queries and H3 read them. */
 function needsFeatures(layer) {
@@ -201,7 +202,8 @@ async function detectTiles(app, userKnown = Promise.resolve()) {
       }
       try {
         if (state.caps.tilejson) {
-          const tj = await getJSON(`/tiles/${encodeURIComponent(layer.slug)}.json`);
+          const tjUrl = `/tiles/${encodeURIComponent(layer.slug)}.json`;
+          const tj = await (early(app, tjUrl) || getJSON(tjUrl));
           const url = (tj.tiles && tj.tiles[0]) || `/tiles/${layer.slug}/{z}/{x}/{y}.mvt`;
           const vl = (tj.vector_layers || [])[0] || {};
           state.tileUrls[layer.slug] = {
@@ -394,6 +396,8 @@ export async function start(app, prefetch) {
     app.redraw();
     renderAll(app);
   };
+  // a layer whose deck.gl class is in the lazily loaded chunk is drawn once that arrives
+  onDeckExtras(() => app.redraw());
   app.renderRight = () => renderRight(app);
   app.renderLeft = () => renderLeft(app);
   app.renderPanels = () => renderAll(app);
@@ -419,10 +423,17 @@ export async function start(app, prefetch) {
   document.getElementById('nav-planner').addEventListener('click', () => {
     location.hash = '#/planner';
   });
-  window.addEventListener('hashchange', () => {
+  const followHash = () => {
     app.state.page = pageOf(location.hash);
     renderAll(app);
-    if (app.state.page === 'map') map.resize();
+    // the first time the map is shown after opening on another page, its first view is set now
+    if (app.state.page === 'map' && !showPendingView(app)) map.resize();
+  };
+  window.addEventListener('hashchange', followHash);
+  // the back button to an entry the URL state rewrote (replaceState) may bring another page
+  // without a hashchange
+  window.addEventListener('popstate', () => {
+    if (pageOf(location.hash) !== app.state.page) followHash();
   });
   onLang(() => app.update());
 
@@ -494,7 +505,11 @@ export async function start(app, prefetch) {
   });
   map.on('moveend', onView);
 
+  // the tool bar's chunk downloads while the catalog and the layers load (wired at the end)
+  const toolsChunk = import('./ui/tools.js');
+  toolsChunk.catch(() => {});
   const [caps, catalog] = await Promise.all([prefetch.caps, prefetch.catalog]);
+  mark('catalog');
   app.state.caps = caps;
   app.state.catalog = catalog;
   app.state.basemapTiles = !!caps.tiles;
@@ -512,6 +527,7 @@ export async function start(app, prefetch) {
   app.state.bounds = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
   const userKnown = loadUser(app);
   await Promise.all([userKnown, detectTiles(app, userKnown), userKnown.then(() => initRasters(app))]);
+  mark('user-tiles');
   initTime(app);
   initH3(app);
   initQuery(app);
@@ -519,6 +535,7 @@ export async function start(app, prefetch) {
   app.redraw();
   setStatus('');
   await Promise.all(catalog.map((l) => loadLayer(app, l).then(() => app.redraw())));
+  mark('layers');
   initTime(app);
   app.update();
   initFeed(app);
@@ -527,10 +544,13 @@ export async function start(app, prefetch) {
   startCameraStatus(app);
   // search, URL state, labels, measure, table, print, views, phone sheets (own chunk)
   try {
-    await (await import('./ui/tools.js')).initTools(app);
+    const tools = await toolsChunk;
+    mark('tools-chunk');
+    await tools.initTools(app);
   } catch (err) {
     console.error(err);
   }
+  mark('ready');
   window.__iocmap.ready = true;
   document.body.dataset.ready = '1';
 }

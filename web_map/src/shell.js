@@ -11,6 +11,41 @@ export const NGHE_AN_BOUNDS = [
   [105.82, 20.0],
 ];
 
+/** True when the map's container has a size (it has none while another page is shown). */
+export function mapShown(map) {
+  const c = map.getContainer();
+  return c.clientWidth > 0 && c.clientHeight > 0;
+}
+
+/**
+ * Opened on another page (e.g. /#/reports), the map is created in a hidden container, which
+ * maplibre lays out at a stand-in 400×300: the province does not fit (the world is shown) and
+ * even a shared link's centre and zoom are those of a tiny map. Remember the first view
+ * (`view`: a link's {center, zoom}, or null for the province) and apply it when the map is
+ * first shown: on the page switch (mapapp.js) or on maplibre's own resize.
+ */
+export function deferFirstView(app, view) {
+  if (mapShown(app.map)) return;
+  app.pendingView = { view };
+  app.map.on('resize', () => showPendingView(app));
+}
+
+/** Apply the view remembered by deferFirstView once the map has a size; true if it did. */
+export function showPendingView(app) {
+  const { map } = app;
+  if (!app.pendingView || !mapShown(map)) return false;
+  const { view } = app.pendingView;
+  // cleared first: the resize below fires 'resize', which comes back here
+  app.pendingView = null;
+  map.resize();
+  if (view) map.jumpTo(view);
+  else map.fitBounds(NGHE_AN_BOUNDS, { padding: HOME_PADDING, duration: 0 });
+  // the first real view replaces the URL's entry rather than adding a step to go back to
+  app.replaceUrlOnce = true;
+  app.urlChanged?.();
+  return true;
+}
+
 /** The single state object every panel reads and writes through app.update(). */
 export function initialState() {
   const params = new URLSearchParams(location.search);
@@ -110,6 +145,7 @@ export function renderChrome(app) {
   const lt = document.getElementById('lang-toggle');
   lt.textContent = t('lang.switch');
   lt.title = t('lang.switch_title');
+  document.body.dataset.page = app.state.page;
   document.getElementById('mapview').hidden = app.state.page !== 'map';
   document.getElementById('importpage').hidden = app.state.page !== 'import';
   document.getElementById('dashpage').hidden = app.state.page !== 'dashboard';

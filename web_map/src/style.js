@@ -2,6 +2,8 @@
 
 export const LARGE_LAYER = 20000; // above this many features a layer is fetched by viewport only
 export const LARGE_MIN_ZOOM = 13;
+// a small layer is loaded whole, up to this many features (a bound if its count was stale)
+export const SMALL_FETCH_CAP = 25000;
 
 const FALLBACK = [30, 136, 229, 200];
 

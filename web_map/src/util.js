@@ -46,3 +46,12 @@ export function debounce(fn, ms) {
     timer = setTimeout(() => fn(...args), ms);
   };
 }
+
+/** A named point on the page's timeline (performance.mark), read by bench/web_map. */
+export function mark(name) {
+  try {
+    performance.mark(`iocmap:${name}`);
+  } catch {
+    // no User Timing: nothing to record
+  }
+}

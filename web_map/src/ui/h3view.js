@@ -1,9 +1,8 @@
 // The analytic view switch: features, H3 hexagons (server /api/h3 or browser h3-js), heatmap.
 // The H3 resolution follows the zoom; a colour ramp legend explains the scale.
 
-import { latLngToCell } from 'h3-js';
-
 import { fillPath, getJSON } from '../api.js';
+import { loadDeckExtras } from '../lazyDeck.js';
 import { fmtNumber, layerTitle, t } from '../i18n.js';
 import { filteredPoints } from '../layers.js';
 import { RAMP, isPoint } from '../style.js';
@@ -63,7 +62,7 @@ export const refreshH3 = debounce(async (app) => {
       cells = null;
     }
   }
-  if (!cells) cells = clientCells(state, slug, res);
+  if (!cells) cells = clientCells(state, slug, res, (await loadDeckExtras()).latLngToCell);
   if (mine !== seq) return;
   state.h3.cells = cells;
   state.h3.res = res;
@@ -72,6 +71,26 @@ export const refreshH3 = debounce(async (app) => {
   app.redraw();
   renderViewSwitch(app);
 }, 120);
+
+/**
+ * Switch the analytic view ('vector', 'h3', 'heatmap', 'hotspots'), from its button or from a
+ * shared link (ui/urlState.js): the layer it counts is loaded and the hot spots drawn or hidden.
+ */
+export async function setView(app, id) {
+  const { state } = app;
+  const was = state.view;
+  state.view = id;
+  if (id !== 'vector') {
+    const layer = state.bySlug[state.h3.slug];
+    if (layer) await app.loadLayer(layer);
+  }
+  if (id === 'h3') refreshH3(app);
+  // Gi* hot spots (ui/hotspots.js) are drawn by maplibre over the basemap
+  if (id === 'hotspots') hotspots().then((m) => m.showHotspots(app));
+  else if (was === 'hotspots') hotspots().then((m) => m.hideHotspots(app));
+  app.redraw();
+  renderViewSwitch(app);
+}
 
 /** Accept [{h3|cell, count|value}], {cells:[...]}, or a GeoJSON of hexagons. */
 export function normaliseCells(body) {
@@ -90,7 +109,7 @@ export function normaliseCells(body) {
     .filter(Boolean);
 }
 
-function clientCells(state, slug, res) {
+function clientCells(state, slug, res, latLngToCell) {
   const counts = new Map();
   for (const f of filteredPoints(state, slug)) {
     const [lon, lat] = f.geometry.coordinates;
@@ -122,19 +141,7 @@ export function renderViewSwitch(app) {
           {
             class: `segbtn${state.view === id ? ' active' : ''}`,
             'data-view': id,
-            onclick: async () => {
-              state.view = id;
-              if (id !== 'vector') {
-                const layer = state.bySlug[state.h3.slug];
-                if (layer) await app.loadLayer(layer);
-              }
-              if (id === 'h3') refreshH3(app);
-              // Gi* hot spots (ui/hotspots.js) are drawn by maplibre over the basemap
-              if (id === 'hotspots') hotspots().then((m) => m.showHotspots(app));
-              else hotspots().then((m) => m.hideHotspots(app));
-              app.redraw();
-              renderViewSwitch(app);
-            },
+            onclick: () => setView(app, id),
           },
           label,
         ),

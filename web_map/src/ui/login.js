@@ -1,7 +1,7 @@
 // Sign-in for staff (POST /api/auth/login sets an HttpOnly session cookie). Sensitive layers,
 // camera snapshots, alerts and imports need a role once the server enforces its policy.
 
-import { getJSON, sendJSON } from '../api.js';
+import { early, getJSON, sendJSON } from '../api.js';
 import { t, valueLabel } from '../i18n.js';
 import { el } from '../util.js';
 
@@ -10,7 +10,8 @@ export async function loadUser(app) {
   const { caps } = app.state;
   if (!caps || !caps.paths['/api/auth/me']) return null;
   try {
-    app.state.user = await getJSON('/api/auth/me');
+    // asked for by main.js with the catalog, the first time
+    app.state.user = await (early(app, '/api/auth/me') || getJSON('/api/auth/me'));
   } catch {
     app.state.user = null;
   }

@@ -1,10 +1,10 @@
 // Raster layers (issue 20): coloured COG tiles drawn by deck (TileLayer + BitmapLayer), their
 // legend and the catalogue of raster layers (/api/rasters) the flood and 3D tools read.
 
-import { TileLayer } from '@deck.gl/geo-layers';
 import { BitmapLayer } from '@deck.gl/layers';
 
 import { getJSON } from '../api.js';
+import { deckExtras } from '../lazyDeck.js';
 import { fmtNumber, t } from '../i18n.js';
 import { el } from '../util.js';
 
@@ -37,8 +37,10 @@ export function rasterLayers(state, layer) {
   const info = (state.rasters || {})[layer.slug];
   const version = info ? info.data_version : layer.data_version;
   const bounds = info ? info.bounds : null;
+  const X = deckExtras();
+  if (!X) return [];
   return [
-    new TileLayer({
+    new X.TileLayer({
       id: `raster-${layer.slug}`,
       data: `/tiles/${layer.slug}/{z}/{x}/{y}.png?v=${version}`,
       tileSize: 256,

@@ -1,10 +1,7 @@
 // 3D terrain view (issue 20): deck.gl's TerrainLayer over the DEM's terrain-RGB tiles, draped
 // with its coloured tiles; the map tilts and turns so leaders can look along the valleys.
 
-import { TerrainLayer } from '@deck.gl/geo-layers';
-import { load } from '@loaders.gl/core';
-import { TerrainLoader } from '@loaders.gl/terrain';
-
+import { deckExtras, loadDeckExtras } from '../lazyDeck.js';
 import { rasterOfRole } from './rasterLayers.js';
 
 const EXAGGERATION = 1.5;
@@ -36,6 +33,7 @@ export function setTerrain(app, on) {
 async function fetchOrNull(url, { layer, loaders, loadOptions, signal }) {
   const res = await fetch(url, { signal });
   if (res.status === 204 || !res.ok) return null;
+  const { load } = await loadDeckExtras();
   // as deck's own fetch: the layer's loaders (TerrainLoader) unless the call names others
   return load(res, loaders || layer.props.loaders, loadOptions || layer.getLoadOptions());
 }
@@ -47,8 +45,10 @@ export function terrainLayers(state) {
   if (!dem) return [];
   const [lo, hi] = dem.rescale || [0, 2200];
   const s = EXAGGERATION;
+  const X = deckExtras();
+  if (!X) return [];
   return [
-    new TerrainLayer({
+    new X.TerrainLayer({
       id: 'terrain-3d',
       minZoom: 0,
       maxZoom: 13,
@@ -62,7 +62,7 @@ export function terrainLayers(state) {
       fetch: fetchOrNull,
       // no worker: the bundle ships no loaders.gl worker scripts (no CDN), so meshes are
       // built on the main thread (a 256-px tile is a few milliseconds)
-      loaders: [TerrainLoader],
+      loaders: [X.TerrainLoader],
       loadOptions: { worker: false },
     }),
   ];

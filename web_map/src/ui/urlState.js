@@ -6,11 +6,12 @@
 
 import { getJSON } from '../api.js';
 import { showDetails } from './details.js';
-import { refreshH3 } from './h3view.js';
+import { refreshH3, setView } from './h3view.js';
 import { layersFromUrl, viewFromUrl } from './urlView.js';
 
 const OWN = ['c', 'z', 'l', 'm', 'h', 'ind', 'per', 't', 'w', 'sel'];
 const WRITE_DELAY_MS = 700;
+const MODES = new Set(['vector', 'h3', 'heatmap', 'hotspots']);
 
 function iso(ms) {
   return new Date(ms).toISOString().slice(0, 16) + 'Z';
@@ -20,10 +21,20 @@ function iso(ms) {
 export function encodeState(app, base = location.search) {
   const { state, map } = app;
   const p = new URLSearchParams(base);
+  const linked = [p.get('c'), p.get('z')];
   for (const k of OWN) p.delete(k);
-  const c = map.getCenter();
-  p.set('c', `${c.lng.toFixed(5)},${c.lat.toFixed(5)}`);
-  p.set('z', map.getZoom().toFixed(2));
+  if (app.pendingView) {
+    // the map has not been shown yet (opened on another page): its centre and zoom are those
+    // of a stand-in size, so the link keeps what it had (shell.js deferFirstView)
+    if (linked[0] !== null && linked[1] !== null) {
+      p.set('c', linked[0]);
+      p.set('z', linked[1]);
+    }
+  } else {
+    const c = map.getCenter();
+    p.set('c', `${c.lng.toFixed(5)},${c.lat.toFixed(5)}`);
+    p.set('z', map.getZoom().toFixed(2));
+  }
   p.set('l', state.catalog.filter((l) => state.visible[l.slug]).map((l) => l.slug).join(','));
   if (state.view && state.view !== 'vector') {
     p.set('m', state.view);
@@ -69,13 +80,11 @@ export async function applyState(app, search = location.search, { animate = fals
     }
   }
   const mode = p.get('m') || 'vector';
-  if (mode !== state.view) {
-    state.view = mode;
-    const h = p.get('h');
-    if (h && state.bySlug[h]) {
-      state.h3.slug = h;
-      loads.push(app.loadLayer(state.bySlug[h]));
-    }
+  const h = p.get('h');
+  if (mode !== state.view || (h && state.bySlug[h] && h !== state.h3.slug)) {
+    if (h && state.bySlug[h]) state.h3.slug = h;
+    // hot spots are drawn by their own module: the same switch as the view buttons
+    loads.push(setView(app, MODES.has(mode) ? mode : 'vector'));
   }
   const tm = state.time;
   const tw = (p.get('t') || '').split('/').map((s) => Date.parse(s));
@@ -125,8 +134,11 @@ export function initUrlState(app) {
     timer = setTimeout(() => {
       if (applying || app.state.page !== 'map' || app.map.isMoving()) return;
       const qs = `?${encodeState(app)}`;
+      // the map's first view after opening on another page is not a step to go back to
+      const replace = app.replaceUrlOnce;
+      app.replaceUrlOnce = false;
       if (qs === location.search) return;
-      history.pushState({ iocmap: true }, '', `${location.pathname}${qs}${location.hash}`);
+      history[replace ? 'replaceState' : 'pushState']({ iocmap: true }, '', `${location.pathname}${qs}${location.hash}`);
     }, WRITE_DELAY_MS);
   };
   app.urlChanged = write;
