@@ -38,6 +38,7 @@ from geo_api.routers import (
     mapviews,
     ogc,
     ogc_tiles,
+    qgis,
     query,
     rasters,
     reports,
@@ -52,6 +53,7 @@ from layers.db import make_engine
 from layers.settings import Settings
 
 ROUTERS = (
+    qgis,
     health,
     layers,
     ogc,

@@ -212,8 +212,11 @@ def client(seeded: Engine, settings: Settings, client_options: dict[str, Any]) -
 
 
 @contextlib.contextmanager
-def live_server_for(settings: Settings) -> Iterator[str]:
-    """A real uvicorn serving create_app(settings) on a free loopback port; yields its base URL."""
+def live_server_for(settings: Settings, wrap: Callable[[Any], Any] | None = None) -> Iterator[str]:
+    """A real uvicorn serving create_app(settings) on a free loopback port; yields its base URL.
+
+    `wrap`, when given, wraps the app (e.g. an ASGI middleware recording the requests).
+    """
     import httpx
     import uvicorn
 
@@ -222,8 +225,13 @@ def live_server_for(settings: Settings) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        wrap(app) if wrap else app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="iocmap-test-server", daemon=True)

@@ -1,0 +1,108 @@
+"""Open an IOC Map QGIS project in headless QGIS and report what loaded (run by Debian's python3).
+
+Usage: python3 qgis_check.py CONFIG.json  (QT_QPA_PLATFORM=offscreen). CONFIG holds the .qgz
+path, the auth database directory, and optionally one authentication configuration to create
+(id, method Basic or EsriToken, and its values). Prints one JSON object: per map layer its
+provider, validity, feature count (OAPIF: every feature downloaded) and, for vector-tile layers,
+how many pixels a render of the layer's extent drew.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def main() -> None:
+    """Load the project given in the config file and print the report as JSON."""
+    with open(sys.argv[1], encoding="utf-8") as f:
+        config = json.load(f)
+    os.environ["QGIS_AUTH_DB_DIR_PATH"] = config["auth_dir"]
+    from qgis.core import (
+        QgsApplication,
+        QgsAuthMethodConfig,
+        QgsCoordinateReferenceSystem,
+        QgsCoordinateTransform,
+        QgsMapRendererSequentialJob,
+        QgsMapSettings,
+        QgsProject,
+        QgsRectangle,
+    )
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    app = QgsApplication([], False)
+    app.initQgis()
+    auth = QgsApplication.authManager()
+    report: dict[str, object] = {"layers": {}}
+    if config.get("auth"):
+        # A fresh auth database with a master password, as a GIS user sets it up once.
+        assert auth.setMasterPassword(config["master_password"], True), "master password"
+        spec = config["auth"]
+        cfg = QgsAuthMethodConfig(spec["method"])
+        cfg.setId(spec["id"])
+        cfg.setName("IOC Map")
+        for key, value in spec["values"].items():
+            cfg.setConfig(key, value)
+        assert cfg.isValid(), "auth config invalid"
+        assert auth.storeAuthenticationConfig(cfg), "auth config not stored"
+        report["auth_ids"] = list(auth.configIds())
+
+    project = QgsProject.instance()
+    report["read"] = bool(project.read(config["project"]))
+    report["crs"] = project.crs().authid()
+    report["title"] = project.title()
+    root = project.layerTreeRoot()
+    report["groups"] = [g.name() for g in root.children() if g.nodeType() == 0]
+    layers: dict[str, dict[str, object]] = {}
+    for layer_id, layer in project.mapLayers().items():
+        entry: dict[str, object] = {
+            "provider": layer.providerType(),
+            "valid": layer.isValid(),
+            "name": layer.name(),
+        }
+        node = root.findLayer(layer_id)
+        entry["group"] = node.parent().name() if node is not None and node.parent() else None
+        entry["visible"] = bool(node.isVisible()) if node is not None else None
+        if layer.providerType() == "OAPIF" and layer.isValid():
+            entry["count"] = sum(1 for _ in layer.getFeatures())
+            renderer = layer.renderer()
+            entry["renderer"] = renderer.type() if renderer else None
+            if renderer is not None and renderer.type() == "categorizedSymbol":
+                entry["categories"] = [
+                    (c.value(), c.label(), c.symbol().color().name()) for c in renderer.categories()
+                ]
+            entry["labels"] = bool(layer.labelsEnabled())
+        elif layer.providerType() == "vectortile" and layer.isValid():
+            settings = QgsMapSettings()
+            settings.setLayers([layer])
+            crs = QgsCoordinateReferenceSystem("EPSG:3857")
+            settings.setDestinationCrs(crs)
+            west, south, east, north = config["tile_extent"]
+            to_merc = QgsCoordinateTransform(
+                QgsCoordinateReferenceSystem("EPSG:4326"), crs, project
+            )
+            settings.setExtent(to_merc.transformBoundingBox(QgsRectangle(west, south, east, north)))
+            settings.setOutputSize(QSize(512, 512))
+            settings.setBackgroundColor(QColor(0, 0, 0, 0))
+            job = QgsMapRendererSequentialJob(settings)
+            job.start()
+            job.waitForFinished()
+            image = job.renderedImage()
+            drawn = 0
+            for y in range(0, image.height(), 2):
+                for x in range(0, image.width(), 2):
+                    if image.pixelColor(x, y).alpha() > 0:
+                        drawn += 1
+            entry["pixels_drawn"] = drawn
+            entry["styles"] = [s.styleName() for s in layer.renderer().styles()]
+        layers[layer_id] = entry
+    report["layers"] = layers
+    print(json.dumps(report))
+    project.clear()
+    app.exitQgis()
+
+
+if __name__ == "__main__":
+    main()
