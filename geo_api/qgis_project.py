@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -293,9 +294,14 @@ def labeling(info: LayerInfo) -> ET.Element | None:
 @cache
 def _spatialrefsys(epsg: int) -> tuple[tuple[str, str], ...]:
     crs = CRS.from_epsg(epsg)
+    with warnings.catch_warnings():
+        # PROJ strings are lossy (pyproj warns); QGIS reads the WKT first and keeps this one
+        # only as a fallback.
+        warnings.simplefilter("ignore", UserWarning)
+        proj4 = crs.to_proj4()
     return (
         ("wkt", crs.to_wkt()),
-        ("proj4", crs.to_proj4()),
+        ("proj4", proj4),
         ("srid", str(epsg)),
         ("authid", f"EPSG:{epsg}"),
         ("description", crs.name),
@@ -519,6 +525,9 @@ def project_xml(
         auth_note(opts, tr) if any(layer.restricted for layer in layers) else tr("qgis.public_note")
     )
     props = ET.SubElement(root, "properties")
+    # Without this flag QGIS ignores <projectCrs>.
+    srs_props = ET.SubElement(props, "SpatialRefSys")
+    ET.SubElement(srs_props, "ProjectionsEnabled", type="int").text = "1"
     iocmap = ET.SubElement(props, "IOCMap")
     ET.SubElement(iocmap, "authcfg", type="QString").text = opts.authcfg
     ET.SubElement(iocmap, "url", type="QString").text = opts.base_url

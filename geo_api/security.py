@@ -405,6 +405,7 @@ def check_password(
     path: str,
     now: datetime,
     how: str,
+    method: str = "POST",
 ) -> User:
     """THE password check: every way of signing in with a password goes through it, audited.
 
@@ -432,7 +433,7 @@ def check_password(
                 username[:64],
                 "anonymous",
                 "login_throttled",
-                method="POST" if how != "basic" else "GET",
+                method=method,
                 path=path,
                 status=429,
                 ip=ip,
@@ -454,7 +455,7 @@ def check_password(
                 user.username,
                 user.role,
                 "login",
-                method="POST" if how != "basic" else "GET",
+                method=method,
                 path=path,
                 status=200,
                 ip=ip,
@@ -470,7 +471,7 @@ def check_password(
                 username[:64],
                 "anonymous",
                 "login_failed",
-                method="POST" if how != "basic" else "GET",
+                method=method,
                 path=path,
                 status=401,
                 ip=ip,
@@ -819,6 +820,7 @@ class SecurityMiddleware:
                     path=scope["path"],
                     now=datetime.now(UTC),
                     how="basic",
+                    method=scope["method"],
                 )
             )
         except RateLimitedError as exc:

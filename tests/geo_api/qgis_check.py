@@ -32,7 +32,8 @@ def main() -> None:
     from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor
 
-    app = QgsApplication([], False)
+    shots = config.get("screenshots_dir")
+    app = QgsApplication([], bool(shots))
     app.initQgis()
     auth = QgsApplication.authManager()
     report: dict[str, object] = {"layers": {}}
@@ -99,9 +100,74 @@ def main() -> None:
             entry["styles"] = [s.styleName() for s in layer.renderer().styles()]
         layers[layer_id] = entry
     report["layers"] = layers
+    if shots:
+        report["screenshots"] = screenshots(shots, project, config)
     print(json.dumps(report))
     project.clear()
     app.exitQgis()
+
+
+def screenshots(folder: str, project: object, config: dict[str, object]) -> list[str]:
+    """PNGs for the README: the auth configuration dialog, the layer tree and two map views."""
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsCoordinateTransform,
+        QgsLayerTreeModel,
+        QgsMapRendererSequentialJob,
+        QgsMapSettings,
+        QgsRectangle,
+    )
+    from qgis.gui import QgsAuthConfigEdit, QgsLayerTreeView
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    os.makedirs(folder, exist_ok=True)
+    saved = []
+    spec = config.get("auth") or {}
+    if isinstance(spec, dict) and spec.get("id"):
+        dialog = QgsAuthConfigEdit(None, str(spec["id"]))
+        dialog.resize(620, 420)
+        dialog.show()
+        path = os.path.join(folder, f"auth-{str(spec['method']).lower()}.png")
+        dialog.grab().save(path)
+        saved.append(path)
+    root = project.layerTreeRoot()  # type: ignore[attr-defined]
+    model = QgsLayerTreeModel(root)
+    view = QgsLayerTreeView()
+    view.setModel(model)
+    view.expandAll()
+    view.resize(380, 620)
+    view.show()
+    path = os.path.join(folder, "layers.png")
+    view.grab().save(path)
+    saved.append(path)
+    crs = QgsCoordinateReferenceSystem("EPSG:3857")
+    to_merc = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), crs, project)
+    visible = [
+        node.layer() for node in root.findLayers() if node.isVisible() and node.layer() is not None
+    ]
+    west, south, east, north = config["tile_extent"]  # type: ignore[misc]
+    for name, box, size in (
+        ("map-province.png", project.viewSettings().defaultViewExtent(), QSize(1000, 800)),  # type: ignore[attr-defined]
+        (
+            "map-vinh.png",
+            to_merc.transformBoundingBox(QgsRectangle(west, south, east, north)),
+            QSize(1000, 800),
+        ),
+    ):
+        settings = QgsMapSettings()
+        settings.setLayers(visible)
+        settings.setDestinationCrs(crs)
+        settings.setExtent(box)
+        settings.setOutputSize(size)
+        settings.setBackgroundColor(QColor(245, 245, 240))
+        job = QgsMapRendererSequentialJob(settings)
+        job.start()
+        job.waitForFinished()
+        path = os.path.join(folder, name)
+        job.renderedImage().save(path)
+        saved.append(path)
+    return saved
 
 
 if __name__ == "__main__":

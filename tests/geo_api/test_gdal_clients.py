@@ -158,7 +158,7 @@ def test_pyogrio_gdal_takes_large_pages_without_option(server: str, recorder: Re
     assert len(frame) == 3000
     pages = recorder.items("land_parcels", since)
     limits = {int(r["query"]["limit"][0]) for r in pages if "limit" in r["query"]}
-    assert limits and min(limits) >= 1000, limits
+    assert limits and max(limits) >= 1000, limits  # (a small first page may fix the schema)
     assert len(pages) <= 4
 
 
