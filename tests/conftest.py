@@ -8,9 +8,10 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import pytest
 from sqlalchemy import Engine
@@ -253,3 +254,44 @@ def live_server_for(settings: Settings, wrap: Callable[[Any], Any] | None = None
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+ASGI = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class RequestRecorder:
+    """An ASGI wrapper keeping (path, query, status) of every HTTP request."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    def wrap(self, app: ASGI) -> ASGI:
+        """The app, recording each request before it answers."""
+
+        async def recorded(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            entry: dict[str, Any] = {
+                "path": scope["path"],
+                "query": parse_qs(scope.get("query_string", b"").decode("latin-1")),
+                "status": None,
+            }
+            self.requests.append(entry)
+
+            async def send_status(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    entry["status"] = message["status"]
+                await send(message)
+
+            await app(scope, receive, send_status)
+
+        return recorded
+
+    def items(self, slug: str, since: int = 0) -> list[dict[str, Any]]:
+        """The items requests of one collection recorded after index `since`."""
+        path = f"/ogc/collections/{slug}/items"
+        return [r for r in self.requests[since:] if r["path"] == path]

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from typing import Any
-from urllib.parse import parse_qs
+from collections.abc import Iterator
 
 import httpx
 import pyogrio
@@ -22,48 +20,10 @@ from sqlalchemy import Engine
 from geo_api.security import reset_rate_limits
 from layers.auth import users
 from layers.settings import Settings
+from tests.conftest import RequestRecorder as Recorder
 from tests.conftest import live_server_for
 
 PASSWORD = "gdal test password"
-ASGI = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-    Awaitable[None],
-]
-
-
-class Recorder:
-    """An ASGI wrapper keeping (path, query, status) of every HTTP request."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-
-    def wrap(self, app: ASGI) -> ASGI:
-        """The app, recording each request before it answers."""
-
-        async def recorded(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            entry: dict[str, Any] = {
-                "path": scope["path"],
-                "query": parse_qs(scope.get("query_string", b"").decode("latin-1")),
-                "status": None,
-            }
-            self.requests.append(entry)
-
-            async def send_status(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    entry["status"] = message["status"]
-                await send(message)
-
-            await app(scope, receive, send_status)
-
-        return recorded
-
-    def items(self, slug: str, since: int = 0) -> list[dict[str, Any]]:
-        """The items requests of one collection recorded after index `since`."""
-        path = f"/ogc/collections/{slug}/items"
-        return [r for r in self.requests[since:] if r["path"] == path]
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from geo_api.security import reset_rate_limits
 from layers.auth import users
 from layers.settings import Settings
-from tests.conftest import live_server_for
+from tests.conftest import RequestRecorder, live_server_for
 
 PASSWORD = "qgis test password"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -53,7 +53,13 @@ def _require_qgis() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(seeded: Engine, settings: Settings) -> Iterator[str]:
+def recorder() -> RequestRecorder:
+    """Every request the module's server answered."""
+    return RequestRecorder()
+
+
+@pytest.fixture(scope="module")
+def server(seeded: Engine, settings: Settings, recorder: RequestRecorder) -> Iterator[str]:
     """A live server on the seeded test database with a planner and a citizen account."""
     with seeded.begin() as conn:
         for name, role in (("qgis_planner", "planner"), ("qgis_citizen", "citizen")):
@@ -63,7 +69,7 @@ def server(seeded: Engine, settings: Settings) -> Iterator[str]:
                 users.create_user(conn, name, PASSWORD, role)
     reset_rate_limits(seeded)
     dense = settings.model_copy(update={"qgis_dense_min_features": DENSE})
-    with live_server_for(dense) as base:
+    with live_server_for(dense, recorder.wrap) as base:
         yield base
 
 
@@ -260,7 +266,9 @@ def _assert_loaded(report: dict[str, Any], catalogue: dict[str, Any]) -> None:
             assert entry["pixels_drawn"] > 1000, (layer_id, entry)
 
 
-def test_headless_qgis_loads_every_layer_with_basic_auth(server: str, tmp_path: Path) -> None:
+def test_headless_qgis_loads_every_layer_with_basic_auth(
+    server: str, tmp_path: Path, recorder: RequestRecorder
+) -> None:
     _require_qgis()
     planner = _basic("qgis_planner")
     qgz = httpx.get(
@@ -272,6 +280,7 @@ def test_headless_qgis_loads_every_layer_with_basic_auth(server: str, tmp_path: 
         "method": "Basic",
         "values": {"username": "qgis_planner", "password": PASSWORD},
     }
+    since = len(recorder.requests)
     report = _run_qgis(tmp_path, qgz, auth, screenshots="basic")
     assert report["crs"] == "EPSG:3857"
     assert len(report["screenshots"]) == 4
@@ -284,6 +293,12 @@ def test_headless_qgis_loads_every_layer_with_basic_auth(server: str, tmp_path: 
     assert hospitals["renderer"] == "categorizedSymbol" and hospitals["labels"] is True
     assert ["provincial_hospital", "Provincial hospital", "#b71c1c"] in hospitals["categories"]
     assert report["layers"]["land_parcels_vt"]["visible"] is True
+    # QGIS read the 3,000 parcels in big pages, signed in, and drew their tiles signed in
+    pages = recorder.items("land_parcels", since)
+    assert pages and all(r["status"] == 200 for r in pages)
+    assert len(pages) <= 3, [r["query"] for r in pages]
+    tiles = [r for r in recorder.requests[since:] if r["path"].startswith("/tiles/land_parcels/")]
+    assert tiles and {r["status"] for r in tiles} <= {200, 204}
 
 
 def test_headless_qgis_with_an_api_token_and_without_auth(server: str, tmp_path: Path) -> None:
