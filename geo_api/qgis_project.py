@@ -247,9 +247,23 @@ def vector_tile_renderer(info: LayerInfo, tr: Translate) -> ET.Element:
     return el
 
 
+# What names a feature when the catalogue has no name field (as in the web map's details).
+NAME_PROPERTIES = ("name", "title", "report_code", "camera_id")
+
+
+def label_field(info: LayerInfo) -> str | None:
+    """The property that labels a layer's features: the catalogue's name field, else the first
+    naming property its schema has."""
+    if info.name_field:
+        return info.name_field
+    props = (info.property_schema or {}).get("properties", {})
+    return next((name for name in NAME_PROPERTIES if name in props), None)
+
+
 def labeling(info: LayerInfo) -> ET.Element | None:
-    """Simple labels on the catalogue's name field (point names from the web map's zoom 14)."""
-    if not info.name_field:
+    """Simple labels on the layer's name field (point names from the web map's zoom 14)."""
+    field = label_field(info)
+    if not field:
         return None
     el = ET.Element("labeling", type="simple")
     settings = ET.SubElement(el, "settings", calloutType="simple")
@@ -257,7 +271,7 @@ def labeling(info: LayerInfo) -> ET.Element | None:
         settings,
         "text-style",
         {
-            "fieldName": info.name_field,
+            "fieldName": field,
             "isExpression": "0",
             "fontSize": "9",
             "fontSizeUnit": "Point",
@@ -419,7 +433,7 @@ def _map_layer(
     }
     if layer.provider == "OAPIF":
         geometry = {"marker": "Point", "line": "Line", "fill": "Polygon"}[symbol_kind(info)]
-        attrs.update({"geometry": geometry, "labelsEnabled": "1" if info.name_field else "0"})
+        attrs.update({"geometry": geometry, "labelsEnabled": "1" if label_field(info) else "0"})
     el = ET.Element("maplayer", attrs)
     ET.SubElement(el, "id").text = layer.layer_id
     source = (

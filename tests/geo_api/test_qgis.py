@@ -68,7 +68,15 @@ def server(seeded: Engine, settings: Settings, recorder: RequestRecorder) -> Ite
             except Exception:
                 users.create_user(conn, name, PASSWORD, role)
     reset_rate_limits(seeded)
-    dense = settings.model_copy(update={"qgis_dense_min_features": DENSE})
+    # A long backoff keeps the guessing test deterministic on a slow machine; a larger address
+    # bucket lets the module's sign-ins (all from 127.0.0.1) pass.
+    dense = settings.model_copy(
+        update={
+            "qgis_dense_min_features": DENSE,
+            "login_backoff_base_s": 60.0,
+            "login_rate_burst": 50,
+        }
+    )
     with live_server_for(dense, recorder.wrap) as base:
         yield base
 
