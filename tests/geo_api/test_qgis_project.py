@@ -63,7 +63,7 @@ def test_layers_groups_and_sources(infos: list[LayerInfo]) -> None:
     assert "land_parcels_vt" in ids and "hospitals_vt" not in ids
     cams = next(ml for ml in root.iter("maplayer") if ml.findtext("id") == "cameras_oapif")
     assert cams.findtext("datasource").startswith("authcfg=iocmap1 ")
-    assert cams.find("labeling/settings/text-style").get("fieldName") == "camera_id"
+    assert cams.find("labeling/settings/text-style").get("fieldName") == "name"
     vt = next(ml for ml in root.iter("maplayer") if ml.findtext("id") == "land_parcels_vt")
     assert "url=http://ioc.example/tiles/land_parcels/%7Bz%7D/%7Bx%7D/%7By%7D.mvt" in (
         vt.findtext("datasource")
