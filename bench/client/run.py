@@ -139,12 +139,14 @@ def main() -> None:
 
         def geopandas_oapif() -> int:
             import geopandas as gpd
+            import pyogrio
 
-            os.environ["GDAL_HTTP_HEADERS"] = header
+            # pyogrio's own GDAL takes its configuration through pyogrio, not the environment.
+            pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADERS": header})
             try:
                 return len(gpd.read_file(f"OAPIF:{base}/ogc", layer="land_parcels"))
             finally:
-                os.environ.pop("GDAL_HTTP_HEADERS", None)
+                pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADERS": None})
 
         def ogr2ogr_oapif() -> int:
             with tempfile.TemporaryDirectory() as tmp:

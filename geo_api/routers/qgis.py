@@ -33,7 +33,7 @@ def project(
         str | None,
         Query(description="Comma-separated slugs (default: every layer the caller may read)"),
     ] = None,
-    crs: Annotated[Literal[3857, 4326], Query(description="Project CRS (EPSG code)")] = 3857,
+    crs: Annotated[int, Query(description="Project CRS: 3857 (default) or 4326")] = 3857,
     lang: Annotated[
         Literal["vi", "en"] | None, Query(description="Language of titles (default: the caller's)")
     ] = None,
@@ -47,6 +47,8 @@ def project(
 ) -> Response:
     """Every chosen layer as an OGC API – Features layer styled like the web map, grouped by
     sector; dense layers also as vector tiles; restricted layers carry `authcfg`."""
+    if crs not in qgis_project.PROJECT_CRS:
+        raise InvalidInputError(f"crs {crs} is not offered; use 3857 or 4326", param="crs")
     catalogue = registry.list_layers(conn)
     by_slug = {info.slug: info for info in catalogue}
     if layers is not None:

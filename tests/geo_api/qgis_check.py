@@ -110,6 +110,7 @@ def main() -> None:
 def screenshots(folder: str, project: object, config: dict[str, object]) -> list[str]:
     """PNGs for the README: the auth configuration dialog, the layer tree and two map views."""
     from qgis.core import (
+        QgsApplication,
         QgsCoordinateReferenceSystem,
         QgsCoordinateTransform,
         QgsLayerTreeModel,
@@ -117,7 +118,7 @@ def screenshots(folder: str, project: object, config: dict[str, object]) -> list
         QgsMapSettings,
         QgsRectangle,
     )
-    from qgis.gui import QgsAuthConfigEdit, QgsLayerTreeView
+    from qgis.gui import QgsAuthConfigEditor, QgsLayerTreeView
     from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor
 
@@ -125,12 +126,24 @@ def screenshots(folder: str, project: object, config: dict[str, object]) -> list
     saved = []
     spec = config.get("auth") or {}
     if isinstance(spec, dict) and spec.get("id"):
-        dialog = QgsAuthConfigEdit(None, str(spec["id"]))
-        dialog.resize(620, 420)
-        dialog.show()
-        path = os.path.join(folder, f"auth-{str(spec['method']).lower()}.png")
-        dialog.grab().save(path)
+        method = str(spec["method"]).lower()
+        # Options > Authentication: the configurations, with their ids and methods
+        editor = QgsAuthConfigEditor(None, False, False)
+        editor.resize(640, 260)
+        editor.show()
+        path = os.path.join(folder, f"auth-list-{method}.png")
+        editor.grab().save(path)
         saved.append(path)
+        # the method's own fields, as the configuration dialog shows them
+        auth = QgsApplication.authManager()
+        widget = auth.authMethodEditWidget(str(spec["method"]), None)
+        if widget is not None:
+            widget.loadConfig({str(k): str(v) for k, v in dict(spec["values"]).items()})
+            widget.resize(520, 180)
+            widget.show()
+            path = os.path.join(folder, f"auth-method-{method}.png")
+            widget.grab().save(path)
+            saved.append(path)
     root = project.layerTreeRoot()  # type: ignore[attr-defined]
     model = QgsLayerTreeModel(root)
     view = QgsLayerTreeView()

@@ -30,7 +30,7 @@ from tests.conftest import RequestRecorder, live_server_for
 PASSWORD = "qgis test password"
 SYSTEM_PYTHON = "/usr/bin/python3"
 CHECK = Path(__file__).with_name("qgis_check.py")
-DENSE = 1000  # land_parcels (3,000 in the test seed) is dense for this server
+DENSE = 2500  # land_parcels (3,000 in the test seed) is dense here, schools (1,800) are not
 VINH = (105.64, 18.64, 105.72, 18.71)
 
 
@@ -223,8 +223,23 @@ def test_basic_guessing_is_rate_limited_like_sign_in(server: str, seeded: Engine
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "qgis"
 
 
+def _around_a_parcel(server: str, headers: dict[str, str]) -> tuple[float, ...]:
+    """A 2-km box around one parcel: close enough that its tiles keep the parcels (z15)."""
+    doc = httpx.get(
+        f"{server}/api/layers/land_parcels/features", params={"limit": 1}, headers=headers
+    ).json()
+    ring = doc["features"][0]["geometry"]["coordinates"][0]
+    lon = sum(p[0] for p in ring) / len(ring)
+    lat = sum(p[1] for p in ring) / len(ring)
+    return (lon - 0.01, lat - 0.008, lon + 0.01, lat + 0.008)
+
+
 def _run_qgis(
-    tmp_path: Path, qgz: bytes, auth: dict[str, Any] | None, screenshots: str | None = None
+    tmp_path: Path,
+    qgz: bytes,
+    auth: dict[str, Any] | None,
+    screenshots: str | None = None,
+    tile_extent: tuple[float, ...] = VINH,
 ) -> dict[str, Any]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     project = tmp_path / "iocmap.qgz"
@@ -236,7 +251,7 @@ def _run_qgis(
         "auth_dir": str(auth_dir),
         "master_password": "qgis master password",
         "auth": auth,
-        "tile_extent": VINH,
+        "tile_extent": tile_extent,
         "screenshots_dir": str(ARTIFACTS / screenshots) if screenshots else None,
     }
     config_path = tmp_path / "config.json"
@@ -271,7 +286,7 @@ def _assert_loaded(report: dict[str, Any], catalogue: dict[str, Any]) -> None:
             assert entry["count"] == catalogue[slug]["feature_count"], (layer_id, entry)
         else:
             assert entry["provider"] == "vectortile"
-            assert entry["pixels_drawn"] > 1000, (layer_id, entry)
+            assert entry["pixels_drawn"] > 100, (layer_id, entry)
 
 
 def test_headless_qgis_loads_every_layer_with_basic_auth(
@@ -289,11 +304,13 @@ def test_headless_qgis_loads_every_layer_with_basic_auth(
         "values": {"username": "qgis_planner", "password": PASSWORD},
     }
     since = len(recorder.requests)
-    report = _run_qgis(tmp_path, qgz, auth, screenshots="basic")
+    box = _around_a_parcel(server, planner)
+    report = _run_qgis(tmp_path, qgz, auth, screenshots="basic", tile_extent=box)
     assert report["crs"] == "EPSG:3857"
-    assert len(report["screenshots"]) == 4
+    assert len(report["screenshots"]) >= 4
     ids = set(report["layers"])
-    assert {"land_parcels_oapif", "land_parcels_vt", "cameras_oapif", "hospitals_oapif"} <= ids
+    assert {"land_parcels_oapif", "land_parcels_vt", "hospitals_oapif"} <= ids
+    assert "cameras_oapif" not in ids  # cameras are for operators, leaders and GIS staff
     _assert_loaded(report, catalogue)
     parcels = report["layers"]["land_parcels_oapif"]
     assert parcels["count"] == 3000 and parcels["group"] == "Land"
@@ -323,7 +340,8 @@ def test_headless_qgis_with_an_api_token_and_without_auth(server: str, tmp_path:
         timeout=60,
     ).content
     auth = {"id": "tok0001", "method": "EsriToken", "values": {"token": token}}
-    report = _run_qgis(tmp_path / "token", qgz, auth, screenshots="token")
+    box = _around_a_parcel(server, key)
+    report = _run_qgis(tmp_path / "token", qgz, auth, screenshots="token", tile_extent=box)
     assert set(report["layers"]) == {"land_parcels_vt", "land_parcels_oapif", "hospitals_oapif"}
     _assert_loaded(report, _catalogue(server, key))
 
