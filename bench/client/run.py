@@ -141,12 +141,13 @@ def main() -> None:
             import geopandas as gpd
             import pyogrio
 
-            # pyogrio's own GDAL takes its configuration through pyogrio, not the environment.
-            pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADERS": header})
+            # pyogrio's own GDAL (3.12) takes its configuration through pyogrio, and its OAPIF
+            # driver sends a token with GDAL_HTTP_AUTH=BEARER (it drops GDAL_HTTP_HEADERS).
+            pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": token})
             try:
                 return len(gpd.read_file(f"OAPIF:{base}/ogc", layer="land_parcels"))
             finally:
-                pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADERS": None})
+                pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": None, "GDAL_HTTP_BEARER": None})
 
         def ogr2ogr_oapif() -> int:
             with tempfile.TemporaryDirectory() as tmp:
