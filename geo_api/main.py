@@ -42,6 +42,7 @@ from geo_api.routers import (
     mapviews,
     ogc,
     ogc_tiles,
+    qgis,
     query,
     rasters,
     reports,
@@ -60,6 +61,7 @@ from vision import broker
 log = logging.getLogger(__name__)
 
 ROUTERS = (
+    qgis,
     health,
     layers,
     ogc,

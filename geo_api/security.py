@@ -2,7 +2,8 @@
 
 `POLICY` maps (method, route path template) to who may call it. `SecurityMiddleware`,
 installed by create_app, matches each request to its route template, resolves the caller
-(bearer JWT or the web map's session cookie), checks the policy (deny for routes missing from
+(bearer JWT, a personal API token in `X-API-Key` or `X-Esri-Authorization`, HTTP Basic with
+a user's password, or the web map's session cookie), checks the policy (deny for routes missing from
 the table), checks the layer named in the path of generic layer/tiles/OGC/H3 routes, limits the
 body size, adds security headers and writes the audit trail.
 
@@ -14,6 +15,10 @@ paths end in ONE decision, `layer_allowed`, and record the layers read in the au
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -36,11 +41,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from layers.auth import audit, ratelimit
+from layers.auth import users as user_store
 from layers.auth.users import ROLES, User, active_user
 from layers.errors import (
     AuthenticationError,
     InvalidInputError,
     PermissionDeniedError,
+    RateLimitedError,
     UnavailableError,
 )
 from layers.features.registry import layer_visibilities
@@ -290,6 +297,16 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("PATCH", "/api/views/{view_id}"): AUTHENTICATED,
     ("DELETE", "/api/views/{view_id}"): AUTHENTICATED,
     ("GET", "/api/export/briefing"): Rule(audit=True, audit_action="export_briefing"),
+    # QGIS projects and personal API tokens (issue 22): the project handler checks the layers
+    # it was asked for (authorize_layers); the token endpoint checks the password like sign-in
+    ("GET", "/api/qgis/project.qgz"): Rule(
+        layers_in_body=True, audit=True, audit_action="qgis_project"
+    ),
+    ("POST", "/api/auth/api-token"): Rule(audit=False),
+    (
+        "GET",
+        "/ogc/collections/{collection_id}/tiles/{tms_id}/{tile_matrix}/{tile_row}/{tile_col}",
+    ): layer_read("collection_id"),
 }
 
 
@@ -334,8 +351,18 @@ def check_settings(settings: Settings) -> None:
         )
 
 
-def issue_token(settings: Settings, user: User, now: datetime | None = None) -> str:
-    """A signed JWT naming the user and role, valid for settings.token_ttl_s."""
+def issue_token(
+    settings: Settings,
+    user: User,
+    now: datetime | None = None,
+    ttl_s: int | None = None,
+    kind: Literal["session", "api"] = "session",
+) -> str:
+    """A signed JWT naming the user and role, valid for `ttl_s` (default settings.token_ttl_s).
+
+    Personal API tokens (`kind="api"`, for QGIS and scripts) live longer; like every token
+    they die when the password changes (the credential stamp).
+    """
     now = now or datetime.now(UTC)
     claims = {
         "iss": JWT_ISSUER,
@@ -343,8 +370,9 @@ def issue_token(settings: Settings, user: User, now: datetime | None = None) -> 
         "name": user.username,
         "role": user.role,
         "cst": user.credential_stamp,
+        "typ": kind,
         "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(seconds=settings.token_ttl_s)).timestamp()),
+        "exp": int((now + timedelta(seconds=ttl_s or settings.token_ttl_s)).timestamp()),
     }
     return jwt.encode(claims, settings.signing_key(), algorithm=JWT_ALGORITHM)
 
@@ -362,6 +390,96 @@ def decode_token(settings: Settings, token: str) -> tuple[int, str]:
         return int(claims["sub"]), str(claims.get("cst", ""))
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise AuthenticationError("invalid or expired token") from exc
+
+
+# --- password checks (sign-in forms, the token endpoints and HTTP Basic) -------------------
+
+
+def check_password(
+    engine: Engine,
+    settings: Settings,
+    username: str,
+    password: str,
+    *,
+    ip: str,
+    user_agent: str,
+    path: str,
+    now: datetime,
+    how: str,
+    method: str = "POST",
+) -> User:
+    """THE password check: every way of signing in with a password goes through it, audited.
+
+    Rate-limited per address (one address guessing many names) and, after a few failures,
+    per (account, address) pair with a doubling wait: guesses from one address never keep
+    the account's owner out from another (no lockout anyone can trigger). Raises
+    RateLimitedError (with retry_after_s) or AuthenticationError.
+    """
+    rate = settings.login_rate_per_minute / 60
+    pair = f"login:pair:{username[:64]}:{ip}"
+    with engine.begin() as conn:
+        by_ip = ratelimit.take(conn, f"login:ip:{ip}", settings.login_rate_burst, rate, now)
+        wait = ratelimit.failure_wait_s(
+            conn,
+            pair,
+            now,
+            settings.login_free_failures,
+            settings.login_backoff_base_s,
+            settings.login_backoff_max_s,
+        )
+        throttled = not by_ip or wait > 0
+        if throttled:
+            audit.record(
+                conn,
+                username[:64],
+                "anonymous",
+                "login_throttled",
+                method=method,
+                path=path,
+                status=429,
+                ip=ip,
+                user_agent=user_agent,
+                details={"via": how},
+            )
+    # Raised after the commit, so the throttling itself is recorded.
+    if throttled:
+        retry = wait if wait > 0 else 60
+        raise RateLimitedError(
+            f"too many sign-in attempts; try again in {retry} s", retry_after_s=retry
+        )
+    try:
+        with engine.begin() as conn:
+            user = user_store.authenticate(conn, username, password, now)
+            ratelimit.clear(conn, pair)
+            audit.record(
+                conn,
+                user.username,
+                user.role,
+                "login",
+                method=method,
+                path=path,
+                status=200,
+                ip=ip,
+                user_agent=user_agent,
+                details={"via": how},
+            )
+        return user
+    except AuthenticationError:
+        with engine.begin() as conn:
+            ratelimit.record_failure(conn, pair, now)
+            audit.record(
+                conn,
+                username[:64],
+                "anonymous",
+                "login_failed",
+                method=method,
+                path=path,
+                status=401,
+                ip=ip,
+                user_agent=user_agent,
+                details={"via": how},
+            )
+        raise
 
 
 # --- dependencies for handlers ------------------------------------------------------------
@@ -641,6 +759,10 @@ class SecurityMiddleware:
         self.settings = settings
         self._routes: list[RouteEntry] | None = None
         self._users: dict[str, tuple[User | None, float]] = {}
+        # HTTP Basic passwords verified lately: keyed by an HMAC under a per-process random key
+        # (no password, nor a plain hash of one, is kept), valid settings.basic_auth_verify_s.
+        self._verified: dict[str, tuple[int, str, float]] = {}
+        self._basic_key = secrets.token_bytes(32)
 
     async def _user(self, engine: Engine, token: str) -> User | None:
         """The active user behind a token; lookups are reused for settings.auth_cache_s so a
@@ -655,6 +777,67 @@ class SecurityMiddleware:
             if len(self._users) > 10_000:
                 self._users.clear()
             self._users[token] = (user, now + ttl)
+        return user
+
+    async def _basic_user(self, engine: Engine, scope: Scope, creds: Credentials) -> User:
+        """The user behind HTTP Basic credentials (QGIS's Basic auth config, curl -u).
+
+        QGIS sends the password with every request (each tile too), so a verified password is
+        trusted for settings.basic_auth_verify_s before it is hashed and rate-limited again;
+        the account itself is re-read like a token's, so a disabled account or a changed
+        password stops working within settings.auth_cache_s. Raises _Refused (401 or 429).
+        """
+        if not creds.username or not creds.password:
+            raise _Refused(
+                _basic_refused(401, "invalid_credentials", "malformed Basic credentials")
+            )
+        now = time.monotonic()
+        key = hmac.new(
+            self._basic_key, f"{creds.username}\0{creds.password}".encode(), hashlib.sha256
+        ).hexdigest()
+        hit = self._verified.get(key)
+        if hit is not None and hit[2] > now:
+            user_id, stamp, _ = hit
+            cached = self._users.get("basic:" + key)
+            if cached is not None and cached[1] > now:
+                user = cached[0]
+            else:
+                user = await anyio.to_thread.run_sync(_user_by_id, engine, user_id, stamp)
+                self._users["basic:" + key] = (user, now + self.settings.auth_cache_s)
+            if user is not None:
+                return user
+            self._verified.pop(key, None)
+        client = scope.get("client")
+        headers = dict(scope.get("headers", []))
+        try:
+            user = await anyio.to_thread.run_sync(
+                lambda: check_password(
+                    engine,
+                    self.settings,
+                    creds.username,
+                    creds.password,
+                    ip=client[0] if client else "",
+                    user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:200],
+                    path=scope["path"],
+                    now=datetime.now(UTC),
+                    how="basic",
+                    method=scope["method"],
+                )
+            )
+        except RateLimitedError as exc:
+            retry = int(exc.context.get("retry_after_s", 60))
+            status, body, hdrs = _basic_refused(429, exc.code, exc.detail)
+            raise _Refused((status, body, [*hdrs, (b"retry-after", str(retry).encode())])) from exc
+        except AuthenticationError as exc:
+            raise _Refused(_basic_refused(401, "invalid_credentials", exc.detail)) from exc
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[key] = (
+            user.id,
+            user.credential_stamp,
+            now + self.settings.basic_auth_verify_s,
+        )
+        self._users["basic:" + key] = (user, now + self.settings.auth_cache_s)
         return user
 
     def _entries(self, scope: Scope) -> list[RouteEntry]:
@@ -707,7 +890,8 @@ class SecurityMiddleware:
             await self.app(scope, receive, send_with_headers)
             return
         engine: Engine | None = getattr(scope["app"].state, "engine", None)
-        token, call.via_cookie = _token(scope, self.settings)
+        creds = _credentials(scope, self.settings)
+        call.via_cookie = creds is not None and creds.ambient
         scope.setdefault("state", {})[USER_STATE_KEY] = None
         scope["state"][CALL_STATE_KEY] = call
         enforce = ENFORCE_ALL or template.startswith(OWN_PREFIXES)
@@ -716,8 +900,11 @@ class SecurityMiddleware:
             if bad is not None:
                 raise _Refused(_error(400, "invalid_input", bad))
             try:
-                if token and engine is not None:
-                    call.user = await self._user(engine, token)
+                if creds is not None and engine is not None:
+                    if creds.kind == "basic":
+                        call.user = await self._basic_user(engine, scope, creds)
+                    elif creds.token:
+                        call.user = await self._user(engine, creds.token)
                 scope["state"][USER_STATE_KEY] = call.user
                 if enforce:
                     receive = await self._check(scope, receive, call, engine)
@@ -833,19 +1020,63 @@ def _denied(user: User | None, why: str = "") -> tuple[int, bytes, list[tuple[by
     return _error(403, "forbidden", why or f"role '{user.role}' may not use this resource")
 
 
-def _token(scope: Scope, settings: Settings) -> tuple[str | None, bool]:
-    """(token, came from the session cookie); a bearer header wins over the cookie."""
+@dataclass(frozen=True)
+class Credentials:
+    """What a request authenticates with: a token (bearer, API key header, cookie) or a
+    username and password (HTTP Basic)."""
+
+    kind: Literal["bearer", "api_key", "cookie", "basic"]
+    token: str = ""
+    username: str = ""
+    password: str = ""
+
+    @property
+    def ambient(self) -> bool:
+        """True for credentials a browser attaches by itself (cookie, remembered Basic), which
+        a cross-site request could ride on."""
+        return self.kind in ("cookie", "basic")
+
+
+# Headers QGIS's authentication manager can set: `X-Esri-Authorization: Bearer T` (its
+# EsriToken method, in 3.22) or any header of an APIHeader config (QGIS >= 3.26), X-API-Key.
+API_KEY_HEADERS = (b"x-api-key", b"x-esri-authorization")
+
+
+def _basic(value: bytes) -> Credentials:
+    """username:password of a Basic header; empty fields when it cannot be decoded."""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return Credentials("basic")
+    username, _, password = decoded.partition(":")
+    return Credentials("basic", username=username[:64], password=password[:1024])
+
+
+def _credentials(scope: Scope, settings: Settings) -> Credentials | None:
+    """The request's credentials: the Authorization header wins, then an API key header, then
+    the web map's session cookie."""
     cookie_prefix = settings.session_cookie_name.encode() + b"="
-    from_cookie = None
+    api_key: Credentials | None = None
+    from_cookie: Credentials | None = None
     for name, value in scope.get("headers", []):
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return str(value[7:].decode("latin-1").strip()), False
-        if name == b"cookie":
+        if name == b"authorization":
+            scheme, _, rest = value.strip().partition(b" ")
+            if scheme.lower() == b"bearer":
+                return Credentials("bearer", token=rest.decode("latin-1").strip())
+            if scheme.lower() == b"basic":
+                return _basic(rest)
+        elif name in API_KEY_HEADERS and api_key is None:
+            raw = value.strip()
+            if raw[:7].lower() == b"bearer ":
+                raw = raw[7:].strip()
+            api_key = Credentials("api_key", token=raw.decode("latin-1"))
+        elif name == b"cookie":
             for part in value.split(b";"):
                 part = part.strip()
                 if part.startswith(cookie_prefix):
-                    from_cookie = str(part[len(cookie_prefix) :].decode("latin-1"))
-    return from_cookie, from_cookie is not None
+                    token = part[len(cookie_prefix) :].decode("latin-1")
+                    from_cookie = Credentials("cookie", token=token)
+    return api_key or from_cookie
 
 
 def _cross_origin(scope: Scope) -> bool:
@@ -860,6 +1091,29 @@ def _cross_origin(scope: Scope) -> bool:
         return origin == b"null"
     host = headers.get(b"host", b"")
     return origin.split(b"://", 1)[-1] != host
+
+
+def _user_by_id(engine: Engine, user_id: int, stamp: str) -> User | None:
+    """The active user with this id whose credentials are still the ones verified."""
+    with engine.connect() as conn:
+        user = active_user(conn, user_id)
+    if user is None or not secrets.compare_digest(user.credential_stamp, stamp):
+        return None
+    return user
+
+
+def _basic_refused(
+    status: int, code: str, detail: str
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """A refusal of HTTP Basic credentials, challenging for Basic (only then: a challenge on
+    every 401 would make browsers prompt on the web map's own requests)."""
+    status, body, headers = _error(status, code, detail)
+    headers = [h for h in headers if h[0] != b"www-authenticate"]
+    return (
+        status,
+        body,
+        [*headers, (b"www-authenticate", b'Basic realm="IOC Map", charset="UTF-8"')],
+    )
 
 
 def _resolve_user(engine: Engine, settings: Settings, token: str) -> User | None:

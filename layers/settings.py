@@ -310,6 +310,20 @@ class Settings(BaseSettings):
     )
     raster_profile_max_samples: int = Field(default=2000, description="Samples of a profile.")
 
+    # QGIS projects and clients (issue 22)
+    qgis_dense_min_features: int = Field(
+        default=20_000,
+        description="A layer with this many features is also put in QGIS projects as vector tiles.",
+    )
+    api_token_ttl_days: int = Field(
+        default=90, ge=1, le=3650, description="Lifetime of personal API tokens (QGIS, scripts)."
+    )
+    basic_auth_verify_s: float = Field(
+        default=300.0,
+        description="Seconds an API process trusts a verified HTTP Basic password before hashing"
+        " it again (the account is still re-read every auth_cache_s).",
+    )
+
     @property
     def pg_data_dir(self) -> Path:
         """Data directory of the managed PostgreSQL cluster."""

@@ -8,9 +8,10 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import pytest
 from sqlalchemy import Engine
@@ -212,8 +213,11 @@ def client(seeded: Engine, settings: Settings, client_options: dict[str, Any]) -
 
 
 @contextlib.contextmanager
-def live_server_for(settings: Settings) -> Iterator[str]:
-    """A real uvicorn serving create_app(settings) on a free loopback port; yields its base URL."""
+def live_server_for(settings: Settings, wrap: Callable[[Any], Any] | None = None) -> Iterator[str]:
+    """A real uvicorn serving create_app(settings) on a free loopback port; yields its base URL.
+
+    `wrap`, when given, wraps the app (e.g. an ASGI middleware recording the requests).
+    """
     import httpx
     import uvicorn
 
@@ -222,8 +226,13 @@ def live_server_for(settings: Settings) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        wrap(app) if wrap else app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="iocmap-test-server", daemon=True)
@@ -245,3 +254,44 @@ def live_server_for(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+ASGI = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class RequestRecorder:
+    """An ASGI wrapper keeping (path, query, status) of every HTTP request."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    def wrap(self, app: ASGI) -> ASGI:
+        """The app, recording each request before it answers."""
+
+        async def recorded(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            entry: dict[str, Any] = {
+                "path": scope["path"],
+                "query": parse_qs(scope.get("query_string", b"").decode("latin-1")),
+                "status": None,
+            }
+            self.requests.append(entry)
+
+            async def send_status(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    entry["status"] = message["status"]
+                await send(message)
+
+            await app(scope, receive, send_status)
+
+        return recorded
+
+    def items(self, slug: str, since: int = 0) -> list[dict[str, Any]]:
+        """The items requests of one collection recorded after index `since`."""
+        path = f"/ogc/collections/{slug}/items"
+        return [r for r in self.requests[since:] if r["path"] == path]

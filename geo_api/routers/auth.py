@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,9 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from geo_api.deps import ConnDep, EngineDep, SettingsDep
-from geo_api.security import CurrentUser, NowDep, RequiredUser, client_ip, issue_token
-from layers.auth import audit, ratelimit, users
-from layers.errors import AuthenticationError, RateLimitedError
+from geo_api.security import (
+    CurrentUser,
+    NowDep,
+    RequiredUser,
+    check_password,
+    client_ip,
+    issue_token,
+)
+from layers.auth import audit, users
 from layers.settings import Settings
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -47,78 +54,18 @@ def _login(
     now: Any,
     how: str,
 ) -> users.User:
-    """Check credentials and audit every attempt.
-
-    Rate-limited per address (one address guessing many names) and, after a few failures,
-    per (account, address) pair with a doubling wait: guesses from one address never keep
-    the account's owner out from another (no lockout anyone can trigger).
-    """
-    ip = client_ip(request)
-    agent = request.headers.get("user-agent", "")
-    rate = settings.login_rate_per_minute / 60
-    pair = f"login:pair:{username[:64]}:{ip}"
-    with engine.begin() as conn:
-        by_ip = ratelimit.take(conn, f"login:ip:{ip}", settings.login_rate_burst, rate, now)
-        wait = ratelimit.failure_wait_s(
-            conn,
-            pair,
-            now,
-            settings.login_free_failures,
-            settings.login_backoff_base_s,
-            settings.login_backoff_max_s,
-        )
-        throttled = not by_ip or wait > 0
-        if throttled:
-            audit.record(
-                conn,
-                username[:64],
-                "anonymous",
-                "login_throttled",
-                method="POST",
-                path=request.url.path,
-                status=429,
-                ip=ip,
-                user_agent=agent,
-            )
-    # Raised after the commit, so the throttling itself is recorded.
-    if throttled:
-        retry = wait if wait > 0 else 60
-        raise RateLimitedError(
-            f"too many sign-in attempts; try again in {retry} s", retry_after_s=retry
-        )
-    try:
-        with engine.begin() as conn:
-            user = users.authenticate(conn, username, password, now)
-            ratelimit.clear(conn, pair)
-            audit.record(
-                conn,
-                user.username,
-                user.role,
-                "login",
-                method="POST",
-                path=request.url.path,
-                status=200,
-                ip=ip,
-                user_agent=agent,
-                details={"via": how},
-            )
-        return user
-    except AuthenticationError:
-        with engine.begin() as conn:
-            ratelimit.record_failure(conn, pair, now)
-            audit.record(
-                conn,
-                username[:64],
-                "anonymous",
-                "login_failed",
-                method="POST",
-                path=request.url.path,
-                status=401,
-                ip=ip,
-                user_agent=agent,
-                details={"via": how},
-            )
-        raise
+    """Check credentials through the one rate-limited, audited password check."""
+    return check_password(
+        engine,
+        settings,
+        username,
+        password,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent", ""),
+        path=request.url.path,
+        now=now,
+        how=how,
+    )
 
 
 @router.post("/token", summary="OAuth2 password flow: a bearer JWT")
@@ -135,6 +82,42 @@ def token(
         "access_token": issue_token(settings, user, now),
         "token_type": "bearer",
         "expires_in": settings.token_ttl_s,
+        "user": user.public(),
+    }
+
+
+class ApiTokenBody(BaseModel):
+    """Credentials, and how long the personal API token should live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    days: int | None = Field(default=None, ge=1, le=3650)
+
+
+@router.post("/api-token", summary="A personal API token (QGIS, GDAL, scripts)")
+def api_token(
+    body: ApiTokenBody,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    now: NowDep,
+) -> dict[str, Any]:
+    """A long-lived token for tools that cannot sign in: send it as `X-API-Key: T`,
+    `Authorization: Bearer T` or (QGIS's EsriToken config) `X-Esri-Authorization: Bearer T`.
+
+    It dies when it expires or when the password changes; asking needs the password again.
+    """
+    user = _login(engine, settings, request, body.username, body.password, now, "api_token")
+    days = min(body.days or settings.api_token_ttl_days, settings.api_token_ttl_days)
+    ttl_s = days * 86400
+    return {
+        "token": issue_token(settings, user, now, ttl_s=ttl_s, kind="api"),
+        "token_type": "api_key",
+        "expires_in": ttl_s,
+        "expires_at": (now + timedelta(seconds=ttl_s)).isoformat(),
+        "headers": ["X-API-Key", "Authorization: Bearer", "X-Esri-Authorization: Bearer"],
         "user": user.public(),
     }
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from geo_api.deps import ConnDep
+from geo_api.security import authorize_layers
 from layers.errors import InvalidInputError
 from layers.features import ogc_tiles, registry
 
@@ -34,6 +35,8 @@ def map_style(
         slugs = [s.strip() for s in layers.split(",") if s.strip()]
         if not slugs:
             raise InvalidInputError("layers names no layer", param="layers")
+        # A named restricted layer needs a role that may read it, like its tiles.
+        authorize_layers(request, slugs, "layers")
         infos = [registry.get_layer(conn, slug) for slug in slugs]
     else:
         # Restricted layers are left out unless named: their tiles need a signed-in role.

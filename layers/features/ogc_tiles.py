@@ -12,17 +12,33 @@ from typing import Any
 
 import morecantile
 import orjson
+from sqlalchemy import Connection, text
 
+from layers.errors import InvalidInputError
 from layers.features.registry import LayerInfo
 
 TMS_ID = "WebMercatorQuad"
+# GDAL before 3.7 (Debian 12: 3.6, so QGIS 3.22 too) reads the collection's CRS84 bbox as if it
+# were in the tile matrix set's CRS, so on WebMercatorQuad it finds no tile and builds no
+# layer; it prefers WorldCRS84Quad when offered, where degrees are right. Both are offered.
+CRS84_TMS_ID = "WorldCRS84Quad"
+TMS_IDS = (TMS_ID, CRS84_TMS_ID)
+TMS_TITLES = {
+    TMS_ID: "Google Maps Compatible for the World",
+    CRS84_TMS_ID: "CRS84 for the World",
+}
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
 CRS_3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 MVT = "application/vnd.mapbox-vector-tile"
 REL = "http://www.opengis.net/def/rel/ogc/1.0/"
 # The zooms tileset limits are listed for: beyond it a client asks any tile in the bounds.
 MAX_LIMIT_ZOOM = 18
 TILE_MAX_ZOOM = 22
+# WorldCRS84Quad tiles are built without the WebMercator path's dropping and clustering, so
+# they stop where one tile still holds a readable share of a dense layer.
+CRS84_MAX_ZOOM = 18
+MVT_EXTENT = 4096
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
@@ -41,32 +57,46 @@ VECTOR_TYPE = {
 }
 
 
+def tms_uri(tms_id: str) -> str:
+    """The OGC URI of a registered tile matrix set."""
+    return f"http://www.opengis.net/def/tilematrixset/OGC/1.0/{tms_id}"
+
+
+def _max_zoom(tms_id: str) -> int:
+    return TILE_MAX_ZOOM if tms_id == TMS_ID else CRS84_MAX_ZOOM
+
+
 @cache
-def tile_matrix_set() -> dict[str, Any]:
-    """WebMercatorQuad as an OGC 2D Tile Matrix Set 2.0 document (from morecantile), with the
+def tile_matrix_set(tms_id: str = TMS_ID) -> dict[str, Any]:
+    """A tile matrix set as an OGC 2D Tile Matrix Set 2.0 document (from morecantile), with the
     TMS 1.0 keys beside the 2.0 ones.
 
     GDAL before 3.7 (Debian 12 has 3.6, so QGIS 3.22 too) parses only TMS 1.0 (`identifier`,
     `supportedCRS`, `topLeftCorner`); newer readers take the 2.0 keys and ignore the others.
     """
-    tms = morecantile.tms.get(TMS_ID)
+    tms = morecantile.tms.get(tms_id)
     doc: dict[str, Any] = orjson.loads(tms.model_dump_json(exclude_none=True, by_alias=True))
-    matrices = doc["tileMatrices"][: TILE_MAX_ZOOM + 1]
+    matrices = doc["tileMatrices"][: _max_zoom(tms_id) + 1]
     for matrix in matrices:
         matrix["identifier"] = matrix["id"]
         matrix["topLeftCorner"] = matrix["pointOfOrigin"]
-    half = 20037508.342789244
+    if tms_id == TMS_ID:
+        half = 20037508.342789244
+        lower, upper = [-half, -half], [half, half]
+    else:
+        lower, upper = [-180.0, -90.0], [180.0, 90.0]
+    crs = doc["crs"] if isinstance(doc["crs"], str) else CRS84
     doc.update(
         {
             "tileMatrices": matrices,
             "type": "TileMatrixSetType",
             "identifier": doc["id"],
-            "supportedCRS": doc["crs"],
+            "supportedCRS": crs,
             "boundingBox": {
                 "type": "BoundingBoxType",
-                "crs": doc["crs"],
-                "lowerCorner": [-half, -half],
-                "upperCorner": [half, half],
+                "crs": crs,
+                "lowerCorner": lower,
+                "upperCorner": upper,
             },
         }
     )
@@ -74,37 +104,41 @@ def tile_matrix_set() -> dict[str, Any]:
 
 
 def tile_matrix_sets_doc(base: str) -> dict[str, Any]:
-    """The list of tile matrix sets this API offers (one: WebMercatorQuad)."""
+    """The list of tile matrix sets this API offers (WebMercatorQuad, WorldCRS84Quad)."""
     return {
         "tileMatrixSets": [
             {
-                "id": TMS_ID,
-                "title": "Google Maps Compatible for the World",
-                "uri": TMS_URI,
+                "id": tms_id,
+                "title": TMS_TITLES[tms_id],
+                "uri": tms_uri(tms_id),
                 "links": [
                     {
                         "rel": "self",
                         "type": "application/json",
-                        "href": f"{base}/tileMatrixSets/{TMS_ID}",
+                        "href": f"{base}/tileMatrixSets/{tms_id}",
                     }
                 ],
             }
+            for tms_id in TMS_IDS
         ]
     }
 
 
 def tileset_limits(
-    bounds: tuple[float, float, float, float] | None, max_zoom: int = MAX_LIMIT_ZOOM
+    bounds: tuple[float, float, float, float] | None,
+    max_zoom: int = MAX_LIMIT_ZOOM,
+    tms_id: str = TMS_ID,
 ) -> list[dict[str, Any]]:
     """tileMatrixSetLimits: for each zoom, the rows and columns that cover the layer's bounds."""
     if bounds is None:
         return []
-    tms = morecantile.tms.get(TMS_ID)
+    tms = morecantile.tms.get(tms_id)
     west, south, east, north = bounds
+    top = 85.05 if tms_id == TMS_ID else 90.0
     out = []
-    for z in range(max_zoom + 1):
-        upper_left = tms.tile(west, min(north, 85.05), z)
-        lower_right = tms.tile(east, max(south, -85.05), z)
+    for z in range(min(max_zoom, _max_zoom(tms_id)) + 1):
+        upper_left = tms.tile(west, min(north, top), z)
+        lower_right = tms.tile(east, max(south, -top), z)
         out.append(
             {
                 "tileMatrix": str(z),
@@ -117,24 +151,30 @@ def tileset_limits(
     return out
 
 
-def _tileset_links(base: str, root: str, slug: str) -> list[dict[str, Any]]:
+def _tile_template(base: str, root: str, slug: str, tms_id: str) -> str:
+    if tms_id == TMS_ID:
+        return f"{root}/tiles/{slug}/{{tileMatrix}}/{{tileCol}}/{{tileRow}}.mvt"
+    return f"{base}/collections/{slug}/tiles/{tms_id}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"
+
+
+def _tileset_links(base: str, root: str, slug: str, tms_id: str = TMS_ID) -> list[dict[str, Any]]:
     return [
         {
             "rel": "self",
             "type": "application/json",
-            "href": f"{base}/collections/{slug}/tiles/{TMS_ID}",
+            "href": f"{base}/collections/{slug}/tiles/{tms_id}",
         },
         {
             "rel": f"{REL}tiling-scheme",
             "type": "application/json",
-            "href": f"{base}/tileMatrixSets/{TMS_ID}",
+            "href": f"{base}/tileMatrixSets/{tms_id}",
         },
         {
             "rel": "item",
             "type": MVT,
             "title": "Mapbox vector tiles",
             "templated": True,
-            "href": f"{root}/tiles/{slug}/{{tileMatrix}}/{{tileCol}}/{{tileRow}}.mvt",
+            "href": _tile_template(base, root, slug, tms_id),
         },
         {
             "rel": "describedby",
@@ -152,8 +192,19 @@ def _tileset_links(base: str, root: str, slug: str) -> list[dict[str, Any]]:
 
 
 def tilesets_doc(info: LayerInfo, base: str, root: str) -> dict[str, Any]:
-    """The tilesets of one collection (its vector tiles in WebMercatorQuad)."""
-    links = _tileset_links(base, root, info.slug)
+    """The tilesets of one collection: its vector tiles in WebMercatorQuad and WorldCRS84Quad."""
+    tilesets = []
+    for tms_id in TMS_IDS:
+        links = _tileset_links(base, root, info.slug, tms_id)
+        tilesets.append(
+            {
+                "title": f"{info.title_en} ({tms_id})",
+                "dataType": "vector",
+                "crs": CRS_3857 if tms_id == TMS_ID else CRS84,
+                "tileMatrixSetURI": tms_uri(tms_id),
+                "links": [{**links[0], "rel": f"{REL}tileset"}, links[0], links[1]],
+            }
+        )
     return {
         "links": [
             {
@@ -167,24 +218,16 @@ def tilesets_doc(info: LayerInfo, base: str, root: str) -> dict[str, Any]:
                 "href": f"{base}/collections/{info.slug}",
             },
         ],
-        "tilesets": [
-            {
-                "title": f"{info.title_en} ({TMS_ID})",
-                "dataType": "vector",
-                "crs": CRS_3857,
-                "tileMatrixSetURI": TMS_URI,
-                "links": [
-                    {**links[0], "rel": f"{REL}tileset"},
-                    links[0],
-                    links[1],
-                ],
-            }
-        ],
+        "tilesets": tilesets,
     }
 
 
 def tileset_doc(
-    info: LayerInfo, base: str, root: str, bounds: tuple[float, float, float, float] | None
+    info: LayerInfo,
+    base: str,
+    root: str,
+    bounds: tuple[float, float, float, float] | None,
+    tms_id: str = TMS_ID,
 ) -> dict[str, Any]:
     """One tileset: its tile URL template, tile matrix set, limits and layer description."""
     props = (info.property_schema or {}).get("properties", {})
@@ -192,11 +235,11 @@ def tileset_doc(
         "title": info.title_en,
         "description": info.title_vi,
         "dataType": "vector",
-        "crs": CRS_3857,
-        "tileMatrixSetURI": TMS_URI,
-        "tileMatrixSetDefinition": f"{base}/tileMatrixSets/{TMS_ID}",
-        "links": _tileset_links(base, root, info.slug),
-        "tileMatrixSetLimits": tileset_limits(bounds),
+        "crs": CRS_3857 if tms_id == TMS_ID else CRS84,
+        "tileMatrixSetURI": tms_uri(tms_id),
+        "tileMatrixSetDefinition": f"{base}/tileMatrixSets/{tms_id}",
+        "links": _tileset_links(base, root, info.slug, tms_id),
+        "tileMatrixSetLimits": tileset_limits(bounds, tms_id=tms_id),
         "layers": [
             {
                 "id": info.slug,
@@ -207,6 +250,62 @@ def tileset_doc(
             }
         ],
     }
+
+
+def crs84_tile_bounds(z: int, row: int, col: int) -> tuple[float, float, float, float]:
+    """(west, south, east, north) of a WorldCRS84Quad tile; InvalidInputError outside the set."""
+    if not 0 <= z <= CRS84_MAX_ZOOM:
+        raise InvalidInputError(
+            f"tileMatrix {z} is not in {CRS84_TMS_ID} (0–{CRS84_MAX_ZOOM})", param="tileMatrix"
+        )
+    if not (0 <= row < 2**z and 0 <= col < 2 ** (z + 1)):
+        raise InvalidInputError(f"tile {z}/{row}/{col} is outside {CRS84_TMS_ID}", param="tileRow")
+    size = 180.0 / 2**z
+    west = -180.0 + col * size
+    north = 90.0 - row * size
+    return west, north - size, west + size, north
+
+
+# One WorldCRS84Quad tile of one layer: every feature with every property (ST_AsMVT expands
+# the jsonb), clipped to the tile; points get no buffer and half-open tile bounds, so each
+# point lies in exactly one tile.
+_CRS84_TILE = text(
+    """
+    WITH env AS (SELECT ST_MakeEnvelope(:west, :south, :east, :north, 4326) AS box),
+    t AS (
+      SELECT f.id,
+             ST_AsMVTGeom(f.geom, env.box, :extent, :buffer, true) AS geom,
+             f.properties
+        FROM feature f, env
+       WHERE f.layer_id = :layer_id AND f.geom && env.box
+         AND (:buffer > 0 OR (ST_X(ST_PointOnSurface(f.geom)) >= :west
+                              AND ST_X(ST_PointOnSurface(f.geom)) < :east
+                              AND ST_Y(ST_PointOnSurface(f.geom)) > :south
+                              AND ST_Y(ST_PointOnSurface(f.geom)) <= :north))
+    )
+    SELECT ST_AsMVT(t.*, :name, :extent, 'geom', 'id') FROM t
+    """
+)
+
+
+def crs84_tile(conn: Connection, info: LayerInfo, z: int, row: int, col: int) -> bytes:
+    """The Mapbox vector tile of a layer on the WorldCRS84Quad grid (for GDAL's OGCAPI driver)."""
+    west, south, east, north = crs84_tile_bounds(z, row, col)
+    points = VECTOR_TYPE.get(str(info.geometry_type)) == "points"
+    data = conn.execute(
+        _CRS84_TILE,
+        {
+            "west": west,
+            "south": south,
+            "east": east,
+            "north": north,
+            "extent": MVT_EXTENT,
+            "buffer": 0 if points else 64,
+            "layer_id": info.id,
+            "name": info.slug,
+        },
+    ).scalar()
+    return bytes(data or b"")
 
 
 def collection_tile_links(base: str, slug: str) -> list[dict[str, Any]]:

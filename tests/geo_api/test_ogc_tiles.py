@@ -53,6 +53,8 @@ def test_tiles_documents_chain_to_real_tiles(server: str) -> None:
 def test_restricted_tilesets_need_a_role(server: str) -> None:
     assert httpx.get(f"{server}/ogc/collections/land_parcels/tiles").status_code == 401
     assert httpx.get(f"{server}/styles/land_parcels.json").status_code == 401
+    named = httpx.get(f"{server}/styles/map.json", params={"layers": "hospitals,land_parcels"})
+    assert named.status_code == 401
     assert httpx.get(f"{server}/ogc/tileMatrixSets/NoSuchSet").status_code == 404
 
 
@@ -70,3 +72,29 @@ def test_maplibre_styles(server: str) -> None:
     named = httpx.get(f"{server}/styles/map.json", params={"layers": "schools,hospitals"}).json()
     assert set(named["sources"]) == {"schools", "hospitals"}
     assert httpx.get(f"{server}/styles/map.json", params={"layers": "nope"}).status_code == 404
+
+
+def test_crs84_tileset_for_gdal(server: str) -> None:
+    """WorldCRS84Quad tiles (what GDAL 3.6's OGCAPI driver prefers) hold every feature once."""
+    sets = httpx.get(f"{server}/ogc/collections/hospitals/tiles").json()["tilesets"]
+    assert [t["tileMatrixSetURI"].rsplit("/", 1)[1] for t in sets] == [
+        "WebMercatorQuad",
+        "WorldCRS84Quad",
+    ]
+    tileset = httpx.get(f"{server}/ogc/collections/hospitals/tiles/WorldCRS84Quad").json()
+    tms = httpx.get(tileset["tileMatrixSetDefinition"]).json()
+    assert tms["supportedCRS"].endswith("/CRS84") and tms["identifier"] == "WorldCRS84Quad"
+    assert tms["tileMatrices"][0]["matrixWidth"] == 2
+    z0 = next(lim for lim in tileset["tileMatrixSetLimits"] if lim["tileMatrix"] == "0")
+    assert (z0["minTileCol"], z0["minTileRow"], z0["maxTileCol"]) == (1, 0, 1)
+    item = next(x for x in tileset["links"] if x["rel"] == "item")["href"]
+    tile = httpx.get(item.format(tileMatrix=0, tileRow=0, tileCol=1))
+    assert tile.status_code == 200
+    features = mapbox_vector_tile.decode(tile.content)["hospitals"]["features"]
+    assert len(features) == 151 and "name" in features[0]["properties"]
+    base = f"{server}/ogc/collections/hospitals/tiles"
+    assert httpx.get(f"{base}/WorldCRS84Quad/0/0/0").status_code == 204  # the western half
+    assert httpx.get(f"{base}/WorldCRS84Quad/0/1/0").status_code == 400
+    moved = httpx.get(f"{base}/WebMercatorQuad/12/1831/3250")
+    assert moved.status_code == 307
+    assert moved.headers["location"] == "/tiles/hospitals/12/3250/1831.mvt"

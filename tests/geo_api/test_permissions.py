@@ -35,7 +35,11 @@ LAYER_PARAMS = {"slug", "layer", "collection_id"}
 # Valid bodies for the query routes: their layers are checked on the validated body.
 VINH = {"lon": 105.69, "lat": 18.68}
 # the body field that names the layer under test (raster queries name a raster or a depth grid)
-SLUG_FIELD = {"/api/query/zonal": "raster", "/api/query/flood-exposure": "depth"}
+SLUG_FIELD = {
+    "/api/query/zonal": "raster",
+    "/api/query/flood-exposure": "depth",
+    "/api/qgis/project.qgz": "layers",
+}
 QUERY_BODIES: dict[str, dict[str, object]] = {
     "/api/query/within": {"polygon": {"type": "Polygon", "coordinates": [[
         [105.68, 18.67], [105.70, 18.67], [105.70, 18.69], [105.68, 18.67]]]}, "limit": 1},
@@ -48,6 +52,7 @@ QUERY_BODIES: dict[str, dict[str, object]] = {
     "/api/query/intersection": {"other_layer": PUBLIC_LAYER, "limit": 1},
     "/api/query/zonal": {},
     "/api/query/flood-exposure": {},
+    "/api/qgis/project.qgz": {},
 }  # fmt: skip
 
 
@@ -114,7 +119,10 @@ def test_permission_matrix(
             if allowed and template in STREAMS:
                 continue
             kwargs: dict[str, object] = {"headers": headers[role]}
-            if rule.layers_in_body:
+            if rule.layers_in_body and method == "GET":
+                # GET routes name their layers in the query (the QGIS project)
+                kwargs["params"] = {SLUG_FIELD.get(template, "layers"): slug}
+            elif rule.layers_in_body:
                 field = SLUG_FIELD.get(template, "layer")
                 kwargs["json"] = {field: slug, **QUERY_BODIES[template]}
             res = client.request(method, url, **kwargs)  # type: ignore[arg-type]
