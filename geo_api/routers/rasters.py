@@ -25,12 +25,26 @@ from layers.features.registry import LayerInfo
 from layers.features.tile_cache import CachedTile, TileCache, TileKey
 from layers.rasters import read, store
 from layers.rasters import tiles as rtiles
+from layers.rasters.cache import RasterCache
 from layers.settings import Settings
 
 router = APIRouter(tags=["rasters"])
 UserDep = Annotated[User | None, Depends(current_user)]
 Format = Literal["geojson", "csv", "gpkg"]
 WRITERS = frozenset({"admin", "leader", "operator", "gis_staff", "planner"})
+
+
+def raster_cache(request: Request) -> RasterCache:
+    """The app's cache of query grids and coverage indexes (made on first use)."""
+    state = request.app.state
+    cache: RasterCache | None = getattr(state, "raster_cache", None)
+    if cache is None:
+        settings: Settings = state.settings
+        cache = state.__dict__.setdefault(
+            "raster_cache", RasterCache(settings.raster_cache_max_bytes)
+        )
+    assert cache is not None
+    return cache
 
 
 # --- tiles ----------------------------------------------------------------------------------
@@ -272,7 +286,9 @@ def zonal_stats(
         req = parse_stats(list(body.stats))
     except ValueError as exc:
         raise InvalidInputError(str(exc), param="stats") from exc
-    result = raster_jobs.zonal_query(conn, settings, body.raster, body.units, req, body.band)
+    result = raster_jobs.zonal_query(
+        conn, settings, body.raster, body.units, req, body.band, raster_cache(request)
+    )
     data = queries.export(result, format)
     headers = {"X-Result-Count": str(len(result))}
     if format != "geojson":
@@ -295,6 +311,11 @@ class FloodBody(BaseModel):
     layers: list[str] | None = Field(
         default=None, description="Point/polygon layers to check (default: all readable)"
     )
+    population: str | None = Field(
+        default=None,
+        description="Population raster (people per pixel); default: the first readable raster"
+        " whose role is population, if any",
+    )
     min_depth_m: float = Field(default=0.0, ge=0)
     preview: bool = Field(default=False, description="Coarser grid, for a live slider")
     write_layer: str | None = Field(
@@ -312,7 +333,7 @@ class FloodBody(BaseModel):
 
     def layer_slugs(self) -> list[str]:
         """Every layer slug the request names (for the access check)."""
-        named = [self.depth, self.dem, self.units, *(self.layers or [])]
+        named = [self.depth, self.dem, self.units, self.population, *(self.layers or [])]
         return [s for s in named if s]
 
 
@@ -331,6 +352,11 @@ def flood_exposure(
             from layers.errors import PermissionDeniedError
 
             raise PermissionDeniedError(f"layer '{slug}' is restricted")
+    cache = raster_cache(request)
+
+    def may_read(info: LayerInfo) -> bool:
+        return info_allowed(user, info)
+
     grid, source, factor = raster_jobs.flood_depth_grid(
         conn,
         settings,
@@ -340,15 +366,19 @@ def flood_exposure(
         seed=body.seed,
         preview=body.preview,
         min_depth_m=body.min_depth_m,
+        cache=cache,
     )
+    population = raster_jobs.population_raster(conn, body.population, may_read)
     result = raster_jobs.exposure(
         conn,
         settings,
         grid,
         body.units,
-        lambda info: info_allowed(user, info),
+        may_read,
         body.layers,
         body.max_features,
+        population,
+        cache,
     )
     simplify = grid.res[0] * (1.0 if body.preview else 0.5)
     extent = raster_jobs.extent_polygons(grid, simplify)
