@@ -16,13 +16,14 @@ from analytics import raster_jobs
 from analytics.zonal import parse_stats
 from geo_api import layer_state
 from geo_api.deps import ConnDep, SettingsDep
+from geo_api.routers.tiles import current_version, png_tile_request, tile_answer
 from geo_api.security import authorize_layers, current_user, info_allowed
 from layers.auth.users import User
 from layers.errors import InvalidInputError
 from layers.features import queries, tiles
 from layers.features.layer_versions import LayerVersion
 from layers.features.registry import LayerInfo
-from layers.features.tile_cache import CachedTile, TileCache, TileKey
+from layers.features.tile_cache import CachedTile, TileCache
 from layers.rasters import read, store
 from layers.rasters import tiles as rtiles
 from layers.rasters.cache import RasterCache
@@ -86,39 +87,31 @@ async def raster_png(
     settings: Settings = request.app.state.settings
     tiles.tile_address(z, x, y)
     meta = await _meta(request, ver)
-    if terrain:
-        if meta.role != "elevation":
-            raise InvalidInputError(
-                f"layer '{info.slug}' is not an elevation raster; terrain tiles need a DEM",
-                layer=info.slug,
-            )
-        props, fmt = "", "terrain"
-    else:
-        cmap = rtiles.parse_colormap(colormap, meta)
-        lo, hi = rtiles.parse_rescale(rescale, meta)
-        props, fmt = f"{cmap}:{lo:g},{hi:g}", "rpng"
-    key = TileKey(ver.id, ver.data_version, ver.stamp, z, x, y, props, "", fmt=fmt)
-    etag = key.etag()
-    headers = {
-        "ETag": etag,
-        "Cache-Control": f"public, max-age={settings.tile_max_age}, must-revalidate",
-    }
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
+    if terrain and meta.role != "elevation":
+        raise InvalidInputError(
+            f"layer '{info.slug}' is not an elevation raster; terrain tiles need a DEM",
+            layer=info.slug,
+        )
+    plan = png_tile_request(settings, ver, z, x, y, meta, colormap, rescale, terrain)
+    inm = request.headers.get("if-none-match", "")
     cache: TileCache | None = getattr(request.app.state, "tile_cache", None)
-    cached = cache.get(key) if cache is not None else None
-    if cached is None:
+    cached = cache.get(plan.key) if cache is not None and plan.etag not in inm else None
+    answer = tile_answer(plan, cached, inm, "")
+    if answer is None:
         path = store.rasters_dir(settings) / meta.path
         if terrain:
             data = await run_in_threadpool(rtiles.render_terrain, path, meta, z, x, y)
         else:
+            cmap = rtiles.parse_colormap(colormap, meta)
+            lo, hi = rtiles.parse_rescale(rescale, meta)
             data = await run_in_threadpool(rtiles.render_tile, path, meta, z, x, y, cmap, (lo, hi))
         cached = CachedTile(data, None)
         if cache is not None:
-            cache.put(key, cached)
-    if not cached.data:
-        return Response(status_code=204, headers=headers)
-    return Response(cached.data, media_type=rtiles.MEDIA_TYPE, headers=headers)
+            cache.put(plan.key, cached)
+        answer = tile_answer(plan, cached, inm, "")
+        assert answer is not None
+    status, headers, body = answer
+    return Response(body, status_code=status, headers=headers)
 
 
 def raster_tilejson(
@@ -149,7 +142,7 @@ def raster_tilejson(
 )
 async def terrain_tile(slug: str, z: int, x: int, y: int, request: Request) -> Response:
     """height = -10000 + (R*65536 + G*256 + B) * 0.1; for deck.gl's TerrainLayer."""
-    ver = await layer_state.layer_version(request, slug)
+    ver = await current_version(request, slug)
     info = await layer_state.layer_info(request, slug, ver)
     _require_raster(info)
     return await raster_png(request, ver, info, z, x, y, None, None, terrain=True)

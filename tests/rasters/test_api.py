@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -454,3 +455,57 @@ def test_import_form_takes_a_geotiff(
     assert job["status"] == "failed" and "broken.tif" in job["errors"][0]["error"]
     # The layer is as it was.
     assert client.get("/api/rasters/t_uploaded").json()["statistics"][0]["mean"] == 3.0
+
+
+@pytest.mark.parametrize("terrain", [False, True], ids=["colormap", "terrain"])
+def test_warm_raster_tiles_are_answered_before_routing_as_the_cold_ones(
+    tmp_path: Path,
+    client: TestClient,
+    do_import: Callable[..., RasterReport],
+    monkeypatch: pytest.MonkeyPatch,
+    terrain: bool,
+) -> None:
+    from geo_api.routers import tiles as tiles_router
+
+    slug = f"t_warm_{int(terrain)}"
+    dem = np.full((40, 40), 321.0, np.float32)
+    do_import(lonlat_tif(tmp_path / f"{slug}.tif", dem), slug, role="elevation")
+    answered: list[bool] = []
+    real = tiles_router._warm_hit
+
+    def spy(scope: dict[str, object]) -> object:
+        hit = real(scope)
+        answered.append(hit is not None)
+        return hit
+
+    monkeypatch.setattr(tiles_router, "_warm_hit", spy)
+    z = 13
+    tx, ty, _, _ = lonlat_to_tile(LON0 + 0.02, LAT0 - 0.02, z)
+    url = (
+        f"/tiles/{slug}/terrain/{z}/{tx}/{ty}.png"
+        if terrain
+        else f"/tiles/{slug}/{z}/{tx}/{ty}.png?colormap=gray&rescale=0,400"
+    )
+    cold = client.get(url)
+    warm = client.get(url)
+    assert answered == [False, True]
+    assert cold.status_code == warm.status_code == 200
+    assert cold.content == warm.content
+    keys = ("etag", "cache-control", "content-type", "content-length", "x-content-type-options")
+    assert {k: cold.headers.get(k) for k in keys} == {k: warm.headers.get(k) for k in keys}
+    assert client.get(url, headers={"If-None-Match": cold.headers["etag"]}).status_code == 304
+    assert answered[-1]
+    # Another colormap is another tile; a bad one still gets the router's clear 400.
+    if not terrain:
+        other = client.get(url.replace("gray", "terrain"))
+        assert other.status_code == 200 and other.headers["etag"] != cold.headers["etag"]
+        assert client.get(url.replace("gray", "nope")).status_code == 400
+    # A re-import is a new version: the warm path no longer answers the old tile.
+    do_import(lonlat_tif(tmp_path / f"{slug}b.tif", dem + 100), slug, role="elevation")
+    for _ in range(100):
+        new = client.get(url)
+        if new.headers["etag"] != cold.headers["etag"]:
+            break
+        time.sleep(0.05)
+    assert new.headers["etag"] != cold.headers["etag"]
+    assert new.content != cold.content
