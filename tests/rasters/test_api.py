@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyogrio
@@ -509,3 +510,92 @@ def test_warm_raster_tiles_are_answered_before_routing_as_the_cold_ones(
         time.sleep(0.05)
     assert new.headers["etag"] != cold.headers["etag"]
     assert new.content != cold.content
+
+
+def test_people_exposed_come_from_a_population_raster_when_one_is_loaded(
+    tmp_path: Path, client: TestClient, engine: Engine, do_import: Callable[..., RasterReport]
+) -> None:
+    from rasterio.transform import from_origin
+
+    from layers.features.registry import delete_layer
+    from layers.rasters.read import to_mercator
+    from tests.rasters.conftest import write_tif
+
+    # Both rasters in EPSG:3857 (stored as they are): a 100 m depth grid and a 200 m
+    # population grid of 8 people per pixel, aligned, so the expected count is exact.
+    corner = to_mercator(Point(LON0, LAT0))
+    x0, y0 = round(corner.x / 200) * 200, round(corner.y / 200) * 200
+    depth = np.zeros((60, 60), np.float32)
+    depth[20:30, 20:40] = 1.5  # 200 cells of 100 m under water
+    do_import(
+        write_tif(tmp_path / "pd.tif", depth, from_origin(x0, y0, 100, 100), "EPSG:3857"),
+        "t_pop_depth",
+        role="flood_depth",
+    )
+    units = Polygon(
+        [(LON0 - 0.01, LAT0 + 0.01), (LON0 + 0.07, LAT0 + 0.01), (LON0 + 0.07, LAT0 - 0.07),
+         (LON0 - 0.01, LAT0 - 0.07)]
+    )  # fmt: skip
+    polygon_layer(engine, "t_units_pop", {"P1": units})
+    body = {"depth": "t_pop_depth", "units": "t_units_pop", "layers": [], "write_layer": None}
+    # No population raster yet: commune population x flooded share.
+    before = client.post("/api/query/flood-exposure", json=body).json()
+    (c,) = before["communes"]
+    assert c["people_method"] == "area_share" and before["population_raster"] is None
+    assert c["people_exposed"] == pytest.approx(1000 * c["share"], abs=1)
+    people = np.full((30, 30), 8.0, np.float32)
+    do_import(
+        write_tif(tmp_path / "pp.tif", people, from_origin(x0, y0, 200, 200), "EPSG:3857"),
+        "t_pop_people",
+        role="population",
+    )
+    try:
+        after = client.post("/api/query/flood-exposure", json=body).json()
+        assert after["population_raster"] == "t_pop_people"
+        (c,) = after["communes"]
+        # 200 cells of 100 m = 50 population pixels of 200 m, 8 people each.
+        assert c["people_exposed"] == 400 and c["people_method"] == "population_raster"
+        assert after["totals"]["people_exposed"] == pytest.approx(400.0)
+        named = client.post(
+            "/api/query/flood-exposure", json={**body, "population": "t_pop_people"}
+        )
+        assert named.json()["communes"][0]["people_exposed"] == 400
+        # A population raster covering only the western half of the water: the rest of it
+        # counts by the commune's share.
+        west = np.full((30, 15), 8.0, np.float32)
+        do_import(
+            write_tif(tmp_path / "pw.tif", west, from_origin(x0, y0, 200, 200), "EPSG:3857"),
+            "t_pop_people",
+            role="population",
+        )
+        half = client.post("/api/query/flood-exposure", json=body).json()["communes"][0]
+        assert half["people_method"] == "population_raster+area_share"
+        # 100 cells in the raster (200 people) plus 1000 x the share of the other 100 cells.
+        assert half["people_exposed"] == pytest.approx(200 + 1000 * c["share"] / 2, abs=1)
+        bad = client.post("/api/query/flood-exposure", json={**body, "population": "t_pop_depth"})
+        assert bad.status_code == 400 and "population" in bad.json()["detail"]
+    finally:
+        with engine.begin() as conn:
+            delete_layer(conn, "t_pop_people")
+
+
+def test_a_warped_population_raster_keeps_its_people(
+    tmp_path: Path, engine: Engine, settings: Any, do_import: Callable[..., RasterReport]
+) -> None:
+    import rasterio
+
+    from layers.features.registry import delete_layer
+    from layers.rasters.store import get_raster
+
+    people = np.full((50, 60), 2.0, np.float32)  # 6,000 people in lon/lat pixels
+    do_import(lonlat_tif(tmp_path / "pop_ll.tif", people, nodata=-1), "t_pop_ll", role="population")
+    try:
+        with engine.connect() as conn:
+            r = get_raster(conn, "t_pop_ll")
+        with rasterio.open(r.file(settings)) as ds:
+            got = ds.read(1, masked=True)
+        # Nearest resampling would count each person once per WebMercator pixel it landed in.
+        assert float(got.sum()) == pytest.approx(6000.0, rel=0.01)
+    finally:
+        with engine.begin() as conn:
+            delete_layer(conn, "t_pop_ll")
