@@ -3,7 +3,7 @@
 
 import { GeoJsonLayer } from '@deck.gl/layers';
 
-import { fmtNumber, layerTitle, t } from '../i18n.js';
+import { fmtNumber, lang, layerTitle, t } from '../i18n.js';
 import { el } from '../util.js';
 import { rasterOfRole } from './rasterLayers.js';
 import { setTerrain, terrainAvailable } from './terrain.js';
@@ -127,7 +127,10 @@ function renderStatus(app) {
   if (node) node.textContent = fs.busy ? t('raster.computing') : '';
 }
 
-/** The floating flood panel: slider, source, totals, communes and features under water. */
+/** The floating flood panel: slider, source, totals, communes and features under water.
+ *
+ * The controls are built once (per language and source list) and kept: an answer only
+ * replaces the results below them, so a slider being dragged is never swapped out. */
 export function renderFloodPanel(app) {
   const fs = floodState(app);
   let panel = document.getElementById('flood-panel');
@@ -140,8 +143,27 @@ export function renderFloodPanel(app) {
     document.getElementById('map').parentElement.append(panel);
   }
   const depth = rasterOfRole(app.state, 'flood_depth');
-  const r = fs.result;
+  const shape = `${lang()}|${depth ? depth.slug : ''}`;
+  if (panel.dataset.shape !== shape) {
+    panel.dataset.shape = shape;
+    buildControls(app, panel, depth);
+  }
+  const slider = panel.querySelector('#flood-level');
+  slider.disabled = fs.source === 'depth';
+  if (document.activeElement !== slider) slider.value = String(fs.level);
+  panel.querySelector('#flood-level-value').textContent = t('raster.level_value', { m: fs.level.toFixed(1) });
+  for (const radio of panel.querySelectorAll('input[name=flood-src]')) radio.checked = radio.value === fs.source;
+  panel.querySelector('#flood-seed').textContent = fs.seed ? t('raster.seed_point') : t('raster.seed_river');
+  panel.querySelector('#flood-status').textContent = fs.busy ? t('raster.computing') : '';
+  const box = panel.querySelector('#flood-results');
+  box.innerHTML = '';
+  renderResults(app, box);
+}
+
+function buildControls(app, panel, depth) {
+  const fs = floodState(app);
   panel.innerHTML = '';
+  panel.setAttribute('aria-label', t('raster.flood_mode'));
   const slider = el('input', {
     type: 'range',
     id: 'flood-level',
@@ -150,26 +172,34 @@ export function renderFloodPanel(app) {
     step: '0.5',
     value: String(fs.level),
     'aria-label': t('raster.level'),
-    disabled: fs.source === 'depth',
     oninput: (e) => {
       fs.level = Number(e.target.value);
       panel.querySelector('#flood-level-value').textContent = t('raster.level_value', { m: fs.level.toFixed(1) });
       schedule(app);
     },
   });
+  const pick = (source) => () => {
+    fs.source = source;
+    run(app);
+    renderFloodPanel(app);
+  };
   panel.append(
     el('div', { class: 'flood-head' }, el('h2', {}, t('raster.flood_mode')), el('button', { class: 'close', title: t('panel.close'), 'aria-label': t('panel.close'), onclick: () => setFlood(app, false) }, '×')),
     el(
       'div',
       { class: 'flood-source' },
-      el('label', {}, el('input', { type: 'radio', name: 'flood-src', value: 'dem', checked: fs.source === 'dem', onchange: () => ((fs.source = 'dem'), run(app), renderFloodPanel(app)) }), t('raster.source_level')),
-      depth
-        ? el('label', {}, el('input', { type: 'radio', name: 'flood-src', id: 'flood-src-depth', value: 'depth', checked: fs.source === 'depth', onchange: () => ((fs.source = 'depth'), run(app), renderFloodPanel(app)) }), t('raster.source_depth'))
-        : null,
+      el('label', {}, el('input', { type: 'radio', name: 'flood-src', value: 'dem', onchange: pick('dem') }), t('raster.source_level')),
+      depth ? el('label', {}, el('input', { type: 'radio', name: 'flood-src', id: 'flood-src-depth', value: 'depth', onchange: pick('depth') }), t('raster.source_depth')) : null,
     ),
-    el('div', { class: 'flood-slider' }, slider, el('span', { id: 'flood-level-value', class: 'level' }, t('raster.level_value', { m: fs.level.toFixed(1) }))),
-    el('div', { class: 'muted small' }, fs.seed ? t('raster.seed_point') : t('raster.seed_river'), ' ', el('span', { id: 'flood-status' }, fs.busy ? t('raster.computing') : '')),
+    el('div', { class: 'flood-slider' }, slider, el('span', { id: 'flood-level-value', class: 'level' })),
+    el('div', { class: 'muted small' }, el('span', { id: 'flood-seed' }), ' ', el('span', { id: 'flood-status' })),
+    el('div', { id: 'flood-results' }),
   );
+}
+
+function renderResults(app, panel) {
+  const fs = floodState(app);
+  const r = fs.result;
   if (fs.error) panel.append(el('div', { class: 'error' }, fs.error));
   if (!r) return;
   const tot = r.totals || {};
