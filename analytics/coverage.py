@@ -135,7 +135,7 @@ def _cell_coverage(
     below = np.bincount(
         below_r[inside] * w + c[inside], weights=piece_dx[inside], minlength=h * w
     ).reshape(h, w)
-    cov = own + np.cumsum(below, axis=0)
+    cov: npt.NDArray[np.float64] = (own + np.cumsum(below, axis=0)).astype(np.float64, copy=False)
     # Shells are counter-clockwise in lon/lat-like axes; with Y downwards the sum is negative.
     if cov.sum() < 0:
         cov = -cov

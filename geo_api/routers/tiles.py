@@ -233,7 +233,7 @@ async def current_version(request: Request, slug: str) -> LayerVersion:
     """The layer's current version: from memory while notifications are listened to."""
     versions: LayerVersionCache | None = getattr(request.app.state, "tile_versions", None)
     if versions is None:
-        return await layer_state.layercurrent_version(request, slug)
+        return await layer_state.layer_version(request, slug)
     ver = versions.peek(slug) or await versions.get(slug)
     if ver is None:
         raise NotFoundError(f"layer '{slug}' does not exist", slug=slug)

@@ -66,7 +66,7 @@ class RasterCache:
                 self.put(key, got, nbytes(got))
         with self._lock:
             self._making.pop(key, None)
-        return got  # type: ignore[no-any-return]
+        return got
 
     @property
     def size_bytes(self) -> int:
