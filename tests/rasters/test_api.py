@@ -428,6 +428,19 @@ def test_import_form_takes_a_geotiff(
         headers=headers,
     )
     assert dry.status_code == 200 and dry.json()["kind"] == "raster" and dry.json()["dry_run"]
+    as_people = client.post(
+        "/api/imports",
+        data={"layer": "t_uploaded", "dry_run": "true", "raster_role": "population"},
+        files={"file": ("upload.tif", src.read_bytes(), "image/tiff")},
+        headers=headers,
+    )
+    assert as_people.status_code == 200 and as_people.json()["raster"]["role"] == "population"
+    assert client.post(
+        "/api/imports",
+        data={"layer": "t_uploaded", "dry_run": "true", "raster_role": "people"},
+        files={"file": ("upload.tif", src.read_bytes(), "image/tiff")},
+        headers=headers,
+    ).status_code in (400, 422)
     r = client.post(
         "/api/imports",
         data={"layer": "t_uploaded"},
