@@ -212,6 +212,14 @@ function renderResults(app, panel) {
       el('div', {}, el('b', {}, fmtNumber(tot.communes_flooded || 0)), el('span', { class: 'muted' }, ` ${t('raster.communes')}`)),
     ),
   );
+  const pop = r.population_raster ? (app.state.rasters || {})[r.population_raster] : null;
+  panel.append(
+    el(
+      'div',
+      { class: 'muted small', id: 'flood-people-note' },
+      r.population_raster ? t('raster.people_from_raster', { name: pop ? layerTitle(pop) : r.population_raster }) : t('raster.people_from_share'),
+    ),
+  );
   if (r.synthetic) panel.append(el('div', { class: 'muted small' }, t('raster.synthetic_note')));
   const rows = (r.communes || []).slice(0, 8);
   panel.append(
