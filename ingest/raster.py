@@ -409,7 +409,10 @@ def import_raster(
     target = store.cog_path(settings, opts.layer, batch_id)
     say("cog", 1, 3)
     try:
-        resampling = "AVERAGE" if np.dtype(meta.dtype).kind == "f" else "NEAREST"
+        # Population overviews average the people per pixel, which a coarser read then scales
+        # by the pixel area (analytics.raster_jobs.people_grid).
+        continuous = np.dtype(meta.dtype).kind == "f" or meta.role == "population"
+        resampling = "AVERAGE" if continuous else "NEAREST"
         write_cog(mem, target, resampling)
     finally:
         mem.close()
