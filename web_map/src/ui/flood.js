@@ -16,6 +16,8 @@ const CA_RIVER = [
   [105.705, 18.645], [105.74, 18.7], [105.765, 18.765],
 ];
 const DEBOUNCE_MS = 120;
+// Roles the server lets write the extent layer (geo_api/routers/rasters.py WRITERS).
+const WRITERS = new Set(['admin', 'leader', 'operator', 'gis_staff', 'planner']);
 
 function floodState(app) {
   const s = app.state;
@@ -70,20 +72,25 @@ function schedule(app) {
   timer = setTimeout(() => run(app), DEBOUNCE_MS);
 }
 
-async function run(app) {
+/** The request of the current flood: a preview for the slider, no layer written. */
+function requestBody(app) {
   const fs = floodState(app);
   const dem = rasterOfRole(app.state, 'elevation');
   const depth = rasterOfRole(app.state, 'flood_depth');
-  const body =
-    fs.source === 'depth' && depth
-      ? { depth: depth.slug, preview: true, write_layer: null }
-      : {
-          dem: dem.slug,
-          level_m: fs.level,
-          seed: fs.seed ? { type: 'Point', coordinates: fs.seed } : { type: 'LineString', coordinates: CA_RIVER },
-          preview: true,
-          write_layer: null,
-        };
+  return fs.source === 'depth' && depth
+    ? { depth: depth.slug, preview: true, write_layer: null }
+    : {
+        dem: dem.slug,
+        level_m: fs.level,
+        seed: fs.seed ? { type: 'Point', coordinates: fs.seed } : { type: 'LineString', coordinates: CA_RIVER },
+        preview: true,
+        write_layer: null,
+      };
+}
+
+async function run(app) {
+  const fs = floodState(app);
+  const body = requestBody(app);
   controller?.abort();
   controller = new AbortController();
   const seq = ++fs.seq;
@@ -118,6 +125,31 @@ async function run(app) {
       fs.busy = false;
       renderStatus(app);
     }
+  }
+}
+
+/** Write the current flood (full resolution) as the extent layer, on the user's request. */
+async function saveExtent(app) {
+  const fs = floodState(app);
+  const body = { ...requestBody(app), preview: false, write_layer: 'flood_extent' };
+  fs.saving = true;
+  fs.saved = null;
+  renderFloodPanel(app);
+  try {
+    const res = await fetch('/api/query/flood-exposure', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const data = await res.json();
+    if (!res.ok) throw new Error(typeof data.detail === 'string' ? data.detail : res.status);
+    fs.saved = data.written_layer;
+    fs.error = null;
+  } catch (err) {
+    fs.error = err.message;
+  } finally {
+    fs.saving = false;
+    renderFloodPanel(app);
   }
 }
 
@@ -174,6 +206,7 @@ function buildControls(app, panel, depth) {
     'aria-label': t('raster.level'),
     oninput: (e) => {
       fs.level = Number(e.target.value);
+      fs.saved = null;
       panel.querySelector('#flood-level-value').textContent = t('raster.level_value', { m: fs.level.toFixed(1) });
       schedule(app);
     },
@@ -221,6 +254,17 @@ function renderResults(app, panel) {
     ),
   );
   if (r.synthetic) panel.append(el('div', { class: 'muted small' }, t('raster.synthetic_note')));
+  const role = app.state.user ? app.state.user.role : null;
+  if (WRITERS.has(role)) {
+    panel.append(
+      el(
+        'div',
+        { class: 'flood-save' },
+        el('button', { class: 'btn', id: 'flood-save', type: 'button', disabled: !!fs.saving, onclick: () => saveExtent(app) }, t('raster.save_extent')),
+        fs.saved ? el('span', { class: 'muted small', id: 'flood-saved' }, ` ${t('raster.saved_extent', { slug: fs.saved })}`) : null,
+      ),
+    );
+  }
   const rows = (r.communes || []).slice(0, 8);
   panel.append(
     el(
