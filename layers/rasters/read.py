@@ -73,7 +73,7 @@ def read_grid(
         factor *= 2
     # Whole cells only: trim the window to a multiple of the factor.
     w, h = (w // factor) * factor, (h // factor) * factor
-    ds = open_dataset(raster.file(settings))
+    ds = open_dataset(raster.file(settings), threaded=(w // factor) * (h // factor) > 1 << 22)
     values = ds.read(
         band,
         window=Window(col0, row0, w, h),

@@ -131,6 +131,10 @@ def test_flood_mode_slider_redraws_extent_and_table(
     wait_for(page, "document.body.dataset.floodLevel === 'depth'", 60)
     assert page.locator("#flood-table tbody tr").count() >= 1
     page.screenshot(path=str(ARTIFACTS / f"flood-100y-{lang}-{size[0]}.png"))
+    # The slider never writes a layer; saving the flood does, on request.
+    page.locator("#flood-save").click()
+    wait_for(page, "document.querySelector('#flood-saved')", 60)
+    assert "flood_extent" in page.locator("#flood-saved").inner_text()
     context.close()
     assert errors == [], errors
 
