@@ -33,6 +33,17 @@ def to_mercator(geom: shapely.Geometry) -> shapely.Geometry:
     )
 
 
+def to_mercator_many(geoms: list[shapely.Geometry]) -> list[shapely.Geometry]:
+    """Many WGS84 geometries in EPSG:3857, in one transform call."""
+    if not geoms:
+        return []
+    out = shapely.transform(
+        np.array(geoms, dtype=object),
+        lambda xy: np.column_stack(_TO_3857.transform(xy[:, 0], xy[:, 1])),
+    )
+    return list(out)
+
+
 def to_lonlat(geom: shapely.Geometry) -> shapely.Geometry:
     """An EPSG:3857 geometry in WGS84."""
     return shapely.transform(

@@ -92,3 +92,29 @@ def test_fractions_add_up_to_the_area_and_the_index_is_reused() -> None:
     assert [r["mean"] for r in again[:5]] == pytest.approx([2.0] * 5)
     with pytest.raises(ValueError):
         zonal(Grid(np.ones((10, 10), np.float32), BOUNDS, None), shapes, StatRequest(), idx)
+
+
+def test_polygon_max_depth_equals_the_zonal_max_over_covered_cells() -> None:
+    from analytics.raster_jobs import polygon_max_depth
+
+    rng = np.random.default_rng(11)
+    depth = np.where(rng.uniform(size=(29, 37)) > 0.5, rng.uniform(0.1, 5, (29, 37)), 0.0)
+    grid = Grid(depth.astype(np.float32), BOUNDS, None)
+    x0, y0, _, _ = BOUNDS
+    # parcels (a cell or a few), polygons on cell edges, and the large shapes
+    small = [
+        shapely.box(x, y, x + w, y + h)
+        for x, y, w, h in zip(
+            rng.uniform(x0 - 20, x0 + 1100, 300),
+            rng.uniform(y0 - 20, y0 + 850, 300),
+            rng.uniform(1, 70, 300),
+            rng.uniform(1, 70, 300),
+            strict=True,
+        )
+    ] + [shapely.box(x0 + 60, y0 + 60, x0 + 90, y0 + 90)]
+    shapes = small + _shapes()
+    got = polygon_max_depth(grid, shapes)
+    masked = Grid(np.where(depth > 0, depth, np.nan).astype(np.float32), BOUNDS, None)
+    ref = zonal(masked, shapes, StatRequest(basic=["max"]))
+    assert got == pytest.approx([r["max"] or 0.0 for r in ref])
+    assert (got > 0).sum() > 50
