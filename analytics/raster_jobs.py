@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -60,11 +61,21 @@ def coverage_index(
     grid: Grid, polygons: list[shapely.Geometry], cache: RasterCache | None
 ) -> coverage.CoverageIndex:
     """The polygons' coverage index on the grid, made once per (grid geometry, polygons)."""
+    return coverage_index_for(grid.bounds, grid.shape, polygons, cache)
+
+
+def coverage_index_for(
+    bounds: tuple[float, float, float, float],
+    shape: tuple[int, int],
+    polygons: list[shapely.Geometry],
+    cache: RasterCache | None,
+) -> coverage.CoverageIndex:
+    """The polygons' coverage index on a grid of these bounds and shape (cached)."""
     if cache is None:
-        return coverage.build_index(grid.bounds, grid.shape, polygons)
-    key = ("coverage", grid.bounds, grid.shape, _digest(polygons))
+        return coverage.build_index(bounds, shape, polygons)
+    key = ("coverage", bounds, shape, _digest(polygons))
     return cache.get_or_make(
-        key, lambda: coverage.build_index(grid.bounds, grid.shape, polygons), lambda i: i.nbytes
+        key, lambda: coverage.build_index(bounds, shape, polygons), lambda i: i.nbytes
     )
 
 
@@ -95,8 +106,12 @@ def zonal_query(
     name, found = units_for(conn, units)
     merc = [read.to_mercator(u.geom) for u in found]
     bounds = _union_bounds(merc)
-    got = grid_of(settings, raster, settings.raster_query_max_pixels, band, bounds, cache)
-    stats = zonal(got.grid, merc, req, coverage_index(got.grid, merc, cache))
+    plan = read.plan_grid(raster, settings.raster_query_max_pixels, bounds)
+    # The coverage index needs only the grid's geometry: built while the pixels are read.
+    with ThreadPoolExecutor(1) as pool:
+        index = pool.submit(coverage_index_for, plan.bounds, plan.shape, merc, cache)
+        got = grid_of(settings, raster, settings.raster_query_max_pixels, band, bounds, cache)
+        stats = zonal(got.grid, merc, req, index.result())
     rows = [{"code": u.code, "name": u.name, **s} for u, s in zip(found, stats, strict=True)]
     meta: dict[str, Any] = {"raster": raster_slug, "units": name, "decimation": got.factor}
     return QueryResult(
