@@ -104,7 +104,7 @@ def zonal_query(
     if not 1 <= band <= raster.meta.bands:
         raise InvalidInputError(f"band must be 1..{raster.meta.bands}; got {band}", param="band")
     name, found = units_for(conn, units)
-    merc = [read.to_mercator(u.geom) for u in found]
+    merc = read.to_mercator_many([u.geom for u in found])
     bounds = _union_bounds(merc)
     plan = read.plan_grid(raster, settings.raster_query_max_pixels, bounds)
     # The coverage index needs only the grid's geometry: built while the pixels are read.
@@ -264,7 +264,7 @@ def exposure(
     without one, the commune's population times its flooded share of area.
     """
     _, units = read.polygon_units(conn, units_slug, 20_000)
-    merc_units = [read.to_mercator(u.geom) for u in units]
+    merc_units = read.to_mercator_many([u.geom for u in units])
     index = coverage_index(grid, merc_units, cache) if units else None
     req = StatRequest(basic=["area_km2"], above=[0.0])
     stats = zonal(grid, merc_units, req, index) if units else []
