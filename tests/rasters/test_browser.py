@@ -83,10 +83,6 @@ def blue_share(png: bytes) -> float:
 @pytest.mark.parametrize(
     ("lang", "size"), [("vi", (1600, 900)), ("en", (390, 844))], ids=["desktop-vi", "phone-en"]
 )
-@pytest.mark.xfail(
-    reason="on a phone the DEM toggle stays hidden behind the bottom sheet of issue 18; see the closing note of 2026-12-07",
-    strict=False,
-)
 def test_flood_mode_slider_redraws_extent_and_table(
     browser: Any,
     flood_server: tuple[str, Engine, Settings],
