@@ -25,6 +25,8 @@ import shapely
 # A fraction within this of 1 is a whole cell (the running sums carry ~1e-12 of rounding).
 _WHOLE = 1.0 - 1e-9
 _EMPTY = 1e-12
+# Longest run of whole cells the index keeps in one piece (see build_index); below 128.
+RUN_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -180,11 +182,17 @@ def build_index(
         step = np.diff(padded, axis=1)
         on_r, on_c = np.nonzero(step == 1)
         _, off_c = np.nonzero(step == -1)
-        rows_abs = (on_r + r0).astype(np.int64)
-        starts.append(rows_abs * cols + on_c + c0)
-        lens.append((off_c - on_c).astype(np.int64))
+        # Cut into pieces of at most RUN_MAX cells: sums in the raster's own float32 then stay
+        # within ~1e-7 (as exact as float32 input), and counts fit in an int8.
+        run_len = (off_c - on_c).astype(np.int64)
+        pieces = (run_len + RUN_MAX - 1) // RUN_MAX
+        which = np.repeat(np.arange(len(run_len)), pieces)
+        k = np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        rows_abs = (on_r[which] + r0).astype(np.int64)
+        starts.append(rows_abs * cols + on_c[which] + c0 + k * RUN_MAX)
+        lens.append(np.minimum(run_len[which] - k * RUN_MAX, RUN_MAX))
         run_rows.append(rows_abs)
-        polys.append(np.full(len(on_r), i, np.int64))
+        polys.append(np.full(len(which), i, np.int64))
         rr, cc = np.nonzero(part)
         edge.append((rr + r0).astype(np.int64) * cols + (cc + c0))
         frac.append(np.minimum(cov[part], 1.0))
@@ -274,38 +282,58 @@ def sums(
     cols = index.shape[1]
     flat_v = values.reshape(-1)
     flat_ok = valid.reshape(-1)
-    all_valid = bool(flat_ok.all())
     thresholds = above or []
     poly = index.run_poly
     run_area = row_area_m2[index.run_row]
 
-    def per_poly(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.bincount(poly, weights=x, minlength=n).astype(np.float64)
+    def per_poly(x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+        return np.bincount(poly, weights=x.astype(np.float64), minlength=n).astype(np.float64)
 
-    # Whole cells: reductions over runs of the grid itself (no gathers).
-    if all_valid:
-        run_count = index.run_len.astype(np.float64)
-        v0 = flat_v
-    else:
-        run_count = _run_reduce(np.add, flat_ok, index, np.int64).astype(np.float64)
-        v0 = np.where(flat_ok, flat_v, 0)
+    def count(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+        # Pieces hold at most RUN_MAX (< 128) cells: an int8 sum cannot overflow (and numpy
+        # reduces int8 faster than uint8 or bool).
+        got: npt.NDArray[np.float64] = _run_reduce(np.add, mask.view(np.int8), index).astype(
+            np.float64
+        )
+        return got
+
+    # Whole cells: reductions over pieces of runs of the grid itself (no gathers, no
+    # full-grid temporaries); the few pieces holding a cell without value are redone below.
+    run_count = count(flat_ok)
+    if flat_v.dtype.kind == "f":
+        run_total = _run_reduce(np.add, flat_v, index).astype(np.float64)
+    else:  # integers could overflow their own type
+        run_total = _run_reduce(np.add, flat_v, index, np.float64)
+    run_above = [count(flat_v > x) for x in thresholds]
+    want = want_minmax and len(poly) > 0
+    run_lo = _run_reduce(np.minimum, flat_v, index).astype(np.float64) if want else None
+    run_hi = _run_reduce(np.maximum, flat_v, index).astype(np.float64) if want else None
+    bad = np.nonzero(run_count < index.run_len)[0]
+    if len(bad):
+        lens = index.run_len[bad]
+        off = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        cells = np.repeat(index.run_start[bad], lens) + (
+            np.arange(int(off[-1])) - np.repeat(off[:-1], lens)
+        )
+        raw = flat_v[cells]
+        ok = flat_ok[cells]
+        v = raw.astype(np.float64)
+        run_total[bad] = _segment_sum(np.where(ok, v, 0.0), off)
+        for k, x in enumerate(thresholds):
+            run_above[k][bad] = _segment_sum(ok & (raw > x), off)
+        if run_lo is not None and run_hi is not None:
+            run_lo[bad] = _segment_reduce(np.minimum, np.where(ok, v, np.inf), off, np.inf)
+            run_hi[bad] = _segment_reduce(np.maximum, np.where(ok, v, -np.inf), off, -np.inf)
     weight = per_poly(run_count)
-    total = per_poly(_run_reduce(np.add, v0, index, np.float64))
+    total = per_poly(run_total)
     area = per_poly(run_count * run_area)
-    above_area = []
-    for x in thresholds:
-        hit = flat_v > x if all_valid else flat_ok & (flat_v > x)
-        above_area.append(per_poly(_run_reduce(np.add, hit, index, np.int64) * run_area))
+    above_area = [per_poly(c * run_area) for c in run_above]
     lo = np.full(n, np.inf)
     hi = np.full(n, -np.inf)
-    if want_minmax and len(poly):
-        if all_valid:
-            lo_src, hi_src = flat_v, flat_v
-        else:
-            lo_src = np.where(flat_ok, flat_v, np.inf)
-            hi_src = np.where(flat_ok, flat_v, -np.inf)
-        np.minimum.at(lo, poly, _run_reduce(np.minimum, lo_src, index).astype(np.float64))
-        np.maximum.at(hi, poly, _run_reduce(np.maximum, hi_src, index).astype(np.float64))
+    if run_lo is not None and run_hi is not None:
+        has = run_count > 0
+        np.minimum.at(lo, poly[has], run_lo[has])
+        np.maximum.at(hi, poly[has], run_hi[has])
     # Partial cells: few (the boundaries), gathered with their fractions.
     cells, off = index.edge, index.edge_off
     raw = flat_v[cells]
