@@ -256,6 +256,7 @@ def exposure(
     max_features: int,
     population: RasterLayer | None = None,
     cache: RasterCache | None = None,
+    max_listed: int | None = None,
 ) -> dict[str, Any]:
     """Per-commune flooded km², share and people; per layer the features under water.
 
@@ -315,6 +316,7 @@ def exposure(
     communes.sort(key=lambda c: -float(c["people_exposed"] or 0))
     wet_bounds = _wet_bounds(grid)
     exposed: dict[str, list[dict[str, Any]]] = {}
+    counts: dict[str, int] = {}
     withheld: list[str] = []
     if wet_bounds is not None:
         candidates = read.exposure_layers(conn)
@@ -327,7 +329,9 @@ def exposure(
             feats = read.features_in_bbox(conn, info.slug, wet_bounds, max_features)
             hits = _under_water(grid, feats, cache)
             if hits:
-                exposed[info.slug] = hits
+                # A live slider needs the counts and the deepest few, not every parcel.
+                exposed[info.slug] = hits if max_listed is None else hits[:max_listed]
+                counts[info.slug] = len(hits)
     if population is not None:
         people_note = (
             f"people living in the flooded cells of the population raster '{population.info.slug}'"
@@ -342,6 +346,7 @@ def exposure(
         "communes": communes,
         "totals": {k: round(v, 4) for k, v in totals.items()},
         "exposed": exposed,
+        "exposed_counts": counts,
         "withheld_layers": withheld,
         "population_raster": population.info.slug if population is not None else None,
         "assumptions": {"people_exposed": people_note},

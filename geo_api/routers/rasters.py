@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -330,10 +331,15 @@ class FloodBody(BaseModel):
         return [s for s in named if s]
 
 
-@router.post("/api/query/flood-exposure", summary="Communes, people and features under water")
+@router.post(
+    "/api/query/flood-exposure",
+    summary="Communes, people and features under water",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
 def flood_exposure(
     body: FloodBody, request: Request, conn: ConnDep, settings: SettingsDep, user: UserDep
-) -> dict[str, Any]:
+) -> Response:
     """Per commune flooded km², share and people exposed; per layer the features under water
     (only layers the caller may read); the extent as GeoJSON, also written as a layer."""
     authorize_layers(request, body.layer_slugs())
@@ -372,6 +378,7 @@ def flood_exposure(
         body.max_features,
         population,
         cache,
+        max_listed=settings.raster_preview_max_listed if body.preview else None,
     )
     simplify = grid.res[0] * (1.0 if body.preview else 0.5)
     extent = raster_jobs.extent_polygons(grid, simplify)
@@ -392,7 +399,7 @@ def flood_exposure(
             source.info.synthetic,
         )
         written = body.write_layer
-    return {
+    payload = {
         "source": source.info.slug,
         "synthetic": source.info.synthetic,
         "level_m": body.level_m,
@@ -406,3 +413,8 @@ def flood_exposure(
         },
         "written_layer": written,
     }
+    # orjson straight away: the extent's coordinates and the lists are large for
+    # FastAPI's element-by-element encoder, and a live slider waits on this.
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )

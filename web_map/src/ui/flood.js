@@ -290,7 +290,8 @@ function renderResults(app, panel) {
         exposed.map(([slug, hits]) => {
           const layer = app.state.bySlug[slug];
           const deepest = hits[0];
-          return el('li', { 'data-layer': slug }, el('b', {}, fmtNumber(hits.length)), ` ${layer ? layerTitle(layer) : slug}`, deepest ? el('span', { class: 'muted' }, ` · ${t('raster.deepest', { name: deepest.name, m: deepest.depth_m.toFixed(1) })}`) : null);
+          const n = (r.exposed_counts || {})[slug] ?? hits.length;
+          return el('li', { 'data-layer': slug }, el('b', {}, fmtNumber(n)), ` ${layer ? layerTitle(layer) : slug}`, deepest ? el('span', { class: 'muted' }, ` · ${t('raster.deepest', { name: deepest.name, m: deepest.depth_m.toFixed(1) })}`) : null);
         }),
       ),
     );
