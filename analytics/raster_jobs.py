@@ -2,25 +2,81 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import shapely
 from rasterio import features as rfeatures
+from rasterio.enums import Resampling
 from rasterio.transform import from_bounds
 from sqlalchemy import Connection
 
-from analytics import flood, rules
+from analytics import coverage, flood, rules
 from analytics.zonal import StatRequest, zonal
 from layers.errors import InvalidInputError
 from layers.features.queries import QueryResult, parse_polygon
 from layers.features.registry import LayerInfo
 from layers.rasters import read
+from layers.rasters.cache import RasterCache
 from layers.rasters.grid import Grid
-from layers.rasters.store import RasterLayer, get_raster
+from layers.rasters.store import RasterLayer, get_raster, list_rasters
+from layers.rasters.tiles import read_window
 from layers.settings import Settings
+
+
+def grid_of(
+    settings: Settings,
+    raster: RasterLayer,
+    max_pixels: int,
+    band: int = 1,
+    bounds: tuple[float, float, float, float] | None = None,
+    cache: RasterCache | None = None,
+) -> read.ReadGrid:
+    """`read.read_grid`, kept in the cache (read-only) under the COG's path: a re-import
+    writes a new file, so an entry never outlives its data."""
+    if cache is None:
+        return read.read_grid(settings, raster, max_pixels, band, bounds)
+    key = ("grid", str(raster.file(settings)), band, max_pixels, bounds)
+
+    def make() -> read.ReadGrid:
+        got = read.read_grid(settings, raster, max_pixels, band, bounds)
+        got.grid.values.setflags(write=False)
+        return got
+
+    return cache.get_or_make(key, make, lambda g: int(g.grid.values.nbytes))
+
+
+def _digest(geoms: list[shapely.Geometry]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for wkb in shapely.to_wkb(np.array(geoms, dtype=object)):
+        h.update(wkb)
+    return h.hexdigest()
+
+
+def coverage_index(
+    grid: Grid, polygons: list[shapely.Geometry], cache: RasterCache | None
+) -> coverage.CoverageIndex:
+    """The polygons' coverage index on the grid, made once per (grid geometry, polygons)."""
+    return coverage_index_for(grid.bounds, grid.shape, polygons, cache)
+
+
+def coverage_index_for(
+    bounds: tuple[float, float, float, float],
+    shape: tuple[int, int],
+    polygons: list[shapely.Geometry],
+    cache: RasterCache | None,
+) -> coverage.CoverageIndex:
+    """The polygons' coverage index on a grid of these bounds and shape (cached)."""
+    if cache is None:
+        return coverage.build_index(bounds, shape, polygons)
+    key = ("coverage", bounds, shape, _digest(polygons))
+    return cache.get_or_make(
+        key, lambda: coverage.build_index(bounds, shape, polygons), lambda i: i.nbytes
+    )
 
 
 def units_for(
@@ -41,16 +97,21 @@ def zonal_query(
     units: str | dict[str, Any],
     req: StatRequest,
     band: int = 1,
+    cache: RasterCache | None = None,
 ) -> QueryResult:
     """One row per unit (code, name, the statistics asked for), exact over partial pixels."""
     raster = get_raster(conn, raster_slug)
     if not 1 <= band <= raster.meta.bands:
         raise InvalidInputError(f"band must be 1..{raster.meta.bands}; got {band}", param="band")
     name, found = units_for(conn, units)
-    merc = [read.to_mercator(u.geom) for u in found]
+    merc = read.to_mercator_many([u.geom for u in found])
     bounds = _union_bounds(merc)
-    got = read.read_grid(settings, raster, settings.raster_query_max_pixels, band, bounds)
-    stats = zonal(got.grid, merc, req)
+    plan = read.plan_grid(raster, settings.raster_query_max_pixels, bounds)
+    # The coverage index needs only the grid's geometry: built while the pixels are read.
+    with ThreadPoolExecutor(1) as pool:
+        index = pool.submit(coverage_index_for, plan.bounds, plan.shape, merc, cache)
+        got = grid_of(settings, raster, settings.raster_query_max_pixels, band, bounds, cache)
+        stats = zonal(got.grid, merc, req, index.result())
     rows = [{"code": u.code, "name": u.name, **s} for u, s in zip(found, stats, strict=True)]
     meta: dict[str, Any] = {"raster": raster_slug, "units": name, "decimation": got.factor}
     return QueryResult(
@@ -87,17 +148,18 @@ def flood_depth_grid(
     seed: dict[str, Any] | None,
     preview: bool,
     min_depth_m: float,
+    cache: RasterCache | None = None,
 ) -> tuple[Grid, RasterLayer, int]:
     """The flood's depth grid (metres) from a depth raster or from a DEM, a level and a seed."""
     budget = settings.raster_preview_max_pixels if preview else settings.raster_query_max_pixels
     if depth is not None:
         raster = get_raster(conn, depth)
-        got = read.read_grid(settings, raster, budget)
+        got = grid_of(settings, raster, budget, cache=cache)
         d = flood.depth_from_raster(got.grid.values, got.grid.valid(), min_depth_m)
         return Grid(d, got.grid.bounds, None), raster, got.factor
     assert dem is not None and level_m is not None and seed is not None
     raster = get_raster(conn, dem)
-    got = read.read_grid(settings, raster, budget)
+    got = grid_of(settings, raster, budget, cache=cache)
     try:
         seed_geom = shapely.geometry.shape(seed.get("geometry", seed))
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
@@ -133,6 +195,57 @@ def extent_polygons(grid: Grid, simplify_m: float) -> shapely.Geometry:
     return out
 
 
+def population_raster(
+    conn: Connection, slug: str | None, may_read: Callable[[LayerInfo], bool]
+) -> RasterLayer | None:
+    """The population raster named, else the first readable raster marked `population`."""
+    if slug is not None:
+        raster = get_raster(conn, slug)
+        if raster.meta.role != "population":
+            raise InvalidInputError(
+                f"layer '{slug}' is not a population raster (its role is {raster.meta.role})",
+                param="population",
+                layer=slug,
+            )
+        return raster
+    from layers.features.registry import list_layers
+
+    ids = {i: m for i, m in list_rasters(conn).items() if m.role == "population"}
+    for info in sorted(list_layers(conn, with_stats=False), key=lambda i: i.slug):
+        if info.id in ids and may_read(info):
+            return RasterLayer(info=info, meta=ids[info.id])
+    return None
+
+
+def people_grid(
+    settings: Settings, grid: Grid, population: RasterLayer
+) -> tuple[np.ndarray, np.ndarray]:
+    """People in each cell of `grid` from a population raster (people per pixel), and
+    where the population raster has a value.
+
+    The population is read onto the grid by area average, then scaled by the ratio of cell
+    areas (both grids are WebMercator, so the ratio is that of their projected sizes): the
+    sum over any set of cells is the population living there, finer or coarser grid alike.
+    """
+    rows, cols = grid.shape
+    got = read_window(
+        population.file(settings),
+        population.meta,
+        grid.bounds,
+        cols,
+        rows,
+        [1],
+        Resampling.average,
+    )
+    if got is None:
+        return np.zeros(grid.shape, np.float64), np.zeros(grid.shape, bool)
+    data, valid = got
+    a, e = population.meta.transform[0], population.meta.transform[4]
+    ratio = (grid.res[0] * grid.res[1]) / abs(a * e)
+    people = np.where(valid, data[0].astype(np.float64) * ratio, 0.0)
+    return people, valid
+
+
 def exposure(
     conn: Connection,
     settings: Settings,
@@ -141,20 +254,51 @@ def exposure(
     may_read: Callable[[LayerInfo], bool],
     layers: list[str] | None,
     max_features: int,
+    population: RasterLayer | None = None,
+    cache: RasterCache | None = None,
+    max_listed: int | None = None,
 ) -> dict[str, Any]:
-    """Per-commune flooded km², share and people; per layer the features under water."""
+    """Per-commune flooded km², share and people; per layer the features under water.
+
+    People exposed: with a population raster, the people of its cells under water (and,
+    where it has no value, the commune's population times the flooded share of that part);
+    without one, the commune's population times its flooded share of area.
+    """
     _, units = read.polygon_units(conn, units_slug, 20_000)
-    merc_units = [read.to_mercator(u.geom) for u in units]
+    merc_units = read.to_mercator_many([u.geom for u in units])
+    index = coverage_index(grid, merc_units, cache) if units else None
     req = StatRequest(basic=["area_km2"], above=[0.0])
-    stats = zonal(grid, merc_units, req) if units else []
+    stats = zonal(grid, merc_units, req, index) if units else []
+    from_raster: list[float] | None = None
+    uncovered: list[float] | None = None
+    if population is not None and index is not None:
+        people, pop_ok = people_grid(settings, grid, population)
+        wet = grid.values > 0
+        row_area = grid.row_area_m2()
+        everywhere = np.ones(grid.shape, bool)
+        in_water = coverage.sums(
+            index, np.where(wet, people, 0.0), everywhere, row_area, want_minmax=False
+        )
+        # Flooded cells the population raster says nothing about (outside it, or nodata).
+        gap = coverage.sums(
+            index, (wet & ~pop_ok).view(np.uint8), everywhere, row_area, [0], want_minmax=False
+        )
+        from_raster = [float(x) for x in in_water.total]
+        uncovered = [float(x) / 1e6 for x in gap.above[0]]
     communes: list[dict[str, Any]] = []
     totals = {"flooded_km2": 0.0, "people_exposed": 0.0, "communes_flooded": 0.0}
-    for u, s in zip(units, stats, strict=True):
+    for i, (u, s) in enumerate(zip(units, stats, strict=True)):
         flooded_km2 = float(s.get("area_km2_above_0") or 0.0)
         area = u.area_km2 or float(s.get("area_km2") or 0.0)
-        people = flood.people_exposed(u.population, flooded_km2, area)
         if flooded_km2 <= 0:
             continue
+        if from_raster is not None and uncovered is not None:
+            rest = flood.people_exposed(u.population, uncovered[i], area) or 0.0
+            people_i: float | None = from_raster[i] + rest
+            method = "population_raster" if uncovered[i] <= 0 else "population_raster+area_share"
+        else:
+            people_i = flood.people_exposed(u.population, flooded_km2, area)
+            method = "area_share"
         communes.append(
             {
                 "code": u.code,
@@ -162,15 +306,17 @@ def exposure(
                 "flooded_km2": round(flooded_km2, 4),
                 "share": round(min(1.0, flooded_km2 / area), 5) if area > 0 else None,
                 "population": u.population,
-                "people_exposed": None if people is None else round(people),
+                "people_exposed": None if people_i is None else round(people_i),
+                "people_method": method,
             }
         )
         totals["flooded_km2"] += flooded_km2
-        totals["people_exposed"] += people or 0.0
+        totals["people_exposed"] += people_i or 0.0
         totals["communes_flooded"] += 1
     communes.sort(key=lambda c: -float(c["people_exposed"] or 0))
     wet_bounds = _wet_bounds(grid)
     exposed: dict[str, list[dict[str, Any]]] = {}
+    counts: dict[str, int] = {}
     withheld: list[str] = []
     if wet_bounds is not None:
         candidates = read.exposure_layers(conn)
@@ -181,18 +327,29 @@ def exposure(
                 withheld.append(info.slug)
                 continue
             feats = read.features_in_bbox(conn, info.slug, wet_bounds, max_features)
-            hits = _under_water(grid, feats)
+            hits = _under_water(grid, feats, cache)
             if hits:
-                exposed[info.slug] = hits
+                # A live slider needs the counts and the deepest few, not every parcel.
+                exposed[info.slug] = hits if max_listed is None else hits[:max_listed]
+                counts[info.slug] = len(hits)
+    if population is not None:
+        people_note = (
+            f"people living in the flooded cells of the population raster '{population.info.slug}'"
+            "; where it has no value, commune population x flooded share of that area"
+        )
+    else:
+        people_note = (
+            "commune population x flooded share of the commune's area"
+            " (no population raster is loaded)"
+        )
     return {
         "communes": communes,
         "totals": {k: round(v, 4) for k, v in totals.items()},
         "exposed": exposed,
+        "exposed_counts": counts,
         "withheld_layers": withheld,
-        "assumptions": {
-            "people_exposed": "commune population x flooded share of the commune's area"
-            " (no land-use or population raster is used)",
-        },
+        "population_raster": population.info.slug if population is not None else None,
+        "assumptions": {"people_exposed": people_note},
     }
 
 
@@ -214,7 +371,9 @@ def _wet_bounds(grid: Grid) -> tuple[float, float, float, float] | None:
     return (b[0], b[1], b[2], b[3])
 
 
-def _under_water(grid: Grid, feats: list[read.ExposedCandidate]) -> list[dict[str, Any]]:
+def _under_water(
+    grid: Grid, feats: list[read.ExposedCandidate], cache: RasterCache | None = None
+) -> list[dict[str, Any]]:
     """Features touching water, with the depth at the point or the deepest cell of the polygon."""
     if not feats:
         return []
@@ -232,12 +391,68 @@ def _under_water(grid: Grid, feats: list[read.ExposedCandidate]) -> list[dict[st
                 {"key": f.key, "name": f.name, "depth_m": round(float(grid.values[r, c]), 3)}
             )
     if polys:
-        masked = Grid(np.where(grid.values > 0, grid.values, np.nan), grid.bounds, None)
-        stats = zonal(masked, [read.to_mercator(f.geom) for f in polys], StatRequest(basic=["max"]))
-        for f, s in zip(polys, stats, strict=True):
-            if s.get("max") is not None and s["max"] > 0:
-                out.append({"key": f.key, "name": f.name, "depth_m": round(float(s["max"]), 3)})
+        merc = read.to_mercator_many([f.geom for f in polys])
+        deepest = polygon_max_depth(grid, merc, cache)
+        for f, d in zip(polys, deepest, strict=True):
+            if d > 0:
+                out.append({"key": f.key, "name": f.name, "depth_m": round(float(d), 3)})
     out.sort(key=lambda h: -h["depth_m"])
+    return out
+
+
+# Polygons whose bounding box spans at most this many cells are tested cell by cell (parcels,
+# buildings: thousands per request); larger ones go through their coverage index.
+_SMALL_CELLS = 64
+
+
+def polygon_max_depth(
+    grid: Grid, polygons: list[shapely.Geometry], cache: RasterCache | None = None
+) -> np.ndarray:
+    """The deepest water among the cells each polygon (EPSG:3857) covers with some area
+    (0 where it covers no wet cell): the cells exactextract would give a coverage > 0."""
+    n = len(polygons)
+    out = np.zeros(n)
+    if n == 0:
+        return out
+    rows, cols = grid.shape
+    dx, dy = grid.res
+    xmin, _, _, ymax = grid.bounds
+    depth = grid.values
+    b = shapely.bounds(np.array(polygons, dtype=object))
+    c0 = np.clip(np.floor((b[:, 0] - xmin) / dx), 0, cols).astype(np.int64)
+    c1 = np.clip(np.ceil((b[:, 2] - xmin) / dx), 0, cols).astype(np.int64)
+    r0 = np.clip(np.floor((ymax - b[:, 3]) / dy), 0, rows).astype(np.int64)
+    r1 = np.clip(np.ceil((ymax - b[:, 1]) / dy), 0, rows).astype(np.int64)
+    nw, nh = np.maximum(c1 - c0, 0), np.maximum(r1 - r0, 0)
+    ncells = nw * nh
+    small = ncells <= _SMALL_CELLS
+    # Small ones: every (polygon, wet cell of its box) pair, kept where the polygon's interior
+    # meets the cell's (positive covered area), all in GEOS at once.
+    idx = np.nonzero(small & (ncells > 0))[0]
+    if len(idx):
+        counts = ncells[idx]
+        poly = np.repeat(idx, counts)
+        k = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        r = r0[poly] + k // nw[poly]
+        c = c0[poly] + k % nw[poly]
+        d = depth[r, c]
+        wet = d > 0
+        poly, r, c, d = poly[wet], r[wet], c[wet], d[wet]
+        if len(poly):
+            cells = shapely.box(
+                xmin + c * dx, ymax - (r + 1) * dy, xmin + (c + 1) * dx, ymax - r * dy
+            )
+            geoms = np.array(polygons, dtype=object)[poly]
+            shapely.prepare(geoms)
+            hit = shapely.relate_pattern(geoms, cells, "T********")
+            np.maximum.at(out, poly[hit], d[hit].astype(np.float64))
+    large = np.nonzero(~small)[0]
+    if len(large):
+        masked = Grid(np.where(depth > 0, depth, np.nan), grid.bounds, None)
+        big = [polygons[i] for i in large]
+        stats = zonal(masked, big, StatRequest(basic=["max"]), coverage_index(masked, big, cache))
+        for i, st in zip(large, stats, strict=True):
+            out[i] = float(st["max"] or 0.0)
     return out
 
 
@@ -252,7 +467,10 @@ def flood_firings(
     depth = Grid(
         flood.depth_from_raster(got.grid.values, got.grid.valid(), 0.0), got.grid.bounds, None
     )
-    result = exposure(conn, settings, depth, "admin_communes", lambda _info: True, [], 1)
+    population = population_raster(conn, None, lambda _info: True)
+    result = exposure(
+        conn, settings, depth, "admin_communes", lambda _info: True, [], 1, population
+    )
     measure = spec.measure
     label = {
         "people_exposed": "người bị ảnh hưởng / people exposed",

@@ -1,8 +1,9 @@
-"""Zonal statistics exact over partial pixels (coverage fractions, via exactextract).
+"""Zonal statistics exact over partial pixels (coverage fractions, as exactextract computes).
 
-Pure functions over a numpy grid in a projected CRS plus shapely polygons in that CRS. Areas
-come from a per-row cell area (WebMercator cells shrink by cos²(latitude)), passed in as a
-zero-copy broadcast weight grid, so areas are in true square metres.
+Pure functions over a numpy grid in a projected CRS plus shapely polygons in that CRS. The
+fractions come from a coverage index (analytics.coverage) that a caller may keep and reuse
+for every raster on the same grid. Areas come from a per-row cell area (WebMercator cells
+shrink by cos²(latitude)), so they are in true square metres.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import shapely
-from exactextract import Operation, exact_extract
-from exactextract.raster import NumPyRasterSource
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from analytics import coverage
 from layers.rasters.grid import Grid
 
 BASIC_STATS = ("min", "max", "mean", "sum", "count", "area_km2")
@@ -65,64 +63,58 @@ def parse_stats(items: list[Any]) -> StatRequest:
     return StatRequest(basic=basic, above=above)
 
 
-def _source(grid: Grid, mat: npt.NDArray[Any], name: str, nodata: float | None) -> Any:
-    xmin, ymin, xmax, ymax = grid.bounds
-    return NumPyRasterSource(mat, xmin, ymin, xmax, ymax, nodata=nodata, name=name)
-
-
-def zonal(grid: Grid, polygons: list[shapely.Geometry], req: StatRequest) -> list[dict[str, Any]]:
+def zonal(
+    grid: Grid,
+    polygons: list[shapely.Geometry],
+    req: StatRequest,
+    index: coverage.CoverageIndex | None = None,
+) -> list[dict[str, Any]]:
     """One dict of statistics per polygon (in the grid's CRS), exact over partial pixels.
 
     min/max/mean/sum/count weigh each cell by the share of it inside the polygon (count is
     the covered cell count); area_km2 is the covered valid area; area_km2_above_X the covered
     area where the value exceeds X. Polygons without valid cells get None statistics.
+    `index` is the polygons' coverage index on this grid, when the caller keeps one.
     """
     if not polygons:
         return []
-    rows, cols = grid.shape
-    weights = np.broadcast_to(grid.row_area_m2()[:, None], (rows, cols))
-    valid = grid.valid()
-    src = _source(grid, grid.values, "v", grid.nodata)
-    w_src = _source(grid, weights, "w", None)
-    ops = []
-    for s in req.basic:
-        if s in ("min", "max", "mean", "sum", "count"):
-            ops.append(Operation(s, s, src, None))
-    ind_sources = [_source(grid, valid.view(np.uint8), "valid", None)]
-    ops.append(Operation("weighted_sum", "_valid_m2", ind_sources[0], w_src))
-    for i, x in enumerate(req.above):
-        with np.errstate(invalid="ignore"):
-            above = (valid & (grid.values > x)).view(np.uint8)
-        s_above = _source(grid, above, f"above{i}", None)
-        ind_sources.append(s_above)
-        ops.append(Operation("weighted_sum", f"_above{i}", s_above, w_src))
-    feats = [
-        {"type": "Feature", "properties": {"_i": i}, "geometry": shapely.geometry.mapping(g)}
-        for i, g in enumerate(polygons)
-    ]
-    out = exact_extract(
-        [src, *ind_sources], feats, ops, weights=w_src, include_cols=["_i"], output="geojson"
+    if index is None:
+        index = coverage.build_index(grid.bounds, grid.shape, polygons)
+    if index.shape != grid.shape or index.count != len(polygons):
+        raise ValueError("the coverage index was built for another grid or other polygons")
+    got = coverage.sums(
+        index,
+        grid.values,
+        grid.valid(),
+        grid.row_area_m2(),
+        req.above,
+        want_minmax=bool({"min", "max"} & set(req.basic)),
     )
-    results: list[dict[str, Any]] = [{} for _ in polygons]
-    for f in out:
-        p = f["properties"]
-        i = int(p["_i"])
+    results: list[dict[str, Any]] = []
+    for i in range(len(polygons)):
         row: dict[str, Any] = {}
-        count = p.get("count")
-        empty = p.get("_valid_m2", 0.0) == 0.0
+        weight = float(got.weight[i])
+        empty = float(got.area[i]) == 0.0 or weight == 0.0
         for s in req.basic:
             if s == "area_km2":
-                row[s] = p["_valid_m2"] / 1e6
+                row[s] = float(got.area[i]) / 1e6
             elif s == "count":
-                row[s] = float(count or 0.0)
+                row[s] = weight
+            elif empty:
+                row[s] = None
+            elif s == "sum":
+                row[s] = float(got.total[i])
+            elif s == "mean":
+                row[s] = float(got.total[i]) / weight
+            elif s == "min":
+                row[s] = _finite(got.minimum[i])
             else:
-                v = p.get(s)
-                row[s] = (
-                    None
-                    if empty or v is None or (isinstance(v, float) and math.isnan(v))
-                    else float(v)
-                )
+                row[s] = _finite(got.maximum[i])
         for j, x in enumerate(req.above):
-            row[above_column(x)] = p[f"_above{j}"] / 1e6
-        results[i] = row
+            row[above_column(x)] = float(got.above[j][i]) / 1e6
+        results.append(row)
     return results
+
+
+def _finite(v: float) -> float | None:
+    return None if math.isnan(v) else float(v)

@@ -288,6 +288,10 @@ def read_and_prepare(
             + f" (lon/lat) in {choice.name}; check --crs",
         )
     dst_crs = RioCRS.from_epsg(3857)
+    role = opts.role or _guess_role(name, data.shape[0], dtype, descriptions)
+    # Population counts are per pixel: a warp must add up the people of the pixels it merges
+    # (GDAL's area-weighted sum), or the total changes with the pixel size.
+    resampling = Resampling.sum if role == "population" else Resampling.nearest
     if choice.srid == 3857:
         dst_transform, dst_w, dst_h, out = src_transform, width, height, data
     else:
@@ -305,13 +309,12 @@ def read_and_prepare(
                 dst_transform=dst_transform,
                 dst_crs=dst_crs,
                 dst_nodata=nodata,
-                resampling=Resampling.nearest,
+                resampling=resampling,
                 num_threads=1,
             )
     stats = [band_stats(out[b], nodata) for b in range(out.shape[0])]
     bounds = transform_bounds(dst_crs, "EPSG:4326", *array_bounds(dst_h, dst_w, dst_transform))
     lat = (bounds[1] + bounds[3]) / 2
-    role = opts.role or _guess_role(name, out.shape[0], dtype, descriptions)
     meta = RasterMeta(
         path="",
         width=dst_w,
@@ -406,7 +409,10 @@ def import_raster(
     target = store.cog_path(settings, opts.layer, batch_id)
     say("cog", 1, 3)
     try:
-        resampling = "AVERAGE" if np.dtype(meta.dtype).kind == "f" else "NEAREST"
+        # Population overviews average the people per pixel, which a coarser read then scales
+        # by the pixel area (analytics.raster_jobs.people_grid).
+        continuous = np.dtype(meta.dtype).kind == "f" or meta.role == "population"
+        resampling = "AVERAGE" if continuous else "NEAREST"
         write_cog(mem, target, resampling)
     finally:
         mem.close()

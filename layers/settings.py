@@ -309,6 +309,16 @@ class Settings(BaseSettings):
         default=120_000_000, description="Pixels a zonal or flood query may read at most."
     )
     raster_profile_max_samples: int = Field(default=2000, description="Samples of a profile.")
+    raster_preview_max_listed: int = Field(
+        default=25,
+        description="Features under water listed per layer in a preview (the slider); the"
+        " counts are always whole.",
+    )
+    raster_cache_max_bytes: int = Field(
+        default=1_000_000_000,
+        description="Memory for grids read by zonal and flood queries and their coverage"
+        " indexes (kept per raster file and polygon set, so repeated queries skip both).",
+    )
 
     # QGIS projects and clients (issue 22)
     qgis_dense_min_features: int = Field(

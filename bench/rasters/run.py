@@ -1,7 +1,8 @@
 """Benchmark: raster tiles vs titiler, zonal statistics vs rasterstats and exactextract, and
 flood exposure end to end, on the synthetic province DEM (~30 m) in one run.
 
-A throwaway database gets the 130 communes and the synthetic point layers; the demo rasters
+A throwaway database gets the 130 communes, the synthetic point layers and the demo's 50,000
+land parcels (restricted: the flood runs are a signed-in leader's, who sees them); the demo rasters
 are generated and imported as COGs. Our API and titiler each run in one uvicorn worker and
 are asked the same tiles (z8-14 over the province), interleaved: our cold cache, titiler (no
 cache: every request is cold), then our warm cache. Zonal statistics of the 130 communes over
@@ -85,7 +86,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def seed(settings: Settings) -> None:
-    """Communes, hospitals, schools and tourism sites, then the demo rasters."""
+    """Communes, hospitals, schools, tourism sites and land parcels, then the demo rasters."""
     from ingest.demo_rasters import seed_demo_rasters
     from layers.demo import specs, synthetic
     from layers.demo.boundaries import load_wards
@@ -102,6 +103,8 @@ def seed(settings: Settings) -> None:
             (specs.HOSPITALS, synthetic.hospitals(wards)),
             (specs.SCHOOLS, synthetic.schools(wards)),
             (specs.TOURISM, synthetic.tourism_sites(wards)),
+            # The map's own demo: 50,000 parcels (a leader sees them under the water too).
+            (specs.LAND_PARCELS, synthetic.land_parcels(wards, settings.demo_parcels)),
         ):
             lid = create_or_update_layer(conn, spec)
             upsert_features(
@@ -147,11 +150,84 @@ def pct(xs: list[float], q: float) -> float:
     return round(s[min(len(s) - 1, int(q * len(s)))], 2)
 
 
+def spread(xs: list[float]) -> list[float]:
+    """[min, median, max] of timings, in seconds."""
+    return [round(min(xs), 3), round(statistics.median(xs), 3), round(max(xs), 3)]
+
+
+def leader_token(engine: Any, settings: Settings) -> str:
+    """A session token of a leader (who may read every layer, parcels included)."""
+    from geo_api.security import issue_token
+    from layers.auth import users
+
+    with engine.begin() as conn:
+        user = users.create_user(conn, "bench_leader", "bench leader password", "leader")
+    return issue_token(settings, user)
+
+
+def browser_slider(
+    base: str, token: str, settings: Settings, levels: list[float]
+) -> dict[str, Any] | None:
+    """The map's flood slider in Chromium: from the slider's input event to the redrawn extent
+    and exposure table (the page marks the level once both are drawn), per level."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists() or not (ROOT / "web_map" / "dist" / "index.html").exists():
+        log("no Chromium or no web_map/dist: slider redraw not measured")
+        return None
+    from playwright.sync_api import sync_playwright
+
+    times: list[float] = []
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"]
+        )
+        ctx = b.new_context(viewport={"width": 1600, "height": 900})
+        ctx.add_cookies([{"name": settings.session_cookie_name, "value": token, "url": base}])
+        page = ctx.new_page()
+        page.goto(f"{base}/?lang=en")
+
+        def wait_until(expr: str) -> None:
+            # Polled from outside: the page's CSP forbids the eval that wait_for_function uses.
+            deadline = time.monotonic() + 120
+            while not page.evaluate(expr):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"timed out waiting for {expr}")
+                page.wait_for_timeout(100)
+
+        wait_until("document.body.dataset.ready === '1'")
+        page.locator("#flood-toggle").click()
+        wait_until("!!document.querySelector('#flood-table')")
+        for level in [*levels[1:], levels[0]]:
+            ms = page.evaluate(
+                """(level) => new Promise((done) => {
+                     const s = document.getElementById('flood-level');
+                     const t0 = performance.now();
+                     s.value = String(level);
+                     s.dispatchEvent(new Event('input', {bubbles: true}));
+                     const want = String(Number(s.value));
+                     const tick = () => document.body.dataset.floodLevel === want
+                       ? requestAnimationFrame(() => done(performance.now() - t0))
+                       : requestAnimationFrame(tick);
+                     tick();
+                   })""",
+                level,
+            )
+            times.append(ms / 1000)
+        b.close()
+    return {"redraw": spread(times), "levels": len(times)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--res", type=float, default=30.0, help="DEM resolution (m)")
     ap.add_argument("--per-zoom", type=int, default=30, help="tiles per zoom level (z8-14)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the zonal/flood timings")
+    ap.add_argument(
+        "--no-browser",
+        dest="browser",
+        action="store_false",
+        help="skip the slider redraw in Chromium (needs /usr/bin/chromium and web_map/dist)",
+    )
     args = ap.parse_args()
 
     base = Settings()
@@ -192,6 +268,7 @@ def main() -> None:
             "IOC_ANALYTICS_SCHEDULER": "false",
             "IOC_REPORT_OVERDUE_INTERVAL_S": "0",
             "IOC_INGEST_SCHEDULER": "false",
+            "IOC_WEB_DIST_DIR": str(ROOT / "web_map" / "dist"),
             "PYTHONPATH": str(ROOT),
         }
         common = [
@@ -288,15 +365,30 @@ def main() -> None:
             "stats": ["min", "max", "mean", "count", {"area_km2_above": 500}],
         }
         t_ours: list[float] = []
+        t_cold: list[float] = []
         t_rs: list[float] = []
         t_ee: list[float] = []
         ours_rows = rs_rows = ee_rows = None
+        from analytics import raster_jobs
+        from analytics.zonal import parse_stats
+        from layers.rasters.cache import RasterCache
+
+        req = parse_stats(list(body["stats"]))
         for _ in range(args.rounds):
+            # Ours through the API: the first call is cold (reads the COG, builds the coverage
+            # index), the next ones warm (both kept in the server's raster cache).
             t0 = time.perf_counter()
             r = client.post(f"{ours}/api/query/zonal", json=body)
             t_ours.append(time.perf_counter() - t0)
             assert r.status_code == 200, r.text
             ours_rows = [f["properties"] for f in r.json()["features"]]
+            # Ours cold every round: the same job in this process with an empty cache.
+            t0 = time.perf_counter()
+            with engine.connect() as conn:
+                raster_jobs.zonal_query(
+                    conn, settings, "dem_nghe_an", "admin_communes", req, 1, RasterCache(2**31)
+                )
+            t_cold.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             rs_rows = rasterstats.zonal_stats(
                 geoms, str(cog), stats=["min", "max", "mean", "count"]
@@ -317,9 +409,12 @@ def main() -> None:
         from layers.demo.rasters import CA_RIVER_LONLAT
 
         seed_line = {"type": "LineString", "coordinates": [list(p) for p in CA_RIVER_LONLAT]}
+        token = leader_token(engine, settings)
+        leader = {"Authorization": f"Bearer {token}"}
         flood: dict[str, list[float]] = {"preview": [], "full": [], "depth": []}
         people = {}
-        for level in (6.0, 8.0, 10.0)[: args.rounds]:
+        levels = [6.0, 8.0, 10.0, 12.0, 14.0, 16.0][: max(3, 2 * args.rounds)]
+        for i, level in enumerate(levels):
             for kind, payload in (
                 (
                     "preview",
@@ -342,11 +437,19 @@ def main() -> None:
                 ),
                 ("depth", {"depth": "flood_depth_ca_100y", "write_layer": None}),
             ):
+                if kind != "preview" and i >= args.rounds:
+                    continue
                 t0 = time.perf_counter()
-                r = client.post(f"{ours}/api/query/flood-exposure", json=payload)
+                r = client.post(f"{ours}/api/query/flood-exposure", json=payload, headers=leader)
                 flood[kind].append(time.perf_counter() - t0)
                 assert r.status_code == 200, r.text
                 people[kind] = r.json()["totals"]["people_exposed"]
+        slider = None
+        if args.browser:
+            try:
+                slider = browser_slider(ours, token, settings, levels)
+            except Exception as exc:  # the other figures still count
+                log(f"slider in Chromium failed: {exc}")
         load = os.getloadavg()
         med = statistics.median
         figures: dict[str, Any] = {
@@ -368,37 +471,53 @@ def main() -> None:
                 "warm_vs_our_cold": round(sum(ours_cold) / sum(ours_warm), 1),
                 "bytes": sizes,
             },
+            # [min, median, max] over the rounds
             "zonal_130_communes_s": {
-                "ours_api": round(med(t_ours), 3),
-                "rasterstats": round(med(t_rs), 3),
-                "exactextract": round(med(t_ee), 3),
+                "ours_api_first_call_cold": round(t_ours[0], 3),
+                "ours_api_warm": spread(t_ours[1:]),
+                "ours_cold_in_process": spread(t_cold),
+                "rasterstats": spread(t_rs),
+                "exactextract": spread(t_ee),
             },
             "zonal_ratios": {
-                "rasterstats_vs_ours": round(med(t_rs) / med(t_ours), 1),
-                "exactextract_vs_ours": round(med(t_ee) / med(t_ours), 2),
+                "rasterstats_vs_ours_warm": round(med(t_rs) / med(t_ours[1:]), 1),
+                "rasterstats_vs_ours_cold": round(med(t_rs) / med(t_cold), 1),
+                "exactextract_vs_ours_warm": round(med(t_ee) / med(t_ours[1:]), 2),
+                "exactextract_vs_ours_cold": round(med(t_ee) / med(t_cold), 2),
             },
             "zonal_mean_max_abs_diff_m": {
                 "vs_exactextract": round(float(np.nanmax(np.abs(our_mean - ee_mean))), 3),
                 "vs_rasterstats": round(float(np.nanmax(np.abs(our_mean - rs_mean))), 3),
             },
-            "flood_exposure_s": {k: round(med(v), 3) for k, v in flood.items()},
+            "flood_exposure_s": {
+                "preview_first_call_cold": round(flood["preview"][0], 3),
+                "preview_warm": spread(flood["preview"][1:]),
+                "full": spread(flood["full"]),
+                "depth": spread(flood["depth"]),
+            },
+            "slider_redraw_in_browser_s": slider,
             "people_exposed": people,
             "loadavg": [round(v, 2) for v in load],
         }
+        slider_s = slider["redraw"][1] if slider else med(flood["preview"][1:])
         goals = (
             figures["tiles"]["cold_vs_titiler"] >= 1.0,
             figures["tiles"]["warm_vs_our_cold"] >= 10,
-            med(t_ours) <= 2.0,
-            figures["zonal_ratios"]["rasterstats_vs_ours"] >= 5,
-            med(flood["preview"]) < 1.0,
+            med(t_ours[1:]) <= 2.0,
+            med(t_cold) <= 2.0,
+            figures["zonal_ratios"]["rasterstats_vs_ours_warm"] >= 5,
+            figures["zonal_ratios"]["rasterstats_vs_ours_cold"] >= 5,
+            slider_s < 1.0,
         )
         figures["goals_met"] = dict(
             zip(
                 [
                     "cold_ge_titiler",
                     "warm_ge_10x_cold",
-                    "zonal_le_2s",
-                    "zonal_ge_5x_rasterstats",
+                    "zonal_warm_le_2s",
+                    "zonal_cold_le_2s",
+                    "zonal_warm_ge_5x_rasterstats",
+                    "zonal_cold_ge_5x_rasterstats",
                     "slider_lt_1s",
                 ],
                 goals,

@@ -41,6 +41,13 @@ def import_cmd(
         None, "--show-rejects", metavar="BATCH", help="List the rejected rows of a batch"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+    role: str | None = typer.Option(
+        None,
+        "--role",
+        help="Rasters: elevation | flood_depth | imagery | population | generic"
+        " (default: guessed from the name); population rasters (people per pixel) count"
+        " the people under a flood",
+    ),
 ) -> None:
     """Import a GIS file or table into a layer, atomically; rejected rows are quarantined."""
     settings = load_settings()
@@ -64,7 +71,7 @@ def import_cmd(
     from ingest.raster import is_raster_path
 
     if is_raster_path(path):  # issue 20: GeoTIFF/COG and other GDAL rasters
-        _import_raster(settings, path, layer, crs, dry_run, as_json)
+        _import_raster(settings, path, layer, crs, dry_run, as_json, role)
         return
     if mode not in ("append", "upsert", "replace"):
         raise InvalidInputError(f"--mode must be append, upsert or replace; got {mode!r}")
@@ -122,12 +129,28 @@ def import_cmd(
 
 
 def _import_raster(
-    settings: Settings, path: Path, layer: str, crs: str | None, dry_run: bool, as_json: bool
+    settings: Settings,
+    path: Path,
+    layer: str,
+    crs: str | None,
+    dry_run: bool,
+    as_json: bool,
+    role: str | None = None,
 ) -> None:
     """Import a raster file as a COG layer (replacing the layer's raster atomically)."""
+    from pydantic import ValidationError
+
     from ingest.raster import RasterImportOptions, import_raster
 
-    opts = RasterImportOptions(path=path, layer=layer, crs=crs, dry_run=dry_run, actor="cli")
+    try:
+        opts = RasterImportOptions(
+            path=path, layer=layer, crs=crs, dry_run=dry_run, actor="cli", role=role
+        )
+    except ValidationError as exc:
+        raise InvalidInputError(
+            f"--role must be elevation, flood_depth, imagery, population or generic; got {role!r}",
+            param="role",
+        ) from exc
     with migrated_engine(settings) as engine:
         report = import_raster(engine, settings, opts)
         audit_cli(

@@ -55,6 +55,13 @@ def create_import(
     roles: Annotated[
         list[str] | None, Form(description="who may read it (visibility=roles)")
     ] = None,
+    raster_role: Annotated[
+        Literal["elevation", "flood_depth", "imagery", "population", "generic"] | None,
+        Form(
+            description="Rasters: what the values are (default: guessed from the name);"
+            " population rasters (people per pixel) count the people under a flood"
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Start an import job (202 with its id), or return a dry run's report (200).
 
@@ -87,6 +94,7 @@ def create_import(
                 actor="api",
                 kind="upload",
                 source_name=(file.filename or "upload")[:255],
+                role=raster_role,
             )
             if dry_run:
                 try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -16,21 +17,36 @@ from analytics import raster_jobs
 from analytics.zonal import parse_stats
 from geo_api import layer_state
 from geo_api.deps import ConnDep, SettingsDep
+from geo_api.routers.tiles import current_version, png_tile_request, tile_answer
 from geo_api.security import authorize_layers, current_user, info_allowed
 from layers.auth.users import User
 from layers.errors import InvalidInputError
 from layers.features import queries, tiles
 from layers.features.layer_versions import LayerVersion
 from layers.features.registry import LayerInfo
-from layers.features.tile_cache import CachedTile, TileCache, TileKey
+from layers.features.tile_cache import CachedTile, TileCache
 from layers.rasters import read, store
 from layers.rasters import tiles as rtiles
+from layers.rasters.cache import RasterCache
 from layers.settings import Settings
 
 router = APIRouter(tags=["rasters"])
 UserDep = Annotated[User | None, Depends(current_user)]
 Format = Literal["geojson", "csv", "gpkg"]
 WRITERS = frozenset({"admin", "leader", "operator", "gis_staff", "planner"})
+
+
+def raster_cache(request: Request) -> RasterCache:
+    """The app's cache of query grids and coverage indexes (made on first use)."""
+    state = request.app.state
+    cache: RasterCache | None = getattr(state, "raster_cache", None)
+    if cache is None:
+        settings: Settings = state.settings
+        cache = state.__dict__.setdefault(
+            "raster_cache", RasterCache(settings.raster_cache_max_bytes)
+        )
+    assert cache is not None
+    return cache
 
 
 # --- tiles ----------------------------------------------------------------------------------
@@ -72,39 +88,31 @@ async def raster_png(
     settings: Settings = request.app.state.settings
     tiles.tile_address(z, x, y)
     meta = await _meta(request, ver)
-    if terrain:
-        if meta.role != "elevation":
-            raise InvalidInputError(
-                f"layer '{info.slug}' is not an elevation raster; terrain tiles need a DEM",
-                layer=info.slug,
-            )
-        props, fmt = "", "terrain"
-    else:
-        cmap = rtiles.parse_colormap(colormap, meta)
-        lo, hi = rtiles.parse_rescale(rescale, meta)
-        props, fmt = f"{cmap}:{lo:g},{hi:g}", "rpng"
-    key = TileKey(ver.id, ver.data_version, ver.stamp, z, x, y, props, "", fmt=fmt)
-    etag = key.etag()
-    headers = {
-        "ETag": etag,
-        "Cache-Control": f"public, max-age={settings.tile_max_age}, must-revalidate",
-    }
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
+    if terrain and meta.role != "elevation":
+        raise InvalidInputError(
+            f"layer '{info.slug}' is not an elevation raster; terrain tiles need a DEM",
+            layer=info.slug,
+        )
+    plan = png_tile_request(settings, ver, z, x, y, meta, colormap, rescale, terrain)
+    inm = request.headers.get("if-none-match", "")
     cache: TileCache | None = getattr(request.app.state, "tile_cache", None)
-    cached = cache.get(key) if cache is not None else None
-    if cached is None:
+    cached = cache.get(plan.key) if cache is not None and plan.etag not in inm else None
+    answer = tile_answer(plan, cached, inm, "")
+    if answer is None:
         path = store.rasters_dir(settings) / meta.path
         if terrain:
             data = await run_in_threadpool(rtiles.render_terrain, path, meta, z, x, y)
         else:
+            cmap = rtiles.parse_colormap(colormap, meta)
+            lo, hi = rtiles.parse_rescale(rescale, meta)
             data = await run_in_threadpool(rtiles.render_tile, path, meta, z, x, y, cmap, (lo, hi))
         cached = CachedTile(data, None)
         if cache is not None:
-            cache.put(key, cached)
-    if not cached.data:
-        return Response(status_code=204, headers=headers)
-    return Response(cached.data, media_type=rtiles.MEDIA_TYPE, headers=headers)
+            cache.put(plan.key, cached)
+        answer = tile_answer(plan, cached, inm, "")
+        assert answer is not None
+    status, headers, body = answer
+    return Response(body, status_code=status, headers=headers)
 
 
 def raster_tilejson(
@@ -135,7 +143,7 @@ def raster_tilejson(
 )
 async def terrain_tile(slug: str, z: int, x: int, y: int, request: Request) -> Response:
     """height = -10000 + (R*65536 + G*256 + B) * 0.1; for deck.gl's TerrainLayer."""
-    ver = await layer_state.layer_version(request, slug)
+    ver = await current_version(request, slug)
     info = await layer_state.layer_info(request, slug, ver)
     _require_raster(info)
     return await raster_png(request, ver, info, z, x, y, None, None, terrain=True)
@@ -272,7 +280,9 @@ def zonal_stats(
         req = parse_stats(list(body.stats))
     except ValueError as exc:
         raise InvalidInputError(str(exc), param="stats") from exc
-    result = raster_jobs.zonal_query(conn, settings, body.raster, body.units, req, body.band)
+    result = raster_jobs.zonal_query(
+        conn, settings, body.raster, body.units, req, body.band, raster_cache(request)
+    )
     data = queries.export(result, format)
     headers = {"X-Result-Count": str(len(result))}
     if format != "geojson":
@@ -295,6 +305,11 @@ class FloodBody(BaseModel):
     layers: list[str] | None = Field(
         default=None, description="Point/polygon layers to check (default: all readable)"
     )
+    population: str | None = Field(
+        default=None,
+        description="Population raster (people per pixel); default: the first readable raster"
+        " whose role is population, if any",
+    )
     min_depth_m: float = Field(default=0.0, ge=0)
     preview: bool = Field(default=False, description="Coarser grid, for a live slider")
     write_layer: str | None = Field(
@@ -312,14 +327,19 @@ class FloodBody(BaseModel):
 
     def layer_slugs(self) -> list[str]:
         """Every layer slug the request names (for the access check)."""
-        named = [self.depth, self.dem, self.units, *(self.layers or [])]
+        named = [self.depth, self.dem, self.units, self.population, *(self.layers or [])]
         return [s for s in named if s]
 
 
-@router.post("/api/query/flood-exposure", summary="Communes, people and features under water")
+@router.post(
+    "/api/query/flood-exposure",
+    summary="Communes, people and features under water",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
 def flood_exposure(
     body: FloodBody, request: Request, conn: ConnDep, settings: SettingsDep, user: UserDep
-) -> dict[str, Any]:
+) -> Response:
     """Per commune flooded km², share and people exposed; per layer the features under water
     (only layers the caller may read); the extent as GeoJSON, also written as a layer."""
     authorize_layers(request, body.layer_slugs())
@@ -331,6 +351,11 @@ def flood_exposure(
             from layers.errors import PermissionDeniedError
 
             raise PermissionDeniedError(f"layer '{slug}' is restricted")
+    cache = raster_cache(request)
+
+    def may_read(info: LayerInfo) -> bool:
+        return info_allowed(user, info)
+
     grid, source, factor = raster_jobs.flood_depth_grid(
         conn,
         settings,
@@ -340,15 +365,20 @@ def flood_exposure(
         seed=body.seed,
         preview=body.preview,
         min_depth_m=body.min_depth_m,
+        cache=cache,
     )
+    population = raster_jobs.population_raster(conn, body.population, may_read)
     result = raster_jobs.exposure(
         conn,
         settings,
         grid,
         body.units,
-        lambda info: info_allowed(user, info),
+        may_read,
         body.layers,
         body.max_features,
+        population,
+        cache,
+        max_listed=settings.raster_preview_max_listed if body.preview else None,
     )
     simplify = grid.res[0] * (1.0 if body.preview else 0.5)
     extent = raster_jobs.extent_polygons(grid, simplify)
@@ -369,7 +399,7 @@ def flood_exposure(
             source.info.synthetic,
         )
         written = body.write_layer
-    return {
+    payload = {
         "source": source.info.slug,
         "synthetic": source.info.synthetic,
         "level_m": body.level_m,
@@ -383,3 +413,8 @@ def flood_exposure(
         },
         "written_layer": written,
     }
+    # orjson straight away: the extent's coordinates and the lists are large for
+    # FastAPI's element-by-element encoder, and a live slider waits on this.
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )

@@ -23,6 +23,8 @@ from layers.errors import InvalidInputError, NotFoundError
 from layers.features import ogc, raster_tiles, registry, tiles
 from layers.features.layer_versions import LayerVersion, LayerVersionCache
 from layers.features.tile_cache import CachedTile, TileCache, TileKey
+from layers.rasters import tiles as rtiles
+from layers.rasters.store import RasterMeta
 from layers.settings import Settings
 
 
@@ -134,6 +136,7 @@ class TileRequest:
     props: tuple[str, ...] | None
     time_filter: tiles.TimeFilter | None
     headers: dict[str, str]  # lower-case names; every answer (200, 204, 304) carries them
+    media_type: str = tiles.MEDIA_TYPE
 
     @property
     def etag(self) -> str:
@@ -168,6 +171,44 @@ def tile_request(
     return TileRequest(key, props, time_filter, headers)
 
 
+def png_tile_request(
+    settings: Settings,
+    ver: LayerVersion,
+    z: int,
+    x: int,
+    y: int,
+    meta: RasterMeta | None,
+    colormap: str | None = None,
+    rescale: str | None = None,
+    terrain: bool = False,
+) -> TileRequest:
+    """Key and headers of a PNG tile: a raster layer's (`meta` given: colormap and rescale,
+    or terrain-RGB) or a dense vector layer's overview (`meta` None, no parameters).
+
+    Shared by the routes and the warm-hit middleware, as `tile_request` is for vector tiles.
+    """
+    tiles.tile_address(z, x, y)
+    if meta is None:
+        # A vector layer's overview is drawn in its default style: colormap/rescale unused.
+        if terrain:
+            raise InvalidInputError("terrain tiles are for elevation rasters only")
+        props, fmt = "", "png"
+    elif terrain:
+        if meta.role != "elevation":
+            raise InvalidInputError(
+                "terrain tiles need an elevation raster (a DEM)", param="terrain"
+            )
+        props, fmt = "", "terrain"
+    else:
+        cmap = rtiles.parse_colormap(colormap, meta)
+        lo, hi = rtiles.parse_rescale(rescale, meta)
+        props, fmt = f"{cmap}:{lo:g},{hi:g}", "rpng"
+    key = TileKey(ver.id, ver.data_version, ver.stamp, z, x, y, props, "", fmt=fmt)
+    # PNG is compressed already: no gzip copy, so no Vary on the encoding either.
+    headers = {"etag": key.etag(), "cache-control": _cache_control(settings)}
+    return TileRequest(key, None, None, headers, rtiles.MEDIA_TYPE)
+
+
 def tile_answer(
     plan: TileRequest, cached: CachedTile | None, if_none_match: str, accept_encoding: str
 ) -> tuple[int, dict[str, str], bytes] | None:
@@ -183,12 +224,12 @@ def tile_answer(
     if cached.gzipped is not None and "gzip" in accept_encoding:
         body = cached.gzipped
         headers["content-encoding"] = "gzip"
-    headers["content-type"] = tiles.MEDIA_TYPE
+    headers["content-type"] = plan.media_type
     headers["content-length"] = str(len(body))
     return 200, headers, body
 
 
-async def _version(request: Request, slug: str) -> LayerVersion:
+async def current_version(request: Request, slug: str) -> LayerVersion:
     """The layer's current version: from memory while notifications are listened to."""
     versions: LayerVersionCache | None = getattr(request.app.state, "tile_versions", None)
     if versions is None:
@@ -221,7 +262,7 @@ async def layer_tile(
     directly: sync dependencies would each cost one).
     """
     settings: Settings = request.app.state.settings
-    ver = await _version(request, slug)
+    ver = await current_version(request, slug)
     tile = tiles.tile_address(z, x, y)
     info = await layer_state.layer_info(request, slug, ver)
     plan = tile_request(settings, info, ver, z, x, y, properties, when)
@@ -281,21 +322,19 @@ async def layer_raster_tile(
     Raster layers (issue 20) get their pixels coloured by `colormap` and `rescale`.
     """
     settings: Settings = request.app.state.settings
-    ver = await _version(request, slug)
+    ver = await current_version(request, slug)
     tile = tiles.tile_address(z, x, y)
     info = await layer_state.layer_info(request, slug, ver)
     if info.kind == "raster":
         from geo_api.routers.rasters import raster_png
 
         return await raster_png(request, ver, info, z, x, y, colormap, rescale)
-    key = TileKey(ver.id, ver.data_version, ver.stamp, z, x, y, "", "", fmt="png")
-    etag = key.etag()
-    headers = {"ETag": etag, "Cache-Control": _cache_control(settings)}
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
+    plan = png_tile_request(settings, ver, z, x, y, None, colormap, rescale)
+    inm = request.headers.get("if-none-match", "")
     cache = _cache(request)
-    cached = cache.get(key) if cache is not None else None
-    if cached is None:
+    cached = cache.get(plan.key) if cache is not None and plan.etag not in inm else None
+    answer = tile_answer(plan, cached, inm, "")
+    if answer is None:
         pool = await layer_state.render_pool(request.app, ver)
 
         async def fetch_row(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -303,13 +342,13 @@ async def layer_raster_tile(
 
         # Drawing a dense tile takes tens to hundreds of milliseconds: off the event loop.
         data = await raster_tiles.render_raster_async(fetch_row, info, tile, draw=run_in_threadpool)
-        # PNG is compressed already: no gzip copy.
         cached = CachedTile(data, None)
         if cache is not None:
-            cache.put(key, cached)
-    if not cached.data:
-        return Response(status_code=204, headers=headers)
-    return Response(cached.data, media_type=raster_tiles.MEDIA_TYPE, headers=headers)
+            cache.put(plan.key, cached)
+        answer = tile_answer(plan, cached, inm, "")
+        assert answer is not None
+    status, headers, body = answer
+    return Response(body, status_code=status, headers=headers)
 
 
 def _cache_control(settings: Settings) -> str:
@@ -317,8 +356,11 @@ def _cache_control(settings: Settings) -> str:
 
 
 _TILE_PATH = re.compile(
-    r"^/tiles/(?P<slug>[^/]+)/(?P<z>[0-9]{1,2})/(?P<x>[0-9]{1,8})/(?P<y>[0-9]{1,8})\.mvt$"
+    r"^/tiles/(?P<slug>[^/]+)/(?P<terrain>terrain/)?"
+    r"(?P<z>[0-9]{1,2})/(?P<x>[0-9]{1,8})/(?P<y>[0-9]{1,8})\.(?P<ext>mvt|png)$"
 )
+# Query parameters the warm path judges per tile kind (anything else goes to the router).
+_WARM_PARAMS = {"mvt": ("properties", "datetime"), "png": ("colormap", "rescale"), "terrain": ()}
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -335,6 +377,9 @@ def _warm_hit(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | No
     """
     m = _TILE_PATH.match(scope["path"])
     if m is None:
+        return None
+    kind = "terrain" if m["terrain"] else m["ext"]
+    if kind == "terrain" and m["ext"] != "png":
         return None
     state = scope["app"].state
     versions: LayerVersionCache | None = getattr(state, "tile_versions", None)
@@ -353,14 +398,36 @@ def _warm_hit(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | No
         query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         for name, value in query:
             # Anything else (or a repeated parameter) is the router's to judge.
-            if name not in ("properties", "datetime") or name in raw:
+            if name not in _WARM_PARAMS[kind] or name in raw:
                 return None
             raw[name] = value
     z, x, y = int(m["z"]), int(m["x"]), int(m["y"])
     try:
-        plan = tile_request(
-            state.settings, info, ver, z, x, y, raw.get("properties"), raw.get("datetime")
-        )
+        if kind == "mvt":
+            plan = tile_request(
+                state.settings, info, ver, z, x, y, raw.get("properties"), raw.get("datetime")
+            )
+        else:
+            meta: RasterMeta | None = None
+            if info.kind == "raster":
+                # Held by the routes' first answer for this version (geo_api.routers.rasters).
+                metas: dict[tuple[int, int], RasterMeta] = getattr(state, "raster_metas", {})
+                meta = metas.get((ver.id, ver.data_version))
+                if meta is None:
+                    return None
+            elif kind == "terrain":
+                return None
+            plan = png_tile_request(
+                state.settings,
+                ver,
+                z,
+                x,
+                y,
+                meta,
+                raw.get("colormap"),
+                raw.get("rescale"),
+                terrain=kind == "terrain",
+            )
     except InvalidInputError:
         return None
     inm = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,12 @@ class Grid:
         return (xmax - xmin) / self.shape[1], (ymax - ymin) / self.shape[0]
 
     def valid(self) -> npt.NDArray[np.bool_]:
-        """True where a value is present."""
+        """True where a value is present (computed once per grid: values are not changed
+        after a grid is made)."""
+        return self._valid
+
+    @cached_property
+    def _valid(self) -> npt.NDArray[np.bool_]:
         ok = np.ones(self.values.shape, bool)
         if self.nodata is not None:
             ok &= self.values != self.nodata

@@ -33,6 +33,17 @@ def to_mercator(geom: shapely.Geometry) -> shapely.Geometry:
     )
 
 
+def to_mercator_many(geoms: list[shapely.Geometry]) -> list[shapely.Geometry]:
+    """Many WGS84 geometries in EPSG:3857, in one transform call."""
+    if not geoms:
+        return []
+    out = shapely.transform(
+        np.array(geoms, dtype=object),
+        lambda xy: np.column_stack(_TO_3857.transform(xy[:, 0], xy[:, 1])),
+    )
+    return list(out)
+
+
 def to_lonlat(geom: shapely.Geometry) -> shapely.Geometry:
     """An EPSG:3857 geometry in WGS84."""
     return shapely.transform(
@@ -48,15 +59,29 @@ class ReadGrid:
     factor: int
 
 
-def read_grid(
-    settings: Settings,
+@dataclass(frozen=True)
+class GridPlan:
+    """Which pixels a read takes: the window, the decimation, and the grid it gives."""
+
+    col0: int
+    row0: int
+    width: int  # of the window, in source pixels (a multiple of factor)
+    height: int
+    factor: int
+    bounds: tuple[float, float, float, float]  # of the grid, EPSG:3857
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of the grid the read returns."""
+        return self.height // self.factor, self.width // self.factor
+
+
+def plan_grid(
     raster: RasterLayer,
     max_pixels: int,
-    band: int = 1,
     bounds: tuple[float, float, float, float] | None = None,
-) -> ReadGrid:
-    """Band values of the raster (or of `bounds`, EPSG:3857), decimated by a whole factor
-    (from the COG's overviews) when there are more pixels than `max_pixels`."""
+) -> GridPlan:
+    """The window and decimation `read_grid` uses (known before reading any pixel)."""
     meta = raster.meta
     a, _, c, _, e, f = meta.transform
     col0, row0, col1, row1 = 0, 0, meta.width, meta.height
@@ -73,16 +98,29 @@ def read_grid(
         factor *= 2
     # Whole cells only: trim the window to a multiple of the factor.
     w, h = (w // factor) * factor, (h // factor) * factor
-    ds = open_dataset(raster.file(settings))
+    xmin, ymax = c + col0 * a, f + row0 * e
+    return GridPlan(col0, row0, w, h, factor, (xmin, ymax + h * e, xmin + w * a, ymax))
+
+
+def read_grid(
+    settings: Settings,
+    raster: RasterLayer,
+    max_pixels: int,
+    band: int = 1,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> ReadGrid:
+    """Band values of the raster (or of `bounds`, EPSG:3857), decimated by a whole factor
+    (from the COG's overviews) when there are more pixels than `max_pixels`."""
+    plan = plan_grid(raster, max_pixels, bounds)
+    rows, cols = plan.shape
+    ds = open_dataset(raster.file(settings), threaded=rows * cols > 1 << 22)
     values = ds.read(
         band,
-        window=Window(col0, row0, w, h),
-        out_shape=(h // factor, w // factor),
-        resampling=Resampling.nearest if factor == 1 else Resampling.average,
+        window=Window(plan.col0, plan.row0, plan.width, plan.height),
+        out_shape=(rows, cols),
+        resampling=Resampling.nearest if plan.factor == 1 else Resampling.average,
     )
-    xmin, ymax = c + col0 * a, f + row0 * e
-    grid = Grid(values, (xmin, ymax + h * e, xmin + w * a, ymax), meta.nodata)
-    return ReadGrid(grid, factor)
+    return ReadGrid(Grid(values, plan.bounds, raster.meta.nodata), plan.factor)
 
 
 def value_at(settings: Settings, raster: RasterLayer, lon: float, lat: float) -> list[float | None]:

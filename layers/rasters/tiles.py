@@ -29,20 +29,24 @@ ORIGIN = 20037508.342789244  # half the WebMercator world width, metres
 _local = threading.local()
 
 
-def open_dataset(path: Path) -> Any:
-    """A rasterio dataset for this thread (datasets are not shared between threads)."""
+def open_dataset(path: Path, threaded: bool = False) -> Any:
+    """A rasterio dataset for this thread (datasets are not shared between threads).
+
+    `threaded` opens it to decode the blocks of one large read on every core (GDAL's
+    NUM_THREADS): for whole-raster query reads, not for tiles (a block or two each).
+    """
     cache: dict[str, Any] | None = getattr(_local, "datasets", None)
     if cache is None:
         cache = {}
         _local.datasets = cache
-    key = str(path)
+    key = f"{path}|{int(threaded)}"
     ds = cache.get(key)
     if ds is None or ds.closed:
         if len(cache) > 32:
             for old in cache.values():
                 old.close()
             cache.clear()
-        ds = rasterio.open(path)
+        ds = rasterio.open(path, num_threads="ALL_CPUS") if threaded else rasterio.open(path)
         cache[key] = ds
     return ds
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyogrio
@@ -426,6 +428,19 @@ def test_import_form_takes_a_geotiff(
         headers=headers,
     )
     assert dry.status_code == 200 and dry.json()["kind"] == "raster" and dry.json()["dry_run"]
+    as_people = client.post(
+        "/api/imports",
+        data={"layer": "t_uploaded", "dry_run": "true", "raster_role": "population"},
+        files={"file": ("upload.tif", src.read_bytes(), "image/tiff")},
+        headers=headers,
+    )
+    assert as_people.status_code == 200 and as_people.json()["raster"]["role"] == "population"
+    assert client.post(
+        "/api/imports",
+        data={"layer": "t_uploaded", "dry_run": "true", "raster_role": "people"},
+        files={"file": ("upload.tif", src.read_bytes(), "image/tiff")},
+        headers=headers,
+    ).status_code in (400, 422)
     r = client.post(
         "/api/imports",
         data={"layer": "t_uploaded"},
@@ -454,3 +469,146 @@ def test_import_form_takes_a_geotiff(
     assert job["status"] == "failed" and "broken.tif" in job["errors"][0]["error"]
     # The layer is as it was.
     assert client.get("/api/rasters/t_uploaded").json()["statistics"][0]["mean"] == 3.0
+
+
+@pytest.mark.parametrize("terrain", [False, True], ids=["colormap", "terrain"])
+def test_warm_raster_tiles_are_answered_before_routing_as_the_cold_ones(
+    tmp_path: Path,
+    client: TestClient,
+    do_import: Callable[..., RasterReport],
+    monkeypatch: pytest.MonkeyPatch,
+    terrain: bool,
+) -> None:
+    from geo_api.routers import tiles as tiles_router
+
+    slug = f"t_warm_{int(terrain)}"
+    dem = np.full((40, 40), 321.0, np.float32)
+    do_import(lonlat_tif(tmp_path / f"{slug}.tif", dem), slug, role="elevation")
+    answered: list[bool] = []
+    real = tiles_router._warm_hit
+
+    def spy(scope: dict[str, object]) -> object:
+        hit = real(scope)
+        answered.append(hit is not None)
+        return hit
+
+    monkeypatch.setattr(tiles_router, "_warm_hit", spy)
+    z = 13
+    tx, ty, _, _ = lonlat_to_tile(LON0 + 0.02, LAT0 - 0.02, z)
+    url = (
+        f"/tiles/{slug}/terrain/{z}/{tx}/{ty}.png"
+        if terrain
+        else f"/tiles/{slug}/{z}/{tx}/{ty}.png?colormap=gray&rescale=0,400"
+    )
+    cold = client.get(url)
+    warm = client.get(url)
+    assert answered == [False, True]
+    assert cold.status_code == warm.status_code == 200
+    assert cold.content == warm.content
+    keys = ("etag", "cache-control", "content-type", "content-length", "x-content-type-options")
+    assert {k: cold.headers.get(k) for k in keys} == {k: warm.headers.get(k) for k in keys}
+    assert client.get(url, headers={"If-None-Match": cold.headers["etag"]}).status_code == 304
+    assert answered[-1]
+    # Another colormap is another tile; a bad one still gets the router's clear 400.
+    if not terrain:
+        other = client.get(url.replace("gray", "terrain"))
+        assert other.status_code == 200 and other.headers["etag"] != cold.headers["etag"]
+        assert client.get(url.replace("gray", "nope")).status_code == 400
+    # A re-import is a new version: the warm path no longer answers the old tile.
+    do_import(lonlat_tif(tmp_path / f"{slug}b.tif", dem + 100), slug, role="elevation")
+    for _ in range(100):
+        new = client.get(url)
+        if new.headers["etag"] != cold.headers["etag"]:
+            break
+        time.sleep(0.05)
+    assert new.headers["etag"] != cold.headers["etag"]
+    assert new.content != cold.content
+
+
+def test_people_exposed_come_from_a_population_raster_when_one_is_loaded(
+    tmp_path: Path, client: TestClient, engine: Engine, do_import: Callable[..., RasterReport]
+) -> None:
+    from rasterio.transform import from_origin
+
+    from layers.features.registry import delete_layer
+    from layers.rasters.read import to_mercator
+    from tests.rasters.conftest import write_tif
+
+    # Both rasters in EPSG:3857 (stored as they are): a 100 m depth grid and a 200 m
+    # population grid of 8 people per pixel, aligned, so the expected count is exact.
+    corner = to_mercator(Point(LON0, LAT0))
+    x0, y0 = round(corner.x / 200) * 200, round(corner.y / 200) * 200
+    depth = np.zeros((60, 60), np.float32)
+    depth[20:30, 20:40] = 1.5  # 200 cells of 100 m under water
+    do_import(
+        write_tif(tmp_path / "pd.tif", depth, from_origin(x0, y0, 100, 100), "EPSG:3857"),
+        "t_pop_depth",
+        role="flood_depth",
+    )
+    units = Polygon(
+        [(LON0 - 0.01, LAT0 + 0.01), (LON0 + 0.07, LAT0 + 0.01), (LON0 + 0.07, LAT0 - 0.07),
+         (LON0 - 0.01, LAT0 - 0.07)]
+    )  # fmt: skip
+    polygon_layer(engine, "t_units_pop", {"P1": units})
+    body = {"depth": "t_pop_depth", "units": "t_units_pop", "layers": [], "write_layer": None}
+    # No population raster yet: commune population x flooded share.
+    before = client.post("/api/query/flood-exposure", json=body).json()
+    (c,) = before["communes"]
+    assert c["people_method"] == "area_share" and before["population_raster"] is None
+    assert c["people_exposed"] == pytest.approx(1000 * c["share"], abs=1)
+    people = np.full((30, 30), 8.0, np.float32)
+    do_import(
+        write_tif(tmp_path / "pp.tif", people, from_origin(x0, y0, 200, 200), "EPSG:3857"),
+        "t_pop_people",
+        role="population",
+    )
+    try:
+        after = client.post("/api/query/flood-exposure", json=body).json()
+        assert after["population_raster"] == "t_pop_people"
+        (c,) = after["communes"]
+        # 200 cells of 100 m = 50 population pixels of 200 m, 8 people each.
+        assert c["people_exposed"] == 400 and c["people_method"] == "population_raster"
+        assert after["totals"]["people_exposed"] == pytest.approx(400.0)
+        named = client.post(
+            "/api/query/flood-exposure", json={**body, "population": "t_pop_people"}
+        )
+        assert named.json()["communes"][0]["people_exposed"] == 400
+        # A population raster covering only the western half of the water: the rest of it
+        # counts by the commune's share.
+        west = np.full((30, 15), 8.0, np.float32)
+        do_import(
+            write_tif(tmp_path / "pw.tif", west, from_origin(x0, y0, 200, 200), "EPSG:3857"),
+            "t_pop_people",
+            role="population",
+        )
+        half = client.post("/api/query/flood-exposure", json=body).json()["communes"][0]
+        assert half["people_method"] == "population_raster+area_share"
+        # 100 cells in the raster (200 people) plus 1000 x the share of the other 100 cells.
+        assert half["people_exposed"] == pytest.approx(200 + 1000 * c["share"] / 2, abs=1)
+        bad = client.post("/api/query/flood-exposure", json={**body, "population": "t_pop_depth"})
+        assert bad.status_code == 400 and "population" in bad.json()["detail"]
+    finally:
+        with engine.begin() as conn:
+            delete_layer(conn, "t_pop_people")
+
+
+def test_a_warped_population_raster_keeps_its_people(
+    tmp_path: Path, engine: Engine, settings: Any, do_import: Callable[..., RasterReport]
+) -> None:
+    import rasterio
+
+    from layers.features.registry import delete_layer
+    from layers.rasters.store import get_raster
+
+    people = np.full((50, 60), 2.0, np.float32)  # 6,000 people in lon/lat pixels
+    do_import(lonlat_tif(tmp_path / "pop_ll.tif", people, nodata=-1), "t_pop_ll", role="population")
+    try:
+        with engine.connect() as conn:
+            r = get_raster(conn, "t_pop_ll")
+        with rasterio.open(r.file(settings)) as ds:
+            got = ds.read(1, masked=True)
+        # Nearest resampling would count each person once per WebMercator pixel it landed in.
+        assert float(got.sum()) == pytest.approx(6000.0, rel=0.01)
+    finally:
+        with engine.begin() as conn:
+            delete_layer(conn, "t_pop_ll")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -227,3 +228,18 @@ def test_killed_import_leaves_the_layer_as_it_was(
         final = store.get_raster(conn, "t_killed")
     assert read.value_at(settings, final, LON0 + 0.0045, LAT0 - 0.0045) == [2.0]
     assert [p.name for p in final.file(settings).parent.iterdir()] == [final.file(settings).name]
+
+
+def test_cli_role_marks_a_population_raster(tmp_path: Path, settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from geo_api.cli import app as cli_app
+
+    src = lonlat_tif(tmp_path / "counts.tif", np.full((10, 10), 4.0, np.float32))
+    env = {"IOC_DATABASE_URL": settings.database_url or "", "IOC_STATE_DIR": str(tmp_path)}
+    args = ["import", str(src), "--layer", "t_cli_pop", "--dry-run", "--json"]
+    res = CliRunner().invoke(cli_app, [*args, "--role", "population"], env=env)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["raster"]["role"] == "population"
+    bad = CliRunner().invoke(cli_app, [*args, "--role", "people"], env=env)
+    assert bad.exit_code != 0 and "--role" in bad.output

@@ -3,7 +3,7 @@
 
 import { GeoJsonLayer } from '@deck.gl/layers';
 
-import { fmtNumber, layerTitle, t } from '../i18n.js';
+import { fmtNumber, lang, layerTitle, t } from '../i18n.js';
 import { el } from '../util.js';
 import { rasterOfRole } from './rasterLayers.js';
 import { setTerrain, terrainAvailable } from './terrain.js';
@@ -16,6 +16,8 @@ const CA_RIVER = [
   [105.705, 18.645], [105.74, 18.7], [105.765, 18.765],
 ];
 const DEBOUNCE_MS = 120;
+// Roles the server lets write the extent layer (geo_api/routers/rasters.py WRITERS).
+const WRITERS = new Set(['admin', 'leader', 'operator', 'gis_staff', 'planner']);
 
 function floodState(app) {
   const s = app.state;
@@ -70,20 +72,25 @@ function schedule(app) {
   timer = setTimeout(() => run(app), DEBOUNCE_MS);
 }
 
-async function run(app) {
+/** The request of the current flood: a preview for the slider, no layer written. */
+function requestBody(app) {
   const fs = floodState(app);
   const dem = rasterOfRole(app.state, 'elevation');
   const depth = rasterOfRole(app.state, 'flood_depth');
-  const body =
-    fs.source === 'depth' && depth
-      ? { depth: depth.slug, preview: true, write_layer: null }
-      : {
-          dem: dem.slug,
-          level_m: fs.level,
-          seed: fs.seed ? { type: 'Point', coordinates: fs.seed } : { type: 'LineString', coordinates: CA_RIVER },
-          preview: true,
-          write_layer: null,
-        };
+  return fs.source === 'depth' && depth
+    ? { depth: depth.slug, preview: true, write_layer: null }
+    : {
+        dem: dem.slug,
+        level_m: fs.level,
+        seed: fs.seed ? { type: 'Point', coordinates: fs.seed } : { type: 'LineString', coordinates: CA_RIVER },
+        preview: true,
+        write_layer: null,
+      };
+}
+
+async function run(app) {
+  const fs = floodState(app);
+  const body = requestBody(app);
   controller?.abort();
   controller = new AbortController();
   const seq = ++fs.seq;
@@ -121,13 +128,41 @@ async function run(app) {
   }
 }
 
+/** Write the current flood (full resolution) as the extent layer, on the user's request. */
+async function saveExtent(app) {
+  const fs = floodState(app);
+  const body = { ...requestBody(app), preview: false, write_layer: 'flood_extent' };
+  fs.saving = true;
+  fs.saved = null;
+  renderFloodPanel(app);
+  try {
+    const res = await fetch('/api/query/flood-exposure', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const data = await res.json();
+    if (!res.ok) throw new Error(typeof data.detail === 'string' ? data.detail : res.status);
+    fs.saved = data.written_layer;
+    fs.error = null;
+  } catch (err) {
+    fs.error = err.message;
+  } finally {
+    fs.saving = false;
+    renderFloodPanel(app);
+  }
+}
+
 function renderStatus(app) {
   const fs = floodState(app);
   const node = document.getElementById('flood-status');
   if (node) node.textContent = fs.busy ? t('raster.computing') : '';
 }
 
-/** The floating flood panel: slider, source, totals, communes and features under water. */
+/** The floating flood panel: slider, source, totals, communes and features under water.
+ *
+ * The controls are built once (per language and source list) and kept: an answer only
+ * replaces the results below them, so a slider being dragged is never swapped out. */
 export function renderFloodPanel(app) {
   const fs = floodState(app);
   let panel = document.getElementById('flood-panel');
@@ -140,8 +175,27 @@ export function renderFloodPanel(app) {
     document.getElementById('map').parentElement.append(panel);
   }
   const depth = rasterOfRole(app.state, 'flood_depth');
-  const r = fs.result;
+  const shape = `${lang()}|${depth ? depth.slug : ''}`;
+  if (panel.dataset.shape !== shape) {
+    panel.dataset.shape = shape;
+    buildControls(app, panel, depth);
+  }
+  const slider = panel.querySelector('#flood-level');
+  slider.disabled = fs.source === 'depth';
+  if (document.activeElement !== slider) slider.value = String(fs.level);
+  panel.querySelector('#flood-level-value').textContent = t('raster.level_value', { m: fs.level.toFixed(1) });
+  for (const radio of panel.querySelectorAll('input[name=flood-src]')) radio.checked = radio.value === fs.source;
+  panel.querySelector('#flood-seed').textContent = fs.seed ? t('raster.seed_point') : t('raster.seed_river');
+  panel.querySelector('#flood-status').textContent = fs.busy ? t('raster.computing') : '';
+  const box = panel.querySelector('#flood-results');
+  box.innerHTML = '';
+  renderResults(app, box);
+}
+
+function buildControls(app, panel, depth) {
+  const fs = floodState(app);
   panel.innerHTML = '';
+  panel.setAttribute('aria-label', t('raster.flood_mode'));
   const slider = el('input', {
     type: 'range',
     id: 'flood-level',
@@ -150,26 +204,35 @@ export function renderFloodPanel(app) {
     step: '0.5',
     value: String(fs.level),
     'aria-label': t('raster.level'),
-    disabled: fs.source === 'depth',
     oninput: (e) => {
       fs.level = Number(e.target.value);
+      fs.saved = null;
       panel.querySelector('#flood-level-value').textContent = t('raster.level_value', { m: fs.level.toFixed(1) });
       schedule(app);
     },
   });
+  const pick = (source) => () => {
+    fs.source = source;
+    run(app);
+    renderFloodPanel(app);
+  };
   panel.append(
     el('div', { class: 'flood-head' }, el('h2', {}, t('raster.flood_mode')), el('button', { class: 'close', title: t('panel.close'), 'aria-label': t('panel.close'), onclick: () => setFlood(app, false) }, '×')),
     el(
       'div',
       { class: 'flood-source' },
-      el('label', {}, el('input', { type: 'radio', name: 'flood-src', value: 'dem', checked: fs.source === 'dem', onchange: () => ((fs.source = 'dem'), run(app), renderFloodPanel(app)) }), t('raster.source_level')),
-      depth
-        ? el('label', {}, el('input', { type: 'radio', name: 'flood-src', id: 'flood-src-depth', value: 'depth', checked: fs.source === 'depth', onchange: () => ((fs.source = 'depth'), run(app), renderFloodPanel(app)) }), t('raster.source_depth'))
-        : null,
+      el('label', {}, el('input', { type: 'radio', name: 'flood-src', value: 'dem', onchange: pick('dem') }), t('raster.source_level')),
+      depth ? el('label', {}, el('input', { type: 'radio', name: 'flood-src', id: 'flood-src-depth', value: 'depth', onchange: pick('depth') }), t('raster.source_depth')) : null,
     ),
-    el('div', { class: 'flood-slider' }, slider, el('span', { id: 'flood-level-value', class: 'level' }, t('raster.level_value', { m: fs.level.toFixed(1) }))),
-    el('div', { class: 'muted small' }, fs.seed ? t('raster.seed_point') : t('raster.seed_river'), ' ', el('span', { id: 'flood-status' }, fs.busy ? t('raster.computing') : '')),
+    el('div', { class: 'flood-slider' }, slider, el('span', { id: 'flood-level-value', class: 'level' })),
+    el('div', { class: 'muted small' }, el('span', { id: 'flood-seed' }), ' ', el('span', { id: 'flood-status' })),
+    el('div', { id: 'flood-results' }),
   );
+}
+
+function renderResults(app, panel) {
+  const fs = floodState(app);
+  const r = fs.result;
   if (fs.error) panel.append(el('div', { class: 'error' }, fs.error));
   if (!r) return;
   const tot = r.totals || {};
@@ -182,7 +245,26 @@ export function renderFloodPanel(app) {
       el('div', {}, el('b', {}, fmtNumber(tot.communes_flooded || 0)), el('span', { class: 'muted' }, ` ${t('raster.communes')}`)),
     ),
   );
+  const pop = r.population_raster ? (app.state.rasters || {})[r.population_raster] : null;
+  panel.append(
+    el(
+      'div',
+      { class: 'muted small', id: 'flood-people-note' },
+      r.population_raster ? t('raster.people_from_raster', { name: pop ? layerTitle(pop) : r.population_raster }) : t('raster.people_from_share'),
+    ),
+  );
   if (r.synthetic) panel.append(el('div', { class: 'muted small' }, t('raster.synthetic_note')));
+  const role = app.state.user ? app.state.user.role : null;
+  if (WRITERS.has(role)) {
+    panel.append(
+      el(
+        'div',
+        { class: 'flood-save' },
+        el('button', { class: 'btn', id: 'flood-save', type: 'button', disabled: !!fs.saving, onclick: () => saveExtent(app) }, t('raster.save_extent')),
+        fs.saved ? el('span', { class: 'muted small', id: 'flood-saved' }, ` ${t('raster.saved_extent', { slug: fs.saved })}`) : null,
+      ),
+    );
+  }
   const rows = (r.communes || []).slice(0, 8);
   panel.append(
     el(
@@ -208,7 +290,8 @@ export function renderFloodPanel(app) {
         exposed.map(([slug, hits]) => {
           const layer = app.state.bySlug[slug];
           const deepest = hits[0];
-          return el('li', { 'data-layer': slug }, el('b', {}, fmtNumber(hits.length)), ` ${layer ? layerTitle(layer) : slug}`, deepest ? el('span', { class: 'muted' }, ` · ${t('raster.deepest', { name: deepest.name, m: deepest.depth_m.toFixed(1) })}`) : null);
+          const n = (r.exposed_counts || {})[slug] ?? hits.length;
+          return el('li', { 'data-layer': slug }, el('b', {}, fmtNumber(n)), ` ${layer ? layerTitle(layer) : slug}`, deepest ? el('span', { class: 'muted' }, ` · ${t('raster.deepest', { name: deepest.name, m: deepest.depth_m.toFixed(1) })}`) : null);
         }),
       ),
     );
