@@ -84,7 +84,10 @@ def _login(
     if throttled:
         retry = wait if wait > 0 else 60
         raise RateLimitedError(
-            f"too many sign-in attempts; try again in {retry} s", retry_after_s=retry
+            f"too many sign-in attempts; try again in {retry} s",
+            retry_after_s=retry,
+            i18n="err.auth.too_many_sign_in_attempts",
+            retry=retry,
         )
     try:
         with engine.begin() as conn:

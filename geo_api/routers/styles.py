@@ -33,7 +33,9 @@ def map_style(
     if layers:
         slugs = [s.strip() for s in layers.split(",") if s.strip()]
         if not slugs:
-            raise InvalidInputError("layers names no layer", param="layers")
+            raise InvalidInputError(
+                "layers names no layer", param="layers", i18n="err.styles.layers_names_no_layer"
+            )
         infos = [registry.get_layer(conn, slug) for slug in slugs]
     else:
         # Restricted layers are left out unless named: their tiles need a signed-in role.

@@ -72,6 +72,33 @@ function table(rows, cols, heads) {
   return tbl;
 }
 
+/** The CRS line of a report: name, EPSG code and where it came from, in words. */
+function crsText(crs) {
+  const source = crs.source ? `, ${t(`imp.crs_source.${crs.source}`)}` : '';
+  return `${crs.name || '—'} (EPSG:${crs.srid ?? '?'}${source})`;
+}
+
+/** A column's JSON-schema type in words ("số | trống" for ["number", "null"]). */
+function typeLabel(schema) {
+  const types = Array.isArray(schema.type) ? schema.type : [schema.type];
+  const kind = schema.format === 'date' || schema.format === 'date-time' ? [schema.format] : [];
+  return [...kind, ...types.filter((x) => x && !(kind.length && x === 'string'))]
+    .map((x) => {
+      const key = `imp.type.${x}`;
+      const label = t(key);
+      return label === key ? x : label;
+    })
+    .join(' | ');
+}
+
+/** A geometry type in words ("Điểm" for Point). */
+function geomLabel(type) {
+  if (!type) return '—';
+  const key = `geom.${type}`;
+  const label = t(key);
+  return label === key ? type : label;
+}
+
 function fmtCell(v) {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'number') return fmtNumber(v, 3);
@@ -90,7 +117,7 @@ function rasterReportView(report) {
       'table',
       { class: 'imp-table' },
       el('tr', {}, el('th', {}, t('import.format')), el('td', {}, `${t('raster.kind')} · COG`)),
-      el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, `${crs.name || '—'} (EPSG:${crs.srid ?? '?'}${crs.source ? `, ${crs.source}` : ''})`)),
+      el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, crsText(crs))),
       el('tr', {}, el('th', {}, t('raster.bands')), el('td', {}, `${r.bands} · ${r.dtype} · nodata ${r.nodata ?? '—'}`)),
       el('tr', {}, el('th', {}, t('raster.size')), el('td', {}, `${fmtNumber(r.width)} × ${fmtNumber(r.height)} · ${t('raster.resolution', { m: fmtNumber(Math.round(r.resolution_m || 0)) })}`)),
     ),
@@ -107,15 +134,15 @@ function reportView(report) {
       'table',
       { class: 'imp-table' },
       el('tr', {}, el('th', {}, t('import.format')), el('td', {}, `${report.format || '—'}${report.source_layer ? ` · ${report.source_layer}` : ''}`)),
-      el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, `${crs.name || '—'} (EPSG:${crs.srid ?? '?'}${crs.source ? `, ${crs.source}` : ''})`)),
-      el('tr', {}, el('th', {}, t('import.geometry')), el('td', {}, report.geometry_type || '—')),
+      el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, crsText(crs))),
+      el('tr', {}, el('th', {}, t('import.geometry')), el('td', {}, geomLabel(report.geometry_type))),
       el('tr', {}, el('th', {}, t('import.rows')), el('td', {}, `${fmtNumber(report.rows_read)} · ✔ ${fmtNumber(report.rows_valid)} · ✖ ${fmtNumber(report.rows_rejected)} · ⟳ ${fmtNumber(report.repaired)}`)),
       report.inserted || report.updated ? el('tr', {}, el('th', {}, t('import.written')), el('td', {}, `+${fmtNumber(report.inserted)} · ~${fmtNumber(report.updated)} · =${fmtNumber(report.unchanged)}`)) : null,
     ),
   );
   const props = (report.property_schema && report.property_schema.properties) || {};
   if (Object.keys(props).length) {
-    box.append(el('h3', {}, t('import.schema')), table(Object.entries(props).map(([name, s]) => ({ name, type: Array.isArray(s.type) ? s.type.join('|') : s.type })), ['name', 'type'], [t('import.field'), t('import.type')]));
+    box.append(el('h3', {}, t('import.schema')), table(Object.entries(props).map(([name, s]) => ({ name, type: typeLabel(s) })), ['name', 'type'], [t('import.field'), t('import.type')]));
   }
   if (report.preview && report.preview.length) {
     // flatten {row, properties:{…}, geometry_wkt} into one column per property
@@ -124,7 +151,9 @@ function reportView(report) {
       return properties && typeof properties === 'object' ? { ...rest, ...properties } : r;
     });
     const cols = [...new Set(rowsFlat.flatMap((r) => Object.keys(r)))].slice(0, 10);
-    box.append(el('h3', {}, t('import.preview')), el('div', { class: 'results-wrap' }, table(rowsFlat, cols)));
+    // the row number and the geometry get words; the file's own columns keep their names
+    const heads = cols.map((c) => (c === 'row' ? t('imp.col.row') : c === 'geometry_wkt' ? t('imp.col.geometry_wkt') : c));
+    box.append(el('h3', {}, t('import.preview')), el('div', { class: 'results-wrap' }, table(rowsFlat, cols, heads)));
   }
   const reasons = Object.entries(report.rejects_by_reason || {});
   if (reasons.length) {
