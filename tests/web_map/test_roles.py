@@ -737,7 +737,14 @@ def test_gis_staff_confirm_a_replace_that_drops_most_rows(
             delete_layer(conn, slug)
 
 
-def _report(engine: Engine, citizen: str, lon: float, lat: float, text: str) -> str:
+def _report(
+    engine: Engine,
+    citizen: str,
+    lon: float,
+    lat: float,
+    text: str,
+    category: str = "infrastructure",
+) -> str:
     """A citizen's report sent through the workflow (its sending is covered by the journey)."""
     from datetime import UTC, datetime
 
@@ -746,7 +753,7 @@ def _report(engine: Engine, citizen: str, lon: float, lat: float, text: str) -> 
 
     with engine.begin() as conn:
         user = users.get_user(conn, citizen)
-        sub = rep.Submission(category="infrastructure", description=text, lon=lon, lat=lat)
+        sub = rep.Submission(category=category, description=text, lon=lon, lat=lat)
         out = wf.submit(conn, sub, [], user, datetime.now(UTC), Path("/nonexistent"))
     return str(out["code"])
 
@@ -774,6 +781,7 @@ def test_citizen_rates_a_resolved_report_in_english(
     citizen = _user(seeded, "j_citizen_en", "citizen")
     staff = _user(seeded, "j_staff_a", "commune_staff", [code_a])
     code = _report(seeded, citizen, lon, lat, "Broken street light at the market gate")
+    # (each test reports at its own spot: within 50 m, the same category would be a duplicate)
     _steps(
         seeded,
         code,
@@ -832,7 +840,7 @@ def test_staff_request_information_the_citizen_answers_and_the_operator_reopens(
     citizen = _user(seeded, "j_citizen_info", "citizen")
     staff = _user(seeded, "j_staff_a", "commune_staff", [code_a])
     operator = _user(seeded, "j_operator", "operator")
-    code = _report(seeded, citizen, lon, lat, "Ổ gà lớn giữa đường, xe máy dễ ngã")
+    code = _report(seeded, citizen, lon + 0.0008, lat, "Ổ gà lớn giữa đường, xe máy dễ ngã")
     extra = _photo(tmp_path / "o-ga.jpg", (90, 90, 90))
 
     # 1. Staff ask the citizen for more information.
@@ -981,3 +989,61 @@ def test_old_query_panel_circle_follows_a_typed_radius(
     assert "Radius 2,500 m" in pg.inner_text("#query-area-label")
     planner.shot(artifacts, "planner_circle_typed_desktop_en")
     planner.close()
+
+
+def test_staff_queue_filters_and_overdue_reports_stand_out(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    communes: list[tuple[str, str, float, float]],
+    artifacts: Path,
+) -> None:
+    """The queue filters by status, category and overdue, sorts by SLA due; late rows stand out."""
+    from datetime import UTC, datetime, timedelta
+
+    from layers.models.reports import field_report
+
+    code_a, _, lon, lat = communes[0]
+    citizen = _user(seeded, "j_citizen_q", "citizen")
+    staff = _user(seeded, "j_staff_a", "commune_staff", [code_a])
+    late = _report(seeded, citizen, lon, lat + 0.0008, "Cống thoát nước bị tắc, nước tràn ra đường")
+    fresh = _report(seeded, citizen, lon, lat, "Biển báo bị đổ sau mưa lớn", "traffic")
+    with seeded.begin() as conn:
+        conn.execute(
+            field_report.update()
+            .where(field_report.c.code == late)
+            .values(due_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    _steps(seeded, fresh, staff, [("accept", "")])
+    desk = Person(browser, live_server, DESKTOP)
+    desk.sign_in(staff)
+    pg = desk.page
+    row = pg.wait_for_selector(f"#rep-queue tr.rep-row.overdue[data-code='{late}']", timeout=30_000)
+    assert row is not None and "Quá hạn" in row.inner_text()
+    assert pg.locator(f"#rep-queue tr.rep-row.overdue[data-code='{fresh}']").count() == 0
+    # sorted by SLA due: the late one before the fresh one
+    codes = pg.locator("#rep-queue tr.rep-row").evaluate_all(
+        "rows => rows.map(r => r.dataset.code)"
+    )
+    assert codes.index(late) < codes.index(fresh), codes
+    desk.shot(artifacts, "staff_queue_overdue_desktop_vi")
+    pg.check("#rep-f-overdue")
+    pg.wait_for_function(
+        "(c) => !document.querySelector(`#rep-queue tr[data-code='${c}']`)", arg=fresh
+    )
+    assert pg.locator(f"#rep-queue tr[data-code='{late}']").count() == 1
+    assert pg.locator("#rep-queue tr.rep-row:not(.overdue)").count() == 0
+    pg.uncheck("#rep-f-overdue")
+    pg.select_option("#rep-f-status", "accepted")
+    pg.wait_for_function(
+        "(c) => !document.querySelector(`#rep-queue tr[data-code='${c}']`)", arg=late
+    )
+    assert pg.locator(f"#rep-queue tr[data-code='{fresh}']").count() == 1
+    pg.select_option("#rep-f-status", "")
+    pg.select_option("#rep-f-category", "infrastructure")
+    pg.wait_for_function(
+        "(c) => !document.querySelector(`#rep-queue tr[data-code='${c}']`)", arg=fresh
+    )
+    assert pg.locator(f"#rep-queue tr[data-code='{late}']").count() == 1
+    desk.shot(artifacts, "staff_queue_filtered_desktop_vi")
+    desk.close()
