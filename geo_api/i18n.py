@@ -26,6 +26,7 @@ _NAMED = {
     "to": "value.",
     "role": "value.",
     "action": "rep.step.",
+    "kind": "value.",
     "found": "geom.",
     "target": "geom.",
 }

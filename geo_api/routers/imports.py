@@ -181,8 +181,12 @@ def list_imports(
 def get_import(batch_id: int, request: Request, engine: EngineDep) -> dict[str, Any]:
     """Status, progress and (when finished) the report of one import."""
     job = jobs.job_status(engine, batch_id)
+    lang = i18n.request_lang(request)
     if isinstance(job.get("report"), dict):
-        job["report"] = localized_report(i18n.request_lang(request), job["report"])
+        job["report"] = localized_report(lang, job["report"])
+    if isinstance(job.get("errors"), list):
+        # a failed job stored its error's English detail: read back through the catalogue
+        job["errors"] = i18n.stored_all(lang, job["errors"], "err.")
     return job
 
 

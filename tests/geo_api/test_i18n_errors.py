@@ -230,3 +230,24 @@ def test_every_error_key_raised_in_code_is_in_the_catalogue() -> None:
     missing = sorted(k for k in keys if k not in CATALOGUE["vi"] or k not in CATALOGUE["en"])
     assert missing == []
     assert len(keys) > 200
+
+
+def test_a_failed_import_job_says_why_in_the_callers_language(
+    client: Any, auth_headers: Headers
+) -> None:
+    files = {"file": ("cot.csv", _csv(["ten,ghi_chu", "A,B"]), "text/csv")}
+    started = client.post(
+        "/api/imports", data={"layer": "j_i18n_fail"}, files=files, headers=auth_headers("admin")
+    )
+    assert started.status_code == 202, started.text[:300]
+    batch = started.json()["id"]
+    said = {}
+    for lang in ("vi", "en"):
+        job = client.get(
+            f"/api/imports/{batch}", headers={"Accept-Language": lang, **auth_headers("admin")}
+        ).json()
+        assert job["status"] == "failed" and len(job["errors"]) == 1, job
+        said[lang] = job["errors"][0]
+        assert wrong_language(said[lang], lang) == [], (lang, said[lang])
+    assert said["vi"].startswith("Tệp cot.csv: không tìm thấy cột tọa độ"), said["vi"]
+    assert said["en"].startswith("cot.csv: no coordinate columns found"), said["en"]

@@ -176,8 +176,10 @@ async function watchJob(app, id, out) {
     const done = Number(p.done ?? p.rows_done ?? p.rows ?? 0);
     const total = Number(p.total ?? p.rows_total ?? job.counts?.rows_read ?? 0);
     const pct = job.status === 'running' ? (total ? Math.min(100, (100 * done) / total) : 30) : 100;
+    const errors = (job.errors || []).map((e) => (typeof e === 'string' ? e : e && (e.detail || e.error))).filter(Boolean);
     out.replaceChildren(
       el('div', { class: 'row between' }, el('b', {}, `${t('import.status')}: ${valueLabel(job.status)}`), el('span', { class: 'muted' }, `#${job.id}`)),
+      errors.length ? el('div', { class: 'warn', id: 'imp-errors' }, errors.map((e) => el('p', {}, e))) : null,
       el('div', { class: 'progress', id: 'imp-progress' }, el('div', { style: `width:${pct.toFixed(0)}%` })),
       job.report && Object.keys(job.report).length ? reportView(job.report) : el('p', { class: 'muted' }, total ? `${fmtNumber(done)} / ${fmtNumber(total)}` : ''),
     );
