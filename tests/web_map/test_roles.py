@@ -1047,3 +1047,44 @@ def test_staff_queue_filters_and_overdue_reports_stand_out(
     assert pg.locator(f"#rep-queue tr[data-code='{late}']").count() == 1
     desk.shot(artifacts, "staff_queue_filtered_desktop_vi")
     desk.close()
+
+
+def test_citizen_picks_the_place_on_the_map_and_is_held_to_the_photo_limit(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    settings: Settings,
+    artifacts: Path,
+    tmp_path: Path,
+) -> None:
+    """In English on a phone: the place is a tap on the small map; one photo too many is refused."""
+    citizen = _user(seeded, "j_citizen_map", "citizen")
+    limit = settings.report_max_photos
+    photos = [str(_photo(tmp_path / f"anh-{i}.jpg", (30 * i, 80, 120))) for i in range(limit + 1)]
+    phone = Person(browser, live_server, PHONE, is_mobile=True, has_touch=True, locale="en-GB")
+    phone.sign_in(citizen, lang="en")
+    pg = phone.page
+    pg.wait_for_selector("#rep-form")
+    pg.select_option("#rep-category", "urban_order")
+    pg.fill("#rep-description", "Market stalls block the pavement every morning")
+    pg.wait_for_selector("#rep-pick-map canvas")
+    pg.wait_for_timeout(800)  # the small map lays out the province
+    pg.locator("#rep-pick-map").scroll_into_view_if_needed()
+    box = pg.locator("#rep-pick-map").bounding_box()
+    assert box is not None
+    pg.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    pg.wait_for_function(
+        "() => /^Chosen: \\d/.test(document.getElementById('rep-where').textContent)",
+        timeout=10_000,
+    )
+    pg.set_input_files("#rep-photos", photos)
+    pg.wait_for_selector("#rep-message.error")
+    assert f"At most {limit} photos" in pg.inner_text("#rep-message")
+    assert pg.locator("#rep-previews img").count() == limit
+    phone.shot(artifacts, "citizen_map_pick_phone_en")
+    pg.click("#rep-send")
+    pg.wait_for_selector("#rep-receipt", timeout=30_000)
+    assert re.fullmatch(r"PA-\d{4}-\d{6}", pg.inner_text("#rep-receipt-code").strip())
+    assert "Urban order" in pg.inner_text("#rep-receipt")
+    phone.shot(artifacts, "citizen_map_pick_receipt_phone_en")
+    phone.close()
