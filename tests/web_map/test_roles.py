@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -553,8 +554,6 @@ ALLOWED_CODES = re.compile(r"^(j_[a-z_]+|t_[a-z_]+|tram_bom)$")
 
 
 def _catalogue() -> dict[str, dict[str, str]]:
-    import json
-
     data: dict[str, dict[str, str]] = json.loads(
         (Path(__file__).parents[2] / "web_map" / "i18n.json").read_text(encoding="utf-8")
     )
@@ -1088,3 +1087,80 @@ def test_citizen_picks_the_place_on_the_map_and_is_held_to_the_photo_limit(
     assert "Urban order" in pg.inner_text("#rep-receipt")
     phone.shot(artifacts, "citizen_map_pick_receipt_phone_en")
     phone.close()
+
+
+PRESETS = [
+    "near_layer",
+    "gaps",
+    "per_commune",
+    "radius",
+    "nearest",
+    "within",
+    "buffer",
+    "intersection",
+]
+
+
+def test_planner_runs_every_preset_and_exports_csv_and_geojson(
+    browser: Any, live_server: str, seeded: Engine, artifacts: Path, tmp_path: Path
+) -> None:
+    """Each of the eight questions runs from the page and answers with a table of results."""
+    import csv
+
+    planner = Person(browser, live_server, DESKTOP)
+    planner.sign_in(_user(seeded, "j_planner", "planner"))
+    pg = planner.page
+    pg.click("#nav-planner")
+    pg.wait_for_selector("#plan-presets")
+    assert (
+        pg.locator("#plan-presets button").evaluate_all("bs => bs.map(b => b.dataset.preset)")
+        == PRESETS
+    )
+    answered: dict[str, int] = {}
+    for preset in PRESETS:
+        pg.click(f"#plan-presets button[data-preset={preset}]")
+        pg.wait_for_selector(f"#plan-presets button.active[data-preset={preset}]")
+        if preset in ("radius", "nearest"):
+            pg.wait_for_selector("#plan-map canvas")
+            pg.wait_for_timeout(500)
+            box = pg.locator("#plan-map").bounding_box()
+            assert box is not None
+            pg.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            pg.wait_for_function(
+                "() => /\\d/.test(document.getElementById('plan-point').textContent)"
+            )
+        if preset == "within":
+            commune = pg.locator("#plan-sentence select[data-param=commune]")
+            pg.wait_for_function(
+                "() => document.querySelectorAll("
+                "'#plan-sentence select[data-param=commune] option').length > 1"
+            )
+            commune.select_option(index=1)
+        pg.click("#plan-run")
+        pg.wait_for_function(
+            "() => !document.getElementById('plan-run').disabled"
+            " && (document.querySelector('#plan-results h2') || document.getElementById('plan-message'))",
+            timeout=120_000,
+        )
+        assert pg.locator("#plan-message.error").count() == 0, pg.inner_text("#plan-message")
+        answered[preset] = int(re.sub(r"\D", "", pg.inner_text("#plan-results h2")) or 0)
+        if answered[preset]:
+            assert pg.locator("#plan-table tr.plan-row").count() > 0
+        if preset == "per_commune":
+            # the server's figures: population and the count per 10,000 inhabitants
+            heads = pg.locator("#plan-table th").all_inner_texts()
+            assert any("10.000" in h for h in heads), heads
+            planner.shot(artifacts, "planner_per_commune_desktop_vi")
+            with pg.expect_download() as dl:
+                pg.click("#plan-results button[data-export=geojson]")
+            doc = json.loads(Path(dl.value.path()).read_text(encoding="utf-8"))
+            assert len(doc["features"]) == answered[preset]
+        if preset == "buffer":
+            with pg.expect_download() as dl:
+                pg.click("#plan-results button[data-export=csv]")
+            with open(dl.value.path(), encoding="utf-8-sig", newline="") as fh:
+                rows = list(csv.reader(fh))
+            assert len(rows) - 1 == answered[preset], rows[:2]
+    assert all(answered[p] > 0 for p in ("near_layer", "per_commune", "buffer")), answered
+    planner.shot(artifacts, "planner_intersection_desktop_vi")
+    planner.close()
