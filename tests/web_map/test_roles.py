@@ -434,6 +434,13 @@ def test_operator_clicks_the_camera_under_a_traffic_point_and_works_an_alert(
     item.click()
     pg.wait_for_selector("#feed-list li.alert.focused .alert-why")
     assert "ngưỡng 20" in pg.inner_text("#feed-list li.alert.focused .alert-why")
+    # the alert's commune is outlined on the map (not just flown to)
+    pg.wait_for_function(
+        """() => { const s = window.__iocmap.app.map.getSource('alert-area');
+             const f = s && s.serialize().data.features;
+             return !!f && f.length === 1 && /Polygon/.test(f[0].geometry.type); }""",
+        timeout=20_000,
+    )
     pg.click("#feed-list li.alert.focused button[data-alert-step=ack]")
     pg.fill("#feed-list li.alert.focused .alert-note-input", "Đã cử CSGT tới hiện trường")
     pg.click("#feed-list li.alert.focused button[data-confirm=ack]")
