@@ -27,6 +27,7 @@ _NAMED = {
     "role": "value.",
     "action": "rep.step.",
     "kind": "value.",
+    "param": "field.",
     "found": "geom.",
     "target": "geom.",
 }

@@ -155,9 +155,11 @@ def get_indicator(code: str) -> IndicatorDef:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise NotFoundError(
             f"unknown indicator '{code}'{hint} (GET /api/indicators lists them)",
-            close=", ".join(close) or "—",
+            close=", ".join(close),
             indicator=code,
-            i18n="err.indicators_store.unknown_indicator_get_api_indicators",
+            i18n="err.indicators_store.unknown_indicator_close"
+            if close
+            else "err.indicators_store.unknown_indicator",
         ) from None
 
 
