@@ -16,19 +16,23 @@ from vision.draw import draw_overlay, encode_jpeg
 from vision.runner import calibration_for
 
 
-def _media_file(settings: Settings, path: str | None, what: str) -> Path:
-    """A stored media path, refused unless it is a file inside the media directory."""
+def _media_file(settings: Settings, path: str | None, kind: str, ref: str) -> Path:
+    """A stored media path, refused unless it is a file inside the media directory.
+
+    `kind` is "camera" or "event" (it names the message), `ref` its id.
+    """
+    what = f"camera '{ref}'" if kind == "camera" else f"event {ref}"
     if not path:
         raise NotFoundError(
-            f"{what} has no image yet", i18n="err.vision_service.has_no_image_yet", what=what
+            f"{what} has no image yet", i18n=f"err.vision_service.{kind}_no_image", ref=ref
         )
     root = settings.media_root.resolve()
     p = Path(path).resolve()
     if root not in p.parents or not p.is_file():
         raise NotFoundError(
             f"{what} image is not available",
-            i18n="err.vision_service.image_not_available",
-            what=what,
+            i18n=f"err.vision_service.{kind}_image_missing",
+            ref=ref,
         )
     return p
 
@@ -39,7 +43,7 @@ def camera_snapshot(
     """The camera's latest frame as JPEG, with its tracked boxes and projected zones if asked."""
     camera = cam_db.get_camera(conn, camera_id)
     try:
-        path = _media_file(settings, camera.frame_path, f"camera '{camera_id}'")
+        path = _media_file(settings, camera.frame_path, "camera", camera_id)
         stored = path.read_bytes()
     except NotFoundError:
         # No worker has written a frame for this camera. Its own stream may be grabbed now,
@@ -79,7 +83,7 @@ def camera_snapshot(
 def event_snapshot(conn: Connection, settings: Settings, event_id: int) -> bytes:
     """The JPEG stored with an event."""
     event = ev_db.get_event(conn, event_id)
-    return _media_file(settings, event.snapshot_path, f"event {event_id}").read_bytes()
+    return _media_file(settings, event.snapshot_path, "event", str(event_id)).read_bytes()
 
 
 def grab_live_frame(stream_url: str, settings: Settings, open_timeout_ms: int = 5000) -> np.ndarray:
