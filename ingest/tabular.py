@@ -190,7 +190,13 @@ def read_csv(
     except pa.ArrowInvalid as exc:
         msg = str(exc).strip().splitlines()[0][:300]
         if "straddl" in msg or "block" in msg:
-            msg = f"a line or field is longer than {max_line_bytes} bytes"
+            raise InvalidInputError(
+                f"{path.name}: unreadable CSV: a line or field is longer than "
+                f"{max_line_bytes} bytes",
+                file=path.name,
+                i18n="err.tabular.line_too_long",
+                max_line_bytes=max_line_bytes,
+            ) from exc
         raise InvalidInputError(
             f"{path.name}: unreadable CSV: {msg}",
             file=path.name,

@@ -24,7 +24,7 @@ CATALOGUE = json.loads(
 
 # Quoted values (names, slugs, typed input) are the caller's own words, in any language;
 # command-line flags (--source-layer) are names too.
-QUOTED = re.compile(r"“[^”]*”|'[^']*'|\"[^\"]*\"|\([^)]*\bEPSG[^)]*\)|--[a-z][a-z-]*")
+QUOTED = re.compile(r"“[^”]*”|'[^']*'|\"[^\"]*\"|\([^)]*\bEPSG[^)]*\)|--[a-z][a-z-]*|vĩ độ/kinh độ")
 # Words of an English sentence that no Vietnamese message uses.
 ENGLISH = re.compile(
     r"\b(the|is|are|must|does|not|exist|should|invalid|required|between|layer|field|value|"
@@ -82,7 +82,7 @@ CASES: list[tuple[str, str | None, str, str, dict[str, Any]]] = [
     ("no_route", None, "GET", "/api/khong-co-duong-nay", {}),
     ("import_type", "gis_staff", "POST", "/api/imports",
      {"data": {"layer": "j_i18n", "dry_run": "true"},
-      "files": {"file": ("ghi-chu.txt", b"hello", "text/plain")}}),
+      "files": {"file": ("ban-ve.dwg", b"AC1032", "application/octet-stream")}}),
     ("import_columns", "gis_staff", "POST", "/api/imports",
      {"data": {"layer": "j_i18n", "dry_run": "true"},
       "files": {"file": ("a.csv", _csv(["ten,ghi_chu", "A,B"]), "text/csv")}}),
@@ -131,7 +131,7 @@ def test_the_lang_cookie_wins_over_accept_language(client: Any) -> None:
 
 
 def test_validation_names_the_field_in_words(client: Any, auth_headers: Headers) -> None:
-    body = {"layer": "hospitals", "lon": 105.68, "lat": 18.67, "radius_m": -5}
+    body = {"layer": "hospitals", "lon": 105.68, "lat": 18.67, "radius_m": "xa"}
     for lang, label in (("vi", "Bán kính (m)"), ("en", "Radius (m)")):
         res = client.post(
             "/api/query/radius",
@@ -140,6 +140,7 @@ def test_validation_names_the_field_in_words(client: Any, auth_headers: Headers)
         )
         assert res.status_code == 400
         assert res.json()["detail"].startswith(f"{label}: "), res.json()
+        assert res.json()["detail"] != f"{label}: ", res.json()
         # programs still get the raw location
         assert res.json()["fields"] == ["body.radius_m"]
 
