@@ -273,7 +273,9 @@ export function renderQuery(app) {
     ),
   );
   if (d.mode) box.append(el('p', { class: 'hint' }, t(`query.hint_${d.mode}`)));
-  if (d.areaLabel) box.append(el('p', { class: 'small', id: 'query-area-label' }, `◉ ${d.areaLabel}`));
+  // a circle's label is written in the page's language each time (the language may have changed)
+  const areaLabel = d.circle && d.area ? t('query.radius_label', { r: fmtNumber(q.radius) }) : d.areaLabel;
+  if (areaLabel) box.append(el('p', { class: 'small', id: 'query-area-label' }, `◉ ${areaLabel}`));
   const form = el(
     'div',
     { class: 'qform' },
