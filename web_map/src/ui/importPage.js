@@ -78,6 +78,11 @@ function crsText(crs) {
   return `${crs.name || '—'} (EPSG:${crs.srid ?? '?'}${source})`;
 }
 
+/** A note as a sentence: the server's English notes start in lower case. */
+function sentence(text) {
+  return text ? text.charAt(0).toUpperCase() + text.slice(1) : text;
+}
+
 /** A column's JSON-schema type in words ("số | trống" for ["number", "null"]). */
 function typeLabel(schema) {
   const types = Array.isArray(schema.type) ? schema.type : [schema.type];
@@ -121,7 +126,7 @@ function rasterReportView(report) {
       el('tr', {}, el('th', {}, t('raster.bands')), el('td', {}, `${r.bands} · ${r.dtype} · nodata ${r.nodata ?? '—'}`)),
       el('tr', {}, el('th', {}, t('raster.size')), el('td', {}, `${fmtNumber(r.width)} × ${fmtNumber(r.height)} · ${t('raster.resolution', { m: fmtNumber(Math.round(r.resolution_m || 0)) })}`)),
     ),
-    report.notes && report.notes.length ? el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, n))) : null,
+    report.notes && report.notes.length ? el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, sentence(n)))) : null,
   );
 }
 
@@ -159,7 +164,7 @@ function reportView(report) {
   if (reasons.length) {
     box.append(el('h3', {}, t('import.rejects')), table(reasons.map(([reason, n]) => ({ reason: reasonLabel(reason), n })), ['reason', 'n'], [t('import.reason'), t('import.count')]));
   }
-  if (report.notes && report.notes.length) box.append(el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, n))));
+  if (report.notes && report.notes.length) box.append(el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, sentence(n)))));
   return box;
 }
 
@@ -208,6 +213,14 @@ async function loadHistory(app) {
   }
 }
 
+/** The file field: the browser's own button speaks the browser's language, ours the page's. */
+function fileField() {
+  const input = el('input', { type: 'file', id: 'imp-file', class: 'rep-file', accept: ACCEPT, required: true });
+  const name = el('span', { class: 'muted small', id: 'imp-file-name' }, t('import.no_file'));
+  input.addEventListener('change', () => (name.textContent = input.files[0] ? input.files[0].name : t('import.no_file')));
+  return el('div', { class: 'imp-file-field' }, el('div', { class: 'rep-label' }, t('import.file')), el('div', { class: 'row rep-where-row' }, el('label', { class: 'btn small rep-file-btn', for: 'imp-file' }, `📄 ${t('import.choose_file')}`, input), name));
+}
+
 /** Draw the import page. */
 export function renderImportPage(app) {
   const page = document.getElementById('importpage');
@@ -224,8 +237,8 @@ export function renderImportPage(app) {
     'form',
     { class: 'imp-card', id: 'imp-form', onsubmit: (e) => e.preventDefault() },
     el('h2', {}, t('nav.import')),
-    el('label', {}, t('import.file'), el('input', { type: 'file', id: 'imp-file', accept: ACCEPT, required: true })),
-    el('label', {}, t('import.layer'), el('input', { type: 'text', id: 'imp-layer', required: true, pattern: '[a-z][a-z0-9_]{1,62}', placeholder: 'vd: tram_bom' })),
+    fileField(),
+    el('label', {}, t('import.layer'), el('input', { type: 'text', id: 'imp-layer', required: true, pattern: '[a-z][a-z0-9_]{1,62}', placeholder: t('import.layer_example') })),
     el(
       'label',
       {},
