@@ -72,7 +72,8 @@ def do_import(engine: Engine, settings: Settings) -> Callable[..., ImportReport]
 @pytest.fixture(scope="module")
 def client(seeded: Engine, settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings.model_copy(update={"report_rate_burst": 100_000}))
-    with TestClient(app, raise_server_exceptions=False) as c:
+    # field names as the English messages spell them (Vietnamese is the default)
+    with TestClient(app, raise_server_exceptions=False, headers={"Accept-Language": "en"}) as c:
         yield c
 
 
