@@ -59,8 +59,11 @@ def has(key: str) -> bool:
     return key in catalogue()["vi"]
 
 
-def t(lang: str, key: str, **values: Any) -> str:
-    """Translate a key (English falls back to Vietnamese, then to the key)."""
+def t(lang: str, key: str, /, **values: Any) -> str:
+    """Translate a key (English falls back to Vietnamese, then to the key).
+
+    Positional-only, so a value may be called `key` or `lang` (a query parameter's name).
+    """
     data = catalogue()
     text = data.get(lang, {}).get(key) or data["vi"].get(key) or key
     for name, value in values.items():
@@ -120,7 +123,7 @@ def field_label(lang: str, loc: Iterable[Any]) -> str:
     """The field a validation error names, in words ("Bán kính (m)"), from its location."""
     names = [str(p) for p in loc if isinstance(p, str) and p not in _LOC_ROOTS]
     if not names:
-        return t(lang, "val.request")
+        return ""
     labels = [t(lang, f"field.{n}") if has(f"field.{n}") else n for n in names]
     return " › ".join(labels)
 
@@ -134,4 +137,8 @@ def validation_problem(lang: str, err: Mapping[str, Any]) -> str:
         ctx["expected"] = str(ctx["expected"]).replace(" or ", f" {t(lang, 'val.or')} ")
     key = f"val.{kind}" if has(f"val.{kind}") else "val.invalid"
     problem = t(lang, key, **ctx)
-    return t(lang, "val.problem", field=field_label(lang, err.get("loc", ())), problem=problem)
+    field = field_label(lang, err.get("loc", ()))
+    if not field:
+        # the request as a whole (a rule across fields): the problem is the sentence
+        return problem[:1].upper() + problem[1:]
+    return t(lang, "val.problem", field=field, problem=problem)

@@ -56,6 +56,10 @@ CASES: list[tuple[str, str | None, str, str, dict[str, Any]]] = [
     ("sortby", "admin", "GET", "/api/layers/hospitals/features?sortby=khong_co", {}),
     ("cql", "admin", "GET", "/ogc/collections/hospitals/items?filter=khong_co%3D1", {}),
     ("collection", "admin", "GET", "/ogc/collections/khong_co/items", {}),
+    # values named like t()'s own parameters (key, lang) fill their messages too
+    ("query_param", "admin", "GET", "/ogc/collections/hospitals/items?mau_sac=do", {}),
+    ("filter_lang", "admin", "GET",
+     "/ogc/collections/hospitals/items?filter-lang=khac&filter=name%3D%27a%27", {}),
     ("zoom", "admin", "GET", "/tiles/hospitals/40/1/1.mvt", {}),
     ("radius_gt", "admin", "POST", "/api/query/radius",
      {"json": {"layer": "hospitals", "lon": 105.68, "lat": 18.67, "radius_m": -5}}),

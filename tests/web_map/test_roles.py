@@ -643,7 +643,7 @@ def test_every_page_speaks_one_language_without_raw_codes(
             pg.wait_for_selector("#imp-report", timeout=180_000)
             notes = pg.inner_text("#imp-report ul")
             assert ("Dấu phân cách CSV" if lang == "vi" else "CSV delimiter") in notes, notes
-            assert ("Tọa độ lấy từ cột" if lang == "vi" else "coordinates from columns") in notes
+            assert ("Tọa độ lấy từ cột" if lang == "vi" else "Coordinates from columns") in notes
         text = _visible_text(pg)
         codes = sorted(
             {m.group(0) for m in RAW_CODE.finditer(text) if not ALLOWED_CODES.match(m.group(0))}
