@@ -112,7 +112,11 @@ def firings(
 def _percentile(conn: Connection, spec: rules.RuleSpec, now: datetime) -> list[rules.Firing]:
     target = target_for(conn, get_layer(conn, spec.layer))
     if target is None or 3600 not in target.widths:
-        raise IocError(f"layer '{spec.layer}' has no hourly H3 aggregates")
+        raise IocError(
+            f"layer '{spec.layer}' has no hourly H3 aggregates",
+            i18n="err.alerting.layer_has_no_hourly_h3",
+            layer=spec.layer,
+        )
     state = h3db.read_state(conn, target.layer_id)
     if state is None:
         return []

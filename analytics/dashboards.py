@@ -202,9 +202,19 @@ def dashboard(
     sec = next((s for s in sectors() if s["code"] == sector), None)
     if sec is None:
         known = ", ".join(s["code"] for s in sectors())
-        raise NotFoundError(f"unknown sector '{sector}'; known: {known}", sector=sector)
+        raise NotFoundError(
+            f"unknown sector '{sector}'; known: {known}",
+            sector=sector,
+            i18n="err.dashboards.unknown_sector_known",
+            known=known,
+        )
     if start and end and end < start:
-        raise InvalidInputError(f"end {end} is before start {start}")
+        raise InvalidInputError(
+            f"end {end} is before start {start}",
+            i18n="err.dashboards.end_before_start",
+            end=end,
+            start=start,
+        )
     defs = [d for d in catalog().values() if d.sector == sector]
     latest = latest_periods(conn) if start is None else {}
     kpis = []

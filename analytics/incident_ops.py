@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Connection, Engine
 
 from analytics import incidents as rules
@@ -59,7 +60,9 @@ class IncidentIn(BaseModel):
     @model_validator(mode="after")
     def _where(self) -> IncidentIn:
         if self.geometry is None and self.source is None:
-            raise ValueError("give a geometry (a point on the map) or a source to open from")
+            raise PydanticCustomError(
+                "incident_where", "give a geometry (a point on the map) or a source to open from"
+            )
         return self
 
 
@@ -94,14 +97,31 @@ def _geometry_wkb(geojson: dict[str, Any]) -> bytes:
     try:
         geom = shapely.geometry.shape(geojson)
     except Exception as exc:  # shapely raises several types for bad GeoJSON
-        raise InvalidInputError(f"geometry: not valid GeoJSON ({exc})", field="geometry") from exc
+        raise InvalidInputError(
+            f"geometry: not valid GeoJSON ({exc})",
+            field="geometry",
+            i18n="err.incident_ops.geometry_not_valid_geojson",
+            exc=str(exc),
+        ) from exc
     if geom.geom_type not in ("Point", "Polygon", "MultiPolygon"):
-        raise InvalidInputError("geometry: a Point, Polygon or MultiPolygon", field="geometry")
+        raise InvalidInputError(
+            "geometry: a Point, Polygon or MultiPolygon",
+            field="geometry",
+            i18n="err.incident_ops.geometry_point_polygon_or_multipolygon",
+        )
     if geom.is_empty or not geom.is_valid:
-        raise InvalidInputError("geometry: empty or invalid", field="geometry")
+        raise InvalidInputError(
+            "geometry: empty or invalid",
+            field="geometry",
+            i18n="err.incident_ops.geometry_empty_or_invalid",
+        )
     minx, miny, maxx, maxy = geom.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidInputError("geometry: coordinates must be WGS84 lng/lat", field="geometry")
+        raise InvalidInputError(
+            "geometry: coordinates must be WGS84 lng/lat",
+            field="geometry",
+            i18n="err.incident_ops.geometry_coordinates_must_be_wgs84",
+        )
     return bytes(shapely.to_wkb(geom))
 
 
@@ -117,7 +137,10 @@ def scope_of(user: User) -> Scope:
 def _check_radius(radius: float, settings: Settings) -> float:
     if radius > settings.incident_max_radius_m:
         raise InvalidInputError(
-            f"radius_m: at most {settings.incident_max_radius_m:.0f} m", field="radius_m"
+            f"radius_m: at most {settings.incident_max_radius_m:.0f} m",
+            field="radius_m",
+            i18n="err.incident_ops.radius_m_at_most_m",
+            incident_max_radius_m=format(settings.incident_max_radius_m, ".0f"),
         )
     return radius
 
@@ -150,14 +173,22 @@ def open_incident(
     elif src is not None and src.get("wkb") is not None:
         wkb = src["wkb"]
     else:
-        raise InvalidInputError("the source has no location; give a geometry", field="geometry")
+        raise InvalidInputError(
+            "the source has no location; give a geometry",
+            field="geometry",
+            i18n="err.incident_ops.source_has_no_location_give",
+        )
     itype = body.type
     if itype is None and src is not None and body.source is not None:
         itype = rules.source_type(body.source.kind, src["label"] or "")  # type: ignore[assignment]
     itype = itype or "other"
     title = body.title or (src["title"] if src else None)
     if not title:
-        raise InvalidInputError("title: required when not opening from a source", field="title")
+        raise InvalidInputError(
+            "title: required when not opening from a source",
+            field="title",
+            i18n="err.incident_ops.title_required_when_not_opening",
+        )
     commune = store.commune_at(conn, wkb)
     radius = _check_radius(body.radius_m or settings.incident_default_radius_m, settings)
     iid = store.create_incident(
@@ -210,7 +241,12 @@ def patch_incident(
     """Change editable fields; each change is logged with its old and new value."""
     cur = store.get_incident(conn, incident_id, scope, lock=True)
     if cur["status"] in ("closed", "false_alarm"):
-        raise ConflictError(f"incident {incident_id} is {cur['status']}; it can no longer change")
+        raise ConflictError(
+            f"incident {incident_id} is {cur['status']}; it can no longer change",
+            i18n="err.incident_ops.incident_it_can_no_longer",
+            incident_id=incident_id,
+            status=cur["status"],
+        )
     changes = body.model_dump(exclude_unset=True, exclude={"geometry"})
     if "radius_m" in changes and changes["radius_m"] is not None:
         _check_radius(changes["radius_m"], settings)
@@ -307,13 +343,21 @@ def add_directive(
     """A leader's directive: logged, and a task for the named agency (else the commander)."""
     inc = store.get_incident(conn, incident_id, lock=True)
     if inc["status"] not in rules.OPEN_STATUSES:
-        raise ConflictError(f"incident {incident_id} is {inc['status']}; no more directives")
+        raise ConflictError(
+            f"incident {incident_id} is {inc['status']}; no more directives",
+            i18n="err.incident_ops.incident_no_more_directives",
+            incident_id=incident_id,
+            status=inc["status"],
+        )
     agency = None
     if body.agency_code:
         agency = store.get_agency(conn, body.agency_code)
         if agency is None:
             raise InvalidInputError(
-                f"agency_code: unknown agency '{body.agency_code}'", field="agency_code"
+                f"agency_code: unknown agency '{body.agency_code}'",
+                field="agency_code",
+                i18n="err.incident_ops.agency_code_unknown_agency",
+                agency_code=body.agency_code,
             )
     tid = store.create_task(
         conn,
@@ -400,7 +444,12 @@ def detail(conn: Connection, incident_id: int, scope: Scope) -> dict[str, Any]:
 def _task_for(conn: Connection, task_id: int, user: User) -> dict[str, Any]:
     t = store.get_task(conn, task_id, scope_of(user), lock=True)
     if t["status"] in ("done", "cancelled"):
-        raise ConflictError(f"task {task_id} is {t['status']}")
+        raise ConflictError(
+            f"task {task_id} is {t['status']}",
+            i18n="err.incident_ops.task",
+            task_id=task_id,
+            status=t["status"],
+        )
     return t
 
 
@@ -408,7 +457,12 @@ def ack_task(conn: Connection, task_id: int, user: User, now: datetime) -> dict[
     """Acknowledge an open task (the first response of its agency)."""
     t = _task_for(conn, task_id, user)
     if t["status"] != "open":
-        raise ConflictError(f"task {task_id} is already {t['status']}")
+        raise ConflictError(
+            f"task {task_id} is already {t['status']}",
+            i18n="err.incident_ops.task_already",
+            task_id=task_id,
+            status=t["status"],
+        )
     store.update_task(
         conn,
         task_id,
@@ -436,7 +490,9 @@ def note_task(
 ) -> dict[str, Any]:
     """Add a note and/or a photo (JPEG/PNG, re-encoded without EXIF) to a task."""
     if not note.strip() and not photo:
-        raise InvalidInputError("give a note or a photo", field="note")
+        raise InvalidInputError(
+            "give a note or a photo", field="note", i18n="err.incident_ops.give_note_or_photo"
+        )
     t = _task_for(conn, task_id, user)
     data, mtype = None, None
     if photo:
@@ -492,7 +548,10 @@ def complete_task(
 def check_task_reader(user: User, task: dict[str, Any]) -> None:
     """PermissionDeniedError if an agency user reads another agency's task (belt and braces)."""
     if user.role == "agency_staff" and task["agency_code"] not in user.admin_units:
-        raise PermissionDeniedError("this task belongs to another agency")
+        raise PermissionDeniedError(
+            "this task belongs to another agency",
+            i18n="err.incident_ops.this_task_belongs_to_another",
+        )
 
 
 # --- escalation and KPIs (the scheduler's jobs) --------------------------------------------

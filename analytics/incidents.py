@@ -104,10 +104,21 @@ class SopSpec(BaseModel):
 def check_transition(current: str, to: str) -> None:
     """ConflictError unless `current -> to` is a move of the state machine."""
     if to not in STATUSES:
-        raise InvalidInputError(f"unknown status '{to}'; statuses: {', '.join(STATUSES)}", to=to)
+        raise InvalidInputError(
+            f"unknown status '{to}'; statuses: {', '.join(STATUSES)}",
+            to=to,
+            i18n="err.incidents.unknown_status_statuses",
+            items=", ".join(STATUSES),
+        )
     if to not in TRANSITIONS[current]:
         allowed = ", ".join(TRANSITIONS[current]) or "none (the incident is finished)"
-        raise ConflictError(f"an incident that is {current} cannot become {to}; allowed: {allowed}")
+        raise ConflictError(
+            f"an incident that is {current} cannot become {to}; allowed: {allowed}",
+            i18n="err.incidents.incident_that_cannot_become_allowed",
+            current=current,
+            to=to,
+            allowed=allowed,
+        )
 
 
 def pick_sop(sops: Sequence[Mapping[str, Any]], incident_type: str, severity: int) -> Any | None:
@@ -164,9 +175,15 @@ def plan_tasks(
 def check_completion(evidence: str, notes: int, photos: int) -> None:
     """ConflictError when a task's required evidence is missing."""
     if evidence == "note" and notes == 0:
-        raise ConflictError("this task needs a note before it can be completed")
+        raise ConflictError(
+            "this task needs a note before it can be completed",
+            i18n="err.incidents.this_task_needs_note_before",
+        )
     if evidence == "photo" and photos == 0:
-        raise ConflictError("this task needs a photo before it can be completed")
+        raise ConflictError(
+            "this task needs a photo before it can be completed",
+            i18n="err.incidents.this_task_needs_photo_before",
+        )
 
 
 # What each source suggests about the incident type (None: no opinion, so it may match any).

@@ -102,7 +102,13 @@ def zonal_query(
     """One row per unit (code, name, the statistics asked for), exact over partial pixels."""
     raster = get_raster(conn, raster_slug)
     if not 1 <= band <= raster.meta.bands:
-        raise InvalidInputError(f"band must be 1..{raster.meta.bands}; got {band}", param="band")
+        raise InvalidInputError(
+            f"band must be 1..{raster.meta.bands}; got {band}",
+            param="band",
+            i18n="err.raster_jobs.band_must_be_1_got",
+            bands=raster.meta.bands,
+            band=band,
+        )
     name, found = units_for(conn, units)
     merc = read.to_mercator_many([u.geom for u in found])
     bounds = _union_bounds(merc)
@@ -163,12 +169,23 @@ def flood_depth_grid(
     try:
         seed_geom = shapely.geometry.shape(seed.get("geometry", seed))
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise InvalidInputError(f"seed is not a GeoJSON geometry ({exc})", param="seed") from exc
+        raise InvalidInputError(
+            f"seed is not a GeoJSON geometry ({exc})",
+            param="seed",
+            i18n="err.raster_jobs.seed_not_geojson_geometry",
+            exc=str(exc),
+        ) from exc
     if seed_geom.is_empty:
-        raise InvalidInputError("seed geometry is empty", param="seed")
+        raise InvalidInputError(
+            "seed geometry is empty", param="seed", i18n="err.raster_jobs.seed_geometry_empty"
+        )
     mask = seed_mask(got.grid, read.to_mercator(seed_geom))
     if not mask.any():
-        raise InvalidInputError("the seed lies outside the DEM", param="seed")
+        raise InvalidInputError(
+            "the seed lies outside the DEM",
+            param="seed",
+            i18n="err.raster_jobs.seed_lies_outside_dem",
+        )
     d = flood.flood_from_level(got.grid.values, got.grid.valid(), level_m, mask)
     d[d < min_depth_m] = 0.0
     return Grid(d, got.grid.bounds, None), raster, got.factor
@@ -461,7 +478,10 @@ def flood_firings(
 ) -> list[rules.Firing]:
     """A flood_exposure rule: exposure of the depth raster `spec.layer` against the threshold."""
     if settings is None:
-        raise InvalidInputError("flood_exposure rules need the settings (the raster directory)")
+        raise InvalidInputError(
+            "flood_exposure rules need the settings (the raster directory)",
+            i18n="err.raster_jobs.flood_exposure_rules_need_settings",
+        )
     raster = get_raster(conn, spec.layer)
     got = read.read_grid(settings, raster, settings.raster_query_max_pixels)
     depth = Grid(

@@ -34,7 +34,11 @@ def choose_window(
     if tuple(widths) == (0,):
         return 0, None, None
     if t_from is not None and t_to is not None and t_to <= t_from:
-        raise InvalidInputError("'to' must be after 'from'", param="to")
+        raise InvalidInputError(
+            "'to' must be after 'from'",
+            param="to",
+            i18n="err.analytics_service.to_must_be_after_from",
+        )
     for w in sorted(widths, reverse=True):
         if all(e is None or e % w == 0 for e in (_epoch(t_from), _epoch(t_to))):
             return w, t_from, t_to
@@ -84,14 +88,22 @@ def plan_segments(
 def _target(conn: Connection, slug: str) -> AggTarget:
     target = target_for(conn, get_layer(conn, slug))
     if target is None:
-        raise NotFoundError(f"layer '{slug}' has no H3 aggregates", slug=slug)
+        raise NotFoundError(
+            f"layer '{slug}' has no H3 aggregates",
+            slug=slug,
+            i18n="err.analytics_service.layer_has_no_h3_aggregates",
+        )
     return target
 
 
 def _check_res(target: AggTarget, res: int) -> None:
     if res not in target.resolutions:
         raise InvalidInputError(
-            f"res must be one of {', '.join(map(str, target.resolutions))}; got {res}", param="res"
+            f"res must be one of {', '.join(map(str, target.resolutions))}; got {res}",
+            param="res",
+            i18n="err.analytics_service.res_must_be_one_got",
+            items=", ".join(map(str, target.resolutions)),
+            res=res,
         )
 
 
@@ -245,7 +257,11 @@ def change_between(
     """Per-cell value in periods A and B, difference and percent change."""
     target = _target(conn, slug)
     if target.widths == (0,):
-        raise InvalidInputError(f"layer '{slug}' has no time; change needs periods", slug=slug)
+        raise InvalidInputError(
+            f"layer '{slug}' has no time; change needs periods",
+            slug=slug,
+            i18n="err.analytics_service.layer_has_no_time_change",
+        )
     ca, va, *_ = _cells(conn, target, res, a[0], a[1], measure)
     cb, vb, *_ = _cells(conn, target, res, b[0], b[1], measure)
     ch = hotspots.change(ca, np.nan_to_num(va), cb, np.nan_to_num(vb))
@@ -281,11 +297,19 @@ def kpi_forecast(
     """Series of a layer's count (or sum) per day or week, its trend and forecast band."""
     info = get_layer(conn, slug)
     if info.time_field is None:
-        raise InvalidInputError(f"layer '{slug}' has no time field", slug=slug)
+        raise InvalidInputError(
+            f"layer '{slug}' has no time field",
+            slug=slug,
+            i18n="err.analytics_service.layer_has_no_time_field",
+        )
     nums = h3db.numeric_properties(info)
     kind, mi = h3db.parse_measure(measure, nums)
     if kind == "mean":
-        raise InvalidInputError("forecast supports count or sum:<property>", param="measure")
+        raise InvalidInputError(
+            "forecast supports count or sum:<property>",
+            param="measure",
+            i18n="err.analytics_service.forecast_supports_count_or_sum",
+        )
     w = FREQ_SECONDS[freq]
     off = _WEEK_OFFSET if freq == "week" else 0
     end_epoch = (now or datetime.now(UTC)).timestamp()

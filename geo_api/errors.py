@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_api import i18n
 from layers.errors import (
@@ -40,6 +41,15 @@ STATUS_BY_ERROR: dict[type[IocError], int] = {
     UnavailableError: 503,
     DatabaseClusterError: 503,
 }
+
+
+def domain_detail(lang: str, exc: IocError) -> str:
+    """A domain error's message in `lang`: its catalogue key's text, else its own detail."""
+    key = exc.context.get("i18n")
+    if not isinstance(key, str):
+        return exc.detail
+    values = {k: v for k, v in exc.context.items() if k != "i18n"}
+    return i18n.t(lang, key, **values)
 
 
 def status_for(exc: IocError) -> int:
@@ -79,12 +89,8 @@ def install_error_handlers(app: FastAPI) -> None:
             headers = {"Retry-After": str(_retry_after(request))}
         if status == 429 and isinstance(exc.context.get("retry_after_s"), int | float):
             headers = {"Retry-After": str(max(1, int(exc.context["retry_after_s"])))}
-        detail = exc.detail
-        key = exc.context.get("i18n")
-        if isinstance(key, str):
-            # the message in the caller's language, from the one catalogue (web_map/i18n.json)
-            values = {k: v for k, v in exc.context.items() if k != "i18n"}
-            detail = i18n.t(i18n.request_lang(request), key, **values)
+        # the message in the caller's language, from the one catalogue (web_map/i18n.json)
+        detail = domain_detail(i18n.request_lang(request), exc)
         return JSONResponse(
             error_body(
                 status,
@@ -98,19 +104,25 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()))
-            problems.append(f"{where}: {err.get('msg')}")
+        # each problem names its field in words, in the caller's language; `fields` keeps
+        # the raw locations for programs
+        lang = i18n.request_lang(request)
+        problems = [i18n.validation_problem(lang, err) for err in exc.errors()]
+        fields = [".".join(str(p) for p in err.get("loc", ())) for err in exc.errors()]
         return JSONResponse(
-            error_body(400, "invalid_input", "; ".join(problems), {"errors": problems}),
+            error_body(
+                400,
+                "invalid_input",
+                "; ".join(problems),
+                {"errors": problems, "fields": fields},
+            ),
             status_code=400,
         )
 
     async def on_database_away(request: Request, exc: Exception) -> JSONResponse:
         # Restarting, down or saturated: a 503 the client may retry, never a 500.
         log.warning("database away: %s", type(exc).__name__)
-        detail = "the service is busy or its database is unreachable; retry shortly"
+        detail = i18n.t(i18n.request_lang(request), "err.edge.database_away")
         return JSONResponse(
             error_body(503, "unavailable", detail),
             status_code=503,
@@ -123,9 +135,23 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("data error reached the edge: %s", str(exc).splitlines()[0][:300])
         orig = getattr(exc, "orig", None)
         first = str(orig or exc).strip().splitlines()[0][:200] if str(orig or exc) else ""
-        detail = f"a value in the request is out of range or malformed ({first})"
+        detail = i18n.t(i18n.request_lang(request), "err.edge.data_error", error=first)
         return JSONResponse(error_body(400, "invalid_input", detail), status_code=400)
 
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's own answers (no such path, method not allowed) in the caller's language
+        assert isinstance(exc, StarletteHTTPException)
+        key = f"err.edge.http_{exc.status_code}"
+        lang = i18n.request_lang(request)
+        detail = i18n.t(lang, key) if i18n.has(key) else str(exc.detail)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        return JSONResponse(
+            error_body(exc.status_code, code, detail),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(IocError, on_domain_error)
     app.add_exception_handler(DataError, on_data_error)
     app.add_exception_handler(psycopg.DataError, on_data_error)

@@ -68,7 +68,12 @@ async def layer_version(request: Request, slug: str, kind: str = "layer") -> Lay
     """The layer's current (id, data_version, updated_at), or NotFoundError."""
     ver = await read_pool(request.app).get(slug)
     if ver is None:
-        raise NotFoundError(f"{kind} '{slug}' does not exist", slug=slug)
+        raise NotFoundError(
+            f"{kind} '{slug}' does not exist",
+            slug=slug,
+            i18n=f"err.layer_state.{kind}_missing",
+            kind=kind,
+        )
     return ver
 
 

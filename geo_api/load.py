@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 
+from geo_api import i18n
 from layers.settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -57,7 +59,7 @@ class LoadShedMiddleware:
         try:
             await asyncio.wait_for(sem.acquire(), self.settings.request_queue_timeout_s)
         except TimeoutError:
-            await _busy(send, self.settings.retry_after_s)
+            await _busy(send, self.settings.retry_after_s, i18n.request_lang(Request(scope)))
             return
         released = False
 
@@ -80,8 +82,8 @@ class LoadShedMiddleware:
             release()
 
 
-async def _busy(send: Send, retry_after: int) -> None:
-    detail = "the server is busy; retry shortly"
+async def _busy(send: Send, retry_after: int, lang: str) -> None:
+    detail = i18n.t(lang, "err.edge.busy")
     body = orjson.dumps(
         {"status": 503, "code": "unavailable", "detail": detail, "description": detail}
     )

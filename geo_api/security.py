@@ -39,7 +39,10 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.requests import Request as ScopeRequest
 
+from geo_api import i18n
+from geo_api.errors import domain_detail
 from layers.auth import audit, ratelimit
 from layers.auth import users as user_store
 from layers.auth.users import ROLES, User, active_user
@@ -389,7 +392,9 @@ def decode_token(settings: Settings, token: str) -> tuple[int, str]:
         )
         return int(claims["sub"]), str(claims.get("cst", ""))
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
-        raise AuthenticationError("invalid or expired token") from exc
+        raise AuthenticationError(
+            "invalid or expired token", i18n="err.security.invalid_or_expired_token"
+        ) from exc
 
 
 # --- password checks (sign-in forms, the token endpoints and HTTP Basic) -------------------
@@ -445,7 +450,10 @@ def check_password(
     if throttled:
         retry = wait if wait > 0 else 60
         raise RateLimitedError(
-            f"too many sign-in attempts; try again in {retry} s", retry_after_s=retry
+            f"too many sign-in attempts; try again in {retry} s",
+            retry_after_s=retry,
+            i18n="err.auth.too_many_sign_in_attempts",
+            retry=retry,
         )
     try:
         with engine.begin() as conn:
@@ -500,7 +508,7 @@ def current_user(
 def required_user(user: Annotated[User | None, Depends(current_user)]) -> User:
     """The authenticated caller; AuthenticationError when anonymous."""
     if user is None:
-        raise AuthenticationError("sign in first")
+        raise AuthenticationError("sign in first", i18n="err.security.sign_in_first")
     return user
 
 
@@ -564,7 +572,10 @@ class LayerFlags:
                 with self._lock:
                     if all(s in self._flags for s in slugs):
                         return {s: self._flags[s][0] for s in slugs}
-                raise UnavailableError("the database is unreachable; retry shortly") from exc
+                raise UnavailableError(
+                    "the database is unreachable; retry shortly",
+                    i18n="err.security.database_unreachable_retry_shortly",
+                ) from exc
             with self._lock:
                 if len(self._flags) > 10_000:  # arbitrary slugs must not grow it
                     self._flags.clear()
@@ -590,7 +601,12 @@ def _valid_slugs(slugs: Sequence[str], param: str) -> list[str]:
     for slug in slugs:
         if not SLUG_RE.match(slug):
             shown = slug[:64].encode("unicode_escape").decode("ascii")
-            raise InvalidInputError(f"{param}: '{shown}' is not a layer slug", param=param)
+            raise InvalidInputError(
+                f"{param}: '{shown}' is not a layer slug",
+                param=param,
+                i18n="err.security.not_layer_slug",
+                shown=shown,
+            )
         if slug not in out:
             out.append(slug)
     return out
@@ -613,9 +629,18 @@ def _decide(
             if call is not None:
                 call.details["sensitive_layer"] = slug
             if user is None:
-                raise AuthenticationError(f"layer '{slug}' is restricted: sign in", layer=slug)
+                raise AuthenticationError(
+                    f"layer '{slug}' is restricted: sign in",
+                    layer=slug,
+                    i18n="err.security.layer_restricted_sign_in",
+                    slug=slug,
+                )
             raise PermissionDeniedError(
-                f"layer '{slug}' is restricted for role '{user.role}'", layer=slug
+                f"layer '{slug}' is restricted for role '{user.role}'",
+                layer=slug,
+                i18n="err.security.layer_restricted_for_role",
+                slug=slug,
+                role=user.role,
             )
 
 
@@ -873,7 +898,7 @@ class SecurityMiddleware:
                     await _respond(
                         send,
                         call,
-                        _error(500, "internal", "the layer access check did not run"),
+                        _error(500, "internal", _say(scope, "err.security.access_check")),
                     )
                     return
                 call.status = status
@@ -898,7 +923,7 @@ class SecurityMiddleware:
         try:
             bad = _malformed_params(scope, call.params)
             if bad is not None:
-                raise _Refused(_error(400, "invalid_input", bad))
+                raise _Refused(_error(400, "invalid_input", _say(scope, bad[0], **bad[1])))
             try:
                 if creds is not None and engine is not None:
                     if creds.kind == "basic":
@@ -910,7 +935,7 @@ class SecurityMiddleware:
                     receive = await self._check(scope, receive, call, engine)
             except DATABASE_AWAY as exc:
                 log.warning("database away during the access check: %s", type(exc).__name__)
-                raise _Refused(unavailable(self.settings)) from exc
+                raise _Refused(unavailable(self.settings, _lang(scope))) from exc
         except _Refused as refused:
             await _respond(send_with_headers, call, refused.response)
         else:
@@ -924,7 +949,11 @@ class SecurityMiddleware:
                 await _respond(
                     send_with_headers,
                     call,
-                    _error(413, "payload_too_large", f"request body over the {limit}-byte limit"),
+                    _error(
+                        413,
+                        "payload_too_large",
+                        _say(scope, "err.security.body_limit", limit=limit),
+                    ),
                 )
         finally:
             if engine is not None and _audited(call):
@@ -945,19 +974,21 @@ class SecurityMiddleware:
                 _error(
                     401 if call.user is None else 403,
                     "forbidden",
-                    f"no access policy is declared for {call.method} {call.template}",
+                    _say(scope, "err.security.no_policy", method=call.method, route=call.template),
                 )
             )
         if not rule.allows(call.user):
-            raise _Refused(_denied(call.user))
+            raise _Refused(_denied(call.user, lang=_lang(scope)))
         if call.via_cookie and call.method not in SAFE_METHODS and _cross_origin(scope):
             # SameSite=strict already stops this in current browsers; this guards older ones.
-            raise _Refused(_error(403, "forbidden", "cross-origin request with a session cookie"))
+            raise _Refused(_error(403, "forbidden", _say(scope, "err.security.cross_origin")))
         limit = max_body_bytes(rule, self.settings)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             raise _Refused(
-                _error(413, "payload_too_large", f"request body over the {limit}-byte limit")
+                _error(
+                    413, "payload_too_large", _say(scope, "err.security.body_limit", limit=limit)
+                )
             )
         receive = _limited(receive, limit)
         # A layer in the path is the very string the router hands the handler.
@@ -969,9 +1000,12 @@ class SecurityMiddleware:
                     _decide, _layer_flags(scope["app"]), engine, call, call.user, slugs
                 )
             except InvalidInputError as exc:
-                raise _Refused(_error(400, "invalid_input", exc.detail)) from exc
+                raise _Refused(
+                    _error(400, "invalid_input", domain_detail(_lang(scope), exc))
+                ) from exc
             except (AuthenticationError, PermissionDeniedError) as exc:
-                raise _Refused(_denied(call.user, exc.detail)) from exc
+                lang = _lang(scope)
+                raise _Refused(_denied(call.user, domain_detail(lang, exc), lang)) from exc
         return receive
 
 
@@ -984,8 +1018,20 @@ class _Refused(Exception):
 INT64_MAX = 2**63 - 1
 
 
-def _malformed_params(scope: Scope, params: dict[str, str]) -> str | None:
+def _lang(scope: Scope) -> str:
+    """The caller's language ('vi' or 'en'), as geo_api.i18n reads it from the request."""
+    return i18n.request_lang(ScopeRequest(scope))
+
+
+def _say(scope: Scope, key: str, **values: Any) -> str:
+    """A catalogue message in the caller's language."""
+    return i18n.t(_lang(scope), key, **values)
+
+
+def _malformed_params(scope: Scope, params: dict[str, str]) -> tuple[str, dict[str, Any]] | None:
     """Why a path or query parameter can never be valid (NUL bytes, ids beyond 64 bits).
+
+    The answer is a catalogue key and its values.
 
     Only refusals, decided before any handler or SQL sees the values; what passes is
     validated again by the handler's own parsing.
@@ -994,30 +1040,34 @@ def _malformed_params(scope: Scope, params: dict[str, str]) -> str | None:
 
     for name, value in params.items():
         if "\x00" in value:
-            return f"path parameter '{name}': NUL bytes are not allowed"
+            return "err.security.path_nul", {"name": name}
         if value.isdigit() and len(value) > 18 and int(value) > INT64_MAX:
-            return f"path parameter '{name}': {value[:40]} is beyond the 64-bit integer range"
+            return "err.security.path_int64", {"name": name, "value": value[:40]}
     query = scope.get("query_string", b"")
     if b"%00" in query or b"\x00" in query:
         for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
             if "\x00" in name or "\x00" in value:
                 shown = name.replace("\x00", "\\x00")[:64]
-                return f"query parameter '{shown}': NUL bytes are not allowed"
+                return "err.security.query_nul", {"name": shown}
     return None
 
 
-def unavailable(settings: Settings) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+def unavailable(
+    settings: Settings, lang: str = "vi"
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """503 with Retry-After: the database is away or the server is saturated."""
-    status, body, headers = _error(
-        503, "unavailable", "the service is busy or its database is unreachable; retry shortly"
-    )
+    status, body, headers = _error(503, "unavailable", i18n.t(lang, "err.edge.database_away"))
     return status, body, [*headers, (b"retry-after", str(settings.retry_after_s).encode())]
 
 
-def _denied(user: User | None, why: str = "") -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+def _denied(
+    user: User | None, why: str = "", lang: str = "vi"
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     if user is None:
-        return _error(401, "unauthenticated", why or "sign in to use this resource")
-    return _error(403, "forbidden", why or f"role '{user.role}' may not use this resource")
+        return _error(401, "unauthenticated", why or i18n.t(lang, "err.security.sign_in_to_use"))
+    return _error(
+        403, "forbidden", why or i18n.t(lang, "err.security.role_may_not", role=user.role)
+    )
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,12 @@ def recognise(crs_text: str, source: CrsSource) -> CrsChoice:
     try:
         crs = CRS.from_user_input(crs_text)
     except CRSError as exc:
-        raise InvalidInputError(f"CRS not understood: {crs_text[:80]!r} ({exc})") from exc
+        raise InvalidInputError(
+            f"CRS not understood: {crs_text[:80]!r} ({exc})",
+            i18n="err.crs.crs_not_understood",
+            crs_text=crs_text[:80],
+            exc=str(exc),
+        ) from exc
     epsg = crs.to_epsg(min_confidence=70)
     if epsg is not None and (epsg in vn2000_candidate_srids() or epsg == VN2000_GEOGRAPHIC):
         return CrsChoice(epsg, crs_name(epsg), source, proj_for_srid(epsg))
@@ -212,7 +217,10 @@ def detect(
     finite = np.isfinite(sample_x) & np.isfinite(sample_y)
     x, y = sample_x[finite], sample_y[finite]
     if len(x) == 0:
-        raise InvalidInputError("cannot detect the CRS: no coordinates in the file")
+        raise InvalidInputError(
+            "cannot detect the CRS: no coordinates in the file",
+            i18n="err.crs.cannot_detect_crs_no_coordinates",
+        )
     scores: dict[tuple[int, bool], float] = {}
     geographic = bool(np.all((np.abs(x) <= 180) & (np.abs(y) <= 90)))
     shapely.prepare(province)
@@ -235,7 +243,8 @@ def detect(
     if best < 0.5:
         raise InvalidInputError(
             "cannot detect the CRS: no candidate (WGS84, VN-2000 UTM 48N/49N, VN-2000 TM-3 "
-            "zones) puts the data inside the province; pass --crs EPSG:NNNN"
+            "zones) puts the data inside the province; pass --crs EPSG:NNNN",
+            i18n="err.crs.cannot_detect_crs_no_candidate",
         )
     fits = [key for key, v in scores.items() if v >= max(0.5, best * 0.9)]
     official = next((k for k in fits if k[0] == official_srid), None)

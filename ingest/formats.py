@@ -102,11 +102,18 @@ def check_archive(path: Path, limits: ReadLimits) -> None:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise InvalidInputError(f"{path.name}: not a readable zip archive", file=path.name) from exc
+        raise InvalidInputError(
+            f"{path.name}: not a readable zip archive",
+            file=path.name,
+            i18n="err.formats.not_readable_zip_archive",
+        ) from exc
     if len(infos) > limits.archive_members:
         raise PayloadTooLargeError(
             f"{path.name}: {len(infos)} files in the archive; at most {limits.archive_members}",
             file=path.name,
+            i18n="err.formats.files_in_archive_at_most",
+            n=len(infos),
+            archive_members=limits.archive_members,
         )
     total = sum(i.file_size for i in infos)
     packed = max(1, sum(i.compress_size for i in infos))
@@ -114,12 +121,18 @@ def check_archive(path: Path, limits: ReadLimits) -> None:
         raise PayloadTooLargeError(
             f"{path.name}: {total} bytes once uncompressed; at most {limits.uncompressed_bytes}",
             file=path.name,
+            i18n="err.formats.bytes_once_uncompressed_at_most",
+            total=total,
+            uncompressed_bytes=limits.uncompressed_bytes,
         )
     if total > 1024**2 and total / packed > limits.compression_ratio:
         raise PayloadTooLargeError(
             f"{path.name}: compressed {total / packed:.0f} to 1 (a zip bomb?); at most"
             f" {limits.compression_ratio:.0f} to 1",
             file=path.name,
+            i18n="err.formats.compressed_to_1_zip_bomb",
+            ratio=format(total / packed, ".0f"),
+            compression_ratio=format(limits.compression_ratio, ".0f"),
         )
 
 
@@ -135,6 +148,9 @@ def _extract(path: Path, member: str, into: Path, limits: ReadLimits) -> Path:
                     f"{path.name}: '{Path(member).name}' is more than"
                     f" {limits.uncompressed_bytes} bytes once uncompressed",
                     file=path.name,
+                    i18n="err.formats.more_than_bytes_once_uncompressed",
+                    name=Path(member).name,
+                    uncompressed_bytes=limits.uncompressed_bytes,
                 )
             out.write(chunk)
     return target
@@ -189,7 +205,10 @@ def _zip_member(path: Path) -> tuple[str, str]:
         if hits:
             return hits[0], ext
     raise InvalidInputError(
-        f"{path.name}: the zip holds no dataset I can read ({', '.join(names[:8])})"
+        f"{path.name}: the zip holds no dataset I can read ({', '.join(names[:8])})",
+        i18n="err.formats.zip_holds_no_dataset_i",
+        file=path.name,
+        items=", ".join(names[:8]),
     )
 
 
@@ -205,7 +224,11 @@ def detect_format(path: Path) -> str:
     if ext in TABULAR_FORMATS:
         return TABULAR_FORMATS[ext]
     raise InvalidInputError(
-        f"{path.name}: unsupported file type '{ext}'; supported: {', '.join(SUPPORTED)}"
+        f"{path.name}: unsupported file type '{ext}'; supported: {', '.join(SUPPORTED)}",
+        i18n="err.formats.unsupported_file_type_supported",
+        file=path.name,
+        ext=ext,
+        items=", ".join(SUPPORTED),
     )
 
 
@@ -218,7 +241,9 @@ def read_source(
     """Read any supported file; `source_layer` picks a GeoPackage layer or an XLSX sheet."""
     limits = limits or ReadLimits()
     if not path.exists():
-        raise InvalidInputError(f"{path.name} does not exist", file=path.name)
+        raise InvalidInputError(
+            f"{path.name} does not exist", file=path.name, i18n="err.formats.does_not_exist"
+        )
     ext = path.suffix.lower()
     if ext in (".zip", ".kmz"):
         check_archive(path, limits)  # before anything looks inside
@@ -249,6 +274,9 @@ def read_source(
         raise PayloadTooLargeError(
             f"{path.name}: {data.num_rows} rows; at most {limits.rows} per import",
             file=path.name,
+            i18n="err.formats.rows_at_most_per_import",
+            num_rows=data.num_rows,
+            rows=limits.rows,
         )
     return data
 
@@ -311,11 +339,19 @@ def _read_vector(
         layer_list = [str(row[0]) for row in pyogrio.list_layers(gdal_path)]
     except Exception as exc:
         raise InvalidInputError(
-            hide_paths(f"{path.name}: cannot open as {fmt}: {exc}", path), file=path.name
+            hide_paths(f"{path.name}: cannot open as {fmt}: {exc}", path),
+            file=path.name,
+            i18n="err.formats.cannot_open_as",
+            fmt=fmt,
+            exc=hide_paths(str(exc), path),
         ) from exc
     if source_layer is not None and source_layer not in layer_list:
         raise InvalidInputError(
-            f"{path.name} has no layer '{source_layer}'; it has: {', '.join(layer_list)}"
+            f"{path.name} has no layer '{source_layer}'; it has: {', '.join(layer_list)}",
+            i18n="err.formats.has_no_layer_it_has",
+            file=path.name,
+            source_layer=source_layer,
+            items=", ".join(layer_list),
         )
     chosen = source_layer or (layer_list[0] if layer_list else None)
     if source_layer is None and len(layer_list) > 1:
@@ -345,7 +381,11 @@ def _read_vector(
         count = -1
     if count > limits.rows:
         raise PayloadTooLargeError(
-            f"{path.name}: {count} rows; at most {limits.rows} per import", file=path.name
+            f"{path.name}: {count} rows; at most {limits.rows} per import",
+            file=path.name,
+            i18n="err.formats.rows_at_most_per_import_2",
+            count=count,
+            rows=limits.rows,
         )
     if ext == ".dxf":
         # Closed polylines are cadastral parcels: read them as polygons.
@@ -354,7 +394,11 @@ def _read_vector(
         meta, table = pyogrio.read_arrow(gdal_path, layer=chosen, encoding=read_encoding, **kwargs)
     except Exception as exc:
         raise InvalidInputError(
-            hide_paths(f"{path.name}: cannot read layer '{chosen}': {exc}", path), file=path.name
+            hide_paths(f"{path.name}: cannot read layer '{chosen}': {exc}", path),
+            file=path.name,
+            i18n="err.formats.cannot_read_layer",
+            chosen=chosen,
+            exc=hide_paths(str(exc), path),
         ) from exc
     geom_name = meta.get("geometry_name") or "wkb_geometry"
     if geom_name not in table.column_names:
@@ -486,7 +530,10 @@ def _read_tabular(
             raise InvalidInputError(
                 f"{path.name}: no coordinate columns found; name them lat/lon, "
                 "latitude/longitude, vĩ độ/kinh độ or x/y (or give a WKT column); "
-                f"columns are: {', '.join(table.column_names)}"
+                f"columns are: {', '.join(table.column_names)}",
+                i18n="err.formats.no_coordinate_columns_found_name",
+                file=path.name,
+                items=", ".join(table.column_names),
             )
         texts = table.column(wkt_col).to_numpy(zero_copy_only=False)
         geoms = shapely.from_wkt(texts, on_invalid="ignore")

@@ -44,7 +44,9 @@ def save_upload(settings: Settings, filename: str, stream: BinaryIO) -> Path:
                 out.close()
                 shutil.rmtree(folder, ignore_errors=True)
                 raise PayloadTooLargeError(
-                    f"upload exceeds {settings.ingest_max_upload_bytes} bytes"
+                    f"upload exceeds {settings.ingest_max_upload_bytes} bytes",
+                    i18n="err.jobs.upload_exceeds_bytes",
+                    ingest_max_upload_bytes=settings.ingest_max_upload_bytes,
                 )
             out.write(chunk)
     return target
@@ -117,7 +119,12 @@ def job_status(engine: Engine, batch_id: int) -> dict[str, Any]:
     with engine.connect() as conn:
         row = get_batch(conn, batch_id)
     if row is None:
-        raise NotFoundError(f"import {batch_id} does not exist", id=batch_id)
+        raise NotFoundError(
+            f"import {batch_id} does not exist",
+            id=batch_id,
+            i18n="err.jobs.import_does_not_exist",
+            batch_id=batch_id,
+        )
     slug = row["layer_slug"]
     return {
         "id": int(row["id"]),
@@ -140,7 +147,9 @@ def job_status(engine: Engine, batch_id: int) -> dict[str, Any]:
 def list_jobs(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
     """Most recent batches first (files and connector runs)."""
     if limit < 1 or limit > 1000:
-        raise InvalidInputError("limit must be between 1 and 1000")
+        raise InvalidInputError(
+            "limit must be between 1 and 1000", i18n="err.jobs.limit_must_be_between_1"
+        )
     with engine.connect() as conn:
         id_list = recent_batch_ids(conn, limit)
     out = []

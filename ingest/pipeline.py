@@ -432,7 +432,10 @@ def run_import(
 
     progress = tracked
     if opts.mode == "upsert" and not opts.key:
-        raise InvalidInputError("--mode upsert needs --key FIELD (the stable id of a row)")
+        raise InvalidInputError(
+            "--mode upsert needs --key FIELD (the stable id of a row)",
+            i18n="err.pipeline.mode_upsert_needs_key_field",
+        )
     if opts.dry_run:
         with engine.connect() as conn:
             source, choice, prepared, info = analyse(conn, settings, opts, progress)

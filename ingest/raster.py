@@ -117,8 +117,9 @@ class RasterReport:
         }
 
 
-def _err(name: str, what: str, **ctx: Any) -> InvalidInputError:
-    return InvalidInputError(f"{name}: {what}", file=name, **ctx)
+def _err(name: str, what: str, key: str, **values: Any) -> InvalidInputError:
+    # `key` names the message under err.raster. in web_map/i18n.json; `values` fill it
+    return InvalidInputError(f"{name}: {what}", file=name, i18n=f"err.raster.{key}", **values)
 
 
 def _choose_crs(
@@ -130,13 +131,19 @@ def _choose_crs(
         try:
             return crsmod.recognise(src.crs.to_wkt(), "file")
         except InvalidInputError as exc:
-            raise _err(name, f"unknown CRS in the file ({exc.detail}); pass --crs") from exc
+            raise _err(
+                name,
+                f"unknown CRS in the file ({exc.detail}); pass --crs",
+                "crs_in_file",
+                reason=exc.detail,
+            ) from exc
     t: Affine = src.transform
     if t == Affine.identity() or t.is_degenerate:
         raise _err(
             name,
             "unknown CRS: the raster has no CRS and no georeferencing; pass --crs EPSG:NNNN"
             " with a georeferenced file",
+            "no_georef",
         )
     cols, rows = np.meshgrid(
         np.linspace(0.5, src.width - 0.5, 12), np.linspace(0.5, src.height - 0.5, 12)
@@ -150,7 +157,7 @@ def _choose_crs(
             settings.province_official_srid,
         )
     except InvalidInputError as exc:
-        raise _err(name, f"unknown CRS: {exc.detail}") from exc
+        raise _err(name, f"unknown CRS: {exc.detail}", "crs_unknown", reason=exc.detail) from exc
 
 
 def _storage_nodata(dtype: str, nodata: float | None) -> float:
@@ -232,22 +239,30 @@ def read_and_prepare(
     """Open and validate the file; returns it reprojected to EPSG:3857 in memory, described."""
     name = opts.source_name or path.name
     if not path.exists():
-        raise _err(name, "file not found")
+        raise _err(name, "file not found", "not_found")
     if path.stat().st_size == 0:
-        raise _err(name, "the file is empty")
+        raise _err(name, "the file is empty", "empty_file")
     try:
         src = rasterio.open(path)
     except RasterioIOError as exc:
-        raise _err(name, f"not a raster GDAL can read ({str(exc)[:160]})") from exc
+        raise _err(
+            name,
+            f"not a raster GDAL can read ({str(exc)[:160]})",
+            "unreadable",
+            reason=str(exc)[:160],
+        ) from exc
     notes: list[str] = []
     with src:
         if src.width == 0 or src.height == 0 or src.count == 0:
-            raise _err(name, "the raster is empty (no pixels or no bands)")
+            raise _err(name, "the raster is empty (no pixels or no bands)", "no_pixels")
         if src.width * src.height * src.count > settings.raster_max_pixels:
             raise _err(
                 name,
                 f"{src.width}x{src.height}x{src.count} pixels is over the"
                 f" {settings.raster_max_pixels} limit (IOC_RASTER_MAX_PIXELS)",
+                "too_many_pixels",
+                size=f"{src.width}x{src.height}x{src.count}",
+                limit=settings.raster_max_pixels,
             )
         choice = _choose_crs(src, name, opts, settings, province)
         notes += choice.notes
@@ -255,7 +270,10 @@ def read_and_prepare(
             data = src.read()
         except (RasterioError, RasterioIOError) as exc:
             raise _err(
-                name, f"the file is corrupt: pixels cannot be read ({str(exc)[:160]})"
+                name,
+                f"the file is corrupt: pixels cannot be read ({str(exc)[:160]})",
+                "corrupt",
+                reason=str(exc)[:160],
             ) from exc
         dtype = src.dtypes[0]
         src_nodata = src.nodata
@@ -278,7 +296,7 @@ def read_and_prepare(
             ok &= np.isfinite(band)
         valid_any |= ok
     if not valid_any.any():
-        raise _err(name, "the raster is empty: every pixel is nodata")
+        raise _err(name, "the raster is empty: every pixel is nodata", "all_nodata")
     lon_lat = transform_bounds(src_crs, "EPSG:4326", *src_bounds, densify_pts=21)
     if not tolerant_boundary(province, settings.province_tolerance_m).intersects(_box(*lon_lat)):
         raise _err(
@@ -286,6 +304,9 @@ def read_and_prepare(
             "outside the province: the raster covers "
             + ", ".join(f"{v:.4f}" for v in lon_lat)
             + f" (lon/lat) in {choice.name}; check --crs",
+            "outside",
+            bounds=", ".join(f"{v:.4f}" for v in lon_lat),
+            crs=choice.name,
         )
     dst_crs = RioCRS.from_epsg(3857)
     role = opts.role or _guess_role(name, data.shape[0], dtype, descriptions)

@@ -155,7 +155,10 @@ def read_csv(
     end = raw.find(b"\n", 0, max_line_bytes + 1)
     if end == -1 and len(raw) > max_line_bytes:
         raise InvalidInputError(
-            f"{path.name}: the header line is longer than {max_line_bytes} bytes", file=path.name
+            f"{path.name}: the header line is longer than {max_line_bytes} bytes",
+            file=path.name,
+            i18n="err.tabular.header_line_longer_than_bytes",
+            max_line_bytes=max_line_bytes,
         )
     text, _enc, notes = decode_text(raw, encoding)
     first = text.split("\n", 1)[0]
@@ -163,7 +166,11 @@ def read_csv(
     header = next(csv.reader(io.StringIO(first), delimiter=delim))
     if len(header) > max_columns:
         raise InvalidInputError(
-            f"{path.name}: {len(header)} columns; at most {max_columns}", file=path.name
+            f"{path.name}: {len(header)} columns; at most {max_columns}",
+            file=path.name,
+            i18n="err.tabular.columns_at_most",
+            n=len(header),
+            max_columns=max_columns,
         )
     names = _dedupe(header)
     try:
@@ -183,8 +190,19 @@ def read_csv(
     except pa.ArrowInvalid as exc:
         msg = str(exc).strip().splitlines()[0][:300]
         if "straddl" in msg or "block" in msg:
-            msg = f"a line or field is longer than {max_line_bytes} bytes"
-        raise InvalidInputError(f"{path.name}: unreadable CSV: {msg}", file=path.name) from exc
+            raise InvalidInputError(
+                f"{path.name}: unreadable CSV: a line or field is longer than "
+                f"{max_line_bytes} bytes",
+                file=path.name,
+                i18n="err.tabular.line_too_long",
+                max_line_bytes=max_line_bytes,
+            ) from exc
+        raise InvalidInputError(
+            f"{path.name}: unreadable CSV: {msg}",
+            file=path.name,
+            i18n="err.tabular.unreadable_csv",
+            msg=msg,
+        ) from exc
     notes.append(f"CSV delimiter {delim!r}")
     return table, notes, delim
 
@@ -227,7 +245,10 @@ def read_xlsx(path: Path, sheet: str | None) -> tuple[pa.Table, list[str], str]:
     try:
         if sheet is not None and sheet not in wb.sheetnames:
             raise InvalidInputError(
-                f"sheet '{sheet}' not found; the workbook has: {', '.join(wb.sheetnames)}"
+                f"sheet '{sheet}' not found; the workbook has: {', '.join(wb.sheetnames)}",
+                i18n="err.tabular.sheet_not_found_workbook_has",
+                sheet=sheet,
+                items=", ".join(wb.sheetnames),
             )
         ws = wb[sheet] if sheet else wb[wb.sheetnames[0]]
         rows = ws.iter_rows(values_only=True)

@@ -408,7 +408,10 @@ def _properties(
 
             raise InvalidInputError(
                 f"--key '{key}' is not a column of the file; columns: "
-                + ", ".join(props.column_names)
+                + ", ".join(props.column_names),
+                i18n="err.validate.key_not_column",
+                key=key,
+                items=", ".join(props.column_names),
             )
         keys = _passthrough(props.column(key).combine_chunks())
         keys = keys.cast(pa.string()) if not pa.types.is_string(keys.type) else keys

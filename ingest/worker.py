@@ -46,6 +46,8 @@ def _too_big(settings: Settings) -> PayloadTooLargeError:
         f"the import needed more than the {gib:.1f} GiB an import may use"
         " (IOC_INGEST_WORKER_MEMORY_BYTES); split the file",
         param="file",
+        i18n="err.worker.import_needed_more_than_gib",
+        gib=format(gib, ".1f"),
     )
 
 

@@ -208,7 +208,13 @@ def client(seeded: Engine, settings: Settings, client_options: dict[str, Any]) -
 
     app = create_app(settings.model_copy(update=client_options.get("settings", {})))
     app.dependency_overrides.update(client_options.get("overrides", {}))
-    with TestClient(app, base_url=client_options.get("base_url", "http://testserver")) as c:
+    # Errors come in the caller's language (Vietnamese without a header); these tests read the
+    # English messages, and the i18n tests ask for each language themselves.
+    with TestClient(
+        app,
+        base_url=client_options.get("base_url", "http://testserver"),
+        headers={"Accept-Language": "en"},
+    ) as c:
         yield c
 
 

@@ -16,14 +16,24 @@ from vision.draw import draw_overlay, encode_jpeg
 from vision.runner import calibration_for
 
 
-def _media_file(settings: Settings, path: str | None, what: str) -> Path:
-    """A stored media path, refused unless it is a file inside the media directory."""
+def _media_file(settings: Settings, path: str | None, kind: str, ref: str) -> Path:
+    """A stored media path, refused unless it is a file inside the media directory.
+
+    `kind` is "camera" or "event" (it names the message), `ref` its id.
+    """
+    what = f"camera '{ref}'" if kind == "camera" else f"event {ref}"
     if not path:
-        raise NotFoundError(f"{what} has no image yet")
+        raise NotFoundError(
+            f"{what} has no image yet", i18n=f"err.vision_service.{kind}_no_image", ref=ref
+        )
     root = settings.media_root.resolve()
     p = Path(path).resolve()
     if root not in p.parents or not p.is_file():
-        raise NotFoundError(f"{what} image is not available")
+        raise NotFoundError(
+            f"{what} image is not available",
+            i18n=f"err.vision_service.{kind}_image_missing",
+            ref=ref,
+        )
     return p
 
 
@@ -33,7 +43,7 @@ def camera_snapshot(
     """The camera's latest frame as JPEG, with its tracked boxes and projected zones if asked."""
     camera = cam_db.get_camera(conn, camera_id)
     try:
-        path = _media_file(settings, camera.frame_path, f"camera '{camera_id}'")
+        path = _media_file(settings, camera.frame_path, "camera", camera_id)
         stored = path.read_bytes()
     except NotFoundError:
         # No worker has written a frame for this camera. Its own stream may be grabbed now,
@@ -47,14 +57,21 @@ def camera_snapshot(
         if shared:
             raise NotFoundError(
                 f"camera '{camera_id}' has no picture of its own yet "
-                f"(its stream is also camera {shared[0]}'s)"
+                f"(its stream is also camera {shared[0]}'s)",
+                i18n="err.vision_service.camera_has_no_picture_its",
+                camera_id=camera_id,
+                shared=shared[0],
             ) from None
         stored = encode_jpeg(grab_live_frame(camera.stream_url, settings))
     if not boxes and not zones:
         return stored
     img = cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise NotFoundError(f"camera '{camera_id}' image is not readable")
+        raise NotFoundError(
+            f"camera '{camera_id}' image is not readable",
+            i18n="err.vision_service.camera_image_not_readable",
+            camera_id=camera_id,
+        )
     cal = calibration_for(
         camera, cam_db.get_calibration(conn, camera_id), img.shape[1], img.shape[0]
     )
@@ -66,7 +83,7 @@ def camera_snapshot(
 def event_snapshot(conn: Connection, settings: Settings, event_id: int) -> bytes:
     """The JPEG stored with an event."""
     event = ev_db.get_event(conn, event_id)
-    return _media_file(settings, event.snapshot_path, f"event {event_id}").read_bytes()
+    return _media_file(settings, event.snapshot_path, "event", str(event_id)).read_bytes()
 
 
 def grab_live_frame(stream_url: str, settings: Settings, open_timeout_ms: int = 5000) -> np.ndarray:
@@ -84,7 +101,11 @@ def grab_live_frame(stream_url: str, settings: Settings, open_timeout_ms: int = 
     )
     try:
         if not cap.isOpened():
-            raise UnavailableError(f"camera stream {stream_url} cannot be opened")
+            raise UnavailableError(
+                f"camera stream {stream_url} cannot be opened",
+                i18n="err.vision_service.camera_stream_cannot_be_opened",
+                stream_url=stream_url,
+            )
         frames = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         if frames and frames > 1 and Path(target).is_file():
@@ -93,7 +114,11 @@ def grab_live_frame(stream_url: str, settings: Settings, open_timeout_ms: int = 
     finally:
         cap.release()
     if not ok or frame is None:
-        raise UnavailableError(f"camera stream {stream_url} gave no frame")
+        raise UnavailableError(
+            f"camera stream {stream_url} gave no frame",
+            i18n="err.vision_service.camera_stream_gave_no_frame",
+            stream_url=stream_url,
+        )
     if frame.shape[1] > settings.vision_max_width:
         scale = settings.vision_max_width / frame.shape[1]
         frame = cv2.resize(frame, (settings.vision_max_width, round(frame.shape[0] * scale)))

@@ -30,10 +30,30 @@ const options = {
   loader: { '.png': 'file', '.svg': 'file', '.woff': 'file', '.woff2': 'file' },
   define: { 'process.env.NODE_ENV': '"production"' },
   logLevel: 'info',
+  plugins: [],
 };
 
 // chunks the first view imports once the basemap is drawn: prefetched by index.html
 const LATER = ['src/mapapp.js', 'src/ui/tools.js'];
+
+// Keys of web_map/i18n.json that only the server reads (its error, field, validation and import
+// messages): the one catalogue keeps them, the page's bundle leaves them out.
+const SERVER_ONLY = /^(err|field|val)\.|^imp\.(note|detail)\./;
+
+/** Load i18n.json without the server-only keys. */
+const pageCatalogue = {
+  name: 'page-catalogue',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]i18n\.json$/ }, async (args) => {
+      const data = JSON.parse(await readFile(args.path, 'utf8'));
+      for (const lang of Object.keys(data)) {
+        data[lang] = Object.fromEntries(Object.entries(data[lang]).filter(([key]) => !SERVER_ONLY.test(key)));
+      }
+      return { contents: JSON.stringify(data), loader: 'json' };
+    });
+  },
+};
+options.plugins.push(pageCatalogue);
 
 /** Write index.html for the hashed bundle names in the esbuild metafile. */
 async function writeIndex(metafile) {
@@ -166,7 +186,7 @@ options.define.__MAPLIBRE_WORKER_URL__ = JSON.stringify(await copyMaplibreWorker
 if (watch) {
   const ctx = await esbuild.context({
     ...options,
-    plugins: [{ name: 'index', setup: (b) => b.onEnd(async (r) => r.metafile && writeIndex(r.metafile)) }],
+    plugins: [...options.plugins, { name: 'index', setup: (b) => b.onEnd(async (r) => r.metafile && writeIndex(r.metafile)) }],
   });
   await ctx.watch();
 } else {

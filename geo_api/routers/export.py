@@ -42,15 +42,27 @@ async def briefing(
 
     slugs = list(dict.fromkeys(s.strip() for s in layers.split(",") if s.strip()))
     if not slugs:
-        raise InvalidInputError("layers must name at least one layer", param="layers")
+        raise InvalidInputError(
+            "layers must name at least one layer",
+            param="layers",
+            i18n="err.export.layers_must_name_at_least",
+        )
     if len(slugs) > settings.export_max_layers:
         raise InvalidInputError(
-            f"at most {settings.export_max_layers} layers per briefing", param="layers"
+            f"at most {settings.export_max_layers} layers per briefing",
+            param="layers",
+            i18n="err.export.at_most_layers_per_briefing",
+            export_max_layers=settings.export_max_layers,
         )
     for slug in slugs:
         info = registry.get_layer(conn, slug)
         if not info_allowed(user, info):
-            raise PermissionDeniedError(f"layer '{slug}' is restricted", layer=slug)
+            raise PermissionDeniedError(
+                f"layer '{slug}' is restricted",
+                layer=slug,
+                i18n="err.export.layer_restricted",
+                slug=slug,
+            )
     box = parse_bbox(bbox)
 
     def build() -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, Query, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from geo_api import i18n
 from geo_api.deps import EngineDep, SettingsDep
 from ingest import jobs
 from ingest.pipeline import ImportOptions
@@ -19,8 +20,27 @@ from layers.features.registry import Access, LayerVisibility, Sector
 router = APIRouter(prefix="/api/imports", tags=["imports"])
 
 
+def localized_report(lang: str, report: dict[str, Any]) -> dict[str, Any]:
+    """An import report with its notes and reject details in `lang` (ingest writes English)."""
+    out = dict(report)
+    if isinstance(out.get("notes"), list):
+        out["notes"] = i18n.stored_all(lang, out["notes"], "imp.note.")
+    crs = out.get("crs")
+    if isinstance(crs, dict) and isinstance(crs.get("notes"), list):
+        out["crs"] = {**crs, "notes": i18n.stored_all(lang, crs["notes"], "imp.note.")}
+    if isinstance(out.get("reject_examples"), list):
+        out["reject_examples"] = [
+            {**ex, "detail": i18n.stored(lang, str(ex.get("detail") or ""), "imp.detail.")}
+            if isinstance(ex, dict)
+            else ex
+            for ex in out["reject_examples"]
+        ]
+    return out
+
+
 @router.post("", summary="Upload a file to import (background job; dry_run answers at once)")
 def create_import(
+    request: Request,
     engine: EngineDep,
     settings: SettingsDep,
     background: BackgroundTasks,
@@ -98,7 +118,8 @@ def create_import(
             )
             if dry_run:
                 try:
-                    return JSONResponse(import_raster(engine, settings, ropts).as_dict())
+                    raster_report = import_raster(engine, settings, ropts).as_dict()
+                    return JSONResponse(localized_report(i18n.request_lang(request), raster_report))
                 finally:
                     shutil.rmtree(path.parent, ignore_errors=True)
             rbatch = raster_jobs.start_raster_job(engine, ropts)
@@ -137,7 +158,9 @@ def create_import(
                 report = run_import_in_worker(settings, opts)
             finally:
                 shutil.rmtree(path.parent, ignore_errors=True)
-            return JSONResponse(report.model_dump(mode="json"))
+            return JSONResponse(
+                localized_report(i18n.request_lang(request), report.model_dump(mode="json"))
+            )
         if mode == "replace" and not (force and allow_empty):
             # A replace that needs confirmation answers now (as its dry run does), not
             # later as a failed background batch: the page can ask, then resubmit.
@@ -163,18 +186,32 @@ def list_imports(
 
 
 @router.get("/{batch_id}", summary="An import's progress, then its report")
-def get_import(batch_id: int, engine: EngineDep) -> dict[str, Any]:
+def get_import(batch_id: int, request: Request, engine: EngineDep) -> dict[str, Any]:
     """Status, progress and (when finished) the report of one import."""
-    return jobs.job_status(engine, batch_id)
+    job = jobs.job_status(engine, batch_id)
+    lang = i18n.request_lang(request)
+    if isinstance(job.get("report"), dict):
+        job["report"] = localized_report(lang, job["report"])
+    if isinstance(job.get("errors"), list):
+        # a failed job stored its error's English detail: read back through the catalogue
+        job["errors"] = i18n.stored_all(lang, job["errors"], "err.")
+    return job
 
 
 @router.get("/{batch_id}/rejects", summary="Quarantined rows of an import")
 def get_rejects(
-    batch_id: int, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000
+    batch_id: int,
+    request: Request,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> list[dict[str, Any]]:
-    """Rejected rows with row numbers, reasons and original values."""
+    """Rejected rows with row numbers, reasons, the bad value and the detail in words."""
     from layers.ingest.batches import list_rejects
 
     jobs.job_status(engine, batch_id)
     with engine.connect() as conn:
-        return list_rejects(conn, batch_id, limit)
+        rows = list_rejects(conn, batch_id, limit)
+    lang = i18n.request_lang(request)
+    for r in rows:
+        r["detail"] = i18n.stored(lang, str(r.get("detail") or ""), "imp.detail.")
+    return rows

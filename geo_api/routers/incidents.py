@@ -195,7 +195,7 @@ def report_pdf(incident_id: int, conn: ConnDep, user: RequiredUser, lang: str = 
 
 def _report_doc(conn: Any, incident_id: int, user: Any, lang: str) -> dict[str, Any]:
     if lang not in ("vi", "en"):
-        raise InvalidInputError("lang: vi or en", param="lang")
+        raise InvalidInputError("lang: vi or en", param="lang", i18n="err.incidents.lang_vi_or_en")
     from web_map.briefing import Strings
 
     inc = ops.detail(conn, incident_id, ops.scope_of(user))

@@ -126,7 +126,10 @@ def indicator_values(
     if forecast and len(vals.subjects) > MAX_FORECAST_SERIES:
         raise InvalidInputError(
             f"forecasts are for at most {MAX_FORECAST_SERIES} series; "
-            f"this request has {len(vals.subjects)}: pick subjects"
+            f"this request has {len(vals.subjects)}: pick subjects",
+            i18n="err.indicators.forecasts_are_for_at_most",
+            MAX_FORECAST_SERIES=MAX_FORECAST_SERIES,
+            n=len(vals.subjects),
         )
     running = ind.in_progress_from(vals.indicator, vals.grain)
     return {

@@ -92,7 +92,10 @@ def layer_features(
     interval = ogc.parse_datetime(when) if when else None
     if interval is not None and not info.time_field:
         raise InvalidInputError(
-            f"layer '{info.slug}' has no time field; datetime cannot filter it", param="datetime"
+            f"layer '{info.slug}' has no time field; datetime cannot filter it",
+            param="datetime",
+            i18n="err.layers.layer_has_no_time_field",
+            layer=info.slug,
         )
     equals = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMS}
     query = features.FeatureQuery(

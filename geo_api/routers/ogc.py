@@ -53,7 +53,12 @@ def _base(request: Request) -> str:
 def _check_format(request: Request) -> None:
     f = request.query_params.get("f")
     if f is not None and f.lower() not in ("json", "geojson", "application/json", GEOJSON):
-        raise InvalidInputError(f"f={f!r} is not offered; this API speaks JSON only", param="f")
+        raise InvalidInputError(
+            f"f={f!r} is not offered; this API speaks JSON only",
+            param="f",
+            i18n="err.ogc.f_not_offered_this_api",
+            f=f,
+        )
 
 
 def _collection(conn: ConnDep, collection_id: str) -> LayerInfo:
@@ -61,7 +66,10 @@ def _collection(conn: ConnDep, collection_id: str) -> LayerInfo:
         return registry.get_layer(conn, collection_id)
     except NotFoundError as exc:
         raise NotFoundError(
-            f"collection '{collection_id}' does not exist", collection=collection_id
+            f"collection '{collection_id}' does not exist",
+            collection=collection_id,
+            i18n="err.ogc.collection_does_not_exist",
+            collection_id=collection_id,
         ) from exc
 
 
@@ -134,9 +142,21 @@ def _int_param(request: Request, name: str) -> int | None:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise InvalidInputError(f"{name} must be an integer; got {raw!r}", param=name) from exc
+        raise InvalidInputError(
+            f"{name} must be an integer; got {raw!r}",
+            param=name,
+            i18n="err.ogc.must_be_integer_got",
+            name=name,
+            raw=raw,
+        ) from exc
     if not -(2**63) <= value < 2**63:
-        raise InvalidInputError(f"{name} must be a 64-bit integer; got {raw}", param=name)
+        raise InvalidInputError(
+            f"{name} must be a 64-bit integer; got {raw}",
+            param=name,
+            i18n="err.ogc.must_be_64_bit_integer",
+            name=name,
+            raw=raw,
+        )
     return value
 
 
@@ -146,7 +166,12 @@ def _items_query(request: Request, info: LayerInfo, settings: Settings) -> ogc.I
     if limit is None:
         limit = settings.ogc_default_limit
     if limit < 1:
-        raise InvalidInputError(f"limit must be at least 1; got {limit}", param="limit")
+        raise InvalidInputError(
+            f"limit must be at least 1; got {limit}",
+            param="limit",
+            i18n="err.ogc.limit_must_be_at_least",
+            limit=limit,
+        )
     limit = min(limit, settings.ogc_max_limit)
     crs = ogc.parse_crs(params.get("crs"), "crs")
     bbox_crs = ogc.parse_crs(params.get("bbox-crs"), "bbox-crs")
@@ -154,7 +179,10 @@ def _items_query(request: Request, info: LayerInfo, settings: Settings) -> ogc.I
     when = ogc.parse_datetime(params.get("datetime"))
     if when is not None and not info.time_field:
         raise InvalidInputError(
-            f"collection '{info.slug}' has no time; datetime cannot filter it", param="datetime"
+            f"collection '{info.slug}' has no time; datetime cannot filter it",
+            param="datetime",
+            i18n="err.ogc.collection_has_no_time_datetime",
+            layer=info.slug,
         )
     names = registry.property_names(info)
     if features.adds_source_key(info):
@@ -168,6 +196,10 @@ def _items_query(request: Request, info: LayerInfo, settings: Settings) -> ogc.I
                 f"unknown query parameter '{key}'; properties of '{info.slug}' are: "
                 f"{', '.join(names) or 'none'}",
                 param=key,
+                i18n="err.ogc.unknown_query_parameter_properties_are",
+                key=key,
+                layer=info.slug,
+                props=", ".join(names) or "—",
             )
         equals[key] = value
     where = None
@@ -181,10 +213,18 @@ def _items_query(request: Request, info: LayerInfo, settings: Settings) -> ogc.I
         )
     offset = _int_param(request, "offset") or 0
     if offset < 0:
-        raise InvalidInputError(f"offset must be 0 or more; got {offset}", param="offset")
+        raise InvalidInputError(
+            f"offset must be 0 or more; got {offset}",
+            param="offset",
+            i18n="err.ogc.offset_must_be_0_or",
+            offset=offset,
+        )
     if offset > settings.ogc_max_offset:
         raise InvalidInputError(
-            f"offset is limited to {settings.ogc_max_offset}; narrow the filter", param="offset"
+            f"offset is limited to {settings.ogc_max_offset}; narrow the filter",
+            param="offset",
+            i18n="err.ogc.offset_limited_to_narrow_filter",
+            ogc_max_offset=settings.ogc_max_offset,
         )
     return ogc.ItemsQuery(
         sortby=ogc.parse_sortby(params.get("sortby"), info),

@@ -29,7 +29,10 @@ def _collection(conn: ConnDep, collection_id: str) -> LayerInfo:
         return registry.get_layer(conn, collection_id)
     except NotFoundError as exc:
         raise NotFoundError(
-            f"collection '{collection_id}' does not exist", collection=collection_id
+            f"collection '{collection_id}' does not exist",
+            collection=collection_id,
+            i18n="err.ogc_tiles.collection_does_not_exist",
+            collection_id=collection_id,
         ) from exc
 
 
@@ -38,6 +41,9 @@ def _check_tms(tms_id: str) -> None:
         raise NotFoundError(
             f"tile matrix set '{tms_id}' is not offered; use {' or '.join(ogc_tiles.TMS_IDS)}",
             tileMatrixSetId=tms_id,
+            i18n="err.ogc_tiles.tile_matrix_set_not_offered",
+            tms_id=tms_id,
+            TMS_ID=ogc_tiles.TMS_ID,
         )
 
 

@@ -48,17 +48,29 @@ def project(
     """Every chosen layer as an OGC API – Features layer styled like the web map, grouped by
     sector; dense layers also as vector tiles; restricted layers carry `authcfg`."""
     if crs not in qgis_project.PROJECT_CRS:
-        raise InvalidInputError(f"crs {crs} is not offered; use 3857 or 4326", param="crs")
+        raise InvalidInputError(
+            f"crs {crs} is not offered; use 3857 or 4326",
+            param="crs",
+            i18n="err.qgis.crs_not_offered",
+            crs=crs,
+        )
     catalogue = registry.list_layers(conn)
     by_slug = {info.slug: info for info in catalogue}
     if layers is not None:
         slugs = [s.strip() for s in layers.split(",") if s.strip()]
         if not slugs:
-            raise InvalidInputError("layers names no layer", param="layers")
+            raise InvalidInputError(
+                "layers names no layer", param="layers", i18n="err.styles.layers_names_no_layer"
+            )
         authorize_layers(request, slugs, "layers")
         missing = [s for s in slugs if s not in by_slug]
         if missing:
-            raise NotFoundError(f"layer '{missing[0]}' does not exist", layer=missing[0])
+            raise NotFoundError(
+                f"layer '{missing[0]}' does not exist",
+                layer=missing[0],
+                i18n="err.routers_tiles.layer_does_not_exist",
+                slug=missing[0],
+            )
         infos = [by_slug[s] for s in dict.fromkeys(slugs)]
     else:
         infos = [i for i in readable(user, catalogue) if i.kind == "vector"]

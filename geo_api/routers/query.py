@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from geo_api.deps import ConnDep, SettingsDep
 from geo_api.security import authorize_layers
@@ -24,7 +25,10 @@ FormatQuery = Annotated[
 def _no_nul(value: dict[str, str]) -> dict[str, str]:
     for k, v in value.items():
         if "\x00" in k or "\x00" in v:
-            raise ValueError("NUL bytes are not allowed in filter names or values")
+            # a typed error: its message is translated at the edge (geo_api.errors)
+            raise PydanticCustomError(
+                "nul_bytes", "NUL bytes are not allowed in filter names or values"
+            )
     return value
 
 
@@ -135,7 +139,11 @@ def within(
     authorize_layers(request, body.layer_slugs())
     limit = _limit(body, settings.query_max_results)
     if (body.admin_code is None) == (body.polygon is None):
-        raise InvalidInputError("give exactly one of admin_code or polygon", param="admin_code")
+        raise InvalidInputError(
+            "give exactly one of admin_code or polygon",
+            param="admin_code",
+            i18n="err.query.give_exactly_one_admin_code",
+        )
     if body.admin_code is not None:
         result = queries.within_admin(conn, body.layer, body.admin_code, limit, body.where)
     else:

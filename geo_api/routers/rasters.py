@@ -11,6 +11,7 @@ import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 
 from analytics import raster_jobs
@@ -65,7 +66,11 @@ async def _meta(request: Request, ver: LayerVersion) -> store.RasterMeta:
 
         found = await run_in_threadpool(load)
         if found is None:
-            raise InvalidInputError(f"layer {ver.id} is not a raster layer")
+            raise InvalidInputError(
+                f"layer {ver.id} is not a raster layer",
+                i18n="err.rasters.layer_not_raster_layer_2",
+                id=ver.id,
+            )
         meta = found
         if len(cache) > 1000:
             cache.clear()
@@ -92,6 +97,7 @@ async def raster_png(
         raise InvalidInputError(
             f"layer '{info.slug}' is not an elevation raster; terrain tiles need a DEM",
             layer=info.slug,
+            i18n="err.rasters.layer_not_elevation_raster_terrain",
         )
     plan = png_tile_request(settings, ver, z, x, y, meta, colormap, rescale, terrain)
     inm = request.headers.get("if-none-match", "")
@@ -151,7 +157,11 @@ async def terrain_tile(slug: str, z: int, x: int, y: int, request: Request) -> R
 
 def _require_raster(info: LayerInfo) -> None:
     if info.kind != "raster":
-        raise InvalidInputError(f"layer '{info.slug}' is not a raster layer", layer=info.slug)
+        raise InvalidInputError(
+            f"layer '{info.slug}' is not a raster layer",
+            layer=info.slug,
+            i18n="err.rasters.layer_not_raster_layer",
+        )
 
 
 # --- catalogue, point, profile --------------------------------------------------------------
@@ -224,11 +234,18 @@ def profile(slug: str, body: ProfileBody, conn: ConnDep, settings: SettingsDep) 
     """Evenly spaced samples with their geodesic distance from the start."""
     if body.samples > settings.raster_profile_max_samples:
         raise InvalidInputError(
-            f"samples must be at most {settings.raster_profile_max_samples}", param="samples"
+            f"samples must be at most {settings.raster_profile_max_samples}",
+            param="samples",
+            i18n="err.rasters.samples_must_be_at_most",
+            raster_profile_max_samples=settings.raster_profile_max_samples,
         )
     geom = body.line.get("geometry", body.line)
     if geom.get("type") != "LineString":
-        raise InvalidInputError("line must be a GeoJSON LineString", param="line")
+        raise InvalidInputError(
+            "line must be a GeoJSON LineString",
+            param="line",
+            i18n="err.rasters.line_must_be_geojson_linestring",
+        )
     coords = [(float(c[0]), float(c[1])) for c in geom.get("coordinates", [])]
     r = store.get_raster(conn, slug)
     points = read.profile(settings, r, coords, body.samples)
@@ -279,7 +296,9 @@ def zonal_stats(
     try:
         req = parse_stats(list(body.stats))
     except ValueError as exc:
-        raise InvalidInputError(str(exc), param="stats") from exc
+        raise InvalidInputError(
+            str(exc), param="stats", i18n="err.rasters.stats", stats=", ".join(map(str, body.stats))
+        ) from exc
     result = raster_jobs.zonal_query(
         conn, settings, body.raster, body.units, req, body.band, raster_cache(request)
     )
@@ -320,9 +339,11 @@ class FloodBody(BaseModel):
     @model_validator(mode="after")
     def _one_source(self) -> FloodBody:
         if (self.depth is None) == (self.dem is None):
-            raise ValueError("give either depth, or dem with level_m and seed")
+            raise PydanticCustomError(
+                "flood_source", "give either depth, or dem with level_m and seed"
+            )
         if self.dem is not None and (self.level_m is None or self.seed is None):
-            raise ValueError("dem needs level_m and seed")
+            raise PydanticCustomError("flood_dem", "dem needs level_m and seed")
         return self
 
     def layer_slugs(self) -> list[str]:
@@ -350,7 +371,9 @@ def flood_exposure(
         if not info_allowed(user, info):
             from layers.errors import PermissionDeniedError
 
-            raise PermissionDeniedError(f"layer '{slug}' is restricted")
+            raise PermissionDeniedError(
+                f"layer '{slug}' is restricted", i18n="err.rasters.layer_restricted", slug=slug
+            )
     cache = raster_cache(request)
 
     def may_read(info: LayerInfo) -> bool:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, Engine
@@ -91,9 +92,17 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
     try:
         parts = tuple(float(p) for p in value.split(","))
     except ValueError as exc:
-        raise InvalidInputError("bbox: 4 numbers minx,miny,maxx,maxy", param="bbox") from exc
+        raise InvalidInputError(
+            "bbox: 4 numbers minx,miny,maxx,maxy",
+            param="bbox",
+            i18n="err.reports.bbox_4_numbers_minx_miny",
+        ) from exc
     if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
-        raise InvalidInputError("bbox: 4 numbers minx,miny,maxx,maxy", param="bbox")
+        raise InvalidInputError(
+            "bbox: 4 numbers minx,miny,maxx,maxy",
+            param="bbox",
+            i18n="err.reports.bbox_4_numbers_minx_miny",
+        )
     return parts[0], parts[1], parts[2], parts[3]
 
 
@@ -127,7 +136,12 @@ def submit(
             else ratelimit.retry_after_s(conn, bucket, settings.report_rate_burst, rate, now)
         )
     if not allowed:
-        raise RateLimitedError(f"too many reports; try again in {wait} s", retry_after_s=wait)
+        raise RateLimitedError(
+            f"too many reports; try again in {wait} s",
+            retry_after_s=wait,
+            i18n="err.reports.too_many_reports_try_again",
+            wait=wait,
+        )
     contact = None
     if contact_name or contact_phone or contact_email:
         contact = {"name": contact_name, "phone": contact_phone, "email": contact_email}
@@ -142,13 +156,16 @@ def submit(
             }
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidInputError(problems) from exc
+        # the same 400 as a malformed request, in the caller's language (geo_api.errors)
+        raise RequestValidationError(exc.errors()) from exc
     files = [p for p in photos or [] if p.filename or p.size]
     if len(files) > settings.report_max_photos:
-        raise InvalidInputError(f"at most {settings.report_max_photos} photos", param="photos")
+        raise InvalidInputError(
+            f"at most {settings.report_max_photos} photos",
+            param="photos",
+            i18n="err.reports.at_most_photos",
+            report_max_photos=settings.report_max_photos,
+        )
     # Every photo is decoded before anything is stored: one bad file refuses the whole report.
     checked = [_read_upload(f, settings) for f in files]
     with engine.begin() as conn:

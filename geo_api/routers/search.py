@@ -182,10 +182,15 @@ def search_all(
     """Results grouped by kind, best first; each obeys the access rules of its layer or report."""
     text = q.strip()
     if not text:
-        raise InvalidInputError("q must not be empty", param="q")
+        raise InvalidInputError(
+            "q must not be empty", param="q", i18n="err.search.q_must_not_be_empty"
+        )
     if len(text) > settings.search_max_query_chars:
         raise InvalidInputError(
-            f"q is longer than {settings.search_max_query_chars} characters", param="q"
+            f"q is longer than {settings.search_max_query_chars} characters",
+            param="q",
+            i18n="err.search.q_longer_than_characters",
+            search_max_query_chars=settings.search_max_query_chars,
         )
     folded = fold(text)
     results: list[Result] = []

@@ -34,7 +34,9 @@ def map_style(
     if layers:
         slugs = [s.strip() for s in layers.split(",") if s.strip()]
         if not slugs:
-            raise InvalidInputError("layers names no layer", param="layers")
+            raise InvalidInputError(
+                "layers names no layer", param="layers", i18n="err.styles.layers_names_no_layer"
+            )
         # A named restricted layer needs a role that may read it, like its tiles.
         authorize_layers(request, slugs, "layers")
         infos = [registry.get_layer(conn, slug) for slug in slugs]

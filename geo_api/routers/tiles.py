@@ -236,7 +236,11 @@ async def current_version(request: Request, slug: str) -> LayerVersion:
         return await layer_state.layer_version(request, slug)
     ver = versions.peek(slug) or await versions.get(slug)
     if ver is None:
-        raise NotFoundError(f"layer '{slug}' does not exist", slug=slug)
+        raise NotFoundError(
+            f"layer '{slug}' does not exist",
+            slug=slug,
+            i18n="err.routers_tiles.layer_does_not_exist",
+        )
     return ver
 
 

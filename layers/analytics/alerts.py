@@ -364,7 +364,11 @@ def get_alert(
         stmt = stmt.where(_within_units(units))
     row = conn.execute(stmt).mappings().first()
     if row is None:
-        raise NotFoundError(f"alert {alert_id} does not exist", alert_id=alert_id)
+        raise NotFoundError(
+            f"alert {alert_id} does not exist",
+            alert_id=alert_id,
+            i18n="err.alerts.alert_does_not_exist",
+        )
     return _row(row)
 
 
@@ -380,10 +384,16 @@ def transition(
     allowed = {"acknowledged": ("open",), "resolved": ("open", "acknowledged")}[to]
     if current not in allowed:
         raise ConflictError(
-            f"alert {alert_id} is {current}; cannot move it to {to}", alert_id=alert_id
+            f"alert {alert_id} is {current}; cannot move it to {to}",
+            alert_id=alert_id,
+            i18n="err.alerts.alert_cannot_move_it_to",
+            current=current,
+            to=to,
         )
     if not actor:
-        raise InvalidInputError("actor must not be empty", param="actor")
+        raise InvalidInputError(
+            "actor must not be empty", param="actor", i18n="err.alerts.actor_must_not_be_empty"
+        )
     values: dict[str, Any] = {"status": to}
     if to == "acknowledged":
         values.update(acknowledged_at=func.now(), acknowledged_by=actor)

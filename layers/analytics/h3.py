@@ -464,11 +464,16 @@ def parse_measure(raw: str, measures: Sequence[str]) -> tuple[MeasureKind, int |
         raise InvalidInputError(
             f"measure must be 'count', 'sum:<property>' or 'mean:<property>'; got {raw!r}",
             param="measure",
+            i18n="err.h3.measure_must_be_count_sum",
+            raw=raw,
         )
     if name not in measures:
         raise InvalidInputError(
             f"measure {raw!r} is not aggregated; numeric measures: {', '.join(measures) or 'none'}",
             param="measure",
+            i18n="err.h3.measure_not_aggregated_numeric_measures",
+            raw=raw,
+            measures=", ".join(measures) or "—",
         )
     return ("sum" if kind == "sum" else "mean"), measures.index(name) + 1
 

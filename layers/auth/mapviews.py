@@ -58,7 +58,12 @@ def create_view(
 ) -> MapView:
     """Save a new view at the end of the list (409 on a duplicate name, 400 past the limit)."""
     if count_views(conn, user_id) >= max_views:
-        raise InvalidInputError(f"at most {max_views} saved views per user", field="name")
+        raise InvalidInputError(
+            f"at most {max_views} saved views per user",
+            field="name",
+            i18n="err.mapviews.at_most_saved_views_per",
+            max_views=max_views,
+        )
     position = conn.execute(
         select(func.coalesce(func.max(map_view.c.position) + 1, 0)).where(
             map_view.c.user_id == user_id
@@ -74,7 +79,12 @@ def create_view(
                 .returning(map_view)
             ).one()
     except IntegrityError as exc:
-        raise ConflictError(f"a view named '{name}' already exists", field="name") from exc
+        raise ConflictError(
+            f"a view named '{name}' already exists",
+            field="name",
+            i18n="err.mapviews.view_named_already_exists",
+            name=name,
+        ) from exc
     return _row(row)
 
 
@@ -94,9 +104,18 @@ def update_view(
                 .returning(map_view)
             ).one_or_none()
     except IntegrityError as exc:
-        raise ConflictError("a view with that name already exists", field="name") from exc
+        raise ConflictError(
+            "a view with that name already exists",
+            field="name",
+            i18n="err.mapviews.view_with_that_name_already",
+        ) from exc
     if row is None:
-        raise NotFoundError(f"view {view_id} does not exist", view=view_id)
+        raise NotFoundError(
+            f"view {view_id} does not exist",
+            view=view_id,
+            i18n="err.mapviews.view_does_not_exist",
+            view_id=view_id,
+        )
     return _row(row)
 
 
@@ -106,4 +125,9 @@ def delete_view(conn: Connection, user_id: int, view_id: int) -> None:
         delete(map_view).where(and_(map_view.c.id == view_id, map_view.c.user_id == user_id))
     ).rowcount
     if not gone:
-        raise NotFoundError(f"view {view_id} does not exist", view=view_id)
+        raise NotFoundError(
+            f"view {view_id} does not exist",
+            view=view_id,
+            i18n="err.mapviews.view_does_not_exist",
+            view_id=view_id,
+        )

@@ -78,7 +78,12 @@ def verify_password(password_hash: str, password: str) -> bool:
 def check_role(role: str) -> Role:
     """Return `role` if it is known, else InvalidInputError listing the roles."""
     if role not in ROLES:
-        raise InvalidInputError(f"unknown role '{role}'; roles: {', '.join(ROLES)}", role=role)
+        raise InvalidInputError(
+            f"unknown role '{role}'; roles: {', '.join(ROLES)}",
+            role=role,
+            i18n="err.users.unknown_role_roles",
+            items=", ".join(ROLES),
+        )
     return role
 
 
@@ -106,9 +111,15 @@ def _check_units(conn: Connection, role: Role, units: Sequence[str]) -> list[str
 
         return check_agency_codes(conn, units)
     if role == "commune_staff" and not units:
-        raise InvalidInputError("a commune_staff user needs at least one --unit (commune code)")
+        raise InvalidInputError(
+            "a commune_staff user needs at least one --unit (commune code)",
+            i18n="err.users.commune_staff_user_needs_at",
+        )
     if role != "commune_staff" and units:
-        raise InvalidInputError("only commune_staff users are bound to admin units")
+        raise InvalidInputError(
+            "only commune_staff users are bound to admin units",
+            i18n="err.users.only_commune_staff_users_are",
+        )
     if units:
         known = set(
             conn.execute(
@@ -119,7 +130,11 @@ def _check_units(conn: Connection, role: Role, units: Sequence[str]) -> list[str
         )
         missing = [u for u in units if u not in known]
         if missing:
-            raise InvalidInputError(f"unknown admin unit code(s): {', '.join(missing)}")
+            raise InvalidInputError(
+                f"unknown admin unit code(s): {', '.join(missing)}",
+                i18n="err.users.unknown_admin_unit_code",
+                items=", ".join(missing),
+            )
     return units
 
 
@@ -133,7 +148,11 @@ def create_user(
     """Create an active user; ConflictError if the name is taken."""
     checked = check_role(role)
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInputError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidInputError(
+            f"password must have at least {MIN_PASSWORD_LENGTH} characters",
+            i18n="err.users.password_must_have_at_least",
+            MIN_PASSWORD_LENGTH=MIN_PASSWORD_LENGTH,
+        )
     units = _check_units(conn, checked, admin_units)
     stmt = (
         pg_insert(app_user)
@@ -148,7 +167,11 @@ def create_user(
     )
     row = conn.execute(stmt).mappings().first()
     if row is None:
-        raise ConflictError(f"user '{username}' already exists", username=username)
+        raise ConflictError(
+            f"user '{username}' already exists",
+            username=username,
+            i18n="err.users.user_already_exists",
+        )
     return _user(row)
 
 
@@ -156,7 +179,11 @@ def get_user(conn: Connection, username: str) -> User:
     """One user by name, or NotFoundError."""
     row = conn.execute(select(app_user).where(app_user.c.username == username)).mappings().first()
     if row is None:
-        raise NotFoundError(f"user '{username}' does not exist", username=username)
+        raise NotFoundError(
+            f"user '{username}' does not exist",
+            username=username,
+            i18n="err.users.user_does_not_exist",
+        )
     return _user(row)
 
 
@@ -175,7 +202,9 @@ def authenticate(conn: Connection, username: str, password: str, when: datetime)
     row = conn.execute(select(app_user).where(app_user.c.username == username)).mappings().first()
     ok = verify_password(row["password_hash"] if row else _DUMMY_HASH, password)
     if row is None or not ok or not row["active"]:
-        raise AuthenticationError("wrong username or password")
+        raise AuthenticationError(
+            "wrong username or password", i18n="err.users.wrong_username_or_password"
+        )
     if _HASHER.check_needs_rehash(row["password_hash"]):
         conn.execute(
             update(app_user)
@@ -199,14 +228,22 @@ def authenticate(conn: Connection, username: str, password: str, when: datetime)
 def set_password(conn: Connection, username: str, password: str) -> None:
     """Replace a user's password."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInputError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidInputError(
+            f"password must have at least {MIN_PASSWORD_LENGTH} characters",
+            i18n="err.users.password_must_have_at_least",
+            MIN_PASSWORD_LENGTH=MIN_PASSWORD_LENGTH,
+        )
     done = conn.execute(
         update(app_user)
         .where(app_user.c.username == username)
         .values(password_hash=hash_password(password))
     ).rowcount
     if not done:
-        raise NotFoundError(f"user '{username}' does not exist", username=username)
+        raise NotFoundError(
+            f"user '{username}' does not exist",
+            username=username,
+            i18n="err.users.user_does_not_exist",
+        )
 
 
 def set_active(conn: Connection, username: str, active: bool) -> None:
@@ -215,7 +252,11 @@ def set_active(conn: Connection, username: str, active: bool) -> None:
         update(app_user).where(app_user.c.username == username).values(active=active)
     ).rowcount
     if not done:
-        raise NotFoundError(f"user '{username}' does not exist", username=username)
+        raise NotFoundError(
+            f"user '{username}' does not exist",
+            username=username,
+            i18n="err.users.user_does_not_exist",
+        )
 
 
 def list_users(conn: Connection) -> list[User]:

@@ -76,7 +76,11 @@ def _split_args(text: str, start: int) -> tuple[list[str], int]:
                 args.append(text[cur:i])
                 cur = i + 1
         i += 1
-    raise InvalidInputError("CQL2 filter has an unclosed '(' in a T_ function", param="filter")
+    raise InvalidInputError(
+        "CQL2 filter has an unclosed '(' in a T_ function",
+        param="filter",
+        i18n="err.cql.cql2_filter_has_unclosed_in",
+    )
 
 
 def rewrite_temporal_functions(text: str) -> str:
@@ -96,7 +100,11 @@ def rewrite_temporal_functions(text: str) -> str:
         args, end = _split_args(text, m.end())
         if len(args) != 2:
             raise InvalidInputError(
-                f"{m.group(1).upper()} takes 2 arguments; got {len(args)}", param="filter"
+                f"{m.group(1).upper()} takes 2 arguments; got {len(args)}",
+                param="filter",
+                i18n="err.cql.takes_2_arguments_got",
+                name=m.group(1).upper(),
+                n=len(args),
             )
         lhs, rhs = (rewrite_temporal_functions(a.strip()) for a in args)
         out.append(text[pos : m.start()])
@@ -114,16 +122,34 @@ def parse_cql2_text(text: str) -> ast.Node:
     from pygeofilter.parsers.cql2_text import parse
 
     if len(text) > 20_000:
-        raise InvalidInputError("CQL2 filter is longer than 20,000 characters", param="filter")
+        raise InvalidInputError(
+            "CQL2 filter is longer than 20,000 characters",
+            param="filter",
+            i18n="err.cql.cql2_filter_longer_than_20",
+        )
     try:
         node = parse(rewrite_temporal_functions(text))
     except LarkError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise InvalidInputError(f"invalid CQL2-text filter: {first}", param="filter") from exc
+        raise InvalidInputError(
+            f"invalid CQL2-text filter: {first}",
+            param="filter",
+            i18n="err.cql.invalid_cql2_text_filter",
+            first=first,
+        ) from exc
     except (ValueError, TypeError, KeyError) as exc:
-        raise InvalidInputError(f"invalid CQL2-text filter: {exc}", param="filter") from exc
+        raise InvalidInputError(
+            f"invalid CQL2-text filter: {exc}",
+            param="filter",
+            i18n="err.cql.invalid_cql2_text_filter_2",
+            exc=str(exc),
+        ) from exc
     if not isinstance(node, ast.Node):
-        raise InvalidInputError("CQL2 filter must be a condition", param="filter")
+        raise InvalidInputError(
+            "CQL2 filter must be a condition",
+            param="filter",
+            i18n="err.cql.cql2_filter_must_be_condition",
+        )
     return node
 
 
@@ -134,9 +160,18 @@ def parse_cql2_json(doc: str) -> ast.Node:
     try:
         node = parse(doc)
     except Exception as exc:  # the JSON parser raises assorted types on bad input
-        raise InvalidInputError(f"invalid CQL2-JSON filter: {exc}", param="filter") from exc
+        raise InvalidInputError(
+            f"invalid CQL2-JSON filter: {exc}",
+            param="filter",
+            i18n="err.cql.invalid_cql2_json_filter",
+            exc=str(exc),
+        ) from exc
     if not isinstance(node, ast.Node):
-        raise InvalidInputError("CQL2 filter must be a condition", param="filter")
+        raise InvalidInputError(
+            "CQL2 filter must be a condition",
+            param="filter",
+            i18n="err.cql.cql2_filter_must_be_condition",
+        )
     return node
 
 
@@ -183,7 +218,12 @@ class _Translator:
     def attribute(self, node: Any) -> tuple[str, str]:
         """(name, kind) of an attribute; kind is geometry/time/id or the schema type."""
         if not isinstance(node, ast.Attribute):
-            raise InvalidInputError(f"expected a property name, got {node!r}", param="filter")
+            raise InvalidInputError(
+                f"expected a property name, got {node!r}",
+                param="filter",
+                i18n="err.cql.expected_property_name_got",
+                node=node,
+            )
         name = node.name
         if name in GEOMETRY_NAMES:
             return name, "geometry"
@@ -196,13 +236,21 @@ class _Translator:
                 f"unknown property '{name}' in filter; queryables are: "
                 f"{', '.join(['geometry', 'id', *self.props])}",
                 param="filter",
+                i18n="err.cql.unknown_property_in_filter_queryables",
+                name=name,
+                items=", ".join(["geometry", "id", *self.props]),
             )
         return name, self._kind(name)
 
     def _json_value(self, name: str, kind: str, value: Any) -> Any:
         if isinstance(value, bool):
             if kind != "boolean":
-                raise InvalidInputError(f"property '{name}' is not boolean", param="filter")
+                raise InvalidInputError(
+                    f"property '{name}' is not boolean",
+                    param="filter",
+                    i18n="err.cql.property_not_boolean",
+                    name=name,
+                )
             return value
         if kind in ("integer", "number"):
             if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
@@ -211,24 +259,42 @@ class _Translator:
                 as_float = float(value)  # a 38-digit literal compares as a double
                 if not math.isfinite(as_float):
                     raise InvalidInputError(
-                        f"property '{name}': {value!r} is not a finite number", param="filter"
+                        f"property '{name}': {value!r} is not a finite number",
+                        param="filter",
+                        i18n="err.cql.property_not_finite_number",
+                        name=name,
+                        value=value,
                     )
                 return as_float
             try:
                 return float(str(value))
             except ValueError as exc:
                 raise InvalidInputError(
-                    f"property '{name}' is a number; {value!r} is not", param="filter"
+                    f"property '{name}' is a number; {value!r} is not",
+                    param="filter",
+                    i18n="err.cql.property_number_not",
+                    name=name,
+                    value=value,
                 ) from exc
         if kind == "boolean":
             if str(value).lower() in ("true", "false"):
                 return str(value).lower() == "true"
             raise InvalidInputError(
-                f"property '{name}' is boolean; {value!r} is not", param="filter"
+                f"property '{name}' is boolean; {value!r} is not",
+                param="filter",
+                i18n="err.cql.property_boolean_not",
+                name=name,
+                value=value,
             )
         if isinstance(value, int | float | str):
             return str(value) if not isinstance(value, str) else value
-        raise InvalidInputError(f"cannot compare property '{name}' with {value!r}", param="filter")
+        raise InvalidInputError(
+            f"cannot compare property '{name}' with {value!r}",
+            param="filter",
+            i18n="err.cql.cannot_compare_property_with",
+            name=name,
+            value=value,
+        )
 
     def column(self, name: str, kind: str) -> ColumnElement[Any]:
         """The SQL expression of a non-geometry attribute."""
@@ -249,11 +315,17 @@ class _Translator:
                 as_int = int(value)
             except (TypeError, ValueError) as exc:
                 raise InvalidInputError(
-                    f"id must be an integer; got {value!r}", param="filter"
+                    f"id must be an integer; got {value!r}",
+                    param="filter",
+                    i18n="err.cql.id_must_be_integer_got",
+                    value=value,
                 ) from exc
             if not INT64_MIN <= as_int <= INT64_MAX:
                 raise InvalidInputError(
-                    f"id must be a 64-bit integer; got {value!r}", param="filter"
+                    f"id must be a 64-bit integer; got {value!r}",
+                    param="filter",
+                    i18n="err.cql.id_must_be_64_bit",
+                    value=value,
                 )
             return literal(as_int, BigInteger)
         doc = orjson.dumps(self._json_value(name, kind, value)).decode()
@@ -266,7 +338,11 @@ class _Translator:
             lhs, rhs = rhs, lhs
         name, kind = self.attribute(lhs)
         if kind == "geometry":
-            raise InvalidInputError("use S_ functions to compare geometries", param="filter")
+            raise InvalidInputError(
+                "use S_ functions to compare geometries",
+                param="filter",
+                i18n="err.cql.use_functions_to_compare_geometries",
+            )
         if isinstance(rhs, ast.Attribute):
             rname, rkind = self.attribute(rhs)
             return self.column(name, kind), self.column(rname, rkind)
@@ -278,18 +354,28 @@ class _Translator:
                 raise InvalidInputError(
                     f"unsupported function {node.name}(); only CASEI() is available",
                     param="filter",
+                    i18n="err.cql.unsupported_function_only_casei_available",
+                    name=node.name,
                 )
             return func.lower(self._casei(node.arguments[0]))
         if isinstance(node, ast.Attribute):
             name, kind = self.attribute(node)
             if kind in ("geometry", "time", "id"):
                 raise InvalidInputError(
-                    f"CASEI() needs a text property, not '{name}'", param="filter"
+                    f"CASEI() needs a text property, not '{name}'",
+                    param="filter",
+                    i18n="err.cql.casei_needs_text_property_not",
+                    name=name,
                 )
             return feature.c.properties.op("->>")(name)
         if isinstance(node, str):
             return literal(node, Text)
-        raise InvalidInputError(f"CASEI() needs text, got {node!r}", param="filter")
+        raise InvalidInputError(
+            f"CASEI() needs text, got {node!r}",
+            param="filter",
+            i18n="err.cql.casei_needs_text_got",
+            node=node,
+        )
 
     # --- geometry ---------------------------------------------------------------------------
     def geometry_literal(self, node: Any) -> ColumnElement[Any]:
@@ -302,14 +388,21 @@ class _Translator:
             geom = func.ST_MakeEnvelope(node.x1, node.y1, node.x2, node.y2, self.crs.srid)
         else:
             raise InvalidInputError(
-                f"expected a geometry literal (WKT), got {node!r}", param="filter"
+                f"expected a geometry literal (WKT), got {node!r}",
+                param="filter",
+                i18n="err.cql.expected_geometry_literal_wkt_got",
+                node=node,
             )
         return self._to_storage(geom)
 
     def _check_coordinates(self, flat: list[float]) -> None:
         """Refuse coordinates that are not finite or lie outside the filter-crs's area."""
         if any(not math.isfinite(v) for v in flat):
-            raise InvalidInputError("filter: coordinates must be finite numbers", param="filter")
+            raise InvalidInputError(
+                "filter: coordinates must be finite numbers",
+                param="filter",
+                i18n="err.cql.filter_coordinates_must_be_finite",
+            )
         xs, ys = flat[0::2], flat[1::2]
         if self.crs.lat_lon:
             xs, ys = ys, xs
@@ -327,6 +420,8 @@ class _Translator:
             raise InvalidInputError(
                 f"filter: coordinates outside the area of EPSG:{self.crs.srid} (filter-crs)",
                 param="filter-crs",
+                i18n="err.cql.filter_coordinates_outside_area_epsg",
+                srid=self.crs.srid,
             )
 
     def _to_storage(self, geom: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -343,7 +438,11 @@ class _Translator:
             lhs, rhs, swapped = rhs, lhs, True
         _, kind = self.attribute(lhs)
         if kind != "geometry":
-            raise InvalidInputError("S_ functions compare the geometry property", param="filter")
+            raise InvalidInputError(
+                "S_ functions compare the geometry property",
+                param="filter",
+                i18n="err.cql.functions_compare_geometry_property",
+            )
         other = self.geometry_literal(rhs)
         fn = {
             ast.GeometryIntersects: func.ST_Intersects,
@@ -367,7 +466,10 @@ class _Translator:
         name, kind = self.attribute(lhs)
         if kind not in ("time", "datetime"):
             raise InvalidInputError(
-                f"T_ functions need a time property; '{name}' is not one", param="filter"
+                f"T_ functions need a time property; '{name}' is not one",
+                param="filter",
+                i18n="err.cql.t_functions_need_time_property",
+                name=name,
             )
         col = self.column(name, kind)
         start, end = _as_interval(rhs)
@@ -389,6 +491,8 @@ class _Translator:
             f"{node.op.value} is not supported on instants; use T_BEFORE, T_AFTER, T_DURING, "
             "T_EQUALS, T_INTERSECTS or T_DISJOINT",
             param="filter",
+            i18n="err.cql.not_supported_on_instants_use",
+            value=node.op.value,
         )
 
     # --- walk -------------------------------------------------------------------------------
@@ -422,7 +526,11 @@ class _Translator:
             name, kind = self.attribute(node.lhs)
             col = self.column(name, kind)
             if not node.sub_nodes:
-                raise InvalidInputError("IN needs at least one value", param="filter")
+                raise InvalidInputError(
+                    "IN needs at least one value",
+                    param="filter",
+                    i18n="err.cql.in_needs_at_least_one",
+                )
             expr = col.in_([self.value(name, kind, v) for v in node.sub_nodes])
             return not_(expr) if node.not_ else expr
         if isinstance(node, ast.Like):
@@ -443,7 +551,11 @@ class _Translator:
         if isinstance(node, ast.BBox):
             _, kind = self.attribute(node.lhs)
             if kind != "geometry":
-                raise InvalidInputError("BBOX() needs the geometry property", param="filter")
+                raise InvalidInputError(
+                    "BBOX() needs the geometry property",
+                    param="filter",
+                    i18n="err.cql.bbox_needs_geometry_property",
+                )
             env = self._to_storage(
                 func.ST_MakeEnvelope(node.minx, node.miny, node.maxx, node.maxy, self.crs.srid)
             )
@@ -452,7 +564,10 @@ class _Translator:
         if isinstance(node, ast.TemporalPredicate):
             return self.temporal(node)
         raise InvalidInputError(
-            f"unsupported CQL2 construct: {type(node).__name__}", param="filter"
+            f"unsupported CQL2 construct: {type(node).__name__}",
+            param="filter",
+            i18n="err.cql.unsupported_cql2_construct",
+            construct=type(node).__name__,
         )
 
     def like(self, node: ast.Like) -> ColumnElement[bool]:
@@ -461,9 +576,18 @@ class _Translator:
         else:
             name, kind = self.attribute(node.lhs)
             if kind in ("geometry", "time", "id"):
-                raise InvalidInputError(f"LIKE needs a text property, not '{name}'", param="filter")
+                raise InvalidInputError(
+                    f"LIKE needs a text property, not '{name}'",
+                    param="filter",
+                    i18n="err.cql.like_needs_text_property_not",
+                    name=name,
+                )
             if not isinstance(node.pattern, str):
-                raise InvalidInputError("LIKE needs a quoted pattern", param="filter")
+                raise InvalidInputError(
+                    "LIKE needs a quoted pattern",
+                    param="filter",
+                    i18n="err.cql.like_needs_quoted_pattern",
+                )
             left = feature.c.properties.op("->>")(name)
             pattern = literal(node.pattern, Text)
         expr = left.ilike(pattern, escape="\\") if node.nocase else left.like(pattern, escape="\\")
@@ -493,10 +617,18 @@ def _as_datetime(value: Any) -> datetime:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise InvalidInputError(f"not a timestamp: {value!r}", param="filter") from exc
+            raise InvalidInputError(
+                f"not a timestamp: {value!r}",
+                param="filter",
+                i18n="err.cql.not_timestamp",
+                value=value,
+            ) from exc
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise InvalidInputError(
-        f"expected a TIMESTAMP, DATE or INTERVAL, got {value!r}", param="filter"
+        f"expected a TIMESTAMP, DATE or INTERVAL, got {value!r}",
+        param="filter",
+        i18n="err.cql.expected_timestamp_date_or_interval",
+        value=value,
     )
 
 
@@ -556,6 +688,8 @@ def _check_depth(node: Any) -> None:
                 f"filter is nested more than {MAX_FILTER_DEPTH} levels (e.g. a long chain of"
                 " AND/OR); use IN (...) or split it",
                 param="filter",
+                i18n="err.cql.filter_nested_more_than_levels",
+                MAX_FILTER_DEPTH=MAX_FILTER_DEPTH,
             )
         if isinstance(n, ast.Node):
             stack.extend((c, depth + 1) for c in n.get_sub_nodes())
@@ -573,12 +707,18 @@ def compile_filter(
     """Parse and translate a filter in the given language (cql2-text or cql2-json)."""
     if lang not in ("cql2-text", "cql2-json"):
         raise InvalidInputError(
-            f"filter-lang must be cql2-text or cql2-json; got {lang!r}", param="filter-lang"
+            f"filter-lang must be cql2-text or cql2-json; got {lang!r}",
+            param="filter-lang",
+            i18n="err.cql.filter_lang_must_be_cql2",
+            lang=lang,
         )
     try:
         node = parse_cql2_text(text) if lang == "cql2-text" else parse_cql2_json(text)
     except RecursionError as exc:
         raise InvalidInputError(
-            f"filter is nested more than {MAX_FILTER_DEPTH} levels", param="filter"
+            f"filter is nested more than {MAX_FILTER_DEPTH} levels",
+            param="filter",
+            i18n="err.cql.filter_nested_more_than_levels_2",
+            MAX_FILTER_DEPTH=MAX_FILTER_DEPTH,
         ) from exc
     return to_sql(node, info, crs)

@@ -55,23 +55,33 @@ def parse_bbox(raw: str | Sequence[float] | None) -> BBox | None:
     parts: Sequence[object] = raw.split(",") if isinstance(raw, str) else raw
     if len(parts) != 4:
         raise InvalidInputError(
-            f"bbox must have 4 numbers minx,miny,maxx,maxy; got {len(parts)} values", param="bbox"
+            f"bbox must have 4 numbers minx,miny,maxx,maxy; got {len(parts)} values",
+            param="bbox",
+            i18n="err.items.bbox_must_have_4_numbers",
+            n=len(parts),
         )
     try:
         minx, miny, maxx, maxy = (float(str(p).strip()) for p in parts)
     except ValueError as exc:
         raise InvalidInputError(
-            f"bbox has a value that is not a number: {raw!r}", param="bbox"
+            f"bbox has a value that is not a number: {raw!r}",
+            param="bbox",
+            i18n="err.items.bbox_has_value_that_not",
+            raw=raw,
         ) from exc
     if not (
         -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
     ):
         raise InvalidInputError(
-            "bbox is outside WGS84 bounds (longitude -180..180, latitude -90..90)", param="bbox"
+            "bbox is outside WGS84 bounds (longitude -180..180, latitude -90..90)",
+            param="bbox",
+            i18n="err.items.bbox_outside_wgs84_bounds_longitude",
         )
     if minx > maxx or miny > maxy:
         raise InvalidInputError(
-            "bbox is inverted: minx must be <= maxx and miny <= maxy", param="bbox"
+            "bbox is inverted: minx must be <= maxx and miny <= maxy",
+            param="bbox",
+            i18n="err.items.bbox_inverted_minx_must_be",
         )
     return (minx, miny, maxx, maxy)
 
@@ -80,7 +90,11 @@ def check_limit(limit: int, maximum: int) -> int:
     """Refuse a limit outside 1..maximum with a message that says the range."""
     if limit < 1 or limit > maximum:
         raise InvalidInputError(
-            f"limit must be between 1 and {maximum}; got {limit}", param="limit"
+            f"limit must be between 1 and {maximum}; got {limit}",
+            param="limit",
+            i18n="err.items.limit_must_be_between_1",
+            maximum=maximum,
+            limit=limit,
         )
     return limit
 

@@ -149,7 +149,9 @@ class LayerVersionProbe:
                 return await cur.fetchone()
         except PoolTimeout as exc:
             raise UnavailableError(
-                "the database is busy or unreachable; retry shortly", retry_after=1
+                "the database is busy or unreachable; retry shortly",
+                retry_after=1,
+                i18n="err.layer_versions.database_busy_or_unreachable_retry",
             ) from exc
 
     async def get(self, slug: str) -> LayerVersion | None:

@@ -99,7 +99,11 @@ def parse_crs(raw: str | None, param: str) -> Crs:
     crs = CRS_BY_URI.get(value)
     if crs is None:
         raise InvalidInputError(
-            f"{param} {raw!r} is not supported; use one of: {', '.join(CRS_LIST)}", param=param
+            f"{param} {raw!r} is not supported; use one of: {', '.join(CRS_LIST)}",
+            param=param,
+            i18n="err.ogc.not_supported_use_one",
+            raw=raw,
+            items=", ".join(CRS_LIST),
         )
     return crs
 
@@ -117,16 +121,25 @@ def parse_bbox_in(raw: str | None, crs: Crs) -> tuple[float, float, float, float
             parts = [parts[1], parts[0], parts[3], parts[2]]
         return parse_bbox(",".join(parts))
     if len(parts) != 4:
-        raise InvalidInputError("bbox must have 4 numbers minx,miny,maxx,maxy", param="bbox")
+        raise InvalidInputError(
+            "bbox must have 4 numbers minx,miny,maxx,maxy",
+            param="bbox",
+            i18n="err.ogc.bbox_must_have_4_numbers",
+        )
     try:
         minx, miny, maxx, maxy = (float(p) for p in parts)
     except ValueError as exc:
         raise InvalidInputError(
-            f"bbox has a value that is not a number: {raw!r}", param="bbox"
+            f"bbox has a value that is not a number: {raw!r}",
+            param="bbox",
+            i18n="err.ogc.bbox_has_value_that_not",
+            raw=raw,
         ) from exc
     if minx > maxx or miny > maxy:
         raise InvalidInputError(
-            "bbox is inverted: minx must be <= maxx and miny <= maxy", param="bbox"
+            "bbox is inverted: minx must be <= maxx and miny <= maxy",
+            param="bbox",
+            i18n="err.ogc.bbox_inverted_minx_must_be",
         )
     from pyproj import Transformer
 
@@ -147,7 +160,10 @@ def _parse_instant(raw: str) -> datetime:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as exc:
         raise InvalidInputError(
-            f"datetime {raw!r} is not RFC 3339 (e.g. 2025-01-31T08:00:00Z)", param="datetime"
+            f"datetime {raw!r} is not RFC 3339 (e.g. 2025-01-31T08:00:00Z)",
+            param="datetime",
+            i18n="err.ogc.datetime_not_rfc_3339_e",
+            raw=raw,
         ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -161,9 +177,17 @@ def parse_datetime(raw: str | None) -> tuple[datetime | None, datetime | None] |
         start = None if a in ("", "..") else _parse_instant(a)
         end = None if b in ("", "..") else _parse_instant(b)
         if start is None and end is None:
-            raise InvalidInputError("datetime interval '../..' has no bound", param="datetime")
+            raise InvalidInputError(
+                "datetime interval '../..' has no bound",
+                param="datetime",
+                i18n="err.ogc.datetime_interval_has_no_bound",
+            )
         if start and end and start > end:
-            raise InvalidInputError("datetime interval ends before it starts", param="datetime")
+            raise InvalidInputError(
+                "datetime interval ends before it starts",
+                param="datetime",
+                i18n="err.ogc.datetime_interval_ends_before_it",
+            )
         return (start, end)
     instant = _parse_instant(raw)
     if len(raw.strip()) == 10:
@@ -214,7 +238,11 @@ def parse_sortby(raw: str | None, info: LayerInfo) -> list[tuple[str, bool]]:
         name = part.lstrip("+-").strip()
         if name not in names:
             raise InvalidInputError(
-                f"sortby: unknown property '{name}'; sortable: {', '.join(names)}", param="sortby"
+                f"sortby: unknown property '{name}'; sortable: {', '.join(names)}",
+                param="sortby",
+                i18n="err.ogc.sortby_unknown_property_sortable",
+                name=name,
+                items=", ".join(names),
             )
         keys.append((name, desc))
     return keys
@@ -429,6 +457,9 @@ def get_item(conn: Connection, info: LayerInfo, feature_id: str, crs: Crs) -> st
         raise NotFoundError(
             f"feature '{feature_id}' does not exist in collection '{info.slug}'",
             collection=info.slug,
+            i18n="err.ogc.feature_does_not_exist_in",
+            feature_id=feature_id,
+            layer=info.slug,
         )
     return str(doc)
 

@@ -51,6 +51,9 @@ def check_radius(radius_m: float) -> float:
         raise InvalidInputError(
             f"radius must be in metres, between 0 and {MAX_RADIUS_M:.0f}; got {radius_m}",
             param="radius_m",
+            i18n="err.queries.radius_must_be_in_metres",
+            MAX_RADIUS_M=format(MAX_RADIUS_M, ".0f"),
+            radius_m=radius_m,
         )
     return float(radius_m)
 
@@ -61,6 +64,9 @@ def check_point(lon: float, lat: float) -> tuple[float, float]:
         raise InvalidInputError(
             f"point ({lon}, {lat}) is not lon/lat in degrees (lon -180..180, lat -90..90)",
             param="point",
+            i18n="err.queries.point_not_lon_lat_in",
+            lon=lon,
+            lat=lat,
         )
     return float(lon), float(lat)
 
@@ -74,16 +80,29 @@ def parse_polygon(geojson: Mapping[str, Any]) -> shapely.Geometry:
         raise InvalidInputError(
             f"polygon must be a GeoJSON Polygon or MultiPolygon; got {doc.get('type')!r}",
             param="polygon",
+            i18n="err.queries.polygon_must_be_geojson_polygon",
+            type=doc.get("type"),
         )
     try:
         geom = shape(doc)
     except (ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise InvalidInputError(f"polygon is not valid GeoJSON: {exc}", param="polygon") from exc
+        raise InvalidInputError(
+            f"polygon is not valid GeoJSON: {exc}",
+            param="polygon",
+            i18n="err.queries.polygon_not_valid_geojson",
+            exc=str(exc),
+        ) from exc
     if geom.is_empty:
-        raise InvalidInputError("polygon is empty", param="polygon")
+        raise InvalidInputError(
+            "polygon is empty", param="polygon", i18n="err.queries.polygon_empty"
+        )
     minx, miny, maxx, maxy = geom.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-        raise InvalidInputError("polygon coordinates must be lon/lat degrees", param="polygon")
+        raise InvalidInputError(
+            "polygon coordinates must be lon/lat degrees",
+            param="polygon",
+            i18n="err.queries.polygon_coordinates_must_be_lon",
+        )
     if not geom.is_valid:
         geom = shapely.make_valid(geom)
     return geom
@@ -115,12 +134,20 @@ def _coerce(name: str, value: str, kind: Any) -> Any:
             return float(value)
     except ValueError as exc:
         raise InvalidInputError(
-            f"property '{name}' is a number; {value!r} is not", param=name
+            f"property '{name}' is a number; {value!r} is not",
+            param=name,
+            i18n="err.queries.property_number_not",
+            name=name,
+            value=value,
         ) from exc
     if kind == "boolean":
         if value.lower() not in ("true", "false"):
             raise InvalidInputError(
-                f"property '{name}' is true or false; got {value!r}", param=name
+                f"property '{name}' is true or false; got {value!r}",
+                param=name,
+                i18n="err.queries.property_true_or_false_got",
+                name=name,
+                value=value,
             )
         return value.lower() == "true"
     return value
@@ -178,7 +205,11 @@ def within_admin(
     info = get_layer(conn, slug)
     exists = conn.execute(_ADMIN_UNIT, {"code": code}).first()
     if exists is None:
-        raise NotFoundError(f"admin unit '{code}' does not exist", admin_code=code)
+        raise NotFoundError(
+            f"admin unit '{code}' does not exist",
+            admin_code=code,
+            i18n="err.queries.admin_unit_does_not_exist",
+        )
     params = {"f_eq": equals_json(info, equals)}
     sql = _WITHIN_ADMIN
     rows = conn.execute(sql, {"code": code, "layer": info.id, "limit": limit + 1, **params}).all()
@@ -304,7 +335,12 @@ def nearest(
     info = get_layer(conn, slug)
     lon, lat = check_point(lon, lat)
     if not 1 <= k <= 1000:
-        raise InvalidInputError(f"k must be between 1 and 1000; got {k}", param="k")
+        raise InvalidInputError(
+            f"k must be between 1 and 1000; got {k}",
+            param="k",
+            i18n="err.queries.k_must_be_between_1",
+            k=k,
+        )
     params = {"f_eq": equals_json(info, equals)}
     base = {"lon": lon, "lat": lat, "layer": info.id, "k": k, **params}
     bound = conn.execute(
@@ -351,9 +387,15 @@ def per_commune(
             raise InvalidInputError(
                 f"property '{sum_property}' is not numeric; it cannot be summed",
                 param="sum_property",
+                i18n="err.queries.property_not_numeric_it_cannot",
+                sum_property=sum_property,
             )
     if not per > 0:
-        raise InvalidInputError("per must be a positive number of inhabitants", param="per")
+        raise InvalidInputError(
+            "per must be a positive number of inhabitants",
+            param="per",
+            i18n="err.queries.per_must_be_positive_number",
+        )
     params = {"f_eq": equals_json(info, equals)}
     sql = text(
         # Communes drive the loop: the feature index is probed with each commune's bbox, and
@@ -573,7 +615,11 @@ def export(result: QueryResult, fmt: str) -> bytes:
 
     if fmt not in EXPORT_FORMATS:
         raise InvalidInputError(
-            f"format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}", param="format"
+            f"format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}",
+            param="format",
+            i18n="err.queries.format_must_be_one_got",
+            items=", ".join(EXPORT_FORMATS),
+            fmt=fmt,
         )
     if fmt == "geojson":
         feats = [

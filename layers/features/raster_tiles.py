@@ -57,6 +57,9 @@ def raster_query(info: LayerInfo, tile: TileAddress) -> tuple[str, dict[str, Any
             f"layer '{info.slug}' is a {info.geometry_type} layer; PNG overview tiles are drawn"
             " for polygon layers only (use its .mvt tiles)",
             param="slug",
+            i18n="err.raster_tiles.layer_layer_png_overview_tiles",
+            layer=info.slug,
+            geometry_type=info.geometry_type,
         )
     deg_per_px = 360.0 / (1 << tile.z) / TILE_PX
     lon0, lat0, lon1, lat1 = tile.lonlat_bounds(BUFFER_PX / TILE_PX)

@@ -194,7 +194,9 @@ def get_layer(conn: Connection, slug: str) -> LayerInfo:
     """Catalog entry of one layer, or NotFoundError naming the slug."""
     row = conn.execute(select(layer).where(layer.c.slug == slug)).mappings().first()
     if row is None:
-        raise NotFoundError(f"layer '{slug}' does not exist", slug=slug)
+        raise NotFoundError(
+            f"layer '{slug}' does not exist", slug=slug, i18n="err.registry.layer_does_not_exist"
+        )
     return _row_to_info(row)
 
 
@@ -260,6 +262,10 @@ def require_property(info: LayerSpec, name: str) -> str:
         raise InvalidInputError(
             f"layer '{info.slug}' has no property '{name}'; it has: {', '.join(names) or 'none'}",
             property=name,
+            i18n="err.registry.layer_has_no_property_it",
+            layer=info.slug,
+            name=name,
+            props=", ".join(names) or "—",
         )
     return name
 

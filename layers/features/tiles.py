@@ -108,12 +108,23 @@ class TileAddress:
 def tile_address(z: int, x: int, y: int, max_zoom: int = MAX_ZOOM) -> TileAddress:
     """Validate z/x/y; InvalidInputError says which part is out of range."""
     if not 0 <= z <= max_zoom:
-        raise InvalidInputError(f"zoom must be between 0 and {max_zoom}; got {z}", param="z")
+        raise InvalidInputError(
+            f"zoom must be between 0 and {max_zoom}; got {z}",
+            param="z",
+            i18n="err.features_tiles.zoom_must_be_between_0",
+            max_zoom=max_zoom,
+            z=z,
+        )
     n = 1 << z
     if not (0 <= x < n and 0 <= y < n):
         raise InvalidInputError(
             f"tile {z}/{x}/{y} does not exist: x and y must be between 0 and {n - 1} at zoom {z}",
             param="xy",
+            i18n="err.features_tiles.tile_does_not_exist_x",
+            z=z,
+            x=x,
+            y=y,
+            last=n - 1,
         )
     return TileAddress(z, x, y)
 
@@ -136,6 +147,10 @@ def parse_properties(info: LayerInfo, raw: str | None) -> tuple[str, ...] | None
             f"layer '{info.slug}' has no propert{'y' if len(unknown) == 1 else 'ies'} "
             f"{', '.join(repr(u) for u in unknown)}; it has: {', '.join(known) or 'none'}",
             param="properties",
+            i18n="err.features_tiles.layer_has_no_propert_it",
+            layer=info.slug,
+            unknown=", ".join(repr(u) for u in unknown),
+            known=", ".join(known) or "—",
         )
     return names
 
@@ -201,6 +216,9 @@ def parse_time_filter(info: LayerInfo, raw: str | None) -> TimeFilter | None:
             f"layer '{info.slug}' has no time field, so datetime={raw!r} cannot filter its tiles;"
             " only time-enabled layers (with a time_field) take datetime",
             param="datetime",
+            i18n="err.features_tiles.layer_has_no_time_field",
+            layer=info.slug,
+            raw=raw,
         )
     return _time_filter(raw)
 

@@ -65,12 +65,19 @@ def check_agency_codes(conn: Connection, codes: Sequence[str]) -> list[str]:
     """The codes if each is the ma_don_vi of an agency; InvalidInputError naming unknown ones."""
     codes = sorted(set(codes))
     if len(codes) != 1:
-        raise InvalidInputError("an agency_staff user is bound to exactly one agency (ma_don_vi)")
+        raise InvalidInputError(
+            "an agency_staff user is bound to exactly one agency (ma_don_vi)",
+            i18n="err.incidents_store.agency_staff_user_bound_to",
+        )
     stmt = _agency_select().where(feature.c.properties["ma_don_vi"].astext.in_(codes))
     known = {r.code for r in conn.execute(stmt)}
     missing = [c for c in codes if c not in known]
     if missing:
-        raise InvalidInputError(f"unknown agency code(s) (ma_don_vi): {', '.join(missing)}")
+        raise InvalidInputError(
+            f"unknown agency code(s) (ma_don_vi): {', '.join(missing)}",
+            i18n="err.incidents_store.unknown_agency_code_ma_don",
+            items=", ".join(missing),
+        )
     return codes
 
 
@@ -236,7 +243,11 @@ def get_sop_version(conn: Connection, version_id: int) -> dict[str, Any]:
         .first()
     )
     if row is None:
-        raise NotFoundError(f"SOP version {version_id} does not exist")
+        raise NotFoundError(
+            f"SOP version {version_id} does not exist",
+            i18n="err.incidents_store.sop_version_does_not_exist",
+            version_id=version_id,
+        )
     return dict(row)
 
 
@@ -295,7 +306,11 @@ def get_incident(
         stmt = stmt.with_for_update(of=incident)
     row = conn.execute(stmt).mappings().first()
     if row is None:
-        raise NotFoundError(f"incident {incident_id} does not exist", incident_id=incident_id)
+        raise NotFoundError(
+            f"incident {incident_id} does not exist",
+            incident_id=incident_id,
+            i18n="err.incidents_store.incident_does_not_exist",
+        )
     return _row(row)
 
 
@@ -423,10 +438,20 @@ _SOURCE_SQL = {
 def get_source(conn: Connection, kind: str, ref: str) -> dict[str, Any]:
     """An alert, report, detection event or sensor reading (layer:feature id) by reference."""
     if kind not in _SOURCE_SQL:
-        raise InvalidInputError(f"unknown source kind '{kind}'; kinds: {', '.join(_SOURCE_SQL)}")
+        raise InvalidInputError(
+            f"unknown source kind '{kind}'; kinds: {', '.join(_SOURCE_SQL)}",
+            i18n="err.incidents_store.unknown_source_kind_kinds",
+            kind=kind,
+            items=", ".join(_SOURCE_SQL),
+        )
     row = conn.execute(text(_SOURCE_SQL[kind]), {"ref": ref}).mappings().first()
     if row is None:
-        raise NotFoundError(f"{kind} '{ref}' does not exist", kind=kind, ref=ref)
+        raise NotFoundError(
+            f"{kind} '{ref}' does not exist",
+            kind=kind,
+            ref=ref,
+            i18n="err.incidents_store.does_not_exist",
+        )
     d = dict(row)
     if d["wkb"] is not None:
         d["wkb"] = bytes(d["wkb"])
@@ -602,7 +627,11 @@ def get_task(
         stmt = stmt.with_for_update(of=incident_task)
     row = conn.execute(stmt).mappings().first()
     if row is None:
-        raise NotFoundError(f"task {task_id} does not exist", task_id=task_id)
+        raise NotFoundError(
+            f"task {task_id} does not exist",
+            task_id=task_id,
+            i18n="err.incidents_store.task_does_not_exist",
+        )
     return dict(row)
 
 
@@ -659,7 +688,12 @@ def get_photo(conn: Connection, task_id: int, note_id: int) -> tuple[bytes, str]
         )
     ).first()
     if row is None:
-        raise NotFoundError(f"task {task_id} has no photo {note_id}")
+        raise NotFoundError(
+            f"task {task_id} has no photo {note_id}",
+            i18n="err.incidents_store.task_has_no_photo",
+            task_id=task_id,
+            note_id=note_id,
+        )
     return bytes(row[0]), str(row[1])
 
 

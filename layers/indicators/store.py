@@ -154,7 +154,12 @@ def get_indicator(code: str) -> IndicatorDef:
         close = difflib.get_close_matches(code, list(catalog()), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise NotFoundError(
-            f"unknown indicator '{code}'{hint} (GET /api/indicators lists them)", indicator=code
+            f"unknown indicator '{code}'{hint} (GET /api/indicators lists them)",
+            close=", ".join(close),
+            indicator=code,
+            i18n="err.indicators_store.unknown_indicator_close"
+            if close
+            else "err.indicators_store.unknown_indicator",
         ) from None
 
 
@@ -240,7 +245,12 @@ def period_floor(d: date, grain: str) -> date:
         return date(d.year, 1, 1)
     if grain == "school_year":
         return date(d.year if d.month >= 9 else d.year - 1, 9, 1)
-    raise InvalidInputError(f"unknown grain '{grain}'; use one of {', '.join(GRAINS)}")
+    raise InvalidInputError(
+        f"unknown grain '{grain}'; use one of {', '.join(GRAINS)}",
+        i18n="err.indicators_store.unknown_grain_use_one",
+        grain=grain,
+        items=", ".join(GRAINS),
+    )
 
 
 def _add_months(d: date, months: int) -> date:
@@ -296,10 +306,19 @@ def resolve_grain(defn: IndicatorDef, grain: str | None) -> Frequency:
     if grain is None:
         return defn.frequency
     if grain not in _COARSER:
-        raise InvalidInputError(f"unknown grain '{grain}'; use one of {', '.join(GRAINS)}")
+        raise InvalidInputError(
+            f"unknown grain '{grain}'; use one of {', '.join(GRAINS)}",
+            i18n="err.indicators_store.unknown_grain_use_one",
+            grain=grain,
+            items=", ".join(GRAINS),
+        )
     if grain not in _COARSER[defn.frequency]:
         raise InvalidInputError(
-            f"indicator '{defn.code}' is {defn.frequency}ly data; it cannot be read by {grain}"
+            f"indicator '{defn.code}' is {defn.frequency}ly data; it cannot be read by {grain}",
+            i18n="err.indicators_store.indicator_ly_data_it_cannot",
+            indicator=defn.code,
+            frequency=defn.frequency,
+            grain=grain,
         )
     return grain  # type: ignore[return-value]
 
@@ -562,7 +581,9 @@ def _subjects_at(
     if level == "feature":
         if defn.subject_layer is None:
             raise InvalidInputError(
-                f"indicator '{defn.code}' is measured on admin units; use level commune or province"
+                f"indicator '{defn.code}' is measured on admin units; use level commune or province",
+                i18n="err.indicators_store.indicator_measured_on_admin_units",
+                indicator=defn.code,
             )
         params["slug"] = defn.subject_layer
         sql = (
@@ -603,6 +624,10 @@ def _subjects_at(
             raise NotFoundError(
                 f"unknown {what} subject(s) {', '.join(missing)} for indicator '{defn.code}'",
                 subjects=missing,
+                i18n="err.indicators_store.unknown_subject_for_indicator",
+                what=what,
+                items=", ".join(missing),
+                indicator=defn.code,
             )
     return out
 
@@ -729,10 +754,20 @@ def indicator_values(
     """
     defn = get_indicator(code)
     if level not in LEVELS:
-        raise InvalidInputError(f"unknown level '{level}'; use one of {', '.join(LEVELS)}")
+        raise InvalidInputError(
+            f"unknown level '{level}'; use one of {', '.join(LEVELS)}",
+            i18n="err.indicators_store.unknown_level_use_one",
+            level=level,
+            items=", ".join(LEVELS),
+        )
     g = resolve_grain(defn, grain)
     if start and end and end < start:
-        raise InvalidInputError(f"end {end} is before start {start}")
+        raise InvalidInputError(
+            f"end {end} is before start {start}",
+            i18n="err.indicators_store.end_before_start",
+            end=end,
+            start=start,
+        )
     subs = _subjects_at(conn, defn, level, subjects)
     lo = period_floor(start, g) if start else None
     hi = next_period(period_floor(end, g), g) if end else None
@@ -746,7 +781,10 @@ def indicator_values(
     if len(subs) * len(periods) > MAX_CELLS:
         raise InvalidInputError(
             f"{len(subs)} subjects x {len(periods)} periods is too many values; "
-            "narrow the period, pick subjects or use a coarser grain"
+            "narrow the period, pick subjects or use a coarser grain",
+            i18n="err.indicators_store.subjects_x_periods_too_many",
+            subjects=len(subs),
+            periods=len(periods),
         )
     values = np.full((len(subs), len(periods)), np.nan)
     if not series.empty and periods and subs:

@@ -28,6 +28,8 @@ def lock_layer_for_import(conn: Connection, slug: str, wait_s: float) -> None:
             raise ConflictError(
                 f"another import into layer '{slug}' is still running; try again when it ends",
                 param="layer",
+                i18n="err.locks.another_import_into_layer_still",
+                slug=slug,
             )
         time.sleep(0.25)
 

@@ -91,7 +91,11 @@ def plan_grid(
         row0 = max(0, math.floor((bounds[3] - f) / e))
         row1 = min(meta.height, math.ceil((bounds[1] - f) / e))
         if col1 <= col0 or row1 <= row0:
-            raise InvalidInputError("the area is outside the raster", layer=raster.info.slug)
+            raise InvalidInputError(
+                "the area is outside the raster",
+                layer=raster.info.slug,
+                i18n="err.rasters_read.area_outside_raster",
+            )
     w, h = col1 - col0, row1 - row0
     factor = 1
     while (w // factor) * (h // factor) > max_pixels:
@@ -171,14 +175,22 @@ def profile(
 ) -> list[dict[str, Any]]:
     """Values along a lon/lat polyline at `samples` evenly spaced points (geodesic metres)."""
     if len(line) < 2:
-        raise InvalidInputError("a profile needs a line of at least 2 points", param="line")
+        raise InvalidInputError(
+            "a profile needs a line of at least 2 points",
+            param="line",
+            i18n="err.rasters_read.profile_needs_line_at_least",
+        )
     seg = [
         _GEOD.inv(line[i][0], line[i][1], line[i + 1][0], line[i + 1][1])[2]
         for i in range(len(line) - 1)
     ]
     total = float(sum(seg))
     if total <= 0:
-        raise InvalidInputError("the profile line has no length", param="line")
+        raise InvalidInputError(
+            "the profile line has no length",
+            param="line",
+            i18n="err.rasters_read.profile_line_has_no_length",
+        )
     points: list[tuple[float, float, float]] = []
     cum = np.concatenate([[0.0], np.cumsum(seg)])
     for d in np.linspace(0.0, total, samples):
@@ -209,7 +221,11 @@ def polygon_units(conn: Connection, slug: str, limit: int) -> tuple[LayerInfo, l
     info = get_layer(conn, slug)
     if info.kind != "vector" or info.geometry_type not in ("Polygon", "MultiPolygon", "Geometry"):
         raise InvalidInputError(
-            f"units must be a polygon layer; '{slug}' holds {info.geometry_type}", param="units"
+            f"units must be a polygon layer; '{slug}' holds {info.geometry_type}",
+            param="units",
+            i18n="err.rasters_read.units_must_be_polygon_layer",
+            slug=slug,
+            geometry_type=info.geometry_type,
         )
     rows = conn.execute(
         text(
@@ -240,6 +256,9 @@ def polygon_units(conn: Connection, slug: str, limit: int) -> tuple[LayerInfo, l
         raise InvalidInputError(
             f"layer '{slug}' has more than {limit} polygons; too many units for one query",
             param="units",
+            i18n="err.rasters_read.layer_has_more_than_polygons",
+            slug=slug,
+            limit=limit,
         )
     return info, units
 

@@ -97,6 +97,7 @@ def save_raster_layer(
         raise InvalidInputError(
             f"layer '{spec.slug}' holds vector features; import the raster into another layer",
             layer=spec.slug,
+            i18n="err.rasters_store.layer_holds_vector_features_import",
         )
     layer_id = create_or_update_layer(conn, spec)
     values: dict[str, Any] = {
@@ -177,7 +178,12 @@ def get_raster(conn: Connection, slug: str) -> RasterLayer:
     info = get_layer(conn, slug)
     meta = get_raster_meta(conn, info.id)
     if meta is None:
-        raise InvalidInputError(f"layer '{slug}' is not a raster layer", layer=slug)
+        raise InvalidInputError(
+            f"layer '{slug}' is not a raster layer",
+            layer=slug,
+            i18n="err.rasters_store.layer_not_raster_layer",
+            slug=slug,
+        )
     return RasterLayer(info=info, meta=meta)
 
 
@@ -200,7 +206,11 @@ def in_use_paths(conn: Connection, slug: str) -> set[str]:
 def require_slug(conn: Connection, slug: str) -> None:
     """NotFoundError naming the slug if no such layer exists."""
     if conn.execute(select(layer.c.id).where(layer.c.slug == slug)).scalar() is None:
-        raise NotFoundError(f"layer '{slug}' does not exist", slug=slug)
+        raise NotFoundError(
+            f"layer '{slug}' does not exist",
+            slug=slug,
+            i18n="err.rasters_store.layer_does_not_exist",
+        )
 
 
 def create_batch(conn: Connection, source: str, actor: str, kind: str = "file") -> int:

@@ -117,10 +117,18 @@ def parse_rescale(raw: str | None, meta: RasterMeta) -> tuple[float, float]:
         lo, hi = (float(p) for p in parts)
     except ValueError as exc:
         raise InvalidInputError(
-            f"rescale must be two numbers 'min,max'; got {raw!r}", param="rescale"
+            f"rescale must be two numbers 'min,max'; got {raw!r}",
+            param="rescale",
+            i18n="err.rasters_tiles.rescale_must_be_two_numbers",
+            raw=raw,
         ) from exc
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        raise InvalidInputError(f"rescale needs min < max; got {raw!r}", param="rescale")
+        raise InvalidInputError(
+            f"rescale needs min < max; got {raw!r}",
+            param="rescale",
+            i18n="err.rasters_tiles.rescale_needs_min_max_got",
+            raw=raw,
+        )
     return lo, hi
 
 
@@ -131,9 +139,16 @@ def parse_colormap(raw: str | None, meta: RasterMeta) -> str:
         raise InvalidInputError(
             f"colormap must be one of {', '.join(colormaps.COLORMAPS)}; got {name!r}",
             param="colormap",
+            i18n="err.rasters_tiles.colormap_must_be_one_got",
+            items=", ".join(colormaps.COLORMAPS),
+            name=name,
         )
     if name == "rgb" and meta.bands < 3:
-        raise InvalidInputError("colormap 'rgb' needs a raster with 3 bands", param="colormap")
+        raise InvalidInputError(
+            "colormap 'rgb' needs a raster with 3 bands",
+            param="colormap",
+            i18n="err.rasters_tiles.colormap_rgb_needs_raster_with",
+        )
     return name
 
 

@@ -68,10 +68,17 @@ def process_photo(raw: bytes, max_bytes: int, name: str = "photo") -> Photo:
     """
     if len(raw) > max_bytes:
         raise PayloadTooLargeError(
-            f"{name}: {len(raw)} bytes is more than the {max_bytes}-byte limit", file=name
+            f"{name}: {len(raw)} bytes is more than the {max_bytes}-byte limit",
+            file=name,
+            i18n="err.media.bytes_more_than_byte_limit",
+            name=name,
+            n=len(raw),
+            max_bytes=max_bytes,
         )
     if not raw:
-        raise InvalidInputError(f"{name}: empty file", file=name)
+        raise InvalidInputError(
+            f"{name}: empty file", file=name, i18n="err.media.empty_file", name=name
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -81,19 +88,38 @@ def process_photo(raw: bytes, max_bytes: int, name: str = "photo") -> Photo:
                 raise InvalidInputError(
                     f"{name}: {fmt or 'unknown'} images are not accepted; send JPEG or PNG",
                     file=name,
+                    i18n="err.media.images_are_not_accepted_send",
+                    name=name,
+                    fmt=fmt or "unknown",
                 )
             if probe.width * probe.height > MAX_PIXELS:
-                raise InvalidInputError(f"{name}: more than {MAX_PIXELS} pixels", file=name)
+                raise InvalidInputError(
+                    f"{name}: more than {MAX_PIXELS} pixels",
+                    file=name,
+                    i18n="err.media.more_than_pixels",
+                    name=name,
+                    MAX_PIXELS=MAX_PIXELS,
+                )
             probe.verify()
             img = Image.open(io.BytesIO(raw))
             img.load()
     except InvalidInputError:
         raise
     except Image.DecompressionBombError as exc:  # far beyond MAX_PIXELS: refused unread
-        raise InvalidInputError(f"{name}: more than {MAX_PIXELS} pixels", file=name) from exc
+        raise InvalidInputError(
+            f"{name}: more than {MAX_PIXELS} pixels",
+            file=name,
+            i18n="err.media.more_than_pixels",
+            name=name,
+            MAX_PIXELS=MAX_PIXELS,
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Warning) as exc:
         raise InvalidInputError(
-            f"{name}: not a readable JPEG or PNG image ({exc})", file=name
+            f"{name}: not a readable JPEG or PNG image ({exc})",
+            file=name,
+            i18n="err.media.not_readable_jpeg_or_png",
+            name=name,
+            exc=str(exc),
         ) from exc
     gps = exif_gps(img)
     media_type, ext = ALLOWED_FORMATS[fmt]
@@ -141,5 +167,5 @@ def resolve_path(media_root: Path, rel: str) -> Path:
     base = (media_root / "reports").resolve()
     target = (media_root / rel).resolve()
     if not target.is_relative_to(base):
-        raise InvalidInputError("bad photo path")
+        raise InvalidInputError("bad photo path", i18n="err.media.bad_photo_path")
     return target

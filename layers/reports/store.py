@@ -144,6 +144,9 @@ def locate_commune(conn: Connection, lon: float, lat: float) -> tuple[str, str]:
         raise InvalidInputError(
             f"the point ({lon:.5f}, {lat:.5f}) is not inside any commune of the province",
             param="location",
+            i18n="err.reports_store.point_not_inside_any_commune",
+            lon=format(lon, ".5f"),
+            lat=format(lat, ".5f"),
         )
     return str(row[0]), str(row[1])
 
@@ -256,14 +259,20 @@ def submit(
     after every check passed; if anything later fails they are removed again.
     """
     if (sub.lon is None) != (sub.lat is None):
-        raise InvalidInputError("give both lon and lat, or neither", param="location")
+        raise InvalidInputError(
+            "give both lon and lat, or neither",
+            param="location",
+            i18n="err.reports_store.give_both_lon_and_lat",
+        )
     if sub.lon is not None and sub.lat is not None:
         lon, lat, source = sub.lon, sub.lat, "point"
     elif photos and photos[0].gps is not None:
         (lon, lat), source = photos[0].gps, "exif"
     else:
         raise InvalidInputError(
-            "no location: send lon/lat, or a first photo with GPS in its EXIF", param="location"
+            "no location: send lon/lat, or a first photo with GPS in its EXIF",
+            param="location",
+            i18n="err.reports_store.no_location_send_lon_lat",
         )
     commune_code, commune_name = locate_commune(conn, lon, lat)
     citizen_id = user.id if user is not None and user.role == "citizen" else None
@@ -426,7 +435,11 @@ def get_report(
         .first()
     )
     if row is None:
-        raise NotFoundError(f"report '{code}' does not exist", report=code)
+        raise NotFoundError(
+            f"report '{code}' does not exist",
+            report=code,
+            i18n="err.reports_store.report_does_not_exist",
+        )
     out = _shape(row, user, now)
     out["history"] = [
         {
@@ -520,7 +533,12 @@ def photo_file(
         .where(field_report.c.code == code, field_report_photo.c.id == photo_id, scope(user))
     ).first()
     if row is None:
-        raise NotFoundError(f"photo {photo_id} of report '{code}' does not exist")
+        raise NotFoundError(
+            f"photo {photo_id} of report '{code}' does not exist",
+            i18n="err.reports_store.photo_report_does_not_exist",
+            photo_id=photo_id,
+            report=code,
+        )
     return report_media.resolve_path(media_root, row[0]), str(row[1])
 
 
@@ -545,7 +563,11 @@ def lock_for_step(conn: Connection, code: str, user: User) -> dict[str, Any]:
         .first()
     )
     if row is None:
-        raise NotFoundError(f"report '{code}' does not exist", report=code)
+        raise NotFoundError(
+            f"report '{code}' does not exist",
+            report=code,
+            i18n="err.reports_store.report_does_not_exist",
+        )
     return dict(row)
 
 
@@ -573,7 +595,10 @@ def apply_step(
     _event(conn, report_id, now, user.username, action, report["status"], to_status, note)
     if photo is not None:
         if media_root is None:
-            raise InvalidInputError("no media root to store the resolution photo")
+            raise InvalidInputError(
+                "no media root to store the resolution photo",
+                i18n="err.reports_store.no_media_root_to_store",
+            )
         written: list[str] = []
         kind = "resolution" if action == "resolve" else "information"
         try:
@@ -600,11 +625,24 @@ def rate(conn: Connection, code: str, user: User, rating: Rating, now: datetime)
         .first()
     )
     if row is None:
-        raise NotFoundError(f"report '{code}' does not exist", report=code)
+        raise NotFoundError(
+            f"report '{code}' does not exist",
+            report=code,
+            i18n="err.reports_store.report_does_not_exist",
+        )
     if row["status"] != "resolved":
-        raise ConflictError(f"report '{code}' is {row['status']}; only resolved reports are rated")
+        raise ConflictError(
+            f"report '{code}' is {row['status']}; only resolved reports are rated",
+            i18n="err.reports_store.report_only_resolved_reports_are",
+            report=code,
+            status=row["status"],
+        )
     if row["rating"] is not None:
-        raise ConflictError(f"report '{code}' is already rated")
+        raise ConflictError(
+            f"report '{code}' is already rated",
+            i18n="err.reports_store.report_already_rated",
+            report=code,
+        )
     conn.execute(
         update(field_report)
         .where(field_report.c.id == row["id"])

@@ -207,7 +207,11 @@ def get_camera(conn: Connection, camera_id: str) -> CameraRecord:
     stmt = _camera_select(layer_id).where(feature.c.properties.op("->>")("camera_id") == camera_id)
     row = conn.execute(stmt).mappings().first()
     if row is None:
-        raise NotFoundError(f"camera '{camera_id}' does not exist", camera_id=camera_id)
+        raise NotFoundError(
+            f"camera '{camera_id}' does not exist",
+            camera_id=camera_id,
+            i18n="err.cameras.camera_does_not_exist",
+        )
     return _record(row)
 
 
@@ -219,9 +223,16 @@ def save_calibration(conn: Connection, rec: CalibrationRecord) -> None:
             f"reprojection error {rec.reprojection_error_m:.2f} m exceeds the allowed "
             f"{rec.max_error_m:.2f} m",
             camera_id=rec.camera_id,
+            i18n="err.cameras.reprojection_error_m_exceeds_allowed",
+            reprojection_error_m=format(rec.reprojection_error_m, ".2f"),
+            max_error_m=format(rec.max_error_m, ".2f"),
         )
     if len(rec.homography) != 3 or any(len(r) != 3 for r in rec.homography):
-        raise InvalidInputError("homography must be a 3×3 matrix", camera_id=rec.camera_id)
+        raise InvalidInputError(
+            "homography must be a 3×3 matrix",
+            camera_id=rec.camera_id,
+            i18n="err.cameras.homography_must_be_3_3",
+        )
     values = rec.model_dump()
     stmt = insert(camera_calibration).values(**values)
     stmt = stmt.on_conflict_do_update(
@@ -251,13 +262,23 @@ def add_zone(conn: Connection, camera_id: str, spec: ZoneSpec) -> int:
     get_camera(conn, camera_id)
     gtype = spec.geometry.get("type")
     if spec.kind == "counting_line" and gtype != "LineString":
-        raise InvalidInputError("a counting_line zone must be a LineString", kind=spec.kind)
+        raise InvalidInputError(
+            "a counting_line zone must be a LineString",
+            kind=spec.kind,
+            i18n="err.cameras.counting_line_zone_must_be",
+        )
     if spec.kind != "counting_line" and gtype not in ("Polygon", "MultiPolygon"):
-        raise InvalidInputError(f"a {spec.kind} zone must be a Polygon", kind=spec.kind)
+        raise InvalidInputError(
+            f"a {spec.kind} zone must be a Polygon",
+            kind=spec.kind,
+            i18n="err.cameras.zone_must_be_polygon",
+        )
     geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(json.dumps(spec.geometry)), 4326)
     valid = conn.execute(select(func.ST_IsValid(geom))).scalar()
     if not valid:
-        raise InvalidInputError("zone geometry is not valid", kind=spec.kind)
+        raise InvalidInputError(
+            "zone geometry is not valid", kind=spec.kind, i18n="err.cameras.zone_geometry_not_valid"
+        )
     return int(
         conn.execute(
             camera_zone.insert()

@@ -137,7 +137,11 @@ def insert_events(conn: Connection, events: Sequence[EventIn]) -> list[int]:
         return []
     for e in events:
         if e.observed_at.tzinfo is None:
-            raise InvalidInputError("event time must be timezone-aware", camera_id=e.camera_id)
+            raise InvalidInputError(
+                "event time must be timezone-aware",
+                camera_id=e.camera_id,
+                i18n="err.events.event_time_must_be_timezone",
+            )
     ensure_partitions(conn, [e.observed_at for e in events])
     ids: list[int] = []
     for e in events:
@@ -208,9 +212,18 @@ def query_events(
 ) -> list[EventOut]:
     """Events newest first, filtered by camera, time range and types."""
     if limit < 1 or limit > 10_000:
-        raise InvalidInputError(f"limit must be between 1 and 10000; got {limit}", param="limit")
+        raise InvalidInputError(
+            f"limit must be between 1 and 10000; got {limit}",
+            param="limit",
+            i18n="err.events.limit_must_be_between_1",
+            limit=limit,
+        )
     if time_from and time_to and time_from > time_to:
-        raise InvalidInputError("time range is inverted: from must be <= to", param="datetime")
+        raise InvalidInputError(
+            "time range is inverted: from must be <= to",
+            param="datetime",
+            i18n="err.events.time_range_inverted_from_must",
+        )
     conds = []
     if camera_id is not None:
         conds.append(detection_event.c.camera_id == camera_id)
@@ -235,7 +248,11 @@ def get_event(conn: Connection, event_id: int) -> EventOut:
     """One event by id, or NotFoundError."""
     row = conn.execute(_event_select().where(detection_event.c.id == event_id)).mappings().first()
     if row is None:
-        raise NotFoundError(f"event {event_id} does not exist", event_id=event_id)
+        raise NotFoundError(
+            f"event {event_id} does not exist",
+            event_id=event_id,
+            i18n="err.events.event_does_not_exist",
+        )
     return EventOut.model_validate(dict(row))
 
 

@@ -117,6 +117,8 @@ def test_two_layers_are_both_checked(client: TestClient) -> None:
 
 def test_a_malformed_slug_is_a_400_naming_the_field(client: TestClient) -> None:
     res = client.post("/api/query/nearest", json={"layer": "x\x00y", "lon": 105.0, "lat": 18.0})
-    assert res.status_code == 400 and "layer" in res.json()["detail"]
+    # the field in words in the message, and by its name for programs
+    assert res.status_code == 400 and res.json()["param"] == "layer"
+    assert "Lớp" in res.json()["detail"]
     res = client.get("/api/layers/bad%00slug/features")
     assert res.status_code == 400 and "slug" in res.json()["detail"]

@@ -65,7 +65,8 @@ def count(engine: Engine, slug: str, where: str = "true", **params: object) -> i
 
 
 def get(url: str, **params: object) -> httpx.Response:
-    return httpx.get(url, params=params, timeout=30)  # type: ignore[arg-type]
+    # English messages (Vietnamese is the default without a header)
+    return httpx.get(url, params=params, headers={"Accept-Language": "en"}, timeout=30)  # type: ignore[arg-type]
 
 
 def test_landing_conformance_collections(server: str) -> None:

@@ -150,7 +150,9 @@ def test_routes_missing_from_the_policy_are_denied(
     with TestClient(app) as c:
         assert c.get("/api/not-in-the-table").status_code == 401
         for role in ("leader", "operator", "citizen"):
-            res = c.get("/api/not-in-the-table", headers=auth_headers(role))
+            res = c.get(
+                "/api/not-in-the-table", headers={**auth_headers(role), "Accept-Language": "en"}
+            )
             assert res.status_code == 403 and "no access policy" in res.json()["detail"]
         assert c.get("/api/not-in-the-table", headers=auth_headers("admin")).status_code == 200
 

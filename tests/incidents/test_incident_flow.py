@@ -44,7 +44,8 @@ def clock() -> Clock:
 def client(seeded: Engine, settings: Settings, clock: Clock) -> Iterator[TestClient]:
     app = create_app(settings)
     app.dependency_overrides[get_now] = clock
-    with TestClient(app, base_url="https://testserver") as c:
+    # the tests read the English messages (Vietnamese is the default without a header)
+    with TestClient(app, base_url="https://testserver", headers={"Accept-Language": "en"}) as c:
         yield c
 
 

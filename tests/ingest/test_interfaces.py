@@ -97,7 +97,7 @@ def test_api_upload_job_progress_and_report(
             data={"layer": "api_bad"},
         )
         assert bad.status_code == 202
-        failed = client.get(bad.json()["href"]).json()
+        failed = client.get(bad.json()["href"], headers={"Accept-Language": "en"}).json()
         assert failed["status"] == "failed" and "unsupported" in failed["errors"][0]
 
 

@@ -70,5 +70,6 @@ def do_import(engine: Engine, settings: Settings) -> Callable[..., RasterReport]
 
 @pytest.fixture(scope="module")
 def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
+    # the tests read the English messages (Vietnamese is the default without a header)
+    with TestClient(create_app(settings), headers={"Accept-Language": "en"}) as c:
         yield c

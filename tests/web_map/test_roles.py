@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,8 +57,15 @@ def _photo(path: Path, colour: tuple[int, int, int]) -> Path:
 class Person:
     """One browser context and page of one person; records console errors."""
 
-    def __init__(self, browser: Any, base: str, viewport: dict[str, int], **ctx: Any) -> None:
-        self.context = browser.new_context(viewport=viewport, locale="vi-VN", **ctx)
+    def __init__(
+        self,
+        browser: Any,
+        base: str,
+        viewport: dict[str, int],
+        locale: str = "vi-VN",
+        **ctx: Any,
+    ) -> None:
+        self.context = browser.new_context(viewport=viewport, locale=locale, **ctx)
         self.page = self.context.new_page()
         self.base = base
         self.errors: list[str] = []
@@ -433,6 +441,13 @@ def test_operator_clicks_the_camera_under_a_traffic_point_and_works_an_alert(
     item.click()
     pg.wait_for_selector("#feed-list li.alert.focused .alert-why")
     assert "ngưỡng 20" in pg.inner_text("#feed-list li.alert.focused .alert-why")
+    # the alert's commune is outlined on the map (not just flown to)
+    pg.wait_for_function(
+        """() => { const s = window.__iocmap.app.map.getSource('alert-area');
+             const f = s && s.serialize().data.features;
+             return !!f && f.length === 1 && /Polygon/.test(f[0].geometry.type); }""",
+        timeout=20_000,
+    )
     pg.click("#feed-list li.alert.focused button[data-alert-step=ack]")
     pg.fill("#feed-list li.alert.focused .alert-note-input", "Đã cử CSGT tới hiện trường")
     pg.click("#feed-list li.alert.focused button[data-confirm=ack]")
@@ -553,8 +568,6 @@ ALLOWED_CODES = re.compile(r"^(j_[a-z_]+|t_[a-z_]+|tram_bom)$")
 
 
 def _catalogue() -> dict[str, dict[str, str]]:
-    import json
-
     data: dict[str, dict[str, str]] = json.loads(
         (Path(__file__).parents[2] / "web_map" / "i18n.json").read_text(encoding="utf-8")
     )
@@ -587,9 +600,14 @@ def _visible_text(pg: Any) -> str:
 
 @pytest.mark.parametrize("lang", ["vi", "en"])
 def test_every_page_speaks_one_language_without_raw_codes(
-    browser: Any, live_server: str, seeded: Engine, artifacts: Path, lang: str
+    browser: Any, live_server: str, seeded: Engine, artifacts: Path, lang: str, tmp_path: Path
 ) -> None:
     strings = _catalogue()
+    walk_csv = tmp_path / "diem.csv"
+    walk_csv.write_text(
+        "ten;lon;lat;congsuat\nA;105.70;18.68;120\nB;abc;18.70;80\nC;105.72;18.66;95\n",
+        encoding="utf-8",
+    )
     person = Person(browser, live_server, DESKTOP)
     person.sign_in(_user(seeded, "j_walk_admin", "admin"), lang=lang)
     pg = person.page
@@ -616,6 +634,16 @@ def test_every_page_speaks_one_language_without_raw_codes(
         if name == "planner":
             pg.click("#plan-run")
             pg.wait_for_selector("#plan-table", timeout=60_000)
+        if name == "import":
+            # a dry run shows the server's notes (delimiter, coordinate columns, CRS), the
+            # schema's types and a reject: all in the page's language
+            pg.set_input_files("#imp-file", str(walk_csv))
+            pg.fill("#imp-layer", "j_walk_csv")
+            pg.click("#imp-dry")
+            pg.wait_for_selector("#imp-report", timeout=180_000)
+            notes = pg.inner_text("#imp-report ul")
+            assert ("Dấu phân cách CSV" if lang == "vi" else "CSV delimiter") in notes, notes
+            assert ("Tọa độ lấy từ cột" if lang == "vi" else "Coordinates from columns") in notes
         text = _visible_text(pg)
         codes = sorted(
             {m.group(0) for m in RAW_CODE.finditer(text) if not ALLOWED_CODES.match(m.group(0))}
@@ -720,3 +748,426 @@ def test_gis_staff_confirm_a_replace_that_drops_most_rows(
     finally:
         with seeded.begin() as conn, contextlib.suppress(NotFoundError):
             delete_layer(conn, slug)
+
+
+def _report(
+    engine: Engine,
+    citizen: str,
+    lon: float,
+    lat: float,
+    text: str,
+    category: str = "infrastructure",
+) -> str:
+    """A citizen's report sent through the workflow (its sending is covered by the journey)."""
+    from datetime import UTC, datetime
+
+    from analytics import report_workflow as wf
+    from layers.reports import store as rep
+
+    with engine.begin() as conn:
+        user = users.get_user(conn, citizen)
+        sub = rep.Submission(category=category, description=text, lon=lon, lat=lat)
+        out = wf.submit(conn, sub, [], user, datetime.now(UTC), Path("/nonexistent"))
+    return str(out["code"])
+
+
+def _steps(engine: Engine, code: str, username: str, steps: list[tuple[str, str]]) -> None:
+    from datetime import UTC, datetime
+
+    from analytics import report_workflow as wf
+
+    with engine.begin() as conn:
+        user = users.get_user(conn, username)
+        for action, note in steps:
+            wf.take_step(conn, code, action, user, datetime.now(UTC), note=note)
+
+
+def test_citizen_rates_a_resolved_report_in_english(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    communes: list[tuple[str, str, float, float]],
+    artifacts: Path,
+) -> None:
+    """The rating screen in English, on a phone and at a desk: the resolution, then the rating."""
+    code_a, _, lon, lat = communes[0]
+    citizen = _user(seeded, "j_citizen_en", "citizen")
+    staff = _user(seeded, "j_staff_a", "commune_staff", [code_a])
+    code = _report(seeded, citizen, lon, lat, "Broken street light at the market gate")
+    # (each test reports at its own spot: within 50 m, the same category would be a duplicate)
+    _steps(
+        seeded,
+        code,
+        staff,
+        [("accept", ""), ("assign", ""), ("start", ""), ("resolve", "Đã thay bóng đèn mới")],
+    )
+    strings = _catalogue()
+    # at a desk first (the rating screen), then on the phone, where the citizen rates it
+    for viewport, name in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        person = Person(browser, live_server, viewport, locale="en-GB")
+        person.sign_in(citizen, lang="en")
+        pg = person.page
+        pg.wait_for_selector(f"#rep-mine li[data-code='{code}']", timeout=30_000)
+        pg.click(f"#rep-mine li[data-code='{code}']")
+        pg.wait_for_selector("#rep-resolution")
+        assert "Đã thay bóng đèn mới" in pg.inner_text("#rep-resolution")
+        assert "Resolution" in pg.inner_text("#rep-resolution")
+        assert pg.inner_text("#rep-detail .rep-status").strip() == strings["en"]["value.resolved"]
+        buttons = pg.locator("#rep-rate button").all_inner_texts()
+        assert buttons == [
+            strings["en"][f"value.{r}"] for r in ("hai_long", "chap_nhan", "khong_hai_long")
+        ], buttons
+        assert strings["en"]["rep.rate"] in pg.inner_text("#rep-rate")
+        pg.locator("#rep-rate").scroll_into_view_if_needed()
+        person.shot(artifacts, f"citizen_rate_{name}_en")
+        text = _visible_text(pg)
+        wrong = _wrong_language(text, "en", strings)
+        codes = {m.group(0) for m in RAW_CODE.finditer(text) if not ALLOWED_CODES.match(m.group(0))}
+        assert wrong == [] and codes == set(), (wrong, codes)
+        if name == "phone":
+            pg.click("#rep-rate button[data-rating='chap_nhan']")
+            pg.wait_for_selector("#rep-rated")
+            assert strings["en"]["value.chap_nhan"] in pg.inner_text("#rep-rated")
+            assert "Rate" in pg.inner_text("#rep-history")
+            pg.locator("#rep-rated").scroll_into_view_if_needed()
+            person.shot(artifacts, "citizen_rated_phone_en")
+            # rated once: the buttons are gone
+            assert pg.locator("#rep-rate").count() == 0
+        person.close()
+
+
+def test_staff_request_information_the_citizen_answers_and_the_operator_reopens(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    communes: list[tuple[str, str, float, float]],
+    artifacts: Path,
+    tmp_path: Path,
+) -> None:
+    """Request information → the citizen answers with a photo → resolve → the IOC desk reopens.
+
+    Commune staff may not reopen: no button, and the API says why in the page's language.
+    """
+    code_a, _, lon, lat = communes[0]
+    citizen = _user(seeded, "j_citizen_info", "citizen")
+    staff = _user(seeded, "j_staff_a", "commune_staff", [code_a])
+    operator = _user(seeded, "j_operator", "operator")
+    code = _report(seeded, citizen, lon + 0.0008, lat, "Ổ gà lớn giữa đường, xe máy dễ ngã")
+    extra = _photo(tmp_path / "o-ga.jpg", (90, 90, 90))
+
+    # 1. Staff ask the citizen for more information.
+    desk = Person(browser, live_server, DESKTOP)
+    desk.sign_in(staff)
+    dp = desk.page
+    dp.wait_for_selector(f"#rep-queue tr[data-code='{code}']", timeout=30_000)
+    dp.click(f"#rep-queue tr[data-code='{code}']")
+    dp.wait_for_selector(f"#rep-detail[data-code='{code}']")
+    dp.click("#rep-steps button[data-step='request_info']")
+    assert dp.get_attribute("#rep-step-note", "required") is not None
+    dp.fill("#rep-step-note", "Xin gửi thêm ảnh và số nhà gần nhất")
+    desk.shot(artifacts, "staff_request_info_desktop_vi")
+    dp.click("#rep-step-confirm")
+    dp.wait_for_selector("#rep-detail[data-status='info_requested']")
+    assert "Yêu cầu bổ sung" in dp.inner_text("#rep-history")
+
+    # 2. The citizen, on a phone, reads the question and answers it with a photo.
+    phone = Person(browser, live_server, PHONE, is_mobile=True, has_touch=True)
+    phone.sign_in(citizen)
+    pg = phone.page
+    pg.wait_for_selector(f"#rep-mine li[data-code='{code}']", timeout=30_000)
+    pg.click(f"#rep-mine li[data-code='{code}']")
+    pg.wait_for_selector("#rep-detail .rep-ask")
+    assert "Xin gửi thêm ảnh và số nhà gần nhất" in pg.inner_text("#rep-detail .rep-ask")
+    pg.click("#rep-steps button[data-step='provide_info']")
+    pg.fill("#rep-step-note", "Trước số nhà 25, ảnh chụp sáng nay")
+    pg.set_input_files("#rep-step-photo", str(extra))
+    phone.shot(artifacts, "citizen_provide_info_phone_vi")
+    pg.click("#rep-step-confirm")
+    pg.wait_for_selector("#rep-detail[data-status='received']")
+    assert pg.locator("#rep-detail .rep-photo img").count() == 1
+    phone.shot(artifacts, "citizen_info_sent_phone_vi")
+
+    # 3. Staff see the answer and the photo, and work the report to resolved.
+    dp.reload()
+    dp.wait_for_selector(f"#rep-queue tr[data-code='{code}']", timeout=30_000)
+    dp.click(f"#rep-queue tr[data-code='{code}']")
+    dp.wait_for_selector(f"#rep-detail[data-code='{code}'][data-status='received']")
+    assert "Trước số nhà 25" in dp.inner_text("#rep-history")
+    assert dp.locator("#rep-detail .rep-photo img").count() == 1
+    for step, status in (("accept", "accepted"), ("assign", "assigned"), ("start", "in_progress")):
+        dp.click(f"#rep-steps button[data-step='{step}']")
+        dp.click("#rep-step-confirm")
+        dp.wait_for_selector(f"#rep-detail[data-status='{status}']")
+    dp.click("#rep-steps button[data-step='resolve']")
+    dp.fill("#rep-step-note", "Đã vá ổ gà")
+    dp.click("#rep-step-confirm")
+    dp.wait_for_selector("#rep-detail[data-status='resolved']")
+    # commune staff may not reopen: no button, and the API refuses in words, in Vietnamese
+    assert dp.locator("#rep-steps button[data-step='reopen']").count() == 0
+    refused = desk.context.request.post(
+        f"{live_server}/api/reports/{code}/reopen", data={"note": "mở lại"}
+    )
+    assert refused.status == 403
+    detail = refused.json()["detail"]
+    assert "không được thực hiện bước" in detail and "Mở lại" in detail, detail
+
+    # 4. The IOC desk (operator), in English, reopens it with a reason.
+    op = Person(browser, live_server, DESKTOP, locale="en-GB")
+    op.sign_in(operator, lang="en")
+    opg = op.page
+    opg.wait_for_selector(f"#rep-queue tr[data-code='{code}']", timeout=30_000)
+    opg.click(f"#rep-queue tr[data-code='{code}']")
+    opg.wait_for_selector(f"#rep-detail[data-code='{code}'][data-status='resolved']")
+    opg.click("#rep-steps button[data-step='reopen']")
+    opg.fill("#rep-step-note", "The citizen reports the pothole is back")
+    op.shot(artifacts, "operator_reopen_desktop_en")
+    opg.click("#rep-step-confirm")
+    opg.wait_for_selector("#rep-detail[data-status='in_progress']")
+    history = opg.inner_text("#rep-history")
+    assert "Reopen" in history and "The citizen reports the pothole is back" in history
+    assert operator in history
+    assert opg.locator("#rep-resolution").count() == 0
+    op.shot(artifacts, "operator_reopened_desktop_en")
+    # a second reopen is refused by the workflow, in English
+    again = op.context.request.post(
+        f"{live_server}/api/reports/{code}/reopen", data={"note": "again"}
+    )
+    assert again.status == 409 and "is not possible" in again.json()["detail"], again.json()
+    for person in (desk, phone, op):
+        person.close()
+
+
+def test_old_query_panel_circle_follows_a_typed_radius(
+    browser: Any, live_server: str, seeded: Engine, artifacts: Path
+) -> None:
+    """A planner draws a circle, then types a radius: the circle on the map redraws to it."""
+    planner = Person(browser, live_server, DESKTOP)
+    planner.sign_in(_user(seeded, "j_planner", "planner"))
+    pg = planner.page
+    pg.goto(f"{live_server}/?lang=vi")
+    pg.wait_for_function("() => document.body.dataset.ready === '1'", timeout=90_000)
+    centre = [105.6813, 18.6734]  # central Vinh
+    pg.evaluate("c => window.__iocmap.jumpTo(c, 13)", centre)
+    assert pg.evaluate("() => window.__iocmap.settled()") is True
+    pg.click('.tab[data-tab="query"]')
+    pg.click('[data-tool="circle"]')
+    x, y = pg.evaluate("ll => window.__iocmap.project(ll)", centre)
+    pg.mouse.click(x, y)
+    pg.wait_for_timeout(150)
+    pg.mouse.click(x + 80, y)
+    pg.wait_for_selector("#query-radius")
+    first = pg.evaluate("() => window.__iocmap.app.state.query.radius")
+    assert 200 < first < 3000 and pg.input_value("#query-radius") == str(first)
+    ring_radius = """() => {
+      const d = window.__iocmap.app.state.draw, c = d.center, p = d.area.coordinates[0][0];
+      const rad = Math.PI / 180, dlat = (p[1] - c[1]) * rad, dlon = (p[0] - c[0]) * rad;
+      const a = Math.sin(dlat / 2) ** 2
+        + Math.cos(c[1] * rad) * Math.cos(p[1] * rad) * Math.sin(dlon / 2) ** 2;
+      return 2 * 6371008.8 * Math.asin(Math.sqrt(a));
+    }"""
+    screen_radius = """() => {
+      const d = window.__iocmap.app.state.draw;
+      const xs = d.area.coordinates[0].map((p) => window.__iocmap.project(p)[0]);
+      return (Math.max(...xs) - Math.min(...xs)) / 2;
+    }"""
+    assert abs(pg.evaluate(ring_radius) - first) < first * 0.01
+    px_before = pg.evaluate(screen_radius)
+    pg.mouse.move(5, 890)  # no tooltip over the circle in the pictures
+    planner.shot(artifacts, "planner_circle_drawn_desktop_vi")
+    # the planner types a new radius: the circle follows while they type, focus stays put
+    pg.fill("#query-radius", "2500")
+    assert pg.evaluate("() => window.__iocmap.app.state.query.radius") == 2500
+    assert abs(pg.evaluate(ring_radius) - 2500) < 25
+    assert pg.evaluate("() => document.activeElement.id") == "query-radius"
+    assert "2.500" in pg.inner_text("#query-area-label")
+    px_after = pg.evaluate(screen_radius)
+    assert abs(px_after / px_before - 2500 / first) < 0.05 * (2500 / first)
+    # what deck draws is the new circle (its query-area layer holds the redrawn ring)
+    pg.wait_for_function(
+        """() => { const d = window.__iocmap.deckData('query-area');
+             const a = window.__iocmap.app.state.draw.area;
+             return !!d && d[0].geometry.coordinates[0][0][0] === a.coordinates[0][0][0]; }""",
+        timeout=10_000,
+    )
+    pg.wait_for_timeout(300)
+    planner.shot(artifacts, "planner_circle_typed_desktop_vi")
+    # the question uses the typed radius
+    pg.select_option("#query-target", "schools")
+    pg.click("#query-run")
+    pg.wait_for_selector("#query-results tr >> nth=1", timeout=30_000)
+    values = pg.evaluate("() => window.__iocmap.app.state.results.map((r) => r.value)")
+    assert values and max(values) <= 2500, values[:5]
+    pg.click("#lang-toggle")
+    pg.wait_for_selector("#query-area-label")
+    assert "Radius 2,500 m" in pg.inner_text("#query-area-label")
+    planner.shot(artifacts, "planner_circle_typed_desktop_en")
+    planner.close()
+
+
+def test_staff_queue_filters_and_overdue_reports_stand_out(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    communes: list[tuple[str, str, float, float]],
+    artifacts: Path,
+) -> None:
+    """The queue filters by status, category and overdue, sorts by SLA due; late rows stand out."""
+    from datetime import UTC, datetime, timedelta
+
+    from layers.models.reports import field_report
+
+    code_a, _, lon, lat = communes[0]
+    citizen = _user(seeded, "j_citizen_q", "citizen")
+    staff = _user(seeded, "j_staff_a", "commune_staff", [code_a])
+    late = _report(seeded, citizen, lon, lat + 0.0008, "Cống thoát nước bị tắc, nước tràn ra đường")
+    fresh = _report(seeded, citizen, lon, lat, "Biển báo bị đổ sau mưa lớn", "traffic")
+    with seeded.begin() as conn:
+        conn.execute(
+            field_report.update()
+            .where(field_report.c.code == late)
+            .values(due_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    _steps(seeded, fresh, staff, [("accept", "")])
+    desk = Person(browser, live_server, DESKTOP)
+    desk.sign_in(staff)
+    pg = desk.page
+    row = pg.wait_for_selector(f"#rep-queue tr.rep-row.overdue[data-code='{late}']", timeout=30_000)
+    assert row is not None and "Quá hạn" in row.inner_text()
+    assert pg.locator(f"#rep-queue tr.rep-row.overdue[data-code='{fresh}']").count() == 0
+    # sorted by SLA due: the late one before the fresh one
+    codes = pg.locator("#rep-queue tr.rep-row").evaluate_all(
+        "rows => rows.map(r => r.dataset.code)"
+    )
+    assert codes.index(late) < codes.index(fresh), codes
+    desk.shot(artifacts, "staff_queue_overdue_desktop_vi")
+    shown = """([yes, no]) => !!document.querySelector(`#rep-queue tr[data-code='${yes}']`)
+        && !document.querySelector(`#rep-queue tr[data-code='${no}']`)"""
+    pg.check("#rep-f-overdue")
+    pg.wait_for_function(shown, arg=[late, fresh], timeout=30_000)
+    assert pg.locator("#rep-queue tr.rep-row:not(.overdue)").count() == 0
+    pg.uncheck("#rep-f-overdue")
+    pg.select_option("#rep-f-status", "accepted")
+    pg.wait_for_function(shown, arg=[fresh, late], timeout=30_000)
+    pg.select_option("#rep-f-status", "")
+    pg.select_option("#rep-f-category", "infrastructure")
+    pg.wait_for_function(shown, arg=[late, fresh], timeout=30_000)
+    desk.shot(artifacts, "staff_queue_filtered_desktop_vi")
+    desk.close()
+
+
+def test_citizen_picks_the_place_on_the_map_and_is_held_to_the_photo_limit(
+    browser: Any,
+    live_server: str,
+    seeded: Engine,
+    settings: Settings,
+    artifacts: Path,
+    tmp_path: Path,
+) -> None:
+    """In English on a phone: the place is a tap on the small map; one photo too many is refused."""
+    citizen = _user(seeded, "j_citizen_map", "citizen")
+    limit = settings.report_max_photos
+    photos = [str(_photo(tmp_path / f"anh-{i}.jpg", (30 * i, 80, 120))) for i in range(limit + 1)]
+    phone = Person(browser, live_server, PHONE, is_mobile=True, has_touch=True, locale="en-GB")
+    phone.sign_in(citizen, lang="en")
+    pg = phone.page
+    pg.wait_for_selector("#rep-form")
+    pg.select_option("#rep-category", "urban_order")
+    pg.fill("#rep-description", "Market stalls block the pavement every morning")
+    pg.wait_for_selector("#rep-pick-map canvas")
+    pg.wait_for_timeout(800)  # the small map lays out the province
+    pg.locator("#rep-pick-map").scroll_into_view_if_needed()
+    box = pg.locator("#rep-pick-map").bounding_box()
+    assert box is not None
+    pg.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    pg.wait_for_function(
+        "() => /^Chosen: \\d/.test(document.getElementById('rep-where').textContent)",
+        timeout=10_000,
+    )
+    pg.set_input_files("#rep-photos", photos)
+    pg.wait_for_selector("#rep-message.error")
+    assert f"At most {limit} photos" in pg.inner_text("#rep-message")
+    assert pg.locator("#rep-previews img").count() == limit
+    phone.shot(artifacts, "citizen_map_pick_phone_en")
+    pg.click("#rep-send")
+    pg.wait_for_selector("#rep-receipt", timeout=30_000)
+    assert re.fullmatch(r"PA-\d{4}-\d{6}", pg.inner_text("#rep-receipt-code").strip())
+    assert "Urban order" in pg.inner_text("#rep-receipt")
+    phone.shot(artifacts, "citizen_map_pick_receipt_phone_en")
+    phone.close()
+
+
+PRESETS = [
+    "near_layer",
+    "gaps",
+    "per_commune",
+    "radius",
+    "nearest",
+    "within",
+    "buffer",
+    "intersection",
+]
+
+
+def test_planner_runs_every_preset_and_exports_csv_and_geojson(
+    browser: Any, live_server: str, seeded: Engine, artifacts: Path, tmp_path: Path
+) -> None:
+    """Each of the eight questions runs from the page and answers with a table of results."""
+    import csv
+
+    planner = Person(browser, live_server, DESKTOP)
+    planner.sign_in(_user(seeded, "j_planner", "planner"))
+    pg = planner.page
+    pg.click("#nav-planner")
+    pg.wait_for_selector("#plan-presets")
+    assert (
+        pg.locator("#plan-presets button").evaluate_all("bs => bs.map(b => b.dataset.preset)")
+        == PRESETS
+    )
+    answered: dict[str, int] = {}
+    for preset in PRESETS:
+        pg.click(f"#plan-presets button[data-preset={preset}]")
+        pg.wait_for_selector(f"#plan-presets button.active[data-preset={preset}]")
+        if preset in ("radius", "nearest"):
+            pg.wait_for_selector("#plan-map canvas")
+            pg.wait_for_timeout(500)
+            box = pg.locator("#plan-map").bounding_box()
+            assert box is not None
+            pg.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            pg.wait_for_function(
+                "() => /\\d/.test(document.getElementById('plan-point').textContent)"
+            )
+        if preset == "within":
+            commune = pg.locator("#plan-sentence select[data-param=commune]")
+            pg.wait_for_function(
+                "() => document.querySelectorAll("
+                "'#plan-sentence select[data-param=commune] option').length > 1"
+            )
+            commune.select_option(index=1)
+        pg.click("#plan-run")
+        pg.wait_for_function(
+            "() => !document.getElementById('plan-run').disabled"
+            " && (document.querySelector('#plan-results h2') || document.getElementById('plan-message'))",
+            timeout=120_000,
+        )
+        assert pg.locator("#plan-message.error").count() == 0, pg.inner_text("#plan-message")
+        answered[preset] = int(re.sub(r"\D", "", pg.inner_text("#plan-results h2")) or 0)
+        if answered[preset]:
+            assert pg.locator("#plan-table tr.plan-row").count() > 0
+        if preset == "per_commune":
+            # the server's figures: population and the count per 10,000 inhabitants
+            heads = pg.locator("#plan-table th").all_inner_texts()
+            assert any("10.000" in h for h in heads), heads
+            planner.shot(artifacts, "planner_per_commune_desktop_vi")
+            with pg.expect_download() as dl:
+                pg.click("#plan-results button[data-export=geojson]")
+            doc = json.loads(Path(dl.value.path()).read_text(encoding="utf-8"))
+            assert len(doc["features"]) == answered[preset]
+        if preset == "buffer":
+            with pg.expect_download() as dl:
+                pg.click("#plan-results button[data-export=csv]")
+            with open(dl.value.path(), encoding="utf-8-sig", newline="") as fh:
+                rows = list(csv.reader(fh))
+            assert len(rows) - 1 == answered[preset], rows[:2]
+    assert all(answered[p] > 0 for p in ("near_layer", "per_commune", "buffer")), answered
+    planner.shot(artifacts, "planner_intersection_desktop_vi")
+    planner.close()

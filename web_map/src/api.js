@@ -13,8 +13,10 @@ export async function getJSON(url, opts = {}) {
     } catch {
       // not JSON: keep the status code
     }
-    const err = new Error(`${url}: ${typeof detail === 'string' ? detail : JSON.stringify(detail)}`);
+    // the server's message (in the page's language) is what a person reads; the URL stays on the error
+    const err = new Error(typeof detail === 'string' ? detail : JSON.stringify(detail));
     err.status = res.status;
+    err.url = url;
     throw err;
   }
   return res.json();

@@ -42,6 +42,11 @@ function installHook(app) {
       const ids = deckLayers(app.overlay).map((l) => l.id);
       return ids.some((i) => i.startsWith('layer-land_parcels')) ? 'deck' : null;
     },
+    /** The data of the deck layer drawn under this id now (null when none is drawn). */
+    deckData: (id) => {
+      const found = deckLayers(app.overlay).find((l) => l.id === id);
+      return found ? found.props.data : null;
+    },
     home: () => app.map.fitBounds(NGHE_AN_BOUNDS, { padding: HOME_PADDING, duration: 0 }),
     idle: () => new Promise((resolve) => (app.map.loaded() && !app.map.isMoving() ? resolve(true) : app.map.once('idle', () => resolve(true)))),
     /** Resolves once the map stopped moving, viewport data arrived and every deck layer (and tile) loaded. */

@@ -26,4 +26,6 @@ interface HTMLElement {
 interface Error {
   /** HTTP status of a failed API call (api.js getJSON). */
   status?: number;
+  /** The URL of a failed API call (api.js getJSON). */
+  url?: string;
 }

@@ -236,7 +236,7 @@ async function load(app) {
   } catch (err) {
     if (seq !== st.seq) return;
     count.className = 'warn';
-    count.textContent = `${t('app.error')}: ${err.message.replace(/^[^:]+: /, '')}`;
+    count.textContent = `${t('app.error')}: ${err.message}`;
   }
 }
 

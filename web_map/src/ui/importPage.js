@@ -72,6 +72,38 @@ function table(rows, cols, heads) {
   return tbl;
 }
 
+/** The CRS line of a report: name, EPSG code and where it came from, in words. */
+function crsText(crs) {
+  const source = crs.source ? `, ${t(`imp.crs_source.${crs.source}`)}` : '';
+  return `${crs.name || '—'} (EPSG:${crs.srid ?? '?'}${source})`;
+}
+
+/** A note as a sentence: the server's English notes start in lower case. */
+function sentence(text) {
+  return text ? text.charAt(0).toUpperCase() + text.slice(1) : text;
+}
+
+/** A column's JSON-schema type in words ("số | trống" for ["number", "null"]). */
+function typeLabel(schema) {
+  const types = Array.isArray(schema.type) ? schema.type : [schema.type];
+  const kind = schema.format === 'date' || schema.format === 'date-time' ? [schema.format] : [];
+  return [...kind, ...types.filter((x) => x && !(kind.length && x === 'string'))]
+    .map((x) => {
+      const key = `imp.type.${x}`;
+      const label = t(key);
+      return label === key ? x : label;
+    })
+    .join(' | ');
+}
+
+/** A geometry type in words ("Điểm" for Point). */
+function geomLabel(type) {
+  if (!type) return '—';
+  const key = `geom.${type}`;
+  const label = t(key);
+  return label === key ? type : label;
+}
+
 function fmtCell(v) {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'number') return fmtNumber(v, 3);
@@ -90,11 +122,11 @@ function rasterReportView(report) {
       'table',
       { class: 'imp-table' },
       el('tr', {}, el('th', {}, t('import.format')), el('td', {}, `${t('raster.kind')} · COG`)),
-      el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, `${crs.name || '—'} (EPSG:${crs.srid ?? '?'}${crs.source ? `, ${crs.source}` : ''})`)),
+      el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, crsText(crs))),
       el('tr', {}, el('th', {}, t('raster.bands')), el('td', {}, `${r.bands} · ${r.dtype} · nodata ${r.nodata ?? '—'}`)),
       el('tr', {}, el('th', {}, t('raster.size')), el('td', {}, `${fmtNumber(r.width)} × ${fmtNumber(r.height)} · ${t('raster.resolution', { m: fmtNumber(Math.round(r.resolution_m || 0)) })}`)),
     ),
-    report.notes && report.notes.length ? el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, n))) : null,
+    report.notes && report.notes.length ? el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, sentence(n)))) : null,
   );
 }
 
@@ -107,15 +139,15 @@ function reportView(report) {
       'table',
       { class: 'imp-table' },
       el('tr', {}, el('th', {}, t('import.format')), el('td', {}, `${report.format || '—'}${report.source_layer ? ` · ${report.source_layer}` : ''}`)),
-      el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, `${crs.name || '—'} (EPSG:${crs.srid ?? '?'}${crs.source ? `, ${crs.source}` : ''})`)),
-      el('tr', {}, el('th', {}, t('import.geometry')), el('td', {}, report.geometry_type || '—')),
+      el('tr', {}, el('th', {}, t('import.crs')), el('td', {}, crsText(crs))),
+      el('tr', {}, el('th', {}, t('import.geometry')), el('td', {}, geomLabel(report.geometry_type))),
       el('tr', {}, el('th', {}, t('import.rows')), el('td', {}, `${fmtNumber(report.rows_read)} · ✔ ${fmtNumber(report.rows_valid)} · ✖ ${fmtNumber(report.rows_rejected)} · ⟳ ${fmtNumber(report.repaired)}`)),
       report.inserted || report.updated ? el('tr', {}, el('th', {}, t('import.written')), el('td', {}, `+${fmtNumber(report.inserted)} · ~${fmtNumber(report.updated)} · =${fmtNumber(report.unchanged)}`)) : null,
     ),
   );
   const props = (report.property_schema && report.property_schema.properties) || {};
   if (Object.keys(props).length) {
-    box.append(el('h3', {}, t('import.schema')), table(Object.entries(props).map(([name, s]) => ({ name, type: Array.isArray(s.type) ? s.type.join('|') : s.type })), ['name', 'type'], [t('import.field'), t('import.type')]));
+    box.append(el('h3', {}, t('import.schema')), table(Object.entries(props).map(([name, s]) => ({ name, type: typeLabel(s) })), ['name', 'type'], [t('import.field'), t('import.type')]));
   }
   if (report.preview && report.preview.length) {
     // flatten {row, properties:{…}, geometry_wkt} into one column per property
@@ -124,13 +156,15 @@ function reportView(report) {
       return properties && typeof properties === 'object' ? { ...rest, ...properties } : r;
     });
     const cols = [...new Set(rowsFlat.flatMap((r) => Object.keys(r)))].slice(0, 10);
-    box.append(el('h3', {}, t('import.preview')), el('div', { class: 'results-wrap' }, table(rowsFlat, cols)));
+    // the row number and the geometry get words; the file's own columns keep their names
+    const heads = cols.map((c) => (c === 'row' ? t('imp.col.row') : c === 'geometry_wkt' ? t('imp.col.geometry_wkt') : c));
+    box.append(el('h3', {}, t('import.preview')), el('div', { class: 'results-wrap' }, table(rowsFlat, cols, heads)));
   }
   const reasons = Object.entries(report.rejects_by_reason || {});
   if (reasons.length) {
     box.append(el('h3', {}, t('import.rejects')), table(reasons.map(([reason, n]) => ({ reason: reasonLabel(reason), n })), ['reason', 'n'], [t('import.reason'), t('import.count')]));
   }
-  if (report.notes && report.notes.length) box.append(el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, n))));
+  if (report.notes && report.notes.length) box.append(el('ul', { class: 'plain small' }, report.notes.map((n) => el('li', {}, sentence(n)))));
   return box;
 }
 
@@ -147,8 +181,10 @@ async function watchJob(app, id, out) {
     const done = Number(p.done ?? p.rows_done ?? p.rows ?? 0);
     const total = Number(p.total ?? p.rows_total ?? job.counts?.rows_read ?? 0);
     const pct = job.status === 'running' ? (total ? Math.min(100, (100 * done) / total) : 30) : 100;
+    const errors = (job.errors || []).map((e) => (typeof e === 'string' ? e : e && (e.detail || e.error))).filter(Boolean);
     out.replaceChildren(
       el('div', { class: 'row between' }, el('b', {}, `${t('import.status')}: ${valueLabel(job.status)}`), el('span', { class: 'muted' }, `#${job.id}`)),
+      errors.length ? el('div', { class: 'warn', id: 'imp-errors' }, errors.map((e) => el('p', {}, e))) : null,
       el('div', { class: 'progress', id: 'imp-progress' }, el('div', { style: `width:${pct.toFixed(0)}%` })),
       job.report && Object.keys(job.report).length ? reportView(job.report) : el('p', { class: 'muted' }, total ? `${fmtNumber(done)} / ${fmtNumber(total)}` : ''),
     );
@@ -177,6 +213,14 @@ async function loadHistory(app) {
   }
 }
 
+/** The file field: the browser's own button speaks the browser's language, ours the page's. */
+function fileField() {
+  const input = el('input', { type: 'file', id: 'imp-file', class: 'rep-file', accept: ACCEPT, required: true });
+  const name = el('span', { class: 'muted small', id: 'imp-file-name' }, t('import.no_file'));
+  input.addEventListener('change', () => (name.textContent = input.files[0] ? input.files[0].name : t('import.no_file')));
+  return el('div', { class: 'imp-file-field' }, el('div', { class: 'rep-label' }, t('import.file')), el('div', { class: 'row rep-where-row' }, el('label', { class: 'btn small rep-file-btn', for: 'imp-file' }, `📄 ${t('import.choose_file')}`, input), name));
+}
+
 /** Draw the import page. */
 export function renderImportPage(app) {
   const page = document.getElementById('importpage');
@@ -193,8 +237,8 @@ export function renderImportPage(app) {
     'form',
     { class: 'imp-card', id: 'imp-form', onsubmit: (e) => e.preventDefault() },
     el('h2', {}, t('nav.import')),
-    el('label', {}, t('import.file'), el('input', { type: 'file', id: 'imp-file', accept: ACCEPT, required: true })),
-    el('label', {}, t('import.layer'), el('input', { type: 'text', id: 'imp-layer', required: true, pattern: '[a-z][a-z0-9_]{1,62}', placeholder: 'vd: tram_bom' })),
+    fileField(),
+    el('label', {}, t('import.layer'), el('input', { type: 'text', id: 'imp-layer', required: true, pattern: '[a-z][a-z0-9_]{1,62}', placeholder: t('import.layer_example') })),
     el(
       'label',
       {},

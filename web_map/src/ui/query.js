@@ -30,6 +30,7 @@ function setMode(app, mode) {
   d.points = [];
   if (d.mode) {
     d.area = null;
+    d.circle = false;
     d.center = null;
     d.areaLabel = null;
     d.communeCode = null;
@@ -37,6 +38,28 @@ function setMode(app, mode) {
   app.map.getCanvas().style.cursor = d.mode ? 'crosshair' : '';
   app.redraw();
   renderQuery(app);
+}
+
+/** The drawn circle around its centre at the query's radius, and its label. */
+function drawCircle(state) {
+  const d = state.draw;
+  d.area = { type: 'Polygon', coordinates: [circleRing(d.center, state.query.radius)] };
+  d.areaLabel = t('query.radius_label', { r: fmtNumber(state.query.radius) });
+}
+
+/** A radius typed by the planner: the drawn circle (if any) is redrawn to it at once. */
+function setRadius(app, value) {
+  const { state } = app;
+  const r = Number(value);
+  if (!Number.isFinite(r) || r < 10) return;
+  state.query.radius = r;
+  const d = state.draw;
+  if (!d.circle || !d.center) return;
+  drawCircle(state);
+  // the label in place: re-rendering the panel would take the focus from the field being typed in
+  const label = document.getElementById('query-area-label');
+  if (label) label.textContent = `◉ ${d.areaLabel}`;
+  app.redraw();
 }
 
 /** A map click while a drawing tool is active. */
@@ -51,8 +74,8 @@ export function handleQueryClick(app, lonlat) {
       d.points = [lonlat];
     } else {
       state.query.radius = Math.max(10, Math.round(distanceM(d.center, lonlat)));
-      d.area = { type: 'Polygon', coordinates: [circleRing(d.center, state.query.radius)] };
-      d.areaLabel = t('query.radius_label', { r: fmtNumber(state.query.radius) });
+      d.circle = true;
+      drawCircle(state);
       d.points = [];
       d.mode = null;
       state.query.preset = 'radius';
@@ -61,6 +84,7 @@ export function handleQueryClick(app, lonlat) {
     const hit = (state.data.admin_communes || []).find((f) => pointInGeometry(lonlat, f.geometry));
     if (hit) {
       d.area = hit.geometry;
+      d.circle = false;
       d.areaLabel = hit.properties.name;
       d.communeCode = hit.properties.code;
       d.center = representativePoint(hit.geometry);
@@ -85,6 +109,7 @@ function finishPolygon(app) {
   const pts = d.points.filter((p, i) => i === 0 || p[0] !== d.points[i - 1][0] || p[1] !== d.points[i - 1][1]);
   if (pts.length >= 3) {
     d.area = { type: 'Polygon', coordinates: [[...pts, pts[0]]] };
+    d.circle = false;
     d.center = representativePoint(d.area);
     d.areaLabel = null;
   }
@@ -99,6 +124,7 @@ function finishPolygon(app) {
 export function setArea(app, geometry, label = null) {
   const d = app.state.draw;
   d.area = geometry;
+  d.circle = false;
   d.communeCode = null;
   d.center = representativePoint(geometry);
   d.areaLabel = label;
@@ -236,7 +262,7 @@ export function renderQuery(app) {
         {
           class: 'btn small ghost',
           onclick: () => {
-            Object.assign(d, { mode: null, points: [], center: null, area: null, areaLabel: null, communeCode: null });
+            Object.assign(d, { mode: null, points: [], center: null, area: null, areaLabel: null, communeCode: null, circle: false });
             state.results = [];
             state.highlight = null;
             app.update();
@@ -247,7 +273,9 @@ export function renderQuery(app) {
     ),
   );
   if (d.mode) box.append(el('p', { class: 'hint' }, t(`query.hint_${d.mode}`)));
-  if (d.areaLabel) box.append(el('p', { class: 'small' }, `◉ ${d.areaLabel}`));
+  // a circle's label is written in the page's language each time (the language may have changed)
+  const areaLabel = d.circle && d.area ? t('query.radius_label', { r: fmtNumber(q.radius) }) : d.areaLabel;
+  if (areaLabel) box.append(el('p', { class: 'small', id: 'query-area-label' }, `◉ ${areaLabel}`));
   const form = el(
     'div',
     { class: 'qform' },
@@ -283,7 +311,7 @@ export function renderQuery(app) {
       ),
     ),
     q.preset === 'radius'
-      ? el('label', {}, t('query.radius_m'), el('input', { type: 'number', min: '10', step: '50', value: String(q.radius), onchange: (e) => (q.radius = Number(e.target.value) || 1000) }))
+      ? el('label', {}, t('query.radius_m'), el('input', { type: 'number', id: 'query-radius', min: '10', step: '50', value: String(q.radius), oninput: (e) => setRadius(app, e.target.value), onchange: (e) => setRadius(app, e.target.value) }))
       : null,
     q.preset === 'nearest'
       ? el('label', {}, t('query.nearest_n'), el('input', { type: 'number', min: '1', max: '100', value: String(q.nearest), onchange: (e) => (q.nearest = Number(e.target.value) || 5) }))

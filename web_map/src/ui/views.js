@@ -93,7 +93,7 @@ export async function openViews(app) {
           name.value = '';
           refresh();
         } catch (err) {
-          status.textContent = err.status === 409 ? t('views.exists') : `${t('app.error')}: ${err.message.replace(/^[^:]+: /, '')}`;
+          status.textContent = err.status === 409 ? t('views.exists') : `${t('app.error')}: ${err.message}`;
         }
       },
     },
