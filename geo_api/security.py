@@ -36,7 +36,7 @@ import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import iter_route_contexts
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.requests import Request as ScopeRequest
@@ -422,6 +422,21 @@ def check_password(
     """
     rate = settings.login_rate_per_minute / 60
     pair = f"login:pair:{username[:64]}:{ip}"
+
+    def attempt(conn: Connection, who: str, role: str, action: str, status: int) -> None:
+        audit.record(
+            conn,
+            who,
+            role,
+            action,
+            method=method,
+            path=path,
+            status=status,
+            ip=ip,
+            user_agent=user_agent,
+            details={"via": how},
+        )
+
     with engine.begin() as conn:
         by_ip = ratelimit.take(conn, f"login:ip:{ip}", settings.login_rate_burst, rate, now)
         wait = ratelimit.failure_wait_s(
@@ -434,18 +449,7 @@ def check_password(
         )
         throttled = not by_ip or wait > 0
         if throttled:
-            audit.record(
-                conn,
-                username[:64],
-                "anonymous",
-                "login_throttled",
-                method=method,
-                path=path,
-                status=429,
-                ip=ip,
-                user_agent=user_agent,
-                details={"via": how},
-            )
+            attempt(conn, username[:64], "anonymous", "login_throttled", 429)
     # Raised after the commit, so the throttling itself is recorded.
     if throttled:
         retry = wait if wait > 0 else 60
@@ -459,34 +463,12 @@ def check_password(
         with engine.begin() as conn:
             user = user_store.authenticate(conn, username, password, now)
             ratelimit.clear(conn, pair)
-            audit.record(
-                conn,
-                user.username,
-                user.role,
-                "login",
-                method=method,
-                path=path,
-                status=200,
-                ip=ip,
-                user_agent=user_agent,
-                details={"via": how},
-            )
+            attempt(conn, user.username, user.role, "login", 200)
         return user
     except AuthenticationError:
         with engine.begin() as conn:
             ratelimit.record_failure(conn, pair, now)
-            audit.record(
-                conn,
-                username[:64],
-                "anonymous",
-                "login_failed",
-                method=method,
-                path=path,
-                status=401,
-                ip=ip,
-                user_agent=user_agent,
-                details={"via": how},
-            )
+            attempt(conn, username[:64], "anonymous", "login_failed", 401)
         raise
 
 
