@@ -193,8 +193,14 @@ def get_import(batch_id: int, request: Request, engine: EngineDep) -> dict[str, 
     if isinstance(job.get("report"), dict):
         job["report"] = localized_report(lang, job["report"])
     if isinstance(job.get("errors"), list):
-        # a failed job stored its error's English detail: read back through the catalogue
-        job["errors"] = i18n.stored_all(lang, job["errors"], "err.")
+        # a failed job stored its error's English detail (a raster import: {"error": detail}):
+        # read back through the catalogue
+        job["errors"] = [
+            {**e, "error": i18n.stored(lang, e["error"], "err.")}
+            if isinstance(e, dict) and isinstance(e.get("error"), str)
+            else e
+            for e in i18n.stored_all(lang, job["errors"], "err.")
+        ]
     return job
 
 

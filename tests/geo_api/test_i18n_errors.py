@@ -256,3 +256,25 @@ def test_a_failed_import_job_says_why_in_the_callers_language(
         assert wrong_language(said[lang], lang) == [], (lang, said[lang])
     assert said["vi"].startswith("Tệp cot.csv: không tìm thấy cột tọa độ"), said["vi"]
     assert said["en"].startswith("cot.csv: no coordinate columns found"), said["en"]
+
+
+def test_a_failed_raster_import_job_says_why_in_the_callers_language(
+    client: Any, auth_headers: Headers
+) -> None:
+    """A raster import fails in its background job; the stored reason is served in vi and en."""
+    files = {"file": ("hong.tif", b"this is not a GeoTIFF at all", "image/tiff")}
+    started = client.post(
+        "/api/imports", data={"layer": "j_i18n_raster"}, files=files, headers=auth_headers("admin")
+    )
+    assert started.status_code == 202, started.text[:300]
+    batch = started.json()["id"]
+    said = {}
+    for lang in ("vi", "en"):
+        job = client.get(
+            f"/api/imports/{batch}", headers={"Accept-Language": lang, **auth_headers("admin")}
+        ).json()
+        assert job["status"] == "failed" and len(job["errors"]) == 1, job
+        said[lang] = job["errors"][0]["error"]
+    assert said["vi"].startswith("Tệp hong.tif: không phải ảnh raster đọc được"), said["vi"]
+    assert said["en"].startswith("hong.tif: "), said["en"]
+    assert said["vi"] != said["en"]
