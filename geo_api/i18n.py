@@ -30,6 +30,8 @@ _NAMED = {
     "param": "field.",
     "found": "geom.",
     "target": "geom.",
+    "frequency": "ind.grain.",
+    "grain": "ind.grain.",
 }
 # Where a request-validation error sits; not a field name.
 _LOC_ROOTS = frozenset({"body", "query", "path", "header", "cookie", "form"})

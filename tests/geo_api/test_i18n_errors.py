@@ -72,6 +72,7 @@ CASES: list[tuple[str, str | None, str, str, dict[str, Any]]] = [
     ("nul_in_where", "admin", "POST", "/api/query/nearest",
      {"json": {"layer": "hospitals", "lon": 105.6, "lat": 18.7, "where": {"name": "a\x00b"}}}),
     ("search_empty", "admin", "GET", "/api/search?q=%20", {}),
+    ("indicator_grain", "admin", "GET", "/api/indicators/hcc_received?grain=day", {}),
     ("report_missing", "admin", "GET", "/api/reports/PA-2020-000001", {}),
     ("report_short", None, "POST", "/api/reports",
      {"data": {"category": "traffic", "description": "ab", "lon": "105.68", "lat": "18.67"}}),
