@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from ingest.pipeline import ImportOptions, ImportReport, run_import
-from layers.errors import PayloadTooLargeError
+from layers.errors import IocError, PayloadTooLargeError
 from layers.settings import Settings
 
 
@@ -31,13 +31,36 @@ def _run(settings: Settings, opts: ImportOptions, batch_id: int | None) -> Impor
         progress = progress_writer(engine, batch_id) if batch_id is not None else None
         try:
             report = run_import(engine, settings, opts, progress, batch_id=batch_id)
-        except MemoryError as exc:
-            raise _too_big(settings) from exc
+        except Exception as exc:
+            if _out_of_memory(exc):
+                raise _too_big(settings) from exc
+            raise
         if progress is not None:
             progress("done", report.rows_read, report.rows_read)
         return report
     finally:
         engine.dispose()
+
+
+# What libraries say when the address-space cap stops them: Python's MemoryError, and from
+# C/C++ code (pyarrow, GDAL) a failed allocation or a thread whose stack could not be mapped.
+_OUT_OF_MEMORY_WORDS = (
+    "resource temporarily unavailable",
+    "cannot allocate memory",
+    "out of memory",
+    "bad_alloc",
+    "failed to launch worker thread",
+)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """True when `exc` is the memory cap stopping the import, whatever library raised it."""
+    if isinstance(exc, MemoryError):
+        return True
+    if isinstance(exc, IocError):
+        return False  # our own clear errors pass through as they are
+    text = str(exc).lower()
+    return any(word in text for word in _OUT_OF_MEMORY_WORDS)
 
 
 def _too_big(settings: Settings) -> PayloadTooLargeError:

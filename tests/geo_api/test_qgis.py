@@ -294,7 +294,10 @@ def _assert_loaded(report: dict[str, Any], catalogue: dict[str, Any]) -> None:
             assert entry["count"] == catalogue[slug]["feature_count"], (layer_id, entry)
         else:
             assert entry["provider"] == "vectortile"
-            assert entry["pixels_drawn"] > 100, (layer_id, entry)
+    # The tiles are drawn around a parcel: the parcels must show there. Other dense layers
+    # (made by other tests in the shared database) may have nothing in that box.
+    parcels = report["layers"].get("land_parcels_vt")
+    assert parcels is not None and parcels["pixels_drawn"] > 100, parcels
 
 
 def test_headless_qgis_loads_every_layer_with_basic_auth(

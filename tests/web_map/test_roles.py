@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import Engine, func, select
 
 from layers.auth import users
@@ -422,10 +423,19 @@ def test_operator_clicks_the_camera_under_a_traffic_point_and_works_an_alert(
     pg.goto(f"{live_server}/?lang=vi")
     pg.wait_for_function("() => document.body.dataset.ready === '1'", timeout=90_000)
     pg.evaluate(f"() => window.__iocmap.jumpTo([{lon}, {lat}], 16)")
-    assert pg.evaluate("() => window.__iocmap.settled()") is True
-    x, y = pg.evaluate(f"() => window.__iocmap.project([{lon}, {lat}])")
-    pg.mouse.click(x, y)
-    pg.wait_for_selector("#pick-chooser", timeout=20_000)
+    # Under load the traffic point's tile may land after the map reports settled; like a
+    # person, click again once it has (at most three clicks).
+    for attempt in range(3):
+        assert pg.evaluate("() => window.__iocmap.settled()") is True
+        x, y = pg.evaluate(f"() => window.__iocmap.project([{lon}, {lat}])")
+        pg.mouse.click(x, y)
+        try:
+            pg.wait_for_selector("#pick-chooser", timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            pg.keyboard.press("Escape")
     assert pg.evaluate("() => window.__iocmap.app.state.selected.slug") == "cameras"
     assert pg.inner_text("#pick-count").startswith("1 / 2")
     assert camera_id in pg.inner_text("#tab-details")

@@ -33,6 +33,9 @@ export function cameraLastFrame(state, props) {
 
 async function refresh(app) {
   const { state } = app;
+  // Only where cameras are on the map for this user: a visitor who may not see them gets
+  // nothing to ask about (and no 401 in the console).
+  if (!state.data.cameras || !state.data.cameras.length) return;
   let rows;
   try {
     rows = await getJSON('/api/cameras');

@@ -180,11 +180,11 @@ export function renderFloodPanel(app) {
     panel.dataset.shape = shape;
     buildControls(app, panel, depth);
   }
-  const slider = panel.querySelector('#flood-level');
+  const slider = /** @type {HTMLInputElement} */ (panel.querySelector('#flood-level'));
   slider.disabled = fs.source === 'depth';
   if (document.activeElement !== slider) slider.value = String(fs.level);
   panel.querySelector('#flood-level-value').textContent = t('raster.level_value', { m: fs.level.toFixed(1) });
-  for (const radio of panel.querySelectorAll('input[name=flood-src]')) radio.checked = radio.value === fs.source;
+  for (const radio of /** @type {NodeListOf<HTMLInputElement>} */ (panel.querySelectorAll('input[name=flood-src]'))) radio.checked = radio.value === fs.source;
   panel.querySelector('#flood-seed').textContent = fs.seed ? t('raster.seed_point') : t('raster.seed_river');
   panel.querySelector('#flood-status').textContent = fs.busy ? t('raster.computing') : '';
   const box = panel.querySelector('#flood-results');
