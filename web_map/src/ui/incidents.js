@@ -7,6 +7,7 @@ import { GeoJsonLayer, ScatterplotLayer } from '@deck.gl/layers';
 import { getJSON, sendJSON } from '../api.js';
 import { fmtDate, fmtNumber, t } from '../i18n.js';
 import { el } from '../util.js';
+import { picksAt } from './picker.js';
 
 const TYPES = ['flood', 'fire', 'traffic_accident', 'crowd', 'infrastructure', 'health', 'environment', 'other'];
 const SEV_COLORS = { 1: [251, 192, 45], 2: [251, 140, 0], 3: [229, 57, 53], 4: [142, 36, 170] };
@@ -174,6 +175,9 @@ export function incidentLayers(app) {
       getLineWidth: 2,
       pickable: true,
       onClick: (info) => {
+        // Features under the incident's marker (a camera first): the map's own click decides,
+        // with its chooser, so an incident opened at a camera never hides that camera.
+        if (picksAt(app, info).length) return false;
         if (info.object) selectIncident(app, info.object.id);
         return true;
       },
